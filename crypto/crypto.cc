@@ -1,0 +1,251 @@
+#include "crypto/crypto.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+
+#include <cstring>
+#include <stdexcept>
+
+namespace via::crypto {
+namespace {
+
+// The SHA-256 implementation, fetched once: OpenSSL 3's implicit fetch on every
+// EVP_sha256() digest costs more than hashing a short record.
+const EVP_MD* Sha256Md() {
+  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  return md;
+}
+
+struct BioDeleter {
+  void operator()(BIO* b) const { BIO_free(b); }
+};
+using BioPtr = std::unique_ptr<BIO, BioDeleter>;
+
+struct PkeyDeleter {
+  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
+};
+using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
+
+struct MdCtxDeleter {
+  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
+};
+using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, MdCtxDeleter>;
+
+}  // namespace
+
+struct Sha256::Impl {
+  MdCtxPtr ctx{EVP_MD_CTX_new()};
+  bool started = false;
+};
+
+Sha256::Sha256() : impl_(std::make_unique<Impl>()) {
+  if (!impl_->ctx) throw std::bad_alloc();
+}
+Sha256::~Sha256() = default;
+
+Sha256& Sha256::Update(ByteView data) {
+  if (!impl_->started) {
+    EVP_DigestInit_ex2(impl_->ctx.get(), Sha256Md(), nullptr);
+    impl_->started = true;
+  }
+  EVP_DigestUpdate(impl_->ctx.get(), data.data(), data.size());
+  return *this;
+}
+
+Hash256 Sha256::Final() {
+  if (!impl_->started) EVP_DigestInit_ex2(impl_->ctx.get(), Sha256Md(), nullptr);
+  Hash256 out{};
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(impl_->ctx.get(), out.data(), &len);
+  impl_->started = false;
+  return out;
+}
+
+Hash256 Sha256::Digest(ByteView data) {
+  Hash256 out{};
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), out.data(), &len, Sha256Md(), nullptr);
+  return out;
+}
+
+Hash256 HmacSha256(ByteView key, ByteView data) {
+  Hash256 out{};
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), data.data(), data.size(),
+       out.data(), &len);
+  return out;
+}
+
+Bytes RandomBytes(std::size_t n) {
+  Bytes out(n);
+  if (n > 0 && RAND_bytes(out.data(), static_cast<int>(n)) != 1) {
+    throw std::runtime_error("RAND_bytes failed");  // a broken RNG is a bug in the host
+  }
+  return out;
+}
+
+namespace {
+
+constexpr char kStd[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+constexpr char kUrl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+std::string Encode(ByteView data, const char* alphabet, bool pad) {
+  std::string out;
+  out.reserve((data.size() + 2) / 3 * 4);
+  std::size_t i = 0;
+  for (; i + 3 <= data.size(); i += 3) {
+    std::uint32_t v = (data[i] << 16) | (data[i + 1] << 8) | data[i + 2];
+    out.push_back(alphabet[(v >> 18) & 63]);
+    out.push_back(alphabet[(v >> 12) & 63]);
+    out.push_back(alphabet[(v >> 6) & 63]);
+    out.push_back(alphabet[v & 63]);
+  }
+  std::size_t rest = data.size() - i;
+  if (rest == 1) {
+    std::uint32_t v = data[i] << 16;
+    out.push_back(alphabet[(v >> 18) & 63]);
+    out.push_back(alphabet[(v >> 12) & 63]);
+    if (pad) out += "==";
+  } else if (rest == 2) {
+    std::uint32_t v = (data[i] << 16) | (data[i + 1] << 8);
+    out.push_back(alphabet[(v >> 18) & 63]);
+    out.push_back(alphabet[(v >> 12) & 63]);
+    out.push_back(alphabet[(v >> 6) & 63]);
+    if (pad) out += "=";
+  }
+  return out;
+}
+
+int Value(char c, bool url) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (!url && c == '+') return 62;
+  if (!url && c == '/') return 63;
+  if (url && c == '-') return 62;
+  if (url && c == '_') return 63;
+  return -1;
+}
+
+std::optional<Bytes> Decode(std::string_view text, bool url) {
+  std::size_t len = text.size();
+  if (!url) {
+    if (len % 4 != 0) return std::nullopt;
+    if (len > 0 && text[len - 1] == '=') --len;
+    if (len > 0 && text[len - 1] == '=') --len;
+  }
+  if (len % 4 == 1) return std::nullopt;
+  Bytes out;
+  out.reserve(len * 3 / 4);
+  std::uint32_t acc = 0;
+  int bits = 0;
+  for (std::size_t i = 0; i < len; ++i) {
+    int v = Value(text[i], url);
+    if (v < 0) return std::nullopt;
+    acc = (acc << 6) | static_cast<std::uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<std::uint8_t>((acc >> bits) & 0xff));
+    }
+  }
+  // Leftover bits must be zero, so that every byte string has one encoding.
+  if (bits > 0 && (acc & ((1u << bits) - 1)) != 0) return std::nullopt;
+  return out;
+}
+
+}  // namespace
+
+std::string Base64Encode(ByteView data) { return Encode(data, kStd, true); }
+std::optional<Bytes> Base64Decode(std::string_view text) { return Decode(text, false); }
+std::string Base64UrlEncode(ByteView data) { return Encode(data, kUrl, false); }
+std::optional<Bytes> Base64UrlDecode(std::string_view text) { return Decode(text, true); }
+
+bool ConstantTimeEqual(ByteView a, ByteView b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+struct Ed25519PrivateKey::Key {
+  PkeyPtr pkey;
+};
+
+Ed25519PrivateKey::Ed25519PrivateKey(std::unique_ptr<Key> key) : key_(std::move(key)) {
+  std::size_t len = public_key_.size();
+  EVP_PKEY_get_raw_public_key(key_->pkey.get(), public_key_.data(), &len);
+}
+Ed25519PrivateKey::~Ed25519PrivateKey() = default;
+
+Result<std::unique_ptr<Ed25519PrivateKey>> Ed25519PrivateKey::Generate() {
+  Bytes seed = RandomBytes(32);
+  return FromSeed(seed);
+}
+
+Result<std::unique_ptr<Ed25519PrivateKey>> Ed25519PrivateKey::FromSeed(ByteView seed) {
+  if (seed.size() != 32) {
+    return InvalidArgument("bad_key", "an Ed25519 private seed is 32 bytes");
+  }
+  PkeyPtr pkey(
+      EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, seed.data(), seed.size()));
+  if (!pkey) return Internal("could not load the Ed25519 key");
+  auto key = std::make_unique<Key>();
+  key->pkey = std::move(pkey);
+  return std::unique_ptr<Ed25519PrivateKey>(new Ed25519PrivateKey(std::move(key)));
+}
+
+Result<std::unique_ptr<Ed25519PrivateKey>> Ed25519PrivateKey::FromPem(std::string_view pem) {
+  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  if (!bio) return Internal("out of memory");
+  PkeyPtr pkey(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
+  if (!pkey || EVP_PKEY_get_id(pkey.get()) != EVP_PKEY_ED25519) {
+    return DataLoss("bad_key", "not an Ed25519 private key in PKCS#8 PEM form");
+  }
+  auto key = std::make_unique<Key>();
+  key->pkey = std::move(pkey);
+  return std::unique_ptr<Ed25519PrivateKey>(new Ed25519PrivateKey(std::move(key)));
+}
+
+Bytes Ed25519PrivateKey::Seed() const {
+  Bytes seed(32);
+  std::size_t len = seed.size();
+  EVP_PKEY_get_raw_private_key(key_->pkey.get(), seed.data(), &len);
+  return seed;
+}
+
+std::string Ed25519PrivateKey::ToPem() const {
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  PEM_write_bio_PrivateKey(bio.get(), key_->pkey.get(), nullptr, nullptr, 0, nullptr, nullptr);
+  char* data = nullptr;
+  long len = BIO_get_mem_data(bio.get(), &data);
+  return std::string(data, static_cast<std::size_t>(len));
+}
+
+Ed25519Signature Ed25519PrivateKey::Sign(ByteView message) const {
+  Ed25519Signature sig{};
+  MdCtxPtr ctx(EVP_MD_CTX_new());
+  std::size_t len = sig.size();
+  if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, key_->pkey.get()) != 1 ||
+      EVP_DigestSign(ctx.get(), sig.data(), &len, message.data(), message.size()) != 1) {
+    throw std::runtime_error("Ed25519 signing failed");  // cannot fail with a loaded key
+  }
+  return sig;
+}
+
+bool Ed25519Verify(ByteView public_key, ByteView message, ByteView signature) {
+  if (public_key.size() != kEd25519PublicKeySize || signature.size() != kEd25519SignatureSize) {
+    return false;
+  }
+  PkeyPtr pkey(EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, public_key.data(),
+                                           public_key.size()));
+  if (!pkey) return false;
+  MdCtxPtr ctx(EVP_MD_CTX_new());
+  if (!ctx || EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, pkey.get()) != 1) {
+    return false;
+  }
+  return EVP_DigestVerify(ctx.get(), signature.data(), signature.size(), message.data(),
+                          message.size()) == 1;
+}
+
+}  // namespace via::crypto

@@ -1,0 +1,88 @@
+#pragma once
+
+// Thin RAII wrappers over OpenSSL 3: SHA-256, HMAC-SHA256, Ed25519, random
+// bytes and base64. Nothing here holds global state beyond OpenSSL's own
+// algorithm cache. Objects are not thread-safe; use one per thread.
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "domain/bytes.h"
+#include "domain/status.h"
+
+namespace via::crypto {
+
+// Incremental SHA-256. Reusable: Final() resets it for the next message.
+class Sha256 {
+ public:
+  Sha256();
+  ~Sha256();
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
+
+  Sha256& Update(ByteView data);
+  Sha256& Update(std::string_view data) { return Update(AsBytes(data)); }
+  Hash256 Final();
+
+  // One-shot digest.
+  static Hash256 Digest(ByteView data);
+  static Hash256 Digest(std::string_view data) { return Digest(AsBytes(data)); }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// HMAC-SHA256(key, data).
+Hash256 HmacSha256(ByteView key, ByteView data);
+
+// Cryptographically secure random bytes.
+Bytes RandomBytes(std::size_t n);
+
+// Standard base64 with padding (RFC 4648 section 4).
+std::string Base64Encode(ByteView data);
+// Strict: rejects bad characters, bad padding and non-canonical trailing bits.
+std::optional<Bytes> Base64Decode(std::string_view text);
+// URL-safe base64 without padding (RFC 4648 section 5), as JWTs use.
+std::string Base64UrlEncode(ByteView data);
+std::optional<Bytes> Base64UrlDecode(std::string_view text);
+
+// Constant-time comparison of equal-length byte strings.
+bool ConstantTimeEqual(ByteView a, ByteView b);
+
+inline constexpr std::size_t kEd25519PublicKeySize = 32;
+inline constexpr std::size_t kEd25519SignatureSize = 64;
+using Ed25519PublicKey = std::array<std::uint8_t, kEd25519PublicKeySize>;
+using Ed25519Signature = std::array<std::uint8_t, kEd25519SignatureSize>;
+
+// An Ed25519 signing key (RFC 8032). Non-copyable; owns the OpenSSL key.
+class Ed25519PrivateKey {
+ public:
+  ~Ed25519PrivateKey();
+  Ed25519PrivateKey(const Ed25519PrivateKey&) = delete;
+  Ed25519PrivateKey& operator=(const Ed25519PrivateKey&) = delete;
+
+  static Result<std::unique_ptr<Ed25519PrivateKey>> Generate();
+  // From the 32-byte private seed.
+  static Result<std::unique_ptr<Ed25519PrivateKey>> FromSeed(ByteView seed);
+  // From a PKCS#8 PEM file body, as written by ToPem().
+  static Result<std::unique_ptr<Ed25519PrivateKey>> FromPem(std::string_view pem);
+
+  Bytes Seed() const;
+  std::string ToPem() const;
+  const Ed25519PublicKey& PublicKey() const { return public_key_; }
+  Ed25519Signature Sign(ByteView message) const;
+
+ private:
+  struct Key;
+  explicit Ed25519PrivateKey(std::unique_ptr<Key> key);
+  std::unique_ptr<Key> key_;
+  Ed25519PublicKey public_key_{};
+};
+
+// True when `signature` is a valid Ed25519 signature of `message` by `public_key`.
+bool Ed25519Verify(ByteView public_key, ByteView message, ByteView signature);
+
+}  // namespace via::crypto
