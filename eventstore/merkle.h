@@ -33,7 +33,9 @@ class NodeSource {
   virtual Result<Hash256> Node(int level, std::uint64_t index) = 0;
 };
 
-// MTH(D[begin:end]) for 0 <= begin < end, built from perfect subtrees.
+// MTH(D[begin:end]) for 0 <= begin < end, built from perfect subtrees. begin must be
+// a multiple of bit_floor(end - begin), as every range RFC 6962 recursion visits is;
+// InvalidArgument otherwise (such a range does not fold from stored perfect subtrees).
 Result<Hash256> SubtreeHash(NodeSource& nodes, std::uint64_t begin, std::uint64_t end);
 
 // Root of the first `size` leaves (EmptyRoot() for size 0).
@@ -58,7 +60,8 @@ Status VerifyInclusion(std::uint64_t index, std::uint64_t size, const Hash256& l
 // RFC 9162 section 2.1.4.2. OK when `proof` shows that the tree (size1, root1)
 // is a prefix of (size2, root2); DataLoss("consistency_proof_invalid") otherwise;
 // InvalidArgument for size1 > size2. size1 == size2 needs an empty proof and
-// equal roots; size1 == 0 needs an empty proof.
+// equal roots; size1 == 0 is InvalidArgument, as in ConsistencyProof (nothing can
+// be proven about an empty tree; the shared RFC 9162 vectors require this).
 Status VerifyConsistency(std::uint64_t size1, std::uint64_t size2, const Hash256& root1,
                          const Hash256& root2, const std::vector<Hash256>& proof);
 

@@ -1,0 +1,222 @@
+// `via audit ...`: verify, log, checkpoint, key, prove (DESIGN.md section 9).
+
+#include <ctime>
+#include <iostream>
+
+#include "cli/event_json.h"
+#include "cli/shell.h"
+#include "commands/audit.h"
+#include "eventstore/home.h"
+
+namespace via::cli {
+namespace {
+
+std::string Rfc3339(std::int64_t ms) {
+  std::time_t seconds = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char buf[40];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  char out[48];
+  std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(ms % 1000));
+  return out;
+}
+
+nlohmann::json HashList(const std::vector<Hash256>& hashes) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& h : hashes) out.push_back(B64(h));
+  return out;
+}
+
+struct VerifyFlags {
+  std::string checkpoint_file;
+  std::string key;
+};
+
+int RunVerify(Shell& shell, const VerifyFlags& flags) {
+  VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
+  eventstore::VerifyOptions options;
+  options.pinned_key = flags.key;
+  if (!flags.checkpoint_file.empty()) {
+    auto note = eventstore::ReadFile(flags.checkpoint_file);
+    if (!note.ok()) return shell.Fail(note.status().WithContext("--checkpoint"));
+    options.auditor_checkpoint.assign(note->begin(), note->end());
+  }
+  if (auto progress = shell.ProgressPrinter()) {
+    options.progress = [progress](std::uint64_t done, std::uint64_t total) {
+      progress("verifying", done, total);
+    };
+  }
+  auto report = commands::AuditVerify(ctx, options);
+  if (!report.ok()) return shell.Fail(report.status());
+  if (!report->status.ok()) {
+    if (shell.globals.json) {
+      nlohmann::json error = {{"code", report->status.reason()},
+                              {"message", report->status.message()},
+                              {"remediation", "see docs/operations.md: corruption"},
+                              {"first_bad_seq", report->first_bad_seq}};
+      shell.PrintJson({{"ok", false}, {"first_bad_seq", report->first_bad_seq}, {"error", error}});
+    } else {
+      std::cerr << "FAILED: first bad seq " << report->first_bad_seq << ": "
+                << report->status.message() << " [" << report->status.reason() << "]\n";
+    }
+    return ExitCodeFor(report->status.code());
+  }
+  if (shell.globals.json) {
+    return shell.PrintJson({{"ok", true},
+                            {"size", report->size},
+                            {"root", B64(report->root)},
+                            {"origin", report->origin},
+                            {"verifier_key", report->verifier_key},
+                            {"checkpoints_verified", report->checkpoints_verified},
+                            {"nodes_verified", report->nodes_verified},
+                            {"auditor_checkpoint_verified", report->auditor_checkpoint_verified}});
+  }
+  std::cout << "ok: " << report->size << " records, chain and Merkle tree intact\n"
+            << "root: " << B64(report->root) << "\n"
+            << "checkpoints verified: " << report->checkpoints_verified << "\n";
+  if (report->auditor_checkpoint_verified) {
+    std::cout << "saved checkpoint: consistent with today's log\n";
+  }
+  return 0;
+}
+
+int RunLog(Shell& shell, const commands::LogFilter& filter) {
+  VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
+  Status status = commands::AuditLog(ctx, filter, [&](const commands::LogEntry& entry) {
+    const Record& r = entry.record;
+    nlohmann::json fields = EventFieldsJson(r.event);
+    if (shell.globals.json) {
+      nlohmann::json line = {{"seq", entry.seq},
+                             {"type", EventTypeName(r.event)},
+                             {"recorded_at", Rfc3339(r.recorded_at_ms)},
+                             {"recorded_at_ms", r.recorded_at_ms},
+                             {"actor", r.actor},
+                             {"command_id", r.command_id},
+                             {"prev_hash", B64(r.prev_hash)},
+                             {"hash", B64(entry.hash)},
+                             {"record", B64(entry.bytes)}};
+      for (auto& [key, value] : fields.items()) line[key] = value;
+      shell.PrintJson(line);
+    } else {
+      std::cout << entry.seq << "  " << Rfc3339(r.recorded_at_ms) << "  " << r.actor << "  "
+                << EventTypeName(r.event) << "  " << fields.dump() << "\n";
+    }
+  });
+  if (!status.ok()) return shell.Fail(status);
+  return 0;
+}
+
+int RunCheckpoint(Shell& shell) {
+  VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
+  VIA_ASSIGN_OR_RETURN_EXIT(std::string note, commands::AuditCheckpoint(ctx), shell);
+  if (shell.globals.json) {
+    auto parsed = eventstore::ParseCheckpointUnverified(note);
+    nlohmann::json out = {{"note", note}};
+    if (parsed.ok()) {
+      out["origin"] = parsed->origin;
+      out["size"] = parsed->size;
+      out["root"] = B64(parsed->root);
+    }
+    return shell.PrintJson(out);
+  }
+  std::cout << note;
+  return 0;
+}
+
+int RunKey(Shell& shell) {
+  VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
+  VIA_ASSIGN_OR_RETURN_EXIT(std::string key, commands::AuditKey(ctx), shell);
+  if (shell.globals.json) return shell.PrintJson({{"verifier_key", key}});
+  std::cout << key << "\n";
+  return 0;
+}
+
+int RunProve(Shell& shell, std::uint64_t inclusion, std::uint64_t consistency) {
+  VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
+  if (inclusion > 0) {
+    VIA_ASSIGN_OR_RETURN_EXIT(auto p, commands::ProveInclusion(ctx, inclusion), shell);
+    if (shell.globals.json) {
+      return shell.PrintJson({{"leaf_index", p.leaf_index},
+                              {"tree_size", p.tree_size},
+                              {"leaf_hash", B64(p.leaf_hash)},
+                              {"root", B64(p.root)},
+                              {"proof", HashList(p.proof)},
+                              {"checkpoint", p.checkpoint}});
+    }
+    std::cout << "leaf index: " << p.leaf_index << " (seq " << inclusion << ")\n"
+              << "tree size:  " << p.tree_size << "\n"
+              << "leaf hash:  " << B64(p.leaf_hash) << "\n"
+              << "root:       " << B64(p.root) << "\n";
+    for (const auto& h : p.proof) std::cout << "proof:      " << B64(h) << "\n";
+    return 0;
+  }
+  VIA_ASSIGN_OR_RETURN_EXIT(auto p, commands::ProveConsistency(ctx, consistency), shell);
+  if (shell.globals.json) {
+    return shell.PrintJson({{"size1", p.size1},
+                            {"size2", p.size2},
+                            {"root1", B64(p.root1)},
+                            {"root2", B64(p.root2)},
+                            {"proof", HashList(p.proof)},
+                            {"checkpoint", p.checkpoint}});
+  }
+  std::cout << "size1: " << p.size1 << "\nsize2: " << p.size2 << "\nroot1: " << B64(p.root1)
+            << "\nroot2: " << B64(p.root2) << "\n";
+  for (const auto& h : p.proof) std::cout << "proof: " << B64(h) << "\n";
+  return 0;
+}
+
+}  // namespace
+
+void RegisterAudit(CLI::App& app, Shell& shell) {
+  CLI::App* audit = app.add_subcommand("audit", "verify and inspect the event log");
+  audit->require_subcommand(1);
+
+  auto verify_flags = std::make_shared<VerifyFlags>();
+  CLI::App* verify = audit->add_subcommand("verify", "re-derive and check everything from the log's bytes");
+  verify->add_option("--checkpoint", verify_flags->checkpoint_file,
+                     "a checkpoint saved earlier: check today's log is consistent with it")
+      ->check(CLI::ExistingFile);
+  verify->add_option("--key", verify_flags->key,
+                     "verifier key to trust (default: the key the log was initialized with)");
+  verify->callback([&shell, verify_flags]() {
+    shell.action = [&shell, verify_flags]() { return RunVerify(shell, *verify_flags); };
+  });
+
+  auto filter = std::make_shared<commands::LogFilter>();
+  CLI::App* log = audit->add_subcommand("log", "print records (JSON lines with --json)");
+  log->add_option("--addon", filter->addon, "only this add-on (name: every incarnation, or id)");
+  log->add_option("--app", filter->app, "only records about this app");
+  log->add_option("--since", filter->since, "from this seq on");
+  log->add_option("--limit", filter->limit, "at most this many records");
+  log->callback([&shell, filter]() {
+    shell.action = [&shell, filter]() { return RunLog(shell, *filter); };
+  });
+
+  audit->add_subcommand("checkpoint", "print the latest signed checkpoint")->callback([&shell]() {
+    shell.action = [&shell]() { return RunCheckpoint(shell); };
+  });
+  audit->add_subcommand("key", "print the checkpoint verifier key")->callback([&shell]() {
+    shell.action = [&shell]() { return RunKey(shell); };
+  });
+
+  auto inclusion = std::make_shared<std::uint64_t>(0);
+  auto consistency = std::make_shared<std::uint64_t>(0);
+  CLI::App* prove = audit->add_subcommand("prove", "inclusion or consistency proof (RFC 6962)");
+  auto* inc = prove->add_option("--inclusion", *inclusion, "prove record SEQ is in the log")
+                  ->check(CLI::PositiveNumber);
+  auto* con = prove->add_option("--consistency", *consistency,
+                                "prove the log of OLD_SIZE records is a prefix of today's")
+                  ->check(CLI::PositiveNumber);
+  inc->excludes(con);
+  prove->callback([&shell, inclusion, consistency, inc, con]() {
+    shell.action = [&shell, inclusion, consistency, inc, con]() {
+      if (inc->count() == 0 && con->count() == 0) {
+        return shell.Fail(InvalidArgument("usage", "pass --inclusion SEQ or --consistency OLD_SIZE"));
+      }
+      return RunProve(shell, *inclusion, *consistency);
+    };
+  });
+}
+
+}  // namespace via::cli

@@ -1,0 +1,50 @@
+#include "cli/event_json.h"
+
+#include "crypto/crypto.h"
+
+namespace via {
+
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(LogInitialized, log_id, origin, checkpoint_verifier_key,
+                                   workload_verifier_key)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(AddonCreated, addon_id, name, provider, app, binding)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(StorageProvisioned, addon_id)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ProvisioningFailed, addon_id, reason, data_present)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(AddonRenamed, addon_id, old_name, new_name)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(BindingAttached, app, binding, addon_id)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(BindingDetached, app, binding, addon_id)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(BindingClaim, binding, addon_id)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(BindingSnapshotted, app, release_id, claims)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(GenerationRevoked, addon_id, generation)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(SnapshotRequested, addon_id, snapshot_id, label)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(SnapshotFailed, addon_id, snapshot_id, reason)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(RestoreRequested, addon_id, snapshot_id, safety_snapshot_id)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(SnapshotRestored, addon_id, snapshot_id, safety_snapshot_id)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(RestoreFailed, addon_id, snapshot_id, reason)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(StorageRepaired, addon_id, action, snapshot_id, detail)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(AddonDestroyed, addon_id, tombstone_name)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(WorkloadTokenIssued, app, release_id, token_id, expires_at_ms)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(GenerationDelivered, addon_id, generation, app, release_id)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(RepairRequested, addon_id, action)
+
+// Events with byte fields: written out so the bytes go through base64.
+static void to_json(nlohmann::json& j, const GenerationRotated& e) {
+  j = {{"addon_id", e.addon_id},
+       {"generation", e.generation},
+       {"fingerprint", crypto::Base64Encode(e.fingerprint)},
+       {"salt", crypto::Base64Encode(e.salt)}};
+}
+static void to_json(nlohmann::json& j, const SnapshotTaken& e) {
+  j = {{"addon_id", e.addon_id},   {"snapshot_id", e.snapshot_id},
+       {"sha256", crypto::Base64Encode(e.sha256)}, {"bytes", e.bytes},
+       {"page_count", e.page_count}};
+}
+
+}  // namespace via
+
+namespace via::cli {
+
+nlohmann::json EventFieldsJson(const Event& event) {
+  return std::visit([](const auto& e) { return nlohmann::json(e); }, event);
+}
+
+}  // namespace via::cli

@@ -1,0 +1,77 @@
+#include "cli/shell.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <iostream>
+
+#include "crypto/crypto.h"
+
+namespace via::cli {
+
+Shell::Shell() {
+  if (const char* user = std::getenv("USER"); user && *user) globals.actor = user;
+}
+
+Result<commands::Context> Shell::MakeContext() {
+  VIA_ASSIGN_OR_RETURN(eventstore::Home home,
+                       eventstore::Home::Resolve(globals.home.empty()
+                                                     ? std::nullopt
+                                                     : std::optional<std::string>(globals.home)));
+  commands::Context ctx;
+  ctx.home = home;
+  ctx.actor = globals.actor.empty() ? "unknown" : globals.actor;
+  ctx.clock = &clock_;
+  ctx.ids = &ids_;
+  ctx.progress = ProgressPrinter();
+  return ctx;
+}
+
+int Shell::Fail(const Status& status) {
+  std::string code = status.reason().empty() ? StatusCodeName(status.code()) : status.reason();
+  if (globals.json) {
+    nlohmann::json error = {{"code", code}, {"message", status.message()}};
+    error["remediation"] = status.remediation().empty() ? nlohmann::json(nullptr)
+                                                        : nlohmann::json(status.remediation());
+    std::cout << nlohmann::json{{"error", error}}.dump() << "\n";
+  } else {
+    std::cerr << "error: " << status.message() << " [" << code << "]\n";
+    if (!status.remediation().empty()) std::cerr << "  fix: " << status.remediation() << "\n";
+  }
+  return ExitCodeFor(status.code());
+}
+
+int Shell::PrintJson(const nlohmann::json& value) {
+  std::cout << value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+  return 0;
+}
+
+bool Shell::StdoutIsTty() const { return ::isatty(STDOUT_FILENO) == 1; }
+bool Shell::StderrIsTty() const { return ::isatty(STDERR_FILENO) == 1; }
+
+Status Shell::ConfirmDestructive(const std::string& what) {
+  if (globals.yes) return Status::Ok();
+  if (::isatty(STDIN_FILENO) != 1) {
+    return InvalidArgument("confirmation_required",
+                           what + " is destructive and there is no terminal to confirm it: "
+                                  "pass --yes");
+  }
+  std::cerr << what << ". Type 'yes' to continue: " << std::flush;
+  std::string answer;
+  std::getline(std::cin, answer);
+  if (answer != "yes") return FailedPrecondition("not_confirmed", "not confirmed; nothing done");
+  return Status::Ok();
+}
+
+std::function<void(const std::string&, std::uint64_t, std::uint64_t)> Shell::ProgressPrinter() {
+  if (!StderrIsTty() || globals.json) return nullptr;
+  return [](const std::string& what, std::uint64_t done, std::uint64_t total) {
+    int percent = total ? static_cast<int>(done * 100 / total) : 100;
+    std::cerr << "\r" << what << ": " << done << "/" << total << " (" << percent << "%)"
+              << (done >= total ? "\n" : "") << std::flush;
+  };
+}
+
+std::string B64(ByteView bytes) { return crypto::Base64Encode(bytes); }
+
+}  // namespace via::cli

@@ -1,0 +1,70 @@
+#pragma once
+
+// The CLI's shared shell: global flags, the object graph (clock, ids, context),
+// and rendering of results and errors. Domain logic lives in commands/.
+
+#include <functional>
+#include <optional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "commands/context.h"
+#include "domain/status.h"
+
+namespace via::cli {
+
+struct Globals {
+  std::string home;
+  bool json = false;
+  std::string actor;
+  bool yes = false;
+};
+
+class Shell {
+ public:
+  Shell();
+
+  Globals globals;
+  // The chosen verb's action; returns the exit code.
+  std::function<int()> action;
+
+  // A context for command handlers built from the global flags.
+  Result<commands::Context> MakeContext();
+
+  // Prints an error (text on stderr, or the JSON error object on stdout) and
+  // returns its exit code.
+  int Fail(const Status& status);
+  // Prints `value` as one JSON document (or line) on stdout; returns 0.
+  int PrintJson(const nlohmann::json& value);
+
+  bool StdoutIsTty() const;
+  bool StderrIsTty() const;
+  // OK when destructive work may proceed: --yes, or a TTY user who types "yes".
+  Status ConfirmDestructive(const std::string& what);
+
+  // A progress sink that draws on stderr when it is a TTY (else does nothing).
+  std::function<void(const std::string&, std::uint64_t, std::uint64_t)> ProgressPrinter();
+
+ private:
+  commands::SystemClock clock_;
+  commands::RandomIdGenerator ids_{clock_};
+};
+
+// Registers the nouns (one file each).
+void RegisterInit(CLI::App& app, Shell& shell);
+void RegisterAudit(CLI::App& app, Shell& shell);
+
+// Binds a Result's value or prints its error and returns the exit code.
+#define VIA_ASSIGN_OR_RETURN_EXIT(lhs, expr, shell) \
+  VIA_ASSIGN_OR_RETURN_EXIT_IMPL_(VIA_CONCAT_(via_exit_, __LINE__), lhs, expr, shell)
+#define VIA_ASSIGN_OR_RETURN_EXIT_IMPL_(tmp, lhs, expr, shell) \
+  auto tmp = (expr);                                           \
+  if (!tmp.ok()) return (shell).Fail(tmp.status());            \
+  lhs = std::move(tmp).value()
+
+// Base64 of a digest.
+std::string B64(ByteView bytes);
+
+}  // namespace via::cli

@@ -1,0 +1,104 @@
+#include "commands/audit.h"
+
+#include <set>
+
+#include "eventstore/record_codec.h"
+
+namespace via::commands {
+
+Result<InitResult> Init(const Context& ctx) {
+  VIA_ASSIGN_OR_RETURN(auto log, ctx.OpenLog());
+  VIA_ASSIGN_OR_RETURN(eventstore::Head head, log->store().GetHead());
+  InitResult result;
+  result.created = log->initialized_now();
+  result.home = ctx.home.root.string();
+  result.log_id = log->log_id();
+  result.origin = log->origin();
+  result.verifier_key = log->verifier_key().ToString();
+  result.size = head.seq;
+  return result;
+}
+
+Result<eventstore::VerifyReport> AuditVerify(const Context& ctx,
+                                             const eventstore::VerifyOptions& options) {
+  VIA_ASSIGN_OR_RETURN(auto log, ctx.OpenLogForAudit());
+  return eventstore::VerifyLog(log->store(), options);
+}
+
+Status AuditLog(const Context& ctx, const LogFilter& filter,
+                const std::function<void(const LogEntry&)>& visit) {
+  VIA_ASSIGN_OR_RETURN(auto log, ctx.OpenLogForAudit());
+  std::set<std::string> addon_ids;  // every incarnation of filter.addon
+  if (!filter.addon.empty()) addon_ids.insert(filter.addon);
+  std::uint64_t shown = 0;
+  Status error;
+  VIA_RETURN_IF_ERROR(log->store().Scan(1, 0, [&](const eventstore::StoredRecord& row) {
+    auto record = eventstore::DecodeRecord(row.bytes);
+    if (!record.ok()) {
+      error = record.status().WithContext("seq " + std::to_string(row.seq));
+      return false;
+    }
+    if (const auto* created = std::get_if<AddonCreated>(&record->event)) {
+      if (!filter.addon.empty() && created->name == filter.addon) {
+        addon_ids.insert(created->addon_id);
+      }
+    }
+    if (row.seq < filter.since) return true;
+    if (!filter.addon.empty() && !addon_ids.count(EventAddonId(record->event))) return true;
+    if (!filter.app.empty() && EventApp(record->event) != filter.app) return true;
+    visit(LogEntry{row.seq, row.hash, row.bytes, std::move(record).value()});
+    ++shown;
+    return filter.limit == 0 || shown < filter.limit;
+  }));
+  return error;
+}
+
+Result<std::string> AuditCheckpoint(const Context& ctx) {
+  VIA_ASSIGN_OR_RETURN(auto log, ctx.OpenLogForAudit());
+  return log->store().LatestCheckpoint();
+}
+
+Result<std::string> AuditKey(const Context& ctx) {
+  VIA_ASSIGN_OR_RETURN(auto log, ctx.OpenLogForAudit());
+  return log->verifier_key().ToString();
+}
+
+Result<InclusionProof> ProveInclusion(const Context& ctx, std::uint64_t seq) {
+  VIA_ASSIGN_OR_RETURN(auto log, ctx.OpenLogForAudit());
+  auto& store = log->store();
+  VIA_ASSIGN_OR_RETURN(eventstore::Head head, store.GetHead());
+  if (seq == 0 || seq > head.seq) {
+    return NotFound("seq_not_found", "seq " + std::to_string(seq) + " is not in the log (size " +
+                                         std::to_string(head.seq) + ")");
+  }
+  InclusionProof out;
+  out.leaf_index = seq - 1;
+  out.tree_size = head.seq;
+  VIA_ASSIGN_OR_RETURN(out.leaf_hash, store.nodes().Node(0, seq - 1));
+  VIA_ASSIGN_OR_RETURN(out.root, eventstore::merkle::Root(store.nodes(), head.seq));
+  VIA_ASSIGN_OR_RETURN(out.proof,
+                       eventstore::merkle::InclusionProof(store.nodes(), seq - 1, head.seq));
+  VIA_ASSIGN_OR_RETURN(out.checkpoint, store.LatestCheckpoint());
+  return out;
+}
+
+Result<ConsistencyProof> ProveConsistency(const Context& ctx, std::uint64_t old_size) {
+  VIA_ASSIGN_OR_RETURN(auto log, ctx.OpenLogForAudit());
+  auto& store = log->store();
+  VIA_ASSIGN_OR_RETURN(eventstore::Head head, store.GetHead());
+  if (old_size == 0 || old_size > head.seq) {
+    return InvalidArgument("bad_size", "OLD_SIZE must be between 1 and the log size " +
+                                           std::to_string(head.seq));
+  }
+  ConsistencyProof out;
+  out.size1 = old_size;
+  out.size2 = head.seq;
+  VIA_ASSIGN_OR_RETURN(out.root1, eventstore::merkle::Root(store.nodes(), old_size));
+  VIA_ASSIGN_OR_RETURN(out.root2, eventstore::merkle::Root(store.nodes(), head.seq));
+  VIA_ASSIGN_OR_RETURN(out.proof,
+                       eventstore::merkle::ConsistencyProof(store.nodes(), old_size, head.seq));
+  VIA_ASSIGN_OR_RETURN(out.checkpoint, store.LatestCheckpoint());
+  return out;
+}
+
+}  // namespace via::commands

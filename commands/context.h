@@ -1,0 +1,47 @@
+#pragma once
+
+// What every command handler gets: the home, the actor, a clock and an id
+// generator (injected so tests control time and ids), and a progress sink.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "domain/ids.h"
+#include "eventstore/event_log.h"
+#include "eventstore/home.h"
+
+namespace via::commands {
+
+struct Context {
+  eventstore::Home home;
+  std::string actor;
+  Clock* clock = nullptr;
+  IdGenerator* ids = nullptr;
+  // Long work reports (what, done, total); may be null.
+  std::function<void(const std::string& what, std::uint64_t done, std::uint64_t total)> progress;
+
+  // Opens the home's log for commands that append (initializing a new home).
+  Result<std::unique_ptr<eventstore::EventLog>> OpenLog() const;
+  // Opens the log for reading only (auditors): no init, no tail check.
+  Result<std::unique_ptr<eventstore::EventLog>> OpenLogForAudit() const;
+};
+
+// The wall clock.
+class SystemClock : public Clock {
+ public:
+  std::int64_t NowMs() override;
+};
+
+// ULIDs from the system clock and OpenSSL's random generator.
+class RandomIdGenerator : public IdGenerator {
+ public:
+  explicit RandomIdGenerator(Clock& clock) : clock_(clock) {}
+  std::string NewId(const std::string& prefix) override;
+
+ private:
+  Clock& clock_;
+};
+
+}  // namespace via::commands

@@ -1,0 +1,178 @@
+#include "eventstore/event_log.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "eventstore/record_codec.h"
+
+namespace via::eventstore {
+namespace fs = std::filesystem;
+
+namespace {
+
+// Creates `path` with `data` only if it does not exist yet: writes a private
+// temp file, fsyncs it and link()s it into place (link fails when the name
+// exists), so exactly one of several racing processes wins.
+Status CreateExclusively(const fs::path& path, ByteView data) {
+  fs::path tmp = path;
+  tmp += ".tmp." + std::to_string(::getpid());
+  VIA_RETURN_IF_ERROR(WriteFileAtomically(tmp, data, 0600));
+  int rc = ::link(tmp.c_str(), path.c_str());
+  int err = errno;
+  ::unlink(tmp.c_str());
+  if (rc != 0 && err != EEXIST) {
+    return Internal("create " + path.string() + ": " + std::strerror(err));
+  }
+  return SyncDirectory(path.parent_path());
+}
+
+}  // namespace
+
+Result<std::unique_ptr<crypto::Ed25519PrivateKey>> LoadOrCreateSigningKey(const fs::path& path) {
+  auto existing = ReadFile(path);
+  if (!existing.ok() && existing.status().code() != StatusCode::kNotFound) {
+    return existing.status();
+  }
+  if (!existing.ok()) {
+    VIA_ASSIGN_OR_RETURN(auto fresh, crypto::Ed25519PrivateKey::Generate());
+    std::string pem = fresh->ToPem();
+    VIA_RETURN_IF_ERROR(CreateExclusively(path, AsBytes(pem)));
+    VIA_ASSIGN_OR_RETURN(existing, ReadFile(path));
+  }
+  auto key = crypto::Ed25519PrivateKey::FromPem(AsChars(*existing));
+  if (!key.ok()) return key.status().WithContext(path.string());
+  return key;
+}
+
+Result<Bytes> LoadOrCreateSecret(const fs::path& path) {
+  auto existing = ReadFile(path);
+  if (!existing.ok() && existing.status().code() != StatusCode::kNotFound) {
+    return existing.status();
+  }
+  if (!existing.ok()) {
+    VIA_RETURN_IF_ERROR(CreateExclusively(path, crypto::RandomBytes(32)));
+    VIA_ASSIGN_OR_RETURN(existing, ReadFile(path));
+  }
+  if (existing->size() != 32) {
+    return DataLoss("bad_key", path.string() + " must hold 32 bytes, it holds " +
+                                   std::to_string(existing->size()));
+  }
+  return existing;
+}
+
+std::string WorkloadVerifierKey(const crypto::Ed25519PrivateKey& key) {
+  return VerifierKey::For("via-workload", key.PublicKey()).ToString();
+}
+
+Result<std::unique_ptr<EventLog>> EventLog::Open(const Options& options) {
+  const Home& home = options.home;
+  std::unique_ptr<EventLog> log(new EventLog());
+  std::error_code ec;
+  if (options.read_only) {
+    if (!fs::exists(home.log_db(), ec)) {
+      return NotFound("log_missing", "no event log in " + home.root.string())
+          .WithRemediation("via init --home " + home.root.string());
+    }
+  } else {
+    VIA_RETURN_IF_ERROR(home.EnsureDirectories());
+  }
+  LogStore::Options store_options;
+  store_options.path = home.log_db().string();
+  store_options.read_only = options.read_only;
+  VIA_ASSIGN_OR_RETURN(log->store_, LogStore::Open(store_options));
+  VIA_ASSIGN_OR_RETURN(Head head, log->store_->GetHead());
+
+  if (head.seq == 0) {
+    if (options.read_only) {
+      return NotFound("log_empty", "the event log in " + home.root.string() + " is empty")
+          .WithRemediation("via init --home " + home.root.string());
+    }
+    if (options.clock == nullptr || options.ids == nullptr) {
+      return Internal("initializing a log needs a clock and an id generator");
+    }
+    VIA_ASSIGN_OR_RETURN(auto log_key, LoadOrCreateSigningKey(home.log_key()));
+    VIA_ASSIGN_OR_RETURN(auto workload_key, LoadOrCreateSigningKey(home.workload_key()));
+    VIA_RETURN_IF_ERROR(LoadOrCreateSecret(home.credentials_key()).status());
+    std::string log_id = options.ids->NewId("lg_");
+    std::string origin = "via.local/" + log_id;
+    VerifierKey verifier = VerifierKey::For(origin, log_key->PublicKey());
+    AppendRequest request;
+    request.actor = options.actor;
+    request.command_id = "init";
+    request.recorded_at_ms = options.clock->NowMs();
+    request.expected_head = Head{};
+    request.events.push_back(
+        LogInitialized{log_id, origin, verifier.ToString(), WorkloadVerifierKey(*workload_key)});
+    auto appended = log->store_->Append(request, Signer{log_key.get(), origin});
+    if (appended.ok() && !appended->replayed) {
+      log->initialized_now_ = true;
+      std::string pub = verifier.ToString() + "\n";
+      VIA_RETURN_IF_ERROR(WriteFileAtomically(home.log_pub(), AsBytes(pub), 0644));
+    } else if (!appended.ok() && appended.status().code() != StatusCode::kAborted) {
+      return appended.status().WithContext("initialize the event log");
+    }
+    // Lost the race (Aborted or replayed): another process initialized; read its record.
+  }
+
+  VIA_ASSIGN_OR_RETURN(Record first, log->store_->Read(1));
+  const auto* init = std::get_if<LogInitialized>(&first.event);
+  if (init == nullptr) return DataLoss("log_not_initialized", "seq 1 is not LogInitialized");
+  log->origin_ = init->origin;
+  log->log_id_ = init->log_id;
+  VIA_ASSIGN_OR_RETURN(log->verifier_key_, VerifierKey::Parse(init->checkpoint_verifier_key));
+
+  if (!options.read_only) {
+    VIA_ASSIGN_OR_RETURN(log->key_, LoadOrCreateSigningKey(home.log_key()));
+    if (log->key_->PublicKey() != log->verifier_key_.public_key) {
+      return DataLoss("key_mismatch", home.log_key().string() +
+                                          " is not the key this log was initialized with")
+          .WithRemediation("restore keys/log.key from backup (see docs/operations.md)");
+    }
+  }
+  if (options.check_tail) VIA_RETURN_IF_ERROR(log->CheckTail());
+  return log;
+}
+
+Status EventLog::CheckTail() {
+  VIA_ASSIGN_OR_RETURN(Head head, store_->GetHead());
+  if (head.seq == 0) return Status::Ok();
+  VIA_ASSIGN_OR_RETURN(StoredRecord last, store_->ReadRow(head.seq));
+  auto tail_error = [&](std::uint64_t seq, const std::string& what) {
+    return DataLoss("broken_tail", "the event log's tail is damaged at seq " +
+                                       std::to_string(seq) + ": " + what +
+                                       "; refusing to append after it")
+        .WithRemediation("via audit verify");
+  };
+  auto record = DecodeRecord(last.bytes);
+  if (!record.ok()) return tail_error(head.seq, record.status().message());
+  if (record->seq != head.seq) return tail_error(head.seq, "row holds another seq");
+  if (crypto::Sha256::Digest(last.bytes) != last.hash) {
+    return tail_error(head.seq, "record does not match its stored hash");
+  }
+  if (head.seq > 1) {
+    VIA_ASSIGN_OR_RETURN(StoredRecord before, store_->ReadRow(head.seq - 1));
+    if (before.hash != record->prev_hash) return tail_error(head.seq, "chain link broken");
+  }
+  auto note = store_->LatestCheckpoint();
+  if (!note.ok()) return tail_error(head.seq, note.status().message());
+  auto checkpoint = OpenCheckpoint(*note, verifier_key_);
+  if (!checkpoint.ok()) return tail_error(head.seq, checkpoint.status().message());
+  if (checkpoint->size != head.seq) {
+    return tail_error(std::min(checkpoint->size, head.seq) + 1,
+                      "newest checkpoint covers " + std::to_string(checkpoint->size) +
+                          " records, the log holds " + std::to_string(head.seq));
+  }
+  VIA_ASSIGN_OR_RETURN(Hash256 root, merkle::Root(store_->nodes(), head.seq));
+  if (root != checkpoint->root) return tail_error(head.seq, "Merkle root differs from checkpoint");
+  return Status::Ok();
+}
+
+Result<AppendResult> EventLog::Append(const AppendRequest& request) {
+  if (!key_) return FailedPrecondition("read_only", "the log was opened read-only");
+  return store_->Append(request, Signer{key_.get(), origin_});
+}
+
+}  // namespace via::eventstore

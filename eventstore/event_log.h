@@ -1,0 +1,73 @@
+#pragma once
+
+// The event log of a home: the LogStore plus the key that signs its
+// checkpoints and the origin it signs for. Opening a home that has no log
+// initializes it: creates the keys (0600) and appends LogInitialized as seq 1.
+// Two processes initializing at once agree on one set of keys and one
+// LogInitialized (keys are created exclusively, the append checks the head).
+//
+// Open() also checks the log's tail (the newest record decodes, hashes to its
+// stored hash and links to the one before it; the newest checkpoint is signed
+// by the log key over that size) and refuses a broken tail with DataLoss, so no
+// command builds on a damaged log.
+
+#include <memory>
+#include <string>
+
+#include "crypto/crypto.h"
+#include "domain/ids.h"
+#include "eventstore/checkpoint.h"
+#include "eventstore/home.h"
+#include "eventstore/log_store.h"
+
+namespace via::eventstore {
+
+class EventLog {
+ public:
+  struct Options {
+    Home home;
+    Clock* clock = nullptr;      // for LogInitialized's time
+    IdGenerator* ids = nullptr;  // for the log id
+    std::string actor;
+    bool read_only = false;  // never initialize or append
+    bool check_tail = true;  // auditors open a damaged log to inspect it
+  };
+
+  // Errors: DataLoss for a broken tail or unreadable key; NotFound when
+  // read_only and there is no log.
+  static Result<std::unique_ptr<EventLog>> Open(const Options& options);
+
+  LogStore& store() { return *store_; }
+  const std::string& origin() const { return origin_; }
+  const VerifierKey& verifier_key() const { return verifier_key_; }
+  const std::string& log_id() const { return log_id_; }
+  // True when this Open() created the log.
+  bool initialized_now() const { return initialized_now_; }
+
+  // Appends and signs the new checkpoint. See LogStore::Append.
+  Result<AppendResult> Append(const AppendRequest& request);
+
+ private:
+  EventLog() = default;
+  Status CheckTail();
+
+  std::unique_ptr<LogStore> store_;
+  std::unique_ptr<crypto::Ed25519PrivateKey> key_;
+  std::string origin_;
+  std::string log_id_;
+  VerifierKey verifier_key_;
+  bool initialized_now_ = false;
+};
+
+// Loads an Ed25519 key from a PEM file, creating it exclusively (0600) when
+// missing. Returns the key on disk, which is another process's when it won.
+Result<std::unique_ptr<crypto::Ed25519PrivateKey>> LoadOrCreateSigningKey(
+    const std::filesystem::path& path);
+
+// Loads the 32-byte credentials key, creating it exclusively (0600) when missing.
+Result<Bytes> LoadOrCreateSecret(const std::filesystem::path& path);
+
+// Verifier key text of the workload-token key (same form as the checkpoint key).
+std::string WorkloadVerifierKey(const crypto::Ed25519PrivateKey& key);
+
+}  // namespace via::eventstore

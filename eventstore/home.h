@@ -1,0 +1,60 @@
+#pragma once
+
+// The home directory layout (DESIGN.md section 3) and its key files.
+//
+//   log/events.db  state/projections.db  keys/{log.key,log.pub,workload.key,credentials.key}
+//   addons/<addon_id>/data.sqlite  snapshots/<addon_id>/<snapshot_id>.sqlite
+//
+// Secret key files are written 0600 through a temporary file, fsync and rename,
+// so a crash never leaves a half-written key.
+
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include "domain/bytes.h"
+#include "domain/status.h"
+
+namespace via::eventstore {
+
+struct Home {
+  std::filesystem::path root;
+
+  std::filesystem::path log_db() const { return root / "log" / "events.db"; }
+  std::filesystem::path state_db() const { return root / "state" / "projections.db"; }
+  std::filesystem::path keys_dir() const { return root / "keys"; }
+  std::filesystem::path log_key() const { return keys_dir() / "log.key"; }
+  std::filesystem::path log_pub() const { return keys_dir() / "log.pub"; }
+  std::filesystem::path workload_key() const { return keys_dir() / "workload.key"; }
+  std::filesystem::path credentials_key() const { return keys_dir() / "credentials.key"; }
+  std::filesystem::path addon_dir(const std::string& addon_id) const {
+    return root / "addons" / addon_id;
+  }
+  std::filesystem::path addon_db(const std::string& addon_id) const {
+    return addon_dir(addon_id) / "data.sqlite";
+  }
+  std::filesystem::path snapshot_dir(const std::string& addon_id) const {
+    return root / "snapshots" / addon_id;
+  }
+  std::filesystem::path snapshot_file(const std::string& addon_id,
+                                      const std::string& snapshot_id) const {
+    return snapshot_dir(addon_id) / (snapshot_id + ".sqlite");
+  }
+
+  // --home, else $VIA_HOME, else ${XDG_DATA_HOME:-$HOME/.local/share}/via.
+  static Result<Home> Resolve(const std::optional<std::string>& flag);
+
+  // Creates the directories that are missing (0700 for the root and keys/).
+  Status EnsureDirectories() const;
+};
+
+// Writes `data` to `path` with `mode` durably: temp file, fsync, rename, fsync dir.
+Status WriteFileAtomically(const std::filesystem::path& path, ByteView data, unsigned mode);
+
+// Reads a whole file. NotFound when missing.
+Result<Bytes> ReadFile(const std::filesystem::path& path);
+
+// fsync of a directory, so that a rename or create inside it is durable.
+Status SyncDirectory(const std::filesystem::path& dir);
+
+}  // namespace via::eventstore

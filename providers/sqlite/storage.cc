@@ -1,0 +1,694 @@
+#include "providers/sqlite/storage.h"
+
+// Invariants kept by this file:
+// - Every sqlite3*, sqlite3_stmt*, sqlite3_backup* and file descriptor lives in
+//   an RAII type; every connection has a busy timeout and extended result codes.
+// - A file that a later call trusts (a database made by CreateDatabase, a
+//   snapshot made by TakeSnapshot) appears under its final name only complete
+//   and fsynced: it is built under a temporary name and renamed into place
+//   without replacing anything, then the directory is fsynced.
+// - Nothing here deletes bytes it did not write itself: only its own temporary
+//   files are ever removed. Quarantine renames, never unlinks.
+// - Snapshots are single-file rollback-journal databases (header bytes 18 and
+//   19 are 1), so opening one read-only never creates a -wal or -shm beside it,
+//   and its bytes, hence its sha256, never change after TakeSnapshot returns.
+// - The live database is only ever written through SQLite, so SQLite's locks
+//   keep concurrent readers and writers consistent.
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "crypto/crypto.h"
+
+namespace via::providers::sqlite {
+namespace {
+
+namespace fs = std::filesystem;
+
+// How long a connection waits for a lock held by another connection.
+constexpr int kBusyTimeoutMs = 5000;
+
+// Pages copied per sqlite3_backup_step() call, between progress reports. The
+// source stays in one read transaction and the destination in one write
+// transaction across steps, so the size only trades progress granularity
+// against per-step overhead (measured: no difference from 256 pages upwards).
+constexpr int kBackupStepPages = 1024;
+
+// The first 16 bytes of every SQLite database file.
+constexpr std::array<char, 16> kSqliteMagic = {'S', 'Q', 'L', 'i', 't', 'e', ' ', 'f',
+                                               'o', 'r', 'm', 'a', 't', ' ', '3', '\0'};
+constexpr std::size_t kHeaderSize = 100;
+using Header = std::array<std::uint8_t, kHeaderSize>;
+
+// The files SQLite may keep beside a database, in the order Quarantine moves
+// them (the main file first, so that no opener finds companions without it).
+constexpr std::array<const char*, 4> kDatabaseFileSuffixes = {"", "-journal", "-wal", "-shm"};
+
+// --- RAII over SQLite and POSIX handles -------------------------------------
+
+struct ConnectionCloser {
+  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+};
+using Connection = std::unique_ptr<sqlite3, ConnectionCloser>;
+
+struct StatementFinalizer {
+  void operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
+};
+using Statement = std::unique_ptr<sqlite3_stmt, StatementFinalizer>;
+
+struct BackupFinisher {
+  void operator()(sqlite3_backup* backup) const { sqlite3_backup_finish(backup); }
+};
+using Backup = std::unique_ptr<sqlite3_backup, BackupFinisher>;
+
+class FileDescriptor {
+ public:
+  explicit FileDescriptor(int fd) : fd_(fd) {}
+  FileDescriptor(FileDescriptor&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  FileDescriptor& operator=(FileDescriptor&&) = delete;
+  ~FileDescriptor() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+fs::path WithSuffix(const fs::path& path, std::string_view suffix) {
+  return fs::path(path.native() + std::string(suffix));
+}
+
+std::string ErrnoText(int err) { return std::system_category().message(err); }
+
+// Removes `path` and its -journal/-wal/-shm companions; for our own temporary
+// files only. Missing files are fine.
+void RemoveDatabaseFiles(const fs::path& path) {
+  for (const char* suffix : kDatabaseFileSuffixes) ::unlink(WithSuffix(path, suffix).c_str());
+}
+
+// Removes a temporary database file (and companions) unless released.
+class TemporaryDatabaseFile {
+ public:
+  explicit TemporaryDatabaseFile(fs::path path) : path_(std::move(path)) {}
+  TemporaryDatabaseFile(const TemporaryDatabaseFile&) = delete;
+  TemporaryDatabaseFile& operator=(const TemporaryDatabaseFile&) = delete;
+  ~TemporaryDatabaseFile() {
+    if (!released_) RemoveDatabaseFiles(path_);
+  }
+  void Release() { released_ = true; }
+
+ private:
+  fs::path path_;
+  bool released_ = false;
+};
+
+// --- Files ------------------------------------------------------------------
+
+// Whether anything (file, directory, dangling link) is at `path`.
+Result<bool> PathExists(const fs::path& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) == 0) return true;
+  int err = errno;
+  if (err == ENOENT || err == ENOTDIR) return false;
+  return Internal("stat " + path.string() + ": " + ErrnoText(err));
+}
+
+Result<FileDescriptor> OpenFile(const fs::path& path, int flags) {
+  int fd;
+  do {
+    fd = ::open(path.c_str(), flags | O_CLOEXEC);
+  } while (fd < 0 && errno == EINTR);
+  if (fd >= 0) return FileDescriptor(fd);
+  int err = errno;
+  if (err == ENOENT) return NotFound("file_not_found", "no file at " + path.string());
+  return Internal("open " + path.string() + ": " + ErrnoText(err));
+}
+
+// fsync(2) on a file or directory.
+Status Fsync(const fs::path& path, bool directory) {
+  VIA_ASSIGN_OR_RETURN(FileDescriptor fd, OpenFile(path, O_RDONLY | (directory ? O_DIRECTORY : 0)));
+  if (::fsync(fd.get()) != 0) return Internal("fsync " + path.string() + ": " + ErrnoText(errno));
+  return Status::Ok();
+}
+
+Status FsyncDirectoryOf(const fs::path& path) {
+  fs::path dir = path.parent_path();
+  return Fsync(dir.empty() ? fs::path(".") : dir, /*directory=*/true);
+}
+
+// Renames `from` to `to`, failing with AlreadyExists instead of replacing `to`.
+Status RenameNoReplace(const fs::path& from, const fs::path& to) {
+  if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) {
+    return Status::Ok();
+  }
+  int err = errno;
+  if (err != EINVAL && err != ENOSYS && err != ENOTSUP) {
+    if (err == EEXIST) return AlreadyExists("file_exists", to.string() + " already exists");
+    return Internal("rename " + from.string() + " to " + to.string() + ": " + ErrnoText(err));
+  }
+  // The file system cannot refuse atomically: check, then rename.
+  VIA_ASSIGN_OR_RETURN(bool exists, PathExists(to));
+  if (exists) return AlreadyExists("file_exists", to.string() + " already exists");
+  if (::rename(from.c_str(), to.c_str()) != 0) {
+    return Internal("rename " + from.string() + " to " + to.string() + ": " + ErrnoText(errno));
+  }
+  return Status::Ok();
+}
+
+// Creates `dir` and its missing parents, fsyncing the parent of each new one.
+Status CreateDirectories(const fs::path& dir) {
+  if (dir.empty()) return Status::Ok();
+  std::vector<fs::path> missing;
+  for (fs::path p = dir; !p.empty(); p = p.parent_path()) {
+    VIA_ASSIGN_OR_RETURN(bool exists, PathExists(p));
+    if (exists) break;
+    missing.push_back(p);
+    if (p == p.parent_path()) break;
+  }
+  if (missing.empty()) return Status::Ok();
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return Internal("create directory " + dir.string() + ": " + ec.message());
+  for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
+    VIA_RETURN_IF_ERROR(FsyncDirectoryOf(*it));
+  }
+  return Status::Ok();
+}
+
+// Reads up to the first kHeaderSize bytes of `fd`; returns how many it read.
+Result<std::size_t> ReadPrefix(int fd, const fs::path& path, Header& header) {
+  std::size_t got = 0;
+  while (got < header.size()) {
+    ssize_t n = ::pread(fd, header.data() + got, header.size() - got, static_cast<off_t>(got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Internal("read " + path.string() + ": " + ErrnoText(errno));
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  return got;
+}
+
+bool HasSqliteMagic(const Header& header, std::size_t length) {
+  return length >= kSqliteMagic.size() &&
+         std::memcmp(header.data(), kSqliteMagic.data(), kSqliteMagic.size()) == 0;
+}
+
+std::uint32_t BigEndian32(const std::uint8_t* p) {
+  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) |
+         std::uint32_t{p[3]};
+}
+
+// Page count per the database header (SQLite file format, section 1.3): the
+// in-header size when it is valid, else the file size over the page size; 0
+// for a file that is not SQLite.
+std::uint64_t PageCountFromHeader(const Header& header, std::size_t length, std::uint64_t bytes) {
+  if (length < kHeaderSize || !HasSqliteMagic(header, length)) return 0;
+  std::uint32_t page_size = (std::uint32_t{header[16]} << 8) | header[17];
+  if (page_size == 1) page_size = 65536;
+  if (page_size < 512 || (page_size & (page_size - 1)) != 0) return 0;
+  std::uint32_t in_header_size = BigEndian32(&header[28]);
+  std::uint32_t change_counter = BigEndian32(&header[24]);
+  std::uint32_t version_valid_for = BigEndian32(&header[92]);
+  if (in_header_size != 0 && change_counter == version_valid_for) return in_header_size;
+  return bytes / page_size;
+}
+
+// --- SQLite -----------------------------------------------------------------
+
+// "database disk image is malformed (SQLITE_CORRUPT, errno ...)" for the last
+// failed call on `db` (or for `rc` alone when `db` is null or moved on).
+std::string SqliteErrorText(sqlite3* db, int rc) {
+  std::string text;
+  if (db != nullptr && sqlite3_extended_errcode(db) == rc) {
+    text = sqlite3_errmsg(db);
+  } else {
+    text = sqlite3_errstr(rc);
+  }
+  text += " (code " + std::to_string(rc);
+  int primary = rc & 0xff;
+  if (db != nullptr && (primary == SQLITE_IOERR || primary == SQLITE_CANTOPEN ||
+                        primary == SQLITE_FULL || primary == SQLITE_PERM)) {
+    if (int err = sqlite3_system_errno(db); err != 0) text += ", " + ErrnoText(err);
+  }
+  return text + ")";
+}
+
+// Maps an SQLite result code to a Status. Corruption becomes DataLoss with
+// `corrupt_reason`; lock contention becomes the retryable Unavailable.
+Status SqliteStatus(int rc, const std::string& message,
+                    const char* corrupt_reason = "storage_corrupt") {
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return Unavailable("database_busy", message);
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return DataLoss(corrupt_reason, message);
+    case SQLITE_FULL:
+      return Status(StatusCode::kInternal, "disk_full", message);
+    default:
+      return Internal(message);
+  }
+}
+
+struct OpenError {
+  int rc;
+  std::string message;
+};
+
+// Opens `path` with `flags`; never creates it unless `flags` says so.
+std::variant<Connection, OpenError> OpenConnection(const fs::path& path, int flags) {
+  sqlite3* raw = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
+  Connection db(raw);
+  if (rc != SQLITE_OK) {
+    return OpenError{rc, "open " + path.string() + ": " + SqliteErrorText(db.get(), rc)};
+  }
+  sqlite3_extended_result_codes(db.get(), 1);
+  sqlite3_busy_timeout(db.get(), kBusyTimeoutMs);
+  return db;
+}
+
+Result<Connection> Open(const fs::path& path, int flags,
+                        const char* corrupt_reason = "storage_corrupt") {
+  auto opened = OpenConnection(path, flags);
+  if (auto* error = std::get_if<OpenError>(&opened)) {
+    return SqliteStatus(error->rc, error->message, corrupt_reason);
+  }
+  return std::move(std::get<Connection>(opened));
+}
+
+// Closes `db` now and reports a failure to close (an unfinished statement).
+Status Close(Connection db) {
+  int rc = sqlite3_close(db.get());
+  if (rc != SQLITE_OK) return Internal("close: " + SqliteErrorText(db.get(), rc));
+  db.release();
+  return Status::Ok();
+}
+
+// The first column of every row of one statement, as text.
+struct QueryResult {
+  int rc = SQLITE_OK;
+  std::string error;  // set when rc != SQLITE_OK
+  std::vector<std::string> rows;
+};
+
+QueryResult Query(sqlite3* db, const char* sql) {
+  QueryResult result;
+  sqlite3_stmt* raw = nullptr;
+  result.rc = sqlite3_prepare_v2(db, sql, -1, &raw, nullptr);
+  Statement stmt(raw);
+  if (result.rc != SQLITE_OK) {
+    result.error = SqliteErrorText(db, result.rc);
+    return result;
+  }
+  while (true) {
+    int rc = sqlite3_step(stmt.get());
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) {
+      result.rc = rc;
+      result.error = SqliteErrorText(db, rc);
+      return result;
+    }
+    const unsigned char* text = sqlite3_column_text(stmt.get(), 0);
+    result.rows.emplace_back(text != nullptr ? reinterpret_cast<const char*>(text) : "");
+  }
+  return result;
+}
+
+// Runs `sql` and returns its single text value.
+Result<std::string> QueryValue(sqlite3* db, const char* sql,
+                               const char* corrupt_reason = "storage_corrupt") {
+  QueryResult q = Query(db, sql);
+  if (q.rc != SQLITE_OK) return SqliteStatus(q.rc, std::string(sql) + ": " + q.error, corrupt_reason);
+  if (q.rows.empty()) return Internal(std::string(sql) + ": no result");
+  return q.rows.front();
+}
+
+Status Exec(sqlite3* db, const char* sql, const char* corrupt_reason = "storage_corrupt") {
+  QueryResult q = Query(db, sql);
+  if (q.rc != SQLITE_OK) return SqliteStatus(q.rc, std::string(sql) + ": " + q.error, corrupt_reason);
+  return Status::Ok();
+}
+
+// quick_check/integrity_check output: "ok", or the first problem and a count.
+std::string DescribeCheck(const std::vector<std::string>& rows) {
+  if (rows.empty()) return "no result";
+  std::string text = rows.front();
+  if (rows.size() > 1) text += " (and " + std::to_string(rows.size() - 1) + " more problems)";
+  return text;
+}
+
+bool CheckPassed(const std::vector<std::string>& rows) {
+  return rows.size() == 1 && rows.front() == "ok";
+}
+
+// PRAGMA integrity_check on `db`; DataLoss with `corrupt_reason` unless "ok".
+Status CheckIntegrity(sqlite3* db, const char* corrupt_reason) {
+  QueryResult q = Query(db, "PRAGMA integrity_check");
+  if (q.rc != SQLITE_OK) {
+    return SqliteStatus(q.rc, "integrity_check: " + q.error, corrupt_reason);
+  }
+  if (!CheckPassed(q.rows)) {
+    return DataLoss(corrupt_reason, "integrity_check: " + DescribeCheck(q.rows));
+  }
+  return Status::Ok();
+}
+
+// Copies every page of `from` into `to` with the backup API, in steps of
+// kBackupStepPages, reporting progress after each step. A read transaction
+// that the caller holds on `from` is used for every step (so the copy is one
+// consistent state and never restarts); the write transaction on `to` lasts
+// from the first step to the last, so other connections to `to` see the old
+// content until the copy commits.
+Status CopyPages(sqlite3* from, sqlite3* to, const Progress& progress,
+                 const char* corrupt_reason) {
+  Backup backup(sqlite3_backup_init(to, "main", from, "main"));
+  if (!backup) {
+    int rc = sqlite3_extended_errcode(to);
+    return SqliteStatus(rc, "backup init: " + SqliteErrorText(to, rc), corrupt_reason);
+  }
+  int rc;
+  do {
+    rc = sqlite3_backup_step(backup.get(), kBackupStepPages);
+    if ((rc == SQLITE_OK || rc == SQLITE_DONE) && progress) {
+      auto total = static_cast<std::uint64_t>(sqlite3_backup_pagecount(backup.get()));
+      auto remaining = static_cast<std::uint64_t>(sqlite3_backup_remaining(backup.get()));
+      progress(total - std::min(remaining, total), total);
+    }
+  } while (rc == SQLITE_OK);
+  // finish() rolls the destination back unless the last step committed.
+  int finish_rc = sqlite3_backup_finish(backup.release());
+  if (rc != SQLITE_DONE) {
+    return SqliteStatus(rc, "backup step: " + SqliteErrorText(to, rc), corrupt_reason);
+  }
+  if (finish_rc != SQLITE_OK) {
+    return SqliteStatus(finish_rc, "backup finish: " + SqliteErrorText(to, finish_rc),
+                        corrupt_reason);
+  }
+  return Status::Ok();
+}
+
+StorageHealth HealthFor(int rc) {
+  // SQLITE_NOTADB ("file is not a database") counts as unreadable: SQLite
+  // cannot even recognise the file, so there is nothing to check.
+  return (rc & 0xff) == SQLITE_CORRUPT ? StorageHealth::kCorrupt : StorageHealth::kUnreadable;
+}
+
+Result<FileDigest> TakeSnapshotInto(const fs::path& db, const fs::path& dest,
+                                    const fs::path& temp, const Progress& progress) {
+  VIA_ASSIGN_OR_RETURN(Connection source, Open(db, SQLITE_OPEN_READWRITE));
+  // One read transaction for the whole copy: every step sees the same state,
+  // and writers in other processes go on appending to the WAL meanwhile.
+  VIA_RETURN_IF_ERROR(Exec(source.get(), "BEGIN"));
+  VIA_RETURN_IF_ERROR(Exec(source.get(), "SELECT count(*) FROM sqlite_schema"));
+
+  VIA_ASSIGN_OR_RETURN(Connection copy, Open(temp, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE));
+  // The copy is private until renamed and is fsynced below: no journal needed.
+  VIA_RETURN_IF_ERROR(Exec(copy.get(), "PRAGMA journal_mode=OFF"));
+  VIA_RETURN_IF_ERROR(Exec(copy.get(), "PRAGMA synchronous=OFF"));
+  VIA_RETURN_IF_ERROR(CopyPages(source.get(), copy.get(), progress, "storage_corrupt"));
+  VIA_RETURN_IF_ERROR(Exec(source.get(), "COMMIT"));
+  VIA_RETURN_IF_ERROR(Close(std::move(source)));
+
+  // The copied header still says WAL (bytes 18/19 = 2). Reading opens the copy
+  // in WAL mode; switching to DELETE rewrites the header and removes the
+  // copy's -wal and -shm, leaving one self-contained file.
+  VIA_RETURN_IF_ERROR(Exec(copy.get(), "SELECT count(*) FROM sqlite_schema"));
+  VIA_ASSIGN_OR_RETURN(std::string mode, QueryValue(copy.get(), "PRAGMA journal_mode=DELETE"));
+  if (mode != "delete") return Internal("snapshot copy stayed in journal mode " + mode);
+  VIA_RETURN_IF_ERROR(Close(std::move(copy)));
+  VIA_RETURN_IF_ERROR(Fsync(temp, /*directory=*/false));
+
+  {
+    // A fresh read-only connection checks the bytes on disk, not a cache. The
+    // copy is page-exact, so damage here is damage in the live database.
+    VIA_ASSIGN_OR_RETURN(Connection check, Open(temp, SQLITE_OPEN_READONLY));
+    Status integrity = CheckIntegrity(check.get(), "storage_corrupt");
+    if (!integrity.ok()) return integrity.WithContext("copy of " + db.string());
+  }
+  for (const char* suffix : {"-wal", "-shm", "-journal"}) {
+    VIA_ASSIGN_OR_RETURN(bool exists, PathExists(WithSuffix(temp, suffix)));
+    if (exists) return Internal("snapshot copy left a " + std::string(suffix) + " file");
+  }
+  {
+    VIA_ASSIGN_OR_RETURN(FileDescriptor fd, OpenFile(temp, O_RDONLY));
+    Header header{};
+    VIA_ASSIGN_OR_RETURN(std::size_t length, ReadPrefix(fd.get(), temp, header));
+    if (length < kHeaderSize || header[18] != 1 || header[19] != 1) {
+      return Internal("snapshot copy is not a rollback-journal database");
+    }
+  }
+  VIA_ASSIGN_OR_RETURN(FileDigest digest, DigestFile(temp));
+
+  Status renamed = RenameNoReplace(temp, dest);
+  if (renamed.code() == StatusCode::kAlreadyExists) {
+    return AlreadyExists("snapshot_exists", dest.string() + " already exists");
+  }
+  VIA_RETURN_IF_ERROR(renamed);
+  return digest;
+}
+
+}  // namespace
+
+Probe ProbeDatabase(const fs::path& db) {
+  struct stat st;
+  if (::stat(db.c_str(), &st) != 0) {
+    int err = errno;
+    if (err == ENOENT || err == ENOTDIR) {
+      return {StorageHealth::kMissing, "no file at " + db.string()};
+    }
+    return {StorageHealth::kUnreadable, "stat " + db.string() + ": " + ErrnoText(err)};
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return {StorageHealth::kUnreadable, db.string() + " is not a regular file"};
+  }
+  {
+    // SQLite reports a permission problem only as "unable to open database
+    // file"; open(2) names it.
+    auto fd = OpenFile(db, O_RDONLY);
+    if (!fd.ok()) return {StorageHealth::kUnreadable, fd.status().message()};
+  }
+  if (st.st_size == 0) {
+    // SQLite would accept it as an empty database, but a managed database
+    // always has a header (CreateDatabase writes one): this one lost its bytes.
+    return {StorageHealth::kCorrupt, db.string() + " is empty (0 bytes, no SQLite header)"};
+  }
+
+  // Read-only never writes the database file. For a WAL database SQLite may
+  // create the (empty) -wal and -shm companions, as every reader does; when
+  // it cannot (read-only directory) the open fails and the file is reported
+  // unreadable, which is what an app would hit too.
+  auto opened = OpenConnection(db, SQLITE_OPEN_READONLY);
+  if (auto* error = std::get_if<OpenError>(&opened)) {
+    return {HealthFor(error->rc), error->message};
+  }
+  Connection conn = std::move(std::get<Connection>(opened));
+  QueryResult check = Query(conn.get(), "PRAGMA quick_check");
+  if (check.rc != SQLITE_OK) return {HealthFor(check.rc), "quick_check: " + check.error};
+  if (!CheckPassed(check.rows)) {
+    return {StorageHealth::kCorrupt, "quick_check: " + DescribeCheck(check.rows)};
+  }
+  return {StorageHealth::kOk, "ok"};
+}
+
+bool HoldsSqliteBytes(const fs::path& file) {
+  auto fd = OpenFile(file, O_RDONLY);
+  if (!fd.ok()) return false;
+  Header header{};
+  auto length = ReadPrefix(fd->get(), file, header);
+  return length.ok() && HasSqliteMagic(header, *length);
+}
+
+Status CreateDatabase(const fs::path& db) {
+  if (db.filename().empty()) return InvalidArgument("invalid_path", "no file name in " + db.string());
+  VIA_ASSIGN_OR_RETURN(bool exists, PathExists(db));
+  if (exists) return AlreadyExists("storage_exists", db.string() + " already exists");
+  // A leftover journal would be replayed into the new database: refuse.
+  for (const char* suffix : {"-wal", "-journal"}) {
+    fs::path companion = WithSuffix(db, suffix);
+    std::error_code ec;
+    auto size = fs::file_size(companion, ec);
+    if (!ec && size > 0) {
+      return FailedPrecondition("stale_journal",
+                                companion.string() + " is left over without its database; "
+                                                     "quarantine it before creating a new one");
+    }
+  }
+  VIA_RETURN_IF_ERROR(CreateDirectories(db.parent_path()));
+
+  // Built under a unique temporary name and renamed into place, so a crash
+  // never leaves a headerless or non-WAL file under the real name.
+  fs::path temp = WithSuffix(db, ".creating-" + HexEncode(crypto::RandomBytes(8)));
+  TemporaryDatabaseFile temp_guard(temp);
+  {
+    VIA_ASSIGN_OR_RETURN(Connection conn, Open(temp, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE));
+    VIA_ASSIGN_OR_RETURN(std::string mode, QueryValue(conn.get(), "PRAGMA journal_mode=WAL"));
+    if (mode != "wal") return Internal("create " + db.string() + ": journal mode stayed " + mode);
+    // Closing the only connection checkpoints and removes the -wal and -shm.
+    VIA_RETURN_IF_ERROR(Close(std::move(conn)));
+  }
+  VIA_RETURN_IF_ERROR(Fsync(temp, /*directory=*/false));
+  Status renamed = RenameNoReplace(temp, db);
+  if (renamed.code() == StatusCode::kAlreadyExists) {
+    return AlreadyExists("storage_exists", db.string() + " already exists");
+  }
+  VIA_RETURN_IF_ERROR(renamed);
+  temp_guard.Release();
+  RemoveDatabaseFiles(temp);  // companions only: the main file was renamed
+  return FsyncDirectoryOf(db);
+}
+
+Result<FileDigest> TakeSnapshot(const fs::path& db, const fs::path& dest,
+                                const Progress& progress) {
+  VIA_ASSIGN_OR_RETURN(bool dest_exists, PathExists(dest));
+  if (dest_exists) return AlreadyExists("snapshot_exists", dest.string() + " already exists");
+  VIA_ASSIGN_OR_RETURN(bool db_exists, PathExists(db));
+  if (!db_exists) return NotFound("storage_missing", "no database at " + db.string());
+  fs::path dir = dest.parent_path().empty() ? fs::path(".") : dest.parent_path();
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    return NotFound("directory_missing", "snapshot directory " + dir.string() + " does not exist");
+  }
+
+  // `dest.tmp` belongs to this snapshot alone (snapshot ids are unique), so a
+  // leftover is an interrupted earlier attempt at the same snapshot.
+  fs::path temp = WithSuffix(dest, ".tmp");
+  RemoveDatabaseFiles(temp);
+  TemporaryDatabaseFile temp_guard(temp);
+  auto digest = TakeSnapshotInto(db, dest, temp, progress);
+  if (!digest.ok()) return digest.status().WithContext("snapshot " + db.string());
+  temp_guard.Release();
+  VIA_RETURN_IF_ERROR(FsyncDirectoryOf(dest));
+  return digest;
+}
+
+Result<FileDigest> DigestFile(const fs::path& file) {
+  VIA_ASSIGN_OR_RETURN(FileDescriptor fd, OpenFile(file, O_RDONLY));
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return Internal("stat " + file.string() + ": " + ErrnoText(errno));
+  if (!S_ISREG(st.st_mode)) return InvalidArgument("not_a_file", file.string() + " is not a file");
+
+  FileDigest digest;
+  Header header{};
+  VIA_ASSIGN_OR_RETURN(std::size_t header_length, ReadPrefix(fd.get(), file, header));
+  crypto::Sha256 sha;
+  std::vector<std::uint8_t> buffer(1 << 20);
+  while (true) {
+    ssize_t n = ::read(fd.get(), buffer.data(), buffer.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Internal("read " + file.string() + ": " + ErrnoText(errno));
+    if (n == 0) break;
+    sha.Update(ByteView(buffer.data(), static_cast<std::size_t>(n)));
+    digest.bytes += static_cast<std::uint64_t>(n);
+  }
+  digest.sha256 = sha.Final();
+  digest.page_count = PageCountFromHeader(header, header_length, digest.bytes);
+  return digest;
+}
+
+Status RestoreInto(const fs::path& snapshot, const fs::path& db, const Progress& progress) {
+  const std::string context = "restore " + snapshot.string() + " into " + db.string();
+  VIA_ASSIGN_OR_RETURN(bool snapshot_exists, PathExists(snapshot));
+  if (!snapshot_exists) return NotFound("snapshot_not_found", "no snapshot at " + snapshot.string());
+  VIA_ASSIGN_OR_RETURN(bool db_exists, PathExists(db));
+  if (!db_exists) return NotFound("storage_missing", "no database at " + db.string());
+
+  auto opened = Open(snapshot, SQLITE_OPEN_READONLY, "snapshot_corrupt");
+  if (!opened.ok()) return opened.status().WithContext(context);
+  Connection source = std::move(opened).value();
+  // Checked before the live database is touched; the read transaction stays
+  // open so that every backup step reads the same state.
+  Status checked = Exec(source.get(), "BEGIN", "snapshot_corrupt");
+  if (checked.ok()) checked = CheckIntegrity(source.get(), "snapshot_corrupt");
+  if (!checked.ok()) return checked.WithContext(context + ": snapshot");
+  auto source_page_size = QueryValue(source.get(), "PRAGMA page_size", "snapshot_corrupt");
+  if (!source_page_size.ok()) return source_page_size.status().WithContext(context);
+
+  auto opened_live = Open(db, SQLITE_OPEN_READWRITE);
+  if (!opened_live.ok()) return opened_live.status().WithContext(context);
+  Connection live = std::move(opened_live).value();
+  // WAL keeps readers on the old content until the copy commits. A no-op for
+  // every database CreateDatabase made.
+  auto mode = QueryValue(live.get(), "PRAGMA journal_mode=WAL");
+  if (!mode.ok()) return mode.status().WithContext(context + ": set WAL mode");
+  if (*mode != "wal") {
+    return FailedPrecondition("not_wal", context + ": database is in journal mode " + *mode);
+  }
+  auto live_page_size = QueryValue(live.get(), "PRAGMA page_size");
+  if (!live_page_size.ok()) return live_page_size.status().WithContext(context);
+  if (*live_page_size != *source_page_size) {
+    return FailedPrecondition("page_size_mismatch",
+                              context + ": snapshot page size " + *source_page_size +
+                                  " differs from the database's " + *live_page_size);
+  }
+
+  // One write transaction on the live database from the first step to the
+  // last (see CopyPages): a failure anywhere rolls back to the old content.
+  Status copied = CopyPages(source.get(), live.get(), progress, "snapshot_corrupt");
+  if (!copied.ok()) return copied.WithContext(context);
+  source.reset();
+
+  Status integrity = CheckIntegrity(live.get(), "storage_corrupt");
+  if (!integrity.ok()) return integrity.WithContext(context + ": after restore");
+  auto mode_after = QueryValue(live.get(), "PRAGMA journal_mode");
+  if (!mode_after.ok()) return mode_after.status().WithContext(context);
+  if (*mode_after != "wal") return Internal(context + ": left in journal mode " + *mode_after);
+  // Fold the copy back into the database file if no reader needs the old
+  // pages; PASSIVE never waits for or blocks anyone.
+  Status checkpoint = Exec(live.get(), "PRAGMA wal_checkpoint(PASSIVE)");
+  if (!checkpoint.ok()) return checkpoint.WithContext(context + ": checkpoint");
+  return Status::Ok();
+}
+
+Result<fs::path> Quarantine(const fs::path& db, const std::string& suffix) {
+  bool valid_suffix = !suffix.empty() && suffix.size() <= 128 &&
+                      std::all_of(suffix.begin(), suffix.end(), [](char c) {
+                        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                               (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+                      });
+  if (!valid_suffix) {
+    return InvalidArgument("invalid_suffix",
+                           "quarantine suffix must match [A-Za-z0-9._-]{1,128}: '" + suffix + "'");
+  }
+  const fs::path target = WithSuffix(db, ".corrupt-" + suffix);
+
+  std::vector<std::pair<fs::path, fs::path>> moves;
+  for (const char* companion : kDatabaseFileSuffixes) {
+    fs::path from = WithSuffix(db, companion);
+    VIA_ASSIGN_OR_RETURN(bool exists, PathExists(from));
+    if (exists) moves.emplace_back(from, WithSuffix(target, companion));
+  }
+  if (moves.empty()) return NotFound("storage_missing", "no database at " + db.string());
+  // Refuse before moving anything rather than stop halfway.
+  for (const auto& [from, to] : moves) {
+    VIA_ASSIGN_OR_RETURN(bool taken, PathExists(to));
+    if (taken) return AlreadyExists("quarantine_exists", to.string() + " already exists");
+  }
+  for (std::size_t i = 0; i < moves.size(); ++i) {
+    Status moved = RenameNoReplace(moves[i].first, moves[i].second);
+    if (!moved.ok()) {
+      return moved.WithContext("quarantine " + db.string() + " (moved " + std::to_string(i) +
+                               " of " + std::to_string(moves.size()) + " files)");
+    }
+  }
+  VIA_RETURN_IF_ERROR(FsyncDirectoryOf(db));
+  return target;
+}
+
+}  // namespace via::providers::sqlite

@@ -1,0 +1,239 @@
+#include <catch2/catch.hpp>
+
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "eventstore/event_log.h"
+#include "eventstore/merkle.h"
+#include "eventstore/record_codec.h"
+#include "eventstore/verify.h"
+#include "testing.h"
+
+using namespace via;
+using namespace via::eventstore;
+
+namespace {
+
+struct Fixture {
+  testing::TempDir dir;
+  testing::FakeClock clock;
+  testing::CountingIds ids;
+
+  std::unique_ptr<EventLog> Open() {
+    EventLog::Options options;
+    options.home = Home{dir.path()};
+    options.clock = &clock;
+    options.ids = &ids;
+    options.actor = "tester";
+    auto log = EventLog::Open(options);
+    REQUIRE(log.ok());
+    return std::move(log).value();
+  }
+};
+
+AppendRequest TokenEvents(int n, const std::string& command_id = "") {
+  AppendRequest request;
+  request.actor = "tester";
+  request.command_id = command_id;
+  request.recorded_at_ms = 1732406400000;
+  for (int i = 0; i < n; ++i) {
+    request.events.push_back(WorkloadTokenIssued{"api", "v1", "tok" + std::to_string(i), 0});
+  }
+  return request;
+}
+
+int ExecRaw(const std::filesystem::path& db, const std::string& sql) {
+  sqlite3* raw = nullptr;
+  sqlite3_open(db.c_str(), &raw);
+  int rc = sqlite3_exec(raw, sql.c_str(), nullptr, nullptr, nullptr);
+  sqlite3_close(raw);
+  return rc;
+}
+
+}  // namespace
+
+TEST_CASE("opening a new home initializes the log with LogInitialized at seq 1", "[eventstore]") {
+  Fixture f;
+  auto log = f.Open();
+  CHECK(log->initialized_now());
+  auto head = log->store().GetHead();
+  REQUIRE(head.ok());
+  CHECK(head->seq == 1);
+  auto first = log->store().Read(1);
+  REQUIRE(first.ok());
+  CHECK(std::holds_alternative<LogInitialized>(first->event));
+  CHECK(first->prev_hash == Hash256{});
+  CHECK(log->origin().rfind("via.local/lg_", 0) == 0);
+}
+
+TEST_CASE("secret key files are created with mode 0600", "[eventstore]") {
+  Fixture f;
+  f.Open();
+  Home home{f.dir.path()};
+  for (const auto& path : {home.log_key(), home.workload_key(), home.credentials_key()}) {
+    struct stat st {};
+    REQUIRE(::stat(path.c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600);
+  }
+}
+
+TEST_CASE("reopening a home keeps its log and keys", "[eventstore]") {
+  Fixture f;
+  std::string key = f.Open()->verifier_key().ToString();
+  auto again = f.Open();
+  CHECK_FALSE(again->initialized_now());
+  CHECK(again->verifier_key().ToString() == key);
+}
+
+TEST_CASE("an append links each record to the hash of the one before", "[eventstore]") {
+  Fixture f;
+  auto log = f.Open();
+  auto appended = log->Append(TokenEvents(3));
+  REQUIRE(appended.ok());
+  CHECK(appended->first_seq == 2);
+  CHECK(appended->last_seq == 4);
+  for (std::uint64_t seq = 2; seq <= 4; ++seq) {
+    auto before = log->store().ReadRow(seq - 1);
+    auto record = log->store().Read(seq);
+    REQUIRE(record.ok());
+    CHECK(record->prev_hash == before->hash);
+    CHECK(record->seq == seq);
+  }
+}
+
+TEST_CASE("an append with a command id already in the log writes nothing", "[eventstore]") {
+  Fixture f;
+  auto log = f.Open();
+  auto first = log->Append(TokenEvents(2, "cmd-42"));
+  REQUIRE(first.ok());
+  auto second = log->Append(TokenEvents(2, "cmd-42"));
+  REQUIRE(second.ok());
+  CHECK(second->replayed);
+  CHECK(second->first_seq == first->first_seq);
+  CHECK(second->last_seq == first->last_seq);
+  CHECK(log->store().GetHead()->seq == 3);
+}
+
+TEST_CASE("event log rejects an append with a stale head", "[eventstore]") {
+  Fixture f;
+  auto log = f.Open();
+  auto head = log->store().GetHead();
+  REQUIRE(log->Append(TokenEvents(1)).ok());
+  AppendRequest stale = TokenEvents(1);
+  stale.expected_head = *head;
+  auto result = log->Append(stale);
+  REQUIRE_FALSE(result.ok());
+  CHECK(result.status().code() == StatusCode::kAborted);
+  CHECK(log->store().GetHead()->seq == 2);
+}
+
+TEST_CASE("the log's tables refuse UPDATE and DELETE", "[eventstore]") {
+  Fixture f;
+  REQUIRE(f.Open()->Append(TokenEvents(2)).ok());
+  auto db = Home{f.dir.path()}.log_db();
+  CHECK(ExecRaw(db, "UPDATE records SET actor='x' WHERE seq=2") != SQLITE_OK);
+  CHECK(ExecRaw(db, "UPDATE records SET record=x'00' WHERE seq=2") != SQLITE_OK);
+  CHECK(ExecRaw(db, "DELETE FROM records WHERE seq=3") != SQLITE_OK);
+  CHECK(ExecRaw(db, "DELETE FROM merkle_nodes") != SQLITE_OK);
+  CHECK(ExecRaw(db, "DELETE FROM checkpoints") != SQLITE_OK);
+  CHECK(ExecRaw(db, "UPDATE checkpoints SET note='x'") != SQLITE_OK);
+}
+
+TEST_CASE("every append signs a checkpoint over the new size and root", "[eventstore]") {
+  Fixture f;
+  auto log = f.Open();
+  for (int i = 0; i < 5; ++i) REQUIRE(log->Append(TokenEvents(i + 1)).ok());
+  auto note = log->store().LatestCheckpoint();
+  REQUIRE(note.ok());
+  auto checkpoint = OpenCheckpoint(*note, log->verifier_key());
+  REQUIRE(checkpoint.ok());
+  CHECK(checkpoint->size == 16);
+  auto root = merkle::Root(log->store().nodes(), 16);
+  REQUIRE(root.ok());
+  CHECK(checkpoint->root == *root);
+  VerifyReport report = VerifyLog(log->store(), {});
+  CHECK(report.status.ok());
+  CHECK(report.checkpoints_verified == 6);
+  CHECK(report.root == *root);
+}
+
+TEST_CASE("proofs served from the stored tree verify against the signed root", "[eventstore]") {
+  Fixture f;
+  auto log = f.Open();
+  for (int i = 0; i < 9; ++i) REQUIRE(log->Append(TokenEvents(i % 3 + 1)).ok());
+  std::uint64_t size = log->store().GetHead()->seq;
+  auto& nodes = log->store().nodes();
+  Hash256 root = *merkle::Root(nodes, size);
+  for (std::uint64_t seq = 1; seq <= size; ++seq) {
+    auto row = log->store().ReadRow(seq);
+    auto proof = merkle::InclusionProof(nodes, seq - 1, size);
+    REQUIRE(proof.ok());
+    CHECK(merkle::VerifyInclusion(seq - 1, size, merkle::LeafHash(row->bytes), *proof, root).ok());
+  }
+  for (std::uint64_t old = 1; old <= size; ++old) {
+    auto proof = merkle::ConsistencyProof(nodes, old, size);
+    REQUIRE(proof.ok());
+    CHECK(merkle::VerifyConsistency(old, size, *merkle::Root(nodes, old), root, *proof).ok());
+  }
+}
+
+TEST_CASE("opening a log whose newest record was altered is refused", "[eventstore]") {
+  Fixture f;
+  REQUIRE(f.Open()->Append(TokenEvents(3)).ok());
+  auto db = Home{f.dir.path()}.log_db();
+  REQUIRE(ExecRaw(db, "DROP TRIGGER records_no_update") == SQLITE_OK);
+  REQUIRE(ExecRaw(db, "UPDATE records SET hash=zeroblob(32) WHERE seq=4") == SQLITE_OK);
+  EventLog::Options options;
+  options.home = Home{f.dir.path()};
+  options.clock = &f.clock;
+  options.ids = &f.ids;
+  auto log = EventLog::Open(options);
+  REQUIRE_FALSE(log.ok());
+  CHECK(log.status().code() == StatusCode::kDataLoss);
+  CHECK(log.status().reason() == "broken_tail");
+}
+
+TEST_CASE("two processes appending 500 events each at once form one chain", "[eventstore]") {
+  Fixture f;
+  f.Open();  // initialize before forking
+  pid_t children[2];
+  for (int c = 0; c < 2; ++c) {
+    children[c] = ::fork();
+    if (children[c] == 0) {
+      testing::FakeClock clock;
+      testing::CountingIds ids;
+      EventLog::Options options;
+      options.home = Home{f.dir.path()};
+      options.clock = &clock;
+      options.ids = &ids;
+      auto log = EventLog::Open(options);
+      if (!log.ok()) ::_exit(10);
+      for (int i = 0; i < 500; ++i) {
+        // What command handlers do: read the head, append expecting it, retry on a race.
+        for (int attempt = 0;; ++attempt) {
+          auto head = (*log)->store().GetHead();
+          if (!head.ok()) ::_exit(11);
+          AppendRequest request = TokenEvents(1, "c" + std::to_string(c) + "-" + std::to_string(i));
+          request.expected_head = *head;
+          auto appended = (*log)->Append(request);
+          if (appended.ok()) break;
+          if (appended.status().code() != StatusCode::kAborted || attempt > 1000) ::_exit(12);
+        }
+      }
+      ::_exit(0);
+    }
+  }
+  for (pid_t child : children) {
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+  }
+  auto log = f.Open();
+  CHECK(log->store().GetHead()->seq == 1001);
+  VerifyReport report = VerifyLog(log->store(), {});
+  CHECK(report.status.ok());
+  CHECK(report.size == 1001);
+}
