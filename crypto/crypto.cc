@@ -6,6 +6,7 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 
+#include <cstdint>
 #include <cstring>
 #include <stdexcept>
 
@@ -72,16 +73,20 @@ Hash256 Sha256::Digest(ByteView data) {
 }
 
 Hash256 HmacSha256(ByteView key, ByteView data) {
+  static const std::uint8_t kEmpty = 0;  // OpenSSL refuses null pointers, even for length 0
   Hash256 out{};
   unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), data.data(), data.size(),
-       out.data(), &len);
+  if (key.size() > INT32_MAX ||
+      HMAC(EVP_sha256(), key.empty() ? &kEmpty : key.data(), static_cast<int>(key.size()),
+           data.empty() ? &kEmpty : data.data(), data.size(), out.data(), &len) == nullptr) {
+    throw std::runtime_error("HMAC-SHA256 failed");  // cannot fail on valid sizes
+  }
   return out;
 }
 
 Bytes RandomBytes(std::size_t n) {
   Bytes out(n);
-  if (n > 0 && RAND_bytes(out.data(), static_cast<int>(n)) != 1) {
+  if (n > INT32_MAX || (n > 0 && RAND_bytes(out.data(), static_cast<int>(n)) != 1)) {
     throw std::runtime_error("RAND_bytes failed");  // a broken RNG is a bug in the host
   }
   return out;
@@ -196,9 +201,14 @@ Result<std::unique_ptr<Ed25519PrivateKey>> Ed25519PrivateKey::FromSeed(ByteView 
 }
 
 Result<std::unique_ptr<Ed25519PrivateKey>> Ed25519PrivateKey::FromPem(std::string_view pem) {
+  if (pem.empty() || pem.size() > (1 << 20)) {
+    return DataLoss("bad_key", "not an Ed25519 private key in PKCS#8 PEM form");
+  }
   BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   if (!bio) return Internal("out of memory");
-  PkeyPtr pkey(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
+  // Never prompt for a passphrase: an encrypted key is simply not usable here.
+  auto no_passphrase = [](char*, int, int, void*) { return 0; };
+  PkeyPtr pkey(PEM_read_bio_PrivateKey(bio.get(), nullptr, no_passphrase, nullptr));
   if (!pkey || EVP_PKEY_get_id(pkey.get()) != EVP_PKEY_ED25519) {
     return DataLoss("bad_key", "not an Ed25519 private key in PKCS#8 PEM form");
   }

@@ -89,8 +89,8 @@ bool IsValidNoteText(std::string_view text) {
 // Unicode White_Space (what Go's unicode.IsSpace reports).
 bool IsUnicodeSpace(char32_t c) {
   return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
-         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
-         c == 0x205F || c == 0x3000;
+         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
+         c == 0x3000;
 }
 
 // Key names are non-empty UTF-8 with no control characters, Unicode spaces or '+'.
@@ -204,7 +204,8 @@ Result<Checkpoint> ParseBody(std::string_view body) {
   if (!size) return Malformed("bad tree size");
   out.size = *size;
   auto root = crypto::Base64Decode(lines[2]);
-  if (!root || root->size() != out.root.size()) return Malformed("root hash is not 32 bytes of base64");
+  if (!root || root->size() != out.root.size())
+    return Malformed("root hash is not 32 bytes of base64");
   std::copy(root->begin(), root->end(), out.root.begin());
   return out;
 }

@@ -10,8 +10,8 @@
 // key id = SHA-256(origin || 0x0A || 0x01 || pubkey)[:4]
 // verifier key = <origin>+<hex key id>+<base64(0x01 || pubkey)>
 
+#include <array>
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <string_view>
 
@@ -44,7 +44,8 @@ struct Checkpoint {
 };
 
 // Signs `checkpoint` with `key` under the checkpoint's origin as key name and
-// returns the whole note text.
+// returns the whole note text. The origin must be a valid key name (non-empty,
+// no spaces, '+' or newlines); Via's origins ("via.local/<log id>") are.
 std::string SignCheckpoint(const Checkpoint& checkpoint, const crypto::Ed25519PrivateKey& key);
 
 // Parses a note and verifies its signature with `key`. Errors:

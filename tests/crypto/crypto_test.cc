@@ -2,13 +2,12 @@
 // HMAC-SHA256 (RFC 4231), base64 (RFC 4648 section 10) and Ed25519
 // (RFC 8032 section 7.1).
 
-#include <catch2/catch.hpp>
+#include "crypto/crypto.h"
 
+#include <catch2/catch.hpp>
 #include <cstdint>
 #include <string>
 #include <string_view>
-
-#include "crypto/crypto.h"
 
 using namespace via;
 
@@ -86,8 +85,8 @@ TEST_CASE("sha256 of abc matches the FIPS 180-4 example", "[crypto]") {
 }
 
 TEST_CASE("sha256 of the two-block FIPS 180-4 example matches", "[crypto]") {
-  CHECK(Hex(crypto::Sha256::Digest(std::string_view(
-            "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"))) ==
+  CHECK(Hex(crypto::Sha256::Digest(
+            std::string_view("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"))) ==
         "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
 }
 
@@ -120,9 +119,10 @@ TEST_CASE("hmac-sha256 matches RFC 4231 test case 3", "[crypto]") {
 }
 
 TEST_CASE("hmac-sha256 matches RFC 4231 test case 6, a key longer than a block", "[crypto]") {
-  CHECK(Hex(crypto::HmacSha256(Repeat(0xaa, 131),
-                               AsBytes("Test Using Larger Than Block-Size Key - Hash Key First"))) ==
-        "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+  CHECK(
+      Hex(crypto::HmacSha256(Repeat(0xaa, 131),
+                             AsBytes("Test Using Larger Than Block-Size Key - Hash Key First"))) ==
+      "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
 }
 
 TEST_CASE("hmac-sha256 accepts an empty message", "[crypto]") {
@@ -130,13 +130,10 @@ TEST_CASE("hmac-sha256 accepts an empty message", "[crypto]") {
         "5d5d139563c95b5967b9bd9a8c9b233a9dedb45072794cd232dc1b74832607d0");
 }
 
-// Known bug in crypto.cc (reported, not fixed here): HmacSha256 ignores the
-// return value of OpenSSL's HMAC(). With an empty key and an empty message
-// whose spans have null data (default-constructed Bytes), OpenSSL 3.0 HMAC()
-// returns NULL and HmacSha256 returns 32 zero bytes. Tagged [!mayfail] until
-// crypto.cc is fixed; the expected value is Python's hmac.new(b"", b"", sha256).
-TEST_CASE("hmac-sha256 with an empty key and an empty message is not all zeros",
-          "[crypto][!mayfail]") {
+// Regression: OpenSSL 3.0 HMAC() returns NULL for null (empty) spans, which
+// once made HmacSha256 return 32 zero bytes. The expected value is
+// Python's hmac.new(b"", b"", sha256).
+TEST_CASE("hmac-sha256 with an empty key and an empty message is not all zeros", "[crypto]") {
   CHECK(Hex(crypto::HmacSha256(Bytes{}, Bytes{})) ==
         "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
 }
@@ -145,8 +142,13 @@ TEST_CASE("hmac-sha256 with an empty key and an empty message is not all zeros",
 
 TEST_CASE("base64 encodes the RFC 4648 section 10 vectors", "[crypto]") {
   const std::pair<std::string_view, std::string_view> vectors[] = {
-      {"", ""},           {"f", "Zg=="},         {"fo", "Zm8="},         {"foo", "Zm9v"},
-      {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"},
+      {"", ""},
+      {"f", "Zg=="},
+      {"fo", "Zm8="},
+      {"foo", "Zm9v"},
+      {"foob", "Zm9vYg=="},
+      {"fooba", "Zm9vYmE="},
+      {"foobar", "Zm9vYmFy"},
   };
   for (auto [plain, encoded] : vectors) {
     INFO("plain: " << plain);
@@ -190,8 +192,8 @@ TEST_CASE("base64url encodes the RFC 4648 vectors without padding", "[crypto]") 
 
 TEST_CASE("base64 decoding rejects characters outside the alphabet", "[crypto]") {
   using namespace std::string_view_literals;
-  for (std::string_view bad : {"Zm9v\n"sv, "Zm9v "sv, " Zm9v"sv, "Zm*v"sv, "Zm9\x80"sv,
-                               "Zm9v\r\n"sv, "Zm\0v"sv}) {
+  for (std::string_view bad :
+       {"Zm9v\n"sv, "Zm9v "sv, " Zm9v"sv, "Zm*v"sv, "Zm9\x80"sv, "Zm9v\r\n"sv, "Zm\0v"sv}) {
     INFO("input: " << bad);
     CHECK_FALSE(crypto::Base64Decode(bad).has_value());
     CHECK_FALSE(crypto::Base64UrlDecode(bad).has_value());
@@ -199,8 +201,8 @@ TEST_CASE("base64 decoding rejects characters outside the alphabet", "[crypto]")
 }
 
 TEST_CASE("base64 decoding rejects missing, extra and misplaced padding", "[crypto]") {
-  for (std::string_view bad : {"Zg", "Zg=", "Zm8", "Zg===", "Z===", "====", "=", "Zg==Zg==",
-                               "Z=g=", "Zm=v", "Zm9vYg=", "Zm9vYg===", "Zm8=="}) {
+  for (std::string_view bad : {"Zg", "Zg=", "Zm8", "Zg===", "Z===", "====", "=",
+                               "Zg==Zg==", "Z=g=", "Zm=v", "Zm9vYg=", "Zm9vYg===", "Zm8=="}) {
     INFO("input: " << bad);
     CHECK_FALSE(crypto::Base64Decode(bad).has_value());
   }
@@ -256,8 +258,7 @@ TEST_CASE("ed25519 derives the RFC 8032 public keys and signatures from the seed
 TEST_CASE("ed25519 verify accepts the RFC 8032 signatures", "[crypto]") {
   for (const Ed25519Vector& v : kRfc8032Vectors) {
     INFO(v.name);
-    CHECK(crypto::Ed25519Verify(FromHex(v.public_key), FromHex(v.message),
-                                FromHex(v.signature)));
+    CHECK(crypto::Ed25519Verify(FromHex(v.public_key), FromHex(v.message), FromHex(v.signature)));
   }
 }
 
@@ -323,9 +324,10 @@ TEST_CASE("ed25519 verify rejects a signature by another key", "[crypto]") {
 TEST_CASE("ed25519 verify rejects a signature whose scalar is not reduced", "[crypto]") {
   // S + L, where L is the group order, is the same scalar mod L; RFC 8032
   // section 5.1.7 requires rejecting S >= L so signatures are not malleable.
-  static constexpr std::uint8_t kOrder[32] = {
-      0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
-      0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0x10};
+  static constexpr std::uint8_t kOrder[32] = {0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58,
+                                              0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+                                              0,    0,    0,    0,    0,    0,    0,    0,
+                                              0,    0,    0,    0,    0,    0,    0,    0x10};
   const Ed25519Vector& v = kRfc8032Vectors[0];
   Bytes signature = FromHex(v.signature);
   unsigned carry = 0;
@@ -392,11 +394,9 @@ TEST_CASE("ed25519 generates distinct keys that sign and verify", "[crypto]") {
   CHECK_FALSE(crypto::Ed25519Verify((*b)->PublicKey(), AsBytes("hello"), signature));
 }
 
-// Known bug in crypto.cc (reported, not fixed here): FromPem passes the view's
-// data pointer to BIO_new_mem_buf, which refuses a null pointer, so an empty
-// default-constructed view is reported as Internal("out of memory") instead of
-// DataLoss("bad_key"). Tagged [!mayfail] until crypto.cc is fixed.
-TEST_CASE("ed25519 PEM loading reports an empty null view as data loss", "[crypto][!mayfail]") {
+// Regression: an empty view once reached BIO_new_mem_buf, which refuses a null
+// pointer, and was reported as Internal("out of memory").
+TEST_CASE("ed25519 PEM loading reports an empty null view as data loss", "[crypto]") {
   auto key = crypto::Ed25519PrivateKey::FromPem(std::string_view());
   REQUIRE_FALSE(key.ok());
   CHECK(key.status().code() == StatusCode::kDataLoss);

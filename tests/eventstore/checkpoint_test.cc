@@ -2,8 +2,9 @@
 // Known answers come from golang.org/x/mod/sumdb/note and
 // github.com/transparency-dev tests, which prove interoperability.
 
-#include <catch2/catch.hpp>
+#include "eventstore/checkpoint.h"
 
+#include <catch2/catch.hpp>
 #include <cctype>
 #include <memory>
 #include <string>
@@ -11,7 +12,6 @@
 #include <vector>
 
 #include "crypto/crypto.h"
-#include "eventstore/checkpoint.h"
 
 using namespace via;
 using eventstore::Checkpoint;
@@ -64,9 +64,8 @@ void CheckRejected(const Result<Checkpoint>& result, std::string_view reason) {
 }
 
 bool IsCheckpointError(const Status& status) {
-  return status.code() == StatusCode::kDataLoss &&
-         (status.reason() == "checkpoint_malformed" ||
-          status.reason() == "checkpoint_bad_signature");
+  return status.code() == StatusCode::kDataLoss && (status.reason() == "checkpoint_malformed" ||
+                                                    status.reason() == "checkpoint_bad_signature");
 }
 
 }  // namespace
@@ -234,8 +233,7 @@ TEST_CASE("signature lines from other keys are ignored", "[eventstore]") {
                        SignatureLine("unrelated text\n", *other, "x");
   std::string same_id_other_name = own;
   same_id_other_name.replace(kEmDash.size() + 1, kOrigin.size(), "via.local/someone_else");
-  for (const std::string& sigs :
-       {theirs + own, own + theirs, theirs + own + same_id_other_name}) {
+  for (const std::string& sigs : {theirs + own, own + theirs, theirs + own + same_id_other_name}) {
     auto opened = OpenCheckpoint(body + "\n" + sigs, verifier);
     REQUIRE(opened.ok());
     CHECK(*opened == c);
@@ -346,8 +344,8 @@ TEST_CASE("a checkpoint note that is not UTF-8 or has control characters is malf
   for (std::string_view origin :
        {std::string_view("via\xff"), std::string_view("via\xc0\xaf"),
         std::string_view("via\xed\xa0\x80"), std::string_view("via\xf4\x90\x80\x80"),
-        std::string_view("via\xe2\x80"), std::string_view("via\x01"),
-        std::string_view("via\tx"), std::string_view("via\0x", 5)}) {
+        std::string_view("via\xe2\x80"), std::string_view("via\x01"), std::string_view("via\tx"),
+        std::string_view("via\0x", 5)}) {
     std::string body = std::string(origin) + "\n42\n" + RootBase64(c) + "\n";
     CheckRejected(OpenCheckpoint(SignBody(body, *key), verifier), "checkpoint_malformed");
     CheckRejected(ParseCheckpointUnverified(SignBody(body, *key)), "checkpoint_malformed");
@@ -358,8 +356,8 @@ TEST_CASE("a huge checkpoint note is malformed", "[eventstore]") {
   auto key = TestKey(1);
   VerifierKey verifier = VerifierKey::For(kOrigin, key->PublicKey());
   Checkpoint c = SampleCheckpoint();
-  std::string body = std::string(kOrigin) + "\n42\n" + RootBase64(c) + "\n" +
-                     std::string(2 << 20, 'x') + "\n";
+  std::string body =
+      std::string(kOrigin) + "\n42\n" + RootBase64(c) + "\n" + std::string(2 << 20, 'x') + "\n";
   CheckRejected(OpenCheckpoint(SignBody(body, *key), verifier), "checkpoint_malformed");
   CheckRejected(ParseCheckpointUnverified(std::string(4 << 20, '\n')), "checkpoint_malformed");
 }
@@ -386,9 +384,8 @@ TEST_CASE("a checkpoint with a malformed size is rejected", "[eventstore]") {
   VerifierKey verifier = VerifierKey::For(kOrigin, key->PublicKey());
   std::string root = RootBase64(SampleCheckpoint());
   for (std::string_view size :
-       {"", "00", "007", "-1", "+1", " 1", "1 ", "0x10", "1e3", "4.2",
-        "18446744073709551616", "99999999999999999999", "000000000000000000001",
-        "\xd9\xa1" /* ARABIC-INDIC DIGIT ONE */}) {
+       {"", "00", "007", "-1", "+1", " 1", "1 ", "0x10", "1e3", "4.2", "18446744073709551616",
+        "99999999999999999999", "000000000000000000001", "\xd9\xa1" /* ARABIC-INDIC DIGIT ONE */}) {
     INFO("size line: " << size);
     std::string body = std::string(kOrigin) + "\n" + std::string(size) + "\n" + root + "\n";
     CheckRejected(OpenCheckpoint(SignBody(body, *key), verifier), "checkpoint_malformed");
@@ -495,10 +492,10 @@ TEST_CASE("malformed verifier keys are rejected", "[eventstore]") {
       name,
       name + "+" + id,
       name + "+" + id + "+",
-      "+" + id + text.substr(name.size() + 1 + 8),       // empty name
-      "a b" + text.substr(name.size()),                   // space in the name
-      text + "\n",                                         // trailing newline
-      text + "=",                                          // bad padding
+      "+" + id + text.substr(name.size() + 1 + 8),  // empty name
+      "a b" + text.substr(name.size()),             // space in the name
+      text + "\n",                                  // trailing newline
+      text + "=",                                   // bad padding
       name + "+" + id.substr(0, 7) + text.substr(name.size() + 1 + 8),
       name + "+" + id + "0" + text.substr(name.size() + 1 + 8),
       name + "+" + id + "+" + crypto::Base64Encode(wrong_type),
@@ -547,7 +544,8 @@ constexpr std::string_view kPeterNote =
     "then you don't know what your problem is.\n"
     "\n"
     "\xE2\x80\x94 PeterNeumann "
-    "x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n";
+    "x08go/ZJkuBS9UG/"
+    "SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n";
 
 TEST_CASE("the Go sumdb note verifier key parses with its key id", "[eventstore]") {
   auto parsed = VerifierKey::Parse(kPeterVerifier);
@@ -608,7 +606,8 @@ constexpr std::string_view kTestdataCheckpoint =
     "GRV1O0dCqmjjPvYi7CtOT79zb/fPwLNsMFWsynwU8Ac=\n"
     "\n"
     "\xE2\x80\x94 example.com/log/testdata "
-    "M9e0lkcvy5bAe7rrC8tCyAP+my+CLzswA91zOpBNWVU7qCojkUOHnfdQzDImoYeYH8G8PJSwOqsx0RkSa261OmKVwwM=\n";
+    "M9e0lkcvy5bAe7rrC8tCyAP+my+CLzswA91zOpBNWVU7qCojkUOHnfdQzDImoYeYH8G8PJSwOqsx0RkSa261OmKVwwM="
+    "\n";
 
 TEST_CASE("a checkpoint signed by transparency-dev tooling opens", "[eventstore]") {
   auto verifier = VerifierKey::Parse(kTestdataVerifier);
@@ -642,7 +641,8 @@ constexpr std::string_view kSumdbCheckpoint =
     "mb8QLQIs0Z0yP5Cstq6guj87oXWeC9gEM8oVikmm9Wk=\n"
     "\n"
     "\xE2\x80\x94 sum.golang.org "
-    "Az3grsLX85Gz+s1SiTbgkuqxgItqFq7gsMUEyVnrsa9LM7Us9S+1xbFIGu95949rj4nPRYfvimWEPWL+o3GeoWwOoAw=\n";
+    "Az3grsLX85Gz+s1SiTbgkuqxgItqFq7gsMUEyVnrsa9LM7Us9S+1xbFIGu95949rj4nPRYfvimWEPWL+o3GeoWwOoAw="
+    "\n";
 
 TEST_CASE("the sum.golang.org tree head parses but its origin is not its key name",
           "[eventstore]") {
@@ -662,6 +662,5 @@ TEST_CASE("the sum.golang.org tree head parses but its origin is not its key nam
   auto blob = crypto::Base64Decode(encoded);
   REQUIRE(blob.has_value());
   REQUIRE(blob->size() == 68);
-  CHECK(crypto::Ed25519Verify(verifier->public_key, AsBytes(body),
-                              ByteView(blob->data() + 4, 64)));
+  CHECK(crypto::Ed25519Verify(verifier->public_key, AsBytes(body), ByteView(blob->data() + 4, 64)));
 }

@@ -53,8 +53,8 @@ void CheckError(const via::Status& status) {
 }
 
 void CheckCanonicalPrefix(std::string_view note, const Checkpoint& c) {
-  std::string body = c.origin + "\n" + std::to_string(c.size) + "\n" +
-                     via::crypto::Base64Encode(c.root) + "\n";
+  std::string body =
+      c.origin + "\n" + std::to_string(c.size) + "\n" + via::crypto::Base64Encode(c.root) + "\n";
   if (note.substr(0, body.size()) != body) std::abort();
 }
 
@@ -101,8 +101,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   bool text_is_input = !input.empty() && input.back() == '\n';
   if (text_is_input && parsed.ok() && parsed->origin == kName && !opened) std::abort();
   if (opened) {
-    auto again = via::eventstore::OpenCheckpoint(
-        via::eventstore::SignCheckpoint(*parsed, *f.key), f.verifier);
+    auto again = via::eventstore::OpenCheckpoint(via::eventstore::SignCheckpoint(*parsed, *f.key),
+                                                 f.verifier);
     if (!again.ok() || !(*again == *parsed)) std::abort();
   }
   return 0;

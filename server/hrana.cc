@@ -1,0 +1,268 @@
+#include "server/hrana.h"
+
+#include <algorithm>
+#include <optional>
+#include <utility>
+
+#include "crypto/crypto.h"
+
+namespace via::server {
+
+namespace {
+
+constexpr std::size_t kBatonBytes = 32;
+constexpr std::int64_t kSweepEveryMs = 1000;
+
+// Batons are looked up by their SHA-256, so that the maps never hold a usable
+// baton and lookups do not compare secrets byte by byte.
+std::string HashBaton(std::string_view baton) {
+  Hash256 h = crypto::Sha256::Digest(baton);
+  return std::string(reinterpret_cast<const char*>(h.data()), h.size());
+}
+
+std::string NewBaton() { return crypto::Base64UrlEncode(crypto::RandomBytes(kBatonBytes)); }
+
+}  // namespace
+
+struct HranaEngine::Stream {
+  std::uint64_t id = 0;
+  std::string database_key;
+  // Set once the connection is open. While `busy`, only the thread running the
+  // pipeline touches it (Kill() is the thread-safe exception).
+  std::unique_ptr<hrana::Session> session;
+  std::string baton_hash;           // the baton that continues this stream; empty while busy
+  std::string previous_baton_hash;  // the baton of the last pipeline, now refused as reused
+  std::int64_t last_used_ms = 0;
+  bool busy = false;
+  std::optional<Status> kill_reason;  // set by CloseStreamsFor() while busy
+};
+
+HranaEngine::HranaEngine(hrana::Limits limits, Clock clock)
+    : limits_(std::move(limits)), clock_(std::move(clock)) {}
+
+HranaEngine::~HranaEngine() {
+  std::unordered_map<std::uint64_t, StreamPtr> streams;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    streams.swap(streams_);
+    batons_.clear();
+  }
+  // Destroying the sessions rolls back and closes, outside the lock.
+}
+
+Result<std::string> HranaEngine::HandlePipeline(std::string_view database_key,
+                                                std::string_view body,
+                                                const ConnectionFactory& open_connection) {
+  VIA_ASSIGN_OR_RETURN(hrana::PipelineRequest request, hrana::ParsePipelineRequest(body, limits_));
+  VIA_ASSIGN_OR_RETURN(hrana::PipelineResponse response,
+                       Execute(database_key, request, open_connection));
+  return hrana::EncodePipelineResponse(response);
+}
+
+Result<hrana::PipelineResponse> HranaEngine::Execute(std::string_view database_key,
+                                                     const hrana::PipelineRequest& request,
+                                                     const ConnectionFactory& open_connection) {
+  std::vector<StreamPtr> dead;  // declared first: destroyed after any lock is released
+  StreamPtr stream;
+  std::string used_hash;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const std::int64_t now = clock_();
+    if (now - last_sweep_ms_ >= kSweepEveryMs) {
+      SweepLocked(now, &dead);
+      last_sweep_ms_ = now;
+    }
+    if (request.baton) {
+      used_hash = HashBaton(*request.baton);
+      VIA_ASSIGN_OR_RETURN(stream, AcquireLocked(database_key, used_hash, now, &dead));
+    } else {
+      if (streams_.size() >= limits_.max_streams) SweepLocked(now, &dead);
+      if (streams_.size() >= limits_.max_streams) {
+        return Unavailable("too_many_streams",
+                           "the SQL proxy already has " + std::to_string(streams_.size()) +
+                               " open streams; close streams or retry later");
+      }
+      stream = std::make_shared<Stream>();
+      stream->id = next_stream_id_++;
+      stream->database_key = std::string(database_key);
+      stream->busy = true;
+      streams_.emplace(stream->id, stream);
+    }
+  }
+  dead.clear();
+
+  if (!stream->session) {
+    Result<hrana::SqliteConnection> connection = open_connection();
+    Status failure;
+    if (!connection.ok()) {
+      failure = connection.status().WithContext("open database");
+    } else if (!*connection) {
+      failure = Internal("open database: the connection factory returned no connection");
+    }
+    std::unique_ptr<hrana::Session> session;
+    if (failure.ok()) {
+      session = std::make_unique<hrana::Session>(std::move(connection).value(), limits_, &clock_);
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    if (failure.ok() && stream->kill_reason) failure = *stream->kill_reason;
+    if (!failure.ok()) {
+      streams_.erase(stream->id);
+      return failure;
+    }
+    stream->session = std::move(session);
+  }
+
+  hrana::PipelineResponse response;
+  response.results.reserve(request.requests.size());
+  std::size_t budget = limits_.max_response_bytes;
+  for (const hrana::StreamRequest& r : request.requests) {
+    response.results.push_back(stream->session->Handle(r, &budget));
+  }
+
+  std::lock_guard<std::mutex> lock(mu_);
+  stream->busy = false;
+  if (!stream->previous_baton_hash.empty()) batons_.erase(stream->previous_baton_hash);
+  stream->previous_baton_hash = used_hash;
+  if (stream->kill_reason || stream->session->closed()) {
+    if (stream->kill_reason && !used_hash.empty()) {
+      AddTombstoneLocked(used_hash, *stream->kill_reason, clock_());
+    }
+    RemoveLocked(stream, nullptr, &dead);
+    response.baton = std::nullopt;
+  } else {
+    std::string baton = NewBaton();
+    stream->baton_hash = HashBaton(baton);
+    batons_[stream->baton_hash] = BatonEntry{stream->id, true};
+    stream->last_used_ms = clock_();
+    response.baton = std::move(baton);
+  }
+  return response;
+}
+
+Result<HranaEngine::StreamPtr> HranaEngine::AcquireLocked(std::string_view database_key,
+                                                          const std::string& baton_hash,
+                                                          std::int64_t now,
+                                                          std::vector<StreamPtr>* dead) {
+  auto entry = batons_.find(baton_hash);
+  if (entry == batons_.end()) {
+    if (const Status* reason = FindTombstoneLocked(baton_hash, now)) return *reason;
+    return InvalidArgument("baton_invalid",
+                           "unknown baton: the stream does not exist or was closed; "
+                           "start a new stream with a null baton");
+  }
+  StreamPtr stream = streams_.at(entry->second.stream_id);
+  if (stream->database_key != database_key) {
+    return Status(StatusCode::kPermissionDenied, "baton_wrong_database",
+                  "the baton belongs to a stream of another database");
+  }
+  if (!entry->second.current) {
+    if (stream->busy) {
+      return Aborted("stream_busy",
+                     "another request on this stream is running; requests on a stream must be "
+                     "sent one at a time");
+    }
+    return InvalidArgument("baton_reused",
+                           "the baton was already used; send the baton of the latest response");
+  }
+  if (now - stream->last_used_ms >= limits_.stream_idle_timeout_ms) {
+    Status expired = ExpiredStatus();
+    RemoveLocked(stream, &expired, dead);
+    return expired;
+  }
+  stream->busy = true;
+  entry->second.current = false;
+  stream->baton_hash.clear();
+  return stream;
+}
+
+void HranaEngine::RemoveLocked(const StreamPtr& stream, const Status* reason,
+                               std::vector<StreamPtr>* dead) {
+  streams_.erase(stream->id);
+  if (!stream->baton_hash.empty()) {
+    batons_.erase(stream->baton_hash);
+    if (reason) AddTombstoneLocked(stream->baton_hash, *reason, clock_());
+  }
+  if (!stream->previous_baton_hash.empty()) batons_.erase(stream->previous_baton_hash);
+  dead->push_back(stream);
+}
+
+std::size_t HranaEngine::SweepLocked(std::int64_t now, std::vector<StreamPtr>* dead) {
+  std::vector<StreamPtr> idle;
+  for (const auto& [id, stream] : streams_) {
+    if (!stream->busy && now - stream->last_used_ms >= limits_.stream_idle_timeout_ms) {
+      idle.push_back(stream);
+    }
+  }
+  Status expired = ExpiredStatus();
+  for (const StreamPtr& stream : idle) RemoveLocked(stream, &expired, dead);
+  FindTombstoneLocked(std::string(), now);  // prunes expired tombstones
+  return idle.size();
+}
+
+std::size_t HranaEngine::SweepIdle() {
+  std::vector<StreamPtr> dead;
+  std::lock_guard<std::mutex> lock(mu_);
+  const std::int64_t now = clock_();
+  last_sweep_ms_ = now;
+  return SweepLocked(now, &dead);
+}
+
+std::size_t HranaEngine::CloseStreamsFor(
+    const std::function<bool(std::string_view database_key)>& predicate, const Status& reason) {
+  std::vector<StreamPtr> dead;
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<StreamPtr> matching;
+  for (const auto& [id, stream] : streams_) {
+    if (predicate(stream->database_key)) matching.push_back(stream);
+  }
+  for (const StreamPtr& stream : matching) {
+    if (stream->busy) {
+      if (!stream->kill_reason) {
+        stream->kill_reason = reason;
+        if (stream->session) stream->session->Kill(reason.message());
+      }
+    } else {
+      RemoveLocked(stream, &reason, &dead);
+    }
+  }
+  return matching.size();
+}
+
+std::size_t HranaEngine::open_streams() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return streams_.size();
+}
+
+void HranaEngine::AddTombstoneLocked(const std::string& baton_hash, const Status& reason,
+                                     std::int64_t now) {
+  FindTombstoneLocked(std::string(), now);
+  const std::size_t cap = std::max<std::size_t>(1024, 4 * limits_.max_streams);
+  while (tombstones_.size() >= cap && !tombstone_order_.empty()) {
+    tombstones_.erase(tombstone_order_.front());
+    tombstone_order_.pop_front();
+  }
+  if (tombstones_.emplace(baton_hash, Tombstone{reason, now + limits_.tombstone_ttl_ms}).second) {
+    tombstone_order_.push_back(baton_hash);
+  }
+}
+
+const Status* HranaEngine::FindTombstoneLocked(const std::string& baton_hash, std::int64_t now) {
+  while (!tombstone_order_.empty()) {
+    auto it = tombstones_.find(tombstone_order_.front());
+    if (it != tombstones_.end() && it->second.expires_ms > now) break;
+    if (it != tombstones_.end()) tombstones_.erase(it);
+    tombstone_order_.pop_front();
+  }
+  if (baton_hash.empty()) return nullptr;
+  auto it = tombstones_.find(baton_hash);
+  return it == tombstones_.end() ? nullptr : &it->second.reason;
+}
+
+Status HranaEngine::ExpiredStatus() const {
+  return InvalidArgument("stream_expired",
+                         "the stream was closed after " +
+                             std::to_string(limits_.stream_idle_timeout_ms) +
+                             " ms without requests and its open transaction was rolled back");
+}
+
+}  // namespace via::server

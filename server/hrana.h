@@ -1,0 +1,140 @@
+#pragma once
+
+// The Hrana "HTTP API v2" pipeline engine (JSON encoding), independent of any
+// HTTP code: the HTTP server resolves the credential to a database, then hands
+// the `POST /v2/pipeline` body to HranaEngine::HandlePipeline() (or parses it
+// itself and calls Execute()) and sends back the encoded response.
+//
+// Streams and batons. A pipeline with a null (or absent) baton opens a stream:
+// a dedicated SQLite connection that lives between HTTP requests, so that a
+// transaction can span several pipelines. Every response that leaves the stream
+// open carries a NEW baton (32 random bytes, base64url); the baton of the
+// request is consumed and refused from then on. A stream ends with a `close`
+// request (the response baton is null), after Limits::stream_idle_timeout_ms
+// without requests, or when the server calls CloseStreamsFor(); an open
+// transaction is rolled back in every case.
+//
+// A stream belongs to the database key it was opened with (for instance
+// "<addon id>/<generation>"); a baton presented with another key is refused, so
+// a credential for one add-on can never continue another add-on's stream.
+//
+// Statuses returned by Execute()/HandlePipeline() (the whole HTTP request
+// fails; per-request SQL errors are results, not statuses, see hrana_session.h):
+//   InvalidArgument  "invalid_pipeline"     malformed body (HandlePipeline only): 400
+//   InvalidArgument  "baton_invalid"        unknown or forged baton: 400
+//   InvalidArgument  "baton_reused"         a baton that was already used: 400
+//   InvalidArgument  "stream_expired"       the stream was idle too long: 400
+//   Aborted          "stream_busy"          another request on this stream is running
+//   PermissionDenied "baton_wrong_database" the baton belongs to another database: 403
+//   Unavailable      "too_many_streams"     Limits::max_streams streams are open: 503
+//   whatever the caller passed to CloseStreamsFor() for a stream it closed
+//   whatever the connection factory returned, with context
+// Precise errors for dead batons are kept for Limits::tombstone_ttl_ms; after
+// that such a baton is "baton_invalid".
+//
+// Thread-safety: all methods may be called concurrently from any threads. A
+// stream runs one pipeline at a time; SQL runs outside the engine's lock.
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "domain/status.h"
+#include "server/hrana_json.h"
+#include "server/hrana_proto.h"
+#include "server/hrana_session.h"
+
+namespace via::server {
+
+class HranaEngine {
+ public:
+  // Milliseconds on any monotonic-enough scale (Unix time is fine).
+  using Clock = std::function<std::int64_t()>;
+  // Opens a new connection to the right database file. Called once per new
+  // stream, outside the engine's lock. The engine configures the connection
+  // (see hrana_session.h) and owns it from then on; the factory may set a busy
+  // timeout and pragmas of its own.
+  using ConnectionFactory = std::function<Result<hrana::SqliteConnection>()>;
+
+  HranaEngine(hrana::Limits limits, Clock clock);
+  // Closes every stream, rolling back open transactions. No call may be
+  // running.
+  ~HranaEngine();
+  HranaEngine(const HranaEngine&) = delete;
+  HranaEngine& operator=(const HranaEngine&) = delete;
+
+  // Parses `body`, runs it on the stream of `database_key` and returns the
+  // response body. Errors: see the list above.
+  Result<std::string> HandlePipeline(std::string_view database_key, std::string_view body,
+                                     const ConnectionFactory& open_connection);
+
+  // Runs `request` on the stream named by its baton (or a new stream) and
+  // returns one result per request, in order; every request runs even when an
+  // earlier one failed. Errors: see the list above (never "invalid_pipeline").
+  Result<hrana::PipelineResponse> Execute(std::string_view database_key,
+                                          const hrana::PipelineRequest& request,
+                                          const ConnectionFactory& open_connection);
+
+  // Closes every stream whose database key satisfies `predicate` (for
+  // instance all streams of an add-on that was destroyed or restored, or of a
+  // revoked credential generation). Idle streams close at once; a running
+  // pipeline has its statement interrupted, its remaining requests fail with
+  // STREAM_CLOSED, and its response baton is null. A later request with one of
+  // their batons gets `reason` (e.g. Unauthenticated "credential_revoked").
+  // Returns the number of streams closed. `predicate` runs under the engine's
+  // lock and must not call back into the engine.
+  std::size_t CloseStreamsFor(const std::function<bool(std::string_view database_key)>& predicate,
+                              const Status& reason);
+
+  // Closes streams idle for Limits::stream_idle_timeout_ms or longer and
+  // returns how many. Execute() also does this at most once a second; a server
+  // may call it from a timer so that abandoned transactions release their
+  // locks promptly.
+  std::size_t SweepIdle();
+
+  // Streams currently open (idle or running).
+  std::size_t open_streams() const;
+
+  const hrana::Limits& limits() const { return limits_; }
+
+ private:
+  struct Stream;
+  using StreamPtr = std::shared_ptr<Stream>;
+  struct BatonEntry {
+    std::uint64_t stream_id = 0;
+    bool current = false;  // false: the baton of the request running or just run
+  };
+  struct Tombstone {
+    Status reason;
+    std::int64_t expires_ms = 0;
+  };
+
+  // All *Locked methods need mu_; streams they remove go to `dead`, which the
+  // caller destroys after unlocking (closing a connection may take time).
+  Result<StreamPtr> AcquireLocked(std::string_view database_key, const std::string& baton,
+                                  std::int64_t now, std::vector<StreamPtr>* dead);
+  void RemoveLocked(const StreamPtr& stream, const Status* reason, std::vector<StreamPtr>* dead);
+  std::size_t SweepLocked(std::int64_t now, std::vector<StreamPtr>* dead);
+  void AddTombstoneLocked(const std::string& baton_hash, const Status& reason, std::int64_t now);
+  const Status* FindTombstoneLocked(const std::string& baton_hash, std::int64_t now);
+  Status ExpiredStatus() const;
+
+  const hrana::Limits limits_;
+  const Clock clock_;
+
+  mutable std::mutex mu_;
+  std::uint64_t next_stream_id_ = 1;
+  std::int64_t last_sweep_ms_ = 0;
+  std::unordered_map<std::uint64_t, StreamPtr> streams_;
+  std::unordered_map<std::string, BatonEntry> batons_;  // by SHA-256 of the baton
+  std::unordered_map<std::string, Tombstone> tombstones_;
+  std::deque<std::string> tombstone_order_;  // oldest first
+};
+
+}  // namespace via::server

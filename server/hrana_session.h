@@ -1,0 +1,110 @@
+#pragma once
+
+// One Hrana stream's state: a dedicated SQLite connection and the SQL texts
+// stored with store_sql. A Session runs stream requests (execute, batch,
+// sequence, describe, store_sql, close_sql, get_autocommit, close) on its
+// connection and turns every failure into a Hrana Error result; it never
+// throws and never returns a partial result for a failed statement.
+//
+// Invariants:
+// - Statements are finalized before Handle() returns, so between requests the
+//   connection holds no statement, only (possibly) an open transaction.
+// - Destroying a Session rolls back its open transaction and closes the
+//   connection; so does a `close` request.
+//
+// Hardening applied to the connection when the Session takes it: ATTACH of any
+// file and VACUUM INTO are denied (an app must not reach another add-on's file
+// or write files), process-wide pragmas (heap limits, temp/data directories)
+// are denied, defensive mode is on (no writable_schema, no journal_mode=OFF),
+// extension loading is off, SQL text and value sizes are capped, and every
+// statement is interrupted after Limits::statement_timeout_ms.
+//
+// Error codes of Error results (stable; SQLite failures use the name of the
+// primary result code, as libsql-server does):
+//   SQLITE_CONSTRAINT, SQLITE_ERROR, SQLITE_BUSY, ...  SQLite refused the statement
+//   SQL_NO_STATEMENT      the SQL text holds no statement
+//   SQL_MANY_STATEMENTS   execute/describe/batch step got more than one statement
+//   SQL_PARSE_ERROR       the SQL text contains a NUL character
+//   SQL_NOT_FOUND         sql_id was not stored on this stream
+//   SQL_STORE_EXISTS      store_sql with an sql_id already in use
+//   SQL_STORE_TOO_MANY    more than Limits::max_stored_sqls texts stored
+//   ARGS_INVALID          arguments do not match the statement's parameters
+//   RESPONSE_TOO_LARGE    more than max_result_rows rows or max_response_bytes
+//   STATEMENT_TIMEOUT     a statement ran longer than statement_timeout_ms
+//   STREAM_CLOSED         the stream was closed (by `close` or by Kill)
+//
+// Thread-safety: Handle() and the destructor must not run concurrently with
+// each other; Kill() may be called from any thread at any time.
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "domain/status.h"
+#include "server/hrana_proto.h"
+
+struct sqlite3;
+
+namespace via::server::hrana {
+
+// Owns a SQLite connection; closing it rolls back an open transaction.
+struct SqliteCloser {
+  void operator()(sqlite3* db) const noexcept;
+};
+using SqliteConnection = std::unique_ptr<sqlite3, SqliteCloser>;
+
+class Session {
+ public:
+  // Takes `db` (non-null) and configures it as described above. `clock`
+  // returns milliseconds and must outlive the Session.
+  Session(SqliteConnection db, const Limits& limits, const std::function<std::int64_t()>* clock);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // Runs one request. `response_budget` is the number of response bytes still
+  // allowed in the current pipeline; rows returned reduce it.
+  StreamResult Handle(const StreamRequest& request, std::size_t* response_budget);
+
+  // True after a `close` request: the connection is closed.
+  bool closed() const { return db_ == nullptr; }
+
+  // Interrupts the running statement, if any, and makes every later request
+  // fail with STREAM_CLOSED and `message`. Thread-safe.
+  void Kill(const std::string& message);
+
+ private:
+  Result<StreamResponse> Dispatch(const StreamRequest& request, std::size_t* budget);
+  Result<StmtResult> Execute(const Stmt& stmt, std::size_t* budget);
+  Result<BatchResult> RunBatch(const Batch& batch, std::size_t* budget);
+  Status RunSequence(std::string_view sql);
+  Result<DescribeResult> Describe(std::string_view sql);
+  Result<const std::string*> ResolveSql(const std::optional<std::string>& sql,
+                                        const std::optional<std::int32_t>& sql_id) const;
+  bool EvalCond(const BatchCond& cond, const BatchResult& so_far) const;
+  void Close();
+
+  // Arms the statement deadline; SqliteError() names an interruption by why it
+  // happened (timeout or Kill).
+  void StartStatement();
+  Status SqliteError(int rc);
+  static int ProgressCallback(void* self);
+
+  const Limits limits_;
+  const std::function<std::int64_t()>* clock_;
+  std::map<std::int32_t, std::string> sqls_;
+  std::int64_t deadline_ms_ = 0;  // 0: no statement running or no timeout
+  bool timed_out_ = false;
+
+  std::atomic<bool> killed_{false};
+  mutable std::mutex kill_mu_;  // guards db_ against Kill() and kill_message_
+  SqliteConnection db_;
+  std::string kill_message_;
+};
+
+}  // namespace via::server::hrana

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The main job: installs dependencies, builds `via`, and walks the add-on
+# lifecycle on a temporary home, printing each command before it runs.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+bash tools/setup.sh
+bash tools/build.sh build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+
+export VIA_HOME=$(mktemp -d /tmp/via-demo-XXXXXX)
+export PATH="$root/build/cli:$PATH"
+trap 'rm -rf "$VIA_HOME"' EXIT
+
+step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
+expect_fail() { printf '\n\033[1m$ %s\033[0m   (expected to fail)\n' "$*"; if "$@"; then echo "demo: expected a failure" >&2; exit 1; fi; }
+
+echo "demo home: $VIA_HOME"
+step via init
+step via audit checkpoint
+via audit checkpoint > "$VIA_HOME/saved.checkpoint"
+if via --help | grep -q '^  addon'; then
+  bash "$root/tools/demo_lifecycle.sh"
+fi
+step via audit log
+step via audit prove --inclusion 1
+step via audit verify --checkpoint "$VIA_HOME/saved.checkpoint"
+echo
+echo "demo: done"
