@@ -6,6 +6,7 @@
 #include "cli/event_json.h"
 #include "cli/shell.h"
 #include "commands/audit.h"
+#include "domain/state.h"
 #include "eventstore/home.h"
 
 namespace via::cli {
@@ -166,6 +167,70 @@ int RunProve(Shell& shell, std::uint64_t inclusion, std::uint64_t consistency) {
   return 0;
 }
 
+int RunReplay(Shell& shell, std::uint64_t until) {
+  VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
+  VIA_ASSIGN_OR_RETURN_EXIT(auto replay, commands::AuditReplay(ctx, until), shell);
+  const State& st = replay.state;
+  nlohmann::json addons = nlohmann::json::array();
+  for (const auto& [id, a] : st.addons) {
+    addons.push_back({{"id", id},
+                      {"name", a.name},
+                      {"provider", a.provider},
+                      {"app", a.app},
+                      {"state", PhaseName(a.phase)},
+                      {"generation", a.current_generation()},
+                      {"revoked_generations", a.revoked_generations()}});
+  }
+  nlohmann::json bindings = nlohmann::json::array();
+  for (const auto& [key, id] : st.bindings) {
+    bindings.push_back({{"app", key.first}, {"binding", key.second}, {"addon_id", id}});
+  }
+  nlohmann::json releases = nlohmann::json::array();
+  for (const auto& [app, list] : st.releases) {
+    for (const auto& r : list) {
+      nlohmann::json claims = nlohmann::json::array();
+      for (const auto& c : r.claims) claims.push_back({{"binding", c.binding}, {"addon_id", c.addon_id}});
+      releases.push_back({{"app", app}, {"release", r.id}, {"claims", claims}});
+    }
+  }
+  nlohmann::json out = {{"seq", st.seq},
+                        {"digest", B64(replay.digest)},
+                        {"addons", addons},
+                        {"bindings", bindings},
+                        {"releases", releases},
+                        {"snapshots", st.snapshots.size()}};
+  bool mismatch = replay.read_model_digest && *replay.read_model_digest != replay.digest;
+  if (replay.read_model_digest) {
+    out["read_model_digest"] = B64(*replay.read_model_digest);
+    out["read_model_matches"] = !mismatch;
+  }
+  if (shell.globals.json) {
+    shell.PrintJson(out);
+  } else {
+    std::cout << "state as of seq " << st.seq << "\n"
+              << "digest: " << B64(replay.digest) << "\n";
+    if (replay.read_model_digest) {
+      std::cout << "read model digest: " << B64(*replay.read_model_digest)
+                << (mismatch ? "  MISMATCH" : "  (matches)") << "\n";
+    }
+    for (const auto& a : addons) {
+      std::cout << "addon " << a["id"].get<std::string>() << "  " << a["name"].get<std::string>()
+                << "  app=" << a["app"].get<std::string>() << "  " << a["state"].get<std::string>()
+                << "\n";
+    }
+    for (const auto& b : bindings) {
+      std::cout << "binding " << b["app"].get<std::string>() << "/" << b["binding"].get<std::string>()
+                << " -> " << b["addon_id"].get<std::string>() << "\n";
+    }
+  }
+  if (mismatch) {
+    return shell.Fail(DataLoss("read_model_mismatch",
+                               "the read model's digest differs from a replay of the log")
+                          .WithRemediation("via recover"));
+  }
+  return 0;
+}
+
 }  // namespace
 
 void RegisterAudit(CLI::App& app, Shell& shell) {
@@ -198,6 +263,13 @@ void RegisterAudit(CLI::App& app, Shell& shell) {
   });
   audit->add_subcommand("key", "print the checkpoint verifier key")->callback([&shell]() {
     shell.action = [&shell]() { return RunKey(shell); };
+  });
+
+  auto until = std::make_shared<std::uint64_t>(0);
+  CLI::App* replay = audit->add_subcommand("replay", "fold the log into state in memory, with its digest");
+  replay->add_option("--until", *until, "stop after this seq (default: the whole log)");
+  replay->callback([&shell, until]() {
+    shell.action = [&shell, until]() { return RunReplay(shell, *until); };
   });
 
   auto inclusion = std::make_shared<std::uint64_t>(0);

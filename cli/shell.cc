@@ -1,5 +1,6 @@
 #include "cli/shell.h"
 
+#include <pwd.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -10,7 +11,11 @@
 namespace via::cli {
 
 Shell::Shell() {
-  if (const char* user = std::getenv("USER"); user && *user) globals.actor = user;
+  if (const char* user = std::getenv("USER"); user && *user) {
+    globals.actor = user;
+  } else if (const passwd* pw = ::getpwuid(::getuid()); pw && pw->pw_name) {
+    globals.actor = pw->pw_name;
+  }
 }
 
 Result<commands::Context> Shell::MakeContext() {

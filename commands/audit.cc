@@ -3,6 +3,7 @@
 #include <set>
 
 #include "eventstore/record_codec.h"
+#include "projections/read_model.h"
 
 namespace via::commands {
 
@@ -98,6 +99,20 @@ Result<ConsistencyProof> ProveConsistency(const Context& ctx, std::uint64_t old_
   VIA_ASSIGN_OR_RETURN(out.proof,
                        eventstore::merkle::ConsistencyProof(store.nodes(), old_size, head.seq));
   VIA_ASSIGN_OR_RETURN(out.checkpoint, store.LatestCheckpoint());
+  return out;
+}
+
+Result<ReplayResult> AuditReplay(const Context& ctx, std::uint64_t until) {
+  VIA_ASSIGN_OR_RETURN(auto log, ctx.OpenLogForAudit());
+  ReplayResult out;
+  VIA_ASSIGN_OR_RETURN(out.state, projections::Replay(log->store(), until));
+  out.digest = projections::StateDigest(out.state);
+  VIA_ASSIGN_OR_RETURN(eventstore::Head head, log->store().GetHead());
+  if (until == 0 || until >= head.seq) {
+    VIA_ASSIGN_OR_RETURN(auto model, projections::ReadModel::Open(ctx.home.state_db().string()));
+    VIA_RETURN_IF_ERROR(model->CatchUp(log->store()).status());
+    VIA_ASSIGN_OR_RETURN(out.read_model_digest, model->Digest());
+  }
   return out;
 }
 

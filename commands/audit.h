@@ -11,6 +11,7 @@
 
 #include "commands/context.h"
 #include "domain/events.h"
+#include "domain/state.h"
 #include "eventstore/verify.h"
 
 namespace via::commands {
@@ -72,5 +73,15 @@ struct ConsistencyProof {
   std::string checkpoint;  // signed note for size2
 };
 Result<ConsistencyProof> ProveConsistency(const Context& ctx, std::uint64_t old_size);
+
+struct ReplayResult {
+  State state;
+  Hash256 digest{};
+  // For a full replay: the incremental read model's digest after catching up
+  // (equal to `digest` unless the read model is wrong).
+  std::optional<Hash256> read_model_digest;
+};
+// Folds records 1..until (0: all) in memory.
+Result<ReplayResult> AuditReplay(const Context& ctx, std::uint64_t until);
 
 }  // namespace via::commands

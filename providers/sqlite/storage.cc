@@ -238,8 +238,9 @@ std::uint64_t PageCountFromHeader(const Header& header, std::size_t length, std:
 
 // --- SQLite -----------------------------------------------------------------
 
-// "database disk image is malformed (SQLITE_CORRUPT, errno ...)" for the last
-// failed call on `db` (or for `rc` alone when `db` is null or moved on).
+// "database disk image is malformed (code 11)" for the last failed call on
+// `db` (or for `rc` alone when `db` is null or has moved on); I/O errors also
+// name the errno.
 std::string SqliteErrorText(sqlite3* db, int rc) {
   std::string text;
   if (db != nullptr && sqlite3_extended_errcode(db) == rc) {
@@ -588,7 +589,10 @@ Result<FileDigest> TakeSnapshot(const fs::path& db, const fs::path& dest,
   auto digest = TakeSnapshotInto(db, dest, temp, progress);
   if (!digest.ok()) return digest.status().WithContext("snapshot " + db.string());
   temp_guard.Release();
-  VIA_RETURN_IF_ERROR(FsyncDirectoryOf(dest));
+  if (Status synced = FsyncDirectoryOf(dest); !synced.ok()) {
+    ::unlink(dest.c_str());  // ours, just renamed: keep "no dest on error"
+    return synced.WithContext("snapshot " + db.string());
+  }
   return digest;
 }
 
@@ -626,6 +630,10 @@ Status RestoreInto(const fs::path& snapshot, const fs::path& db, const Progress&
   }
   VIA_ASSIGN_OR_RETURN(bool db_exists, PathExists(db));
   if (!db_exists) return NotFound("storage_missing", "no database at " + db.string());
+  std::error_code ec;
+  if (fs::equivalent(snapshot, db, ec)) {
+    return InvalidArgument("same_file", context + ": the snapshot is the database itself");
+  }
 
   auto opened = Open(snapshot, SQLITE_OPEN_READONLY, "snapshot_corrupt");
   if (!opened.ok()) return opened.status().WithContext(context);

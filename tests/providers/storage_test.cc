@@ -1008,6 +1008,49 @@ TEST_CASE("a restore into a freshly created database fills it with the snapshot"
   CHECK(conn.Text("PRAGMA journal_mode") == "wal");
 }
 
+TEST_CASE("a restore waits for a writer's transaction to finish", "[providers]") {
+  TempDir dir;
+  fs::path db = dir / "data.sqlite";
+  MakeDatabase(db, 100);
+  REQUIRE(TakeSnapshot(db, dir / "sn.sqlite").ok());
+  TestDb writer(db);
+  writer.Exec("BEGIN IMMEDIATE");
+  writer.Exec("INSERT INTO t(id, v) VALUES (5000, 1)");
+  std::thread commit_later([&] {
+    std::this_thread::sleep_for(200ms);
+    sqlite3_exec(writer.get(), "COMMIT", nullptr, nullptr, nullptr);
+  });
+  Status restored = RestoreInto(dir / "sn.sqlite", db);
+  commit_later.join();
+  INFO(restored.ToString());
+  REQUIRE(restored.ok());
+  TestDb conn(db);
+  CHECK(conn.Int("SELECT count(*) FROM t WHERE id = 5000") == 0);
+}
+
+TEST_CASE("a restore refuses a snapshot with another page size", "[providers]") {
+  TempDir dir;
+  fs::path other = dir / "other.sqlite";
+  {
+    TestDb conn(other, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    conn.Exec("PRAGMA page_size=8192; PRAGMA journal_mode=WAL; CREATE TABLE x(y)");
+  }
+  REQUIRE(TakeSnapshot(other, dir / "sn.sqlite").ok());
+  fs::path db = dir / "data.sqlite";
+  MakeDatabase(db, 10);
+  Status restored = RestoreInto(dir / "sn.sqlite", db);
+  CHECK(restored.code() == StatusCode::kFailedPrecondition);
+  CHECK(restored.reason() == "page_size_mismatch");
+  CHECK(ProbeDatabase(db).health == StorageHealth::kOk);
+}
+
+TEST_CASE("a restore of a database into itself is refused", "[providers]") {
+  TempDir dir;
+  fs::path db = dir / "data.sqlite";
+  MakeDatabase(db, 10);
+  CHECK(RestoreInto(db, db).code() == StatusCode::kInvalidArgument);
+}
+
 // --- Quarantine ------------------------------------------------------------------
 
 TEST_CASE("quarantine moves the database and its companions aside byte for byte", "[providers]") {

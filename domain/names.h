@@ -1,0 +1,30 @@
+#pragma once
+
+// Name rules (DESIGN.md section 4). Validators return InvalidArgument with a
+// message that quotes the rule, so the CLI can print it as a usage error.
+
+#include <string>
+#include <string_view>
+
+#include "domain/status.h"
+
+namespace via {
+
+inline constexpr const char* kAddonNameRule = "^[a-z][a-z0-9-]{0,62}$";
+inline constexpr const char* kBindingNameRule = "^[A-Z][A-Z0-9_]{0,62}$";
+inline constexpr const char* kReleaseIdRule = "^[A-Za-z0-9._-]{1,64}$";
+
+Status ValidateAddonName(std::string_view name);
+Status ValidateAppName(std::string_view name);
+Status ValidateBindingName(std::string_view name);
+Status ValidateReleaseId(std::string_view id);
+
+// True for ids this system mints ("ad_", "sn_" + 26 Crockford base32 digits).
+bool LooksLikeId(std::string_view text, std::string_view prefix);
+
+// NAME#destroyed#ID and NAME#failed#ID.
+std::string DestroyedTombstone(const std::string& name, const std::string& addon_id);
+std::string FailedTombstone(const std::string& name, const std::string& addon_id);
+bool IsTombstoneName(std::string_view name);
+
+}  // namespace via

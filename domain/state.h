@@ -1,0 +1,120 @@
+#pragma once
+
+// Add-on state folded from the log. `Apply` is pure and deterministic: the
+// same records give the same State, whether folded in memory (`audit replay`)
+// or incrementally into the read model (projections/). `CanonicalForm` is a
+// stable text rendering whose SHA-256 is the state digest.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <tuple>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "domain/events.h"
+
+namespace via {
+
+enum class AddonPhase {
+  kProvisioning,  // AddonCreated, no provider outcome yet
+  kActive,        // storage provisioned (or repaired)
+  kFailed,        // ProvisioningFailed
+  kDestroyed,     // AddonDestroyed
+};
+const char* PhaseName(AddonPhase phase);
+
+struct GenerationState {
+  std::uint32_t number = 0;
+  Bytes fingerprint;
+  Bytes salt;
+  bool revoked = false;
+  bool operator==(const GenerationState&) const = default;
+};
+
+struct AddonState {
+  std::string id;
+  std::string name;           // stored name: live name, or a tombstone name
+  std::string original_name;  // the name it was created with
+  std::string provider;
+  std::string app;
+  std::string requested_binding;
+  AddonPhase phase = AddonPhase::kProvisioning;
+  std::string failure_reason;
+  bool data_present = false;  // for kFailed: the file held SQLite bytes
+  std::vector<GenerationState> generations;
+  std::string restoring_snapshot;  // non-empty while a restore is in flight
+  std::string pending_snapshot;    // non-empty while a snapshot is in flight
+  std::string pending_repair;      // non-empty while a repair is in flight
+  std::int64_t created_at_ms = 0;
+  std::uint64_t created_seq = 0;
+  std::uint64_t updated_seq = 0;
+
+  // Highest generation number, 0 when none.
+  std::uint32_t current_generation() const;
+  std::vector<std::uint32_t> revoked_generations() const;
+  bool has_active_generation() const;
+  bool operator==(const AddonState&) const = default;
+};
+
+enum class SnapshotStatus { kRequested, kTaken, kFailed };
+const char* SnapshotStatusName(SnapshotStatus status);
+
+struct SnapshotState {
+  std::string id;
+  std::string addon_id;
+  std::string label;
+  SnapshotStatus status = SnapshotStatus::kRequested;
+  Bytes sha256;
+  std::uint64_t bytes = 0;
+  std::uint64_t page_count = 0;
+  std::string failure_reason;
+  std::string actor;
+  std::int64_t requested_at_ms = 0;
+  std::uint64_t requested_seq = 0;
+  bool operator==(const SnapshotState&) const = default;
+};
+
+struct ReleaseState {
+  std::string app;
+  std::string id;
+  std::vector<BindingClaim> claims;
+  std::int64_t created_at_ms = 0;
+  std::uint64_t seq = 0;
+  bool operator==(const ReleaseState&) const = default;
+};
+
+// (app, binding name)
+using BindingKey = std::pair<std::string, std::string>;
+
+struct State {
+  std::uint64_t seq = 0;  // last applied record
+  std::string log_id;
+  std::string origin;
+  std::map<std::string, AddonState> addons;          // by id
+  std::map<std::string, std::string> names;          // live name -> add-on id
+  std::map<BindingKey, std::string> bindings;        // -> add-on id
+  std::map<std::string, SnapshotState> snapshots;    // by id
+  std::map<std::string, std::vector<ReleaseState>> releases;  // app -> in order
+  // (add-on id, generation, app, release) first deliveries
+  std::set<std::tuple<std::string, std::uint32_t, std::string, std::string>> deliveries;
+  std::uint64_t tokens_issued = 0;
+
+  bool operator==(const State&) const = default;
+
+  // Lookups. `FindAddon` takes a live name or an id.
+  const AddonState* FindAddon(const std::string& name_or_id) const;
+  const AddonState* FindById(const std::string& id) const;
+  // Bindings of one add-on, as (app, binding) keys.
+  std::vector<BindingKey> BindingsOf(const std::string& addon_id) const;
+};
+
+// Folds one record into the state. Records must come in seq order.
+void Apply(State& state, const Record& record);
+
+// Stable text form of the whole state; its SHA-256 is the state digest.
+std::string CanonicalForm(const State& state);
+
+}  // namespace via
