@@ -1,0 +1,96 @@
+#include <catch2/catch.hpp>
+
+#include "domain/decide.h"
+
+using namespace via;
+
+namespace {
+
+State Fold(const std::vector<Event>& events) {
+  State s;
+  std::uint64_t seq = 0;
+  for (const auto& e : events) Apply(s, Record{++seq, {}, 0, "t", "", e});
+  return s;
+}
+
+CreateCommand Create(const std::string& name, const std::string& id, const std::string& binding = "") {
+  return CreateCommand{name, "sqlite", "api", binding, id, Bytes{1}, Bytes{2}};
+}
+
+void ApplyAll(State& s, const std::vector<Event>& events) {
+  for (const auto& e : events) Apply(s, Record{s.seq + 1, {}, 0, "t", "", e});
+}
+
+}  // namespace
+
+TEST_CASE("create emits the add-on, generation 1 and the requested binding", "[domain]") {
+  auto events = DecideCreate(State{}, Create("app-db", "ad_1", "DATABASE"));
+  REQUIRE(events.ok());
+  REQUIRE(events->size() == 3);
+  CHECK(std::get<AddonCreated>((*events)[0]).name == "app-db");
+  CHECK(std::get<GenerationRotated>((*events)[1]).generation == 1);
+  CHECK(std::get<BindingAttached>((*events)[2]).binding == "DATABASE");
+}
+
+TEST_CASE("create refuses a live name with exit code 4", "[domain]") {
+  State s = Fold(*DecideCreate(State{}, Create("app-db", "ad_1")));
+  auto again = DecideCreate(s, Create("app-db", "ad_2"));
+  REQUIRE_FALSE(again.ok());
+  CHECK(again.status().reason() == "name_taken");
+  CHECK(ExitCodeFor(again.status().code()) == 4);
+}
+
+TEST_CASE("create refuses an unknown provider as a usage error", "[domain]") {
+  CreateCommand c = Create("app-db", "ad_1");
+  c.provider = "oracle";
+  auto events = DecideCreate(State{}, c);
+  REQUIRE_FALSE(events.ok());
+  CHECK(events.status().reason() == "unknown_provider");
+  CHECK(ExitCodeFor(events.status().code()) == 2);
+}
+
+TEST_CASE("create over a failed record without SQLite bytes retires it as NAME#failed#ID",
+          "[domain]") {
+  State s = Fold(*DecideCreate(State{}, Create("app-db", "ad_1")));
+  ApplyAll(s, {ProvisioningFailed{"ad_1", "disk full", false}});
+  auto events = DecideCreate(s, Create("app-db", "ad_2"));
+  REQUIRE(events.ok());
+  CHECK(std::get<AddonRenamed>((*events)[0]).new_name == "app-db#failed#ad_1");
+  ApplyAll(s, *events);
+  CHECK(s.FindAddon("app-db")->id == "ad_2");
+  CHECK(s.FindById("ad_1")->name == "app-db#failed#ad_1");
+}
+
+TEST_CASE("a failed record holding SQLite bytes keeps blocking the name", "[domain]") {
+  State s = Fold(*DecideCreate(State{}, Create("app-db", "ad_1")));
+  ApplyAll(s, {ProvisioningFailed{"ad_1", "crash", true}});
+  auto events = DecideCreate(s, Create("app-db", "ad_2"));
+  REQUIRE_FALSE(events.ok());
+  CHECK(events.status().reason() == "name_blocked_by_failed");
+  CHECK(events.status().remediation().find("--repair") != std::string::npos);
+}
+
+TEST_CASE("destroy refuses while bound and frees the name afterwards", "[domain]") {
+  State s = Fold(*DecideCreate(State{}, Create("app-db", "ad_1", "DATABASE")));
+  auto refused = DecideDestroy(s, "app-db");
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.status().reason() == "addon_bound");
+  ApplyAll(s, *DecideUnbind(s, "app-db", "api", "DATABASE"));
+  auto destroyed = DecideDestroy(s, "app-db");
+  REQUIRE(destroyed.ok());
+  ApplyAll(s, *destroyed);
+  CHECK(s.FindAddon("app-db") == nullptr);
+  CHECK(s.FindById("ad_1")->name == "app-db#destroyed#ad_1");
+  CHECK(DecideCreate(s, Create("app-db", "ad_2")).ok());
+}
+
+TEST_CASE("bind refuses to steal a binding that points at another add-on", "[domain]") {
+  State s = Fold(*DecideCreate(State{}, Create("one", "ad_1", "DATABASE")));
+  ApplyAll(s, *DecideCreate(s, Create("two", "ad_2")));
+  auto stolen = DecideBind(s, "two", "api", "DATABASE");
+  REQUIRE_FALSE(stolen.ok());
+  CHECK(stolen.status().reason() == "binding_conflict");
+  auto same = DecideBind(s, "one", "api", "DATABASE");
+  REQUIRE(same.ok());
+  CHECK(same->empty());
+}
