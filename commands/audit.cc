@@ -61,6 +61,7 @@ Result<std::string> AuditCheckpoint(const Context& ctx) {
 
 Result<std::string> AuditKey(const Context& ctx) {
   VIA_ASSIGN_OR_RETURN(auto log, ctx.OpenLogForAudit());
+  VIA_RETURN_IF_ERROR(log->identity_error());
   return log->verifier_key().ToString();
 }
 

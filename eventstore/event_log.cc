@@ -117,12 +117,13 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(const Options& options) {
     // Lost the race (Aborted or replayed): another process initialized; read its record.
   }
 
-  VIA_ASSIGN_OR_RETURN(Record first, log->store_->Read(1));
-  const auto* init = std::get_if<LogInitialized>(&first.event);
-  if (init == nullptr) return DataLoss("log_not_initialized", "seq 1 is not LogInitialized");
-  log->origin_ = init->origin;
-  log->log_id_ = init->log_id;
-  VIA_ASSIGN_OR_RETURN(log->verifier_key_, VerifierKey::Parse(init->checkpoint_verifier_key));
+  Status identity = log->LoadIdentity();
+  if (!identity.ok()) {
+    // Auditors still open a log whose seq 1 is damaged, so that verify can
+    // name it; everything else refuses.
+    if (options.check_tail) return identity;
+    log->identity_error_ = identity;
+  }
 
   if (!options.read_only) {
     VIA_ASSIGN_OR_RETURN(log->key_, LoadOrCreateSigningKey(home.log_key()));
@@ -134,6 +135,24 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(const Options& options) {
   }
   if (options.check_tail) VIA_RETURN_IF_ERROR(log->CheckTail());
   return log;
+}
+
+Status EventLog::LoadIdentity() {
+  auto first = store_->Read(1);
+  if (!first.ok()) {
+    return DataLoss("log_not_initialized", "seq 1: " + first.status().message());
+  }
+  const auto* init = std::get_if<LogInitialized>(&first->event);
+  if (init == nullptr) return DataLoss("log_not_initialized", "seq 1 is not LogInitialized");
+  auto key = VerifierKey::Parse(init->checkpoint_verifier_key);
+  if (!key.ok()) {
+    return DataLoss("log_not_initialized", "seq 1 carries a bad verifier key: " +
+                                               key.status().message());
+  }
+  origin_ = init->origin;
+  log_id_ = init->log_id;
+  verifier_key_ = *key;
+  return Status::Ok();
 }
 
 Status EventLog::CheckTail() {

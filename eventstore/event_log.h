@@ -40,6 +40,8 @@ class EventLog {
   LogStore& store() { return *store_; }
   const std::string& origin() const { return origin_; }
   const VerifierKey& verifier_key() const { return verifier_key_; }
+  // Why seq 1 could not be read, for a log opened with check_tail = false; OK otherwise.
+  const Status& identity_error() const { return identity_error_; }
   const std::string& log_id() const { return log_id_; }
   // True when this Open() created the log.
   bool initialized_now() const { return initialized_now_; }
@@ -49,6 +51,7 @@ class EventLog {
 
  private:
   EventLog() = default;
+  Status LoadIdentity();
   Status CheckTail();
 
   std::unique_ptr<LogStore> store_;
@@ -57,6 +60,7 @@ class EventLog {
   std::string log_id_;
   VerifierKey verifier_key_;
   bool initialized_now_ = false;
+  Status identity_error_;
 };
 
 // Loads an Ed25519 key from a PEM file, creating it exclusively (0600) when

@@ -305,6 +305,15 @@ Result<Record> DecodeRecord(ByteView bytes) {
       return;
     }
     auto root = reader.getRoot<schema::Record>();
+    // isCanonical() tolerates a few encodings that canonicalize() never writes
+    // (e.g. an empty list's offset); the bytes must be exactly canonical.
+    kj::Array<capnp::word> again = capnp::canonicalize(root);
+    auto again_bytes = again.asBytes();
+    if (again_bytes.size() != bytes.size() ||
+        std::memcmp(again_bytes.begin(), bytes.data(), bytes.size()) != 0) {
+      error = DataLoss("record_not_canonical", "record bytes are not in canonical form");
+      return;
+    }
     out.seq = root.getSeq();
     auto prev = root.getPrevHash();
     if (prev.size() != out.prev_hash.size()) {
