@@ -28,12 +28,13 @@ import struct
 import subprocess
 import sys
 import tempfile
+import urllib.parse
 
 APPLICATION_ID = 0x5649414C  # "VIAL"
 FORMAT_VERSION = 1
 ED25519_SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")
 SIGNATURE_PREFIX = "\u2014 "  # em dash, space
-MAX_NESTING = 64
+MAX_NESTING = 16  # what via's reader allows
 
 
 class VerifyError(Exception):
@@ -562,7 +563,7 @@ def open_db(path):
     if not os.path.exists(path):
         raise SystemExit("error: no event log at %s" % path)
     try:
-        db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+        db = sqlite3.connect("file:%s?mode=ro" % urllib.parse.quote(os.path.abspath(path)), uri=True)
         db.execute("SELECT 1 FROM records LIMIT 1").fetchall()
         return db
     except sqlite3.Error:
