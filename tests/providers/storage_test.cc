@@ -2,7 +2,7 @@
 // temporary directory. Concurrency cases fork(): the child processes use only
 // the SQLite C API and report through their exit code and pipes, never Catch.
 
-#include "providers/sqlite/storage.h"
+#include <catch2/catch.hpp>
 
 #include <fcntl.h>
 #include <linux/fs.h>
@@ -15,17 +15,19 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <catch2/catch.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "crypto/crypto.h"
+#include "providers/sqlite/storage.h"
 
 using namespace via;
 using namespace via::providers::sqlite;
@@ -205,22 +207,40 @@ class Pipe {
   int fds_[2] = {-1, -1};
 };
 
-// Runs `body` in a child process that exits with its result.
-template <typename Body>
-pid_t Spawn(Body body) {
-  pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) ::_exit(body());
-  return pid;
-}
-
-// Exit code of `pid`, or 128 + signal.
-int Wait(pid_t pid) {
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+// A forked child process running `body`, exiting with its result. Killed and
+// reaped on destruction unless waited for, so a failed REQUIRE in the parent
+// never leaves it running.
+class ChildProcess {
+ public:
+  template <typename Body>
+  explicit ChildProcess(Body body) {
+    pid_ = ::fork();
+    REQUIRE(pid_ >= 0);
+    if (pid_ == 0) ::_exit(body());
   }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
+  ~ChildProcess() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      Wait();
+    }
+  }
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+
+  void Kill() { ::kill(pid_, SIGKILL); }
+
+  // Exit code, or 128 + signal.
+  int Wait() {
+    int status = 0;
+    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    }
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+
+ private:
+  pid_t pid_ = -1;
+};
 
 void WaitForByte(int fd) {
   char byte;
@@ -728,7 +748,7 @@ TEST_CASE("a snapshot taken during inserts holds exactly the rows committed befo
     conn.Exec("CREATE TABLE seq(id INTEGER PRIMARY KEY)");
   }
   Pipe ready;
-  pid_t writer = Spawn([&] {
+  ChildProcess writer([&] {
     ready.CloseRead();
     return InsertForever(db, ready.write_end());
   });
@@ -754,8 +774,8 @@ TEST_CASE("a snapshot taken during inserts holds exactly the rows committed befo
   };
   auto taken = TakeSnapshot(db, snapshot, progress);
   std::int64_t after = rows_now();
-  ::kill(writer, SIGKILL);
-  Wait(writer);
+  writer.Kill();
+  writer.Wait();
   INFO(taken.status().ToString());
   REQUIRE(taken.ok());
 
@@ -845,11 +865,13 @@ TEST_CASE("readers never see a torn database while a restore runs beside a write
   }
 
   Pipe reader_ready, writer_ready, stop, reader_report, writer_report;
-  pid_t reader = Spawn([&] {
+  ChildProcess reader([&] {
+    stop.CloseWrite();
     return ReadInvariantUntilStopped(db, reader_ready.write_end(), stop.read_end(),
                                      reader_report.write_end(), filler_epoch1, filler_epoch2);
   });
-  pid_t writer = Spawn([&] {
+  ChildProcess writer([&] {
+    stop.CloseWrite();
     return TransferUntilRestored(db, writer_ready.write_end(), stop.read_end(),
                                  writer_report.write_end());
   });
@@ -864,8 +886,8 @@ TEST_CASE("readers never see a torn database while a restore runs beside a write
   Status restored = RestoreInto(snapshot, db, progress);
   std::this_thread::sleep_for(50ms);  // let the reader see the new content
   REQUIRE(::write(stop.write_end(), "s", 1) == 1);
-  int reader_exit = Wait(reader);
-  int writer_exit = Wait(writer);
+  int reader_exit = reader.Wait();
+  int writer_exit = writer.Wait();
   std::string reader_stats = ReadReport(reader_report.read_end());
   std::string writer_stats = ReadReport(writer_report.read_end());
   INFO("restore: " << restored.ToString());
@@ -876,7 +898,7 @@ TEST_CASE("readers never see a torn database while a restore runs beside a write
   CHECK(writer_exit == 0);
 
   std::int64_t reads = 0, reads_epoch2 = 0, reads_epoch1 = 0;
-  std::sscanf(reader_stats.c_str(), "%ld %ld %ld", &reads, &reads_epoch2, &reads_epoch1);
+  std::istringstream(reader_stats) >> reads >> reads_epoch2 >> reads_epoch1;
   CHECK(reads_epoch2 > 0);
   CHECK(reads_epoch1 > 0);
 
@@ -935,14 +957,14 @@ TEST_CASE("a snapshot that runs out of space leaves neither the file nor its tem
   MakeDatabase(db, 100, 4 * 1024);
   // A child whose file size limit is 1 MiB: writing the copy fails with EFBIG,
   // as it would on a full disk.
-  pid_t child = Spawn([&] {
+  ChildProcess child([&] {
     ::signal(SIGXFSZ, SIG_IGN);
     rlimit limit{1 << 20, 1 << 20};
     if (::setrlimit(RLIMIT_FSIZE, &limit) != 0) return 2;
     auto taken = TakeSnapshot(db, dir / "snapshots/sn.sqlite");
     return taken.ok() ? 1 : 0;
   });
-  CHECK(Wait(child) == 0);
+  CHECK(child.Wait() == 0);
   CHECK(FilesIn(dir / "snapshots").empty());
   CHECK(ProbeDatabase(db).health == StorageHealth::kOk);
 }

@@ -10,6 +10,8 @@
 #include <condition_variable>
 #include <cstdint>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <limits>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -913,4 +915,64 @@ TEST_CASE("hrana HandlePipeline answers a malformed body with invalid_pipeline",
 TEST_CASE("hrana encodes an error body that clients read as a Hrana error", "[server]") {
   CHECK(hrana::EncodeError({"bad \"token\"", "UNAUTHORIZED"}) ==
         R"({"message":"bad \"token\"","code":"UNAUTHORIZED"})");
+}
+
+// ---------------------------------------------------------------- samples
+
+namespace {
+
+std::string ReadSample(const std::string& name) {
+  std::filesystem::path path =
+      std::filesystem::path(VIA_SOURCE_DIR) / "tests/testdata/hrana" / name;
+  std::ifstream in(path, std::ios::binary);
+  REQUIRE(in.good());
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  while (!text.empty() && text.back() == '\n') text.pop_back();
+  return text;
+}
+
+}  // namespace
+
+TEST_CASE("hrana runs the sample request bodies", "[server]") {
+  Harness h;
+  Result<std::string> out = h.Raw("a", ReadSample("execute_and_close.json"));
+  REQUIRE(out.ok());
+  json r = json::parse(*out);
+  CHECK(Rows(r, 0)[0] == json::array({Int(std::numeric_limits<std::int64_t>::min()),
+                                      {{"type", "blob"}, {"base64", "AP8Q"}},
+                                      Text("h\xC3\xA9llo")}));
+  CHECK(r.at("baton").is_null());
+
+  out = h.Raw("a", ReadSample("transactional_batch.json"));
+  REQUIRE(out.ok());
+  r = json::parse(*out);
+  const json& batch = ResultOf(r, 0).at("result");
+  CHECK(batch.at("step_results")[2].at("rows")[0][0] == Int(1));
+  CHECK(batch.at("step_results")[3].is_object());  // COMMIT
+  CHECK(batch.at("step_results")[4].is_null());    // no ROLLBACK
+  CHECK(batch.at("step_results")[5].is_null());
+  CHECK(ResultOf(r, 1).at("is_autocommit") == true);
+
+  out = h.Raw("a", ReadSample("stored_sql_sequence_describe.json"));
+  REQUIRE(out.ok());
+  r = json::parse(*out);
+  CHECK(Rows(r, 2)[0] == json::array({Int(1), Text("x")}));
+  CHECK(ResultOf(r, 3).at("result").at("cols")[1] == json({{"name", "b"}, {"decltype", "TEXT"}}));
+  CHECK(ResultOf(r, 4).at("result").at("is_explain") == true);
+  CHECK(ErrorOf(r, 6).at("code") == "SQL_NOT_FOUND");
+  CHECK(ErrorOf(r, 7).at("code") == "SQL_MANY_STATEMENTS");
+}
+
+TEST_CASE("hrana encodes a pipeline response exactly as the golden sample", "[server]") {
+  hrana::StmtResult result;
+  result.cols = {hrana::Col{"x", "INTEGER"}};
+  result.rows = {{hrana::Value(std::int64_t{42})}};
+  result.rows_read = 1;
+  hrana::PipelineResponse response;
+  response.results = {
+      hrana::StreamResponse(hrana::ExecuteResponse{result}),
+      hrana::Error{"SQLite error: UNIQUE constraint failed: t.id", "SQLITE_CONSTRAINT"},
+      hrana::StreamResponse(hrana::CloseResponse{}),
+  };
+  CHECK(hrana::EncodePipelineResponse(response) == ReadSample("response_example.json"));
 }
