@@ -242,6 +242,7 @@ Result<AppendResult> LogStore::Append(const AppendRequest& request, const Signer
 
   AppendResult result;
   result.first_seq = head.seq + 1;
+  crypto::Sha256 hasher;
   Record record;
   record.prev_hash = head.hash;
   record.recorded_at_ms = request.recorded_at_ms;
@@ -255,14 +256,14 @@ Result<AppendResult> LogStore::Append(const AppendRequest& request, const Signer
       return InvalidArgument("record_too_large", "record of " + std::to_string(bytes.size()) +
                                                      " bytes exceeds the limit");
     }
-    Hash256 hash = crypto::Sha256::Digest(bytes);
+    Hash256 hash = hasher.Update(bytes).Final();
     insert_record_stmt_.Bind(1, static_cast<std::int64_t>(record.seq))
         .Bind(2, ByteView(bytes))
         .Bind(3, ByteView(hash))
         .Bind(4, request.command_id);
     VIA_RETURN_IF_ERROR(insert_record_stmt_.Run().WithContext("append seq " +
                                                                std::to_string(record.seq)));
-    frontier.Append(merkle::LeafHash(bytes), sink);
+    frontier.Append(merkle::LeafHash(hasher, bytes), sink, hasher);
     VIA_RETURN_IF_ERROR(sink_status);
     head.seq = record.seq;
     head.hash = hash;

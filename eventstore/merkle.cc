@@ -71,6 +71,10 @@ Status ConsistencyInvalid(const std::string& why) {
 
 Hash256 LeafHash(ByteView leaf) {
   crypto::Sha256 hasher;
+  return LeafHash(hasher, leaf);
+}
+
+Hash256 LeafHash(crypto::Sha256& hasher, ByteView leaf) {
   return hasher.Update(ByteView(kLeafPrefix)).Update(leaf).Final();
 }
 
@@ -261,9 +265,13 @@ Result<Frontier> Frontier::Load(NodeSource& nodes, std::uint64_t size) {
 }
 
 void Frontier::Append(const Hash256& leaf_hash, const NodeSink& sink) {
+  crypto::Sha256 hasher;
+  Append(leaf_hash, sink, hasher);
+}
+
+void Frontier::Append(const Hash256& leaf_hash, const NodeSink& sink, crypto::Sha256& hasher) {
   // Each trailing set bit of size_ is a perfect subtree that the new leaf's
   // subtree of the same level completes into one of the next level.
-  crypto::Sha256 hasher;
   Hash256 node = leaf_hash;
   int level = 0;
   if (sink) sink(0, size_, node);

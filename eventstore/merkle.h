@@ -14,12 +14,15 @@
 #include <functional>
 #include <vector>
 
+#include "crypto/crypto.h"
 #include "domain/bytes.h"
 #include "domain/status.h"
 
 namespace via::eventstore::merkle {
 
 Hash256 LeafHash(ByteView leaf);
+// The same with a caller's hasher, for loops over many leaves.
+Hash256 LeafHash(crypto::Sha256& hasher, ByteView leaf);
 Hash256 NodeHash(const Hash256& left, const Hash256& right);
 Hash256 EmptyRoot();
 
@@ -80,6 +83,8 @@ class Frontier {
   static Result<Frontier> Load(NodeSource& nodes, std::uint64_t size);
 
   void Append(const Hash256& leaf_hash, const NodeSink& sink = nullptr);
+  // The same with a caller's hasher, for loops over many leaves.
+  void Append(const Hash256& leaf_hash, const NodeSink& sink, crypto::Sha256& hasher);
   std::uint64_t size() const { return size_; }
   Hash256 Root() const;
 

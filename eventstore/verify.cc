@@ -26,16 +26,17 @@ class LevelCursor {
       stmt_.emplace(std::move(stmt));
     }
     VIA_ASSIGN_OR_RETURN(bool row, stmt_->Step());
-    std::string where = "Merkle node level " + std::to_string(level_) + " index " +
-                        std::to_string(index);
-    if (!row) return DataLoss("merkle_node_missing", where + " is missing");
+    auto where = [&] {
+      return "Merkle node level " + std::to_string(level_) + " index " + std::to_string(index);
+    };
+    if (!row) return DataLoss("merkle_node_missing", where() + " is missing");
     if (static_cast<std::uint64_t>(stmt_->Int(0)) != index) {
-      return DataLoss("merkle_node_missing", where + " is missing (found index " +
+      return DataLoss("merkle_node_missing", where() + " is missing (found index " +
                                                  std::to_string(stmt_->Int(0)) + ")");
     }
     ByteView stored = stmt_->Blob(1);
     if (stored.size() != hash.size() || std::memcmp(stored.data(), hash.data(), hash.size()) != 0) {
-      return DataLoss("merkle_node_mismatch", where + " does not match the records");
+      return DataLoss("merkle_node_mismatch", where() + " does not match the records");
     }
     return Status::Ok();
   }
@@ -245,7 +246,7 @@ VerifyReport VerifyLog(LogStore& log, const VerifyOptions& options) {
         }
       }
     }
-    frontier.Append(merkle::LeafHash(bytes), sink);
+    frontier.Append(merkle::LeafHash(hasher, bytes), sink, hasher);
     if (!node_status.ok()) return fail(node_fail_seq, node_status);
     prev = hash;
     ++expected_seq;

@@ -78,9 +78,9 @@ Result<hrana::PipelineResponse> HranaEngine::Execute(std::string_view database_k
     } else {
       if (streams_.size() >= limits_.max_streams) SweepLocked(now, &dead);
       if (streams_.size() >= limits_.max_streams) {
-        return Unavailable("too_many_streams",
-                           "the SQL proxy already has " + std::to_string(streams_.size()) +
-                               " open streams; close streams or retry later");
+        return Unavailable("too_many_streams", "the SQL proxy already has " +
+                                                   std::to_string(streams_.size()) +
+                                                   " open streams; close streams or retry later");
       }
       stream = std::make_shared<Stream>();
       stream->id = next_stream_id_++;

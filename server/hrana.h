@@ -54,12 +54,15 @@ namespace via::server {
 
 class HranaEngine {
  public:
-  // Milliseconds on any monotonic-enough scale (Unix time is fine).
+  // Milliseconds on any monotonic-enough scale (Unix time is fine). Called
+  // from several threads at once, also while statements run (for timeouts).
   using Clock = std::function<std::int64_t()>;
   // Opens a new connection to the right database file. Called once per new
   // stream, outside the engine's lock. The engine configures the connection
-  // (see hrana_session.h) and owns it from then on; the factory may set a busy
-  // timeout and pragmas of its own.
+  // (see hrana_session.h) and owns it from then on; the factory may set pragmas
+  // of its own and should set a busy timeout, which bounds how long a
+  // statement waits for another stream's lock (statement_timeout_ms does not
+  // cover that wait).
   using ConnectionFactory = std::function<Result<hrana::SqliteConnection>()>;
 
   HranaEngine(hrana::Limits limits, Clock clock);

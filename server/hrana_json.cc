@@ -3,11 +3,10 @@
 #include <charconv>
 #include <cmath>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <type_traits>
 #include <utility>
-
-#include <nlohmann/json.hpp>
 
 #include "crypto/crypto.h"
 
@@ -54,8 +53,9 @@ Status CheckDepth(std::string_view body, std::size_t max_depth) {
       in_string = true;
     } else if (c == '[' || c == '{') {
       if (++depth > max_depth) {
-        return InvalidArgument("invalid_pipeline", "request body nests arrays and objects deeper than " +
-                                                       std::to_string(max_depth) + " levels");
+        return InvalidArgument("invalid_pipeline",
+                               "request body nests arrays and objects deeper than " +
+                                   std::to_string(max_depth) + " levels");
       }
     } else if ((c == ']' || c == '}') && depth > 0) {
       --depth;
@@ -84,7 +84,8 @@ template <typename Int>
 Status ToInt(const Json& j, const std::string& path, Int* out) {
   constexpr auto kMin = std::numeric_limits<Int>::min();
   constexpr auto kMax = std::numeric_limits<Int>::max();
-  const std::string range = "an integer from " + std::to_string(kMin) + " to " + std::to_string(kMax);
+  const std::string range =
+      "an integer from " + std::to_string(kMin) + " to " + std::to_string(kMax);
   if (j.is_number_unsigned()) {
     auto v = j.get<std::uint64_t>();
     if (v > static_cast<std::uint64_t>(kMax)) return Bad(path, "expected " + range);
@@ -125,14 +126,17 @@ class RequestParser {
   Status Pipeline(const Json& j, PipelineRequest* out) {
     VIA_RETURN_IF_ERROR(WantObject(j, "body"));
     if (const Json* baton = Field(j, "baton", true)) {
-      if (!baton->is_string()) return Bad("baton", "expected a string or null, got " + Describe(*baton));
+      if (!baton->is_string())
+        return Bad("baton", "expected a string or null, got " + Describe(*baton));
       out->baton = baton->get<std::string>();
     }
     const Json* requests = Field(j, "requests", false);
     if (!requests) return Bad("body", "missing field \"requests\"");
-    if (!requests->is_array()) return Bad("requests", "expected an array, got " + Describe(*requests));
+    if (!requests->is_array())
+      return Bad("requests", "expected an array, got " + Describe(*requests));
     if (requests->size() > limits_.max_requests) {
-      return Bad("requests", std::to_string(requests->size()) + " requests, more than the limit of " +
+      return Bad("requests", std::to_string(requests->size()) +
+                                 " requests, more than the limit of " +
                                  std::to_string(limits_.max_requests));
     }
     out->requests.reserve(requests->size());
@@ -194,7 +198,8 @@ class RequestParser {
     VIA_RETURN_IF_ERROR(SqlOrSqlId(j, path, &out->sql, &out->sql_id));
     std::size_t count = 0;
     if (const Json* args = Field(j, "args", false)) {
-      if (!args->is_array()) return Bad(path + ".args", "expected an array, got " + Describe(*args));
+      if (!args->is_array())
+        return Bad(path + ".args", "expected an array, got " + Describe(*args));
       count += args->size();
       VIA_RETURN_IF_ERROR(ArgCount(count, path));
       out->args.reserve(args->size());
@@ -277,9 +282,11 @@ class RequestParser {
     VIA_RETURN_IF_ERROR(WantObject(j, path));
     const Json* steps = Field(j, "steps", false);
     if (!steps) return Bad(path, "missing field \"steps\"");
-    if (!steps->is_array()) return Bad(path + ".steps", "expected an array, got " + Describe(*steps));
+    if (!steps->is_array())
+      return Bad(path + ".steps", "expected an array, got " + Describe(*steps));
     if (steps->size() > limits_.max_batch_steps) {
-      return Bad(path + ".steps", std::to_string(steps->size()) + " steps, more than the limit of " +
+      return Bad(path + ".steps", std::to_string(steps->size()) +
+                                      " steps, more than the limit of " +
                                       std::to_string(limits_.max_batch_steps));
     }
     out->steps.reserve(steps->size());
@@ -325,7 +332,8 @@ class RequestParser {
       out->kind = type == "and" ? BatchCond::Kind::kAnd : BatchCond::Kind::kOr;
       const Json* conds = Field(j, "conds", false);
       if (!conds) return Bad(path, "missing field \"conds\"");
-      if (!conds->is_array()) return Bad(path + ".conds", "expected an array, got " + Describe(*conds));
+      if (!conds->is_array())
+        return Bad(path + ".conds", "expected an array, got " + Describe(*conds));
       out->conds.resize(conds->size());
       for (std::size_t i = 0; i < conds->size(); ++i) {
         VIA_RETURN_IF_ERROR(ParseCond((*conds)[i], path + ".conds[" + std::to_string(i) + "]",
@@ -342,7 +350,8 @@ class RequestParser {
   Status SqlOrSqlId(const Json& j, const std::string& path, std::optional<std::string>* sql,
                     std::optional<std::int32_t>* sql_id) {
     if (const Json* s = Field(j, "sql", true)) {
-      if (!s->is_string()) return Bad(path + ".sql", "expected a string or null, got " + Describe(*s));
+      if (!s->is_string())
+        return Bad(path + ".sql", "expected a string or null, got " + Describe(*s));
       *sql = s->get<std::string>();
       VIA_RETURN_IF_ERROR(SqlSize(**sql, path + ".sql"));
     }
@@ -380,7 +389,8 @@ class RequestParser {
   Status SqlSize(const std::string& sql, const std::string& path) {
     if (sql.size() > limits_.max_sql_bytes) {
       return Bad(path, "SQL text of " + std::to_string(sql.size()) +
-                           " bytes, more than the limit of " + std::to_string(limits_.max_sql_bytes));
+                           " bytes, more than the limit of " +
+                           std::to_string(limits_.max_sql_bytes));
     }
     return Status::Ok();
   }
@@ -439,13 +449,27 @@ void AppendString(std::string& out, std::string_view s) {
       continue;
     }
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
       default:
         if (c < 0x20) {
           out += "\\u00";
@@ -659,7 +683,8 @@ Result<PipelineRequest> ParsePipelineRequest(std::string_view body, const Limits
   try {
     json = Json::parse(body);
   } catch (const Json::exception& e) {
-    return InvalidArgument("invalid_pipeline", std::string("request body is not valid JSON: ") + e.what());
+    return InvalidArgument("invalid_pipeline",
+                           std::string("request body is not valid JSON: ") + e.what());
   }
   try {
     PipelineRequest request;

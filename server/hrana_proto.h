@@ -25,23 +25,23 @@ namespace via::server::hrana {
 // the body size before reading it; the parser checks it again.
 struct Limits {
   // Parsing (violations make ParsePipelineRequest return InvalidArgument).
-  std::size_t max_body_bytes = 1 << 20;      // request body
-  std::size_t max_json_depth = 64;           // nesting of arrays and objects
-  std::size_t max_requests = 1024;           // stream requests in one pipeline
-  std::size_t max_batch_steps = 4096;        // steps in one batch
-  std::size_t max_args = 32766;              // args + named_args of one statement
-  std::size_t max_sql_bytes = 512 * 1024;    // one SQL text (also SQLITE_LIMIT_SQL_LENGTH)
+  std::size_t max_body_bytes = 1 << 20;    // request body
+  std::size_t max_json_depth = 64;         // nesting of arrays and objects
+  std::size_t max_requests = 1024;         // stream requests in one pipeline
+  std::size_t max_batch_steps = 4096;      // steps in one batch
+  std::size_t max_args = 32766;            // args + named_args of one statement
+  std::size_t max_sql_bytes = 512 * 1024;  // one SQL text (also SQLITE_LIMIT_SQL_LENGTH)
   // Execution (violations become Hrana error results with the code in brackets).
   std::size_t max_stored_sqls = 256;          // store_sql texts per stream [SQL_STORE_TOO_MANY]
   std::size_t max_result_rows = 100000;       // rows of one statement [RESPONSE_TOO_LARGE]
   std::size_t max_response_bytes = 16 << 20;  // estimated encoded rows of one pipeline
                                               // [RESPONSE_TOO_LARGE]
-  std::size_t max_value_bytes = 8 << 20;      // one text or blob (SQLITE_LIMIT_LENGTH)
+  std::size_t max_value_bytes = 8 << 20;      // one text, blob or row (SQLITE_LIMIT_LENGTH)
   std::int64_t statement_timeout_ms = 30000;  // one statement [STATEMENT_TIMEOUT]; 0 = none
   // Streams (violations make HranaEngine::Execute return a Status).
-  std::size_t max_streams = 1024;             // open streams, all databases [too_many_streams]
+  std::size_t max_streams = 1024;               // open streams, all databases [too_many_streams]
   std::int64_t stream_idle_timeout_ms = 10000;  // between requests [stream_expired]
-  std::int64_t tombstone_ttl_ms = 300000;  // how long a dead baton still gets a precise error
+  std::int64_t tombstone_ttl_ms = 300000;       // how long a dead baton still gets a precise error
 };
 
 // A SQLite value. Integers are 64-bit; text is UTF-8 and may hold NUL bytes.
@@ -67,7 +67,7 @@ struct Stmt {
 struct BatchCond {
   enum class Kind { kOk, kError, kNot, kAnd, kOr, kIsAutocommit };
   Kind kind = Kind::kOk;
-  std::uint32_t step = 0;       // kOk, kError: an earlier step (the parser checks it)
+  std::uint32_t step = 0;        // kOk, kError: an earlier step (the parser checks it)
   std::vector<BatchCond> conds;  // kNot: exactly one; kAnd, kOr: any number
   bool operator==(const BatchCond&) const = default;
 };
@@ -144,8 +144,8 @@ struct Col {
 
 struct StmtResult {
   std::vector<Col> cols;
-  std::vector<std::vector<Value>> rows;  // empty when want_rows was false
-  std::uint64_t affected_row_count = 0;  // rows changed by this statement, else 0
+  std::vector<std::vector<Value>> rows;           // empty when want_rows was false
+  std::uint64_t affected_row_count = 0;           // rows changed by this statement, else 0
   std::optional<std::int64_t> last_insert_rowid;  // null for read-only statements
   // libsql-server extensions that newer clients read when present.
   std::uint64_t rows_read = 0;     // rows the statement returned
@@ -211,8 +211,8 @@ struct GetAutocommitResponse {
 // Alternatives in the same order as StreamRequest: a response always has the
 // type of its request.
 using StreamResponse =
-    std::variant<CloseResponse, ExecuteResponse, BatchResponse, SequenceResponse,
-                 DescribeResponse, StoreSqlResponse, CloseSqlResponse, GetAutocommitResponse>;
+    std::variant<CloseResponse, ExecuteResponse, BatchResponse, SequenceResponse, DescribeResponse,
+                 StoreSqlResponse, CloseSqlResponse, GetAutocommitResponse>;
 
 // {"type":"ok","response":...} or {"type":"error","error":...}.
 using StreamResult = std::variant<StreamResponse, Error>;

@@ -28,33 +28,60 @@ Error ToError(const Status& status) { return Error{status.message(), status.reas
 
 const char* PrimaryCodeName(int primary) {
   switch (primary) {
-    case SQLITE_ERROR: return "SQLITE_ERROR";
-    case SQLITE_INTERNAL: return "SQLITE_INTERNAL";
-    case SQLITE_PERM: return "SQLITE_PERM";
-    case SQLITE_ABORT: return "SQLITE_ABORT";
-    case SQLITE_BUSY: return "SQLITE_BUSY";
-    case SQLITE_LOCKED: return "SQLITE_LOCKED";
-    case SQLITE_NOMEM: return "SQLITE_NOMEM";
-    case SQLITE_READONLY: return "SQLITE_READONLY";
-    case SQLITE_INTERRUPT: return "SQLITE_INTERRUPT";
-    case SQLITE_IOERR: return "SQLITE_IOERR";
-    case SQLITE_CORRUPT: return "SQLITE_CORRUPT";
-    case SQLITE_NOTFOUND: return "SQLITE_NOTFOUND";
-    case SQLITE_FULL: return "SQLITE_FULL";
-    case SQLITE_CANTOPEN: return "SQLITE_CANTOPEN";
-    case SQLITE_PROTOCOL: return "SQLITE_PROTOCOL";
-    case SQLITE_EMPTY: return "SQLITE_EMPTY";
-    case SQLITE_SCHEMA: return "SQLITE_SCHEMA";
-    case SQLITE_TOOBIG: return "SQLITE_TOOBIG";
-    case SQLITE_CONSTRAINT: return "SQLITE_CONSTRAINT";
-    case SQLITE_MISMATCH: return "SQLITE_MISMATCH";
-    case SQLITE_MISUSE: return "SQLITE_MISUSE";
-    case SQLITE_NOLFS: return "SQLITE_NOLFS";
-    case SQLITE_AUTH: return "SQLITE_AUTH";
-    case SQLITE_FORMAT: return "SQLITE_FORMAT";
-    case SQLITE_RANGE: return "SQLITE_RANGE";
-    case SQLITE_NOTADB: return "SQLITE_NOTADB";
-    default: return "SQLITE_UNKNOWN";
+    case SQLITE_ERROR:
+      return "SQLITE_ERROR";
+    case SQLITE_INTERNAL:
+      return "SQLITE_INTERNAL";
+    case SQLITE_PERM:
+      return "SQLITE_PERM";
+    case SQLITE_ABORT:
+      return "SQLITE_ABORT";
+    case SQLITE_BUSY:
+      return "SQLITE_BUSY";
+    case SQLITE_LOCKED:
+      return "SQLITE_LOCKED";
+    case SQLITE_NOMEM:
+      return "SQLITE_NOMEM";
+    case SQLITE_READONLY:
+      return "SQLITE_READONLY";
+    case SQLITE_INTERRUPT:
+      return "SQLITE_INTERRUPT";
+    case SQLITE_IOERR:
+      return "SQLITE_IOERR";
+    case SQLITE_CORRUPT:
+      return "SQLITE_CORRUPT";
+    case SQLITE_NOTFOUND:
+      return "SQLITE_NOTFOUND";
+    case SQLITE_FULL:
+      return "SQLITE_FULL";
+    case SQLITE_CANTOPEN:
+      return "SQLITE_CANTOPEN";
+    case SQLITE_PROTOCOL:
+      return "SQLITE_PROTOCOL";
+    case SQLITE_EMPTY:
+      return "SQLITE_EMPTY";
+    case SQLITE_SCHEMA:
+      return "SQLITE_SCHEMA";
+    case SQLITE_TOOBIG:
+      return "SQLITE_TOOBIG";
+    case SQLITE_CONSTRAINT:
+      return "SQLITE_CONSTRAINT";
+    case SQLITE_MISMATCH:
+      return "SQLITE_MISMATCH";
+    case SQLITE_MISUSE:
+      return "SQLITE_MISUSE";
+    case SQLITE_NOLFS:
+      return "SQLITE_NOLFS";
+    case SQLITE_AUTH:
+      return "SQLITE_AUTH";
+    case SQLITE_FORMAT:
+      return "SQLITE_FORMAT";
+    case SQLITE_RANGE:
+      return "SQLITE_RANGE";
+    case SQLITE_NOTADB:
+      return "SQLITE_NOTADB";
+    default:
+      return "SQLITE_UNKNOWN";
   }
 }
 
@@ -205,8 +232,7 @@ int Session::ProgressCallback(void* self) {
 
 void Session::StartStatement() {
   timed_out_ = false;
-  deadline_ms_ =
-      limits_.statement_timeout_ms > 0 ? (*clock_)() + limits_.statement_timeout_ms : 0;
+  deadline_ms_ = limits_.statement_timeout_ms > 0 ? (*clock_)() + limits_.statement_timeout_ms : 0;
 }
 
 Status Session::SqliteError(int rc) {
@@ -222,7 +248,8 @@ Status Session::SqliteError(int rc) {
                                                  " ms and was interrupted");
     }
   }
-  return HranaError(PrimaryCodeName(primary), std::string("SQLite error: ") + sqlite3_errmsg(db_.get()));
+  return HranaError(PrimaryCodeName(primary),
+                    std::string("SQLite error: ") + sqlite3_errmsg(db_.get()));
 }
 
 StreamResult Session::Handle(const StreamRequest& request, std::size_t* response_budget) {
@@ -267,9 +294,9 @@ Result<StreamResponse> Session::Dispatch(const StreamRequest& request, std::size
                                                 " is already stored; close_sql it first");
     }
     if (sqls_.size() >= limits_.max_stored_sqls) {
-      return HranaError("SQL_STORE_TOO_MANY", "the stream already stores " +
-                                                  std::to_string(sqls_.size()) +
-                                                  " SQL texts, the limit");
+      return HranaError(
+          "SQL_STORE_TOO_MANY",
+          "the stream already stores " + std::to_string(sqls_.size()) + " SQL texts, the limit");
     }
     sqls_.emplace(r->sql_id, r->sql);
     return StreamResponse(StoreSqlResponse{});
@@ -358,8 +385,8 @@ Result<StmtResult> Session::Execute(const Stmt& stmt, std::size_t* budget) {
     if (!value && static_cast<std::size_t>(i) <= stmt.args.size()) value = &stmt.args[i - 1];
     if (!value) {
       if (is_explain) continue;
-      return HranaError("ARGS_INVALID", "no value for parameter " +
-                                            (name ? std::string(name) : std::to_string(i)));
+      return HranaError("ARGS_INVALID",
+                        "no value for parameter " + (name ? std::string(name) : std::to_string(i)));
     }
     rc = BindValue(s, i, *value);
     if (rc != SQLITE_OK) return SqliteError(rc);
@@ -424,7 +451,8 @@ Result<StmtResult> Session::Execute(const Stmt& stmt, std::size_t* budget) {
   if (sqlite3_total_changes64(db) != changes_before) {
     result.affected_row_count = static_cast<std::uint64_t>(sqlite3_changes64(db));
   }
-  if (!readonly) result.last_insert_rowid = static_cast<std::int64_t>(sqlite3_last_insert_rowid(db));
+  if (!readonly)
+    result.last_insert_rowid = static_cast<std::int64_t>(sqlite3_last_insert_rowid(db));
   result.rows_written = result.affected_row_count;
   result.query_duration_ms = static_cast<double>((*clock_)() - started_ms);
   return result;
@@ -480,7 +508,8 @@ Status Session::RunSequence(std::string_view sql) {
     StartStatement();
     sqlite3_stmt* raw = nullptr;
     const char* tail = nullptr;
-    int rc = sqlite3_prepare_v3(db, p, ClampToInt(static_cast<std::size_t>(end - p)), 0, &raw, &tail);
+    int rc =
+        sqlite3_prepare_v3(db, p, ClampToInt(static_cast<std::size_t>(end - p)), 0, &raw, &tail);
     StmtPtr stmt(raw);
     if (rc != SQLITE_OK) return SqliteError(rc);
     if (!stmt || tail <= p) break;  // only whitespace and comments were left

@@ -37,7 +37,8 @@ json Null() { return {{"type", "null"}}; }
 json Blob(const Bytes& b) { return {{"type", "blob"}, {"base64", crypto::Base64Encode(b)}}; }
 
 json Stmt(const std::string& sql, json args = json::array()) {
-  return {{"sql", sql}, {"args", std::move(args)}, {"named_args", json::array()}, {"want_rows", true}};
+  return {
+      {"sql", sql}, {"args", std::move(args)}, {"named_args", json::array()}, {"want_rows", true}};
 }
 json Execute(const std::string& sql, json args = json::array()) {
   return {{"type", "execute"}, {"stmt", Stmt(sql, std::move(args))}};
@@ -80,8 +81,8 @@ class Harness {
     return [path, this]() -> Result<hrana::SqliteConnection> {
       ++opened_;
       sqlite3* raw = nullptr;
-      int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-                               nullptr);
+      int rc =
+          sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
       hrana::SqliteConnection db(raw);
       if (rc != SQLITE_OK) return Internal("cannot open " + path.string());
       sqlite3_busy_timeout(raw, 2000);
@@ -151,11 +152,12 @@ TEST_CASE("hrana execute round-trips every value type exactly", "[server]") {
 
   h.Once("a", Execute("CREATE TABLE v(k INTEGER PRIMARY KEY, x ANY) STRICT"));
   json values = json::array({Int(kMin), Int(kMax), Int(0), Int(-1), Float(0.5), Float(1e300),
-                             Float(-2.25e-300), Text(unicode), Text(with_nul), Text(""),
-                             Blob(blob), Blob({}), Null()});
+                             Float(-2.25e-300), Text(unicode), Text(with_nul), Text(""), Blob(blob),
+                             Blob({}), Null()});
   json inserts = json::array();
   for (std::size_t i = 0; i < values.size(); ++i) {
-    inserts.push_back(Execute("INSERT INTO v(k, x) VALUES (?, ?)", json::array({Int(i), values[i]})));
+    inserts.push_back(
+        Execute("INSERT INTO v(k, x) VALUES (?, ?)", json::array({Int(i), values[i]})));
   }
   json inserted = h.Run("a", Body(std::nullopt, inserts));
   for (std::size_t i = 0; i < values.size(); ++i) {
@@ -198,8 +200,7 @@ TEST_CASE("hrana writes blobs as unpadded base64 and reads them with or without 
   CHECK(Rows(r, 0)[0][1] == unpadded);
 }
 
-TEST_CASE("hrana accepts a float written as a JSON integer, as JavaScript writes 1.0",
-          "[server]") {
+TEST_CASE("hrana accepts a float written as a JSON integer, as JavaScript writes 1.0", "[server]") {
   Harness h;
   json r = h.Once("a", Execute("SELECT typeof(?), ?", json::array({Float(1), Float(1)})));
   CHECK(Rows(r, 0)[0][0] == Text("real"));
@@ -289,16 +290,16 @@ TEST_CASE("hrana refuses arguments that do not match the parameters", "[server]"
 TEST_CASE("hrana store_sql lets statements use sql_id until close_sql", "[server]") {
   Harness h;
   json by_id = {{"type", "execute"}, {"stmt", {{"sql_id", 7}, {"args", json::array({Int(5)})}}}};
-  json r = h.Run("a", Body(std::nullopt,
-                           json::array({
-                               {{"type", "store_sql"}, {"sql_id", 7}, {"sql", "SELECT ? * 2"}},
-                               by_id,
-                               {{"type", "store_sql"}, {"sql_id", 7}, {"sql", "SELECT 0"}},
-                               {{"type", "describe"}, {"sql_id", 7}},
-                               {{"type", "close_sql"}, {"sql_id", 7}},
-                               by_id,
-                               {{"type", "close_sql"}, {"sql_id", 7}},
-                           })));
+  json r = h.Run(
+      "a", Body(std::nullopt, json::array({
+                                  {{"type", "store_sql"}, {"sql_id", 7}, {"sql", "SELECT ? * 2"}},
+                                  by_id,
+                                  {{"type", "store_sql"}, {"sql_id", 7}, {"sql", "SELECT 0"}},
+                                  {{"type", "describe"}, {"sql_id", 7}},
+                                  {{"type", "close_sql"}, {"sql_id", 7}},
+                                  by_id,
+                                  {{"type", "close_sql"}, {"sql_id", 7}},
+                              })));
   CHECK(ResultOf(r, 0) == json({{"type", "store_sql"}}));
   CHECK(Rows(r, 1)[0][0] == Int(10));
   CHECK(ErrorOf(r, 2).at("code") == "SQL_STORE_EXISTS");
@@ -310,9 +311,9 @@ TEST_CASE("hrana store_sql lets statements use sql_id until close_sql", "[server
 
 TEST_CASE("hrana keeps stored SQL per stream", "[server]") {
   Harness h;
-  json first = h.Run("a", Body(std::nullopt, json::array({{{"type", "store_sql"},
-                                                           {"sql_id", 1},
-                                                           {"sql", "SELECT 1"}}})));
+  json first =
+      h.Run("a", Body(std::nullopt,
+                      json::array({{{"type", "store_sql"}, {"sql_id", 1}, {"sql", "SELECT 1"}}})));
   json by_id = {{"type", "execute"}, {"stmt", {{"sql_id", 1}}}};
   json same = h.Run("a", Body(first.at("baton").get<std::string>(), json::array({by_id})));
   CHECK(Rows(same, 0)[0][0] == Int(1));
@@ -347,17 +348,17 @@ TEST_CASE("hrana batch skips the dependents of a failed step and runs the rollba
     if (!condition.is_null()) s["condition"] = std::move(condition);
     return s;
   };
-  json batch = {{"type", "batch"},
-                {"batch",
-                 {{"steps", json::array({
-                                step("BEGIN DEFERRED", nullptr),
-                                step("INSERT INTO t VALUES (2)", {{"type", "ok"}, {"step", 0}}),
-                                step("INSERT INTO t VALUES (1)", {{"type", "ok"}, {"step", 1}}),
-                                step("INSERT INTO t VALUES (3)", {{"type", "ok"}, {"step", 2}}),
-                                step("COMMIT", {{"type", "ok"}, {"step", 3}}),
-                                step("ROLLBACK", {{"type", "not"},
-                                                  {"cond", {{"type", "ok"}, {"step", 4}}}}),
-                            })}}}};
+  json batch = {
+      {"type", "batch"},
+      {"batch",
+       {{"steps", json::array({
+                      step("BEGIN DEFERRED", nullptr),
+                      step("INSERT INTO t VALUES (2)", {{"type", "ok"}, {"step", 0}}),
+                      step("INSERT INTO t VALUES (1)", {{"type", "ok"}, {"step", 1}}),
+                      step("INSERT INTO t VALUES (3)", {{"type", "ok"}, {"step", 2}}),
+                      step("COMMIT", {{"type", "ok"}, {"step", 3}}),
+                      step("ROLLBACK", {{"type", "not"}, {"cond", {{"type", "ok"}, {"step", 4}}}}),
+                  })}}}};
   json r = h.Once("a", batch);
   const json& result = ResultOf(r, 0).at("result");
   const json& results = result.at("step_results");
@@ -377,24 +378,25 @@ TEST_CASE("hrana batch skips the dependents of a failed step and runs the rollba
   CHECK(h.CountRows("a", "t") == 1);
 }
 
-TEST_CASE("hrana batch evaluates error, and, or, not and is_autocommit conditions",
-          "[server]") {
+TEST_CASE("hrana batch evaluates error, and, or, not and is_autocommit conditions", "[server]") {
   Harness h;
   auto step = [](const std::string& sql, json condition) {
     return json({{"stmt", Stmt(sql)}, {"condition", std::move(condition)}});
   };
   json okc = {{"type", "ok"}, {"step", 0}};
   json steps = json::array({
-      {{"stmt", Stmt("SELECT nope")}},                                              // 0 fails
-      {{"stmt", Stmt("SELECT 1")}},                                                 // 1 ok
-      step("SELECT 'error(0)'", {{"type", "error"}, {"step", 0}}),                  // runs
-      step("SELECT 'and'", {{"type", "and"}, {"conds", json::array({okc, {{"type", "ok"}, {"step", 1}}})}}),
-      step("SELECT 'or'", {{"type", "or"}, {"conds", json::array({okc, {{"type", "ok"}, {"step", 1}}})}}),
-      step("SELECT 'and()'", {{"type", "and"}, {"conds", json::array()}}),          // true
-      step("SELECT 'or()'", {{"type", "or"}, {"conds", json::array()}}),            // false
-      step("SELECT 'autocommit'", {{"type", "is_autocommit"}}),                     // true
-      {{"stmt", Stmt("BEGIN")}},                                                    // 8
-      step("SELECT 'autocommit in txn'", {{"type", "is_autocommit"}}),              // false
+      {{"stmt", Stmt("SELECT nope")}},                              // 0 fails
+      {{"stmt", Stmt("SELECT 1")}},                                 // 1 ok
+      step("SELECT 'error(0)'", {{"type", "error"}, {"step", 0}}),  // runs
+      step("SELECT 'and'",
+           {{"type", "and"}, {"conds", json::array({okc, {{"type", "ok"}, {"step", 1}}})}}),
+      step("SELECT 'or'",
+           {{"type", "or"}, {"conds", json::array({okc, {{"type", "ok"}, {"step", 1}}})}}),
+      step("SELECT 'and()'", {{"type", "and"}, {"conds", json::array()}}),  // true
+      step("SELECT 'or()'", {{"type", "or"}, {"conds", json::array()}}),    // false
+      step("SELECT 'autocommit'", {{"type", "is_autocommit"}}),             // true
+      {{"stmt", Stmt("BEGIN")}},                                            // 8
+      step("SELECT 'autocommit in txn'", {{"type", "is_autocommit"}}),      // false
       step("SELECT 'not autocommit'", {{"type", "not"}, {"cond", {{"type", "is_autocommit"}}}}),
       {{"stmt", Stmt("ROLLBACK")}},
   });
@@ -417,19 +419,21 @@ TEST_CASE("hrana batch evaluates error, and, or, not and is_autocommit condition
 
 TEST_CASE("hrana execute refuses several statements and sequence runs them all", "[server]") {
   Harness h;
-  json r = h.Run("a", Body(std::nullopt,
-                           json::array({
-                               Execute("CREATE TABLE x(a); INSERT INTO x VALUES (1)"),
-                               Execute("SELECT 1; -- a trailing comment is fine\n"),
-                               Execute("  /* nothing */ "),
-                               {{"type", "sequence"},
-                                {"sql", "CREATE TABLE s(a); INSERT INTO s VALUES (1);\n"
-                                        "INSERT INTO s VALUES (2); -- done"}},
-                               {{"type", "sequence"},
-                                {"sql", "INSERT INTO s VALUES (3); INSERT INTO nope VALUES (1); "
-                                        "INSERT INTO s VALUES (4)"}},
-                               Execute("SELECT group_concat(a) FROM s"),
-                           })));
+  json r =
+      h.Run("a", Body(std::nullopt, json::array({
+                                        Execute("CREATE TABLE x(a); INSERT INTO x VALUES (1)"),
+                                        Execute("SELECT 1; -- a trailing comment is fine\n"),
+                                        Execute("  /* nothing */ "),
+                                        {{"type", "sequence"},
+                                         {"sql",
+                                          "CREATE TABLE s(a); INSERT INTO s VALUES (1);\n"
+                                          "INSERT INTO s VALUES (2); -- done"}},
+                                        {{"type", "sequence"},
+                                         {"sql",
+                                          "INSERT INTO s VALUES (3); INSERT INTO nope VALUES (1); "
+                                          "INSERT INTO s VALUES (4)"}},
+                                        Execute("SELECT group_concat(a) FROM s"),
+                                    })));
   CHECK(ErrorOf(r, 0).at("code") == "SQL_MANY_STATEMENTS");
   CHECK(Rows(r, 1)[0][0] == Int(1));
   CHECK(ErrorOf(r, 2).at("code") == "SQL_NO_STATEMENT");
@@ -443,15 +447,14 @@ TEST_CASE("hrana execute refuses several statements and sequence runs them all",
 TEST_CASE("hrana returns SQLite errors as error results and runs the rest of the pipeline",
           "[server]") {
   Harness h;
-  json r = h.Run("a", Body(std::nullopt,
-                           json::array({
-                               Execute("CREATE TABLE t(id INTEGER PRIMARY KEY)"),
-                               Execute("INSERT INTO t VALUES (1)"),
-                               Execute("INSERT INTO t VALUES (1)"),
-                               Execute("SELEC 1"),
-                               Execute("SELECT * FROM missing"),
-                               Execute("SELECT count(*) FROM t"),
-                           })));
+  json r = h.Run("a", Body(std::nullopt, json::array({
+                                             Execute("CREATE TABLE t(id INTEGER PRIMARY KEY)"),
+                                             Execute("INSERT INTO t VALUES (1)"),
+                                             Execute("INSERT INTO t VALUES (1)"),
+                                             Execute("SELEC 1"),
+                                             Execute("SELECT * FROM missing"),
+                                             Execute("SELECT count(*) FROM t"),
+                                         })));
   CHECK(ErrorOf(r, 2).at("code") == "SQLITE_CONSTRAINT");
   CHECK(ErrorOf(r, 2).at("message").get<std::string>().find("UNIQUE constraint failed") !=
         std::string::npos);
@@ -467,8 +470,10 @@ TEST_CASE("hrana fails a statement whose result exceeds the row limit", "[server
   limits.max_result_rows = 10;
   Harness h(limits);
   const std::string rows_sql =
-      "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 11) SELECT x FROM c";
-  json r = h.Run("a", Body(std::nullopt, json::array({Execute(rows_sql), Execute("SELECT 'next'")})));
+      "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 11) SELECT x FROM "
+      "c";
+  json r =
+      h.Run("a", Body(std::nullopt, json::array({Execute(rows_sql), Execute("SELECT 'next'")})));
   CHECK(ErrorOf(r, 0).at("code") == "RESPONSE_TOO_LARGE");
   CHECK(Rows(r, 1)[0][0] == Text("next"));
 }
@@ -506,26 +511,25 @@ TEST_CASE("hrana interrupts a statement that runs longer than the timeout", "[se
   limits.statement_timeout_ms = 50;
   Harness h(limits);
   h.set_clock_step(1);  // every clock reading advances time by 1 ms
-  json r = h.Run("a", Body(std::nullopt,
-                           json::array({
-                               Execute("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 "
-                                       "FROM c) SELECT count(*) FROM c"),
-                               Execute("SELECT 'after'"),
-                           })));
+  json r = h.Run(
+      "a", Body(std::nullopt, json::array({
+                                  Execute("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 "
+                                          "FROM c) SELECT count(*) FROM c"),
+                                  Execute("SELECT 'after'"),
+                              })));
   CHECK(ErrorOf(r, 0).at("code") == "STATEMENT_TIMEOUT");
   CHECK(Rows(r, 1)[0][0] == Text("after"));
 }
 
 TEST_CASE("hrana refuses ATTACH and VACUUM INTO but allows VACUUM", "[server]") {
   Harness h;
-  json r = h.Run("a", Body(std::nullopt,
-                           json::array({
-                               Execute("ATTACH 'b.db' AS b"),
-                               Execute("VACUUM INTO 'copy.db'"),
-                               Execute("VACUUM"),
-                               Execute("PRAGMA hard_heap_limit = 1"),
-                               Execute("PRAGMA writable_schema = ON"),
-                           })));
+  json r = h.Run("a", Body(std::nullopt, json::array({
+                                             Execute("ATTACH 'b.db' AS b"),
+                                             Execute("VACUUM INTO 'copy.db'"),
+                                             Execute("VACUUM"),
+                                             Execute("PRAGMA hard_heap_limit = 1"),
+                                             Execute("PRAGMA writable_schema = ON"),
+                                         })));
   CHECK(ErrorOf(r, 0).at("code") == "SQLITE_AUTH");
   CHECK(ErrorOf(r, 1).at("code") == "SQLITE_AUTH");
   CHECK(ResultOf(r, 2).at("type") == "execute");
@@ -538,11 +542,12 @@ TEST_CASE("hrana writes valid JSON for text that is not UTF-8 and for infinite f
           "[server]") {
   Harness h;
   Result<std::string> out = h.Raw(
-      "a", Body(std::nullopt, json::array({Execute("SELECT CAST(x'ff41' AS TEXT), 1e999, -1e999"),
-                                           Close()}))
+      "a", Body(std::nullopt,
+                json::array({Execute("SELECT CAST(x'ff41' AS TEXT), 1e999, -1e999"), Close()}))
                .dump());
   REQUIRE(out.ok());
-  CHECK(out->find("\"value\":\"\xEF\xBF\xBD" "A\"") != std::string::npos);
+  CHECK(out->find("\"value\":\"\xEF\xBF\xBD"
+                  "A\"") != std::string::npos);
   CHECK(out->find(R"({"type":"float","value":1e999})") != std::string::npos);
   CHECK(out->find(R"({"type":"float","value":-1e999})") != std::string::npos);
 }
@@ -552,13 +557,16 @@ TEST_CASE("hrana writes valid JSON for text that is not UTF-8 and for infinite f
 TEST_CASE("hrana describe reports parameters, columns and statement flags", "[server]") {
   Harness h;
   h.Once("a", Execute("CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT)"));
-  json r = h.Run("a", Body(std::nullopt,
-                           json::array({
-                               {{"type", "describe"}, {"sql", "SELECT id, name AS n FROM t WHERE id = ? OR name = :name OR id = ?5"}},
-                               {{"type", "describe"}, {"sql", "INSERT INTO t(name) VALUES (@v)"}},
-                               {{"type", "describe"}, {"sql", "EXPLAIN SELECT 1"}},
-                               {{"type", "describe"}, {"sql", "SELECT 1; SELECT 2"}},
-                           })));
+  json r = h.Run(
+      "a",
+      Body(std::nullopt,
+           json::array({
+               {{"type", "describe"},
+                {"sql", "SELECT id, name AS n FROM t WHERE id = ? OR name = :name OR id = ?5"}},
+               {{"type", "describe"}, {"sql", "INSERT INTO t(name) VALUES (@v)"}},
+               {{"type", "describe"}, {"sql", "EXPLAIN SELECT 1"}},
+               {{"type", "describe"}, {"sql", "SELECT 1; SELECT 2"}},
+           })));
   const json& select = ResultOf(r, 0).at("result");
   CHECK(select.at("params").size() == 5);
   CHECK(select.at("params")[0].at("name").is_null());
@@ -580,8 +588,9 @@ TEST_CASE("hrana describe reports parameters, columns and statement flags", "[se
 TEST_CASE("hrana get_autocommit is true outside a transaction and false inside", "[server]") {
   Harness h;
   json get = {{"type", "get_autocommit"}};
-  json r = h.Run("a", Body(std::nullopt, json::array({get, Execute("BEGIN"), get,
-                                                      Execute("COMMIT"), get, Close()})));
+  json r =
+      h.Run("a", Body(std::nullopt,
+                      json::array({get, Execute("BEGIN"), get, Execute("COMMIT"), get, Close()})));
   CHECK(ResultOf(r, 0) == json({{"type", "get_autocommit"}, {"is_autocommit", true}}));
   CHECK(ResultOf(r, 2).at("is_autocommit") == false);
   CHECK(ResultOf(r, 4).at("is_autocommit") == true);
@@ -589,13 +598,15 @@ TEST_CASE("hrana get_autocommit is true outside a transaction and false inside",
 
 // ---------------------------------------------------------------- streams and batons
 
-TEST_CASE("hrana transaction spans two pipelines and stays invisible to other streams until "
-          "commit",
-          "[server]") {
+TEST_CASE(
+    "hrana transaction spans two pipelines and stays invisible to other streams until "
+    "commit",
+    "[server]") {
   Harness h;
   h.Once("a", Execute("CREATE TABLE t(x)"));
-  json first = h.Run("a", Body(std::nullopt, json::array({Execute("BEGIN"),
-                                                          Execute("INSERT INTO t VALUES (1)")})));
+  json first = h.Run(
+      "a",
+      Body(std::nullopt, json::array({Execute("BEGIN"), Execute("INSERT INTO t VALUES (1)")})));
   std::string baton = first.at("baton").get<std::string>();
   CHECK(h.CountRows("a", "t") == 0);  // another stream does not see it
 
@@ -617,8 +628,9 @@ TEST_CASE("hrana batons are unguessable base64url strings", "[server]") {
   json b = h.Run("a", Body(std::nullopt, json::array()));
   std::string baton = a.at("baton").get<std::string>();
   CHECK(baton.size() == 43);  // 32 random bytes
-  CHECK(baton.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") ==
-        std::string::npos);
+  CHECK(
+      baton.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") ==
+      std::string::npos);
   CHECK(baton != b.at("baton").get<std::string>());
   CHECK(a.at("base_url").is_null());
 }
@@ -648,8 +660,8 @@ TEST_CASE("hrana refuses an unknown baton", "[server]") {
 TEST_CASE("hrana close ends the stream: a null baton and errors for later requests", "[server]") {
   Harness h;
   json first = h.Run("a", Body(std::nullopt, json::array({Execute("SELECT 1")})));
-  json closed = h.Run("a", Body(first.at("baton").get<std::string>(),
-                                json::array({Close(), Execute("SELECT 2")})));
+  json closed = h.Run(
+      "a", Body(first.at("baton").get<std::string>(), json::array({Close(), Execute("SELECT 2")})));
   CHECK(ResultOf(closed, 0) == json({{"type", "close"}}));
   CHECK(ErrorOf(closed, 1).at("code") == "STREAM_CLOSED");
   CHECK(closed.at("baton").is_null());
@@ -661,8 +673,9 @@ TEST_CASE("hrana expires an idle stream and rolls back its transaction", "[serve
   limits.stream_idle_timeout_ms = 10000;
   Harness h(limits);
   h.Once("a", Execute("CREATE TABLE t(x)"));
-  json first = h.Run("a", Body(std::nullopt, json::array({Execute("BEGIN"),
-                                                          Execute("INSERT INTO t VALUES (1)")})));
+  json first = h.Run(
+      "a",
+      Body(std::nullopt, json::array({Execute("BEGIN"), Execute("INSERT INTO t VALUES (1)")})));
   std::string baton = first.at("baton").get<std::string>();
 
   h.Advance(9999);
@@ -675,9 +688,9 @@ TEST_CASE("hrana expires an idle stream and rolls back its transaction", "[serve
   CHECK(expired.reason() == "stream_expired");
   CHECK(h.engine().open_streams() == 0);
   // The write lock is released and nothing was committed.
-  json after = h.Run("a", Body(std::nullopt, json::array({Execute("INSERT INTO t VALUES (3)"),
-                                                          Execute("SELECT count(*) FROM t"),
-                                                          Close()})));
+  json after =
+      h.Run("a", Body(std::nullopt, json::array({Execute("INSERT INTO t VALUES (3)"),
+                                                 Execute("SELECT count(*) FROM t"), Close()})));
   CHECK(Rows(after, 1)[0][0] == Int(1));
 }
 
@@ -697,17 +710,19 @@ TEST_CASE("hrana SweepIdle closes abandoned streams", "[server]") {
 TEST_CASE("hrana CloseStreamsFor closes the streams of a database at once", "[server]") {
   Harness h;
   h.Once("a", Execute("CREATE TABLE t(x)"));
-  json a = h.Run("a", Body(std::nullopt, json::array({Execute("BEGIN"),
-                                                      Execute("INSERT INTO t VALUES (1)")})));
+  json a = h.Run("a", Body(std::nullopt,
+                           json::array({Execute("BEGIN"), Execute("INSERT INTO t VALUES (1)")})));
   json b = h.Run("b", Body(std::nullopt, json::array({Execute("SELECT 1")})));
   Status revoked(StatusCode::kUnauthenticated, "credential_revoked", "generation 1 was revoked");
   CHECK(h.engine().CloseStreamsFor([](std::string_view key) { return key == "a"; }, revoked) == 1);
   CHECK(h.engine().open_streams() == 1);
 
-  Status refused = h.Fail("a", Body(a.at("baton").get<std::string>(), json::array({Execute("COMMIT")})));
+  Status refused =
+      h.Fail("a", Body(a.at("baton").get<std::string>(), json::array({Execute("COMMIT")})));
   CHECK(refused == revoked);
   CHECK(h.CountRows("a", "t") == 0);  // rolled back
-  json still = h.Run("b", Body(b.at("baton").get<std::string>(), json::array({Execute("SELECT 2")})));
+  json still =
+      h.Run("b", Body(b.at("baton").get<std::string>(), json::array({Execute("SELECT 2")})));
   CHECK(Rows(still, 0)[0][0] == Int(2));
 }
 
@@ -737,8 +752,9 @@ TEST_CASE("hrana CloseStreamsFor interrupts a running statement", "[server]") {
         },
         nullptr, nullptr);
   });
-  json opened = h.Run("a", Body(std::nullopt, json::array({Execute("BEGIN"),
-                                                           Execute("INSERT INTO t VALUES (1)")})));
+  json opened = h.Run(
+      "a",
+      Body(std::nullopt, json::array({Execute("BEGIN"), Execute("INSERT INTO t VALUES (1)")})));
   std::string baton = opened.at("baton").get<std::string>();
 
   json running;
