@@ -417,9 +417,24 @@ Status CopyPages(sqlite3* from, sqlite3* to, const Progress& progress, const cha
 }
 
 StorageHealth HealthFor(int rc) {
-  // SQLITE_NOTADB ("file is not a database") counts as unreadable: SQLite
-  // cannot even recognise the file, so there is nothing to check.
-  return (rc & 0xff) == SQLITE_CORRUPT ? StorageHealth::kCorrupt : StorageHealth::kUnreadable;
+  // Errors of access (I/O, permissions, locking) and SQLITE_NOTADB ("file is
+  // not a database": SQLite cannot even recognise the file) count as
+  // unreadable. Any other error from a file SQLite recognised means its
+  // content is damaged: damaged pages surface as SQLITE_CORRUPT, but also as
+  // SQLITE_ERROR, SQLITE_NOMEM or SQLITE_RANGE from nonsense sizes and types.
+  switch (rc & 0xff) {
+    case SQLITE_IOERR:
+    case SQLITE_PERM:
+    case SQLITE_CANTOPEN:
+    case SQLITE_NOTADB:
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_READONLY:
+    case SQLITE_AUTH:
+      return StorageHealth::kUnreadable;
+    default:
+      return StorageHealth::kCorrupt;
+  }
 }
 
 Result<FileDigest> TakeSnapshotInto(const fs::path& db, const fs::path& dest, const fs::path& temp,

@@ -525,8 +525,17 @@ TEST_CASE("probing a database damaged past its first pages reports it corrupt", 
   TempDir dir;
   fs::path db = dir / "data.sqlite";
   MakeDatabase(db, 400);
-  Scribble(db, 4096 * 5 + 100, 200);  // inside a leaf page of table t
-  CHECK(ProbeDatabase(db).health == StorageHealth::kCorrupt);
+  fs::path pristine = dir / "pristine.sqlite";
+  fs::copy_file(db, pristine);
+  // Random junk surfaces as different SQLite errors (CORRUPT, ERROR, NOMEM, ...):
+  // every one of them must read as corrupt, so try many.
+  for (int i = 0; i < 50; ++i) {
+    fs::copy_file(pristine, db, fs::copy_options::overwrite_existing);
+    Scribble(db, 4096 * 5 + 100, 200);  // inside a leaf page of table t
+    Probe probe = ProbeDatabase(db);
+    INFO(probe.detail);
+    CHECK(probe.health == StorageHealth::kCorrupt);
+  }
 }
 
 TEST_CASE("probing an empty file reports it corrupt", "[providers]") {

@@ -6,6 +6,7 @@
 
 #include <sqlite3.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <condition_variable>
 #include <cstdint>
@@ -74,7 +75,7 @@ const json& Rows(const json& response, std::size_t i) {
 class Harness {
  public:
   explicit Harness(hrana::Limits limits = {})
-      : engine_(limits, [this] { return now_ += clock_step_; }) {}
+      : engine_(limits, [this] { return now_ += clock_step_.load(); }) {}
 
   HranaEngine::ConnectionFactory Open(const std::string& key) {
     std::filesystem::path path = dir_.path() / (key + ".db");
@@ -130,8 +131,9 @@ class Harness {
   int opened() const { return opened_; }
 
  private:
-  std::int64_t now_ = 1732406400000;
-  std::int64_t clock_step_ = 0;
+  // Atomic: the engine reads its clock from several threads.
+  std::atomic<std::int64_t> now_{1732406400000};
+  std::atomic<std::int64_t> clock_step_{0};
   int opened_ = 0;
   std::function<void(sqlite3*)> on_open_;
   testing::TempDir dir_;
@@ -726,7 +728,8 @@ TEST_CASE("hrana CloseStreamsFor closes the streams of a database at once", "[se
   CHECK(Rows(still, 0)[0][0] == Int(2));
 }
 
-TEST_CASE("hrana CloseStreamsFor interrupts a running statement", "[server]") {
+TEST_CASE("hrana refuses a second request on a running stream and CloseStreamsFor interrupts it",
+          "[server]") {
   Harness h;
   h.Once("a", Execute("CREATE TABLE t(x)"));
   std::mutex mu;
@@ -769,6 +772,13 @@ TEST_CASE("hrana CloseStreamsFor interrupts a running statement", "[server]") {
     std::unique_lock<std::mutex> lock(mu);
     cv.wait(lock, [&] { return started; });
   }
+  // The same baton while its pipeline runs: refused, not queued.
+  Result<std::string> concurrent =
+      h.engine().HandlePipeline("a", Body(baton, json::array()).dump(), h.Open("a"));
+  REQUIRE_FALSE(concurrent.ok());
+  CHECK(concurrent.status().code() == StatusCode::kAborted);
+  CHECK(concurrent.status().reason() == "stream_busy");
+
   Status destroyed(StatusCode::kFailedPrecondition, "addon_destroyed", "the add-on was destroyed");
   CHECK(h.engine().CloseStreamsFor([](std::string_view) { return true; }, destroyed) == 1);
   runner.join();
