@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   via::cli::Shell shell;
   CLI::App app{"via: managed add-ons for apps (event-sourced control plane)", "via"};
   app.require_subcommand(1);
+  app.fallthrough();  // global flags may follow the verb (`via addon destroy x --yes`)
   app.add_option("--home", shell.globals.home, "home directory (default $VIA_HOME or ~/.local/share/via)");
   app.add_flag("--json", shell.globals.json, "machine-readable output");
   app.add_option("--actor", shell.globals.actor, "who is acting (default $USER)");
@@ -17,6 +18,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "via 0.1.0");
 
   via::cli::RegisterInit(app, shell);
+  via::cli::RegisterAddon(app, shell);
   via::cli::RegisterAudit(app, shell);
 
   try {

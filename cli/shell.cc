@@ -29,6 +29,8 @@ Result<commands::Context> Shell::MakeContext() {
   ctx.clock = &clock_;
   ctx.ids = &ids_;
   ctx.progress = ProgressPrinter();
+  // Test-only provider faults (docs/operations.md); never set in production.
+  if (const char* fault = std::getenv("VIA_TEST_FAULT"); fault && *fault) ctx.test_fault = fault;
   return ctx;
 }
 

@@ -19,6 +19,9 @@ struct Context {
   std::string actor;
   Clock* clock = nullptr;
   IdGenerator* ids = nullptr;
+  // Test-only fault injection for the provider (see providers/sqlite/provider.h);
+  // set by the CLI from $VIA_TEST_FAULT, empty in production.
+  std::string test_fault;
   // Long work reports (what, done, total); may be null.
   std::function<void(const std::string& what, std::uint64_t done, std::uint64_t total)> progress;
 

@@ -21,6 +21,7 @@ CREATE INDEX IF NOT EXISTS addons_by_name ON addons(name);
 CREATE TABLE IF NOT EXISTS names(name TEXT PRIMARY KEY, addon_id TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS bindings(app TEXT NOT NULL, binding TEXT NOT NULL,
   addon_id TEXT NOT NULL, PRIMARY KEY(app, binding));
+CREATE INDEX IF NOT EXISTS bindings_by_addon ON bindings(addon_id);
 CREATE TABLE IF NOT EXISTS snapshots(id TEXT PRIMARY KEY, addon_id TEXT NOT NULL, body TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS snapshots_by_addon ON snapshots(addon_id);
 CREATE TABLE IF NOT EXISTS releases(app TEXT NOT NULL, position INTEGER NOT NULL,
@@ -296,6 +297,20 @@ Result<std::optional<std::string>> ReadModel::BindingTarget(const std::string& a
   VIA_ASSIGN_OR_RETURN(bool row, stmt.Step());
   if (!row) return std::optional<std::string>();
   return std::optional<std::string>(stmt.Text(0));
+}
+
+Result<std::vector<BindingKey>> ReadModel::BindingsOf(const std::string& addon_id) {
+  VIA_ASSIGN_OR_RETURN(
+      sql::Stmt stmt,
+      db_->Prepare("SELECT app, binding FROM bindings WHERE addon_id=? ORDER BY app, binding"));
+  stmt.Bind(1, addon_id);
+  std::vector<BindingKey> out;
+  while (true) {
+    VIA_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    out.emplace_back(stmt.Text(0), stmt.Text(1));
+  }
+  return out;
 }
 
 Status ReadModel::Store(const State& before, const State& after, std::uint64_t seq,

@@ -45,6 +45,9 @@ class ReadModel {
   Result<std::optional<std::string>> BindingTarget(const std::string& app,
                                                    const std::string& binding);
 
+  // Every binding that points at `addon_id`, as (app, binding).
+  Result<std::vector<BindingKey>> BindingsOf(const std::string& addon_id);
+
   // The whole state as stored.
   Result<State> Load();
   // SHA-256 of CanonicalForm(Load()).

@@ -1,0 +1,248 @@
+// `via addon ...`: create, bind, unbind, ensure, status, list, history, destroy.
+
+#include <iostream>
+
+#include "cli/event_json.h"
+#include "cli/shell.h"
+#include "commands/addon.h"
+
+namespace via::cli {
+namespace {
+
+nlohmann::json AddonJson(const AddonState& a) {
+  return {{"id", a.id},
+          {"name", a.name},
+          {"provider", a.provider},
+          {"app", a.app},
+          {"state", PhaseName(a.phase)},
+          {"generation", a.current_generation()},
+          {"revoked_generations", a.revoked_generations()}};
+}
+
+nlohmann::json OrNull(const std::string& s) {
+  return s.empty() ? nlohmann::json(nullptr) : nlohmann::json(s);
+}
+
+nlohmann::json ReportJson(const commands::ReadinessReport& r) {
+  const Readiness& x = r.readiness;
+  nlohmann::json out;
+  out["addon"] = r.addon ? AddonJson(*r.addon) : nlohmann::json(nullptr);
+  out["binding"] = r.binding.empty() ? nlohmann::json(nullptr)
+                                     : nlohmann::json{{"app", r.app}, {"name", r.binding}};
+  if (r.is_ensure) {
+    out["created"] = r.created;
+    out["already_exists"] = r.already_exists;
+    out["changed"] = r.changed;
+    out["compatible"] = r.compatible;
+    out["warning"] = OrNull(r.warning);
+  }
+  out["metadata_ready"] = x.metadata_ready;
+  out["storage_ready"] = x.storage_ready;
+  out["binding_ready"] = x.binding_ready;
+  out["runtime_ready"] = x.runtime_ready;
+  out["usable_by_app"] = x.usable_by_app;
+  out["blocking"] = x.blocking ? nlohmann::json(*x.blocking) : nlohmann::json(nullptr);
+  out["owner"] = OrNull(x.owner);
+  out["reason"] = OrNull(x.reason);
+  out["remediation"] = OrNull(x.remediation);
+  out["log"] = {{"size", r.log_size}, {"root", B64(r.log_root)}};
+  return out;
+}
+
+void PrintReport(const commands::ReadinessReport& r) {
+  const Readiness& x = r.readiness;
+  if (r.addon) {
+    std::cout << r.addon->name << " (" << r.addon->id << ")  provider " << r.addon->provider
+              << "  app " << r.addon->app << "  state " << PhaseName(r.addon->phase)
+              << "  generation " << r.addon->current_generation() << "\n";
+  }
+  if (!r.binding.empty()) std::cout << "binding: " << r.app << "/" << r.binding << "\n";
+  if (r.is_ensure) {
+    std::cout << (r.created ? "created" : "already exists")
+              << (r.changed ? ", changed" : ", nothing changed") << "\n";
+  }
+  if (!r.warning.empty()) std::cout << "warning: " << r.warning << "\n";
+  auto mark = [](bool ok) { return ok ? "ok" : "--"; };
+  std::cout << "metadata " << mark(x.metadata_ready) << "  storage " << mark(x.storage_ready)
+            << "  binding " << mark(x.binding_ready) << "  runtime " << mark(x.runtime_ready)
+            << "\n";
+  if (x.usable_by_app) {
+    std::cout << "usable by app: yes\n";
+  } else {
+    std::cout << "usable by app: no  [" << *x.blocking << ", owner " << x.owner << "]\n"
+              << "  reason: " << x.reason << "\n"
+              << "  fix:    " << x.remediation << "\n";
+  }
+}
+
+// Exit code of a readiness report: 0 usable, 5 not found, 3 otherwise.
+int ReadinessExit(const commands::ReadinessReport& r) {
+  if (r.readiness.usable_by_app) return 0;
+  return r.readiness.blocking == "addon_not_found" ? 5 : 3;
+}
+
+int Render(Shell& shell, const Result<commands::ReadinessReport>& report, int exit_code) {
+  if (!report.ok()) return shell.Fail(report.status());
+  if (shell.globals.json) {
+    shell.PrintJson(ReportJson(*report));
+  } else {
+    PrintReport(*report);
+  }
+  return exit_code;
+}
+
+struct Flags {
+  std::string provider = "sqlite";
+  std::string name;
+  std::string app;
+  std::string binding;
+  bool repair = false;
+  bool all = false;
+};
+
+}  // namespace
+
+void RegisterAddon(CLI::App& app, Shell& shell) {
+  CLI::App* addon = app.add_subcommand("addon", "create, bind, inspect and destroy add-ons");
+  addon->require_subcommand(1);
+  auto f = std::make_shared<Flags>();
+
+  CLI::App* create = addon->add_subcommand("create", "create an add-on: create sqlite NAME --app APP [--bind BINDING]");
+  create->add_option("provider", f->provider, "provider (sqlite)")->required();
+  create->add_option("name", f->name, "add-on name")->required();
+  create->add_option("--app", f->app, "owning app")->required();
+  create->add_option("--bind", f->binding, "binding name to attach, e.g. DATABASE");
+  create->callback([&shell, f]() {
+    shell.action = [&shell, f]() {
+      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
+      auto report = commands::CreateAddon(ctx, {f->name, f->provider, f->app, f->binding});
+      // A fresh add-on without a binding is fine; a provider failure is not.
+      int code = report.ok() && !(report->readiness.metadata_ready && report->readiness.storage_ready) ? 3 : 0;
+      return Render(shell, report, code);
+    };
+  });
+
+  for (const char* verb : {"bind", "unbind"}) {
+    bool bind = std::string(verb) == "bind";
+    CLI::App* cmd = addon->add_subcommand(verb, bind ? "attach a binding: bind NAME --app APP --bind BINDING"
+                                                     : "detach a binding: unbind NAME --app APP --bind BINDING");
+    cmd->add_option("name", f->name, "add-on name or id")->required();
+    cmd->add_option("--app", f->app, "app")->required();
+    cmd->add_option("--bind", f->binding, "binding name")->required();
+    cmd->callback([&shell, f, bind]() {
+      shell.action = [&shell, f, bind]() {
+        VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
+        auto report = bind ? commands::BindAddon(ctx, f->name, f->app, f->binding)
+                           : commands::UnbindAddon(ctx, f->name, f->app, f->binding);
+        return Render(shell, report, 0);
+      };
+    });
+  }
+
+  CLI::App* ensure = addon->add_subcommand("ensure", "create or check idempotently: ensure sqlite NAME --app APP --bind BINDING [--repair]");
+  ensure->add_option("provider", f->provider, "provider (sqlite)")->required();
+  ensure->add_option("name", f->name, "add-on name")->required();
+  ensure->add_option("--app", f->app, "owning app")->required();
+  ensure->add_option("--bind", f->binding, "binding name")->required();
+  ensure->add_flag("--repair", f->repair, "repair missing or corrupt storage (never deletes bytes)");
+  ensure->callback([&shell, f]() {
+    shell.action = [&shell, f]() {
+      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
+      auto report = commands::EnsureAddon(ctx, {f->name, f->provider, f->app, f->binding}, f->repair);
+      return Render(shell, report, report.ok() ? ReadinessExit(*report) : 1);
+    };
+  });
+
+  CLI::App* status = addon->add_subcommand("status", "readiness of an add-on (name or id)");
+  status->add_option("name", f->name, "add-on name or id")->required();
+  status->callback([&shell, f]() {
+    shell.action = [&shell, f]() {
+      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
+      auto report = commands::AddonStatus(ctx, f->name);
+      return Render(shell, report, report.ok() ? ReadinessExit(*report) : 1);
+    };
+  });
+
+  CLI::App* list = addon->add_subcommand("list", "live add-ons (--all: tombstones too)");
+  list->add_flag("--all", f->all, "include destroyed and retired records");
+  list->callback([&shell, f]() {
+    shell.action = [&shell, f]() {
+      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
+      VIA_ASSIGN_OR_RETURN_EXIT(auto addons, commands::ListAddons(ctx, f->all), shell);
+      if (shell.globals.json) {
+        nlohmann::json out = nlohmann::json::array();
+        for (const auto& s : addons) {
+          nlohmann::json j = AddonJson(s.addon);
+          nlohmann::json bindings = nlohmann::json::array();
+          for (const auto& [a, b] : s.bindings) bindings.push_back({{"app", a}, {"name", b}});
+          j["bindings"] = bindings;
+          out.push_back(j);
+        }
+        return shell.PrintJson(out);
+      }
+      if (addons.empty()) std::cout << "no add-ons\n";
+      for (const auto& s : addons) {
+        std::cout << s.addon.name << "  " << s.addon.id << "  " << s.addon.provider << "  app "
+                  << s.addon.app << "  " << PhaseName(s.addon.phase);
+        for (const auto& [a, b] : s.bindings) std::cout << "  " << a << "/" << b;
+        std::cout << "\n";
+      }
+      return 0;
+    };
+  });
+
+  CLI::App* history = addon->add_subcommand("history", "every incarnation of a name, tombstones included");
+  history->add_option("name", f->name, "add-on name")->required();
+  history->callback([&shell, f]() {
+    shell.action = [&shell, f]() {
+      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
+      VIA_ASSIGN_OR_RETURN_EXIT(auto incarnations, commands::AddonHistory(ctx, f->name), shell);
+      if (shell.globals.json) {
+        nlohmann::json out = nlohmann::json::array();
+        for (const auto& inc : incarnations) {
+          nlohmann::json events = nlohmann::json::array();
+          for (const auto& r : inc.records) {
+            events.push_back({{"seq", r.seq},
+                              {"type", EventTypeName(r.event)},
+                              {"recorded_at_ms", r.recorded_at_ms},
+                              {"actor", r.actor},
+                              {"fields", EventFieldsJson(r.event)}});
+          }
+          nlohmann::json j = AddonJson(inc.addon);
+          j["events"] = events;
+          out.push_back(j);
+        }
+        return shell.PrintJson(out);
+      }
+      for (const auto& inc : incarnations) {
+        std::cout << inc.addon.name << "  " << inc.addon.id << "  " << PhaseName(inc.addon.phase)
+                  << "\n";
+        for (const auto& r : inc.records) {
+          std::cout << "  " << r.seq << "  " << EventTypeName(r.event) << "  by " << r.actor << "\n";
+        }
+      }
+      return 0;
+    };
+  });
+
+  CLI::App* destroy = addon->add_subcommand("destroy", "destroy an add-on (refused while bound)");
+  destroy->add_option("name", f->name, "add-on name or id")->required();
+  destroy->callback([&shell, f]() {
+    shell.action = [&shell, f]() {
+      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
+      Status confirmed = shell.ConfirmDestructive("destroy add-on " + f->name);
+      if (!confirmed.ok()) return shell.Fail(confirmed);
+      VIA_ASSIGN_OR_RETURN_EXIT(auto result, commands::DestroyAddon(ctx, f->name), shell);
+      if (shell.globals.json) {
+        return shell.PrintJson({{"addon_id", result.addon_id},
+                                {"tombstone_name", result.tombstone_name},
+                                {"seq", result.seq}});
+      }
+      std::cout << "destroyed " << result.addon_id << "; its record stays as "
+                << result.tombstone_name << " and the name is free\n";
+      return 0;
+    };
+  });
+}
+
+}  // namespace via::cli

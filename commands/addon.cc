@@ -1,0 +1,375 @@
+#include "commands/addon.h"
+
+#include <filesystem>
+#include <functional>
+#include <set>
+
+#include "crypto/credentials.h"
+#include "crypto/crypto.h"
+#include "domain/decide.h"
+#include "domain/names.h"
+#include "eventstore/checkpoint.h"
+#include "eventstore/record_codec.h"
+#include "projections/read_model.h"
+#include "providers/sqlite/provider.h"
+
+namespace via::commands {
+namespace {
+
+constexpr int kMaxRaceRetries = 200;
+
+// The open log and read model of one command.
+struct Session {
+  std::unique_ptr<eventstore::EventLog> log;
+  std::unique_ptr<projections::ReadModel> model;
+
+  static Result<Session> Open(const Context& ctx) {
+    Session s;
+    VIA_ASSIGN_OR_RETURN(s.log, ctx.OpenLog());
+    VIA_ASSIGN_OR_RETURN(s.model, projections::ReadModel::Open(ctx.home.state_db().string()));
+    return s;
+  }
+
+  // The state as of the log's head, and that head.
+  Result<std::pair<State, eventstore::Head>> Fresh() {
+    for (int attempt = 0; attempt < kMaxRaceRetries; ++attempt) {
+      VIA_ASSIGN_OR_RETURN(eventstore::Head head, log->store().GetHead());
+      VIA_RETURN_IF_ERROR(model->CatchUp(log->store()).status());
+      VIA_ASSIGN_OR_RETURN(State state, model->Load());
+      if (state.seq == head.seq) return std::make_pair(std::move(state), head);
+    }
+    return Unavailable("busy", "the log kept moving while reading it; try again");
+  }
+
+  providers::sqlite::SqliteProvider Provider(const Context& ctx) {
+    providers::sqlite::ProviderOptions options;
+    options.home = ctx.home;
+    options.actor = ctx.actor;
+    options.clock = ctx.clock;
+    options.test_fault = ctx.test_fault;
+    return providers::sqlite::SqliteProvider(options, *log);
+  }
+};
+
+using Decider = std::function<Result<std::vector<Event>>(const State&)>;
+
+struct Decided {
+  State state;  // the state the decision was made on
+  std::vector<Event> events;
+  eventstore::AppendResult appended;
+};
+
+// Decides on the current state and appends expecting its head; when another
+// process appended first, decides again on the new state.
+Result<Decided> DecideAndAppend(const Context& ctx, Session& session, const Decider& decide) {
+  for (int attempt = 0; attempt < kMaxRaceRetries; ++attempt) {
+    VIA_ASSIGN_OR_RETURN(auto fresh, session.Fresh());
+    Decided out;
+    out.state = std::move(fresh.first);
+    VIA_ASSIGN_OR_RETURN(out.events, decide(out.state));
+    if (out.events.empty()) return out;
+    eventstore::AppendRequest request;
+    request.actor = ctx.actor;
+    request.recorded_at_ms = ctx.clock->NowMs();
+    request.events = out.events;
+    request.expected_head = fresh.second;
+    auto appended = session.log->Append(request);
+    if (appended.ok()) {
+      out.appended = *appended;
+      return out;
+    }
+    if (appended.status().code() != StatusCode::kAborted &&
+        appended.status().code() != StatusCode::kUnavailable) {
+      return appended.status();
+    }
+  }
+  return Unavailable("busy", "too many concurrent changes; try again");
+}
+
+// Salt and fingerprint of a new credential generation.
+Result<std::pair<Bytes, Bytes>> NewGeneration(const Context& ctx, const std::string& addon_id,
+                                              std::uint32_t generation) {
+  VIA_ASSIGN_OR_RETURN(Bytes key, eventstore::LoadOrCreateSecret(ctx.home.credentials_key()));
+  Bytes salt = crypto::RandomBytes(16);
+  Hash256 credential = crypto::DeriveCredential(key, addon_id, generation, salt);
+  Hash256 fingerprint = crypto::CredentialFingerprint(credential);
+  return std::make_pair(salt, Bytes(fingerprint.begin(), fingerprint.end()));
+}
+
+// Fills the §7 report for `addon` (may be null) and the binding (app, binding).
+Result<ReadinessReport> Report(const Context& ctx, Session& session, const State& state,
+                               const std::string& requested, const AddonState* addon,
+                               std::string app, std::string binding,
+                               const std::string& expected_provider = "") {
+  ReadinessReport report;
+  if (addon) {
+    report.addon = *addon;
+    if (binding.empty()) {
+      // status NAME: the binding it was created for, else any it has.
+      if (!addon->requested_binding.empty()) {
+        app = addon->app;
+        binding = addon->requested_binding;
+      } else if (auto bound = state.BindingsOf(addon->id); !bound.empty()) {
+        app = bound[0].first;
+        binding = bound[0].second;
+      }
+    }
+  }
+  report.app = app;
+  report.binding = binding;
+  ReadinessInput in;
+  in.requested = requested;
+  in.addon = addon;
+  in.expected_provider = expected_provider;
+  in.app = app;
+  in.binding = binding;
+  if (!app.empty() && !binding.empty()) {
+    if (auto it = state.bindings.find({app, binding}); it != state.bindings.end()) {
+      in.binding_target = it->second;
+    }
+  }
+  if (addon && addon->phase != AddonPhase::kDestroyed) {
+    in.storage = session.Provider(ctx).ProbeStorage(addon->id, &in.storage_detail);
+  }
+  std::error_code ec;
+  in.credentials_key_present = std::filesystem::exists(ctx.home.credentials_key(), ec);
+  if (addon && binding.empty()) {
+    // No binding at all: the app cannot reach it yet.
+    in.binding = "DATABASE";
+    in.app = addon->app;
+  }
+  report.readiness = Evaluate(in);
+  VIA_ASSIGN_OR_RETURN(eventstore::Head head, session.log->store().GetHead());
+  report.log_size = head.seq;
+  auto note = session.log->store().LatestCheckpoint();
+  if (note.ok()) {
+    auto checkpoint = eventstore::ParseCheckpointUnverified(*note);
+    if (checkpoint.ok()) report.log_root = checkpoint->root;
+  }
+  return report;
+}
+
+Status RejectTombstone(const std::string& addon) {
+  if (IsTombstoneName(addon)) {
+    std::string id = addon.substr(addon.rfind('#') + 1);
+    return InvalidArgument("tombstone_name",
+                           "'" + addon + "' is a tombstone, not a live add-on name")
+        .WithRemediation("via addon status " + id);
+  }
+  return Status::Ok();
+}
+
+// Provisions an add-on whose creation is in the log, then returns the fresh state.
+Result<State> ProvisionAndRefresh(const Context& ctx, Session& session, const std::string& id) {
+  VIA_RETURN_IF_ERROR(session.Provider(ctx).Provision(id));
+  VIA_ASSIGN_OR_RETURN(auto fresh, session.Fresh());
+  return std::move(fresh.first);
+}
+
+}  // namespace
+
+Result<ReadinessReport> CreateAddon(const Context& ctx, const CreateRequest& request) {
+  VIA_RETURN_IF_ERROR(RejectTombstone(request.name));
+  VIA_ASSIGN_OR_RETURN(Session session, Session::Open(ctx));
+  const std::string id = ctx.ids->NewId("ad_");
+  VIA_ASSIGN_OR_RETURN(auto generation, NewGeneration(ctx, id, 1));
+  CreateCommand command{request.name, request.provider, request.app, request.binding,
+                        id,           generation.first, generation.second};
+  VIA_ASSIGN_OR_RETURN(Decided decided, DecideAndAppend(ctx, session, [&](const State& s) {
+                         return DecideCreate(s, command);
+                       }));
+  VIA_ASSIGN_OR_RETURN(State state, ProvisionAndRefresh(ctx, session, id));
+  return Report(ctx, session, state, request.name, state.FindById(id), request.app,
+                request.binding);
+}
+
+Result<ReadinessReport> BindAddon(const Context& ctx, const std::string& addon,
+                                  const std::string& app, const std::string& binding) {
+  VIA_RETURN_IF_ERROR(RejectTombstone(addon));
+  VIA_ASSIGN_OR_RETURN(Session session, Session::Open(ctx));
+  VIA_ASSIGN_OR_RETURN(Decided decided, DecideAndAppend(ctx, session, [&](const State& s) {
+                         return DecideBind(s, addon, app, binding);
+                       }));
+  VIA_ASSIGN_OR_RETURN(auto fresh, session.Fresh());
+  ReadinessReport report;
+  VIA_ASSIGN_OR_RETURN(report, Report(ctx, session, fresh.first, addon,
+                                      fresh.first.FindAddon(addon), app, binding));
+  report.changed = !decided.events.empty();
+  return report;
+}
+
+Result<ReadinessReport> UnbindAddon(const Context& ctx, const std::string& addon,
+                                    const std::string& app, const std::string& binding) {
+  VIA_RETURN_IF_ERROR(RejectTombstone(addon));
+  VIA_ASSIGN_OR_RETURN(Session session, Session::Open(ctx));
+  VIA_ASSIGN_OR_RETURN(Decided decided, DecideAndAppend(ctx, session, [&](const State& s) {
+                         return DecideUnbind(s, addon, app, binding);
+                       }));
+  VIA_ASSIGN_OR_RETURN(auto fresh, session.Fresh());
+  ReadinessReport report;
+  VIA_ASSIGN_OR_RETURN(report, Report(ctx, session, fresh.first, addon,
+                                      fresh.first.FindAddon(addon), app, binding));
+  report.changed = true;
+  return report;
+}
+
+Result<ReadinessReport> EnsureAddon(const Context& ctx, const CreateRequest& request,
+                                    bool repair) {
+  VIA_RETURN_IF_ERROR(RejectTombstone(request.name));
+  VIA_RETURN_IF_ERROR(ValidateAddonName(request.name));
+  VIA_RETURN_IF_ERROR(ValidateAppName(request.app));
+  VIA_RETURN_IF_ERROR(ValidateBindingName(request.binding));
+  if (request.provider != kSqliteProvider) {
+    return InvalidArgument("unknown_provider",
+                           "unknown provider '" + request.provider + "'; this build provides: sqlite");
+  }
+  VIA_ASSIGN_OR_RETURN(Session session, Session::Open(ctx));
+  bool created = false;
+  bool changed = false;
+  std::string warning;
+  const std::string new_id = ctx.ids->NewId("ad_");
+  VIA_ASSIGN_OR_RETURN(auto generation, NewGeneration(ctx, new_id, 1));
+
+  // 1. The add-on: create it unless a live one holds the name.
+  VIA_ASSIGN_OR_RETURN(Decided decided, DecideAndAppend(ctx, session, [&](const State& s) -> Result<std::vector<Event>> {
+    const AddonState* existing = s.FindAddon(request.name);
+    if (existing && existing->name == request.name &&
+        !(existing->phase == AddonPhase::kFailed && !existing->data_present)) {
+      return std::vector<Event>{};
+    }
+    return DecideCreate(s, CreateCommand{request.name, request.provider, request.app,
+                                         request.binding, new_id, generation.first,
+                                         generation.second});
+  }));
+  created = !decided.events.empty();
+  changed = created;
+  VIA_ASSIGN_OR_RETURN(auto fresh, session.Fresh());
+  const AddonState* addon = fresh.first.FindAddon(request.name);
+  if (addon == nullptr) return Internal("ensure: add-on vanished after create");
+  const std::string id = addon->id;
+  if (addon->phase == AddonPhase::kProvisioning) {
+    VIA_ASSIGN_OR_RETURN(fresh.first, ProvisionAndRefresh(ctx, session, id));
+    addon = fresh.first.FindById(id);
+  }
+  bool compatible = addon->provider == request.provider && addon->app == request.app;
+
+  // 2. The binding: attach when missing, never steal.
+  if (compatible && addon->phase != AddonPhase::kDestroyed) {
+    auto it = fresh.first.bindings.find({request.app, request.binding});
+    if (it == fresh.first.bindings.end()) {
+      VIA_ASSIGN_OR_RETURN(Decided bound, DecideAndAppend(ctx, session, [&](const State& s) -> Result<std::vector<Event>> {
+        if (s.bindings.count({request.app, request.binding})) return std::vector<Event>{};
+        return DecideBind(s, id, request.app, request.binding);
+      }));
+      changed = changed || !bound.events.empty();
+    }
+  }
+
+  // 3. Storage: repair only when asked.
+  VIA_ASSIGN_OR_RETURN(fresh, session.Fresh());
+  addon = fresh.first.FindById(id);
+  if (repair && compatible) {
+    std::string detail;
+    StorageFact fact = session.Provider(ctx).ProbeStorage(id, &detail);
+    bool needs = fact == StorageFact::kMissing || fact == StorageFact::kCorrupt ||
+                 (addon->phase == AddonPhase::kFailed && addon->data_present);
+    if (needs) {
+      VIA_ASSIGN_OR_RETURN(auto outcome, session.Provider(ctx).Repair(fresh.first, id));
+      changed = changed || !outcome.actions.empty();
+      warning = outcome.warning;
+      VIA_ASSIGN_OR_RETURN(fresh, session.Fresh());
+      addon = fresh.first.FindById(id);
+    }
+  }
+
+  ReadinessReport report;
+  VIA_ASSIGN_OR_RETURN(report, Report(ctx, session, fresh.first, request.name, addon, request.app,
+                                      request.binding, request.provider));
+  report.is_ensure = true;
+  report.created = created;
+  report.already_exists = !created;
+  report.changed = changed;
+  report.compatible = compatible;
+  report.warning = warning;
+  return report;
+}
+
+Result<ReadinessReport> AddonStatus(const Context& ctx, const std::string& addon) {
+  VIA_RETURN_IF_ERROR(RejectTombstone(addon));
+  if (!LooksLikeId(addon, "ad_")) VIA_RETURN_IF_ERROR(ValidateAddonName(addon));
+  VIA_ASSIGN_OR_RETURN(Session session, Session::Open(ctx));
+  // Read from the read model after catching up: no replay.
+  VIA_RETURN_IF_ERROR(session.model->CatchUp(session.log->store()).status());
+  VIA_ASSIGN_OR_RETURN(std::optional<AddonState> found, session.model->FindAddon(addon));
+  State state;  // only the add-on and its bindings are needed for the report
+  if (found) {
+    state.addons[found->id] = *found;
+    VIA_ASSIGN_OR_RETURN(auto bound, session.model->BindingsOf(found->id));
+    for (const auto& key : bound) state.bindings[key] = found->id;
+    if (!found->requested_binding.empty()) {
+      VIA_ASSIGN_OR_RETURN(auto target,
+                           session.model->BindingTarget(found->app, found->requested_binding));
+      if (target) state.bindings[{found->app, found->requested_binding}] = *target;
+    }
+  }
+  return Report(ctx, session, state, addon, found ? &state.addons[found->id] : nullptr, "", "");
+}
+
+Result<std::vector<AddonSummary>> ListAddons(const Context& ctx, bool all) {
+  VIA_ASSIGN_OR_RETURN(Session session, Session::Open(ctx));
+  VIA_ASSIGN_OR_RETURN(auto fresh, session.Fresh());
+  std::vector<AddonSummary> out;
+  for (const auto& [id, addon] : fresh.first.addons) {
+    bool live = fresh.first.names.count(addon.name) && fresh.first.names.at(addon.name) == id;
+    if (!all && !live) continue;
+    out.push_back(AddonSummary{addon, fresh.first.BindingsOf(id)});
+  }
+  return out;
+}
+
+Result<std::vector<Incarnation>> AddonHistory(const Context& ctx, const std::string& name) {
+  VIA_RETURN_IF_ERROR(RejectTombstone(name));
+  VIA_RETURN_IF_ERROR(ValidateAddonName(name));
+  VIA_ASSIGN_OR_RETURN(Session session, Session::Open(ctx));
+  VIA_ASSIGN_OR_RETURN(auto fresh, session.Fresh());
+  std::vector<Incarnation> out;
+  std::map<std::string, std::size_t> index;
+  for (const auto& [id, addon] : fresh.first.addons) {
+    if (addon.original_name != name) continue;
+    out.push_back(Incarnation{addon, {}});
+  }
+  std::sort(out.begin(), out.end(), [](const Incarnation& a, const Incarnation& b) {
+    return a.addon.created_seq < b.addon.created_seq;
+  });
+  if (out.empty()) {
+    return NotFound("addon_not_found", "no add-on was ever named " + name)
+        .WithRemediation("via addon list --all");
+  }
+  for (std::size_t i = 0; i < out.size(); ++i) index[out[i].addon.id] = i;
+  std::uint64_t first = out.front().addon.created_seq;
+  Status error;
+  VIA_RETURN_IF_ERROR(session.log->store().Scan(first, 0, [&](const eventstore::StoredRecord& row) {
+    auto record = eventstore::DecodeRecord(row.bytes);
+    if (!record.ok()) {
+      error = record.status().WithContext("seq " + std::to_string(row.seq));
+      return false;
+    }
+    auto it = index.find(EventAddonId(record->event));
+    if (it != index.end()) out[it->second].records.push_back(std::move(record).value());
+    return true;
+  }));
+  VIA_RETURN_IF_ERROR(error);
+  return out;
+}
+
+Result<DestroyResult> DestroyAddon(const Context& ctx, const std::string& addon) {
+  VIA_RETURN_IF_ERROR(RejectTombstone(addon));
+  VIA_ASSIGN_OR_RETURN(Session session, Session::Open(ctx));
+  VIA_ASSIGN_OR_RETURN(Decided decided, DecideAndAppend(ctx, session, [&](const State& s) {
+                         return DecideDestroy(s, addon);
+                       }));
+  const auto& destroyed = std::get<AddonDestroyed>(decided.events.front());
+  return DestroyResult{destroyed.addon_id, destroyed.tombstone_name, decided.appended.last_seq};
+}
+
+}  // namespace via::commands

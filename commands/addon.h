@@ -1,0 +1,80 @@
+#pragma once
+
+// Handlers for `via addon ...` (DESIGN.md sections 6 and 7). Each loads the
+// current state from the read model, decides with the pure domain functions,
+// appends expecting the head it decided on (retrying when another process got
+// there first), runs the provider, and returns a value for cli/ to render.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "commands/context.h"
+#include "domain/readiness.h"
+#include "domain/state.h"
+
+namespace via::commands {
+
+// The §7 report: add-on, binding, layers, blocker, owner, reason, remediation.
+struct ReadinessReport {
+  std::optional<AddonState> addon;
+  std::string app;      // binding checked ("" when none)
+  std::string binding;
+  Readiness readiness;
+  std::string warning;  // "" when none
+  std::uint64_t log_size = 0;
+  Hash256 log_root{};
+  // `ensure` only.
+  bool is_ensure = false;
+  bool created = false;
+  bool already_exists = false;
+  bool changed = false;
+  bool compatible = true;
+};
+
+struct CreateRequest {
+  std::string name;
+  std::string provider = "sqlite";
+  std::string app;
+  std::string binding;  // optional for create, required for ensure
+};
+
+// Creates and provisions. Errors per DecideCreate; the report says whether the
+// new add-on is usable (a provider failure leaves provisioning_failed).
+Result<ReadinessReport> CreateAddon(const Context& ctx, const CreateRequest& request);
+
+Result<ReadinessReport> BindAddon(const Context& ctx, const std::string& addon,
+                                  const std::string& app, const std::string& binding);
+Result<ReadinessReport> UnbindAddon(const Context& ctx, const std::string& addon,
+                                    const std::string& app, const std::string& binding);
+
+// Idempotent create-or-check, binding a missing binding; with `repair`,
+// repairs storage. Never steals a binding that points at another add-on.
+Result<ReadinessReport> EnsureAddon(const Context& ctx, const CreateRequest& request, bool repair);
+
+// Readiness of one add-on by live name or id. NotFound (with the report in
+// `not_found_report`) is not an error here: the report says addon_not_found.
+Result<ReadinessReport> AddonStatus(const Context& ctx, const std::string& addon);
+
+struct AddonSummary {
+  AddonState addon;
+  std::vector<BindingKey> bindings;
+};
+Result<std::vector<AddonSummary>> ListAddons(const Context& ctx, bool all);
+
+struct Incarnation {
+  AddonState addon;
+  std::vector<Record> records;
+};
+// Every add-on ever created under `name`, oldest first, with its records.
+Result<std::vector<Incarnation>> AddonHistory(const Context& ctx, const std::string& name);
+
+struct DestroyResult {
+  std::string addon_id;
+  std::string tombstone_name;
+  std::uint64_t seq = 0;
+};
+Result<DestroyResult> DestroyAddon(const Context& ctx, const std::string& addon);
+
+}  // namespace via::commands

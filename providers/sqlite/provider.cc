@@ -1,0 +1,185 @@
+#include "providers/sqlite/provider.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "projections/read_model.h"
+
+namespace via::providers::sqlite {
+namespace fs = std::filesystem;
+
+namespace {
+
+// An exclusive flock on addons/<id>/.lock, held for the object's lifetime.
+class AddonLock {
+ public:
+  static Result<AddonLock> Acquire(const fs::path& dir) {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    fs::path path = dir / ".lock";
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return Internal("open " + path.string() + ": " + std::strerror(errno));
+    while (::flock(fd, LOCK_EX) != 0) {
+      if (errno != EINTR) {
+        int err = errno;
+        ::close(fd);
+        return Internal("lock " + path.string() + ": " + std::strerror(err));
+      }
+    }
+    return AddonLock(fd);
+  }
+  AddonLock(AddonLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+  AddonLock& operator=(AddonLock&&) = delete;
+  ~AddonLock() {
+    if (fd_ >= 0) ::close(fd_);  // closing releases the flock
+  }
+
+ private:
+  explicit AddonLock(int fd) : fd_(fd) {}
+  int fd_;
+};
+
+StorageFact FactOf(StorageHealth health) {
+  switch (health) {
+    case StorageHealth::kOk: return StorageFact::kOk;
+    case StorageHealth::kMissing: return StorageFact::kMissing;
+    case StorageHealth::kUnreadable: return StorageFact::kUnreadable;
+    case StorageHealth::kCorrupt: return StorageFact::kCorrupt;
+  }
+  return StorageFact::kUnreadable;
+}
+
+// Current state: the read model caught up to the log's head.
+Result<State> Current(const eventstore::Home& home, eventstore::EventLog& log) {
+  VIA_ASSIGN_OR_RETURN(auto model, projections::ReadModel::Open(home.state_db().string()));
+  VIA_RETURN_IF_ERROR(model->CatchUp(log.store()).status());
+  return model->Load();
+}
+
+}  // namespace
+
+StorageFact SqliteProvider::ProbeStorage(const std::string& addon_id, std::string* detail) const {
+  Probe probe = ProbeDatabase(DatabasePath(addon_id));
+  if (detail) *detail = probe.detail;
+  return FactOf(probe.health);
+}
+
+Status SqliteProvider::AppendCompletion(const std::string& command_id, std::vector<Event> events) {
+  eventstore::AppendRequest request;
+  request.actor = options_.actor;
+  request.command_id = command_id;
+  request.recorded_at_ms = options_.clock ? options_.clock->NowMs() : 0;
+  request.events = std::move(events);
+  return log_.Append(request).status();
+}
+
+Status SqliteProvider::Provision(const std::string& addon_id) {
+  VIA_ASSIGN_OR_RETURN(AddonLock lock, AddonLock::Acquire(options_.home.addon_dir(addon_id)));
+  VIA_ASSIGN_OR_RETURN(State state, Current(options_.home, log_));
+  const AddonState* addon = state.FindById(addon_id);
+  if (addon == nullptr) return NotFound("addon_not_found", "no add-on " + addon_id);
+  if (addon->phase != AddonPhase::kProvisioning) return Status::Ok();  // someone finished it
+
+  const std::string command_id = "provision/" + addon_id;
+  fs::path db = DatabasePath(addon_id);
+  if (options_.test_fault == "provision_fail") {
+    return AppendCompletion(command_id,
+                            {ProvisioningFailed{addon_id, "injected failure (test)", false}});
+  }
+  Status created = CreateDatabase(db);
+  if (!created.ok() && created.code() == StatusCode::kAlreadyExists &&
+      ProbeDatabase(db).health == StorageHealth::kOk) {
+    created = Status::Ok();  // an earlier attempt made it and crashed before the event
+  }
+  if (options_.test_fault == "provision_fail_after_create") {
+    created = Internal("injected failure after the file was created (test)");
+  }
+  if (!created.ok()) {
+    return AppendCompletion(command_id,
+                            {ProvisioningFailed{addon_id, created.message(), HoldsSqliteBytes(db)}});
+  }
+  return AppendCompletion(command_id, {StorageProvisioned{addon_id}});
+}
+
+Result<RepairOutcome> SqliteProvider::Repair(const State& given, const std::string& addon_id) {
+  VIA_ASSIGN_OR_RETURN(AddonLock lock, AddonLock::Acquire(options_.home.addon_dir(addon_id)));
+  (void)given;
+  VIA_ASSIGN_OR_RETURN(State state, Current(options_.home, log_));  // re-read under the lock
+  const AddonState* addon = state.FindById(addon_id);
+  if (addon == nullptr) return NotFound("addon_not_found", "no add-on " + addon_id);
+  if (addon->phase == AddonPhase::kDestroyed) {
+    return FailedPrecondition("addon_destroyed", "add-on " + addon_id + " is destroyed");
+  }
+  RepairOutcome outcome;
+  fs::path db = DatabasePath(addon_id);
+  Probe probe = ProbeDatabase(db);
+  if (probe.health == StorageHealth::kOk && addon->phase != AddonPhase::kFailed) return outcome;
+  if (probe.health == StorageHealth::kUnreadable) {
+    return FailedPrecondition("storage_unreadable",
+                              "cannot repair " + db.string() + ": " + probe.detail +
+                                  " (fix permissions or the disk first)");
+  }
+
+  // Intent first, keyed by the log position so that a retry appends nothing twice.
+  const std::string command_id = "repair/" + addon_id + "/" + std::to_string(state.seq);
+  std::string action = probe.health == StorageHealth::kOk      ? "adopted_existing"
+                       : probe.health == StorageHealth::kCorrupt ? "quarantined_corrupt"
+                                                                 : "recreate";
+  VIA_RETURN_IF_ERROR(AppendCompletion(command_id, {RepairRequested{addon_id, action}}));
+
+  std::vector<Event> done;
+  if (probe.health == StorageHealth::kOk) {
+    // A failed record whose file is intact: adopt the file as it is.
+    done.push_back(StorageRepaired{addon_id, "adopted_existing", "", "file passed quick_check"});
+    outcome.actions.push_back("adopted_existing");
+  } else {
+    if (probe.health == StorageHealth::kCorrupt) {
+      std::string suffix = std::to_string(state.seq);
+      VIA_ASSIGN_OR_RETURN(fs::path moved, Quarantine(db, suffix));
+      done.push_back(StorageRepaired{addon_id, "quarantined_corrupt", "", moved.string()});
+      outcome.actions.push_back("quarantined_corrupt");
+    }
+    // Newest snapshot of this add-on whose file still matches its recorded hash.
+    std::vector<const SnapshotState*> snapshots;
+    for (const auto& [id, snap] : state.snapshots) {
+      if (snap.addon_id == addon_id && snap.status == SnapshotStatus::kTaken) {
+        snapshots.push_back(&snap);
+      }
+    }
+    std::sort(snapshots.begin(), snapshots.end(),
+              [](const SnapshotState* a, const SnapshotState* b) {
+                return a->requested_seq > b->requested_seq;
+              });
+    std::string restored_from;
+    for (const SnapshotState* snap : snapshots) {
+      fs::path file = options_.home.snapshot_file(addon_id, snap->id);
+      auto digest = DigestFile(file);
+      if (!digest.ok() || Bytes(digest->sha256.begin(), digest->sha256.end()) != snap->sha256) {
+        continue;
+      }
+      VIA_RETURN_IF_ERROR(CreateDatabase(db));
+      VIA_RETURN_IF_ERROR(RestoreInto(file, db));
+      restored_from = snap->id;
+      break;
+    }
+    if (!restored_from.empty()) {
+      done.push_back(StorageRepaired{addon_id, "restored_from_snapshot", restored_from, ""});
+      outcome.actions.push_back("restored_from_snapshot");
+    } else {
+      Status created = CreateDatabase(db);
+      if (!created.ok()) return created.WithContext("recreate " + db.string());
+      done.push_back(StorageRepaired{addon_id, "recreated_empty", "", ""});
+      outcome.actions.push_back("recreated_empty");
+      outcome.warning = "recreated an empty database: no verified snapshot of " + addon_id;
+    }
+  }
+  VIA_RETURN_IF_ERROR(AppendCompletion(command_id + "/done", std::move(done)));
+  return outcome;
+}
+
+}  // namespace via::providers::sqlite
