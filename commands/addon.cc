@@ -89,9 +89,16 @@ Result<Decided> DecideAndAppend(const Context& ctx, Session& session, const Deci
 // Salt and fingerprint of a new credential generation.
 Result<std::pair<Bytes, Bytes>> NewGeneration(const Context& ctx, const std::string& addon_id,
                                               std::uint32_t generation) {
-  VIA_ASSIGN_OR_RETURN(Bytes key, eventstore::LoadOrCreateSecret(ctx.home.credentials_key()));
+  // Only `via init` creates the key: a silently regenerated key would change
+  // every credential already handed out.
+  auto key = eventstore::ReadFile(ctx.home.credentials_key());
+  if (!key.ok() || key->size() != 32) {
+    return FailedPrecondition("credentials_key_missing",
+                              ctx.home.credentials_key().string() + " is missing or damaged")
+        .WithRemediation("restore keys/credentials.key from backup (see docs/operations.md)");
+  }
   Bytes salt = crypto::RandomBytes(16);
-  Hash256 credential = crypto::DeriveCredential(key, addon_id, generation, salt);
+  Hash256 credential = crypto::DeriveCredential(*key, addon_id, generation, salt);
   Hash256 fingerprint = crypto::CredentialFingerprint(credential);
   return std::make_pair(salt, Bytes(fingerprint.begin(), fingerprint.end()));
 }
