@@ -18,9 +18,7 @@ echo "demo home: $VIA_HOME"
 step via init
 step via audit checkpoint
 via audit checkpoint > "$VIA_HOME/saved.checkpoint"
-if via --help | grep -q '^  addon'; then
-  bash "$root/tools/demo_lifecycle.sh"
-fi
+bash "$root/tools/demo_lifecycle.sh"
 step via audit log
 step via audit prove --inclusion 1
 step via audit verify --checkpoint "$VIA_HOME/saved.checkpoint"

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The add-on part of the demo (called by tools/demo.sh with VIA_HOME set and
+# `via` on PATH): create, bind, status, break the storage, see the blocker,
+# repair, destroy, recreate, history.
+set -euo pipefail
+step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
+expect() { local want=$1; shift; printf '\n\033[1m$ %s\033[0m   (exits %s)\n' "$*" "$want";
+  set +e; "$@"; local got=$?; set -e
+  if [ "$got" != "$want" ]; then echo "demo: expected exit $want, got $got" >&2; exit 1; fi; }
+
+step via addon create sqlite app-db --app api
+expect 3 via addon status app-db                       # no binding yet
+step via addon bind app-db --app api --bind DATABASE
+step via addon status app-db
+step via addon ensure sqlite app-db --app api --bind DATABASE   # idempotent: nothing changes
+id=$(via --json addon status app-db | python3 -c 'import json,sys; print(json.load(sys.stdin)["addon"]["id"])')
+echo
+echo "# break the storage: delete the database file of $id"
+rm -f "$VIA_HOME/addons/$id/data.sqlite" "$VIA_HOME/addons/$id/data.sqlite-wal" "$VIA_HOME/addons/$id/data.sqlite-shm"
+expect 3 via addon status app-db                       # storage_missing, with its remediation
+step via addon ensure sqlite app-db --app api --bind DATABASE --repair
+step via addon status app-db
+expect 4 via addon destroy app-db --yes                # refused while bound
+step via addon unbind app-db --app api --bind DATABASE
+step via addon destroy app-db --yes
+step via addon create sqlite app-db --app api --bind DATABASE   # the name is free again
+step via addon list --all
+step via addon history app-db
