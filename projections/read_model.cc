@@ -194,15 +194,21 @@ Result<std::unique_ptr<ReadModel>> ReadModel::Open(const std::string& path) {
 }
 
 Status ReadModel::EnsureSchema() {
+  // Fast path for every open after the first: the schema is there and current.
+  {
+    VIA_ASSIGN_OR_RETURN(sql::Stmt version, db_->Prepare("PRAGMA user_version"));
+    VIA_ASSIGN_OR_RETURN(bool row, version.Step());
+    if (row && version.Int(0) == kReadModelVersion) return Status::Ok();
+  }
   VIA_RETURN_IF_ERROR(db_->Exec("PRAGMA journal_mode=WAL"));
   VIA_RETURN_IF_ERROR(db_->Exec("PRAGMA synchronous=NORMAL"));
   VIA_RETURN_IF_ERROR(db_->Exec(kSchema));
   VIA_ASSIGN_OR_RETURN(std::string version, MetaGet(*db_, "version"));
-  if (version.empty()) return MetaSet(*db_, "version", std::to_string(kReadModelVersion));
-  if (version != std::to_string(kReadModelVersion)) {
+  if (!version.empty() && version != std::to_string(kReadModelVersion)) {
     return FailedPrecondition("read_model_version", "read model version " + version);
   }
-  return Status::Ok();
+  if (version.empty()) VIA_RETURN_IF_ERROR(MetaSet(*db_, "version", std::to_string(kReadModelVersion)));
+  return db_->Exec("PRAGMA user_version=" + std::to_string(kReadModelVersion));
 }
 
 Result<std::uint64_t> ReadModel::Cursor() {

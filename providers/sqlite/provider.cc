@@ -63,10 +63,15 @@ Result<State> Current(const eventstore::Home& home, eventstore::EventLog& log) {
 
 }  // namespace
 
-StorageFact SqliteProvider::ProbeStorage(const std::string& addon_id, std::string* detail) const {
-  Probe probe = ProbeDatabase(DatabasePath(addon_id));
+StorageFact ProbeAddonStorage(const eventstore::Home& home, const std::string& addon_id,
+                              std::string* detail) {
+  Probe probe = ProbeDatabase(home.addon_db(addon_id));
   if (detail) *detail = probe.detail;
   return FactOf(probe.health);
+}
+
+StorageFact SqliteProvider::ProbeStorage(const std::string& addon_id, std::string* detail) const {
+  return ProbeAddonStorage(options_.home, addon_id, detail);
 }
 
 Status SqliteProvider::AppendCompletion(const std::string& command_id, std::vector<Event> events) {

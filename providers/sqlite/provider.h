@@ -37,6 +37,11 @@ struct RepairOutcome {
   std::string warning;               // e.g. "recreated empty: no verified snapshot"
 };
 
+// Probes an add-on's database file for real (read-only open, quick_check),
+// without needing the log.
+StorageFact ProbeAddonStorage(const eventstore::Home& home, const std::string& addon_id,
+                              std::string* detail = nullptr);
+
 class SqliteProvider {
  public:
   SqliteProvider(ProviderOptions options, eventstore::EventLog& log)
