@@ -313,6 +313,10 @@ TEST_CASE("bad input is refused with its exit code and appends nothing", "[cli]"
     CHECK(code == c.exit);
     if (!c.code.empty()) CHECK(out["error"]["code"] == c.code);
   }
+  auto [code, missing] = h.Json("addon status nope");
+  CHECK(code == 5);
+  CHECK(Blocker(missing) == "addon_not_found");
+  CHECK(missing["owner"] == "operator");
   CHECK(h.LogSize() == size);
 }
 
