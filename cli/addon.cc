@@ -98,7 +98,24 @@ struct Flags {
   std::string binding;
   bool repair = false;
   bool all = false;
+  bool force = false;
+  std::string label;
+  std::string snapshot;
+  std::uint32_t generation = 0;
 };
+
+nlohmann::json SnapshotJson(const SnapshotState& s) {
+  return {{"id", s.id},
+          {"addon_id", s.addon_id},
+          {"label", s.label},
+          {"status", SnapshotStatusName(s.status)},
+          {"bytes", s.bytes},
+          {"page_count", s.page_count},
+          {"sha256", HexEncode(s.sha256)},
+          {"actor", s.actor},
+          {"requested_at_ms", s.requested_at_ms},
+          {"reason", OrNull(s.failure_reason)}};
+}
 
 }  // namespace
 
@@ -227,12 +244,13 @@ void RegisterAddon(CLI::App& app, Shell& shell) {
 
   CLI::App* destroy = addon->add_subcommand("destroy", "destroy an add-on (refused while bound)");
   destroy->add_option("name", f->name, "add-on name or id")->required();
+  destroy->add_flag("--force", f->force, "destroy even when an app's latest release claims it");
   destroy->callback([&shell, f]() {
     shell.action = [&shell, f]() {
       VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
       Status confirmed = shell.ConfirmDestructive("destroy add-on " + f->name);
       if (!confirmed.ok()) return shell.Fail(confirmed);
-      VIA_ASSIGN_OR_RETURN_EXIT(auto result, commands::DestroyAddon(ctx, f->name), shell);
+      VIA_ASSIGN_OR_RETURN_EXIT(auto result, commands::DestroyAddon(ctx, f->name, f->force), shell);
       if (shell.globals.json) {
         return shell.PrintJson({{"addon_id", result.addon_id},
                                 {"tombstone_name", result.tombstone_name},
@@ -240,6 +258,154 @@ void RegisterAddon(CLI::App& app, Shell& shell) {
       }
       std::cout << "destroyed " << result.addon_id << "; its record stays as "
                 << result.tombstone_name << " and the name is free\n";
+      return 0;
+    };
+  });
+
+  CLI::App* snapshot = addon->add_subcommand("snapshot", "take a snapshot (online backup)");
+  snapshot->add_option("name", f->name, "add-on name or id")->required();
+  snapshot->add_option("--label", f->label, "a note kept with the snapshot");
+  snapshot->callback([&shell, f]() {
+    shell.action = [&shell, f]() {
+      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
+      VIA_ASSIGN_OR_RETURN_EXIT(auto snap, commands::SnapshotAddon(ctx, f->name, f->label), shell);
+      if (shell.globals.json) return shell.PrintJson(SnapshotJson(snap));
+      std::cout << "snapshot " << snap.id << ": " << snap.bytes << " bytes, " << snap.page_count
+                << " pages, sha256 " << HexEncode(snap.sha256) << "\n";
+      return 0;
+    };
+  });
+
+  CLI::App* snapshots = addon->add_subcommand("snapshots", "list snapshots (also of a destroyed add-on, by id)");
+  snapshots->add_option("name", f->name, "add-on name or id")->required();
+  snapshots->callback([&shell, f]() {
+    shell.action = [&shell, f]() {
+      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
+      VIA_ASSIGN_OR_RETURN_EXIT(auto list, commands::ListSnapshots(ctx, f->name), shell);
+      if (shell.globals.json) {
+        nlohmann::json out = nlohmann::json::array();
+        for (const auto& snap : list) out.push_back(SnapshotJson(snap));
+        return shell.PrintJson(out);
+      }
+      if (list.empty()) std::cout << "no snapshots\n";
+      for (const auto& snap : list) {
+        std::cout << snap.id << "  " << SnapshotStatusName(snap.status) << "  " << snap.bytes
+                  << " bytes  by " << snap.actor << "  sha256 " << HexEncode(snap.sha256)
+                  << (snap.label.empty() ? "" : "  \"" + snap.label + "\"") << "\n";
+      }
+      return 0;
+    };
+  });
+
+  CLI::App* restore = addon->add_subcommand("restore", "restore a snapshot (takes a safety snapshot first)");
+  restore->add_option("name", f->name, "add-on name or id")->required();
+  restore->add_option("--snapshot", f->snapshot, "snapshot id")->required();
+  restore->callback([&shell, f]() {
+    shell.action = [&shell, f]() {
+      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
+      Status confirmed = shell.ConfirmDestructive("restore " + f->name + " from " + f->snapshot +
+                                                  " (replaces its current data)");
+      if (!confirmed.ok()) return shell.Fail(confirmed);
+      VIA_ASSIGN_OR_RETURN_EXIT(auto result, commands::RestoreAddon(ctx, f->name, f->snapshot), shell);
+      std::string undo = "via addon restore " + f->name + " --snapshot " + result.safety_snapshot_id;
+      if (shell.globals.json) {
+        return shell.PrintJson({{"addon_id", result.addon_id},
+                                {"snapshot_id", result.snapshot_id},
+                                {"safety_snapshot_id", result.safety_snapshot_id},
+                                {"undo", undo}});
+      }
+      std::cout << "restored " << result.addon_id << " from " << result.snapshot_id << "\n"
+                << "undo: " << undo << "\n";
+      return 0;
+    };
+  });
+
+  CLI::App* rotate = addon->add_subcommand("rotate-credentials", "add credential generation N+1 (older ones stay valid)");
+  rotate->add_option("name", f->name, "add-on name or id")->required();
+  rotate->callback([&shell, f]() {
+    shell.action = [&shell, f]() {
+      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
+      VIA_ASSIGN_OR_RETURN_EXIT(auto result, commands::RotateCredentials(ctx, f->name), shell);
+      if (shell.globals.json) {
+        return shell.PrintJson({{"addon_id", result.addon_id},
+                                {"generation", result.generation},
+                                {"active_generations", result.active}});
+      }
+      std::cout << "generation " << result.generation << " of " << result.addon_id
+                << " is active; older generations stay valid until revoked\n";
+      return 0;
+    };
+  });
+
+  CLI::App* revoke = addon->add_subcommand("revoke-credentials", "revoke a credential generation");
+  revoke->add_option("name", f->name, "add-on name or id")->required();
+  revoke->add_option("--generation", f->generation, "generation number")->required();
+  revoke->add_flag("--force", f->force, "allow revoking the last active generation");
+  revoke->callback([&shell, f]() {
+    shell.action = [&shell, f]() {
+      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
+      VIA_ASSIGN_OR_RETURN_EXIT(
+          auto result, commands::RevokeCredentials(ctx, f->name, f->generation, f->force), shell);
+      if (shell.globals.json) {
+        return shell.PrintJson({{"addon_id", result.addon_id},
+                                {"revoked_generation", result.generation},
+                                {"active_generations", result.active},
+                                {"served_to", result.served_to}});
+      }
+      std::cout << "revoked generation " << result.generation << " of " << result.addon_id << "\n";
+      for (const auto& r : result.served_to) std::cout << "  it had been served to " << r << "\n";
+      return 0;
+    };
+  });
+}
+
+void RegisterRelease(CLI::App& app, Shell& shell) {
+  CLI::App* release = app.add_subcommand("release", "snapshot an app's bindings into a release");
+  release->require_subcommand(1);
+  auto f = std::make_shared<Flags>();
+  CLI::App* create = release->add_subcommand("create", "create a release: create --app APP [--id RELEASE]");
+  create->add_option("--app", f->app, "app")->required();
+  create->add_option("--id", f->snapshot, "release id (default v1, v2, ...)");
+  create->callback([&shell, f]() {
+    shell.action = [&shell, f]() {
+      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
+      VIA_ASSIGN_OR_RETURN_EXIT(auto result, commands::CreateRelease(ctx, f->app, f->snapshot), shell);
+      nlohmann::json claims = nlohmann::json::array();
+      for (const auto& c : result.release.claims) claims.push_back({{"binding", c.binding}, {"addon_id", c.addon_id}});
+      if (shell.globals.json) {
+        return shell.PrintJson({{"app", result.release.app},
+                                {"release", result.release.id},
+                                {"claims", claims},
+                                {"warnings", result.warnings}});
+      }
+      std::cout << "release " << result.release.id << " of " << f->app << " claims "
+                << result.release.claims.size() << " binding(s)\n";
+      for (const auto& c : result.release.claims) std::cout << "  " << c.binding << " -> " << c.addon_id << "\n";
+      for (const auto& w : result.warnings) std::cerr << "warning: " << w << "\n";
+      return 0;
+    };
+  });
+  CLI::App* list = release->add_subcommand("list", "list an app's releases");
+  list->add_option("--app", f->app, "app")->required();
+  list->callback([&shell, f]() {
+    shell.action = [&shell, f]() {
+      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
+      VIA_ASSIGN_OR_RETURN_EXIT(auto releases, commands::ListReleases(ctx, f->app), shell);
+      if (shell.globals.json) {
+        nlohmann::json out = nlohmann::json::array();
+        for (const auto& r : releases) {
+          nlohmann::json claims = nlohmann::json::array();
+          for (const auto& c : r.claims) claims.push_back({{"binding", c.binding}, {"addon_id", c.addon_id}});
+          out.push_back({{"release", r.id}, {"created_at_ms", r.created_at_ms}, {"seq", r.seq}, {"claims", claims}});
+        }
+        return shell.PrintJson(out);
+      }
+      if (releases.empty()) std::cout << "no releases\n";
+      for (const auto& r : releases) {
+        std::cout << r.id << "  seq " << r.seq;
+        for (const auto& c : r.claims) std::cout << "  " << c.binding << "->" << c.addon_id;
+        std::cout << "\n";
+      }
       return 0;
     };
   });

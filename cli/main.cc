@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
 
   via::cli::RegisterInit(app, shell);
   via::cli::RegisterAddon(app, shell);
+  via::cli::RegisterRelease(app, shell);
   via::cli::RegisterAudit(app, shell);
 
   try {

@@ -387,14 +387,193 @@ Result<std::vector<Incarnation>> AddonHistory(const Context& ctx, const std::str
   return out;
 }
 
-Result<DestroyResult> DestroyAddon(const Context& ctx, const std::string& addon) {
+Result<DestroyResult> DestroyAddon(const Context& ctx, const std::string& addon, bool force) {
   VIA_RETURN_IF_ERROR(RejectTombstone(addon));
   VIA_ASSIGN_OR_RETURN(Session session, Session::Open(ctx));
   VIA_ASSIGN_OR_RETURN(Decided decided, DecideAndAppend(ctx, session, [&](const State& s) {
-                         return DecideDestroy(s, addon);
+                         return DecideDestroy(s, addon, force);
                        }));
   const auto& destroyed = std::get<AddonDestroyed>(decided.events.front());
   return DestroyResult{destroyed.addon_id, destroyed.tombstone_name, decided.appended.last_seq};
+}
+
+namespace {
+
+std::function<void(std::uint64_t, std::uint64_t)> PagesProgress(const Context& ctx,
+                                                                const std::string& what) {
+  if (!ctx.progress) return nullptr;
+  auto progress = ctx.progress;
+  return [progress, what](std::uint64_t done, std::uint64_t total) { progress(what, done, total); };
+}
+
+// Requests and takes one snapshot of a live add-on.
+Result<SnapshotState> TakeOne(const Context& ctx, Session& session, const std::string& addon,
+                              const std::string& label) {
+  const std::string snapshot_id = ctx.ids->NewId("sn_");
+  VIA_ASSIGN_OR_RETURN(Decided decided, DecideAndAppend(ctx, session, [&](const State& s) {
+                         return DecideSnapshot(s, addon, snapshot_id, label);
+                       }));
+  const auto& requested = std::get<SnapshotRequested>(decided.events.front());
+  VIA_RETURN_IF_ERROR(session.Provider(ctx)
+                          .Snapshot(requested.addon_id, snapshot_id,
+                                    PagesProgress(ctx, "snapshot " + snapshot_id))
+                          .status());
+  VIA_ASSIGN_OR_RETURN(auto fresh, session.Fresh());
+  return fresh.first.snapshots.at(snapshot_id);
+}
+
+}  // namespace
+
+Result<SnapshotState> SnapshotAddon(const Context& ctx, const std::string& addon,
+                                    const std::string& label) {
+  VIA_RETURN_IF_ERROR(RejectTombstone(addon));
+  VIA_ASSIGN_OR_RETURN(Session session, Session::Open(ctx));
+  return TakeOne(ctx, session, addon, label);
+}
+
+Result<std::vector<SnapshotState>> ListSnapshots(const Context& ctx, const std::string& addon) {
+  VIA_RETURN_IF_ERROR(RejectTombstone(addon));
+  VIA_ASSIGN_OR_RETURN(Session session, Session::OpenForReading(ctx));
+  VIA_ASSIGN_OR_RETURN(auto fresh, session.Fresh());
+  const AddonState* a = fresh.first.FindAddon(addon);
+  if (a == nullptr) {
+    return NotFound("addon_not_found", "no add-on named " + addon)
+        .WithRemediation("via addon list --all");
+  }
+  std::vector<SnapshotState> out;
+  for (const auto& [id, snap] : fresh.first.snapshots) {
+    if (snap.addon_id == a->id) out.push_back(snap);
+  }
+  std::sort(out.begin(), out.end(), [](const SnapshotState& x, const SnapshotState& y) {
+    return x.requested_seq < y.requested_seq;
+  });
+  return out;
+}
+
+Result<RestoreResult> RestoreAddon(const Context& ctx, const std::string& addon,
+                                   const std::string& snapshot_id) {
+  VIA_RETURN_IF_ERROR(RejectTombstone(addon));
+  VIA_ASSIGN_OR_RETURN(Session session, Session::Open(ctx));
+  VIA_ASSIGN_OR_RETURN(auto fresh, session.Fresh());
+  VIA_RETURN_IF_ERROR(CheckRestore(fresh.first, addon, snapshot_id));
+  const AddonState& a = *fresh.first.FindAddon(addon);
+  const SnapshotState& snap = fresh.first.snapshots.at(snapshot_id);
+  // The file must be exactly what the log says was taken.
+  auto digest = providers::sqlite::DigestFile(ctx.home.snapshot_file(a.id, snapshot_id));
+  if (!digest.ok()) {
+    return DataLoss("snapshot_file_missing", "snapshot file of " + snapshot_id +
+                                                 " cannot be read: " + digest.status().message());
+  }
+  if (Bytes(digest->sha256.begin(), digest->sha256.end()) != snap.sha256 ||
+      digest->bytes != snap.bytes) {
+    return DataLoss("snapshot_hash_mismatch",
+                    "snapshot file of " + snapshot_id + " does not match the SHA-256 recorded in "
+                    "the log; refusing to restore it");
+  }
+  // The undo: a safety snapshot of the current data.
+  VIA_ASSIGN_OR_RETURN(SnapshotState safety,
+                       TakeOne(ctx, session, a.id, "safety before restore of " + snapshot_id));
+  VIA_ASSIGN_OR_RETURN(Decided decided, DecideAndAppend(ctx, session, [&](const State& s) -> Result<std::vector<Event>> {
+    VIA_RETURN_IF_ERROR(CheckRestore(s, a.id, snapshot_id));
+    return std::vector<Event>{RestoreRequested{a.id, snapshot_id, safety.id}};
+  }));
+  VIA_RETURN_IF_ERROR(session.Provider(ctx).Restore(a.id, snapshot_id, safety.id,
+                                                    PagesProgress(ctx, "restore " + snapshot_id)));
+  return RestoreResult{a.id, snapshot_id, safety.id};
+}
+
+namespace {
+
+std::vector<std::uint32_t> ActiveGenerations(const AddonState& a) {
+  std::vector<std::uint32_t> out;
+  for (const auto& g : a.generations) {
+    if (!g.revoked) out.push_back(g.number);
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<GenerationResult> RotateCredentials(const Context& ctx, const std::string& addon) {
+  VIA_RETURN_IF_ERROR(RejectTombstone(addon));
+  VIA_ASSIGN_OR_RETURN(Session session, Session::Open(ctx));
+  std::string id;
+  for (int attempt = 0; attempt < kMaxRaceRetries; ++attempt) {
+    VIA_ASSIGN_OR_RETURN(auto fresh, session.Fresh());
+    const AddonState* a = id.empty() ? fresh.first.FindAddon(addon) : fresh.first.FindById(id);
+    if (a == nullptr) {
+      return NotFound("addon_not_found", "no add-on named " + addon)
+          .WithRemediation("via addon list --all");
+    }
+    id = a->id;
+    // The salt is bound to the generation it is made for: when another rotation
+    // wins the race, decide again with a fresh salt for the next number.
+    const std::uint32_t next = a->current_generation() + 1;
+    VIA_ASSIGN_OR_RETURN(auto generation, NewGeneration(ctx, id, next));
+    auto decided = DecideAndAppend(ctx, session, [&](const State& s) -> Result<std::vector<Event>> {
+      const AddonState* current = s.FindById(id);
+      if (current && current->current_generation() + 1 != next) {
+        return Aborted("stale_generation", "another rotation happened first");
+      }
+      return DecideRotate(s, id, generation.first, generation.second);
+    });
+    if (!decided.ok() && decided.status().reason() == "stale_generation") continue;
+    if (!decided.ok()) return decided.status();
+    VIA_ASSIGN_OR_RETURN(fresh, session.Fresh());
+    const AddonState* after = fresh.first.FindById(id);
+    return GenerationResult{id, after->current_generation(), ActiveGenerations(*after), {}};
+  }
+  return Unavailable("busy", "too many concurrent rotations; try again");
+}
+
+Result<GenerationResult> RevokeCredentials(const Context& ctx, const std::string& addon,
+                                           std::uint32_t generation, bool force) {
+  VIA_RETURN_IF_ERROR(RejectTombstone(addon));
+  VIA_ASSIGN_OR_RETURN(Session session, Session::Open(ctx));
+  VIA_ASSIGN_OR_RETURN(Decided decided, DecideAndAppend(ctx, session, [&](const State& s) {
+                         return DecideRevoke(s, addon, generation, force);
+                       }));
+  const auto& revoked = std::get<GenerationRevoked>(decided.events.front());
+  VIA_ASSIGN_OR_RETURN(auto fresh, session.Fresh());
+  const AddonState* after = fresh.first.FindById(revoked.addon_id);
+  GenerationResult result{revoked.addon_id, generation, ActiveGenerations(*after), {}};
+  for (const auto& [addon_id, gen, app, release] : fresh.first.deliveries) {
+    if (addon_id == revoked.addon_id && gen == generation) {
+      result.served_to.push_back(app + "/" + release);
+    }
+  }
+  return result;
+}
+
+Result<ReleaseResult> CreateRelease(const Context& ctx, const std::string& app,
+                                    const std::string& release_id) {
+  VIA_ASSIGN_OR_RETURN(Session session, Session::Open(ctx));
+  VIA_ASSIGN_OR_RETURN(Decided decided, DecideAndAppend(ctx, session, [&](const State& s) {
+                         return DecideRelease(s, app, release_id);
+                       }));
+  const auto& snapped = std::get<BindingSnapshotted>(decided.events.front());
+  ReleaseResult result;
+  result.release = ReleaseState{app, snapped.release_id, snapped.claims, ctx.clock->NowMs(),
+                                decided.appended.last_seq};
+  for (const auto& claim : snapped.claims) {
+    const AddonState* a = decided.state.FindById(claim.addon_id);
+    VIA_ASSIGN_OR_RETURN(ReadinessReport report,
+                         Report(ctx, session, decided.state, claim.addon_id, a, app, claim.binding));
+    if (!report.readiness.usable_by_app) {
+      result.warnings.push_back(claim.binding + " -> " + claim.addon_id + " is not usable now (" +
+                                *report.readiness.blocking + ")");
+    }
+  }
+  return result;
+}
+
+Result<std::vector<ReleaseState>> ListReleases(const Context& ctx, const std::string& app) {
+  VIA_RETURN_IF_ERROR(ValidateAppName(app));
+  VIA_ASSIGN_OR_RETURN(Session session, Session::OpenForReading(ctx));
+  VIA_ASSIGN_OR_RETURN(auto fresh, session.Fresh());
+  auto it = fresh.first.releases.find(app);
+  if (it == fresh.first.releases.end()) return std::vector<ReleaseState>{};
+  return it->second;
 }
 
 }  // namespace via::commands

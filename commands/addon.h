@@ -75,6 +75,43 @@ struct DestroyResult {
   std::string tombstone_name;
   std::uint64_t seq = 0;
 };
-Result<DestroyResult> DestroyAddon(const Context& ctx, const std::string& addon);
+// `force`: destroy even when the latest release of an app claims it.
+Result<DestroyResult> DestroyAddon(const Context& ctx, const std::string& addon,
+                                   bool force = false);
+
+// Two-phase snapshot (SnapshotRequested, file work, SnapshotTaken/Failed).
+Result<SnapshotState> SnapshotAddon(const Context& ctx, const std::string& addon,
+                                    const std::string& label);
+
+// Snapshots of an add-on (live name or id, destroyed ones included), oldest first.
+Result<std::vector<SnapshotState>> ListSnapshots(const Context& ctx, const std::string& addon);
+
+struct RestoreResult {
+  std::string addon_id;
+  std::string snapshot_id;
+  std::string safety_snapshot_id;  // restore this to undo
+};
+// Verifies the snapshot file against its event (DataLoss when it differs or is
+// missing), takes a safety snapshot, then restores through SQLite.
+Result<RestoreResult> RestoreAddon(const Context& ctx, const std::string& addon,
+                                   const std::string& snapshot_id);
+
+struct GenerationResult {
+  std::string addon_id;
+  std::uint32_t generation = 0;
+  std::vector<std::uint32_t> active;   // after the change
+  std::vector<std::string> served_to;  // releases that were served a revoked generation
+};
+Result<GenerationResult> RotateCredentials(const Context& ctx, const std::string& addon);
+Result<GenerationResult> RevokeCredentials(const Context& ctx, const std::string& addon,
+                                           std::uint32_t generation, bool force);
+
+struct ReleaseResult {
+  ReleaseState release;
+  std::vector<std::string> warnings;  // claims not usable now
+};
+Result<ReleaseResult> CreateRelease(const Context& ctx, const std::string& app,
+                                    const std::string& release_id);
+Result<std::vector<ReleaseState>> ListReleases(const Context& ctx, const std::string& app);
 
 }  // namespace via::commands

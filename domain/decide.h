@@ -42,7 +42,43 @@ Result<std::vector<Event>> DecideUnbind(const State& state, const std::string& a
                                         const std::string& app, const std::string& binding);
 
 // AddonDestroyed with the NAME#destroyed#ID tombstone. Errors: NotFound,
-// FailedPrecondition ("addon_bound" naming the bindings, "addon_destroyed").
-Result<std::vector<Event>> DecideDestroy(const State& state, const std::string& addon);
+// FailedPrecondition ("addon_bound" naming the bindings, "addon_destroyed",
+// "claimed_by_release" naming the latest releases that claim it, unless `force`).
+Result<std::vector<Event>> DecideDestroy(const State& state, const std::string& addon,
+                                         bool force = false);
+
+}  // namespace via
+
+namespace via {
+
+// SnapshotRequested. Errors: NotFound, FailedPrecondition ("addon_destroyed",
+// "restore_in_progress", "provisioning_failed").
+Result<std::vector<Event>> DecideSnapshot(const State& state, const std::string& addon,
+                                          const std::string& snapshot_id, const std::string& label);
+
+// Checks that `snapshot_id` may be restored into `addon`: it exists, was taken,
+// and belongs to that add-on; the add-on is live and not already restoring.
+// Errors: NotFound ("snapshot_not_found"), FailedPrecondition
+// ("snapshot_of_another_addon", "snapshot_not_taken", "addon_destroyed",
+// "restore_in_progress").
+Status CheckRestore(const State& state, const std::string& addon, const std::string& snapshot_id);
+
+// GenerationRotated for generation N+1 with the caller's salt and fingerprint.
+Result<std::vector<Event>> DecideRotate(const State& state, const std::string& addon,
+                                        const Bytes& salt, const Bytes& fingerprint);
+
+// GenerationRevoked. Errors: NotFound ("generation_not_found"),
+// FailedPrecondition ("generation_already_revoked", "last_active_generation"
+// unless `force`).
+Result<std::vector<Event>> DecideRevoke(const State& state, const std::string& addon,
+                                        std::uint32_t generation, bool force);
+
+// BindingSnapshotted of the app's current bindings. `release_id` empty: the
+// next "vN". Errors: InvalidArgument, AlreadyExists ("release_exists").
+Result<std::vector<Event>> DecideRelease(const State& state, const std::string& app,
+                                         const std::string& release_id);
+
+// The releases whose claims name `addon_id`, among each app's latest release.
+std::vector<std::string> LatestReleasesClaiming(const State& state, const std::string& addon_id);
 
 }  // namespace via

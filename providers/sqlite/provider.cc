@@ -111,6 +111,42 @@ Status SqliteProvider::Provision(const std::string& addon_id) {
   return AppendCompletion(command_id, {StorageProvisioned{addon_id}});
 }
 
+Result<FileDigest> SqliteProvider::Snapshot(const std::string& addon_id,
+                                            const std::string& snapshot_id,
+                                            const Progress& progress) {
+  VIA_ASSIGN_OR_RETURN(AddonLock lock, AddonLock::Acquire(options_.home.addon_dir(addon_id)));
+  std::error_code ec;
+  fs::create_directories(options_.home.snapshot_dir(addon_id), ec);
+  fs::path dest = options_.home.snapshot_file(addon_id, snapshot_id);
+  const std::string command_id = "snapshot/" + snapshot_id;
+  auto digest = TakeSnapshot(DatabasePath(addon_id), dest, progress);
+  if (!digest.ok()) {
+    VIA_RETURN_IF_ERROR(AppendCompletion(
+        command_id, {SnapshotFailed{addon_id, snapshot_id, digest.status().message()}}));
+    return digest.status().WithContext("snapshot " + snapshot_id);
+  }
+  VIA_RETURN_IF_ERROR(AppendCompletion(
+      command_id, {SnapshotTaken{addon_id, snapshot_id,
+                                 Bytes(digest->sha256.begin(), digest->sha256.end()),
+                                 digest->bytes, digest->page_count}}));
+  return digest;
+}
+
+Status SqliteProvider::Restore(const std::string& addon_id, const std::string& snapshot_id,
+                               const std::string& safety_snapshot_id, const Progress& progress) {
+  VIA_ASSIGN_OR_RETURN(AddonLock lock, AddonLock::Acquire(options_.home.addon_dir(addon_id)));
+  const std::string command_id = "restore/" + addon_id + "/" + snapshot_id + "/" + safety_snapshot_id;
+  Status restored = RestoreInto(options_.home.snapshot_file(addon_id, snapshot_id),
+                                DatabasePath(addon_id), progress);
+  if (!restored.ok()) {
+    VIA_RETURN_IF_ERROR(AppendCompletion(
+        command_id, {RestoreFailed{addon_id, snapshot_id, restored.message()}}));
+    return restored.WithContext("restore " + snapshot_id);
+  }
+  return AppendCompletion(command_id,
+                          {SnapshotRestored{addon_id, snapshot_id, safety_snapshot_id}});
+}
+
 Result<RepairOutcome> SqliteProvider::Repair(const State& given, const std::string& addon_id) {
   VIA_ASSIGN_OR_RETURN(AddonLock lock, AddonLock::Acquire(options_.home.addon_dir(addon_id)));
   (void)given;

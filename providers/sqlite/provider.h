@@ -58,6 +58,19 @@ class SqliteProvider {
   // appends StorageProvisioned or ProvisioningFailed. Idempotent.
   Status Provision(const std::string& addon_id);
 
+  // Takes the snapshot whose SnapshotRequested is in the log: online backup
+  // into snapshots/<addon>/<id>.sqlite (temp file, fsync, integrity_check,
+  // rename), then SnapshotTaken, or SnapshotFailed with the reason. Returns
+  // the completion event's outcome as an error when it failed.
+  Result<FileDigest> Snapshot(const std::string& addon_id, const std::string& snapshot_id,
+                              const Progress& progress = nullptr);
+
+  // Restores the snapshot whose RestoreRequested is in the log into the live
+  // database through SQLite (readers never see a torn file), then
+  // SnapshotRestored, or RestoreFailed with the reason.
+  Status Restore(const std::string& addon_id, const std::string& snapshot_id,
+                 const std::string& safety_snapshot_id, const Progress& progress = nullptr);
+
   // Repairs missing or corrupt storage (or adopts the intact file of a failed
   // record): appends RepairRequested, moves a corrupt file aside (never
   // deleting bytes), restores the newest verified snapshot or recreates an
