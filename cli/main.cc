@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   via::cli::RegisterAddon(app, shell);
   via::cli::RegisterRelease(app, shell);
   via::cli::RegisterAudit(app, shell);
+  via::cli::RegisterRecover(app, shell);
 
   try {
     app.parse(argc, argv);

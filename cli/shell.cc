@@ -31,6 +31,7 @@ Result<commands::Context> Shell::MakeContext() {
   ctx.progress = ProgressPrinter();
   // Test-only provider faults (docs/operations.md); never set in production.
   if (const char* fault = std::getenv("VIA_TEST_FAULT"); fault && *fault) ctx.test_fault = fault;
+  if (const char* crash = std::getenv("VIA_CRASH_AT"); crash && *crash) ctx.crash_at = crash;
   return ctx;
 }
 

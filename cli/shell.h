@@ -57,6 +57,7 @@ void RegisterInit(CLI::App& app, Shell& shell);
 void RegisterAudit(CLI::App& app, Shell& shell);
 void RegisterAddon(CLI::App& app, Shell& shell);
 void RegisterRelease(CLI::App& app, Shell& shell);
+void RegisterRecover(CLI::App& app, Shell& shell);
 
 // Binds a Result's value or prints its error and returns the exit code.
 #define VIA_ASSIGN_OR_RETURN_EXIT(lhs, expr, shell) \

@@ -33,6 +33,7 @@ struct Session {
     Session s;
     VIA_ASSIGN_OR_RETURN(s.log, ctx.OpenLog());
     VIA_ASSIGN_OR_RETURN(s.model, projections::ReadModel::Open(ctx.home.state_db().string()));
+    s.model->set_crash_points(CrashPoints(ctx.crash_at));
     return s;
   }
 
@@ -65,6 +66,7 @@ struct Session {
     options.actor = ctx.actor;
     options.clock = ctx.clock;
     options.test_fault = ctx.test_fault;
+    options.crash = CrashPoints(ctx.crash_at);
     return providers::sqlite::SqliteProvider(options, *log);
   }
 };

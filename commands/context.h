@@ -22,6 +22,8 @@ struct Context {
   // Test-only fault injection for the provider (see providers/sqlite/provider.h);
   // set by the CLI from $VIA_TEST_FAULT, empty in production.
   std::string test_fault;
+  // Test-only crash point name (domain/crash.h), from $VIA_CRASH_AT.
+  std::string crash_at;
   // Long work reports (what, done, total); may be null.
   std::function<void(const std::string& what, std::uint64_t done, std::uint64_t total)> progress;
 

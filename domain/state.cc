@@ -166,13 +166,22 @@ struct Applier {
     }
   }
   void operator()(const RestoreRequested& e) {
-    if (auto* a = Addon(e.addon_id)) a->restoring_snapshot = e.snapshot_id;
+    if (auto* a = Addon(e.addon_id)) {
+      a->restoring_snapshot = e.snapshot_id;
+      a->restore_safety_snapshot = e.safety_snapshot_id;
+    }
   }
   void operator()(const SnapshotRestored& e) {
-    if (auto* a = Addon(e.addon_id)) a->restoring_snapshot.clear();
+    if (auto* a = Addon(e.addon_id)) {
+      a->restoring_snapshot.clear();
+      a->restore_safety_snapshot.clear();
+    }
   }
   void operator()(const RestoreFailed& e) {
-    if (auto* a = Addon(e.addon_id)) a->restoring_snapshot.clear();
+    if (auto* a = Addon(e.addon_id)) {
+      a->restoring_snapshot.clear();
+      a->restore_safety_snapshot.clear();
+    }
   }
   void operator()(const RepairRequested& e) {
     if (auto* a = Addon(e.addon_id)) a->pending_repair = e.action;
@@ -241,7 +250,7 @@ std::string CanonicalForm(const State& s) {
            " provider=" + Q(a.provider) + " app=" + Q(a.app) + " binding=" +
            Q(a.requested_binding) + " phase=" + PhaseName(a.phase) + " reason=" +
            Q(a.failure_reason) + " data=" + (a.data_present ? "1" : "0") + " restoring=" +
-           Q(a.restoring_snapshot) + " snapshotting=" + Q(a.pending_snapshot) + " repairing=" +
+           Q(a.restoring_snapshot) + "/" + Q(a.restore_safety_snapshot) + " snapshotting=" + Q(a.pending_snapshot) + " repairing=" +
            Q(a.pending_repair) + " created=" + std::to_string(a.created_at_ms) + "@" +
            std::to_string(a.created_seq) + " updated=" + std::to_string(a.updated_seq) + "\n";
     for (const auto& g : a.generations) {

@@ -46,6 +46,7 @@ struct AddonState {
   bool data_present = false;  // for kFailed: the file held SQLite bytes
   std::vector<GenerationState> generations;
   std::string restoring_snapshot;  // non-empty while a restore is in flight
+  std::string restore_safety_snapshot;  // its safety snapshot
   std::string pending_snapshot;    // non-empty while a snapshot is in flight
   std::string pending_repair;      // non-empty while a repair is in flight
   std::int64_t created_at_ms = 0;

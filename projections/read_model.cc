@@ -12,7 +12,7 @@ namespace {
 
 using nlohmann::json;
 
-constexpr std::int64_t kReadModelVersion = 1;
+constexpr std::int64_t kReadModelVersion = 2;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -55,6 +55,7 @@ json AddonJson(const AddonState& a) {
           {"data_present", a.data_present},
           {"generations", gens},
           {"restoring_snapshot", a.restoring_snapshot},
+          {"restore_safety_snapshot", a.restore_safety_snapshot},
           {"pending_snapshot", a.pending_snapshot},
           {"pending_repair", a.pending_repair},
           {"created_at_ms", a.created_at_ms},
@@ -78,6 +79,7 @@ AddonState AddonFromJson(const json& j) {
                                             Unhex(g.at(2)), g.at(3).get<bool>()});
   }
   a.restoring_snapshot = j.at("restoring_snapshot");
+  a.restore_safety_snapshot = j.value("restore_safety_snapshot", std::string());
   a.pending_snapshot = j.at("pending_snapshot");
   a.pending_repair = j.at("pending_repair");
   a.created_at_ms = j.at("created_at_ms");
@@ -451,6 +453,7 @@ Result<std::uint64_t> ReadModel::CatchUp(eventstore::LogStore& log) {
   VIA_RETURN_IF_ERROR(error);
   if (last_seq == cursor) return 0;
   VIA_RETURN_IF_ERROR(Store(before, after, last_seq, last_hash));
+  crash_.At("projection.before_commit");
   VIA_RETURN_IF_ERROR(tx.Commit());
   return last_seq - cursor;
 }

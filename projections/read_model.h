@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 
+#include "domain/crash.h"
 #include "domain/state.h"
 #include "domain/status.h"
 #include "eventstore/log_store.h"
@@ -35,6 +36,9 @@ class ReadModel {
 
   // Drops everything and refolds the whole log.
   Status Rebuild(eventstore::LogStore& log);
+
+  // Test-only: crash point "projection.before_commit" (domain/crash.h).
+  void set_crash_points(CrashPoints crash) { crash_ = std::move(crash); }
 
   // Seq of the last applied record.
   Result<std::uint64_t> Cursor();
@@ -61,6 +65,7 @@ class ReadModel {
 
   std::unique_ptr<sql::Db> db_;
   std::string path_;
+  CrashPoints crash_;
 };
 
 // Folds records 1..until (0: all) in memory, as `audit replay` does.

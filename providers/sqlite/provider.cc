@@ -96,7 +96,9 @@ Status SqliteProvider::Provision(const std::string& addon_id) {
     return AppendCompletion(command_id,
                             {ProvisioningFailed{addon_id, "injected failure (test)", false}});
   }
+  options_.crash.At("provision.before_file");
   Status created = CreateDatabase(db);
+  options_.crash.At("provision.after_file");
   if (!created.ok() && created.code() == StatusCode::kAlreadyExists &&
       ProbeDatabase(db).health == StorageHealth::kOk) {
     created = Status::Ok();  // an earlier attempt made it and crashed before the event
@@ -119,7 +121,13 @@ Result<FileDigest> SqliteProvider::Snapshot(const std::string& addon_id,
   fs::create_directories(options_.home.snapshot_dir(addon_id), ec);
   fs::path dest = options_.home.snapshot_file(addon_id, snapshot_id);
   const std::string command_id = "snapshot/" + snapshot_id;
-  auto digest = TakeSnapshot(DatabasePath(addon_id), dest, progress);
+  options_.crash.At("snapshot.before_file");
+  Progress tracked = [&](std::uint64_t done, std::uint64_t total) {
+    if (progress) progress(done, total);
+    if (done * 2 >= total && done < total) options_.crash.At("snapshot.during_file");
+  };
+  auto digest = TakeSnapshot(DatabasePath(addon_id), dest, tracked);
+  options_.crash.At("snapshot.after_file");
   if (!digest.ok()) {
     VIA_RETURN_IF_ERROR(AppendCompletion(
         command_id, {SnapshotFailed{addon_id, snapshot_id, digest.status().message()}}));
@@ -136,8 +144,14 @@ Status SqliteProvider::Restore(const std::string& addon_id, const std::string& s
                                const std::string& safety_snapshot_id, const Progress& progress) {
   VIA_ASSIGN_OR_RETURN(AddonLock lock, AddonLock::Acquire(options_.home.addon_dir(addon_id)));
   const std::string command_id = "restore/" + addon_id + "/" + snapshot_id + "/" + safety_snapshot_id;
+  options_.crash.At("restore.before_file");
+  Progress tracked = [&](std::uint64_t done, std::uint64_t total) {
+    if (progress) progress(done, total);
+    if (done * 2 >= total && done < total) options_.crash.At("restore.during_file");
+  };
   Status restored = RestoreInto(options_.home.snapshot_file(addon_id, snapshot_id),
-                                DatabasePath(addon_id), progress);
+                                DatabasePath(addon_id), tracked);
+  options_.crash.At("restore.after_file");
   if (!restored.ok()) {
     VIA_RETURN_IF_ERROR(AppendCompletion(
         command_id, {RestoreFailed{addon_id, snapshot_id, restored.message()}}));
@@ -145,6 +159,40 @@ Status SqliteProvider::Restore(const std::string& addon_id, const std::string& s
   }
   return AppendCompletion(command_id,
                           {SnapshotRestored{addon_id, snapshot_id, safety_snapshot_id}});
+}
+
+Result<bool> SqliteProvider::FinishSnapshot(const std::string& addon_id,
+                                            const std::string& snapshot_id) {
+  VIA_ASSIGN_OR_RETURN(AddonLock lock, AddonLock::Acquire(options_.home.addon_dir(addon_id)));
+  fs::path dest = options_.home.snapshot_file(addon_id, snapshot_id);
+  fs::path temp = dest;
+  temp += ".tmp";
+  std::error_code ec;
+  fs::remove(temp, ec);  // never trusted by any event
+  const std::string command_id = "snapshot/" + snapshot_id;
+  if (fs::exists(dest, ec) && ProbeDatabase(dest).health == StorageHealth::kOk) {
+    VIA_ASSIGN_OR_RETURN(FileDigest digest, DigestFile(dest));
+    VIA_RETURN_IF_ERROR(AppendCompletion(
+        command_id, {SnapshotTaken{addon_id, snapshot_id,
+                                   Bytes(digest.sha256.begin(), digest.sha256.end()),
+                                   digest.bytes, digest.page_count}}));
+    return true;
+  }
+  VIA_RETURN_IF_ERROR(AppendCompletion(
+      command_id, {SnapshotFailed{addon_id, snapshot_id,
+                                  "interrupted by a crash before the file was complete"}}));
+  return false;
+}
+
+Result<RepairOutcome> SqliteProvider::FinishRepair(const State& state, const std::string& addon_id) {
+  if (ProbeStorage(addon_id) == StorageFact::kOk) {
+    VIA_ASSIGN_OR_RETURN(AddonLock lock, AddonLock::Acquire(options_.home.addon_dir(addon_id)));
+    VIA_RETURN_IF_ERROR(AppendCompletion(
+        "repair-finish/" + addon_id + "/" + std::to_string(state.seq),
+        {StorageRepaired{addon_id, "verified_after_crash", "", "storage passed quick_check"}}));
+    return RepairOutcome{{"verified_after_crash"}, ""};
+  }
+  return Repair(state, addon_id);
 }
 
 Result<RepairOutcome> SqliteProvider::Repair(const State& given, const std::string& addon_id) {
@@ -172,6 +220,7 @@ Result<RepairOutcome> SqliteProvider::Repair(const State& given, const std::stri
                        : probe.health == StorageHealth::kCorrupt ? "quarantined_corrupt"
                                                                  : "recreate";
   VIA_RETURN_IF_ERROR(AppendCompletion(command_id, {RepairRequested{addon_id, action}}));
+  options_.crash.At("repair.before_file");
 
   std::vector<Event> done;
   if (probe.health == StorageHealth::kOk) {
@@ -219,6 +268,7 @@ Result<RepairOutcome> SqliteProvider::Repair(const State& given, const std::stri
       outcome.warning = "recreated an empty database: no verified snapshot of " + addon_id;
     }
   }
+  options_.crash.At("repair.after_file");
   VIA_RETURN_IF_ERROR(AppendCompletion(command_id + "/done", std::move(done)));
   return outcome;
 }

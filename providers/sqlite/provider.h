@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "domain/crash.h"
 #include "domain/readiness.h"
 #include "domain/state.h"
 #include "eventstore/event_log.h"
@@ -30,6 +31,8 @@ struct ProviderOptions {
   // written) or "provision_fail_after_create" (fail after the file holds
   // SQLite bytes). Empty in production.
   std::string test_fault;
+  // Test-only named crash points (domain/crash.h).
+  CrashPoints crash;
 };
 
 struct RepairOutcome {
@@ -70,6 +73,16 @@ class SqliteProvider {
   // SnapshotRestored, or RestoreFailed with the reason.
   Status Restore(const std::string& addon_id, const std::string& snapshot_id,
                  const std::string& safety_snapshot_id, const Progress& progress = nullptr);
+
+  // Recovery of a snapshot intent left without completion by a crash: a final
+  // snapshot file that passes integrity_check is recorded (SnapshotTaken);
+  // otherwise SnapshotFailed, and a leftover temp file (which no event
+  // trusts) is removed. Returns true when the snapshot was kept.
+  Result<bool> FinishSnapshot(const std::string& addon_id, const std::string& snapshot_id);
+
+  // Recovery of a repair intent left without completion: records storage that
+  // now probes ok (StorageRepaired "verified_after_crash"), else repairs again.
+  Result<RepairOutcome> FinishRepair(const State& state, const std::string& addon_id);
 
   // Repairs missing or corrupt storage (or adopts the intact file of a failed
   // record): appends RepairRequested, moves a corrupt file aside (never

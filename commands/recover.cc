@@ -1,0 +1,174 @@
+#include "commands/recover.h"
+
+#include <filesystem>
+#include <set>
+
+#include "domain/state.h"
+#include "projections/read_model.h"
+#include "providers/sqlite/provider.h"
+#include "providers/sqlite/storage.h"
+
+namespace via::commands {
+namespace fs = std::filesystem;
+
+namespace {
+
+bool IsTempName(const std::string& name) {
+  return name.size() > 4 && (name.ends_with(".tmp") || name.find(".creating-") != std::string::npos ||
+                             name.find(".tmp.") != std::string::npos);
+}
+
+}  // namespace
+
+Result<RecoverReport> Recover(const Context& ctx, bool dry_run) {
+  RecoverReport report;
+  report.dry_run = dry_run;
+  VIA_ASSIGN_OR_RETURN(auto log, ctx.OpenLog());
+
+  // 1. The read model against a full replay.
+  VIA_ASSIGN_OR_RETURN(State state, projections::Replay(log->store(), 0));
+  report.replay_digest = projections::StateDigest(state);
+  VIA_ASSIGN_OR_RETURN(auto model, projections::ReadModel::Open(ctx.home.state_db().string()));
+  if (!dry_run) VIA_RETURN_IF_ERROR(model->CatchUp(log->store()).status());
+  auto digest = model->Digest();
+  report.read_model_digest = digest.ok() ? *digest : Hash256{};
+  std::uint64_t cursor = model->Cursor().ok() ? *model->Cursor() : 0;
+  if (!digest.ok() || *digest != report.replay_digest || cursor != state.seq) {
+    if (!dry_run) {
+      VIA_RETURN_IF_ERROR(model->Rebuild(log->store()));
+      VIA_ASSIGN_OR_RETURN(Hash256 rebuilt, model->Digest());
+      if (rebuilt != report.replay_digest) {
+        return Internal("the rebuilt read model still differs from a replay of the log");
+      }
+      report.changed = true;
+    }
+    report.read_model_rebuilt = true;
+  }
+
+  // 2. Intents without completion.
+  providers::sqlite::ProviderOptions options;
+  options.home = ctx.home;
+  options.actor = ctx.actor;
+  options.clock = ctx.clock;
+  providers::sqlite::SqliteProvider provider(options, *log);
+  auto act = [&](const std::string& done, const std::string& would) {
+    return dry_run ? would : done;
+  };
+  for (const auto& [id, addon] : state.addons) {
+    if (addon.phase == AddonPhase::kProvisioning) {
+      RecoverItem item{"provisioning", id, "", act("finished", "would_finish"), ""};
+      if (!dry_run) {
+        VIA_RETURN_IF_ERROR(provider.Provision(id));
+        report.changed = true;
+      }
+      report.intents.push_back(item);
+    }
+    if (!addon.pending_snapshot.empty()) {
+      RecoverItem item{"snapshot", id, addon.pending_snapshot, act("finished", "would_settle"), ""};
+      if (!dry_run) {
+        VIA_ASSIGN_OR_RETURN(bool kept, provider.FinishSnapshot(id, addon.pending_snapshot));
+        item.action = kept ? "finished" : "failed";
+        report.changed = true;
+      }
+      report.intents.push_back(item);
+    }
+    if (!addon.restoring_snapshot.empty()) {
+      RecoverItem item{"restore", id, addon.restoring_snapshot, act("finished", "would_finish"), ""};
+      if (!dry_run) {
+        // Finish it: the restore is one SQLite transaction, so rerunning it
+        // from the verified snapshot is safe whatever the crash interrupted.
+        auto snap = state.snapshots.find(addon.restoring_snapshot);
+        auto file = providers::sqlite::DigestFile(
+            ctx.home.snapshot_file(id, addon.restoring_snapshot));
+        bool verified = snap != state.snapshots.end() && file.ok() &&
+                        Bytes(file->sha256.begin(), file->sha256.end()) == snap->second.sha256;
+        Status restored =
+            verified ? provider.Restore(id, addon.restoring_snapshot, addon.restore_safety_snapshot)
+                     : Status(StatusCode::kDataLoss, "snapshot_hash_mismatch", "");
+        if (!verified) {
+          // Close the intent as failed; the live database was never touched
+          // by a committed restore.
+          eventstore::AppendRequest request;
+          request.actor = ctx.actor;
+          request.command_id = "restore/" + id + "/" + addon.restoring_snapshot + "/" +
+                               addon.restore_safety_snapshot;
+          request.recorded_at_ms = ctx.clock->NowMs();
+          request.events.push_back(RestoreFailed{
+              id, addon.restoring_snapshot,
+              "interrupted by a crash; the snapshot file no longer matches its event"});
+          VIA_RETURN_IF_ERROR(log->Append(request).status());
+          item.action = "failed";
+        } else if (!restored.ok()) {
+          item.action = "failed";
+          item.detail = restored.message();
+        }
+        report.changed = true;
+      }
+      report.intents.push_back(item);
+    }
+    if (!addon.pending_repair.empty()) {
+      RecoverItem item{"repair", id, addon.pending_repair, act("finished", "would_finish"), ""};
+      if (!dry_run) {
+        VIA_ASSIGN_OR_RETURN(auto outcome, provider.FinishRepair(state, id));
+        if (!outcome.actions.empty()) item.detail = outcome.actions.back();
+        report.changed = true;
+      }
+      report.intents.push_back(item);
+    }
+  }
+
+  // 3. Storage against metadata (re-read: recovery may have appended).
+  if (report.changed) {
+    VIA_ASSIGN_OR_RETURN(state, projections::Replay(log->store(), 0));
+    VIA_RETURN_IF_ERROR(model->CatchUp(log->store()).status());
+  }
+  std::set<std::string> trusted_snapshots;
+  for (const auto& [sid, snap] : state.snapshots) {
+    if (snap.status == SnapshotStatus::kTaken) trusted_snapshots.insert(sid + ".sqlite");
+  }
+  for (const auto& [id, addon] : state.addons) {
+    if (addon.phase != AddonPhase::kActive) continue;
+    std::string detail;
+    StorageFact fact = providers::sqlite::ProbeAddonStorage(ctx.home, id, &detail);
+    if (fact == StorageFact::kMissing) {
+      report.storage.push_back({"storage", id, ctx.home.addon_db(id).string(), "reported",
+                                "missing: via addon ensure sqlite " + addon.name + " --app " +
+                                    addon.app + " --bind DATABASE --repair"});
+    } else if (fact != StorageFact::kOk) {
+      report.storage.push_back({"storage", id, ctx.home.addon_db(id).string(), "reported", detail});
+    }
+  }
+  std::error_code ec;
+  for (const char* area : {"addons", "snapshots"}) {
+    fs::path root = ctx.home.root / area;
+    if (!fs::is_directory(root, ec)) continue;
+    for (const auto& dir : fs::directory_iterator(root, ec)) {
+      std::string id = dir.path().filename().string();
+      if (!state.addons.count(id)) {
+        report.storage.push_back({"orphan", "", dir.path().string(), "reported",
+                                  "no add-on in the log owns this folder"});
+        continue;
+      }
+      for (const auto& file : fs::directory_iterator(dir.path(), ec)) {
+        std::string name = file.path().filename().string();
+        if (IsTempName(name)) {
+          // A snapshot temp file is trusted by no event: remove it. Other temp
+          // files are reported only.
+          bool removable = std::string(area) == "snapshots" && name.ends_with(".tmp");
+          if (removable && !dry_run) fs::remove(file.path(), ec);
+          report.storage.push_back({"temp_file", id, file.path().string(),
+                                    removable ? act("removed", "would_remove") : "reported",
+                                    "left by an interrupted operation"});
+          if (removable && !dry_run) report.changed = true;
+        } else if (std::string(area) == "snapshots" && name.ends_with(".sqlite") &&
+                   !trusted_snapshots.count(name)) {
+          report.storage.push_back({"orphan", id, file.path().string(), "reported",
+                                    "no SnapshotTaken event trusts this file"});
+        }
+      }
+    }
+  }
+  return report;
+}
+
+}  // namespace via::commands
