@@ -176,6 +176,10 @@ TEST_CASE("readers never see a torn database while a restore runs beside a write
       if (sqlite3_exec(raw, tx.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK) {
         sqlite3_exec(raw, "ROLLBACK", nullptr, nullptr, nullptr);
       }
+      // An app's pace, not a tight loop: SQLite grants locks in no order, so a
+      // writer that retakes the lock the instant it drops it can starve the
+      // restore (the SQL proxy pauses writes during a restore for that reason).
+      ::usleep(300);
     }
   }
   int pipefd[2];
