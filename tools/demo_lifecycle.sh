@@ -26,3 +26,18 @@ step via addon destroy app-db --yes
 step via addon create sqlite app-db --app api --bind DATABASE   # the name is free again
 step via addon list --all
 step via addon history app-db
+
+echo
+echo "# snapshots, restore with undo, credentials and releases"
+id=$(via --json addon status app-db | python3 -c 'import json,sys; print(json.load(sys.stdin)["addon"]["id"])')
+sqlite3 "$VIA_HOME/addons/$id/data.sqlite" "CREATE TABLE notes(t); INSERT INTO notes VALUES ('before the snapshot');"
+snap=$(via --json addon snapshot app-db --label demo | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+step via addon snapshots app-db
+sqlite3 "$VIA_HOME/addons/$id/data.sqlite" "DELETE FROM notes; INSERT INTO notes VALUES ('after the snapshot');"
+step via addon restore app-db --snapshot "$snap" --yes
+step sqlite3 "$VIA_HOME/addons/$id/data.sqlite" "SELECT t FROM notes"
+step via addon rotate-credentials app-db
+step via addon revoke-credentials app-db --generation 1
+step via release create --app api
+step via release list --app api
+step via recover
