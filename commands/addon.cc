@@ -210,12 +210,18 @@ Result<ReadinessReport> CreateAddon(const Context& ctx, const CreateRequest& req
                 request.binding);
 }
 
-Result<ReadinessReport> BindAddon(const Context& ctx, const std::string& addon,
-                                  const std::string& app, const std::string& binding) {
+namespace {
+
+// Bind and unbind: decide, append, report the binding's readiness.
+Result<ReadinessReport> ChangeBinding(
+    const Context& ctx, const std::string& addon, const std::string& app,
+    const std::string& binding,
+    Result<std::vector<Event>> (*decide)(const State&, const std::string&, const std::string&,
+                                         const std::string&)) {
   VIA_RETURN_IF_ERROR(RejectTombstone(addon));
   VIA_ASSIGN_OR_RETURN(Session session, Session::Open(ctx));
   VIA_ASSIGN_OR_RETURN(Decided decided, DecideAndAppend(ctx, session, [&](const State& s) {
-                         return DecideBind(s, addon, app, binding);
+                         return decide(s, addon, app, binding);
                        }));
   VIA_ASSIGN_OR_RETURN(auto fresh, session.Fresh());
   ReadinessReport report;
@@ -225,19 +231,16 @@ Result<ReadinessReport> BindAddon(const Context& ctx, const std::string& addon,
   return report;
 }
 
+}  // namespace
+
+Result<ReadinessReport> BindAddon(const Context& ctx, const std::string& addon,
+                                  const std::string& app, const std::string& binding) {
+  return ChangeBinding(ctx, addon, app, binding, &DecideBind);
+}
+
 Result<ReadinessReport> UnbindAddon(const Context& ctx, const std::string& addon,
                                     const std::string& app, const std::string& binding) {
-  VIA_RETURN_IF_ERROR(RejectTombstone(addon));
-  VIA_ASSIGN_OR_RETURN(Session session, Session::Open(ctx));
-  VIA_ASSIGN_OR_RETURN(Decided decided, DecideAndAppend(ctx, session, [&](const State& s) {
-                         return DecideUnbind(s, addon, app, binding);
-                       }));
-  VIA_ASSIGN_OR_RETURN(auto fresh, session.Fresh());
-  ReadinessReport report;
-  VIA_ASSIGN_OR_RETURN(report, Report(ctx, session, fresh.first, addon,
-                                      fresh.first.FindAddon(addon), app, binding));
-  report.changed = true;
-  return report;
+  return ChangeBinding(ctx, addon, app, binding, &DecideUnbind);
 }
 
 Result<ReadinessReport> EnsureAddon(const Context& ctx, const CreateRequest& request,
