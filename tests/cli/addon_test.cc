@@ -135,8 +135,11 @@ TEST_CASE("ensure refuses to steal a binding that points at another add-on", "[c
   CHECK(Blocker(report) == "binding_conflict");
   CHECK(report["owner"] == "operator");
   CHECK(report["changed"] == false);
+  // Its remediation frees the binding; ensure then takes it.
+  CHECK(h.RunRemediation(report["remediation"]) == 0);
+  CHECK(h.Json("addon ensure sqlite two --app api --bind DATABASE").first == 0);
   auto [c, one] = h.Json("addon status one");
-  CHECK(c == 0);  // still bound to one
+  CHECK(c == 3);  // `one` lost the binding to the remediation, by the operator's choice
 }
 
 TEST_CASE("a missing binding is reported and its remediation binds it", "[cli]") {
@@ -217,6 +220,10 @@ TEST_CASE("a restore in flight blocks the add-on", "[cli]") {
   auto [code, report] = h.Json("addon status app-db");
   CHECK(code == 3);
   CHECK(Blocker(report) == "restore_in_progress");
+  // Its remediation (a crashed restore) is `via recover`, which settles the intent.
+  CHECK(report["remediation"].get<std::string>().find("via recover") != std::string::npos);
+  CHECK(h.Run("recover").exit_code == 0);
+  CHECK(h.Json("addon status app-db").first == 0);
 }
 
 TEST_CASE("revoking every generation leaves no active generation", "[cli]") {
@@ -228,6 +235,8 @@ TEST_CASE("revoking every generation leaves no active generation", "[cli]") {
   CHECK(Blocker(report) == "no_active_generation");
   CHECK(report["owner"] == "security");
   CHECK(report["addon"]["revoked_generations"] == json::array({1}));
+  CHECK(h.RunRemediation(report["remediation"]) == 0);  // rotate-credentials
+  CHECK(h.Json("addon status app-db").first == 0);
 }
 
 TEST_CASE("a missing credentials key is reported to security and never recreated", "[cli]") {
