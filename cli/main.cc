@@ -22,6 +22,8 @@ int main(int argc, char** argv) {
   via::cli::RegisterRelease(app, shell);
   via::cli::RegisterAudit(app, shell);
   via::cli::RegisterRecover(app, shell);
+  via::cli::RegisterWorkload(app, shell);
+  via::cli::RegisterServe(app, shell);
 
   try {
     app.parse(argc, argv);

@@ -58,6 +58,11 @@ void RegisterAudit(CLI::App& app, Shell& shell);
 void RegisterAddon(CLI::App& app, Shell& shell);
 void RegisterRelease(CLI::App& app, Shell& shell);
 void RegisterRecover(CLI::App& app, Shell& shell);
+void RegisterWorkload(CLI::App& app, Shell& shell);
+void RegisterServe(CLI::App& app, Shell& shell);
+
+// "500ms", "30s", "15m", "1h", "7d" (a bare number is seconds) in milliseconds.
+Result<std::int64_t> ParseDurationMs(const std::string& text);
 
 // Binds a Result's value or prints its error and returns the exit code.
 #define VIA_ASSIGN_OR_RETURN_EXIT(lhs, expr, shell) \

@@ -26,3 +26,20 @@ if ((${#missing[@]})); then
   apt-get update -qq >/dev/null
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# Node.js for the end-to-end tests (unmodified @libsql/client and jose). A
+# machine may already have it from another source (its npm comes with it), so
+# Debian's packages are installed only when node or npm is missing.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "setup: installing nodejs npm" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+
+# The pinned npm packages of tests/e2e (package-lock.json).
+e2e="$(cd "$(dirname "$0")/.." && pwd)/tests/e2e"
+if [ -f "$e2e/package-lock.json" ] && [ ! -d "$e2e/node_modules" ]; then
+  (cd "$e2e" && npm ci --no-audit --no-fund >/dev/null)
+fi
+

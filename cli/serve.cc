@@ -1,0 +1,136 @@
+// `via serve [--listen 127.0.0.1:7600]`: the config server, JWKS and Hrana SQL
+// proxy (DESIGN.md section 8, docs/runtime.md). Runs until SIGTERM/SIGINT,
+// drains, and exits 0.
+
+#include <fstream>
+#include <iostream>
+
+#include "cli/shell.h"
+#include "server/api.h"
+#include "server/http_server.h"
+
+namespace via::cli {
+namespace {
+
+struct ServeFlags {
+  std::string listen = "127.0.0.1:7600";
+  std::string public_url;
+  std::string access_log;
+  int threads = 4;
+  std::size_t max_header_bytes = 16 * 1024;
+  std::size_t max_body_bytes = 1 << 20;
+  std::size_t max_connections = 512;
+  std::size_t max_streams = 1024;
+  std::size_t max_result_rows = 100000;
+  std::size_t max_response_bytes = 16 << 20;
+  std::string idle_timeout = "60s";
+  std::string read_timeout = "30s";
+  std::string stream_idle_timeout = "10s";
+  std::string statement_timeout = "30s";
+  std::string busy_timeout = "5s";
+  std::string drain_timeout = "10s";
+};
+
+// "host:port" or "[v6]:port".
+Status SplitListen(const std::string& listen, std::string* host, std::uint16_t* port) {
+  const Status bad = InvalidArgument("invalid_listen", "--listen must be HOST:PORT, e.g. 127.0.0.1:7600");
+  std::size_t colon = listen.rfind(':');
+  if (colon == std::string::npos || colon + 1 == listen.size()) return bad;
+  *host = listen.substr(0, colon);
+  if (host->size() >= 2 && host->front() == '[' && host->back() == ']') {
+    *host = host->substr(1, host->size() - 2);
+  }
+  const std::string digits = listen.substr(colon + 1);
+  if (digits.size() > 5 || digits.find_first_not_of("0123456789") != std::string::npos) return bad;
+  const int value = std::stoi(digits);
+  if (value > 65535 || host->empty()) return bad;
+  *port = static_cast<std::uint16_t>(value);
+  return Status::Ok();
+}
+
+int RunServe(Shell& shell, const ServeFlags& f) {
+  server::HttpServerOptions http;
+  if (Status s = SplitListen(f.listen, &http.host, &http.port); !s.ok()) return shell.Fail(s);
+  VIA_ASSIGN_OR_RETURN_EXIT(http.idle_timeout_ms, ParseDurationMs(f.idle_timeout), shell);
+  VIA_ASSIGN_OR_RETURN_EXIT(http.read_timeout_ms, ParseDurationMs(f.read_timeout), shell);
+  VIA_ASSIGN_OR_RETURN_EXIT(http.drain_timeout_ms, ParseDurationMs(f.drain_timeout), shell);
+  http.threads = std::clamp(f.threads, 1, 256);
+  http.max_header_bytes = f.max_header_bytes;
+  http.max_body_bytes = f.max_body_bytes;
+  http.max_connections = f.max_connections;
+
+  VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
+  server::ApiOptions api_options;
+  api_options.home = ctx.home;
+  api_options.actor = ctx.actor.empty() ? "via-serve" : ctx.actor;
+  api_options.clock = ctx.clock;
+  api_options.ids = ctx.ids;
+  api_options.public_url = f.public_url;
+  api_options.hrana.max_body_bytes = f.max_body_bytes;
+  api_options.hrana.max_streams = f.max_streams;
+  api_options.hrana.max_result_rows = f.max_result_rows;
+  api_options.hrana.max_response_bytes = f.max_response_bytes;
+  VIA_ASSIGN_OR_RETURN_EXIT(api_options.hrana.stream_idle_timeout_ms,
+                            ParseDurationMs(f.stream_idle_timeout), shell);
+  VIA_ASSIGN_OR_RETURN_EXIT(api_options.hrana.statement_timeout_ms,
+                            ParseDurationMs(f.statement_timeout), shell);
+  VIA_ASSIGN_OR_RETURN_EXIT(std::int64_t busy_ms, ParseDurationMs(f.busy_timeout), shell);
+  api_options.sqlite_busy_timeout_ms = static_cast<int>(std::min<std::int64_t>(busy_ms, 600000));
+  VIA_ASSIGN_OR_RETURN_EXIT(auto api, server::Api::Open(api_options), shell);
+
+  std::ofstream log_file;
+  if (f.access_log.empty() || f.access_log == "-") {
+    http.access_log = &std::cout;
+  } else {
+    log_file.open(f.access_log, std::ios::app);
+    if (!log_file) {
+      return shell.Fail(InvalidArgument("invalid_access_log", "cannot open " + f.access_log));
+    }
+    http.access_log = &log_file;
+  }
+
+  server::Api* api_ptr = api.get();
+  server::HttpServer server(
+      http, [api_ptr](const server::HttpRequest& r) { return api_ptr->Handle(r); },
+      [api_ptr] {
+        auto folded = api_ptr->CatchUp();
+        if (!folded.ok()) std::cerr << "via serve: " << folded.status().ToString() << "\n";
+        api_ptr->SweepIdle();
+      },
+      [&](const std::string& address) {
+        if (f.public_url.empty()) api_ptr->set_public_url("http://" + address);
+        std::cerr << "via serve: listening on http://" << address << " (log seq " << api_ptr->seq()
+                  << ")" << std::endl;
+      });
+  Status run = server.Run();
+  if (!run.ok()) return shell.Fail(run);
+  std::cerr << "via serve: drained, exiting" << std::endl;
+  return 0;
+}
+
+}  // namespace
+
+void RegisterServe(CLI::App& app, Shell& shell) {
+  auto f = std::make_shared<ServeFlags>();
+  CLI::App* serve = app.add_subcommand(
+      "serve", "run the config server, JWKS and Hrana SQL proxy (see docs/runtime.md)");
+  serve->add_option("--listen", f->listen, "HOST:PORT to listen on (port 0: any free port)");
+  serve->add_option("--public-url", f->public_url, "base URL put in descriptors (default http://LISTEN)");
+  serve->add_option("--access-log", f->access_log, "JSON-lines access log file (default stdout)");
+  serve->add_option("--threads", f->threads, "I/O threads (default 4)");
+  serve->add_option("--max-header-bytes", f->max_header_bytes, "request header limit (default 16384)");
+  serve->add_option("--max-body-bytes", f->max_body_bytes, "request body limit (default 1048576)");
+  serve->add_option("--max-connections", f->max_connections, "open connections limit (default 512)");
+  serve->add_option("--max-streams", f->max_streams, "open Hrana streams limit (default 1024)");
+  serve->add_option("--max-result-rows", f->max_result_rows, "rows per statement (default 100000)");
+  serve->add_option("--max-response-bytes", f->max_response_bytes, "rows per pipeline, in bytes (default 16 MiB)");
+  serve->add_option("--idle-timeout", f->idle_timeout, "keep-alive idle timeout (default 60s)");
+  serve->add_option("--read-timeout", f->read_timeout, "time to receive a body / send a response (default 30s)");
+  serve->add_option("--stream-idle-timeout", f->stream_idle_timeout, "Hrana stream (baton) idle timeout (default 10s)");
+  serve->add_option("--statement-timeout", f->statement_timeout, "one SQL statement (default 30s)");
+  serve->add_option("--busy-timeout", f->busy_timeout, "wait for a database lock (default 5s)");
+  serve->add_option("--drain-timeout", f->drain_timeout, "grace for requests in flight at SIGTERM (default 10s)");
+  serve->callback([&shell, f]() { shell.action = [&shell, f]() { return RunServe(shell, *f); }; });
+}
+
+}  // namespace via::cli

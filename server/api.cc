@@ -1,0 +1,471 @@
+#include "server/api.h"
+
+#include <sqlite3.h>
+
+#include <charconv>
+#include <nlohmann/json.hpp>
+
+#include "crypto/credentials.h"
+#include "crypto/crypto.h"
+#include "domain/names.h"
+#include "domain/readiness.h"
+#include "projections/read_model.h"
+#include "providers/sqlite/provider.h"
+#include "server/hrana_json.h"
+#include "server/jwt.h"
+
+namespace via::server {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr std::string_view kTokenPrefix = "via1";
+
+HttpResponse JsonError(int status, const std::string& code, const std::string& message) {
+  HttpResponse r;
+  r.status = status;
+  r.body = json{{"error", {{"code", code}, {"message", message}}}}.dump();
+  r.error_code = code;
+  return r;
+}
+
+HttpResponse HranaError(int status, const std::string& code, const std::string& message) {
+  HttpResponse r;
+  r.status = status;
+  r.body = hrana::EncodeError(hrana::Error{message, code});
+  r.error_code = code;
+  return r;
+}
+
+HttpResponse Unauthorized(HttpResponse r) {
+  r.headers.emplace_back("WWW-Authenticate", "Bearer error=\"invalid_token\"");
+  return r;
+}
+
+// HTTP status for a Status that fails a whole request.
+int HttpStatusFor(const Status& s) {
+  switch (s.code()) {
+    case StatusCode::kInvalidArgument: return 400;
+    case StatusCode::kUnauthenticated: return 401;
+    case StatusCode::kPermissionDenied: return 403;
+    case StatusCode::kNotFound: return 404;
+    case StatusCode::kAlreadyExists:
+    case StatusCode::kFailedPrecondition:
+    case StatusCode::kAborted:
+    case StatusCode::kUnusable: return 409;
+    case StatusCode::kUnavailable: return 503;
+    default: return 500;
+  }
+}
+
+// The token after "Bearer " (scheme case-insensitive), or nullopt.
+std::optional<std::string> BearerToken(const std::string& header) {
+  constexpr std::string_view kScheme = "bearer ";
+  if (header.size() <= kScheme.size()) return std::nullopt;
+  for (std::size_t i = 0; i < kScheme.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(header[i])) != kScheme[i]) return std::nullopt;
+  }
+  std::size_t start = kScheme.size();
+  while (start < header.size() && header[start] == ' ') ++start;
+  std::size_t end = header.size();
+  while (end > start && header[end - 1] == ' ') --end;
+  if (start == end) return std::nullopt;
+  return header.substr(start, end - start);
+}
+
+struct ParsedCredential {
+  std::string addon_id;
+  std::uint32_t generation = 0;
+  Bytes mac;
+};
+
+std::optional<ParsedCredential> ParseAuthToken(std::string_view token) {
+  if (token.size() > 512) return std::nullopt;
+  std::vector<std::string_view> parts;
+  std::size_t start = 0;
+  while (true) {
+    std::size_t dot = token.find('.', start);
+    parts.push_back(token.substr(start, dot == std::string_view::npos ? dot : dot - start));
+    if (dot == std::string_view::npos) break;
+    start = dot + 1;
+  }
+  if (parts.size() != 4 || parts[0] != kTokenPrefix || parts[1].empty()) return std::nullopt;
+  ParsedCredential out;
+  out.addon_id = std::string(parts[1]);
+  const std::string_view gen = parts[2];
+  if (gen.empty() || gen.size() > 10 || gen[0] == '0') return std::nullopt;
+  auto [ptr, ec] = std::from_chars(gen.data(), gen.data() + gen.size(), out.generation);
+  if (ec != std::errc() || ptr != gen.data() + gen.size()) return std::nullopt;
+  auto mac = crypto::Base64UrlDecode(parts[3]);
+  if (!mac || mac->size() != 32) return std::nullopt;
+  out.mac = std::move(*mac);
+  return out;
+}
+
+const GenerationState* FindGeneration(const AddonState& a, std::uint32_t number) {
+  for (const auto& g : a.generations) {
+    if (g.number == number) return &g;
+  }
+  return nullptr;
+}
+
+const GenerationState* NewestActive(const AddonState& a) {
+  const GenerationState* best = nullptr;
+  for (const auto& g : a.generations) {
+    if (!g.revoked && (best == nullptr || g.number > best->number)) best = &g;
+  }
+  return best;
+}
+
+// Splits "/path?query" into the path.
+std::string_view PathOf(std::string_view target) {
+  std::size_t q = target.find('?');
+  return q == std::string_view::npos ? target : target.substr(0, q);
+}
+
+std::string DatabaseKey(const std::string& addon_id, std::uint32_t generation) {
+  return addon_id + "/" + std::to_string(generation);
+}
+
+}  // namespace
+
+std::string FormatAuthToken(const std::string& addon_id, std::uint32_t generation,
+                            const Hash256& mac) {
+  return std::string(kTokenPrefix) + "." + addon_id + "." + std::to_string(generation) + "." +
+         crypto::Base64UrlEncode(mac);
+}
+
+Api::Api(const ApiOptions& options)
+    : options_(options),
+      engine_(options.hrana, [clock = options.clock]() { return clock->NowMs(); }) {}
+
+Api::~Api() = default;
+
+Result<std::unique_ptr<Api>> Api::Open(const ApiOptions& options) {
+  if (options.clock == nullptr) return Internal("Api::Open: no clock");
+  std::unique_ptr<Api> api(new Api(options));
+  const eventstore::Home& home = options.home;
+  auto pem = eventstore::ReadFile(home.workload_key());
+  if (!pem.ok()) {
+    return FailedPrecondition("workload_key_missing",
+                              home.workload_key().string() + ": " + pem.status().message())
+        .WithRemediation("via init (new home) or restore keys/workload.key from backup");
+  }
+  auto key = crypto::Ed25519PrivateKey::FromPem(AsChars(*pem));
+  if (!key.ok()) {
+    return DataLoss("workload_key_damaged", home.workload_key().string() + " is not an Ed25519 key");
+  }
+  api->workload_key_ = std::move(key).value();
+  auto secret = eventstore::ReadFile(home.credentials_key());
+  if (!secret.ok() || secret->size() != 32) {
+    return FailedPrecondition("credentials_key_missing",
+                              home.credentials_key().string() + " is missing or damaged")
+        .WithRemediation("restore keys/credentials.key from backup (see docs/operations.md)");
+  }
+  api->credentials_key_ = std::move(secret).value();
+
+  eventstore::EventLog::Options log_options;
+  log_options.home = home;
+  log_options.clock = options.clock;
+  log_options.ids = options.ids;
+  log_options.actor = options.actor;
+  VIA_ASSIGN_OR_RETURN(api->log_, eventstore::EventLog::Open(log_options));
+  VIA_ASSIGN_OR_RETURN(State state, projections::Replay(api->log_->store(), 0));
+  api->state_ = std::make_shared<const State>(std::move(state));
+  return api;
+}
+
+std::shared_ptr<const State> Api::Snapshot() const {
+  std::lock_guard lock(state_mu_);
+  return state_;
+}
+
+std::uint64_t Api::seq() const { return Snapshot()->seq; }
+
+void Api::set_public_url(std::string url) {
+  std::lock_guard lock(state_mu_);
+  options_.public_url = std::move(url);
+}
+
+Result<std::uint64_t> Api::CatchUp() {
+  struct Closing {
+    std::string addon_id;
+    std::optional<std::uint32_t> generation;  // nullopt: every generation
+    Status reason;
+  };
+  std::vector<Closing> closing;
+  std::uint64_t folded = 0;
+  {
+    std::lock_guard log_lock(log_mu_);
+    std::shared_ptr<const State> current = Snapshot();
+    VIA_ASSIGN_OR_RETURN(eventstore::Head head, log_->store().GetHead());
+    if (head.seq <= current->seq) return std::uint64_t{0};
+    State next = *current;
+    for (std::uint64_t seq = current->seq + 1; seq <= head.seq; ++seq) {
+      VIA_ASSIGN_OR_RETURN(Record record, log_->store().Read(seq));
+      Apply(next, record);
+      ++folded;
+      if (const auto* e = std::get_if<GenerationRevoked>(&record.event)) {
+        closing.push_back({e->addon_id, e->generation,
+                           Status(StatusCode::kUnauthenticated, "credential_revoked",
+                                  "generation " + std::to_string(e->generation) + " of " +
+                                      e->addon_id + " was revoked")});
+      } else if (const auto* e = std::get_if<AddonDestroyed>(&record.event)) {
+        closing.push_back({e->addon_id, std::nullopt,
+                           Status(StatusCode::kUnauthenticated, "addon_destroyed",
+                                  "add-on " + e->addon_id + " was destroyed")});
+      } else if (const auto* e = std::get_if<RestoreRequested>(&record.event)) {
+        closing.push_back({e->addon_id, std::nullopt,
+                           Unavailable("restore_in_progress",
+                                       "add-on " + e->addon_id + " is being restored; retry")});
+      } else if (const auto* e = std::get_if<RepairRequested>(&record.event)) {
+        closing.push_back({e->addon_id, std::nullopt,
+                           Unavailable("repair_in_progress",
+                                       "add-on " + e->addon_id + " is being repaired; retry")});
+      }
+    }
+    std::lock_guard state_lock(state_mu_);
+    state_ = std::make_shared<const State>(std::move(next));
+  }
+  for (const auto& c : closing) {
+    const std::string exact = c.generation ? DatabaseKey(c.addon_id, *c.generation) : "";
+    const std::string prefix = c.addon_id + "/";
+    engine_.CloseStreamsFor(
+        [&](std::string_view key) {
+          return c.generation ? key == exact : key.substr(0, prefix.size()) == prefix;
+        },
+        c.reason);
+  }
+  return folded;
+}
+
+HttpResponse Api::Handle(const HttpRequest& request) {
+  try {
+    auto caught_up = CatchUp();
+    if (!caught_up.ok()) {
+      HttpResponse r = JsonError(503, caught_up.status().reason(),
+                                 "the event log could not be read: " + caught_up.status().message());
+      r.headers.emplace_back("Retry-After", std::to_string(options_.retry_after_s));
+      return r;
+    }
+    const std::string path(PathOf(request.target));
+    const bool get = request.method == "GET";
+    if (path == "/.well-known/jwks.json") {
+      if (!get) return JsonError(405, "method_not_allowed", "use GET");
+      return Jwks();
+    }
+    constexpr std::string_view kDescriptors = "/v1/descriptors/";
+    if (path.rfind(kDescriptors, 0) == 0) {
+      if (!get) return JsonError(405, "method_not_allowed", "use GET");
+      return Descriptor(request, path.substr(kDescriptors.size()));
+    }
+    if (path == "/v2") {
+      if (!get) return JsonError(405, "method_not_allowed", "use GET");
+      HttpResponse r;
+      r.content_type = "text/plain";
+      return r;
+    }
+    if (path == "/v2/pipeline") {
+      if (request.method != "POST") return HranaError(405, "method_not_allowed", "use POST");
+      return Pipeline(request);
+    }
+    if (path == "/healthz") {
+      HttpResponse r;
+      r.body = json{{"ok", true}, {"seq", seq()}, {"streams", engine_.open_streams()}}.dump();
+      return r;
+    }
+    return JsonError(404, "not_found", "no route for " + path);
+  } catch (const std::exception& e) {
+    return JsonError(500, "internal", std::string("unexpected failure: ") + e.what());
+  }
+}
+
+HttpResponse Api::Jwks() {
+  HttpResponse r;
+  r.body = jwt::Jwks(workload_key_->PublicKey());
+  r.headers.emplace_back("Cache-Control", "public, max-age=300");
+  return r;
+}
+
+HttpResponse Api::Descriptor(const HttpRequest& request, const std::string& binding) {
+  if (!ValidateBindingName(binding).ok()) {
+    return JsonError(404, "binding_not_found", "not a binding name: " + binding);
+  }
+  auto bearer = BearerToken(request.authorization);
+  if (!bearer) {
+    return Unauthorized(JsonError(401, "missing_token", "Authorization: Bearer <workload JWT> required"));
+  }
+  jwt::VerifyOptions verify;
+  verify.now_s = options_.clock->NowMs() / 1000;
+  verify.trust_domain = options_.trust_domain;
+  verify.leeway_s = options_.jwt_leeway_s;
+  auto claims = jwt::Verify(*bearer, workload_key_->PublicKey(), verify);
+  if (!claims.ok()) {
+    return Unauthorized(JsonError(401, claims.status().reason(), claims.status().message()));
+  }
+  std::shared_ptr<const State> state = Snapshot();
+  const ReleaseState* release = nullptr;
+  auto releases = state->releases.find(claims->app);
+  if (releases != state->releases.end()) {
+    for (const auto& r : releases->second) {
+      if (r.id == claims->release) release = &r;
+    }
+  }
+  if (release == nullptr) {
+    return Unauthorized(JsonError(401, "unknown_release",
+                                  "the token names " + claims->app + "/" + claims->release +
+                                      ", which is not a release"));
+  }
+  const BindingClaim* claim = nullptr;
+  for (const auto& c : release->claims) {
+    if (c.binding == binding) claim = &c;
+  }
+  if (claim == nullptr) {
+    // 403 when the app knows the binding (attached now or claimed by another
+    // release), 404 when it never had one by that name.
+    bool known = state->bindings.count({claims->app, binding}) > 0;
+    for (const auto& r : releases->second) {
+      for (const auto& c : r.claims) known |= c.binding == binding;
+    }
+    if (known) {
+      return JsonError(403, "binding_not_claimed",
+                       "release " + claims->release + " of " + claims->app + " does not claim " +
+                           binding + " (bindings are snapshotted at `via release create`)");
+    }
+    return JsonError(404, "binding_not_found", "app " + claims->app + " has no binding " + binding);
+  }
+  const AddonState* addon = state->FindById(claim->addon_id);
+  if (addon == nullptr) {
+    return JsonError(404, "addon_not_found", "add-on " + claim->addon_id + " does not exist");
+  }
+  ReadinessInput input;
+  input.requested = addon->id;
+  input.addon = addon;
+  input.app = claims->app;
+  input.binding = binding;
+  input.binding_target = claim->addon_id;
+  input.storage = providers::sqlite::ProbeAddonStorage(options_.home, addon->id, &input.storage_detail);
+  input.credentials_key_present = true;
+  Readiness readiness = Evaluate(input);
+  if (!readiness.usable_by_app) {
+    const std::string code = readiness.blocking.value_or("not_usable");
+    HttpResponse r;
+    r.status = 409;
+    r.error_code = code;
+    r.body = json{{"error", {{"code", code}, {"message", readiness.reason}}},
+                  {"blocking", code},
+                  {"owner", readiness.owner},
+                  {"reason", readiness.reason},
+                  {"remediation", readiness.remediation}}
+                 .dump();
+    if (code == "restore_in_progress") {
+      r.headers.emplace_back("Retry-After", std::to_string(options_.retry_after_s));
+    }
+    return r;
+  }
+  const GenerationState* generation = NewestActive(*addon);
+  if (generation == nullptr) {
+    return JsonError(409, "no_active_generation", "add-on " + addon->id + " has no active credentials");
+  }
+  Hash256 mac = crypto::DeriveCredential(credentials_key_, addon->id, generation->number,
+                                         generation->salt);
+  if (!state->deliveries.count({addon->id, generation->number, claims->app, claims->release})) {
+    RecordDelivery(addon->id, generation->number, claims->app, claims->release);
+  }
+  std::string url;
+  {
+    std::lock_guard lock(state_mu_);
+    url = options_.public_url;
+  }
+  HttpResponse r;
+  r.headers.emplace_back("Cache-Control", "no-store");
+  r.body = json{{"binding", binding},
+                {"provider", addon->provider},
+                {"addon_id", addon->id},
+                {"url", url},
+                {"auth_token", FormatAuthToken(addon->id, generation->number, mac)},
+                {"generation", generation->number},
+                {"app", claims->app},
+                {"release", claims->release}}
+               .dump();
+  return r;
+}
+
+void Api::RecordDelivery(const std::string& addon_id, std::uint32_t generation,
+                         const std::string& app, const std::string& release) {
+  eventstore::AppendRequest append;
+  append.actor = options_.actor;
+  append.command_id = "deliver/" + addon_id + "/" + std::to_string(generation) + "/" + app + "/" + release;
+  append.recorded_at_ms = options_.clock->NowMs();
+  append.events = {GenerationDelivered{addon_id, generation, app, release}};
+  std::lock_guard lock(log_mu_);
+  // Best effort: the descriptor is still served when the audit record cannot
+  // be written now; the next delivery retries (the command id keeps it single).
+  (void)log_->Append(append);
+}
+
+HttpResponse Api::Pipeline(const HttpRequest& request) {
+  auto bearer = BearerToken(request.authorization);
+  if (!bearer) {
+    return Unauthorized(HranaError(401, "missing_credential", "Authorization: Bearer <auth_token> required"));
+  }
+  auto credential = ParseAuthToken(*bearer);
+  const Status bad(StatusCode::kUnauthenticated, "bad_credential", "the auth token is not valid");
+  if (!credential) return Unauthorized(HranaError(401, bad.reason(), bad.message()));
+  std::shared_ptr<const State> state = Snapshot();
+  const AddonState* addon = state->FindById(credential->addon_id);
+  const GenerationState* generation = addon ? FindGeneration(*addon, credential->generation) : nullptr;
+  if (generation == nullptr) return Unauthorized(HranaError(401, bad.reason(), bad.message()));
+  Hash256 expected = crypto::DeriveCredential(credentials_key_, addon->id, generation->number,
+                                              generation->salt);
+  if (!crypto::ConstantTimeEqual(expected, credential->mac)) {
+    return Unauthorized(HranaError(401, bad.reason(), bad.message()));
+  }
+  if (addon->phase == AddonPhase::kDestroyed) {
+    return Unauthorized(HranaError(401, "addon_destroyed", "add-on " + addon->id + " was destroyed"));
+  }
+  if (generation->revoked) {
+    return Unauthorized(HranaError(401, "credential_revoked",
+                                   "generation " + std::to_string(generation->number) +
+                                       " of " + addon->id + " was revoked"));
+  }
+  if (!addon->restoring_snapshot.empty() || !addon->pending_repair.empty()) {
+    HttpResponse r = HranaError(503, addon->restoring_snapshot.empty() ? "repair_in_progress"
+                                                                       : "restore_in_progress",
+                                "add-on " + addon->id + " is being restored or repaired; retry");
+    r.headers.emplace_back("Retry-After", std::to_string(options_.retry_after_s));
+    return r;
+  }
+  if (addon->phase != AddonPhase::kActive) {
+    return HranaError(409, "addon_not_usable", "add-on " + addon->id + " is " + PhaseName(addon->phase));
+  }
+  const std::string path = options_.home.addon_db(addon->id).string();
+  const int busy_ms = options_.sqlite_busy_timeout_ms;
+  auto open = [&path, busy_ms]() -> Result<hrana::SqliteConnection> {
+    sqlite3* raw = nullptr;
+    int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+    hrana::SqliteConnection db(raw);
+    if (rc != SQLITE_OK) {
+      if (rc == SQLITE_CANTOPEN) {
+        return FailedPrecondition("storage_missing", "the database file is missing");
+      }
+      return Unavailable("storage_unavailable", std::string("cannot open the database: ") +
+                                                    (raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc)));
+    }
+    sqlite3_busy_timeout(db.get(), busy_ms);
+    return db;
+  };
+  auto response = engine_.HandlePipeline(DatabaseKey(addon->id, generation->number), request.body, open);
+  if (!response.ok()) {
+    const Status& s = response.status();
+    HttpResponse r = HranaError(HttpStatusFor(s), s.reason(), s.message());
+    if (r.status == 401) r = Unauthorized(std::move(r));
+    if (r.status == 503) r.headers.emplace_back("Retry-After", std::to_string(options_.retry_after_s));
+    return r;
+  }
+  HttpResponse r;
+  r.body = std::move(response).value();
+  return r;
+}
+
+}  // namespace via::server

@@ -1,0 +1,389 @@
+#include "server/http_server.h"
+
+// GCC 12 reports Boost 1.74's awaitable frame allocator (a custom operator
+// new/delete pair that matches) as mismatched: a known false positive.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+// Boost 1.74 enables co_await for clang only with <experimental/coroutine>;
+// clang >= 14 with libstdc++ has C++20 <coroutine>, which Asio supports.
+#if defined(__clang__) && defined(__cpp_impl_coroutine) && !defined(BOOST_ASIO_HAS_CO_AWAIT)
+#define BOOST_ASIO_HAS_CO_AWAIT 1
+#endif
+
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <iostream>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+#include <vector>
+
+namespace via::server {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+
+constexpr auto kAwait = asio::use_awaitable;
+
+std::chrono::milliseconds Ms(std::int64_t ms) { return std::chrono::milliseconds(ms); }
+
+std::int64_t WallMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string PathOnly(std::string_view target) {
+  std::size_t q = target.find('?');
+  return std::string(q == std::string_view::npos ? target : target.substr(0, q));
+}
+
+bool IEquals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// A malformed request (as opposed to a closed, reset or timed-out connection).
+bool IsParseError(const error_code& ec) {
+  return ec.category() == error_code(http::error::bad_target).category() &&
+         ec != http::error::end_of_stream && ec != http::error::partial_message;
+}
+
+HttpResponse ErrorResponse(int status, const std::string& code, const std::string& message) {
+  HttpResponse r;
+  r.status = status;
+  r.error_code = code;
+  r.body = nlohmann::json{{"error", {{"code", code}, {"message", message}}}}.dump();
+  return r;
+}
+
+}  // namespace
+
+class HttpServer::Impl {
+ public:
+  Impl(HttpServerOptions options, Handler handler, std::function<void()> tick,
+       std::function<void(const std::string&)> on_listening)
+      : options_(std::move(options)),
+        handler_(std::move(handler)),
+        tick_(std::move(tick)),
+        on_listening_(std::move(on_listening)),
+        control_(asio::make_strand(ioc_)),
+        acceptor_(control_),
+        signals_(control_, SIGINT, SIGTERM),
+        tick_timer_(control_),
+        drain_timer_(control_) {}
+
+  Status Run();
+  void Stop() {
+    asio::post(control_, [this] { BeginDrain(); });
+  }
+
+ private:
+  struct Conn {
+    explicit Conn(tcp::socket socket) : stream(std::move(socket)) {}
+    beast::tcp_stream stream;
+    bool busy = false;  // a request is being handled; touched on the connection's strand only
+    std::string remote;
+    std::uint64_t id = 0;
+  };
+
+  asio::awaitable<void> Accept();
+  asio::awaitable<void> TickLoop();
+  asio::awaitable<void> Serve(std::shared_ptr<Conn> conn);
+  asio::awaitable<void> ServeRequests(Conn& conn);
+  asio::awaitable<void> Send(Conn& conn, const HttpResponse& response, unsigned version,
+                             bool keep_alive, const std::string& method, const std::string& path,
+                             std::int64_t started_ms, error_code& ec);
+  void BeginDrain();
+  void Log(const std::string& remote, const std::string& method, const std::string& path,
+           int status, std::size_t bytes, std::int64_t ms, const std::string& code);
+
+  const HttpServerOptions options_;
+  const Handler handler_;
+  const std::function<void()> tick_;
+  const std::function<void(const std::string&)> on_listening_;
+
+  asio::io_context ioc_;
+  asio::strand<asio::io_context::executor_type> control_;  // acceptor, signals, timers
+  tcp::acceptor acceptor_;
+  asio::signal_set signals_;
+  asio::steady_timer tick_timer_;
+  asio::steady_timer drain_timer_;
+
+  std::atomic<bool> draining_{false};
+  std::mutex conns_mu_;  // guards conns_ and next_id_
+  std::map<std::uint64_t, std::weak_ptr<Conn>> conns_;
+  std::uint64_t next_id_ = 1;
+  std::mutex log_mu_;
+};
+
+Status HttpServer::Impl::Run() {
+  error_code ec;
+  const auto address = asio::ip::make_address(options_.host, ec);
+  if (ec) return InvalidArgument("invalid_listen", "not an IP address: " + options_.host);
+  const tcp::endpoint endpoint(address, options_.port);
+  const std::string where = options_.host + ":" + std::to_string(options_.port);
+  acceptor_.open(endpoint.protocol(), ec);
+  if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(endpoint, ec);
+  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return Unavailable("listen_failed", "cannot listen on " + where + ": " + ec.message());
+  const tcp::endpoint bound = acceptor_.local_endpoint(ec);
+  std::string host = bound.address().to_string();
+  if (bound.address().is_v6()) host = "[" + host + "]";
+  if (on_listening_) on_listening_(host + ":" + std::to_string(bound.port()));
+
+  signals_.async_wait([this](const error_code& error, int) {
+    if (!error) BeginDrain();
+  });
+  asio::co_spawn(control_, Accept(), asio::detached);
+  asio::co_spawn(control_, TickLoop(), asio::detached);
+
+  std::vector<std::thread> threads;
+  for (int i = 1; i < std::max(1, options_.threads); ++i) {
+    threads.emplace_back([this] { ioc_.run(); });
+  }
+  ioc_.run();
+  for (auto& t : threads) t.join();
+  return Status::Ok();
+}
+
+void HttpServer::Impl::BeginDrain() {
+  if (draining_.exchange(true)) return;
+  error_code ec;
+  acceptor_.close(ec);
+  signals_.cancel(ec);
+  tick_timer_.cancel();
+  std::vector<std::shared_ptr<Conn>> live;
+  {
+    std::lock_guard lock(conns_mu_);
+    for (auto& [id, weak] : conns_) {
+      if (auto c = weak.lock()) live.push_back(std::move(c));
+    }
+  }
+  if (live.empty()) return;  // nothing to wait for: run() returns as work runs out
+  for (auto& c : live) {
+    // Idle connections close now; busy ones after their response.
+    asio::post(c->stream.get_executor(), [c] {
+      if (!c->busy) c->stream.cancel();
+    });
+  }
+  drain_timer_.expires_after(Ms(options_.drain_timeout_ms));
+  drain_timer_.async_wait([this](const error_code& error) {
+    if (!error) ioc_.stop();  // connections that did not finish in time are dropped
+  });
+}
+
+asio::awaitable<void> HttpServer::Impl::TickLoop() {
+  while (!draining_) {
+    tick_timer_.expires_after(Ms(options_.tick_interval_ms));
+    error_code ec;
+    co_await tick_timer_.async_wait(asio::redirect_error(kAwait, ec));
+    if (ec || draining_) break;
+    try {
+      if (tick_) tick_();
+    } catch (const std::exception& e) {
+      std::cerr << "via serve: tick failed: " << e.what() << "\n";
+    }
+  }
+}
+
+asio::awaitable<void> HttpServer::Impl::Accept() {
+  while (!draining_) {
+    tcp::socket socket(asio::make_strand(ioc_));
+    error_code ec;
+    co_await acceptor_.async_accept(socket, asio::redirect_error(kAwait, ec));
+    if (draining_) break;
+    if (ec) {
+      // Out of descriptors and the like: back off instead of spinning.
+      asio::steady_timer pause(control_, Ms(50));
+      co_await pause.async_wait(asio::redirect_error(kAwait, ec));
+      continue;
+    }
+    std::string remote;
+    if (auto peer = socket.remote_endpoint(ec); !ec) {
+      remote = peer.address().to_string() + ":" + std::to_string(peer.port());
+    }
+    std::shared_ptr<Conn> conn;
+    {
+      std::lock_guard lock(conns_mu_);
+      if (conns_.size() < options_.max_connections) {
+        conn = std::make_shared<Conn>(std::move(socket));
+        conn->id = next_id_++;
+        conn->remote = remote;
+        conns_[conn->id] = conn;
+      }
+    }
+    if (!conn) {
+      static constexpr std::string_view kBusy =
+          "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+          "Retry-After: 1\r\nConnection: close\r\nContent-Length: 74\r\n\r\n"
+          "{\"error\":{\"code\":\"too_many_connections\",\"message\":\"connection limit\"}}\n";
+      asio::write(socket, asio::buffer(kBusy.data(), kBusy.size()), ec);
+      socket.close(ec);
+      Log(remote, "", "", 503, kBusy.size(), 0, "too_many_connections");
+      continue;
+    }
+    asio::co_spawn(conn->stream.get_executor(), Serve(conn), asio::detached);
+  }
+}
+
+asio::awaitable<void> HttpServer::Impl::Serve(std::shared_ptr<Conn> conn) {
+  try {
+    co_await ServeRequests(*conn);
+  } catch (const std::exception& e) {
+    std::cerr << "via serve: connection " << conn->remote << ": " << e.what() << "\n";
+  }
+  error_code ec;
+  conn->stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  conn->stream.close();
+  std::size_t left = 0;
+  {
+    std::lock_guard lock(conns_mu_);
+    conns_.erase(conn->id);
+    left = conns_.size();
+  }
+  if (left == 0 && draining_) {
+    asio::post(control_, [this] { drain_timer_.cancel(); });
+  }
+}
+
+asio::awaitable<void> HttpServer::Impl::Send(Conn& conn, const HttpResponse& response,
+                                             unsigned version, bool keep_alive,
+                                             const std::string& method, const std::string& path,
+                                             std::int64_t started_ms, error_code& ec) {
+  http::response<http::string_body> out{static_cast<http::status>(response.status), version};
+  out.set(http::field::server, "via");
+  out.set(http::field::content_type, response.content_type);
+  for (const auto& [name, value] : response.headers) out.set(name, value);
+  out.body() = response.body;
+  out.keep_alive(keep_alive);
+  out.prepare_payload();
+  conn.stream.expires_after(Ms(options_.read_timeout_ms));
+  co_await http::async_write(conn.stream, out, asio::redirect_error(kAwait, ec));
+  Log(conn.remote, method, path, response.status, response.body.size(), WallMs() - started_ms,
+      response.error_code);
+}
+
+asio::awaitable<void> HttpServer::Impl::ServeRequests(Conn& conn) {
+  beast::flat_buffer buffer(options_.max_header_bytes + 16 * 1024);
+  const auto header_limit = static_cast<std::uint32_t>(
+      std::min<std::size_t>(options_.max_header_bytes, std::numeric_limits<std::uint32_t>::max()));
+  for (;;) {
+    conn.busy = false;
+    if (draining_) co_return;
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(header_limit);
+    parser.body_limit(options_.max_body_bytes);
+    error_code ec;
+    conn.stream.expires_after(Ms(options_.idle_timeout_ms));
+    co_await http::async_read_header(conn.stream, buffer, parser, asio::redirect_error(kAwait, ec));
+    const std::int64_t started = WallMs();
+    if (ec) {
+      if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
+        co_await Send(conn, ErrorResponse(431, "header_too_large", "request header larger than " + std::to_string(options_.max_header_bytes) + " bytes"),
+                      11, false, "", "", started, ec);
+      } else if (ec == http::error::body_limit) {  // Content-Length over the limit
+        co_await Send(conn, ErrorResponse(413, "body_too_large", "request body larger than " + std::to_string(options_.max_body_bytes) + " bytes"),
+                      11, false, "", "", started, ec);
+      } else if (IsParseError(ec)) {
+        co_await Send(conn, ErrorResponse(400, "bad_request", "malformed HTTP request: " + ec.message()),
+                      11, false, "", "", started, ec);
+      }
+      co_return;  // end of stream, idle timeout, cancelled by a drain, reset
+    }
+    conn.busy = true;
+    const unsigned version = parser.get().version();
+    const std::string method(parser.get().method_string());
+    const std::string path = PathOnly(std::string(parser.get().target()));
+    conn.stream.expires_after(Ms(options_.read_timeout_ms));
+    if (IEquals(std::string(parser.get()[http::field::expect]), "100-continue")) {
+      http::response<http::empty_body> go_on{http::status::continue_, version};
+      co_await http::async_write(conn.stream, go_on, asio::redirect_error(kAwait, ec));
+      if (ec) co_return;
+    }
+    if (!parser.is_done()) {
+      co_await http::async_read(conn.stream, buffer, parser, asio::redirect_error(kAwait, ec));
+    }
+    if (ec == http::error::body_limit) {
+      co_await Send(conn, ErrorResponse(413, "body_too_large", "request body larger than " + std::to_string(options_.max_body_bytes) + " bytes"),
+                    version, false, method, path, started, ec);
+      co_return;
+    }
+    if (ec == beast::error::timeout) {
+      co_await Send(conn, ErrorResponse(408, "request_timeout", "request not received in time"),
+                    version, false, method, path, started, ec);
+      co_return;
+    }
+    if (ec) {
+      if (IsParseError(ec)) {
+        co_await Send(conn, ErrorResponse(400, "bad_request", "malformed HTTP request: " + ec.message()),
+                      version, false, method, path, started, ec);
+      }
+      co_return;
+    }
+    http::request<http::string_body> request = parser.release();
+    HttpRequest in;
+    in.method = method;
+    in.target = std::string(request.target());
+    in.authorization = std::string(request[http::field::authorization]);
+    in.body = std::move(request.body());
+    in.remote = conn.remote;
+    HttpResponse out;
+    try {
+      out = handler_(in);
+    } catch (const std::exception& e) {
+      out = ErrorResponse(500, "internal", std::string("unexpected failure: ") + e.what());
+    }
+    const bool keep_alive = request.keep_alive() && !draining_;
+    co_await Send(conn, out, version, keep_alive, method, path, started, ec);
+    if (ec || !keep_alive) co_return;
+  }
+}
+
+void HttpServer::Impl::Log(const std::string& remote, const std::string& method,
+                           const std::string& path, int status, std::size_t bytes,
+                           std::int64_t ms, const std::string& code) {
+  if (options_.access_log == nullptr) return;
+  nlohmann::json line = {{"ts", WallMs()},   {"remote", remote}, {"method", method},
+                         {"path", path},     {"status", status}, {"bytes", bytes},
+                         {"ms", ms}};
+  if (!code.empty()) line["code"] = code;
+  // Paths come from clients: dump with replacement so bad UTF-8 cannot throw.
+  std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  std::lock_guard lock(log_mu_);
+  *options_.access_log << text << '\n';
+  options_.access_log->flush();
+}
+
+HttpServer::HttpServer(HttpServerOptions options, Handler handler, std::function<void()> tick,
+                       std::function<void(const std::string&)> on_listening)
+    : impl_(std::make_unique<Impl>(std::move(options), std::move(handler), std::move(tick),
+                                   std::move(on_listening))) {}
+
+HttpServer::~HttpServer() = default;
+
+Status HttpServer::Run() { return impl_->Run(); }
+
+void HttpServer::Stop() { impl_->Stop(); }
+
+}  // namespace via::server

@@ -1,0 +1,67 @@
+#pragma once
+
+// One Boost.Beast HTTP/1.1 server: an io_context run by a few threads, one
+// coroutine per connection on its own strand, keep-alive, and a limit on every
+// read:
+//   - request header bytes (431 beyond), request body bytes (413 beyond);
+//   - idle timeout: a connection that sends no request header for this long is
+//     closed (covers slow headers too); read timeout: the body and the response
+//     write must finish within it (408 / close);
+//   - at most max_connections connections (more get 503 and are closed).
+// SIGINT/SIGTERM start a drain: the listener closes, idle connections close,
+// requests in flight finish (their responses say Connection: close), and Run()
+// returns once every connection is gone or drain_timeout_ms passed.
+// Every response is logged as one JSON line (ts, remote, method, path, status,
+// bytes, ms, code) to the access log; no header or body is ever logged.
+// A timer calls `tick` every tick_interval_ms (the API tails the log with it).
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <ostream>
+#include <string>
+
+#include "domain/status.h"
+#include "server/http_message.h"
+
+namespace via::server {
+
+struct HttpServerOptions {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 7600;  // 0: any free port (see on_listening)
+  int threads = 4;
+  std::size_t max_header_bytes = 16 * 1024;
+  std::size_t max_body_bytes = 1 << 20;
+  std::int64_t idle_timeout_ms = 60000;
+  std::int64_t read_timeout_ms = 30000;
+  std::size_t max_connections = 512;
+  std::int64_t drain_timeout_ms = 10000;
+  std::int64_t tick_interval_ms = 100;
+  std::ostream* access_log = nullptr;  // null: no access log
+};
+
+class HttpServer {
+ public:
+  using Handler = std::function<HttpResponse(const HttpRequest&)>;
+
+  // `handler` runs on the server's threads, several at once; `tick` on one
+  // thread at a time. `on_listening` gets the bound "host:port" once listening.
+  HttpServer(HttpServerOptions options, Handler handler, std::function<void()> tick,
+             std::function<void(const std::string&)> on_listening);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds and serves until SIGINT/SIGTERM (or Stop()) and a drain. Errors:
+  // Unavailable "listen_failed" when the address cannot be bound.
+  Status Run();
+
+  // Starts a drain as a signal would. Thread-safe.
+  void Stop();
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace via::server
