@@ -1,19 +1,24 @@
 #pragma once
 
-// The event log: an append-only SQLite file (log/events.db) holding canonical
-// records, their chain hashes, the RFC 6962 tree's perfect-subtree hashes and
-// one signed checkpoint per committed append. See docs/event-log-format.md.
+// The event log: an append-only SQLite file (log/events.db) with one table,
+// `records`, holding per record its canonical bytes, its chain hash, the
+// hashes of the RFC 6962 perfect subtrees its leaf completes and, on the last
+// record of every append, the note signed over the log after that append and
+// the append's command id. See docs/event-log-format.md.
 //
 // Invariants kept by Append (all inside one BEGIN IMMEDIATE transaction, so two
 // processes appending at once never fork the chain):
 //   - seq starts at 1 and has no gaps; record n carries hash(n-1);
-//   - merkle_nodes holds exactly the perfect subtrees of the tree of all records;
-//   - checkpoints holds a note signed over (origin, size, root) for the size
-//     after every committed append;
+//   - row n's `nodes` holds the leaf hash of record n and every perfect
+//     subtree that leaf completes, so the rows hold exactly the perfect
+//     subtrees of the tree of all records;
+//   - the last row of every committed append holds a checkpoint signed over
+//     (origin, size, root) for the size after that append;
 //   - a command id appears in one append only (a retry returns the first result).
-// Triggers refuse UPDATE and DELETE on every table.
+// Triggers refuse UPDATE and DELETE.
 //
-// A LogStore is one connection: not thread-safe; open one per thread.
+// A LogStore is one connection: not thread-safe; open one per thread
+// (OpenReader opens another connection to the same file).
 
 #include <cstdint>
 #include <functional>
@@ -106,35 +111,51 @@ class LogStore {
               const std::function<bool(const StoredRecord&)>& visit);
 
   // Checkpoints as stored: (size, note) in size order.
-  Status ScanCheckpoints(const std::function<bool(std::uint64_t size, const std::string& note)>& visit);
+  Status ScanCheckpoints(
+      const std::function<bool(std::uint64_t size, const std::string& note)>& visit);
   // The newest stored checkpoint note; NotFound for an empty log.
   Result<std::string> LatestCheckpoint();
 
   // The connection, for verification inside this layer (eventstore/verify.cc).
   sql::Db& db() { return *db_; }
 
-  // Perfect-subtree hashes as stored, for proofs.
+  // Opens another read-only connection to the same file, for a second thread
+  // (eventstore/verify.cc). Errors: as Open; Unavailable for a log that has no
+  // file (an in-memory database).
+  Result<std::unique_ptr<LogStore>> OpenReader() const;
+
+  // Perfect-subtree hashes as stored, for proofs. Node (level, index) lives in
+  // the row of seq (index + 1) << level: one point read per node.
   merkle::NodeSource& nodes();
 
-  // Index of stored perfect-subtree hashes, for verification: calls `visit`
-  // for each (level, index, hash) row.
-  Status ScanNodes(const std::function<bool(int level, std::uint64_t index, const Hash256&)>& visit);
+  // Stored perfect-subtree hashes, for verification: calls `visit` for each
+  // (level, index, hash), row by row in seq order, leaf first within a row.
+  Status ScanNodes(
+      const std::function<bool(int level, std::uint64_t index, const Hash256&)>& visit);
 
  private:
   class Nodes;
-  explicit LogStore(std::unique_ptr<sql::Db> db);
+  LogStore(std::unique_ptr<sql::Db> db, std::string path);
   Status PrepareStatements();
+  // An append's transaction, through prepared statements.
+  Status Begin();
+  Status Commit();
+  void Rollback();
 
   std::unique_ptr<sql::Db> db_;
+  std::string path_;
   std::unique_ptr<Nodes> nodes_;
+  // Prepared once: an append per command should not parse SQL.
+  sql::Stmt begin_stmt_;
+  sql::Stmt commit_stmt_;
+  sql::Stmt rollback_stmt_;
   sql::Stmt head_stmt_;
-  sql::Stmt insert_record_stmt_;
-  sql::Stmt insert_node_stmt_;
-  sql::Stmt insert_checkpoint_stmt_;
+  sql::Stmt insert_stmt_;
   sql::Stmt find_command_stmt_;
+  sql::Stmt append_start_stmt_;
   sql::Stmt read_stmt_;
-  // Frontier of the tree at cached_head_, so an append needs no node reads
-  // while no other process has appended since.
+  // The head after this connection's last append and the tree's frontier at
+  // it, so an append needs no node reads while no other process has appended.
   std::optional<std::pair<Head, merkle::Frontier>> cached_frontier_;
 };
 

@@ -26,8 +26,8 @@ namespace {
 constexpr std::uint8_t kLeafPrefix[1] = {0x00};
 constexpr std::uint8_t kNodePrefix[1] = {0x01};
 
-Hash256 HashChildren(crypto::Sha256& hasher, const Hash256& left, const Hash256& right) {
-  return hasher.Update(ByteView(kNodePrefix)).Update(left).Update(right).Final();
+Hash256 HashChildren(const Hash256& left, const Hash256& right) {
+  return crypto::Sha256Concat({ByteView(kNodePrefix), left, right});
 }
 
 // The perfect subtrees that [begin, end) folds from, left to right, as
@@ -45,13 +45,12 @@ std::vector<std::pair<int, std::uint64_t>> PerfectPieces(std::uint64_t begin, st
 
 // MTH(D[begin:end]) from the nodes of PerfectPieces: the rightmost pieces are
 // the deepest, so the hash folds from the right.
-Result<Hash256> FoldRange(NodeSource& nodes, crypto::Sha256& hasher, std::uint64_t begin,
-                          std::uint64_t end) {
+Result<Hash256> FoldRange(NodeSource& nodes, std::uint64_t begin, std::uint64_t end) {
   auto pieces = PerfectPieces(begin, end);
   Hash256 acc{};
   for (auto it = pieces.rbegin(); it != pieces.rend(); ++it) {
     VIA_ASSIGN_OR_RETURN(Hash256 node, nodes.Node(it->first, it->second));
-    acc = it == pieces.rbegin() ? node : HashChildren(hasher, node, acc);
+    acc = it == pieces.rbegin() ? node : HashChildren(node, acc);
   }
   return acc;
 }
@@ -69,19 +68,12 @@ Status ConsistencyInvalid(const std::string& why) {
 
 }  // namespace
 
-Hash256 LeafHash(ByteView leaf) {
-  crypto::Sha256 hasher;
-  return LeafHash(hasher, leaf);
-}
+Hash256 LeafHash(ByteView leaf) { return crypto::Sha256Concat({ByteView(kLeafPrefix), leaf}); }
 
-Hash256 LeafHash(crypto::Sha256& hasher, ByteView leaf) {
-  return hasher.Update(ByteView(kLeafPrefix)).Update(leaf).Final();
-}
+// The hasher parameters are kept for the API: crypto::Sha256Concat needs no state.
+Hash256 LeafHash(crypto::Sha256& /*hasher*/, ByteView leaf) { return LeafHash(leaf); }
 
-Hash256 NodeHash(const Hash256& left, const Hash256& right) {
-  crypto::Sha256 hasher;
-  return HashChildren(hasher, left, right);
-}
+Hash256 NodeHash(const Hash256& left, const Hash256& right) { return HashChildren(left, right); }
 
 Hash256 EmptyRoot() { return crypto::Sha256::Digest(ByteView()); }
 
@@ -95,14 +87,12 @@ Result<Hash256> SubtreeHash(NodeSource& nodes, std::uint64_t begin, std::uint64_
                            "subtree [" + std::to_string(begin) + ", " + std::to_string(end) +
                                ") does not start on a multiple of its largest perfect part");
   }
-  crypto::Sha256 hasher;
-  return FoldRange(nodes, hasher, begin, end);
+  return FoldRange(nodes, begin, end);
 }
 
 Result<Hash256> Root(NodeSource& nodes, std::uint64_t size) {
   if (size == 0) return EmptyRoot();
-  crypto::Sha256 hasher;
-  return FoldRange(nodes, hasher, 0, size);
+  return FoldRange(nodes, 0, size);
 }
 
 Result<std::vector<Hash256>> InclusionProof(NodeSource& nodes, std::uint64_t index,
@@ -114,14 +104,13 @@ Result<std::vector<Hash256>> InclusionProof(NodeSource& nodes, std::uint64_t ind
   }
   // PATH(m, D[begin:end]) descends into the half holding m; the other half's
   // MTH joins the proof. Collected root side first.
-  crypto::Sha256 hasher;
   std::vector<Hash256> proof;
   std::uint64_t begin = 0;
   std::uint64_t end = size;
   while (end - begin > 1) {
     std::uint64_t mid = begin + SplitPoint(end - begin);
     Result<Hash256> sibling =
-        index < mid ? FoldRange(nodes, hasher, mid, end) : FoldRange(nodes, hasher, begin, mid);
+        index < mid ? FoldRange(nodes, mid, end) : FoldRange(nodes, begin, mid);
     if (!sibling.ok()) return sibling.status();
     proof.push_back(*sibling);
     if (index < mid) {
@@ -142,7 +131,6 @@ Result<std::vector<Hash256>> ConsistencyProof(NodeSource& nodes, std::uint64_t o
                                                      std::to_string(size) + "]");
   }
   // SUBPROOF(m, D[begin:end], b), m counted from begin. Collected root side first.
-  crypto::Sha256 hasher;
   std::vector<Hash256> proof;
   std::uint64_t begin = 0;
   std::uint64_t end = size;
@@ -150,8 +138,8 @@ Result<std::vector<Hash256>> ConsistencyProof(NodeSource& nodes, std::uint64_t o
   bool whole_old_tree = true;  // b: D[begin:begin+m] is the old tree itself
   while (m != end - begin) {
     std::uint64_t k = SplitPoint(end - begin);
-    Result<Hash256> sibling = m <= k ? FoldRange(nodes, hasher, begin + k, end)
-                                     : FoldRange(nodes, hasher, begin, begin + k);
+    Result<Hash256> sibling =
+        m <= k ? FoldRange(nodes, begin + k, end) : FoldRange(nodes, begin, begin + k);
     if (!sibling.ok()) return sibling.status();
     proof.push_back(*sibling);
     if (m <= k) {
@@ -163,7 +151,7 @@ Result<std::vector<Hash256>> ConsistencyProof(NodeSource& nodes, std::uint64_t o
     }
   }
   if (!whole_old_tree) {
-    VIA_ASSIGN_OR_RETURN(Hash256 old_part, FoldRange(nodes, hasher, begin, end));
+    VIA_ASSIGN_OR_RETURN(Hash256 old_part, FoldRange(nodes, begin, end));
     proof.push_back(old_part);
   }
   std::reverse(proof.begin(), proof.end());
@@ -178,20 +166,19 @@ Status VerifyInclusion(std::uint64_t index, std::uint64_t size, const Hash256& l
                                " is not below tree size " + std::to_string(size));
   }
   // RFC 9162 section 2.1.3.2.
-  crypto::Sha256 hasher;
   std::uint64_t fn = index;
   std::uint64_t sn = size - 1;
   Hash256 r = leaf_hash;
   for (const Hash256& p : proof) {
     if (sn == 0) return InclusionInvalid("proof is too long");
     if ((fn & 1) != 0 || fn == sn) {
-      r = HashChildren(hasher, p, r);
+      r = HashChildren(p, r);
       while ((fn & 1) == 0 && fn != 0) {
         fn >>= 1;
         sn >>= 1;
       }
     } else {
-      r = HashChildren(hasher, r, p);
+      r = HashChildren(r, p);
     }
     fn >>= 1;
     sn >>= 1;
@@ -220,7 +207,6 @@ Status VerifyConsistency(std::uint64_t size1, std::uint64_t size2, const Hash256
   std::size_t next = 0;
   const Hash256& first = prepend_root1 ? root1 : proof[next++];
 
-  crypto::Sha256 hasher;
   std::uint64_t fn = size1 - 1;
   std::uint64_t sn = size2 - 1;
   while ((fn & 1) != 0) {
@@ -233,14 +219,14 @@ Status VerifyConsistency(std::uint64_t size1, std::uint64_t size2, const Hash256
     const Hash256& c = proof[next];
     if (sn == 0) return ConsistencyInvalid("proof is too long");
     if ((fn & 1) != 0 || fn == sn) {
-      fr = HashChildren(hasher, c, fr);
-      sr = HashChildren(hasher, c, sr);
+      fr = HashChildren(c, fr);
+      sr = HashChildren(c, sr);
       while ((fn & 1) == 0 && fn != 0) {
         fn >>= 1;
         sn >>= 1;
       }
     } else {
-      sr = HashChildren(hasher, sr, c);
+      sr = HashChildren(sr, c);
     }
     fn >>= 1;
     sn >>= 1;
@@ -265,45 +251,52 @@ Result<Frontier> Frontier::Load(NodeSource& nodes, std::uint64_t size) {
 }
 
 void Frontier::Append(const Hash256& leaf_hash, const NodeSink& sink) {
-  crypto::Sha256 hasher;
-  Append(leaf_hash, sink, hasher);
+  Hash256 completed[kMaxCompleted];
+  int n = Append(leaf_hash, completed);
+  if (!sink) return;
+  // Node i of `completed` is at level i; its index is the old size >> level.
+  const std::uint64_t old_size = size_ - 1;
+  for (int level = 0; level < n; ++level) sink(level, old_size >> level, completed[level]);
 }
 
-void Frontier::Append(const Hash256& leaf_hash, const NodeSink& sink, crypto::Sha256& hasher) {
+void Frontier::Append(const Hash256& leaf_hash, const NodeSink& sink, crypto::Sha256& /*hasher*/) {
+  Append(leaf_hash, sink);
+}
+
+int Frontier::Append(const Hash256& leaf_hash, Hash256* completed) {
   // Each trailing set bit of size_ is a perfect subtree that the new leaf's
   // subtree of the same level completes into one of the next level.
   Hash256 node = leaf_hash;
   int level = 0;
-  if (sink) sink(0, size_, node);
+  completed[0] = node;
   while (level < 64 && ((size_ >> level) & 1) != 0) {
-    node = HashChildren(hasher, hashes_.back(), node);
+    node = HashChildren(hashes_.back(), node);
     hashes_.pop_back();
     ++level;
-    if (sink) sink(level, size_ >> level, node);
+    completed[level] = node;
   }
   hashes_.push_back(node);
   ++size_;
+  return level + 1;
 }
 
 Hash256 Frontier::Root() const {
   if (hashes_.empty()) return EmptyRoot();
-  crypto::Sha256 hasher;
   Hash256 acc = hashes_.back();
   for (auto it = hashes_.rbegin() + 1; it != hashes_.rend(); ++it) {
-    acc = HashChildren(hasher, *it, acc);
+    acc = HashChildren(*it, acc);
   }
   return acc;
 }
 
 void MemoryTree::Append(const Hash256& leaf_hash) {
-  crypto::Sha256 hasher;
   Hash256 node = leaf_hash;
   for (std::size_t level = 0;; ++level) {
     if (levels_.size() == level) levels_.emplace_back();
     levels_[level].push_back(node);
     if (levels_[level].size() % 2 != 0) break;
     const auto& row = levels_[level];
-    node = HashChildren(hasher, row[row.size() - 2], row[row.size() - 1]);
+    node = HashChildren(row[row.size() - 2], row[row.size() - 1]);
   }
 }
 

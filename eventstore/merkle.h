@@ -21,7 +21,8 @@
 namespace via::eventstore::merkle {
 
 Hash256 LeafHash(ByteView leaf);
-// The same with a caller's hasher, for loops over many leaves.
+// The same; `hasher` is not used (hashing here allocates nothing, see
+// crypto::Sha256Concat) and is kept for existing callers.
 Hash256 LeafHash(crypto::Sha256& hasher, ByteView leaf);
 Hash256 NodeHash(const Hash256& left, const Hash256& right);
 Hash256 EmptyRoot();
@@ -83,8 +84,14 @@ class Frontier {
   static Result<Frontier> Load(NodeSource& nodes, std::uint64_t size);
 
   void Append(const Hash256& leaf_hash, const NodeSink& sink = nullptr);
-  // The same with a caller's hasher, for loops over many leaves.
+  // The same; `hasher` is not used and is kept for existing callers.
   void Append(const Hash256& leaf_hash, const NodeSink& sink, crypto::Sha256& hasher);
+  // The same for hot loops: writes the hashes of the perfect subtrees the leaf
+  // completes to `completed` (room for kMaxCompleted), level 0 (the leaf)
+  // first, and returns how many: 1 + the number of trailing one bits of the
+  // old size.
+  static constexpr int kMaxCompleted = 65;
+  int Append(const Hash256& leaf_hash, Hash256* completed);
   std::uint64_t size() const { return size_; }
   Hash256 Root() const;
 

@@ -1,87 +1,336 @@
 #include "eventstore/verify.h"
 
+// Invariants:
+//   - RangeVerifier::Run performs, for each row of its range, exactly the checks
+//     of docs/event-log-format.md section 9 in that order, so the first failure
+//     of the first failing range is the first failure of the whole pass.
+//   - A range after the first starts from stored values (the chain hash of the
+//     row before it, the perfect subtrees that make up the frontier there), all
+//     of them in rows of earlier ranges, which compare them with recomputed
+//     values. Its result is used only when every earlier range passed, and then
+//     those values are the recomputed ones.
+//   - Every range reads only rows up to the head seen by the caller's read
+//     transaction; rows never change once written, so all connections read
+//     the same records.
+//   - Records go through ViewCanonicalRecord; whatever it refuses goes through
+//     DecodeRecord, which decides. Seq 1 is always fully decoded.
+
+#include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <memory>
+#include <thread>
 #include <vector>
 
 #include "crypto/crypto.h"
 #include "eventstore/merkle.h"
 #include "eventstore/record_codec.h"
+#include "eventstore/record_view.h"
 
 namespace via::eventstore {
 namespace {
 
-// Walks the stored perfect-subtree hashes of one tree level in index order, so
-// that the verifier can compare each node the recomputation completes with the
-// stored one without a point query per node.
-class LevelCursor {
- public:
-  LevelCursor(sql::Db& db, int level) : db_(db), level_(level) {}
+// The default thread count: one per CPU, at most this many (each holds a
+// connection to the log).
+constexpr unsigned kMaxDefaultThreads = 16;
 
-  // OK when the next stored node of this level is (index, hash).
-  Status Expect(std::uint64_t index, const Hash256& hash) {
-    if (!stmt_) {
-      VIA_ASSIGN_OR_RETURN(sql::Stmt stmt,
-                           db_.Prepare("SELECT idx, hash FROM merkle_nodes WHERE level=? ORDER BY idx"));
-      stmt.Bind(1, static_cast<std::int64_t>(level_));
-      stmt_.emplace(std::move(stmt));
-    }
-    VIA_ASSIGN_OR_RETURN(bool row, stmt_->Step());
-    auto where = [&] {
-      return "Merkle node level " + std::to_string(level_) + " index " + std::to_string(index);
-    };
-    if (!row) return DataLoss("merkle_node_missing", where() + " is missing");
-    if (static_cast<std::uint64_t>(stmt_->Int(0)) != index) {
-      return DataLoss("merkle_node_missing", where() + " is missing (found index " +
-                                                 std::to_string(stmt_->Int(0)) + ")");
-    }
-    ByteView stored = stmt_->Blob(1);
-    if (stored.size() != hash.size() || std::memcmp(stored.data(), hash.data(), hash.size()) != 0) {
-      return DataLoss("merkle_node_mismatch", where() + " does not match the records");
-    }
-    return Status::Ok();
+struct Failure {
+  std::uint64_t seq = 0;  // 0: not tied to a record (a saved checkpoint that does not open)
+  Status status;
+};
+
+// What the pass learns from seq 1, or what the auditor brings.
+struct Anchors {
+  std::optional<VerifierKey> key;
+  std::optional<Checkpoint> auditor;
+  std::string origin;
+  std::string verifier_key;
+};
+
+struct RangeResult {
+  std::optional<Failure> failure;
+  std::uint64_t checkpoints_verified = 0;
+  std::uint64_t nodes_verified = 0;
+  std::uint64_t last_checkpoint_size = 0;  // 0: no checkpoint in the range
+  bool auditor_checkpoint_verified = false;
+  merkle::Frontier frontier;  // after the range
+  Anchors anchors;            // as learned by the range that holds seq 1
+};
+
+bool Equal(ByteView a, ByteView b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+std::string NodeName(int level, std::uint64_t seq) {
+  return "Merkle node level " + std::to_string(level) + " index " +
+         std::to_string((seq >> level) - 1);
+}
+
+// Shared by the threads of one VerifyLog call.
+struct Shared {
+  explicit Shared(std::size_t ranges) : done(ranges), earliest_failure(ranges) {}
+  std::vector<std::atomic<std::uint64_t>> done;  // rows checked, per range
+  std::atomic<std::size_t> earliest_failure;     // index of the first range known to fail
+};
+
+// Checks rows [first, last] of a log whose head is `total`, starting from the
+// state after record first - 1.
+class RangeVerifier {
+ public:
+  RangeVerifier(sql::Db& db, const VerifyOptions& options, std::uint64_t total, std::uint64_t first,
+                std::uint64_t last, std::size_t index, Shared& shared)
+      : db_(db),
+        options_(options),
+        total_(total),
+        first_(first),
+        last_(last),
+        index_(index),
+        shared_(shared) {}
+
+  // The state after record first - 1: its chain hash and the tree's frontier.
+  void StartFrom(const Hash256& prev, merkle::Frontier frontier, Anchors anchors) {
+    prev_ = prev;
+    result_.frontier = std::move(frontier);
+    result_.anchors = std::move(anchors);
   }
 
-  // OK when no stored node of this level is left over.
-  Status ExpectEnd() {
-    if (!stmt_) {
-      VIA_ASSIGN_OR_RETURN(sql::Stmt stmt,
-                           db_.Prepare("SELECT idx FROM merkle_nodes WHERE level=? ORDER BY idx"));
-      stmt.Bind(1, static_cast<std::int64_t>(level_));
-      stmt_.emplace(std::move(stmt));
+  RangeResult Run() {
+    if (auto failure = Rows()) {
+      result_.failure = std::move(failure);
+      std::size_t expected = shared_.earliest_failure.load();
+      while (index_ < expected &&
+             !shared_.earliest_failure.compare_exchange_weak(expected, index_)) {
+      }
     }
-    VIA_ASSIGN_OR_RETURN(bool row, stmt_->Step());
-    if (row) {
-      return DataLoss("merkle_node_extra", "Merkle node level " + std::to_string(level_) +
-                                               " index " + std::to_string(stmt_->Int(0)) +
-                                               " covers records that do not exist");
-    }
-    return Status::Ok();
+    return std::move(result_);
   }
 
  private:
+  std::optional<Failure> Rows() {
+    auto stmt = db_.Prepare(
+        "SELECT seq, record, hash, nodes, command_id, checkpoint FROM records "
+        "WHERE seq >= ? AND seq <= ? ORDER BY seq");
+    if (!stmt.ok()) return Failure{first_, stmt.status()};
+    stmt->Bind(1, static_cast<std::int64_t>(first_)).Bind(2, static_cast<std::int64_t>(total_));
+    std::uint64_t expected = first_;
+    while (expected <= last_) {
+      auto has_row = stmt->Step();
+      if (!has_row.ok()) return Failure{expected, has_row.status()};
+      if (!*has_row) break;
+      if (auto failure = Row(*stmt, expected)) return failure;
+      ++expected;
+      const std::uint64_t done = expected - first_;
+      if (done % 4096 == 0) {
+        shared_.done[index_].store(done, std::memory_order_relaxed);
+        // A failure in an earlier range makes the rest of this one moot.
+        if (shared_.earliest_failure.load(std::memory_order_relaxed) < index_) {
+          return Failure{expected, Aborted("cancelled", "an earlier range failed")};
+        }
+        if (index_ == 0 && options_.progress && done % 65536 == 0) Progress();
+      }
+    }
+    shared_.done[index_].store(expected - first_, std::memory_order_relaxed);
+    if (expected <= last_) return Failure{expected, DataLoss("seq_gap", "record is missing")};
+    return std::nullopt;
+  }
+
+  void Progress() {
+    std::uint64_t done = 0;
+    for (const auto& d : shared_.done) done += d.load(std::memory_order_relaxed);
+    options_.progress(done, total_);
+  }
+
+  // The checks of one row, in the order of docs/event-log-format.md section 9.
+  std::optional<Failure> Row(sql::Stmt& row, std::uint64_t expected) {
+    auto fail = [](std::uint64_t seq, Status status) {
+      return std::optional<Failure>(Failure{seq, std::move(status)});
+    };
+    const std::uint64_t seq = static_cast<std::uint64_t>(row.Int(0));
+    if (seq != expected) {
+      return fail(expected, DataLoss("seq_gap", "record is missing (next stored seq is " +
+                                                    std::to_string(seq) + ")"));
+    }
+    const ByteView bytes = row.Blob(1);
+    // Checked in this order so that the seq named is the record that changed:
+    // its bytes against its stored hash, then decoding, then its link. A record
+    // edited together with its stored hash is caught by its Merkle leaf (checked
+    // below, before the next record's link).
+    const Hash256 hash = crypto::Sha256Concat({bytes});
+    if (!Equal(row.Blob(2), hash)) {
+      return fail(seq, DataLoss("hash_mismatch", "record bytes do not match their stored hash"));
+    }
+
+    std::optional<Record> decoded;
+    std::optional<RecordView> view;
+    if (seq != 1) view = ViewCanonicalRecord(bytes);
+    if (!view) {
+      auto full = DecodeRecord(bytes);
+      if (!full.ok()) return fail(seq, full.status());
+      decoded = std::move(full).value();
+      view = RecordView{decoded->seq,   decoded->recorded_at_ms, ByteView(decoded->prev_hash),
+                        decoded->actor, decoded->command_id,     0};
+    }
+    if (view->seq != seq) {
+      return fail(seq, DataLoss("seq_mismatch",
+                                "row holds the record of seq " + std::to_string(view->seq)));
+    }
+    if (!Equal(view->prev_hash, prev_)) {
+      return fail(seq, DataLoss("chain_broken",
+                                "prevHash does not match the hash of the record before it"));
+    }
+    // The command id is kept on the last record of its append, the one with
+    // the checkpoint, for idempotent retries.
+    const bool has_checkpoint = !row.IsNull(5);
+    const bool expect_command = has_checkpoint && !view->command_id.empty();
+    if (row.IsNull(4) ? expect_command
+                      : (!expect_command || AsChars(row.Blob(4)) != view->command_id)) {
+      return fail(
+          seq, DataLoss("command_id_mismatch", "the command_id column does not match the record"));
+    }
+    if (seq == 1) {
+      if (auto failure = FirstRecord(*decoded)) return failure;
+    }
+
+    int n = result_.frontier.Append(merkle::LeafHash(bytes), completed_);
+    const ByteView stored_nodes = row.Blob(3);
+    const ByteView nodes(reinterpret_cast<const std::uint8_t*>(completed_),
+                         sizeof(Hash256) * static_cast<std::size_t>(n));
+    if (!Equal(stored_nodes, nodes)) return fail(seq, NodeError(seq, stored_nodes, n));
+    result_.nodes_verified += static_cast<std::uint64_t>(n);
+    prev_ = hash;
+
+    if (has_checkpoint) {
+      if (auto failure = CheckCheckpoint(seq, row.Text(5))) return failure;
+    }
+    const auto& auditor = result_.anchors.auditor;
+    if (auditor && auditor->size == seq) {
+      if (auditor->root != result_.frontier.Root()) {
+        return fail(seq, DataLoss("auditor_checkpoint_mismatch",
+                                  "the log does not match the saved checkpoint at size " +
+                                      std::to_string(seq) + ": the log was rewritten"));
+      }
+      result_.auditor_checkpoint_verified = true;
+    }
+    return std::nullopt;
+  }
+
+  // Seq 1 names the key; a saved checkpoint is opened with it.
+  std::optional<Failure> FirstRecord(const Record& record) {
+    Anchors& anchors = result_.anchors;
+    const auto* init = std::get_if<LogInitialized>(&record.event);
+    if (init == nullptr) {
+      return Failure{1, DataLoss("log_not_initialized", "seq 1 is not LogInitialized")};
+    }
+    auto logged_key = VerifierKey::Parse(init->checkpoint_verifier_key);
+    if (!logged_key.ok()) return Failure{1, logged_key.status()};
+    if (anchors.key && !(*anchors.key == *logged_key)) {
+      return Failure{1, DataLoss("key_mismatch",
+                                 "the log was initialized with another checkpoint key than the "
+                                 "pinned one")};
+    }
+    anchors.key = *logged_key;
+    anchors.origin = init->origin;
+    anchors.verifier_key = init->checkpoint_verifier_key;
+    if (!options_.auditor_checkpoint.empty()) {
+      auto opened = OpenCheckpoint(options_.auditor_checkpoint, *anchors.key);
+      if (!opened.ok()) return Failure{0, opened.status().WithContext("saved checkpoint")};
+      anchors.auditor = *opened;
+      if (anchors.auditor->size > total_) {
+        return Failure{total_ + 1, DataLoss("log_truncated",
+                                            "the saved checkpoint covers " +
+                                                std::to_string(anchors.auditor->size) +
+                                                " records but the log holds " +
+                                                std::to_string(total_) + ": records were removed")};
+      }
+    }
+    return std::nullopt;
+  }
+
+  // Why the stored nodes differ from the `n` recomputed ones, lowest level first.
+  Status NodeError(std::uint64_t seq, ByteView stored, int n) const {
+    for (int level = 0; level < n; ++level) {
+      const std::size_t at = sizeof(Hash256) * static_cast<std::size_t>(level);
+      if (stored.size() < at + sizeof(Hash256)) {
+        return DataLoss("merkle_node_missing", NodeName(level, seq) + " is missing");
+      }
+      if (!Equal(stored.subspan(at, sizeof(Hash256)), completed_[level])) {
+        return DataLoss("merkle_node_mismatch",
+                        NodeName(level, seq) + " does not match the records");
+      }
+    }
+    return DataLoss("merkle_node_extra", "the row holds " + std::to_string(stored.size()) +
+                                             " bytes of Merkle nodes, its leaf completes " +
+                                             std::to_string(n) + " subtrees");
+  }
+
+  std::optional<Failure> CheckCheckpoint(std::uint64_t size, const std::string& note) {
+    if (!result_.anchors.key) return Failure{size, Internal("no verifier key before a checkpoint")};
+    auto opened = OpenCheckpoint(note, *result_.anchors.key);
+    if (!opened.ok()) return Failure{size, opened.status()};
+    if (opened->size != size) {
+      return Failure{size, DataLoss("checkpoint_mismatch",
+                                    "checkpoint stored for size " + std::to_string(size) +
+                                        " says size " + std::to_string(opened->size))};
+    }
+    if (opened->root != result_.frontier.Root()) {
+      return Failure{size,
+                     DataLoss("checkpoint_mismatch", "signed root at size " + std::to_string(size) +
+                                                         " does not match the records")};
+    }
+    ++result_.checkpoints_verified;
+    result_.last_checkpoint_size = size;
+    return std::nullopt;
+  }
+
   sql::Db& db_;
-  int level_;
-  std::optional<sql::Stmt> stmt_;
+  const VerifyOptions& options_;
+  const std::uint64_t total_;
+  const std::uint64_t first_;
+  const std::uint64_t last_;
+  const std::size_t index_;
+  Shared& shared_;
+  RangeResult result_;
+  Hash256 prev_{};
+  Hash256 completed_[merkle::Frontier::kMaxCompleted];
 };
 
-struct Failure {
-  std::uint64_t seq;
-  Status status;
-};
+// The anchors a range after the first needs, read from seq 1 the way the
+// first range will check them. nullopt when that fails: the first range will
+// then report why, and there is no point in other ranges.
+std::optional<Anchors> PreviewAnchors(LogStore& log, const VerifyOptions& options,
+                                      const std::optional<VerifierKey>& pinned,
+                                      std::uint64_t total) {
+  auto record = log.Read(1);
+  if (!record.ok()) return std::nullopt;
+  const auto* init = std::get_if<LogInitialized>(&record->event);
+  if (init == nullptr) return std::nullopt;
+  auto key = VerifierKey::Parse(init->checkpoint_verifier_key);
+  if (!key.ok() || (pinned && !(*pinned == *key))) return std::nullopt;
+  Anchors anchors;
+  anchors.key = *key;
+  if (!options.auditor_checkpoint.empty()) {
+    auto opened = OpenCheckpoint(options.auditor_checkpoint, *key);
+    if (!opened.ok() || opened->size > total) return std::nullopt;
+    anchors.auditor = *opened;
+  }
+  return anchors;
+}
 
 }  // namespace
 
 VerifyReport VerifyLog(LogStore& log, const VerifyOptions& options) {
   VerifyReport report;
-  auto fail = [&report](std::uint64_t seq, Status status) {
-    report.first_bad_seq = seq;
-    report.status = status.WithContext("seq " + std::to_string(seq));
+  auto fail = [&report](const Failure& failure) {
+    report.first_bad_seq = failure.seq;
+    report.status = failure.seq == 0
+                        ? failure.status
+                        : failure.status.WithContext("seq " + std::to_string(failure.seq));
     return report;
   };
 
-  sql::Db& db = log.db();
-  // One read transaction: every cursor sees the same snapshot of the file.
-  auto tx = sql::Transaction::BeginDeferred(db);
+  // One read transaction on the caller's connection fixes the head; every
+  // range reads only rows up to it.
+  auto tx = sql::Transaction::BeginDeferred(log.db());
   if (!tx.ok()) {
     report.status = tx.status();
     return report;
@@ -93,184 +342,93 @@ VerifyReport VerifyLog(LogStore& log, const VerifyOptions& options) {
   }
   const std::uint64_t total = head->seq;
 
-  auto records = db.Prepare("SELECT seq, record, hash FROM records ORDER BY seq");
-  auto checkpoints = db.Prepare("SELECT size, note FROM checkpoints ORDER BY size");
-  if (!records.ok() || !checkpoints.ok()) {
-    report.status = records.ok() ? checkpoints.status() : records.status();
-    return report;
-  }
-
-  std::optional<VerifierKey> key;
+  std::optional<VerifierKey> pinned;
   if (!options.pinned_key.empty()) {
     auto parsed = VerifierKey::Parse(options.pinned_key);
     if (!parsed.ok()) {
       report.status = parsed.status();
       return report;
     }
-    key = *parsed;
+    pinned = *parsed;
   }
-  std::optional<Checkpoint> auditor;
 
-  std::vector<LevelCursor> levels;
-  Status node_status;
-  std::uint64_t node_fail_seq = 0;
-  merkle::Frontier frontier;
-  crypto::Sha256 hasher;
-  Hash256 prev{};
-  std::uint64_t expected_seq = 1;
+  // Split into ranges when the log is large enough and the extra connections open.
+  std::size_t ranges = 1;
+  const unsigned threads =
+      options.threads > 0 ? static_cast<unsigned>(options.threads)
+                          : std::clamp(std::thread::hardware_concurrency(), 1u, kMaxDefaultThreads);
+  if (threads > 1 && options.parallel_min_records > 0) {
+    const std::uint64_t by_size = total / options.parallel_min_records;
+    ranges = static_cast<std::size_t>(std::clamp<std::uint64_t>(by_size, 1, threads));
+  }
+  std::optional<Anchors> preview;
+  std::vector<std::unique_ptr<LogStore>> readers;
+  if (ranges > 1) preview = PreviewAnchors(log, options, pinned, total);
+  if (preview) {
+    for (std::size_t i = 1; i < ranges; ++i) {
+      auto reader = log.OpenReader();
+      if (!reader.ok()) break;
+      readers.push_back(std::move(reader).value());
+    }
+  }
+  ranges = readers.size() + 1;
+
+  Shared shared(ranges);
+  std::vector<RangeResult> results(ranges);
+  auto first_of = [&](std::size_t i) { return 1 + total * i / ranges; };
+  auto last_of = [&](std::size_t i) { return total * (i + 1) / ranges; };
+
+  std::vector<std::thread> workers;
+  for (std::size_t i = 1; i < ranges; ++i) {
+    workers.emplace_back([&, i] {
+      LogStore& store = *readers[i - 1];
+      const std::uint64_t first = first_of(i);
+      auto reader_tx = sql::Transaction::BeginDeferred(store.db());
+      // The state after record first - 1, as stored in the rows before the range.
+      auto before = store.ReadRow(first - 1);
+      auto frontier = merkle::Frontier::Load(store.nodes(), first - 1);
+      if (!reader_tx.ok() || !before.ok() || !frontier.ok()) {
+        Status why = !reader_tx.ok() ? reader_tx.status()
+                     : !before.ok()  ? before.status()
+                                     : frontier.status();
+        results[i].failure = Failure{first, why.WithContext("start of range")};
+        return;
+      }
+      RangeVerifier range(store.db(), options, total, first, last_of(i), i, shared);
+      range.StartFrom(before->hash, std::move(frontier).value(), *preview);
+      results[i] = range.Run();
+    });
+  }
+  {
+    RangeVerifier range(log.db(), options, total, first_of(0), last_of(0), 0, shared);
+    Anchors anchors;
+    anchors.key = pinned;
+    range.StartFrom(Hash256{}, merkle::Frontier(), std::move(anchors));
+    results[0] = range.Run();
+  }
+  for (auto& worker : workers) worker.join();
+
+  report.origin = results[0].anchors.origin;
+  report.verifier_key = results[0].anchors.verifier_key;
+  // Counts cover what was verified before the first failure, as one thread's would.
+  for (const RangeResult& result : results) {
+    report.checkpoints_verified += result.checkpoints_verified;
+    report.nodes_verified += result.nodes_verified;
+    report.auditor_checkpoint_verified |= result.auditor_checkpoint_verified;
+    if (result.failure) return fail(*result.failure);
+  }
+  const RangeResult& last_range = results.back();
   std::uint64_t last_checkpoint_size = 0;
-
-  // Checkpoint cursor: the next stored checkpoint not yet checked.
-  std::optional<std::pair<std::uint64_t, std::string>> next_checkpoint;
-  auto advance_checkpoint = [&]() -> Status {
-    VIA_ASSIGN_OR_RETURN(bool row, checkpoints->Step());
-    if (row) {
-      next_checkpoint.emplace(static_cast<std::uint64_t>(checkpoints->Int(0)),
-                              checkpoints->Text(1));
-    } else {
-      next_checkpoint.reset();
-    }
-    return Status::Ok();
-  };
-  if (Status s = advance_checkpoint(); !s.ok()) {
-    report.status = s;
-    return report;
+  for (const RangeResult& result : results) {
+    last_checkpoint_size = std::max(last_checkpoint_size, result.last_checkpoint_size);
   }
-
-  // Checks every stored checkpoint of the current size against the recomputed root.
-  auto check_checkpoints = [&]() -> std::optional<Failure> {
-    while (next_checkpoint && next_checkpoint->first <= frontier.size()) {
-      std::uint64_t size = next_checkpoint->first;
-      if (size < frontier.size() || size == 0) {
-        return Failure{size == 0 ? 1 : size,
-                       DataLoss("checkpoint_out_of_order", "checkpoint row for size " +
-                                                               std::to_string(size) +
-                                                               " is out of place")};
-      }
-      auto opened = OpenCheckpoint(next_checkpoint->second, *key);
-      if (!opened.ok()) return Failure{size, opened.status()};
-      if (opened->size != size) {
-        return Failure{size, DataLoss("checkpoint_mismatch",
-                                      "checkpoint stored for size " + std::to_string(size) +
-                                          " says size " + std::to_string(opened->size))};
-      }
-      if (opened->root != frontier.Root()) {
-        return Failure{size, DataLoss("checkpoint_mismatch",
-                                      "signed root at size " + std::to_string(size) +
-                                          " does not match the records")};
-      }
-      ++report.checkpoints_verified;
-      last_checkpoint_size = size;
-      if (Status s = advance_checkpoint(); !s.ok()) return Failure{size, s};
-    }
-    if (auditor && auditor->size == frontier.size()) {
-      if (auditor->root != frontier.Root()) {
-        return Failure{auditor->size,
-                       DataLoss("auditor_checkpoint_mismatch",
-                                "the log does not match the saved checkpoint at size " +
-                                    std::to_string(auditor->size) + ": the log was rewritten")};
-      }
-      report.auditor_checkpoint_verified = true;
-    }
-    return std::nullopt;
-  };
-
-  auto sink = [&](int level, std::uint64_t index, const Hash256& hash) {
-    if (!node_status.ok()) return;
-    while (levels.size() <= static_cast<std::size_t>(level)) {
-      levels.emplace_back(db, static_cast<int>(levels.size()));
-    }
-    node_status = levels[level].Expect(index, hash);
-    if (!node_status.ok()) node_fail_seq = expected_seq;
-    ++report.nodes_verified;
-  };
-
-  while (true) {
-    auto has_row = records->Step();
-    if (!has_row.ok()) return fail(expected_seq, has_row.status());
-    if (!*has_row) break;
-    const std::uint64_t row_seq = static_cast<std::uint64_t>(records->Int(0));
-    if (row_seq != expected_seq) {
-      return fail(expected_seq, DataLoss("seq_gap", "record is missing (next stored seq is " +
-                                                        std::to_string(row_seq) + ")"));
-    }
-    ByteView bytes = records->Blob(1);
-    ByteView stored_hash = records->Blob(2);
-    // Checked in this order so that the seq named is the record that changed:
-    // its bytes against its stored hash, then decoding, then its link. A record
-    // edited together with its stored hash is caught by its Merkle leaf (checked
-    // below, before the next record's link).
-    Hash256 hash = hasher.Update(bytes).Final();
-    if (stored_hash.size() != hash.size() ||
-        std::memcmp(stored_hash.data(), hash.data(), hash.size()) != 0) {
-      return fail(row_seq, DataLoss("hash_mismatch", "record bytes do not match their stored hash"));
-    }
-    auto record = DecodeRecord(bytes);
-    if (!record.ok()) return fail(row_seq, record.status());
-    if (record->seq != row_seq) {
-      return fail(row_seq, DataLoss("seq_mismatch", "row holds the record of seq " +
-                                                        std::to_string(record->seq)));
-    }
-    if (record->prev_hash != prev) {
-      return fail(row_seq, DataLoss("chain_broken",
-                                    "prevHash does not match the hash of the record before it"));
-    }
-    if (row_seq == 1) {
-      const auto* init = std::get_if<LogInitialized>(&record->event);
-      if (init == nullptr) {
-        return fail(1, DataLoss("log_not_initialized", "seq 1 is not LogInitialized"));
-      }
-      auto logged_key = VerifierKey::Parse(init->checkpoint_verifier_key);
-      if (!logged_key.ok()) return fail(1, logged_key.status());
-      if (key && !(*key == *logged_key)) {
-        return fail(1, DataLoss("key_mismatch",
-                                "the log was initialized with another checkpoint key than the "
-                                "pinned one"));
-      }
-      key = *logged_key;
-      report.origin = init->origin;
-      report.verifier_key = init->checkpoint_verifier_key;
-      if (!options.auditor_checkpoint.empty()) {
-        auto opened = OpenCheckpoint(options.auditor_checkpoint, *key);
-        if (!opened.ok()) {
-          report.status = opened.status().WithContext("saved checkpoint");
-          return report;
-        }
-        auditor = *opened;
-        if (auditor->size > total) {
-          return fail(total + 1,
-                      DataLoss("log_truncated",
-                               "the saved checkpoint covers " + std::to_string(auditor->size) +
-                                   " records but the log holds " + std::to_string(total) +
-                                   ": records were removed"));
-        }
-      }
-    }
-    frontier.Append(merkle::LeafHash(hasher, bytes), sink, hasher);
-    if (!node_status.ok()) return fail(node_fail_seq, node_status);
-    prev = hash;
-    ++expected_seq;
-    if (auto failure = check_checkpoints()) return fail(failure->seq, failure->status);
-    if (options.progress && (row_seq % 65536 == 0)) options.progress(row_seq, total);
-  }
-
-  report.size = frontier.size();
-  report.root = frontier.Root();
-  if (next_checkpoint) {
-    return fail(report.size + 1,
-                DataLoss("log_truncated", "a signed checkpoint covers " +
-                                              std::to_string(next_checkpoint->first) +
-                                              " records but the log holds " +
-                                              std::to_string(report.size)));
-  }
+  report.size = last_range.frontier.size();
+  report.root = last_range.frontier.Root();
   if (last_checkpoint_size < report.size) {
-    return fail(last_checkpoint_size + 1,
-                DataLoss("unsigned_records", "records after size " +
-                                                 std::to_string(last_checkpoint_size) +
-                                                 " are covered by no signed checkpoint"));
-  }
-  for (auto& level : levels) {
-    if (Status s = level.ExpectEnd(); !s.ok()) return fail(report.size, s);
+    return fail(Failure{
+        last_checkpoint_size + 1,
+        DataLoss("unsigned_records", "records after size " + std::to_string(last_checkpoint_size) +
+                                         " are covered by no signed checkpoint")});
   }
   if (options.progress) options.progress(report.size, total);
   return report;

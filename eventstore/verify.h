@@ -3,8 +3,17 @@
 // Full verification of an event log from its bytes (DESIGN.md section 9):
 // canonical decoding, seq continuity, chain links, stored hashes, the Merkle
 // tree (recomputed and compared with every stored node), every stored
-// checkpoint's signature and root, and optionally an auditor's saved
-// checkpoint. One streaming pass; memory is O(log n).
+// checkpoint's signature and root, the command-id column, and optionally an
+// auditor's saved checkpoint. Memory is O(log n) per thread.
+//
+// The pass is defined record by record in seq order (docs/event-log-format.md
+// section 9) and stops at the first failure. It may run on several threads,
+// each checking a consecutive range of records on its own read-only connection
+// and starting from the state that the rows just before its range store (their
+// chain hash and perfect-subtree hashes). Those rows belong to the earlier
+// ranges, which check them, so a range's result counts only when every earlier
+// range passed, and the report (first bad seq, reason, counts) is the one a
+// single thread would produce.
 //
 // A checkpoint whose root equals the recomputed root at its size is consistent
 // with every other such checkpoint by construction (they are roots of prefixes
@@ -29,8 +38,14 @@ struct VerifyOptions {
   // A checkpoint note the auditor saved earlier; its signature and its
   // consistency with today's log are checked.
   std::string auditor_checkpoint;
-  // Called now and then with (records verified, records in the log).
+  // Called now and then with (records verified, records in the log), always
+  // on the thread that called VerifyLog.
   std::function<void(std::uint64_t done, std::uint64_t total)> progress;
+  // At most this many threads check the log at once, each on a range of at
+  // least `parallel_min_records` records; 0 means one per CPU (up to 16), 1
+  // keeps the whole pass on the calling thread.
+  int threads = 0;
+  std::uint64_t parallel_min_records = 1 << 15;
 };
 
 struct VerifyReport {
@@ -47,7 +62,9 @@ struct VerifyReport {
 };
 
 // Verifies the whole log. The report's status is OK or DataLoss naming the
-// first bad seq; other codes mean the log could not be read at all.
+// first bad seq; other codes mean the log could not be read at all. Uses
+// `log` on the calling thread and LogStore::OpenReader connections on the
+// others; when those cannot be opened, the calling thread does all the work.
 VerifyReport VerifyLog(LogStore& log, const VerifyOptions& options);
 
 }  // namespace via::eventstore

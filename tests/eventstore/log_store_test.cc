@@ -133,12 +133,113 @@ TEST_CASE("the log's tables refuse UPDATE and DELETE", "[eventstore]") {
   Fixture f;
   REQUIRE(f.Open()->Append(TokenEvents(2)).ok());
   auto db = Home{f.dir.path()}.log_db();
-  CHECK(ExecRaw(db, "UPDATE records SET actor='x' WHERE seq=2") != SQLITE_OK);
   CHECK(ExecRaw(db, "UPDATE records SET record=x'00' WHERE seq=2") != SQLITE_OK);
+  CHECK(ExecRaw(db, "UPDATE records SET nodes=x'00' WHERE seq=2") != SQLITE_OK);
+  CHECK(ExecRaw(db, "UPDATE records SET checkpoint='x' WHERE seq=3") != SQLITE_OK);
+  CHECK(ExecRaw(db, "UPDATE records SET command_id='x' WHERE seq=3") != SQLITE_OK);
   CHECK(ExecRaw(db, "DELETE FROM records WHERE seq=3") != SQLITE_OK);
-  CHECK(ExecRaw(db, "DELETE FROM merkle_nodes") != SQLITE_OK);
-  CHECK(ExecRaw(db, "DELETE FROM checkpoints") != SQLITE_OK);
-  CHECK(ExecRaw(db, "UPDATE checkpoints SET note='x'") != SQLITE_OK);
+  CHECK(ExecRaw(db, "DELETE FROM records") != SQLITE_OK);
+  // The whole log is one table: nothing else to change.
+  sqlite3* raw = nullptr;
+  REQUIRE(sqlite3_open(db.c_str(), &raw) == SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  sqlite3_prepare_v2(raw, "SELECT group_concat(name) FROM sqlite_schema WHERE type='table'", -1,
+                     &stmt, nullptr);
+  REQUIRE(sqlite3_step(stmt) == SQLITE_ROW);
+  CHECK(std::string(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0))) == "records");
+  sqlite3_finalize(stmt);
+  sqlite3_close(raw);
+}
+
+TEST_CASE("an append writes the checkpoint and command id on its last record only", "[eventstore]") {
+  Fixture f;
+  auto log = f.Open();
+  REQUIRE(log->Append(TokenEvents(3, "cmd-7")).ok());
+  sqlite3* raw = nullptr;
+  REQUIRE(sqlite3_open(Home{f.dir.path()}.log_db().c_str(), &raw) == SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  sqlite3_prepare_v2(raw,
+                     "SELECT seq, command_id IS NULL, checkpoint IS NULL, length(nodes) "
+                     "FROM records ORDER BY seq",
+                     -1, &stmt, nullptr);
+  // seq: command id absent?, checkpoint absent?, bytes of Merkle nodes
+  // (leaf + one hash per trailing one bit of seq - 1).
+  const int expected[][4] = {{1, 0, 0, 32}, {2, 1, 1, 64}, {3, 1, 1, 32}, {4, 0, 0, 96}};
+  for (const auto& row : expected) {
+    REQUIRE(sqlite3_step(stmt) == SQLITE_ROW);
+    for (int c = 0; c < 4; ++c) CHECK(sqlite3_column_int(stmt, c) == row[c]);
+  }
+  CHECK(sqlite3_step(stmt) == SQLITE_DONE);
+  sqlite3_finalize(stmt);
+  sqlite3_close(raw);
+}
+
+TEST_CASE("looking up a command id uses the index, not a scan", "[eventstore]") {
+  Fixture f;
+  REQUIRE(f.Open()->Append(TokenEvents(1, "cmd-1")).ok());
+  sqlite3* raw = nullptr;
+  REQUIRE(sqlite3_open(Home{f.dir.path()}.log_db().c_str(), &raw) == SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  // The statement LogStore::FindCommand prepares.
+  REQUIRE(sqlite3_prepare_v2(raw,
+                             "EXPLAIN QUERY PLAN SELECT seq FROM records WHERE command_id = ? "
+                             "ORDER BY seq LIMIT 1",
+                             -1, &stmt, nullptr) == SQLITE_OK);
+  std::string plan;
+  while (sqlite3_step(stmt) == SQLITE_ROW) {
+    plan += reinterpret_cast<const char*>(sqlite3_column_text(stmt, 3));
+    plan += "\n";
+  }
+  sqlite3_finalize(stmt);
+  sqlite3_close(raw);
+  INFO(plan);
+  CHECK(plan.find("INDEX records_by_command") != std::string::npos);
+}
+
+TEST_CASE("a retried multi-event append reports its first and last seq", "[eventstore]") {
+  Fixture f;
+  auto log = f.Open();
+  REQUIRE(log->Append(TokenEvents(2, "a")).ok());
+  auto first = log->Append(TokenEvents(4, "b"));
+  REQUIRE(log->Append(TokenEvents(1)).ok());
+  auto again = log->Append(TokenEvents(4, "b"));
+  REQUIRE(first.ok());
+  REQUIRE(again.ok());
+  CHECK(again->replayed);
+  CHECK(again->first_seq == 4);
+  CHECK(again->last_seq == 7);
+  CHECK(again->head.seq == 8);
+  auto found = log->store().FindCommand("a");
+  REQUIRE(found.ok());
+  REQUIRE(found->has_value());
+  CHECK((*found)->first_seq == 2);
+  CHECK((*found)->last_seq == 3);
+  CHECK_FALSE(log->store().FindCommand("nope")->has_value());
+}
+
+TEST_CASE("the stored nodes are exactly the perfect subtrees of the tree", "[eventstore]") {
+  Fixture f;
+  auto log = f.Open();
+  for (int i = 0; i < 12; ++i) REQUIRE(log->Append(TokenEvents(i % 4 + 1)).ok());
+  const std::uint64_t size = log->store().GetHead()->seq;
+  merkle::MemoryTree tree;
+  for (std::uint64_t seq = 1; seq <= size; ++seq) {
+    tree.Append(merkle::LeafHash(log->store().ReadRow(seq)->bytes));
+  }
+  std::uint64_t visited = 0;
+  REQUIRE(log->store()
+              .ScanNodes([&](int level, std::uint64_t index, const Hash256& hash) {
+                CHECK(*tree.Node(level, index) == hash);
+                ++visited;
+                return true;
+              })
+              .ok());
+  // A tree of n leaves has n + floor(n/2) + floor(n/4) + ... perfect subtrees.
+  std::uint64_t expected = 0;
+  for (std::uint64_t n = size; n > 0; n /= 2) expected += n;
+  CHECK(visited == expected);
+  CHECK(log->store().nodes().Node(0, size).status().code() == StatusCode::kNotFound);
+  CHECK(log->store().nodes().Node(63, 0).status().code() == StatusCode::kNotFound);
 }
 
 TEST_CASE("every append signs a checkpoint over the new size and root", "[eventstore]") {

@@ -560,3 +560,33 @@ TEST_CASE("merkle frontier appends without a sink", "[eventstore]") {
   }
   CHECK(with_sink == without_sink);
 }
+
+TEST_CASE("the hashes the tree uses equal SHA-256 of the concatenated bytes", "[eventstore]") {
+  // crypto::Sha256Concat (what leaf and node hashes use) against crypto::Sha256
+  // over one contiguous buffer, at every length around the 64-byte block and
+  // its padding boundaries, split at every point.
+  Bytes data(200);
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<std::uint8_t>(i * 37 + 11);
+  for (std::size_t n = 0; n <= data.size(); ++n) {
+    ByteView all(data.data(), n);
+    const Hash256 expected = crypto::Sha256::Digest(all);
+    for (std::size_t cut = 0; cut <= n; cut += (n < 70 ? 1 : 17)) {
+      INFO("length " << n << " cut " << cut);
+      CHECK(crypto::Sha256Concat({all.first(cut), all.subspan(cut)}) == expected);
+      CHECK(crypto::Sha256Concat({all.first(cut), ByteView(), all.subspan(cut)}) == expected);
+    }
+  }
+  CHECK(crypto::Sha256Concat({}) == EmptyRoot());
+  const std::uint8_t leaf_prefix[1] = {0x00};
+  const std::uint8_t node_prefix[1] = {0x01};
+  Bytes leaf = {'a', 'b', 'c'};
+  CHECK(LeafHash(leaf) == crypto::Sha256::Digest(Bytes{0x00, 'a', 'b', 'c'}));
+  CHECK(LeafHash(leaf) == crypto::Sha256Concat({ByteView(leaf_prefix), leaf}));
+  Hash256 l = LeafHash(leaf);
+  Hash256 r = LeafHash(Bytes{'d'});
+  Bytes joined = {0x01};
+  joined.insert(joined.end(), l.begin(), l.end());
+  joined.insert(joined.end(), r.begin(), r.end());
+  CHECK(NodeHash(l, r) == crypto::Sha256::Digest(joined));
+  CHECK(NodeHash(l, r) == crypto::Sha256Concat({ByteView(node_prefix), l, r}));
+}

@@ -3,10 +3,10 @@
 
 It shares no code with `via`: it opens HOME/log/events.db with sqlite3, decodes every
 record's canonical Cap'n Proto bytes with its own decoder, checks the canonical form,
-seq continuity, the stored hashes, the chain links, every stored Merkle node, the RFC
-6962 root and every stored checkpoint's size and root, and verifies the Ed25519
-signature of the newest checkpoint (all of them with --all-signatures) with the
-OpenSSL 3 command line. It then compares what it decoded with what `via` prints:
+seq continuity, the stored hashes, the chain links, the command-id column, every stored
+Merkle node, the RFC 6962 root and every stored checkpoint's size and root, and verifies
+the Ed25519 signature of the newest checkpoint (all of them with --all-signatures) with
+the OpenSSL 3 command line. It then compares what it decoded with what `via` prints:
 `audit log --json` (type names and every field), `audit key`, `audit checkpoint`,
 and the proofs of `audit prove --json`, which it verifies with RFC 9162's algorithms.
 
@@ -31,7 +31,7 @@ import tempfile
 import urllib.parse
 
 APPLICATION_ID = 0x5649414C  # "VIAL"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 ED25519_SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")
 SIGNATURE_PREFIX = "\u2014 "  # em dash, space
 MAX_NESTING = 16  # what via's reader allows
@@ -577,22 +577,20 @@ def verify_log(db, workdir, all_signatures):
     if app_id != APPLICATION_ID:
         raise VerifyError(0, "not_a_log", "PRAGMA application_id is %#x, not 0x5649414c" % app_id)
     if version != FORMAT_VERSION:
-        raise VerifyError(0, "log_version", "PRAGMA user_version is %d, expected 1" % version)
+        raise VerifyError(0, "log_version", "PRAGMA user_version is %d, expected %d" % (version, FORMAT_VERSION))
 
-    nodes = {}
-    for level, idx, h in db.execute("SELECT level, idx, hash FROM merkle_nodes"):
-        nodes[(level, idx)] = h
-    checkpoints = db.execute("SELECT size, note FROM checkpoints ORDER BY size").fetchall()
-    next_cp = 0
-
+    newest = db.execute("SELECT max(seq) FROM records").fetchone()[0] or 0
     tree = Tree()
     prev = bytes(32)
     key = None
     records = []
+    checkpoints = 0
+    last_cp = 0
+    newest_note = None
     verified_signatures = 0
     expected = 1
-    for row_seq, data, stored_hash, command_id in db.execute(
-            "SELECT seq, record, hash, command_id FROM records ORDER BY seq"):
+    for row_seq, data, stored_hash, stored_nodes, command_id, note in db.execute(
+            "SELECT seq, record, hash, nodes, command_id, checkpoint FROM records ORDER BY seq"):
         if row_seq != expected:
             raise VerifyError(expected, "seq_gap", "record is missing (next stored seq is %d)" % row_seq)
         data = bytes(data)
@@ -607,8 +605,10 @@ def verify_log(db, workdir, all_signatures):
             raise VerifyError(row_seq, "seq_mismatch", "row holds the record of seq %d" % rec["seq"])
         if rec["prevHash"] != prev:
             raise VerifyError(row_seq, "chain_broken", "prevHash is not the hash of the record before it")
-        if command_id != rec["commandId"]:
-            raise VerifyError(row_seq, "command_id_mismatch", "command_id column differs from the record")
+        # The command id sits on the last record of its append, the one with the note.
+        expected_command = rec["commandId"] if note is not None and rec["commandId"] != "" else None
+        if command_id != expected_command:
+            raise VerifyError(row_seq, "command_id_mismatch", "command_id column does not match the record")
         if row_seq == 1:
             if rec["type"] != "LogInitialized":
                 raise VerifyError(1, "log_not_initialized", "seq 1 is not LogInitialized")
@@ -618,24 +618,23 @@ def verify_log(db, workdir, all_signatures):
                 raise VerifyError(1, "bad_verifier_key", str(e))
             if key[0] != rec["event"]["origin"]:
                 raise VerifyError(1, "bad_verifier_key", "key name is not the log origin")
-        for level, idx, node in tree.append(leaf_hash(data)):
-            stored = nodes.pop((level, idx), None)
-            where = "Merkle node level %d index %d" % (level, idx)
-            if stored is None:
-                raise VerifyError(row_seq, "merkle_node_missing", where + " is missing")
-            if bytes(stored) != node:
-                raise VerifyError(row_seq, "merkle_node_mismatch", where + " does not match the records")
+        # The row's nodes: every perfect subtree its leaf completes, leaf first.
+        completed = b"".join(node for _, _, node in tree.append(leaf_hash(data)))
+        stored_nodes = bytes(stored_nodes)
+        if stored_nodes != completed:
+            for level in range(len(completed) // 32):
+                where = "Merkle node level %d index %d" % (level, (row_seq >> level) - 1)
+                if len(stored_nodes) < 32 * (level + 1):
+                    raise VerifyError(row_seq, "merkle_node_missing", where + " is missing")
+                if stored_nodes[32 * level:32 * (level + 1)] != completed[32 * level:32 * (level + 1)]:
+                    raise VerifyError(row_seq, "merkle_node_mismatch", where + " does not match the records")
+            raise VerifyError(row_seq, "merkle_node_extra", "the row holds more Merkle nodes than its leaf completes")
         prev = h
         expected += 1
         size = tree.size()
-        while next_cp < len(checkpoints) and checkpoints[next_cp][0] <= size:
-            cp_size, note = checkpoints[next_cp]
-            if cp_size < size or cp_size == 0:
-                raise VerifyError(max(cp_size, 1), "checkpoint_out_of_order",
-                                  "checkpoint row for size %d is out of place" % cp_size)
-            newest = next_cp == len(checkpoints) - 1
+        if note is not None:
             try:
-                if all_signatures or newest:
+                if all_signatures or row_seq == newest:
                     signed_size, signed_root = open_checkpoint(note, key, workdir)
                     verified_signatures += 1
                 else:
@@ -643,33 +642,27 @@ def verify_log(db, workdir, all_signatures):
                     if origin != key[0]:
                         raise ValueError("origin %r is not the key name" % origin)
             except ValueError as e:
-                raise VerifyError(cp_size, "checkpoint_bad", "checkpoint for size %d: %s" % (cp_size, e))
-            if signed_size != cp_size:
-                raise VerifyError(cp_size, "checkpoint_mismatch",
-                                  "checkpoint stored for size %d says size %d" % (cp_size, signed_size))
+                raise VerifyError(row_seq, "checkpoint_bad", "checkpoint of seq %d: %s" % (row_seq, e))
+            if signed_size != size:
+                raise VerifyError(row_seq, "checkpoint_mismatch",
+                                  "checkpoint stored for size %d says size %d" % (size, signed_size))
             if signed_root != tree.root(size):
-                raise VerifyError(cp_size, "checkpoint_mismatch",
-                                  "signed root at size %d does not match the records" % cp_size)
-            next_cp += 1
+                raise VerifyError(row_seq, "checkpoint_mismatch",
+                                  "signed root at size %d does not match the records" % size)
+            checkpoints += 1
+            last_cp = size
+            newest_note = note
         records.append((rec, h, data))
 
     size = tree.size()
     if size == 0:
         raise VerifyError(1, "log_empty", "the log holds no records")
-    if next_cp < len(checkpoints):
-        raise VerifyError(size + 1, "log_truncated", "a signed checkpoint covers %d records but the log holds %d"
-                          % (checkpoints[next_cp][0], size))
-    last_cp = checkpoints[-1][0] if checkpoints else 0
     if last_cp < size:
         raise VerifyError(last_cp + 1, "unsigned_records",
                           "records after size %d are covered by no signed checkpoint" % last_cp)
-    if nodes:
-        level, idx = min(nodes)
-        raise VerifyError(size, "merkle_node_extra",
-                          "Merkle node level %d index %d covers records that do not exist" % (level, idx))
     return {"size": size, "root": tree.root(size), "tree": tree, "key": key, "records": records,
-            "checkpoints": len(checkpoints), "signatures": verified_signatures,
-            "newest_note": checkpoints[-1][1]}
+            "checkpoints": checkpoints, "signatures": verified_signatures,
+            "newest_note": newest_note}
 
 
 # ---------------------------------------------------------------------------
