@@ -53,6 +53,10 @@ using Progress = std::function<void(std::uint64_t done, std::uint64_t total)>;
 // through the SQLite backup API, fsyncs it, runs integrity_check on it, hashes
 // it, renames it to `dest` and fsyncs the directory. On any error the temp file
 // is removed and `dest` is never created. Works while other connections write.
+// The fsync, the hash and the check need only the finished temp file, so they
+// run side by side on two threads (this one and one it starts and joins); the
+// check is split into parts (quick_check and integrity_check of each table)
+// that together check exactly what one integrity_check does.
 Result<FileDigest> TakeSnapshot(const std::filesystem::path& db, const std::filesystem::path& dest,
                                 const Progress& progress = nullptr);
 
@@ -63,7 +67,10 @@ Result<FileDigest> DigestFile(const std::filesystem::path& file);
 // (backup API into an open connection to `db`), as one write transaction, so
 // that concurrent readers see either the old or the new content, never a mix,
 // and concurrent writers wait (busy timeout) or get SQLITE_BUSY. Never copies
-// a file over an open database. The snapshot is opened read-only.
+// a file over an open database. The snapshot is opened read-only and must pass
+// integrity_check (on two threads, as in TakeSnapshot) before `db` is touched:
+// DataLoss "snapshot_corrupt" otherwise. The copy is page-exact from the state
+// that passed, so the restored database is not checked again.
 Status RestoreInto(const std::filesystem::path& snapshot, const std::filesystem::path& db,
                    const Progress& progress = nullptr);
 

@@ -183,6 +183,45 @@ std::string IntegrityOf(const fs::path& db) {
   return conn.Text("PRAGMA integrity_check");
 }
 
+// Damage that only the index checks of integrity_check find: the schema of
+// index `index` is rewritten to `create_index`, so its entries no longer match
+// the rows it claims to index, while every b-tree stays well-formed
+// (quick_check passes).
+void MismatchIndex(const fs::path& db, const std::string& index, const std::string& create_index) {
+  TestDb conn(db);
+  conn.Exec("PRAGMA writable_schema=ON");
+  sqlite3_stmt* stmt = nullptr;
+  REQUIRE(sqlite3_prepare_v2(conn.get(), "UPDATE sqlite_schema SET sql = ?1 WHERE name = ?2", -1,
+                             &stmt, nullptr) == SQLITE_OK);
+  sqlite3_bind_text(stmt, 1, create_index.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(stmt, 2, index.c_str(), -1, SQLITE_TRANSIENT);
+  int rc = sqlite3_step(stmt);
+  sqlite3_finalize(stmt);
+  REQUIRE(rc == SQLITE_DONE);
+  REQUIRE(sqlite3_changes(conn.get()) == 1);
+  conn.Exec("PRAGMA writable_schema=OFF");
+}
+
+// Damage that only the whole-file checks of integrity_check find: the file
+// grows by one zeroed page that no b-tree and no free list owns, and the
+// header counts it (per-table checks pass). No connection may be open.
+void AddUnusedPage(const fs::path& db) {
+  std::string bytes = ReadAll(db);
+  REQUIRE(bytes.size() >= 100);
+  auto field = [&](std::size_t offset) {
+    return (std::uint32_t{static_cast<std::uint8_t>(bytes[offset])} << 24) |
+           (std::uint32_t{static_cast<std::uint8_t>(bytes[offset + 1])} << 16) |
+           (std::uint32_t{static_cast<std::uint8_t>(bytes[offset + 2])} << 8) |
+           std::uint32_t{static_cast<std::uint8_t>(bytes[offset + 3])};
+  };
+  REQUIRE(field(24) == field(92));  // the in-header page count is the one SQLite uses
+  std::uint32_t pages = field(28) + 1;
+  for (int i = 0; i < 4; ++i) bytes[28 + i] = static_cast<char>(pages >> (24 - 8 * i));
+  REQUIRE(bytes.size() % 4096 == 0);
+  bytes.append(4096, '\0');
+  WriteAll(db, bytes);
+}
+
 // --- child processes ---------------------------------------------------------
 
 class Pipe {
@@ -958,6 +997,78 @@ TEST_CASE("a snapshot of a damaged database fails integrity_check and leaves no 
   CHECK_FALSE(fs::exists(dir / "sn.sqlite.tmp"));
 }
 
+TEST_CASE("a snapshot of a database whose index disagrees with its rows fails and leaves no file",
+          "[providers]") {
+  TempDir dir;
+  fs::path db = dir / "data.sqlite";
+  MakeDatabase(db, 400, 64);
+  {
+    TestDb conn(db);
+    conn.Exec("CREATE INDEX t_v ON t(v)");
+  }
+  MismatchIndex(db, "t_v", "CREATE INDEX t_v ON t(pad)");
+  {
+    TestDb conn(db, SQLITE_OPEN_READONLY);
+    REQUIRE(conn.Text("PRAGMA quick_check") == "ok");  // only the index checks see it
+  }
+  auto taken = TakeSnapshot(db, dir / "sn.sqlite");
+  INFO(taken.status().ToString());
+  CHECK(taken.status().code() == StatusCode::kDataLoss);
+  CHECK_THAT(taken.status().message(), Catch::Contains("missing from index t_v"));
+  CHECK(FilesIn(dir.path()) == std::vector<std::string>{"data.sqlite"});
+}
+
+TEST_CASE("a snapshot of a database with a page that nothing uses fails and leaves no file",
+          "[providers]") {
+  TempDir dir;
+  fs::path db = dir / "data.sqlite";
+  MakeDatabase(db, 400, 64);
+  AddUnusedPage(db);
+  {
+    TestDb conn(db, SQLITE_OPEN_READONLY);
+    // Every table on its own passes: only the whole-file check sees it.
+    REQUIRE(conn.Text("PRAGMA integrity_check('t')") == "ok");
+    REQUIRE(conn.Text("PRAGMA integrity_check('filler')") == "ok");
+  }
+  auto taken = TakeSnapshot(db, dir / "sn.sqlite");
+  INFO(taken.status().ToString());
+  CHECK(taken.status().code() == StatusCode::kDataLoss);
+  CHECK_THAT(taken.status().message(), Catch::Contains("never used"));
+  CHECK(FilesIn(dir.path()) == std::vector<std::string>{"data.sqlite"});
+}
+
+TEST_CASE("a snapshot checks tables of every kind: quoted names, WITHOUT ROWID, virtual",
+          "[providers]") {
+  TempDir dir;
+  fs::path db = dir / "data.sqlite";
+  MakeDatabase(db, 50);
+  const std::string odd = "\"it's \"\"odd\"\"\"";  // the table it's "odd"
+  {
+    TestDb conn(db);
+    conn.Exec("CREATE TABLE " + odd + "(k INTEGER PRIMARY KEY, v TEXT UNIQUE)");
+    conn.Exec("CREATE INDEX odd_v ON " + odd + "(v, k)");
+    conn.Exec("CREATE TABLE kv(k TEXT PRIMARY KEY, v INTEGER) WITHOUT ROWID");
+    conn.Exec("CREATE INDEX kv_v ON kv(v)");
+    conn.Exec("CREATE VIRTUAL TABLE notes USING fts5(body)");
+    conn.Exec("CREATE TABLE \"100\"(x INTEGER)");  // integrity_check(100) means "100 errors"
+    conn.Exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300) " +
+              ("INSERT INTO " + odd + " SELECT i, 'v' || i FROM n"));
+    conn.Exec("INSERT INTO kv SELECT 'k' || k, k FROM " + odd);
+    conn.Exec("INSERT INTO notes SELECT v FROM " + odd);
+  }
+  auto taken = TakeSnapshot(db, dir / "sn.sqlite");
+  INFO(taken.status().ToString());
+  REQUIRE(taken.ok());
+  CHECK(IntegrityOf(dir / "sn.sqlite") == "ok");
+
+  // Damage in the oddly named table is found too.
+  MismatchIndex(db, "odd_v", "CREATE INDEX odd_v ON " + odd + "(k, v)");
+  auto damaged = TakeSnapshot(db, dir / "sn2.sqlite");
+  CHECK(damaged.status().code() == StatusCode::kDataLoss);
+  CHECK_THAT(damaged.status().message(), Catch::Contains("odd_v"));
+  CHECK_FALSE(fs::exists(dir / "sn2.sqlite"));
+}
+
 TEST_CASE("a snapshot that runs out of space leaves neither the file nor its temporary",
           "[providers]") {
   TempDir dir;
@@ -1009,6 +1120,76 @@ TEST_CASE("a restore refuses a damaged snapshot and leaves the database untouche
   CHECK(restored.reason() == "snapshot_corrupt");
   TestDb conn(db);
   CHECK(conn.Dump() == before);
+}
+
+TEST_CASE("a restore refuses a snapshot whose index disagrees with its rows", "[providers]") {
+  TempDir dir;
+  fs::path db = dir / "data.sqlite";
+  MakeDatabase(db, 400);
+  {
+    TestDb conn(db);
+    conn.Exec("CREATE INDEX t_v ON t(v)");
+  }
+  REQUIRE(TakeSnapshot(db, dir / "sn.sqlite").ok());
+  MismatchIndex(dir / "sn.sqlite", "t_v", "CREATE INDEX t_v ON t(pad)");
+  {
+    TestDb conn(db);
+    conn.Exec("UPDATE t SET v = 0 WHERE id = 1");
+  }
+  std::vector<std::string> before;
+  {
+    TestDb conn(db);
+    before = conn.Dump();
+  }
+  Status restored = RestoreInto(dir / "sn.sqlite", db);
+  INFO(restored.ToString());
+  CHECK(restored.code() == StatusCode::kDataLoss);
+  CHECK(restored.reason() == "snapshot_corrupt");
+  TestDb conn(db);
+  CHECK(conn.Dump() == before);
+}
+
+TEST_CASE("a restore refuses a snapshot with a page that nothing uses", "[providers]") {
+  TempDir dir;
+  fs::path db = dir / "data.sqlite";
+  MakeDatabase(db, 400);
+  REQUIRE(TakeSnapshot(db, dir / "sn.sqlite").ok());
+  AddUnusedPage(dir / "sn.sqlite");
+  std::vector<std::string> before;
+  {
+    TestDb conn(db);
+    conn.Exec("UPDATE t SET v = 0 WHERE id = 1");
+    before = conn.Dump();
+  }
+  Status restored = RestoreInto(dir / "sn.sqlite", db);
+  INFO(restored.ToString());
+  CHECK(restored.code() == StatusCode::kDataLoss);
+  CHECK(restored.reason() == "snapshot_corrupt");
+  TestDb conn(db);
+  CHECK(conn.Dump() == before);
+}
+
+TEST_CASE("a restore refuses an empty or header-less snapshot file", "[providers]") {
+  // Found by the snapshot_file_fuzz target: SQLite opens a 0-byte file as an
+  // empty database, which passes integrity_check and would wipe the data.
+  TempDir dir;
+  fs::path db = dir / "data.sqlite";
+  MakeDatabase(db, 50);
+  std::vector<std::string> before;
+  {
+    TestDb conn(db);
+    before = conn.Dump();
+  }
+  for (const std::string& content : {std::string(), std::string("SQLite format"),
+                                     std::string(4096, '\0')}) {
+    WriteAll(dir / "sn.sqlite", content);
+    Status restored = RestoreInto(dir / "sn.sqlite", db);
+    INFO(content.size() << " bytes: " << restored.ToString());
+    CHECK(restored.code() == StatusCode::kDataLoss);
+    CHECK(restored.reason() == "snapshot_corrupt");
+    TestDb conn(db);
+    CHECK(conn.Dump() == before);
+  }
 }
 
 TEST_CASE("a restore from or into a missing file is NotFound", "[providers]") {

@@ -14,6 +14,10 @@ corpus=$(mktemp -d /tmp/via-fuzz-XXXXXX)
 trap 'rm -rf "$corpus"' EXIT
 seeds="$root/tests/testdata/fuzz/$target"
 args=(-max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1)
+# libFuzzer writes new inputs into the first corpus directory: the scratch one,
+# never the seeds under tests/testdata (which it only reads, regression inputs
+# included, before it starts mutating).
+args+=("$corpus")
 [ -d "$seeds" ] && args+=("$seeds")
 cd "$corpus"
-"$bin" "${args[@]}" "$corpus" 2>&1 | tail -n 15
+"$bin" "${args[@]}" 2>&1 | tail -n 15
