@@ -40,7 +40,7 @@ Result<std::unique_ptr<crypto::Ed25519PrivateKey>> LoadWorkloadKey(const eventst
         .WithRemediation("via init (new home) or restore keys/workload.key from backup");
   }
   auto key = crypto::Ed25519PrivateKey::FromPem(AsChars(*pem));
-  if (!key.ok()) {
+  if (!key) {
     return DataLoss("workload_key_damaged", home.workload_key().string() + " is not an Ed25519 key")
         .WithRemediation("restore keys/workload.key from backup");
   }

@@ -6,7 +6,8 @@ namespace via::crypto {
 
 Hash256 DeriveCredential(ByteView key, const std::string& addon_id, std::uint32_t generation,
                          ByteView salt) {
-  Bytes message = ToBytes("via-credential-v1");
+  constexpr std::string_view kLabel = "via-credential-v1";
+  Bytes message(kLabel.begin(), kLabel.end());
   message.push_back(0);
   message.insert(message.end(), addon_id.begin(), addon_id.end());
   message.push_back(0);

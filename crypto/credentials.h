@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <string>
 
-#include "domain/bytes.h"
+#include "crypto/bytes.h"
 
 namespace via::crypto {
 

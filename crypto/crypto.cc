@@ -208,35 +208,29 @@ Ed25519PrivateKey::Ed25519PrivateKey(std::unique_ptr<Key> key) : key_(std::move(
 }
 Ed25519PrivateKey::~Ed25519PrivateKey() = default;
 
-Result<std::unique_ptr<Ed25519PrivateKey>> Ed25519PrivateKey::Generate() {
+std::unique_ptr<Ed25519PrivateKey> Ed25519PrivateKey::Generate() {
   Bytes seed = RandomBytes(32);
   return FromSeed(seed);
 }
 
-Result<std::unique_ptr<Ed25519PrivateKey>> Ed25519PrivateKey::FromSeed(ByteView seed) {
-  if (seed.size() != 32) {
-    return InvalidArgument("bad_key", "an Ed25519 private seed is 32 bytes");
-  }
+std::unique_ptr<Ed25519PrivateKey> Ed25519PrivateKey::FromSeed(ByteView seed) {
+  if (seed.size() != 32) return nullptr;
   PkeyPtr pkey(
       EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, seed.data(), seed.size()));
-  if (!pkey) return Internal("could not load the Ed25519 key");
+  if (!pkey) return nullptr;
   auto key = std::make_unique<Key>();
   key->pkey = std::move(pkey);
   return std::unique_ptr<Ed25519PrivateKey>(new Ed25519PrivateKey(std::move(key)));
 }
 
-Result<std::unique_ptr<Ed25519PrivateKey>> Ed25519PrivateKey::FromPem(std::string_view pem) {
-  if (pem.empty() || pem.size() > (1 << 20)) {
-    return DataLoss("bad_key", "not an Ed25519 private key in PKCS#8 PEM form");
-  }
+std::unique_ptr<Ed25519PrivateKey> Ed25519PrivateKey::FromPem(std::string_view pem) {
+  if (pem.empty() || pem.size() > (1 << 20)) return nullptr;
   BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  if (!bio) return Internal("out of memory");
+  if (!bio) return nullptr;
   // Never prompt for a passphrase: an encrypted key is simply not usable here.
   auto no_passphrase = [](char*, int, int, void*) { return 0; };
   PkeyPtr pkey(PEM_read_bio_PrivateKey(bio.get(), nullptr, no_passphrase, nullptr));
-  if (!pkey || EVP_PKEY_get_id(pkey.get()) != EVP_PKEY_ED25519) {
-    return DataLoss("bad_key", "not an Ed25519 private key in PKCS#8 PEM form");
-  }
+  if (!pkey || EVP_PKEY_get_id(pkey.get()) != EVP_PKEY_ED25519) return nullptr;
   auto key = std::make_unique<Key>();
   key->pkey = std::move(pkey);
   return std::unique_ptr<Ed25519PrivateKey>(new Ed25519PrivateKey(std::move(key)));

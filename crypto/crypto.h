@@ -10,8 +10,7 @@
 #include <string>
 #include <string_view>
 
-#include "domain/bytes.h"
-#include "domain/status.h"
+#include "crypto/bytes.h"
 
 namespace via::crypto {
 
@@ -24,12 +23,12 @@ class Sha256 {
   Sha256& operator=(const Sha256&) = delete;
 
   Sha256& Update(ByteView data);
-  Sha256& Update(std::string_view data) { return Update(AsBytes(data)); }
+  Sha256& Update(std::string_view data) { return Update(ViewOf(data)); }
   Hash256 Final();
 
   // One-shot digest.
   static Hash256 Digest(ByteView data);
-  static Hash256 Digest(std::string_view data) { return Digest(AsBytes(data)); }
+  static Hash256 Digest(std::string_view data) { return Digest(ViewOf(data)); }
 
  private:
   struct Impl;
@@ -71,11 +70,15 @@ class Ed25519PrivateKey {
   Ed25519PrivateKey(const Ed25519PrivateKey&) = delete;
   Ed25519PrivateKey& operator=(const Ed25519PrivateKey&) = delete;
 
-  static Result<std::unique_ptr<Ed25519PrivateKey>> Generate();
-  // From the 32-byte private seed.
-  static Result<std::unique_ptr<Ed25519PrivateKey>> FromSeed(ByteView seed);
-  // From a PKCS#8 PEM file body, as written by ToPem().
-  static Result<std::unique_ptr<Ed25519PrivateKey>> FromPem(std::string_view pem);
+  // Each returns null when no key can be made (the callers know what the
+  // input was and say so in their own terms): Generate only when OpenSSL
+  // fails.
+  static std::unique_ptr<Ed25519PrivateKey> Generate();
+  // From the 32-byte private seed; null for any other size.
+  static std::unique_ptr<Ed25519PrivateKey> FromSeed(ByteView seed);
+  // From a PKCS#8 PEM file body, as written by ToPem(); null unless it holds
+  // an unencrypted Ed25519 private key.
+  static std::unique_ptr<Ed25519PrivateKey> FromPem(std::string_view pem);
 
   Bytes Seed() const;
   std::string ToPem() const;

@@ -37,13 +37,16 @@ Result<std::unique_ptr<crypto::Ed25519PrivateKey>> LoadOrCreateSigningKey(const 
     return existing.status();
   }
   if (!existing.ok()) {
-    VIA_ASSIGN_OR_RETURN(auto fresh, crypto::Ed25519PrivateKey::Generate());
+    auto fresh = crypto::Ed25519PrivateKey::Generate();
+    if (!fresh) return Internal("could not generate an Ed25519 key (OpenSSL)");
     std::string pem = fresh->ToPem();
     VIA_RETURN_IF_ERROR(CreateExclusively(path, AsBytes(pem)));
     VIA_ASSIGN_OR_RETURN(existing, ReadFile(path));
   }
   auto key = crypto::Ed25519PrivateKey::FromPem(AsChars(*existing));
-  if (!key.ok()) return key.status().WithContext(path.string());
+  if (!key) {
+    return DataLoss("bad_key", path.string() + ": not an Ed25519 private key in PKCS#8 PEM form");
+  }
   return key;
 }
 

@@ -152,10 +152,10 @@ Result<std::unique_ptr<Api>> Api::Open(const ApiOptions& options) {
         .WithRemediation("via init (new home) or restore keys/workload.key from backup");
   }
   auto key = crypto::Ed25519PrivateKey::FromPem(AsChars(*pem));
-  if (!key.ok()) {
+  if (!key) {
     return DataLoss("workload_key_damaged", home.workload_key().string() + " is not an Ed25519 key");
   }
-  api->workload_key_ = std::move(key).value();
+  api->workload_key_ = std::move(key);
   auto secret = eventstore::ReadFile(home.credentials_key());
   if (!secret.ok() || secret->size() != 32) {
     return FailedPrecondition("credentials_key_missing",

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "domain/bytes.h"
 #include "domain/names.h"
 
 namespace via::server::jwt {

@@ -27,8 +27,8 @@ constexpr std::string_view kOrigin = "via.local/log_0123";
 
 std::unique_ptr<crypto::Ed25519PrivateKey> TestKey(std::uint8_t fill) {
   auto key = crypto::Ed25519PrivateKey::FromSeed(Bytes(32, fill));
-  REQUIRE(key.ok());
-  return std::move(key).value();
+  REQUIRE(key);
+  return key;
 }
 
 Checkpoint SampleCheckpoint() {
@@ -561,13 +561,13 @@ TEST_CASE("signing the Go sumdb note text reproduces Go's note byte for byte", "
   REQUIRE(decoded->size() == 33);
   REQUIRE((*decoded)[0] == 0x01);
   auto key = crypto::Ed25519PrivateKey::FromSeed(ByteView(decoded->data() + 1, 32));
-  REQUIRE(key.ok());
+  REQUIRE(key);
   auto verifier = VerifierKey::Parse(kPeterVerifier);
   REQUIRE(verifier.ok());
-  CHECK((*key)->PublicKey() == verifier->public_key);
-  CHECK(VerifierKey::For("PeterNeumann", (*key)->PublicKey()) == *verifier);
+  CHECK(key->PublicKey() == verifier->public_key);
+  CHECK(VerifierKey::For("PeterNeumann", key->PublicKey()) == *verifier);
   std::string_view text = kPeterNote.substr(0, kPeterNote.find("\n\n") + 1);
-  CHECK(SignBody(text, **key, "PeterNeumann") == kPeterNote);
+  CHECK(SignBody(text, *key, "PeterNeumann") == kPeterNote);
 }
 
 TEST_CASE("a checkpoint signed with the Go sumdb test key opens with Go's verifier key",
@@ -575,12 +575,12 @@ TEST_CASE("a checkpoint signed with the Go sumdb test key opens with Go's verifi
   auto decoded = crypto::Base64Decode(kPeterPrivate);
   REQUIRE(decoded.has_value());
   auto key = crypto::Ed25519PrivateKey::FromSeed(ByteView(decoded->data() + 1, 32));
-  REQUIRE(key.ok());
+  REQUIRE(key);
   auto verifier = VerifierKey::Parse(kPeterVerifier);
   REQUIRE(verifier.ok());
   Checkpoint c = SampleCheckpoint();
   c.origin = "PeterNeumann";
-  auto opened = OpenCheckpoint(SignCheckpoint(c, **key), *verifier);
+  auto opened = OpenCheckpoint(SignCheckpoint(c, *key), *verifier);
   REQUIRE(opened.ok());
   CHECK(*opened == c);
 }

@@ -282,12 +282,12 @@ TEST_CASE("verify on several threads names the same seq for a non-canonical reco
 TEST_CASE("verify on several threads names the same seq for checkpoint damage", "[eventstore]") {
   LogFixture f;
   auto forger = crypto::Ed25519PrivateKey::FromSeed(Bytes(32, 7));
-  REQUIRE(forger.ok());
+  REQUIRE(forger);
   SECTION("a checkpoint signed by another key") {
     auto note = f.Column("checkpoint", kRecords);
     auto parsed = ParseCheckpointUnverified(AsChars(note));
     REQUIRE(parsed.ok());
-    std::string forged = SignCheckpoint(*parsed, **forger);
+    std::string forged = SignCheckpoint(*parsed, *forger);
     Bytes forged_bytes(forged.begin(), forged.end());
     f.Tamper("UPDATE records SET checkpoint=CAST(?1 AS TEXT) WHERE seq=" + std::to_string(kRecords),
              &forged_bytes);
@@ -372,18 +372,18 @@ TEST_CASE("verify of a log without a file runs on the calling thread", "[eventst
   REQUIRE(store.ok());
   CHECK_FALSE((*store)->OpenReader().ok());
   auto key = crypto::Ed25519PrivateKey::FromSeed(Bytes(32, 9));
-  REQUIRE(key.ok());
+  REQUIRE(key);
   const std::string origin = "via.local/lg_test";
   AppendRequest init;
   init.command_id = "init";
   init.events.push_back(
-      LogInitialized{"lg_test", origin, VerifierKey::For(origin, (*key)->PublicKey()).ToString(),
-                     VerifierKey::For("via-workload", (*key)->PublicKey()).ToString()});
-  REQUIRE((*store)->Append(init, Signer{key->get(), origin}).ok());
+      LogInitialized{"lg_test", origin, VerifierKey::For(origin, key->PublicKey()).ToString(),
+                     VerifierKey::For("via-workload", key->PublicKey()).ToString()});
+  REQUIRE((*store)->Append(init, Signer{key.get(), origin}).ok());
   for (int i = 0; i < 20; ++i) {
     AppendRequest request;
     request.events.push_back(StorageProvisioned{"ad_" + std::to_string(i)});
-    REQUIRE((*store)->Append(request, Signer{key->get(), origin}).ok());
+    REQUIRE((*store)->Append(request, Signer{key.get(), origin}).ok());
   }
   VerifyOptions verify;
   verify.threads = 4;

@@ -34,8 +34,8 @@ struct Fixture {
 
 Fixture MakeFixture() {
   auto key = via::crypto::Ed25519PrivateKey::FromSeed(via::Bytes(32, 0x42));
-  if (!key.ok()) std::abort();
-  Fixture f{std::move(key).value(), {}};
+  if (!key) std::abort();
+  Fixture f{std::move(key), {}};
   f.verifier = VerifierKey::For(kName, f.key->PublicKey());
   return f;
 }

@@ -14,7 +14,7 @@
 namespace {
 
 const via::crypto::Ed25519PrivateKey& Key() {
-  static auto key = std::move(via::crypto::Ed25519PrivateKey::FromSeed(via::Bytes(32, 7))).value();
+  static auto key = via::crypto::Ed25519PrivateKey::FromSeed(via::Bytes(32, 7));
   return *key;
 }
 

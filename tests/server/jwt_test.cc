@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "crypto/crypto.h"
+#include "domain/bytes.h"
 
 using namespace via;
 using namespace via::server;
@@ -18,7 +19,7 @@ constexpr std::int64_t kNow = 1'800'000'000;
 
 std::unique_ptr<crypto::Ed25519PrivateKey> KeyFrom(std::uint8_t fill) {
   Bytes seed(32, fill);
-  return std::move(crypto::Ed25519PrivateKey::FromSeed(seed)).value();
+  return crypto::Ed25519PrivateKey::FromSeed(seed);
 }
 
 jwt::Claims Good() {
