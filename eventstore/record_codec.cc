@@ -15,7 +15,15 @@ using CRecord = schema::Record;
 
 capnp::Data::Reader DataOf(const Bytes& b) { return capnp::Data::Reader(b.data(), b.size()); }
 Bytes BytesOf(capnp::Data::Reader d) { return Bytes(d.begin(), d.end()); }
-std::string TextOf(capnp::Text::Reader t) { return std::string(t.cStr(), t.size()); }
+// A Text field's bytes. A NUL inside is refused (docs/event-log-format.md 4.5:
+// the terminator is a text's only NUL; EncodeRecord cannot write one, and a C
+// string reader would see a different value than this one); the KJ exception
+// becomes record_malformed in DecodeRecord.
+std::string TextOf(capnp::Text::Reader t) {
+  std::string text(t.cStr(), t.size());
+  KJ_REQUIRE(text.find('\0') == std::string::npos, "a Text field holds a NUL byte");
+  return text;
+}
 
 // Writes one domain event into the builder's union.
 struct EventWriter {

@@ -161,7 +161,7 @@ class Walker {
   }
 
   // Text: a list of bytes that ends in its only NUL; the view excludes the NUL.
-  // (EncodeRecord cannot write a NUL inside a text; DecodeRecord lets one pass.)
+  // (EncodeRecord cannot write a NUL inside a text; DecodeRecord refuses one.)
   bool Text(std::size_t at, std::string_view* out) {
     ByteView bytes;
     if (!Bytes(at, &bytes) || bytes.empty() || bytes.back() != 0) return false;

@@ -137,6 +137,16 @@ TEST_CASE("the record view refuses what the decoder refuses", "[eventstore]") {
     CHECK_FALSE(ViewCanonicalRecord(bytes));
     CHECK_FALSE(DecodeRecord(bytes).ok());
   }
+  SECTION("a NUL inside a text") {
+    Bytes bytes = good;
+    auto at = std::search(bytes.begin(), bytes.end(), std::begin("alice"), std::end("alice"));
+    REQUIRE(at != bytes.end());
+    at[2] = '\0';  // "al\0ce": still canonical, but format section 4.5 forbids it
+    CHECK_FALSE(ViewCanonicalRecord(bytes));
+    auto decoded = DecodeRecord(bytes);
+    REQUIRE_FALSE(decoded.ok());
+    CHECK(decoded.status().reason() == "record_malformed");
+  }
   SECTION("an unknown event type") {
     Bytes bytes = good;
     bytes[8 * 3] = 200;  // data word 2 of the record: the discriminant
