@@ -13,6 +13,7 @@ Result<std::unique_ptr<eventstore::EventLog>> Context::OpenLog() const {
   options.clock = clock;
   options.ids = ids;
   options.actor = actor;
+  options.crash = CrashPoints(crash_at);
   return eventstore::EventLog::Open(options);
 }
 

@@ -9,8 +9,16 @@
 // Points: provision.before_file, provision.after_file,
 // snapshot.before_file, snapshot.during_file, snapshot.after_file,
 // restore.before_file, restore.during_file, restore.after_file,
-// repair.before_file, repair.after_file, projection.before_commit.
+// repair.before_file, repair.after_file, projection.before_commit,
+// append.before_commit, append.after_commit.
+//
+// `NAME` crashes at the first time the process reaches NAME; `NAME#N` at the
+// N-th time (N >= 1), e.g. "append.before_commit#2" is the commit of the
+// second append a command makes (a snapshot's SnapshotTaken after its
+// SnapshotRequested). The count is per process and shared by every copy of
+// CrashPoints, so it does not matter which layer holds which copy.
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -19,13 +27,15 @@ namespace via {
 class CrashPoints {
  public:
   CrashPoints() = default;
-  explicit CrashPoints(std::string armed) : armed_(std::move(armed)) {}
-  // Kills the process (SIGKILL) when `name` is the armed point.
+  explicit CrashPoints(std::string armed);
+  // Kills the process (SIGKILL) when `name` is the armed point and this is
+  // the armed occurrence of it.
   void At(std::string_view name) const;
   bool armed() const { return !armed_.empty(); }
 
  private:
-  std::string armed_;
+  std::string armed_;           // the point's name, without "#N"
+  std::uint64_t occurrence_ = 1;  // which time reaching it kills
 };
 
 }  // namespace via

@@ -86,6 +86,7 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(const Options& options) {
   store_options.path = home.log_db().string();
   store_options.read_only = options.read_only;
   VIA_ASSIGN_OR_RETURN(log->store_, LogStore::Open(store_options));
+  log->store_->set_crash_points(options.crash);
   VIA_ASSIGN_OR_RETURN(Head head, log->store_->GetHead());
 
   if (head.seq == 0) {

@@ -31,6 +31,9 @@ class EventLog {
     std::string actor;
     bool read_only = false;  // never initialize or append
     bool check_tail = true;  // auditors open a damaged log to inspect it
+    // Test-only crash points of every append, the initializing one included
+    // (LogStore::set_crash_points).
+    CrashPoints crash;
   };
 
   // Errors: DataLoss for a broken tail or unreadable key; NotFound when

@@ -326,8 +326,10 @@ Result<AppendResult> LogStore::Append(const AppendRequest& request, const Signer
     record.prev_hash = hash;
   }
 
+  crash_.At("append.before_commit");
   VIA_RETURN_IF_ERROR(Commit());
   guard.store = nullptr;
+  crash_.At("append.after_commit");
   cached_frontier_.emplace(head, std::move(frontier));
   result.last_seq = head.seq;
   result.head = head;

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "crypto/crypto.h"
+#include "domain/crash.h"
 #include "domain/events.h"
 #include "domain/status.h"
 #include "eventstore/merkle.h"
@@ -96,6 +97,11 @@ class LogStore {
   // Internal (I/O).
   Result<AppendResult> Append(const AppendRequest& request, const Signer& signer);
 
+  // Test-only crash points "append.before_commit" (every record of the append
+  // inserted, the transaction not yet committed) and "append.after_commit"
+  // (committed and durable, nothing after it done) (domain/crash.h).
+  void set_crash_points(CrashPoints crash) { crash_ = std::move(crash); }
+
   // The first result of an earlier append with this command id, if any.
   Result<std::optional<AppendResult>> FindCommand(const std::string& command_id);
 
@@ -157,6 +163,7 @@ class LogStore {
   // The head after this connection's last append and the tree's frontier at
   // it, so an append needs no node reads while no other process has appended.
   std::optional<std::pair<Head, merkle::Frontier>> cached_frontier_;
+  CrashPoints crash_;
 };
 
 }  // namespace via::eventstore

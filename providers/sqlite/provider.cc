@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "projections/read_model.h"
+#include "providers/sqlite/fault_vfs.h"
 
 namespace via::providers::sqlite {
 namespace fs = std::filesystem;
@@ -122,16 +123,21 @@ Result<FileDigest> SqliteProvider::Snapshot(const std::string& addon_id,
   fs::path dest = options_.home.snapshot_file(addon_id, snapshot_id);
   const std::string command_id = "snapshot/" + snapshot_id;
   options_.crash.At("snapshot.before_file");
+  Status armed = ArmTestFault(options_.test_fault);  // test-only; no-op in production
   Progress tracked = [&](std::uint64_t done, std::uint64_t total) {
     if (progress) progress(done, total);
     if (done * 2 >= total && done < total) options_.crash.At("snapshot.during_file");
   };
-  auto digest = TakeSnapshot(DatabasePath(addon_id), dest, tracked);
+  auto digest = armed.ok() ? TakeSnapshot(DatabasePath(addon_id), dest, tracked)
+                           : Result<FileDigest>(armed);
   options_.crash.At("snapshot.after_file");
   if (!digest.ok()) {
     VIA_RETURN_IF_ERROR(AppendCompletion(
         command_id, {SnapshotFailed{addon_id, snapshot_id, digest.status().message()}}));
-    return digest.status().WithContext("snapshot " + snapshot_id);
+    Status failed = digest.status().WithContext("snapshot " + snapshot_id);
+    if (failed.reason() != "disk_full") return failed;
+    return failed.WithRemediation("free space where " + options_.home.root.string() +
+                                  " lives, then take the snapshot again (docs/operations.md)");
   }
   VIA_RETURN_IF_ERROR(AppendCompletion(
       command_id, {SnapshotTaken{addon_id, snapshot_id,

@@ -67,6 +67,31 @@ void CheckRecovered(Home& h) {
   }
 }
 
+// The log as `audit log --json` prints it: one object per record, in seq order.
+std::vector<json> Records(Home& h) {
+  auto r = h.Run("--json audit log");
+  REQUIRE(r.exit_code == 0);
+  std::vector<json> out;
+  std::size_t start = 0;
+  while (start < r.out.size()) {
+    std::size_t end = r.out.find('\n', start);
+    if (end == std::string::npos) end = r.out.size();
+    if (end > start) out.push_back(json::parse(r.out.substr(start, end - start)));
+    start = end + 1;
+  }
+  return out;
+}
+
+// Names of the files in the add-on's snapshot directory (none when it is missing).
+std::vector<std::string> SnapshotFiles(Home& h, const std::string& name) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& f : fs::directory_iterator(h.dir.path() / "snapshots" / h.Id(name), ec)) {
+    out.push_back(f.path().filename().string());
+  }
+  return out;
+}
+
 void Fill(Home& h, const std::string& name, const std::string& marker) {
   h.Sql(h.Db(name), "CREATE TABLE IF NOT EXISTS big(b); CREATE TABLE IF NOT EXISTS mark(m);"
                     "DELETE FROM mark; INSERT INTO mark VALUES ('" + marker + "');"
@@ -168,4 +193,131 @@ TEST_CASE("recover reports orphans and missing files and never deletes them", "[
   CHECK(saw_missing);
   CHECK(fs::exists(orphan / "data.sqlite"));
   CHECK_FALSE(fs::exists(db));  // reported, not recreated: that is `ensure --repair`'s job
+}
+
+// "append.before_commit#N" / "append.after_commit#N": the N-th append of the
+// command dies with all its records inserted but uncommitted, or committed
+// and durable with nothing after it done. Before commit the event must not be
+// in the log (SQLite's WAL drops the uncommitted frames); after commit it is,
+// and the read model catches up with it.
+struct AppendCase {
+  const char* point;
+  std::size_t committed;  // records of the crashed command that are in the log
+  const char* last_type;  // type of the log's last record after the crash (null: unchanged)
+};
+
+TEST_CASE("a crash inside an append of a snapshot is recovered", "[cli][recover][append]") {
+  // A snapshot appends SnapshotRequested (1st append) and SnapshotTaken (2nd).
+  for (const AppendCase& c : {AppendCase{"append.before_commit", 0, nullptr},
+                              AppendCase{"append.after_commit", 1, "SnapshotRequested"},
+                              AppendCase{"append.before_commit#2", 1, "SnapshotRequested"},
+                              AppendCase{"append.after_commit#2", 2, "SnapshotTaken"}}) {
+    INFO(c.point);
+    Home h;
+    REQUIRE(h.Run("addon create sqlite app-db --app api --bind DATABASE").exit_code == 0);
+    Fill(h, "app-db", "one");
+    const std::vector<json> before = Records(h);
+    auto crashed = h.Run("addon snapshot app-db", std::string("VIA_CRASH_AT=") + c.point);
+    CHECK(crashed.exit_code == 137);
+
+    // Exactly the committed records are in the log, and it verifies as is.
+    const std::vector<json> after = Records(h);
+    REQUIRE(after.size() == before.size() + c.committed);
+    CHECK(after.back()["type"] == (c.last_type ? c.last_type : before.back()["type"]));
+    CHECK(after.back()["hash"] == (c.last_type ? after.back()["hash"] : before.back()["hash"]));
+    CHECK(h.Run("audit verify").exit_code == 0);
+    if (c.committed == 0) {
+      // No intent, so no side effect: the file work never started.
+      CHECK(SnapshotFiles(h, "app-db").empty());
+      CHECK(h.Json("addon snapshots app-db").empty());
+    }
+    if (c.committed == 2) {
+      // The completion is in the log: a reader catches up with it at once.
+      json list = h.Json("addon snapshots app-db");
+      REQUIRE(list.size() == 1);
+      CHECK(list[0]["status"] == "taken");
+    }
+
+    CheckRecovered(h);
+    CHECK(Records(h).size() >= after.size());  // nothing committed is lost
+    json list = h.Json("addon snapshots app-db");
+    if (c.committed == 0) {
+      CHECK(list.empty());
+    } else {
+      REQUIRE(list.size() == 1);
+      // The file was complete when the second append died: recover keeps it.
+      if (c.committed == 2 || std::string(c.point) == "append.before_commit#2") {
+        CHECK(list[0]["status"] == "taken");
+      }
+      CHECK((list[0]["status"] == "taken" || list[0]["status"] == "failed"));
+    }
+    CHECK(h.Run("addon status app-db").exit_code == 0);
+    CHECK(h.Run("addon snapshot app-db").exit_code == 0);  // the next one works
+  }
+}
+
+TEST_CASE("a crash inside an append of create is recovered", "[cli][recover][append]") {
+  // Create appends AddonCreated, GenerationRotated and BindingAttached (1st
+  // append), then StorageProvisioned (2nd).
+  for (const AppendCase& c : {AppendCase{"append.before_commit", 0, "LogInitialized"},
+                              AppendCase{"append.after_commit", 3, "BindingAttached"},
+                              AppendCase{"append.before_commit#2", 3, "BindingAttached"},
+                              AppendCase{"append.after_commit#2", 4, "StorageProvisioned"}}) {
+    INFO(c.point);
+    Home h;
+    REQUIRE(h.Run("init").exit_code == 0);
+    const std::vector<json> before = Records(h);
+    auto crashed = h.Run("addon create sqlite app-db --app api --bind DATABASE",
+                         std::string("VIA_CRASH_AT=") + c.point);
+    CHECK(crashed.exit_code == 137);
+    const std::vector<json> after = Records(h);
+    REQUIRE(after.size() == before.size() + c.committed);
+    CHECK(after.back()["type"] == c.last_type);
+    CHECK(h.Run("audit verify").exit_code == 0);
+    if (c.committed == 0) {
+      // No AddonCreated, so nothing was made for it.
+      const fs::path addons = h.dir.path() / "addons";
+      CHECK((!fs::exists(addons) || fs::is_empty(addons)));
+    }
+    if (c.committed == 4) CHECK(h.Json("addon status app-db")["storage_ready"] == true);
+
+    CheckRecovered(h);
+    CHECK(h.Run("addon status app-db").exit_code == (c.committed == 0 ? 5 : 0));
+    CHECK(h.Run("addon ensure sqlite app-db --app api --bind DATABASE").exit_code == 0);
+  }
+}
+
+TEST_CASE("a crash inside an append of a restore is recovered", "[cli][recover][append]") {
+  // A restore appends the safety snapshot's SnapshotRequested (1) and
+  // SnapshotTaken (2), then RestoreRequested (3) and SnapshotRestored (4).
+  struct RestoreCase {
+    const char* point;
+    const char* data;  // the add-on's content once recovered
+  };
+  for (const RestoreCase& c : {RestoreCase{"append.before_commit#3", "changed"},
+                               RestoreCase{"append.after_commit#3", "snapshotted"},
+                               RestoreCase{"append.before_commit#4", "snapshotted"},
+                               RestoreCase{"append.after_commit#4", "snapshotted"}}) {
+    INFO(c.point);
+    Home h;
+    REQUIRE(h.Run("addon create sqlite app-db --app api --bind DATABASE").exit_code == 0);
+    Fill(h, "app-db", "snapshotted");
+    json snap = h.Json("addon snapshot app-db");
+    REQUIRE(snap["status"] == "taken");
+    Fill(h, "app-db", "changed");
+    const std::size_t before = Records(h).size();
+    auto crashed = h.Run("--yes addon restore app-db --snapshot " + snap["id"].get<std::string>(),
+                         std::string("VIA_CRASH_AT=") + c.point);
+    CHECK(crashed.exit_code == 137);
+    const std::vector<json> after = Records(h);
+    const bool third = std::string(c.point).ends_with("#3");
+    const bool committed = std::string(c.point).starts_with("append.after_commit");
+    CHECK(after.size() == before + (third ? 2 : 3) + (committed ? 1 : 0));
+    CHECK(after.back()["type"] == (committed ? (third ? "RestoreRequested" : "SnapshotRestored")
+                                             : (third ? "SnapshotTaken" : "RestoreRequested")));
+    CheckRecovered(h);
+    CHECK(h.Run("addon status app-db").exit_code == 0);
+    CHECK(h.Sql(h.Db("app-db"), "SELECT m FROM mark; PRAGMA integrity_check;") ==
+          std::string(c.data) + "\nok\n");
+  }
 }
