@@ -36,6 +36,7 @@ void RegisterRecover(CLI::App& app, Shell& shell) {
                                 {"replay_digest", B64(r.replay_digest)},
                                 {"read_model_digest", B64(r.read_model_digest)},
                                 {"read_model_rebuilt", r.read_model_rebuilt},
+                                {"read_model_behind", r.read_model_behind},
                                 {"intents", Items(r.intents)},
                                 {"storage", Items(r.storage)},
                                 {"changed", r.changed}});
@@ -43,6 +44,10 @@ void RegisterRecover(CLI::App& app, Shell& shell) {
       std::cout << (r.read_model_rebuilt ? (r.dry_run ? "read model: would rebuild (differs from replay)\n"
                                                       : "read model: rebuilt (it differed from replay)\n")
                                          : "read model: matches a replay of the log\n");
+      if (r.read_model_behind > 0) {
+        std::cout << "read model: " << r.read_model_behind
+                  << " record(s) behind the log, which the next command catches up with\n";
+      }
       for (const auto& i : r.intents) {
         std::cout << i.kind << " " << i.addon_id << (i.subject.empty() ? "" : " " + i.subject)
                   << ": " << i.action << (i.detail.empty() ? "" : " (" + i.detail + ")") << "\n";

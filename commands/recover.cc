@@ -33,6 +33,19 @@ Result<RecoverReport> Recover(const Context& ctx, bool dry_run) {
   auto digest = model->Digest();
   report.read_model_digest = digest.ok() ? *digest : Hash256{};
   std::uint64_t cursor = model->Cursor().ok() ? *model->Cursor() : 0;
+  if (dry_run && digest.ok() && cursor < state.seq) {
+    // Behind, which every command mends by catching up first: a rebuild is
+    // needed only if the model differs from a replay up to its own cursor.
+    State at_cursor;
+    if (cursor > 0) {
+      VIA_ASSIGN_OR_RETURN(at_cursor, projections::Replay(log->store(), cursor));
+    }
+    if (projections::StateDigest(at_cursor) == *digest) {
+      report.read_model_behind = state.seq - cursor;
+      cursor = state.seq;
+      digest = report.replay_digest;
+    }
+  }
   if (!digest.ok() || *digest != report.replay_digest || cursor != state.seq) {
     if (!dry_run) {
       VIA_RETURN_IF_ERROR(model->Rebuild(log->store()));

@@ -27,6 +27,10 @@ struct RecoverReport {
   Hash256 replay_digest{};
   Hash256 read_model_digest{};  // before any rebuild
   bool read_model_rebuilt = false;
+  // --dry-run only: records the read model has yet to catch up with, when it
+  // matches a replay up to its cursor (not a finding: every command catches
+  // up first; a real run does so and reports 0).
+  std::uint64_t read_model_behind = 0;
   std::vector<RecoverItem> intents;  // dangling intents and what was done
   std::vector<RecoverItem> storage;  // storage findings (reported, never deleted)
   bool changed = false;              // anything appended, rebuilt or removed

@@ -115,13 +115,16 @@ TEST_CASE("a full disk during a snapshot fails cleanly and the next one succeeds
     CHECK(error["message"].get<std::string>().find("disk is full") != std::string::npos);
     CHECK(error["remediation"].get<std::string>().find("free space") != std::string::npos);
     {
-      // Straight after the failure: no intent, no temp file, nothing changed.
-      // (The read model may lag one record behind; readers catch it up.)
+      // Straight after the failure: no intent, no temp file, nothing changed,
+      // nothing to rebuild (the read model may lag the snapshot's two records,
+      // which the next command catches up with).
       json dry = h.Json("recover --dry-run");
       INFO("recover --dry-run: " << dry.dump());
       CHECK(dry["changed"] == false);
       CHECK(dry["intents"].empty());
       CHECK(dry["storage"].empty());
+      CHECK(dry["read_model_rebuilt"] == false);
+      CHECK(dry["read_model_behind"].get<int>() <= 2);
     }
     auto text = h.Run("addon snapshot app-db 2>&1", env);
     CHECK(text.exit_code == 1);

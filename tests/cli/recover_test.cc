@@ -173,6 +173,38 @@ TEST_CASE("a crash at any point of a repair is recovered", "[cli][recover]") {
   }
 }
 
+TEST_CASE("recover --dry-run tells a read model that is behind from one that differs",
+          "[cli][recover]") {
+  Home h;
+  REQUIRE(h.Run("addon create sqlite app-db --app api --bind DATABASE").exit_code == 0);
+  const fs::path model = h.dir.path() / "state" / "projections.db";
+  const fs::path saved = h.dir.path() / "model-before-snapshot.db";
+  h.Sql(model, ".backup '" + saved.string() + "'");
+  REQUIRE(h.Run("addon snapshot app-db").exit_code == 0);  // two records
+  // The model as it was before the snapshot: consistent, two records behind.
+  h.Sql(model, ".restore '" + saved.string() + "'");
+  json behind = h.Json("recover --dry-run");
+  INFO(behind.dump());
+  CHECK(behind["read_model_rebuilt"] == false);
+  CHECK(behind["read_model_behind"] == 2);
+  CHECK(behind["changed"] == false);
+  auto text = h.Run("recover --dry-run");
+  CHECK(text.out.find("2 record(s) behind") != std::string::npos);
+  CHECK(text.out.find("nothing to do") != std::string::npos);
+
+  // The same model with one row changed: behind and different, so a rebuild.
+  h.Sql(model, "UPDATE addons SET body = replace(body, 'app-db', 'someone-else')");
+  json differs = h.Json("recover --dry-run");
+  INFO(differs.dump());
+  CHECK(differs["read_model_rebuilt"] == true);
+  CHECK(differs["read_model_behind"] == 0);
+  json fixed = h.Json("recover");
+  CHECK(fixed["read_model_rebuilt"] == true);
+  CHECK(fixed["changed"] == true);
+  CHECK(h.Json("recover --dry-run")["read_model_rebuilt"] == false);
+  CHECK(h.Json("audit replay")["read_model_matches"] == true);
+}
+
 TEST_CASE("recover reports orphans and missing files and never deletes them", "[cli][recover]") {
   Home h;
   REQUIRE(h.Run("addon create sqlite app-db --app api --bind DATABASE").exit_code == 0);
