@@ -9,6 +9,7 @@
 #include <string>
 
 #include "crypto/crypto.h"
+#include "domain/bytes.h"
 #include "server/jwt.h"
 
 namespace {
