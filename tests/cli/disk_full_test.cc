@@ -13,6 +13,7 @@
 
 #include "crypto/crypto.h"
 #include "eventstore/home.h"
+#include "cli_home.h"
 #include "testing.h"
 
 using namespace via;
@@ -21,55 +22,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Home {
-  testing::TempDir dir;
-
-  testing::CommandResult Run(const std::string& args, const std::string& env = "") {
-    return testing::Run(env + " " + testing::ViaBinary() + " --home '" + dir.path().string() +
-                        "' " + args + " </dev/null");
-  }
-  json Json(const std::string& args, const std::string& env = "") {
-    auto r = Run("--json " + args, env);
-    INFO(args << "\n" << r.out);
-    return json::parse(r.out.empty() ? "null" : r.out, nullptr, false);
-  }
-  std::string Id(const std::string& name) { return Json("addon status " + name)["addon"]["id"]; }
-  fs::path Db(const std::string& name) { return dir.path() / "addons" / Id(name) / "data.sqlite"; }
-  std::string Sql(const fs::path& db, const std::string& sql) {
-    auto r = testing::Run("sqlite3 '" + db.string() + "' \"" + sql + "\"");
-    REQUIRE(r.exit_code == 0);
-    return r.out;
-  }
-  std::vector<json> Records() {
-    auto r = Run("--json audit log");
-    REQUIRE(r.exit_code == 0);
-    std::vector<json> out;
-    std::size_t start = 0;
-    while (start < r.out.size()) {
-      std::size_t end = r.out.find('\n', start);
-      if (end == std::string::npos) end = r.out.size();
-      if (end > start) out.push_back(json::parse(r.out.substr(start, end - start)));
-      start = end + 1;
-    }
-    return out;
-  }
-  std::vector<std::string> SnapshotFiles(const std::string& name) {
-    std::vector<std::string> out;
-    std::error_code ec;
-    for (const auto& f : fs::directory_iterator(dir.path() / "snapshots" / Id(name), ec)) {
-      out.push_back(f.path().filename().string());
-    }
-    return out;
-  }
-};
-
-// About 9 MB of data and a marker row.
-void Fill(Home& h, const std::string& name, const std::string& marker) {
-  h.Sql(h.Db(name), "CREATE TABLE IF NOT EXISTS big(b); CREATE TABLE IF NOT EXISTS mark(m);"
-                    "DELETE FROM mark; INSERT INTO mark VALUES ('" + marker + "');"
-                    "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<3000)"
-                    " INSERT INTO big SELECT randomblob(3000) FROM c;");
-}
+using Home = testing::CliHome;
 
 // Nothing half-trusted: the log verifies, every snapshot the log calls taken
 // is whole, and `via recover` finds nothing to do (no intent, no temp file,
@@ -102,7 +55,7 @@ TEST_CASE("a full disk during a snapshot fails cleanly and the next one succeeds
     INFO(fault);
     Home h;
     REQUIRE(h.Run("addon create sqlite app-db --app api --bind DATABASE").exit_code == 0);
-    Fill(h, "app-db", "before");
+    h.Fill("app-db", "before");
     const std::string env = std::string("VIA_TEST_FAULT=") + fault;
     const std::size_t records = h.Records().size();
 
@@ -155,7 +108,7 @@ TEST_CASE("a full disk during a snapshot fails cleanly and the next one succeeds
     REQUIRE(snap["status"] == "taken");
     CHECK(h.SnapshotFiles("app-db") ==
           std::vector<std::string>{snap["id"].get<std::string>() + ".sqlite"});
-    Fill(h, "app-db", "after");
+    h.Fill("app-db", "after");
     REQUIRE(h.Run("--yes addon restore app-db --snapshot " + snap["id"].get<std::string>())
                 .exit_code == 0);
     CHECK(h.Sql(h.Db("app-db"), "SELECT m FROM mark; PRAGMA integrity_check;") == "before\nok\n");
@@ -167,10 +120,10 @@ TEST_CASE("a full disk during a restore's safety snapshot leaves the data as it 
           "[cli][disk_full]") {
   Home h;
   REQUIRE(h.Run("addon create sqlite app-db --app api --bind DATABASE").exit_code == 0);
-  Fill(h, "app-db", "snapshotted");
+  h.Fill("app-db", "snapshotted");
   json snap = h.Json("addon snapshot app-db");
   REQUIRE(snap["status"] == "taken");
-  Fill(h, "app-db", "changed");
+  h.Fill("app-db", "changed");
 
   // The undo cannot be written, so the restore must not start.
   auto failed = h.Run("--json --yes addon restore app-db --snapshot " + snap["id"].get<std::string>(),

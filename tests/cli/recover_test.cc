@@ -11,6 +11,7 @@
 
 #include "crypto/crypto.h"
 #include "eventstore/home.h"
+#include "cli_home.h"
 #include "testing.h"
 
 using namespace via;
@@ -19,26 +20,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Home {
-  testing::TempDir dir;
-
-  testing::CommandResult Run(const std::string& args, const std::string& env = "") {
-    return testing::Run(env + " " + testing::ViaBinary() + " --home '" + dir.path().string() +
-                        "' " + args + " </dev/null");
-  }
-  json Json(const std::string& args) {
-    auto r = Run("--json " + args);
-    INFO(args << "\n" << r.out);
-    return json::parse(r.out.empty() ? "null" : r.out, nullptr, false);
-  }
-  std::string Id(const std::string& name) { return Json("addon status " + name)["addon"]["id"]; }
-  fs::path Db(const std::string& name) { return dir.path() / "addons" / Id(name) / "data.sqlite"; }
-  std::string Sql(const fs::path& db, const std::string& sql) {
-    auto r = testing::Run("sqlite3 '" + db.string() + "' \"" + sql + "\"");
-    REQUIRE(r.exit_code == 0);
-    return r.out;
-  }
-};
+using Home = testing::CliHome;
 
 // What must hold after `via recover` whatever the crash interrupted.
 void CheckRecovered(Home& h) {
@@ -67,38 +49,6 @@ void CheckRecovered(Home& h) {
   }
 }
 
-// The log as `audit log --json` prints it: one object per record, in seq order.
-std::vector<json> Records(Home& h) {
-  auto r = h.Run("--json audit log");
-  REQUIRE(r.exit_code == 0);
-  std::vector<json> out;
-  std::size_t start = 0;
-  while (start < r.out.size()) {
-    std::size_t end = r.out.find('\n', start);
-    if (end == std::string::npos) end = r.out.size();
-    if (end > start) out.push_back(json::parse(r.out.substr(start, end - start)));
-    start = end + 1;
-  }
-  return out;
-}
-
-// Names of the files in the add-on's snapshot directory (none when it is missing).
-std::vector<std::string> SnapshotFiles(Home& h, const std::string& name) {
-  std::vector<std::string> out;
-  std::error_code ec;
-  for (const auto& f : fs::directory_iterator(h.dir.path() / "snapshots" / h.Id(name), ec)) {
-    out.push_back(f.path().filename().string());
-  }
-  return out;
-}
-
-void Fill(Home& h, const std::string& name, const std::string& marker) {
-  h.Sql(h.Db(name), "CREATE TABLE IF NOT EXISTS big(b); CREATE TABLE IF NOT EXISTS mark(m);"
-                    "DELETE FROM mark; INSERT INTO mark VALUES ('" + marker + "');"
-                    "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<3000)"
-                    " INSERT INTO big SELECT randomblob(3000) FROM c;");
-}
-
 }  // namespace
 
 TEST_CASE("a crash at any point of create is recovered", "[cli][recover]") {
@@ -124,7 +74,7 @@ TEST_CASE("a crash at any point of a snapshot is recovered", "[cli][recover]") {
     INFO(point);
     Home h;
     REQUIRE(h.Run("addon create sqlite app-db --app api --bind DATABASE").exit_code == 0);
-    Fill(h, "app-db", "one");
+    h.Fill("app-db", "one");
     auto crashed = h.Run("addon snapshot app-db", std::string("VIA_CRASH_AT=") + point);
     CHECK(crashed.exit_code == 137);
     CheckRecovered(h);
@@ -141,10 +91,10 @@ TEST_CASE("a crash at any point of a restore is recovered to the snapshot", "[cl
     INFO(point);
     Home h;
     REQUIRE(h.Run("addon create sqlite app-db --app api --bind DATABASE").exit_code == 0);
-    Fill(h, "app-db", "snapshotted");
+    h.Fill("app-db", "snapshotted");
     json snap = h.Json("addon snapshot app-db");
     REQUIRE(snap["status"] == "taken");
-    Fill(h, "app-db", "changed");
+    h.Fill("app-db", "changed");
     auto crashed = h.Run("--yes addon restore app-db --snapshot " + snap["id"].get<std::string>(),
                          std::string("VIA_CRASH_AT=") + point);
     CHECK(crashed.exit_code == 137);
@@ -247,20 +197,20 @@ TEST_CASE("a crash inside an append of a snapshot is recovered", "[cli][recover]
     INFO(c.point);
     Home h;
     REQUIRE(h.Run("addon create sqlite app-db --app api --bind DATABASE").exit_code == 0);
-    Fill(h, "app-db", "one");
-    const std::vector<json> before = Records(h);
+    h.Fill("app-db", "one");
+    const std::vector<json> before = h.Records();
     auto crashed = h.Run("addon snapshot app-db", std::string("VIA_CRASH_AT=") + c.point);
     CHECK(crashed.exit_code == 137);
 
     // Exactly the committed records are in the log, and it verifies as is.
-    const std::vector<json> after = Records(h);
+    const std::vector<json> after = h.Records();
     REQUIRE(after.size() == before.size() + c.committed);
     CHECK(after.back()["type"] == (c.last_type ? c.last_type : before.back()["type"]));
     CHECK(after.back()["hash"] == (c.last_type ? after.back()["hash"] : before.back()["hash"]));
     CHECK(h.Run("audit verify").exit_code == 0);
     if (c.committed == 0) {
       // No intent, so no side effect: the file work never started.
-      CHECK(SnapshotFiles(h, "app-db").empty());
+      CHECK(h.SnapshotFiles("app-db").empty());
       CHECK(h.Json("addon snapshots app-db").empty());
     }
     if (c.committed == 2) {
@@ -271,7 +221,7 @@ TEST_CASE("a crash inside an append of a snapshot is recovered", "[cli][recover]
     }
 
     CheckRecovered(h);
-    CHECK(Records(h).size() >= after.size());  // nothing committed is lost
+    CHECK(h.Records().size() >= after.size());  // nothing committed is lost
     json list = h.Json("addon snapshots app-db");
     if (c.committed == 0) {
       CHECK(list.empty());
@@ -298,11 +248,11 @@ TEST_CASE("a crash inside an append of create is recovered", "[cli][recover][app
     INFO(c.point);
     Home h;
     REQUIRE(h.Run("init").exit_code == 0);
-    const std::vector<json> before = Records(h);
+    const std::vector<json> before = h.Records();
     auto crashed = h.Run("addon create sqlite app-db --app api --bind DATABASE",
                          std::string("VIA_CRASH_AT=") + c.point);
     CHECK(crashed.exit_code == 137);
-    const std::vector<json> after = Records(h);
+    const std::vector<json> after = h.Records();
     REQUIRE(after.size() == before.size() + c.committed);
     CHECK(after.back()["type"] == c.last_type);
     CHECK(h.Run("audit verify").exit_code == 0);
@@ -333,15 +283,15 @@ TEST_CASE("a crash inside an append of a restore is recovered", "[cli][recover][
     INFO(c.point);
     Home h;
     REQUIRE(h.Run("addon create sqlite app-db --app api --bind DATABASE").exit_code == 0);
-    Fill(h, "app-db", "snapshotted");
+    h.Fill("app-db", "snapshotted");
     json snap = h.Json("addon snapshot app-db");
     REQUIRE(snap["status"] == "taken");
-    Fill(h, "app-db", "changed");
-    const std::size_t before = Records(h).size();
+    h.Fill("app-db", "changed");
+    const std::size_t before = h.Records().size();
     auto crashed = h.Run("--yes addon restore app-db --snapshot " + snap["id"].get<std::string>(),
                          std::string("VIA_CRASH_AT=") + c.point);
     CHECK(crashed.exit_code == 137);
-    const std::vector<json> after = Records(h);
+    const std::vector<json> after = h.Records();
     const bool third = std::string(c.point).ends_with("#3");
     const bool committed = std::string(c.point).starts_with("append.after_commit");
     CHECK(after.size() == before + (third ? 2 : 3) + (committed ? 1 : 0));
