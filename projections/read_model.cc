@@ -1,6 +1,8 @@
 #include "projections/read_model.h"
 
+#include <chrono>
 #include <filesystem>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -13,6 +15,9 @@ namespace {
 using nlohmann::json;
 
 constexpr std::int64_t kReadModelVersion = 2;
+// Tries of the switch to WAL on a new read model (see EnsureSchema): sleeps of
+// 2, 4, ... ms add up to about 5 s, SQLite's busy timeout here.
+constexpr int kWalSwitchAttempts = 70;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -202,15 +207,33 @@ Status ReadModel::EnsureSchema() {
     VIA_ASSIGN_OR_RETURN(bool row, version.Step());
     if (row && version.Int(0) == kReadModelVersion) return Status::Ok();
   }
-  VIA_RETURN_IF_ERROR(db_->Exec("PRAGMA journal_mode=WAL"));
+  // Commands started together may all find a fresh home without a read model
+  // and create it at once. Switching a new file to WAL needs an exclusive lock
+  // that SQLite takes without calling the busy handler, so that one is retried
+  // here; the schema is then written in one BEGIN IMMEDIATE transaction (which
+  // waits for the lock) that checks the version again, so one process creates
+  // it and the others find it done.
+  for (int attempt = 1;; ++attempt) {
+    Status wal = db_->Exec("PRAGMA journal_mode=WAL");
+    if (wal.ok()) break;
+    if (wal.reason() != "busy" || attempt == kWalSwitchAttempts) return wal;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2 * attempt));
+  }
   VIA_RETURN_IF_ERROR(db_->Exec("PRAGMA synchronous=NORMAL"));
+  VIA_ASSIGN_OR_RETURN(sql::Transaction tx, sql::Transaction::BeginImmediate(*db_));
+  {
+    VIA_ASSIGN_OR_RETURN(sql::Stmt version, db_->Prepare("PRAGMA user_version"));
+    VIA_ASSIGN_OR_RETURN(bool row, version.Step());
+    if (row && version.Int(0) == kReadModelVersion) return tx.Commit();
+  }
   VIA_RETURN_IF_ERROR(db_->Exec(kSchema));
   VIA_ASSIGN_OR_RETURN(std::string version, MetaGet(*db_, "version"));
   if (!version.empty() && version != std::to_string(kReadModelVersion)) {
     return FailedPrecondition("read_model_version", "read model version " + version);
   }
   if (version.empty()) VIA_RETURN_IF_ERROR(MetaSet(*db_, "version", std::to_string(kReadModelVersion)));
-  return db_->Exec("PRAGMA user_version=" + std::to_string(kReadModelVersion));
+  VIA_RETURN_IF_ERROR(db_->Exec("PRAGMA user_version=" + std::to_string(kReadModelVersion)));
+  return tx.Commit();
 }
 
 Result<std::uint64_t> ReadModel::Cursor() {

@@ -388,23 +388,30 @@ TEST_CASE("four processes running the same ensure at once make one add-on", "[cl
 }
 
 TEST_CASE("two processes creating the same name: one wins, the other exits 4", "[cli]") {
-  Home h;
-  h.Run("init");
-  std::vector<FILE*> pipes;
-  for (int i = 0; i < 2; ++i) {
-    std::string cmd = testing::ViaBinary() + " --json --home '" + h.dir.path().string() +
-                      "' addon create sqlite app-db --app api </dev/null";
-    pipes.push_back(::popen(cmd.c_str(), "r"));
-  }
-  std::vector<int> codes;
-  for (FILE* pipe : pipes) {
-    char buf[4096];
-    while (std::fread(buf, 1, sizeof buf, pipe) > 0) {
+  // Twenty fresh homes: both processes also create the read model at once,
+  // which failed one of them with "busy" about one time in five before the
+  // read model's creation waited for the other.
+  for (int round = 0; round < 20; ++round) {
+    Home h;
+    h.Run("init");
+    std::vector<FILE*> pipes;
+    for (int i = 0; i < 2; ++i) {
+      std::string cmd = testing::ViaBinary() + " --json --home '" + h.dir.path().string() +
+                        "' addon create sqlite app-db --app api </dev/null";
+      pipes.push_back(::popen(cmd.c_str(), "r"));
     }
-    codes.push_back(WEXITSTATUS(::pclose(pipe)));
+    std::vector<int> codes;
+    std::string out;
+    for (FILE* pipe : pipes) {
+      char buf[4096];
+      std::size_t n;
+      while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, n);
+      codes.push_back(WEXITSTATUS(::pclose(pipe)));
+    }
+    std::sort(codes.begin(), codes.end());
+    INFO("round " << round << ": " << out);
+    REQUIRE(codes == std::vector<int>{0, 4});
   }
-  std::sort(codes.begin(), codes.end());
-  CHECK(codes == std::vector<int>{0, 4});
 }
 
 TEST_CASE("deleting the read model changes no command's answer", "[cli]") {
