@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   via::cli::RegisterRecover(app, shell);
   via::cli::RegisterWorkload(app, shell);
   via::cli::RegisterServe(app, shell);
+  via::cli::RegisterSql(app, shell);
 
   try {
     app.parse(argc, argv);

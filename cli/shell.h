@@ -60,6 +60,7 @@ void RegisterRelease(CLI::App& app, Shell& shell);
 void RegisterRecover(CLI::App& app, Shell& shell);
 void RegisterWorkload(CLI::App& app, Shell& shell);
 void RegisterServe(CLI::App& app, Shell& shell);
+void RegisterSql(CLI::App& app, Shell& shell);
 
 // "500ms", "30s", "15m", "1h", "7d" (a bare number is seconds) in milliseconds.
 Result<std::int64_t> ParseDurationMs(const std::string& text);
