@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # The main job: installs dependencies, builds `via`, and walks the add-on
-# lifecycle on a temporary home, printing each command before it runs.
+# lifecycle on a temporary home (tools/demo_lifecycle.sh), then the runtime:
+# `via serve`, a workload token, SQL through the proxy with `via sql`, and a
+# credential rotation the running server obeys (tools/demo_runtime.sh),
+# printing each command before it runs.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -19,6 +22,7 @@ step via init
 step via audit checkpoint
 via audit checkpoint > "$VIA_HOME/saved.checkpoint"
 bash "$root/tools/demo_lifecycle.sh"
+bash "$root/tools/demo_runtime.sh"
 step via audit log
 step via audit prove --inclusion 1
 step via audit verify --checkpoint "$VIA_HOME/saved.checkpoint"
