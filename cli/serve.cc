@@ -4,6 +4,7 @@
 
 #include <fstream>
 #include <iostream>
+#include <thread>
 
 #include "cli/shell.h"
 #include "server/api.h"
@@ -16,11 +17,12 @@ struct ServeFlags {
   std::string listen = "127.0.0.1:7600";
   std::string public_url;
   std::string access_log;
-  int threads = 4;
+  int threads = 0;  // 0: one per core
   std::size_t max_header_bytes = 16 * 1024;
   std::size_t max_body_bytes = 1 << 20;
   std::size_t max_connections = 512;
   std::size_t max_streams = 1024;
+  std::size_t pooled_connections = 32;
   std::size_t max_result_rows = 100000;
   std::size_t max_response_bytes = 16 << 20;
   std::string idle_timeout = "60s";
@@ -54,7 +56,8 @@ int RunServe(Shell& shell, const ServeFlags& f) {
   VIA_ASSIGN_OR_RETURN_EXIT(http.idle_timeout_ms, ParseDurationMs(f.idle_timeout), shell);
   VIA_ASSIGN_OR_RETURN_EXIT(http.read_timeout_ms, ParseDurationMs(f.read_timeout), shell);
   VIA_ASSIGN_OR_RETURN_EXIT(http.drain_timeout_ms, ParseDurationMs(f.drain_timeout), shell);
-  http.threads = std::clamp(f.threads, 1, 256);
+  http.threads = std::clamp(
+      f.threads > 0 ? f.threads : static_cast<int>(std::thread::hardware_concurrency()), 1, 256);
   http.max_header_bytes = f.max_header_bytes;
   http.max_body_bytes = f.max_body_bytes;
   http.max_connections = f.max_connections;
@@ -68,6 +71,7 @@ int RunServe(Shell& shell, const ServeFlags& f) {
   api_options.public_url = f.public_url;
   api_options.hrana.max_body_bytes = f.max_body_bytes;
   api_options.hrana.max_streams = f.max_streams;
+  api_options.hrana.pooled_connections = f.pooled_connections;
   api_options.hrana.max_result_rows = f.max_result_rows;
   api_options.hrana.max_response_bytes = f.max_response_bytes;
   VIA_ASSIGN_OR_RETURN_EXIT(api_options.hrana.stream_idle_timeout_ms,
@@ -117,11 +121,13 @@ void RegisterServe(CLI::App& app, Shell& shell) {
   serve->add_option("--listen", f->listen, "HOST:PORT to listen on (port 0: any free port)");
   serve->add_option("--public-url", f->public_url, "base URL put in descriptors (default http://LISTEN)");
   serve->add_option("--access-log", f->access_log, "JSON-lines access log file (default stdout)");
-  serve->add_option("--threads", f->threads, "I/O threads (default 4)");
+  serve->add_option("--threads", f->threads, "I/O threads (default: one per core)");
   serve->add_option("--max-header-bytes", f->max_header_bytes, "request header limit (default 16384)");
   serve->add_option("--max-body-bytes", f->max_body_bytes, "request body limit (default 1048576)");
   serve->add_option("--max-connections", f->max_connections, "open connections limit (default 512)");
   serve->add_option("--max-streams", f->max_streams, "open Hrana streams limit (default 1024)");
+  serve->add_option("--pooled-connections", f->pooled_connections,
+                    "idle SQLite connections kept per add-on generation for new streams (default 32, 0: none)");
   serve->add_option("--max-result-rows", f->max_result_rows, "rows per statement (default 100000)");
   serve->add_option("--max-response-bytes", f->max_response_bytes, "rows per pipeline, in bytes (default 16 MiB)");
   serve->add_option("--idle-timeout", f->idle_timeout, "keep-alive idle timeout (default 60s)");

@@ -2,6 +2,8 @@
 
 #include <sqlite3.h>
 
+#include <sys/stat.h>
+
 #include <charconv>
 #include <nlohmann/json.hpp>
 
@@ -122,6 +124,12 @@ std::string_view PathOf(std::string_view target) {
   std::size_t q = target.find('?');
   return q == std::string_view::npos ? target : target.substr(0, q);
 }
+
+// A healthy storage probe (a full open + PRAGMA quick_check) is reused for
+// this long, as long as the file is still the same regular, non-empty file.
+constexpr std::int64_t kProbeReuseMs = 1000;
+// Verified workload tokens kept (the cache is emptied when full).
+constexpr std::size_t kTokenCacheMax = 4096;
 
 std::string DatabaseKey(const std::string& addon_id, std::uint32_t generation) {
   return addon_id + "/" + std::to_string(generation);
@@ -295,11 +303,7 @@ HttpResponse Api::Descriptor(const HttpRequest& request, const std::string& bind
   if (!bearer) {
     return Unauthorized(JsonError(401, "missing_token", "Authorization: Bearer <workload JWT> required"));
   }
-  jwt::VerifyOptions verify;
-  verify.now_s = options_.clock->NowMs() / 1000;
-  verify.trust_domain = options_.trust_domain;
-  verify.leeway_s = options_.jwt_leeway_s;
-  auto claims = jwt::Verify(*bearer, workload_key_->PublicKey(), verify);
+  auto claims = VerifyToken(*bearer);
   if (!claims.ok()) {
     return Unauthorized(JsonError(401, claims.status().reason(), claims.status().message()));
   }
@@ -344,7 +348,7 @@ HttpResponse Api::Descriptor(const HttpRequest& request, const std::string& bind
   input.app = claims->app;
   input.binding = binding;
   input.binding_target = claim->addon_id;
-  input.storage = providers::sqlite::ProbeAddonStorage(options_.home, addon->id, &input.storage_detail);
+  input.storage = ProbeStorage(addon->id, &input.storage_detail);
   input.credentials_key_present = true;
   Readiness readiness = Evaluate(input);
   if (!readiness.usable_by_app) {
@@ -389,6 +393,69 @@ HttpResponse Api::Descriptor(const HttpRequest& request, const std::string& bind
                 {"release", claims->release}}
                .dump();
   return r;
+}
+
+// Verifying an Ed25519 signature costs more than the rest of a descriptor
+// request, so a token whose signature and claims verified is remembered by its
+// exact text (same bytes, same signature). Every use re-checks what depends on
+// the time, exactly as jwt::Verify does: exp (no grace), iat/nbf (leeway); the
+// release is looked up in the current state by the caller as before.
+Result<jwt::Claims> Api::VerifyToken(const std::string& token) {
+  const std::int64_t now_s = options_.clock->NowMs() / 1000;
+  {
+    std::lock_guard lock(token_cache_mu_);
+    auto it = token_cache_.find(token);
+    if (it != token_cache_.end()) {
+      const jwt::Claims& c = it->second;
+      if (now_s < c.expires_at_s && c.not_before_s <= now_s + options_.jwt_leeway_s &&
+          c.issued_at_s <= now_s + options_.jwt_leeway_s) {
+        return c;
+      }
+      token_cache_.erase(it);  // expired (or not yet valid): verify again for the exact reason
+    }
+  }
+  jwt::VerifyOptions verify;
+  verify.now_s = now_s;
+  verify.trust_domain = options_.trust_domain;
+  verify.leeway_s = options_.jwt_leeway_s;
+  auto claims = jwt::Verify(token, workload_key_->PublicKey(), verify);
+  if (claims.ok()) {
+    std::lock_guard lock(token_cache_mu_);
+    if (token_cache_.size() >= kTokenCacheMax) token_cache_.clear();
+    token_cache_.emplace(token, *claims);
+  }
+  return claims;
+}
+
+// The full probe opens the database and runs PRAGMA quick_check (cost grows
+// with the file). A healthy result is reused for kProbeReuseMs while a stat()
+// shows the same regular, non-empty file (same device and inode), so a file
+// that is deleted, emptied or replaced is noticed on the next request, and
+// damage inside the file within a second. Unhealthy results are never reused.
+StorageFact Api::ProbeStorage(const std::string& addon_id, std::string* detail) {
+  const std::string path = options_.home.addon_db(addon_id).string();
+  const std::int64_t now = options_.clock->NowMs();
+  struct stat st {};
+  const bool present = ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0;
+  if (present) {
+    std::lock_guard lock(probe_cache_mu_);
+    auto it = probe_cache_.find(addon_id);
+    if (it != probe_cache_.end() && now - it->second.probed_ms < kProbeReuseMs &&
+        now >= it->second.probed_ms && it->second.dev == static_cast<std::uint64_t>(st.st_dev) &&
+        it->second.ino == static_cast<std::uint64_t>(st.st_ino)) {
+      if (detail) *detail = "ok";
+      return StorageFact::kOk;
+    }
+  }
+  StorageFact fact = providers::sqlite::ProbeAddonStorage(options_.home, addon_id, detail);
+  std::lock_guard lock(probe_cache_mu_);
+  if (fact == StorageFact::kOk && present) {
+    probe_cache_[addon_id] = ProbeEntry{now, static_cast<std::uint64_t>(st.st_dev),
+                                        static_cast<std::uint64_t>(st.st_ino)};
+  } else {
+    probe_cache_.erase(addon_id);
+  }
+  return fact;
 }
 
 void Api::RecordDelivery(const std::string& addon_id, std::uint32_t generation,

@@ -36,14 +36,17 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 
 #include "domain/ids.h"
+#include "domain/readiness.h"
 #include "domain/state.h"
 #include "domain/status.h"
 #include "eventstore/event_log.h"
 #include "eventstore/home.h"
 #include "server/hrana.h"
 #include "server/http_message.h"
+#include "server/jwt.h"
 
 namespace via::server {
 
@@ -94,6 +97,10 @@ class Api {
   HttpResponse Pipeline(const HttpRequest& request);
   void RecordDelivery(const std::string& addon_id, std::uint32_t generation,
                       const std::string& app, const std::string& release);
+  // jwt::Verify with a cache of verified signatures (see api.cc).
+  Result<jwt::Claims> VerifyToken(const std::string& token);
+  // ProbeAddonStorage with a short-lived cache of healthy results (see api.cc).
+  StorageFact ProbeStorage(const std::string& addon_id, std::string* detail);
 
   ApiOptions options_;
   std::unique_ptr<crypto::Ed25519PrivateKey> workload_key_;
@@ -105,6 +112,18 @@ class Api {
 
   mutable std::mutex state_mu_;  // guards state_ and public_url
   std::shared_ptr<const State> state_;
+
+  // Workload tokens whose signature and claims verified, by token text; the
+  // time claims are checked again on every use.
+  std::mutex token_cache_mu_;
+  std::unordered_map<std::string, jwt::Claims> token_cache_;
+  // Healthy storage probes by add-on id: probed when (ms), file identity.
+  struct ProbeEntry {
+    std::int64_t probed_ms = 0;
+    std::uint64_t dev = 0, ino = 0;
+  };
+  std::mutex probe_cache_mu_;
+  std::unordered_map<std::string, ProbeEntry> probe_cache_;
 };
 
 // "via1.<addon id>.<generation>.<base64url HMAC>".

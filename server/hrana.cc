@@ -4,6 +4,8 @@
 #include <optional>
 #include <utility>
 
+#include <sqlite3.h>
+
 #include "crypto/crypto.h"
 
 namespace via::server {
@@ -12,6 +14,14 @@ namespace {
 
 constexpr std::size_t kBatonBytes = 32;
 constexpr std::int64_t kSweepEveryMs = 1000;
+
+// True when the connection's file was renamed, replaced or deleted since it
+// was opened (then it must not serve another stream).
+bool FileMoved(sqlite3* db) {
+  int moved = 0;
+  if (sqlite3_file_control(db, "main", SQLITE_FCNTL_HAS_MOVED, &moved) != SQLITE_OK) return true;
+  return moved != 0;
+}
 
 // Batons are looked up by their SHA-256, so that the maps never hold a usable
 // baton and lookups do not compare secrets byte by byte.
@@ -46,6 +56,7 @@ HranaEngine::~HranaEngine() {
     std::lock_guard<std::mutex> lock(mu_);
     streams.swap(streams_);
     batons_.clear();
+    pool_.clear();
   }
   // Destroying the sessions rolls back and closes, outside the lock.
 }
@@ -63,6 +74,8 @@ Result<hrana::PipelineResponse> HranaEngine::Execute(std::string_view database_k
                                                      const hrana::PipelineRequest& request,
                                                      const ConnectionFactory& open_connection) {
   std::vector<StreamPtr> dead;  // declared first: destroyed after any lock is released
+  hrana::SqliteConnection reused;  // a pooled connection for a new stream
+  hrana::SqliteConnection returned;  // destroyed (closed) after the lock when not pooled
   StreamPtr stream;
   std::string used_hash;
   {
@@ -87,12 +100,22 @@ Result<hrana::PipelineResponse> HranaEngine::Execute(std::string_view database_k
       stream->database_key = std::string(database_key);
       stream->busy = true;
       streams_.emplace(stream->id, stream);
+      // Taken in the same critical section that registers the stream, so a
+      // CloseStreamsFor() either purged it from the pool or kills this stream.
+      auto pooled = pool_.find(stream->database_key);
+      if (pooled != pool_.end() && !pooled->second.empty()) {
+        reused = std::move(pooled->second.back().connection);
+        pooled->second.pop_back();
+        if (pooled->second.empty()) pool_.erase(pooled);
+      }
     }
   }
   dead.clear();
 
+  if (reused && FileMoved(reused.get())) reused.reset();
   if (!stream->session) {
-    Result<hrana::SqliteConnection> connection = open_connection();
+    Result<hrana::SqliteConnection> connection =
+        reused ? Result<hrana::SqliteConnection>(std::move(reused)) : open_connection();
     Status failure;
     if (!connection.ok()) {
       failure = connection.status().WithContext("open database");
@@ -126,6 +149,13 @@ Result<hrana::PipelineResponse> HranaEngine::Execute(std::string_view database_k
   if (stream->kill_reason || stream->session->closed()) {
     if (stream->kill_reason && !used_hash.empty()) {
       AddTombstoneLocked(used_hash, *stream->kill_reason, clock_());
+    }
+    returned = stream->session->TakeReusableConnection();
+    if (returned && !stream->kill_reason && limits_.pooled_connections > 0) {
+      std::vector<Pooled>& idle = pool_[stream->database_key];
+      if (idle.size() < limits_.pooled_connections) {
+        idle.push_back(Pooled{std::move(returned), clock_()});
+      }
     }
     RemoveLocked(stream, nullptr, &dead);
     response.baton = std::nullopt;
@@ -195,6 +225,15 @@ std::size_t HranaEngine::SweepLocked(std::int64_t now, std::vector<StreamPtr>* d
   }
   Status expired = ExpiredStatus();
   for (const StreamPtr& stream : idle) RemoveLocked(stream, &expired, dead);
+  for (auto it = pool_.begin(); it != pool_.end();) {
+    std::vector<Pooled>& conns = it->second;
+    conns.erase(std::remove_if(conns.begin(), conns.end(),
+                               [&](const Pooled& p) {
+                                 return now - p.returned_ms >= limits_.stream_idle_timeout_ms;
+                               }),
+                conns.end());
+    it = conns.empty() ? pool_.erase(it) : std::next(it);
+  }
   FindTombstoneLocked(std::string(), now);  // prunes expired tombstones
   return idle.size();
 }
@@ -214,6 +253,9 @@ std::size_t HranaEngine::CloseStreamsFor(
   std::vector<StreamPtr> matching;
   for (const auto& [id, stream] : streams_) {
     if (predicate(stream->database_key)) matching.push_back(stream);
+  }
+  for (auto it = pool_.begin(); it != pool_.end();) {
+    it = predicate(it->first) ? pool_.erase(it) : std::next(it);
   }
   for (const StreamPtr& stream : matching) {
     if (stream->busy) {

@@ -32,6 +32,15 @@
 // Precise errors for dead batons are kept for Limits::tombstone_ttl_ms; after
 // that such a baton is "baton_invalid".
 //
+// Connection reuse (when Limits::pooled_connections > 0; then the connection
+// factory is not called for every new stream): a stream that ends with `close`, with no transaction open
+// and no per-connection state changed (Session::TakeReusableConnection), gives
+// its connection back to a small pool of its database key; the next new stream
+// of that key reuses it (SQLite's parsed schema included) unless the file was
+// moved or deleted since it was opened. CloseStreamsFor() also closes the
+// pooled connections of the keys it matches, and idle ones close after
+// Limits::stream_idle_timeout_ms.
+//
 // Thread-safety: all methods may be called concurrently from any threads. A
 // stream runs one pipeline at a time; SQL runs outside the engine's lock.
 
@@ -58,7 +67,7 @@ class HranaEngine {
   // from several threads at once, also while statements run (for timeouts).
   using Clock = std::function<std::int64_t()>;
   // Opens a new connection to the right database file. Called once per new
-  // stream, outside the engine's lock. The engine configures the connection
+  // stream that finds no pooled connection, outside the engine's lock. The engine configures the connection
   // (see hrana_session.h) and owns it from then on; the factory may set pragmas
   // of its own and should set a busy timeout, which bounds how long a
   // statement waits for another stream's lock (statement_timeout_ms does not
@@ -138,6 +147,15 @@ class HranaEngine {
   std::unordered_map<std::string, BatonEntry> batons_;  // by SHA-256 of the baton
   std::unordered_map<std::string, Tombstone> tombstones_;
   std::deque<std::string> tombstone_order_;  // oldest first
+
+  // Connections of streams that ended cleanly with `close`, by database key,
+  // most recently used last; a new stream of that key takes one instead of
+  // opening the file (see hrana.cc). Purged with CloseStreamsFor().
+  struct Pooled {
+    hrana::SqliteConnection connection;
+    std::int64_t returned_ms = 0;
+  };
+  std::unordered_map<std::string, std::vector<Pooled>> pool_;
 };
 
 }  // namespace via::server

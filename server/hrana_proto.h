@@ -42,6 +42,9 @@ struct Limits {
   std::size_t max_streams = 1024;               // open streams, all databases [too_many_streams]
   std::int64_t stream_idle_timeout_ms = 10000;  // between requests [stream_expired]
   std::int64_t tombstone_ttl_ms = 300000;       // how long a dead baton still gets a precise error
+  // Idle connections kept per database key for reuse by new streams (see
+  // hrana.h); 0: every stream opens its own connection.
+  std::size_t pooled_connections = 0;
 };
 
 // A SQLite value. Integers are 64-bit; text is UTF-8 and may hold NUL bytes.

@@ -96,14 +96,30 @@ bool IsGlobalPragma(const char* name) {
   return false;
 }
 
-int Authorize(void*, int action, const char* arg1, const char*, const char*, const char*) {
+// `tainted` (a bool*) is set for every statement that may leave state on the
+// connection beyond the database file, so that the connection is not reused.
+int Authorize(void* tainted, int action, const char* arg1, const char*, const char*, const char*) {
   switch (action) {
     case SQLITE_ATTACH:
+      *static_cast<bool*>(tainted) = true;
       // VACUUM attaches "" (a private temporary database); anything else names a
       // file: ATTACH 'path' or VACUUM INTO 'path'.
       return (arg1 && arg1[0] == '\0') ? SQLITE_OK : SQLITE_DENY;
     case SQLITE_PRAGMA:
+      *static_cast<bool*>(tainted) = true;
       return IsGlobalPragma(arg1) ? SQLITE_DENY : SQLITE_OK;
+    case SQLITE_DETACH:
+    case SQLITE_CREATE_TEMP_INDEX:
+    case SQLITE_CREATE_TEMP_TABLE:
+    case SQLITE_CREATE_TEMP_TRIGGER:
+    case SQLITE_CREATE_TEMP_VIEW:
+    case SQLITE_DROP_TEMP_INDEX:
+    case SQLITE_DROP_TEMP_TABLE:
+    case SQLITE_DROP_TEMP_TRIGGER:
+    case SQLITE_DROP_TEMP_VIEW:
+    case SQLITE_SAVEPOINT:
+      *static_cast<bool*>(tainted) = true;
+      return SQLITE_OK;
     default:
       return SQLITE_OK;
   }
@@ -194,7 +210,8 @@ Session::Session(SqliteConnection db, const Limits& limits,
   sqlite3_db_config(raw, SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr);
   sqlite3_db_config(raw, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, nullptr);
   sqlite3_db_config(raw, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, nullptr);
-  sqlite3_set_authorizer(raw, &Authorize, nullptr);
+  sqlite3_set_authorizer(raw, &Authorize, &tainted_);
+  sqlite3_set_last_insert_rowid(raw, 0);  // a pooled connection starts afresh
   sqlite3_progress_handler(raw, 1000, &Session::ProgressCallback, this);
 }
 
@@ -204,11 +221,19 @@ void Session::Close() {
   if (!db_) return;
   sqlite3* raw = db_.get();
   sqlite3_progress_handler(raw, 0, nullptr, nullptr);
-  if (!sqlite3_get_autocommit(raw)) sqlite3_exec(raw, "ROLLBACK", nullptr, nullptr, nullptr);
+  bool reusable = !tainted_ && !killed_.load() && sqlite3_next_stmt(raw, nullptr) == nullptr;
+  if (!sqlite3_get_autocommit(raw)) {
+    sqlite3_exec(raw, "ROLLBACK", nullptr, nullptr, nullptr);
+    reusable = false;
+  }
   SqliteConnection closing;
   {
     std::lock_guard<std::mutex> lock(kill_mu_);
     closing = std::move(db_);
+  }
+  if (reusable) {
+    sqlite3_set_authorizer(raw, nullptr, nullptr);  // it pointed into this Session
+    reusable_ = std::move(closing);
   }
 }
 

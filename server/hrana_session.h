@@ -74,6 +74,13 @@ class Session {
   // True after a `close` request: the connection is closed.
   bool closed() const { return db_ == nullptr; }
 
+  // After a `close` request, the connection when it may serve another stream
+  // of the same database: no transaction was left open, the stream was not
+  // killed, and no statement changed per-connection state (any PRAGMA,
+  // ATTACH/DETACH, TEMP objects, savepoint left open). Null otherwise (the
+  // connection was closed). The caller pools it; a new Session reconfigures it.
+  SqliteConnection TakeReusableConnection() { return std::move(reusable_); }
+
   // Interrupts the running statement, if any, and makes every later request
   // fail with STREAM_CLOSED and `message`. Thread-safe.
   void Kill(const std::string& message);
@@ -105,6 +112,8 @@ class Session {
   mutable std::mutex kill_mu_;  // guards db_ against Kill() and kill_message_
   SqliteConnection db_;
   std::string kill_message_;
+  bool tainted_ = false;  // set by the authorizer: the connection's state changed
+  SqliteConnection reusable_;
 };
 
 }  // namespace via::server::hrana

@@ -39,6 +39,9 @@ using boost::system::error_code;
 
 constexpr auto kAwait = asio::use_awaitable;
 
+// Connections over max_connections allowed while evicted ones are closing.
+constexpr std::size_t kEvictionSlack = 64;
+
 std::chrono::milliseconds Ms(std::int64_t ms) { return std::chrono::milliseconds(ms); }
 
 std::int64_t WallMs() {
@@ -101,7 +104,11 @@ class HttpServer::Impl {
   struct Conn {
     explicit Conn(tcp::socket socket) : stream(std::move(socket)) {}
     beast::tcp_stream stream;
-    bool busy = false;  // a request is being handled; touched on the connection's strand only
+    // A request is being handled. Written on the connection's strand; read by
+    // the acceptor too (eviction), hence atomic.
+    std::atomic<bool> busy{false};
+    std::atomic<bool> evicted{false};  // chosen to make room for a new connection
+    std::atomic<std::int64_t> idle_since_ms{0};  // when it started waiting for a request
     std::string remote;
     std::uint64_t id = 0;
   };
@@ -219,19 +226,43 @@ asio::awaitable<void> HttpServer::Impl::Accept() {
       co_await pause.async_wait(asio::redirect_error(kAwait, ec));
       continue;
     }
+    // Responses are written whole; never wait for an ACK before sending.
+    socket.set_option(tcp::no_delay(true), ec);
     std::string remote;
     if (auto peer = socket.remote_endpoint(ec); !ec) {
       remote = peer.address().to_string() + ":" + std::to_string(peer.port());
     }
     std::shared_ptr<Conn> conn;
+    std::shared_ptr<Conn> victim;
     {
       std::lock_guard lock(conns_mu_);
-      if (conns_.size() < options_.max_connections) {
+      bool room = conns_.size() < options_.max_connections;
+      if (!room && conns_.size() < options_.max_connections + kEvictionSlack) {
+        // At the bound: the connection idle the longest (waiting for a request,
+        // e.g. a keep-alive or a slow or silent client) is closed to make room,
+        // so idle connections cannot lock out new clients. Evicted connections
+        // close at once; kEvictionSlack bounds those not gone yet.
+        for (auto& [id, weak] : conns_) {
+          auto c = weak.lock();
+          if (!c || c->busy.load() || c->evicted.load()) continue;
+          if (!victim || c->idle_since_ms.load() < victim->idle_since_ms.load()) victim = c;
+        }
+        if (victim) {
+          victim->evicted = true;
+          room = true;
+        }
+      }
+      if (room) {
         conn = std::make_shared<Conn>(std::move(socket));
         conn->id = next_id_++;
         conn->remote = remote;
         conns_[conn->id] = conn;
       }
+    }
+    if (victim) {
+      asio::post(victim->stream.get_executor(), [victim] {
+        if (!victim->busy) victim->stream.cancel();
+      });
     }
     if (!conn) {
       static constexpr std::string_view kBusy =
@@ -290,7 +321,8 @@ asio::awaitable<void> HttpServer::Impl::ServeRequests(Conn& conn) {
       std::min<std::size_t>(options_.max_header_bytes, std::numeric_limits<std::uint32_t>::max()));
   for (;;) {
     conn.busy = false;
-    if (draining_) co_return;
+    if (draining_ || conn.evicted) co_return;
+    conn.idle_since_ms = WallMs();
     http::request_parser<http::string_body> parser;
     parser.header_limit(header_limit);
     parser.body_limit(options_.max_body_bytes);

@@ -7,7 +7,9 @@
 //   - idle timeout: a connection that sends no request header for this long is
 //     closed (covers slow headers too); read timeout: the body and the response
 //     write must finish within it (408 / close);
-//   - at most max_connections connections (more get 503 and are closed).
+//   - at most max_connections connections: at the bound a new connection
+//     makes the server close the connection idle the longest (one waiting for
+//     a request); only when every connection is busy does it get 503.
 // SIGINT/SIGTERM start a drain: the listener closes, idle connections close,
 // requests in flight finish (their responses say Connection: close), and Run()
 // returns once every connection is gone or drain_timeout_ms passed.
