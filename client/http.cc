@@ -90,12 +90,13 @@ class HttpClient::Impl {
     if (!reused) {
       if (auto opened = Open(url); !opened.ok()) return opened.error();
     }
-    bool answered = false;
-    auto reply = Exchange(url, method, path, bearer, body, &answered);
-    if (!reply.ok() && reused && !answered && reply.error().code == kSqlConnectionFailed) {
-      // The server closed the idle connection before reading this request.
+    bool unread = false;
+    auto reply = Exchange(url, method, path, bearer, body, &unread);
+    if (!reply.ok() && reused && unread) {
+      // The server closed the idle connection before it read this request, so
+      // sending it again cannot run it twice.
       if (auto opened = Open(url); !opened.ok()) return opened.error();
-      reply = Exchange(url, method, path, bearer, body, &answered);
+      reply = Exchange(url, method, path, bearer, body, &unread);
     }
     if (!reply.ok()) Close();
     return reply;
@@ -143,7 +144,12 @@ class HttpClient::Impl {
 
   SqlResult<HttpReply> Exchange(const Url& url, std::string_view method, const std::string& path,
                                 const std::string& bearer, const std::string* body,
-                                bool* answered) {
+                                bool* unread) {
+    // `*unread`: the exchange failed in a way that shows the server never
+    // read the request (the write failed, or the connection was closed or
+    // reset with no answer byte). Not after a timeout: the server may be
+    // running the request, and a resend could apply it twice.
+    *unread = false;
     const std::string where = "http://" + url.host + ":" + url.port;
     http::request<http::string_body> request;
     request.method_string(beast::string_view(method.data(), method.size()));
@@ -164,7 +170,10 @@ class HttpClient::Impl {
     stream_->expires_after(std::chrono::milliseconds(options_.request_timeout_ms));
     http::async_write(*stream_, request, [&ec](beast::error_code e, std::size_t) { ec = e; });
     Run();
-    if (ec) return Error(kSqlConnectionFailed, "sending to " + where + ": " + ec.message());
+    if (ec) {
+      *unread = true;
+      return Error(kSqlConnectionFailed, "sending to " + where + ": " + ec.message());
+    }
 
     http::response_parser<http::string_body> parser;
     parser.header_limit(64 * 1024);
@@ -183,7 +192,10 @@ class HttpClient::Impl {
       Run();
     }
     if (ec) {
-      *answered = parser.got_some() || buffer_.size() > 0;
+      const bool no_answer = !parser.got_some() && buffer_.size() == 0;
+      *unread = no_answer && (ec == http::error::end_of_stream || ec == asio::error::eof ||
+                              ec == asio::error::connection_reset ||
+                              ec == asio::error::broken_pipe);
       buffer_.consume(buffer_.size());
       if (ec == http::error::body_limit) {
         return Error(kSqlProtocolError, "the answer of " + where + " is larger than " +
@@ -197,7 +209,6 @@ class HttpClient::Impl {
       }
       return Error(kSqlConnectionFailed, "reading from " + where + ": " + ec.message());
     }
-    *answered = true;
     auto response = parser.release();
     HttpReply reply;
     reply.status = static_cast<int>(response.result_int());

@@ -396,15 +396,19 @@ HttpResponse Api::Descriptor(const HttpRequest& request, const std::string& bind
 }
 
 // Verifying an Ed25519 signature costs more than the rest of a descriptor
-// request, so a token whose signature and claims verified is remembered by its
-// exact text (same bytes, same signature). Every use re-checks what depends on
-// the time, exactly as jwt::Verify does: exp (no grace), iat/nbf (leeway); the
-// release is looked up in the current state by the caller as before.
+// request, so a token whose signature and claims verified is remembered by the
+// SHA-256 of its exact text (same bytes, same signature; the map never holds a
+// token, and a lookup never compares one byte by byte, as with batons). Every
+// use re-checks what depends on the time, exactly as jwt::Verify does: exp (no
+// grace), iat/nbf (leeway); the release is looked up in the current state by
+// the caller as before.
 Result<jwt::Claims> Api::VerifyToken(const std::string& token) {
   const std::int64_t now_s = options_.clock->NowMs() / 1000;
+  const Hash256 digest = crypto::Sha256::Digest(token);
+  const std::string key(digest.begin(), digest.end());
   {
     std::lock_guard lock(token_cache_mu_);
-    auto it = token_cache_.find(token);
+    auto it = token_cache_.find(key);
     if (it != token_cache_.end()) {
       const jwt::Claims& c = it->second;
       if (now_s < c.expires_at_s && c.not_before_s <= now_s + options_.jwt_leeway_s &&
@@ -422,7 +426,7 @@ Result<jwt::Claims> Api::VerifyToken(const std::string& token) {
   if (claims.ok()) {
     std::lock_guard lock(token_cache_mu_);
     if (token_cache_.size() >= kTokenCacheMax) token_cache_.clear();
-    token_cache_.emplace(token, *claims);
+    token_cache_.emplace(key, *claims);
   }
   return claims;
 }

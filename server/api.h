@@ -113,8 +113,8 @@ class Api {
   mutable std::mutex state_mu_;  // guards state_ and public_url
   std::shared_ptr<const State> state_;
 
-  // Workload tokens whose signature and claims verified, by token text; the
-  // time claims are checked again on every use.
+  // Workload tokens whose signature and claims verified, by the SHA-256 of
+  // the token text; the time claims are checked again on every use.
   std::mutex token_cache_mu_;
   std::unordered_map<std::string, jwt::Claims> token_cache_;
   // Healthy storage probes by add-on id: probed when (ms), file identity.

@@ -256,6 +256,9 @@ asio::awaitable<void> HttpServer::Impl::Accept() {
         conn = std::make_shared<Conn>(std::move(socket));
         conn->id = next_id_++;
         conn->remote = remote;
+        // Idle from now: a connection that has not been served yet must not
+        // look like the one idle longest (0) and be evicted first.
+        conn->idle_since_ms = WallMs();
         conns_[conn->id] = conn;
       }
     }
@@ -386,7 +389,7 @@ asio::awaitable<void> HttpServer::Impl::ServeRequests(Conn& conn) {
     } catch (const std::exception& e) {
       out = ErrorResponse(500, "internal", std::string("unexpected failure: ") + e.what());
     }
-    const bool keep_alive = request.keep_alive() && !draining_;
+    const bool keep_alive = request.keep_alive() && !draining_ && !conn.evicted;
     co_await Send(conn, out, version, keep_alive, method, path, started, ec);
     if (ec || !keep_alive) co_return;
   }

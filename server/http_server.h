@@ -9,7 +9,8 @@
 //     write must finish within it (408 / close);
 //   - at most max_connections connections: at the bound a new connection
 //     makes the server close the connection idle the longest (one waiting for
-//     a request); only when every connection is busy does it get 503.
+//     a request); it gets 503 when every connection is busy, or when 64
+//     evicted connections are still closing.
 // SIGINT/SIGTERM start a drain: the listener closes, idle connections close,
 // requests in flight finish (their responses say Connection: close), and Run()
 // returns once every connection is gone or drain_timeout_ms passed.

@@ -255,3 +255,85 @@ TEST_CASE("a server that never answers hits the request timeout", "[client]") {
   CHECK(db.error().code == kSqlConnectionFailed);
   CHECK(took < std::chrono::seconds(5));
 }
+
+TEST_CASE("a request that timed out on a reused connection is not sent again", "[client]") {
+  // A keep-alive server that answers the descriptor and the first pipeline
+  // request, then reads the second and never answers it. The client gives up
+  // after its timeout; it must not resend that request on a new connection
+  // (the server may be running it), so exactly two pipeline requests arrive.
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::acceptor acceptor(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  const unsigned short port = acceptor.local_endpoint().port();
+  const std::string url = "http://127.0.0.1:" + std::to_string(port);
+  std::atomic<int> pipelines{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> handlers;
+  std::thread acceptor_thread([&] {
+    while (!stop) {
+      auto socket = std::make_shared<boost::asio::ip::tcp::socket>(io);
+      boost::system::error_code ec;
+      acceptor.accept(*socket, ec);
+      if (ec || stop) break;
+      handlers.emplace_back([socket, url, &pipelines] {
+        std::string got;
+        char buf[4096];
+        boost::system::error_code ec;
+        while (true) {
+          std::size_t end = got.find("\r\n\r\n");
+          if (end == std::string::npos) {
+            std::size_t n = socket->read_some(boost::asio::buffer(buf), ec);
+            if (ec) return;  // the client closed
+            got.append(buf, n);
+            continue;
+          }
+          const std::string head = got.substr(0, end);
+          got.erase(0, end + 4);
+          std::string body;
+          if (head.rfind("POST", 0) == 0) {
+            std::size_t length_at = head.find("Content-Length: ");
+            std::size_t length = std::stoul(head.substr(length_at + 16));
+            while (got.size() < length) {
+              std::size_t n = socket->read_some(boost::asio::buffer(buf), ec);
+              if (ec) return;
+              got.append(buf, n);
+            }
+            got.erase(0, length);
+            if (++pipelines > 1) continue;  // never answered: read on until the client hangs up
+            body = R"({"baton":null,"base_url":null,"results":[{"type":"ok","response":)"
+                   R"({"type":"execute","result":{"cols":[],"rows":[],"affected_row_count":1,)"
+                   R"("last_insert_rowid":"1"}}},{"type":"ok","response":{"type":"close"}}]})";
+          } else {
+            body = R"({"binding":"DATABASE","provider":"sqlite","addon_id":"ad_1",)"
+                                   R"("url":")" + url + R"(","auth_token":"via1.x","generation":1,)"
+                                   R"("app":"api","release":"v1"})";
+          }
+          const std::string answer = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                     "Content-Length: " + std::to_string(body.size()) +
+                                     "\r\n\r\n" + body;
+          boost::asio::write(*socket, boost::asio::buffer(answer), ec);
+        }
+      });
+    }
+  });
+  {
+    SqlOptions o;
+    o.config_url = url;
+    o.workload_token = "a.b.c";
+    o.request_timeout_ms = 300;
+    auto db = Sql::Connect("DATABASE", o);
+    REQUIRE(db.ok());
+    REQUIRE(db->Execute("INSERT INTO t VALUES (1)").ok());
+    auto result = db->Execute("INSERT INTO t VALUES (2)");
+    REQUIRE_FALSE(result.ok());
+    CHECK(result.error().code == kSqlConnectionFailed);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  CHECK(pipelines == 2);
+  stop = true;
+  boost::system::error_code ec;
+  boost::asio::ip::tcp::socket poke(io);
+  poke.connect({boost::asio::ip::make_address("127.0.0.1"), port}, ec);
+  acceptor_thread.join();
+  poke.close(ec);
+  for (std::thread& handler : handlers) handler.join();
+}
