@@ -1,6 +1,7 @@
 #include "server/hrana.h"
 
 #include <algorithm>
+#include <limits>
 #include <optional>
 #include <utility>
 
@@ -52,11 +53,12 @@ HranaEngine::HranaEngine(hrana::Limits limits, Clock clock)
 
 HranaEngine::~HranaEngine() {
   std::unordered_map<std::uint64_t, StreamPtr> streams;
+  std::unordered_map<std::string, std::vector<Pooled>> pool;
   {
     std::lock_guard<std::mutex> lock(mu_);
     streams.swap(streams_);
     batons_.clear();
-    pool_.clear();
+    pool.swap(pool_);
   }
   // Destroying the sessions rolls back and closes, outside the lock.
 }
@@ -74,6 +76,7 @@ Result<hrana::PipelineResponse> HranaEngine::Execute(std::string_view database_k
                                                      const hrana::PipelineRequest& request,
                                                      const ConnectionFactory& open_connection) {
   std::vector<StreamPtr> dead;  // declared first: destroyed after any lock is released
+  std::vector<hrana::SqliteConnection> unpooled;  // likewise: closed after the lock
   hrana::SqliteConnection reused;  // a pooled connection for a new stream
   hrana::SqliteConnection returned;  // destroyed (closed) after the lock when not pooled
   StreamPtr stream;
@@ -82,14 +85,14 @@ Result<hrana::PipelineResponse> HranaEngine::Execute(std::string_view database_k
     std::lock_guard<std::mutex> lock(mu_);
     const std::int64_t now = clock_();
     if (now - last_sweep_ms_ >= kSweepEveryMs) {
-      SweepLocked(now, &dead);
+      SweepLocked(now, &dead, &unpooled);
       last_sweep_ms_ = now;
     }
     if (request.baton) {
       used_hash = HashBaton(*request.baton);
       VIA_ASSIGN_OR_RETURN(stream, AcquireLocked(database_key, used_hash, now, &dead));
     } else {
-      if (streams_.size() >= limits_.max_streams) SweepLocked(now, &dead);
+      if (streams_.size() >= limits_.max_streams) SweepLocked(now, &dead, &unpooled);
       if (streams_.size() >= limits_.max_streams) {
         return Unavailable("too_many_streams", "the SQL proxy already has " +
                                                    std::to_string(streams_.size()) +
@@ -111,6 +114,7 @@ Result<hrana::PipelineResponse> HranaEngine::Execute(std::string_view database_k
     }
   }
   dead.clear();
+  unpooled.clear();
 
   if (reused && FileMoved(reused.get())) reused.reset();
   if (!stream->session) {
@@ -154,7 +158,8 @@ Result<hrana::PipelineResponse> HranaEngine::Execute(std::string_view database_k
     if (returned && !stream->kill_reason && limits_.pooled_connections > 0) {
       std::vector<Pooled>& idle = pool_[stream->database_key];
       if (idle.size() < limits_.pooled_connections) {
-        idle.push_back(Pooled{std::move(returned), clock_()});
+        idle.push_back(Pooled{std::move(returned), clock_(), next_pool_seq_++});
+        EnforcePoolCapLocked(&unpooled);
       }
     }
     RemoveLocked(stream, nullptr, &dead);
@@ -216,7 +221,8 @@ void HranaEngine::RemoveLocked(const StreamPtr& stream, const Status* reason,
   dead->push_back(stream);
 }
 
-std::size_t HranaEngine::SweepLocked(std::int64_t now, std::vector<StreamPtr>* dead) {
+std::size_t HranaEngine::SweepLocked(std::int64_t now, std::vector<StreamPtr>* dead,
+                                     std::vector<hrana::SqliteConnection>* unpooled) {
   std::vector<StreamPtr> idle;
   for (const auto& [id, stream] : streams_) {
     if (!stream->busy && now - stream->last_used_ms >= limits_.stream_idle_timeout_ms) {
@@ -227,11 +233,13 @@ std::size_t HranaEngine::SweepLocked(std::int64_t now, std::vector<StreamPtr>* d
   for (const StreamPtr& stream : idle) RemoveLocked(stream, &expired, dead);
   for (auto it = pool_.begin(); it != pool_.end();) {
     std::vector<Pooled>& conns = it->second;
-    conns.erase(std::remove_if(conns.begin(), conns.end(),
-                               [&](const Pooled& p) {
-                                 return now - p.returned_ms >= limits_.stream_idle_timeout_ms;
-                               }),
-                conns.end());
+    auto expired_begin = std::stable_partition(conns.begin(), conns.end(), [&](const Pooled& p) {
+      return now - p.returned_ms < limits_.stream_idle_timeout_ms;
+    });
+    for (auto p = expired_begin; p != conns.end(); ++p) {
+      unpooled->push_back(std::move(p->connection));
+    }
+    conns.erase(expired_begin, conns.end());
     it = conns.empty() ? pool_.erase(it) : std::next(it);
   }
   FindTombstoneLocked(std::string(), now);  // prunes expired tombstones
@@ -240,22 +248,48 @@ std::size_t HranaEngine::SweepLocked(std::int64_t now, std::vector<StreamPtr>* d
 
 std::size_t HranaEngine::SweepIdle() {
   std::vector<StreamPtr> dead;
+  std::vector<hrana::SqliteConnection> unpooled;
   std::lock_guard<std::mutex> lock(mu_);
   const std::int64_t now = clock_();
   last_sweep_ms_ = now;
-  return SweepLocked(now, &dead);
+  return SweepLocked(now, &dead, &unpooled);
+}
+
+void HranaEngine::EnforcePoolCapLocked(std::vector<hrana::SqliteConnection>* unpooled) {
+  const std::size_t per_key = limits_.pooled_connections;
+  constexpr std::size_t kMax = std::numeric_limits<std::size_t>::max();
+  const std::size_t cap = per_key > kMax / kPoolCapFactor ? kMax : per_key * kPoolCapFactor;
+  std::size_t total = 0;
+  for (const auto& [key, conns] : pool_) total += conns.size();
+  while (total > cap) {
+    // The least recently returned connection: the front of some key's list.
+    auto oldest = pool_.end();
+    for (auto it = pool_.begin(); it != pool_.end(); ++it) {
+      if (oldest == pool_.end() || it->second.front().seq < oldest->second.front().seq) oldest = it;
+    }
+    unpooled->push_back(std::move(oldest->second.front().connection));
+    oldest->second.erase(oldest->second.begin());
+    if (oldest->second.empty()) pool_.erase(oldest);
+    --total;
+  }
 }
 
 std::size_t HranaEngine::CloseStreamsFor(
     const std::function<bool(std::string_view database_key)>& predicate, const Status& reason) {
   std::vector<StreamPtr> dead;
+  std::vector<hrana::SqliteConnection> unpooled;  // closed after the lock, like `dead`
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<StreamPtr> matching;
   for (const auto& [id, stream] : streams_) {
     if (predicate(stream->database_key)) matching.push_back(stream);
   }
   for (auto it = pool_.begin(); it != pool_.end();) {
-    it = predicate(it->first) ? pool_.erase(it) : std::next(it);
+    if (!predicate(it->first)) {
+      ++it;
+      continue;
+    }
+    for (Pooled& p : it->second) unpooled.push_back(std::move(p.connection));
+    it = pool_.erase(it);
   }
   for (const StreamPtr& stream : matching) {
     if (stream->busy) {

@@ -39,10 +39,13 @@
 // of that key reuses it (SQLite's parsed schema included) unless the file was
 // moved or deleted since it was opened. CloseStreamsFor() also closes the
 // pooled connections of the keys it matches, and idle ones close after
-// Limits::stream_idle_timeout_ms.
+// Limits::stream_idle_timeout_ms. All keys together keep at most
+// kPoolCapFactor * Limits::pooled_connections idle connections; beyond that the
+// least recently returned one (of any key) is closed.
 //
 // Thread-safety: all methods may be called concurrently from any threads. A
-// stream runs one pipeline at a time; SQL runs outside the engine's lock.
+// stream runs one pipeline at a time; SQL, and closing any connection (which
+// may checkpoint and fsync), runs outside the engine's lock.
 
 #include <cstdint>
 #include <deque>
@@ -73,6 +76,10 @@ class HranaEngine {
   // statement waits for another stream's lock (statement_timeout_ms does not
   // cover that wait).
   using ConnectionFactory = std::function<Result<hrana::SqliteConnection>()>;
+
+  // The pool of idle connections holds at most this many times
+  // Limits::pooled_connections connections over all database keys.
+  static constexpr std::size_t kPoolCapFactor = 4;
 
   HranaEngine(hrana::Limits limits, Clock clock);
   // Closes every stream, rolling back open transactions. No call may be
@@ -127,12 +134,17 @@ class HranaEngine {
     std::int64_t expires_ms = 0;
   };
 
-  // All *Locked methods need mu_; streams they remove go to `dead`, which the
-  // caller destroys after unlocking (closing a connection may take time).
+  // All *Locked methods need mu_; streams they remove go to `dead` and pooled
+  // connections they drop to `unpooled`, which the caller destroys after
+  // unlocking (closing a connection may take time).
   Result<StreamPtr> AcquireLocked(std::string_view database_key, const std::string& baton,
                                   std::int64_t now, std::vector<StreamPtr>* dead);
   void RemoveLocked(const StreamPtr& stream, const Status* reason, std::vector<StreamPtr>* dead);
-  std::size_t SweepLocked(std::int64_t now, std::vector<StreamPtr>* dead);
+  std::size_t SweepLocked(std::int64_t now, std::vector<StreamPtr>* dead,
+                          std::vector<hrana::SqliteConnection>* unpooled);
+  // Drops the least recently returned pooled connections while the pool holds
+  // more than kPoolCapFactor * Limits::pooled_connections in all.
+  void EnforcePoolCapLocked(std::vector<hrana::SqliteConnection>* unpooled);
   void AddTombstoneLocked(const std::string& baton_hash, const Status& reason, std::int64_t now);
   const Status* FindTombstoneLocked(const std::string& baton_hash, std::int64_t now);
   Status ExpiredStatus() const;
@@ -154,8 +166,10 @@ class HranaEngine {
   struct Pooled {
     hrana::SqliteConnection connection;
     std::int64_t returned_ms = 0;
+    std::uint64_t seq = 0;  // order of return over all keys (for the global cap)
   };
   std::unordered_map<std::string, std::vector<Pooled>> pool_;
+  std::uint64_t next_pool_seq_ = 0;
 };
 
 }  // namespace via::server

@@ -97,8 +97,13 @@ bool IsGlobalPragma(const char* name) {
 }
 
 // `tainted` (a bool*) is set for every statement that may leave state on the
-// connection beyond the database file, so that the connection is not reused.
-int Authorize(void* tainted, int action, const char* arg1, const char*, const char*, const char*) {
+// connection beyond the database file, so that the connection is not reused:
+// anything naming the "temp" database (arg3 of every action that has a
+// database name, e.g. CREATE VIRTUAL TABLE temp.x), virtual tables (whose
+// modules may keep per-connection state), and the actions below.
+int Authorize(void* tainted, int action, const char* arg1, const char*, const char* database,
+              const char*) {
+  if (database && sqlite3_stricmp(database, "temp") == 0) *static_cast<bool*>(tainted) = true;
   switch (action) {
     case SQLITE_ATTACH:
       *static_cast<bool*>(tainted) = true;
@@ -118,11 +123,29 @@ int Authorize(void* tainted, int action, const char* arg1, const char*, const ch
     case SQLITE_DROP_TEMP_TRIGGER:
     case SQLITE_DROP_TEMP_VIEW:
     case SQLITE_SAVEPOINT:
+    case SQLITE_CREATE_VTABLE:
+    case SQLITE_DROP_VTABLE:
       *static_cast<bool*>(tainted) = true;
       return SQLITE_OK;
     default:
       return SQLITE_OK;
   }
+}
+
+// A second line of defence behind the authorizer's taint: a connection with
+// any TEMP schema object or any database attached besides "main" and "temp"
+// must not serve another stream.
+bool StatelessBeyondMain(sqlite3* db) {
+  if (sqlite3_db_name(db, 2) != nullptr) return false;
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(db, "SELECT count(*) FROM temp.sqlite_master", -1, &stmt, nullptr) !=
+      SQLITE_OK) {
+    sqlite3_finalize(stmt);
+    return false;
+  }
+  const bool empty = sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_int64(stmt, 0) == 0;
+  sqlite3_finalize(stmt);
+  return empty;
 }
 
 int ClampToInt(std::size_t n) { return static_cast<int>(std::min<std::size_t>(n, INT_MAX)); }
@@ -234,6 +257,7 @@ void Session::Close() {
   if (reusable) {
     sqlite3_set_authorizer(raw, nullptr, nullptr);  // it pointed into this Session
     reusable_ = std::move(closing);
+    if (!StatelessBeyondMain(raw)) reusable_.reset();
   }
 }
 

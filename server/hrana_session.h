@@ -77,7 +77,9 @@ class Session {
   // After a `close` request, the connection when it may serve another stream
   // of the same database: no transaction was left open, the stream was not
   // killed, and no statement changed per-connection state (any PRAGMA,
-  // ATTACH/DETACH, TEMP objects, savepoint left open). Null otherwise (the
+  // ATTACH/DETACH, anything in the "temp" database, virtual tables, savepoint
+  // left open) and the connection has no TEMP object and no attached database
+  // (checked with SQL when closing). Null otherwise (the
   // connection was closed). The caller pools it; a new Session reconfigures it.
   SqliteConnection TakeReusableConnection() { return std::move(reusable_); }
 

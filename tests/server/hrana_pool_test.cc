@@ -7,8 +7,13 @@
 #include <sqlite3.h>
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
+#include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <thread>
+#include <vector>
 
 #include "server/hrana.h"
 #include "testing.h"
@@ -21,6 +26,10 @@ using json = nlohmann::json;
 class Pool {
  public:
   explicit Pool(std::size_t pooled = 4) : engine_(Limits(pooled), [this] { return now_.load(); }) {}
+  ~Pool() {
+    probing_ = false;  // the engine's destructor closes connections too
+    JoinProbes();
+  }
 
   static hrana::Limits Limits(std::size_t pooled) {
     hrana::Limits l;
@@ -40,6 +49,11 @@ class Pool {
       int rc = sqlite3_open_v2(File(key).c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
       hrana::SqliteConnection db(raw);
       if (rc != SQLITE_OK) return Internal("cannot open");
+      if (probing_) {
+        // A function's destructor runs when SQLite closes the connection.
+        sqlite3_create_function_v2(raw, "via_close_probe", 0, SQLITE_UTF8, this, &Noop, nullptr,
+                                   nullptr, &OnClose);
+      }
       return db;
     });
     REQUIRE(out.ok());
@@ -56,9 +70,46 @@ class Pool {
   int opened() const { return opened_; }
   void advance(std::int64_t ms) { now_ += ms; }
 
+  // From now on, every connection the factory opens checks, when it is closed,
+  // whether the engine's lock is free (another thread can call into the engine).
+  void ProbeCloses() { probing_ = true; }
+  void JoinProbes() {
+    std::lock_guard<std::mutex> lock(probe_mu_);
+    for (std::thread& t : probe_threads_) t.join();
+    probe_threads_.clear();
+  }
+  int closes() const { return closes_.load(); }
+  int closes_under_lock() const { return closes_under_lock_.load(); }
+
  private:
+  static void Noop(sqlite3_context*, int, sqlite3_value**) {}
+  static void OnClose(void* self) { static_cast<Pool*>(self)->ProbeLock(); }
+  void ProbeLock() {
+    if (!probing_) return;
+    ++closes_;
+    auto done = std::make_shared<std::atomic<bool>>(false);
+    {
+      std::lock_guard<std::mutex> lock(probe_mu_);
+      probe_threads_.emplace_back([this, done] {
+        engine_.open_streams();  // takes the engine's lock
+        done->store(true);
+      });
+    }
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    while (!done->load() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    if (!done->load()) ++closes_under_lock_;
+  }
+
   testing::TempDir dir_;
   std::atomic<std::int64_t> now_{1000000};
+  // Declared before engine_ so that they outlive it.
+  std::atomic<bool> probing_{false};
+  std::atomic<int> closes_{0};
+  std::atomic<int> closes_under_lock_{0};
+  std::mutex probe_mu_;
+  std::vector<std::thread> probe_threads_;
   HranaEngine engine_;
   int opened_ = 0;
 };
@@ -70,7 +121,6 @@ TEST_CASE("hrana pool: a cleanly closed stream's connection serves the next stre
   json r = p.Once("a", {Pool::Exec("SELECT x FROM t")});
   CHECK(Pool::FirstValue(r) == "7");
   CHECK(p.opened() == 1);  // reused
-  CHECK(r.at("results").at(0).at("response").at("result").at("last_insert_rowid").is_null());
   p.Once("b", {Pool::Exec("SELECT 1")});
   CHECK(p.opened() == 2);  // another database never gets a's connection
   CHECK(p.engine().open_streams() == 0);
@@ -88,9 +138,73 @@ TEST_CASE("hrana pool: state left on a connection prevents its reuse", "[server]
   p.Once("a", {Pool::Exec("CREATE TEMP TABLE scratch(y)")});
   r = p.Once("a", {Pool::Exec("SELECT count(*) FROM sqlite_temp_master")});
   CHECK(Pool::FirstValue(r) == "0");  // the temp table did not leak
+  p.Once("a", {Pool::Exec("SELECT 1")});  // leaves a clean connection in the pool
+  const int before_tx = p.opened();
   p.Once("a", {Pool::Exec("BEGIN"), Pool::Exec("INSERT INTO t VALUES (1)")});  // closed inside a tx
+  CHECK(p.opened() == before_tx);  // it came from the pool...
   r = p.Once("a", {Pool::Exec("SELECT count(*) FROM t")});
   CHECK(Pool::FirstValue(r) == "0");
+  CHECK(p.opened() == before_tx + 1);  // ...but did not go back to it
+}
+
+TEST_CASE("hrana pool: a reused connection reports no earlier last_insert_rowid", "[server]") {
+  Pool p;
+  p.Once("a", {Pool::Exec("CREATE TABLE t(x)"), Pool::Exec("INSERT INTO t VALUES (1)"),
+               Pool::Exec("INSERT INTO t VALUES (2)")});
+  json r = p.Once("a", {Pool::Exec("SELECT last_insert_rowid()")});
+  REQUIRE(p.opened() == 1);  // reused
+  CHECK(Pool::FirstValue(r) == "0");
+}
+
+TEST_CASE("hrana pool: a temporary virtual table prevents reuse", "[server]") {
+  // fts5 also creates shadow tables in temp; fts3tokenize and dbstat do not.
+  for (const char* module : {"fts5(a)", "fts3tokenize(simple)", "dbstat(main)"}) {
+    INFO(module);
+    Pool p;
+    p.Once("a", {Pool::Exec("CREATE TABLE t(x)")});
+    json r = p.Once("a", {Pool::Exec(std::string("CREATE VIRTUAL TABLE temp.x USING ") + module)});
+    REQUIRE(r.at("results").at(0).at("type") == "ok");
+    REQUIRE(p.opened() == 1);
+    r = p.Once("a", {Pool::Exec("SELECT count(*) FROM sqlite_temp_master")});
+    CHECK(p.opened() == 2);
+    CHECK(Pool::FirstValue(r) == "0");  // the next stream does not see temp.x
+  }
+}
+
+TEST_CASE("hrana pool: pooled connections close outside the engine's lock", "[server]") {
+  Pool p;
+  p.ProbeCloses();
+  p.Once("a", {Pool::Exec("SELECT 1")});
+  p.Once("b", {Pool::Exec("SELECT 1")});
+  REQUIRE(p.opened() == 2);
+  REQUIRE(p.closes() == 0);  // both pooled
+  p.advance(p.engine().limits().stream_idle_timeout_ms + 1);
+  p.engine().SweepIdle();  // closes a's and b's pooled connections
+  p.Once("c", {Pool::Exec("SELECT 1")});
+  p.engine().CloseStreamsFor([](std::string_view key) { return key == "c"; },
+                             Status(StatusCode::kUnauthenticated, "credential_revoked", "revoked"));
+  p.JoinProbes();
+  CHECK(p.closes() == 3);
+  CHECK(p.closes_under_lock() == 0);
+}
+
+TEST_CASE("hrana pool: all keys together keep a bounded number of connections", "[server]") {
+  Pool p(1);  // global cap: HranaEngine::kPoolCapFactor connections
+  p.ProbeCloses();
+  const int keys = static_cast<int>(HranaEngine::kPoolCapFactor) + 1;
+  for (int i = 0; i < keys; ++i) {
+    p.Once("k" + std::to_string(i), {Pool::Exec("SELECT 1")});
+    p.advance(1);
+  }
+  REQUIRE(p.opened() == keys);
+  CHECK(p.closes() == 1);  // k0's, the least recently returned
+  p.Once("k" + std::to_string(keys - 1), {Pool::Exec("SELECT 1")});
+  CHECK(p.opened() == keys);  // still pooled
+  p.Once("k0", {Pool::Exec("SELECT 1")});
+  CHECK(p.opened() == keys + 1);  // was dropped
+  p.JoinProbes();
+  CHECK(p.closes() == 2);  // returning k0's new connection dropped k1's
+  CHECK(p.closes_under_lock() == 0);
 }
 
 TEST_CASE("hrana pool: CloseStreamsFor and a replaced file purge pooled connections", "[server]") {
