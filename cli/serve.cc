@@ -103,8 +103,12 @@ int RunServe(Shell& shell, const ServeFlags& f) {
       },
       [&](const std::string& address) {
         if (f.public_url.empty()) api_ptr->set_public_url("http://" + address);
-        std::cerr << "via serve: listening on http://" << address << " (log seq " << api_ptr->seq()
-                  << ")" << std::endl;
+        // One write, so that a script tailing stderr never reads half the
+        // address (std::cerr is unbuffered: each << would be a write).
+        const std::string line = "via serve: listening on http://" + address + " (log seq " +
+                                 std::to_string(api_ptr->seq()) + ")\n";
+        std::cerr.write(line.data(), static_cast<std::streamsize>(line.size()));
+        std::cerr.flush();
       });
   Status run = server.Run();
   if (!run.ok()) return shell.Fail(run);

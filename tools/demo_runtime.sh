@@ -16,7 +16,7 @@ serve_pid=$!
 trap 'kill "$serve_pid" 2>/dev/null || true; wait "$serve_pid" 2>/dev/null || true' EXIT
 url=""
 for _ in $(seq 100); do
-  url=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$log" | head -n 1)
+  url=$(sed -n 's/.*listening on \(http:[^ ]*\) .*/\1/p' "$log" | head -n 1)
   [ -n "$url" ] && break
   sleep 0.1
 done

@@ -50,8 +50,10 @@ class ServeProcess {
     for (int i = 0; i < 200 && url_.empty(); ++i) {
       std::ifstream in(err);
       std::string text((std::istreambuf_iterator<char>(in)), {});
-      if (auto at = text.find("listening on http://"); at != std::string::npos) {
-        auto start = at + std::string("listening on ").size();
+      auto at = text.find("listening on http://");
+      auto start = at + std::string("listening on ").size();
+      // Only a whole line: the address ends at the space before "(log seq".
+      if (at != std::string::npos && text.find(' ', start) != std::string::npos) {
         url_ = text.substr(start, text.find(' ', start) - start);
       } else {
         std::this_thread::sleep_for(std::chrono::milliseconds(25));

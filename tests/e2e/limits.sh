@@ -39,7 +39,7 @@ via release create --app api --id v1 >/dev/null
 "$VIA_BIN" --home "$H/home" serve --listen 127.0.0.1:0 --access-log "$H/access.log" \
   --max-connections 200 --idle-timeout 3s >"$H/serve.out" 2>"$H/serve.err" &
 SERVER_PID=$!
-for _ in $(seq 200); do grep -q 'listening on' "$H/serve.err" 2>/dev/null && break; sleep 0.05; done
+for _ in $(seq 200); do grep -q 'listening on http://[0-9.:]* ' "$H/serve.err" 2>/dev/null && break; sleep 0.05; done
 ADDR=$(grep -o 'http://[0-9.:]*' "$H/serve.err" | head -1 | sed 's|http://||' || true)
 [ -n "$ADDR" ] || fail "server did not start"
 TOKEN=$(via workload token --app api --release v1 --ttl 10m)

@@ -58,7 +58,7 @@ APP_DB=$(via --json addon status app-db | json_field '["addon"]["id"]')
 # --- the server, on a free port
 "$VIA_BIN" --home "$H" serve --listen 127.0.0.1:0 --access-log "$H/access.log" >"$H/serve.out" 2>"$H/serve.err" &
 SERVER_PID=$!
-for _ in $(seq 100); do grep -q 'listening on' "$H/serve.err" 2>/dev/null && break; sleep 0.05; done
+for _ in $(seq 100); do grep -q 'listening on http://[0-9.:]* ' "$H/serve.err" 2>/dev/null && break; sleep 0.05; done
 BASE=$(grep -o 'http://[0-9.:]*' "$H/serve.err" | head -1)
 [ -n "$BASE" ] || fail "server did not start"
 pass "server listening on $BASE"

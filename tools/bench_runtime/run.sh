@@ -83,7 +83,7 @@ SERVE_ARGS=(--listen 127.0.0.1:0 --access-log "$H/access.log")
 [ -n "$SERVER_THREADS" ] && SERVE_ARGS+=(--threads "$SERVER_THREADS")
 "${SERVER_CPU[@]}" "$VIA_BIN" --home "$H/home" serve "${SERVE_ARGS[@]}" >"$H/serve.out" 2>"$H/serve.err" &
 SERVER_PID=$!
-for _ in $(seq 200); do grep -q 'listening on' "$H/serve.err" 2>/dev/null && break; sleep 0.05; done
+for _ in $(seq 200); do grep -q 'listening on http://[0-9.:]* ' "$H/serve.err" 2>/dev/null && break; sleep 0.05; done
 BASE=$(grep -o "http://[0-9.:]*" "$H/serve.err" | head -1 || true)
 [ -n "$BASE" ] || fail "server did not start"
 
