@@ -222,6 +222,17 @@ void AddUnusedPage(const fs::path& db) {
   WriteAll(db, bytes);
 }
 
+// Restores `snapshot` into `db` and checks that the restore is refused as
+// snapshot_corrupt and leaves the database's content exactly as it was.
+void CheckRestoreRefused(const fs::path& snapshot, const fs::path& db) {
+  std::vector<std::string> before = TestDb(db).Dump();
+  Status restored = RestoreInto(snapshot, db);
+  INFO(restored.ToString());
+  CHECK(restored.code() == StatusCode::kDataLoss);
+  CHECK(restored.reason() == "snapshot_corrupt");
+  CHECK(TestDb(db).Dump() == before);
+}
+
 // --- child processes ---------------------------------------------------------
 
 class Pipe {
@@ -1106,20 +1117,8 @@ TEST_CASE("a restore refuses a damaged snapshot and leaves the database untouche
   MakeDatabase(db, 400);
   REQUIRE(TakeSnapshot(db, dir / "sn.sqlite").ok());
   Scribble(dir / "sn.sqlite", 4096 * 5 + 100, 200);
-  {
-    TestDb conn(db);
-    conn.Exec("UPDATE t SET v = 0 WHERE id = 1");
-  }
-  std::vector<std::string> before;
-  {
-    TestDb conn(db);
-    before = conn.Dump();
-  }
-  Status restored = RestoreInto(dir / "sn.sqlite", db);
-  CHECK(restored.code() == StatusCode::kDataLoss);
-  CHECK(restored.reason() == "snapshot_corrupt");
-  TestDb conn(db);
-  CHECK(conn.Dump() == before);
+  TestDb(db).Exec("UPDATE t SET v = 0 WHERE id = 1");
+  CheckRestoreRefused(dir / "sn.sqlite", db);
 }
 
 TEST_CASE("a restore refuses a snapshot whose index disagrees with its rows", "[providers]") {
@@ -1132,21 +1131,8 @@ TEST_CASE("a restore refuses a snapshot whose index disagrees with its rows", "[
   }
   REQUIRE(TakeSnapshot(db, dir / "sn.sqlite").ok());
   MismatchIndex(dir / "sn.sqlite", "t_v", "CREATE INDEX t_v ON t(pad)");
-  {
-    TestDb conn(db);
-    conn.Exec("UPDATE t SET v = 0 WHERE id = 1");
-  }
-  std::vector<std::string> before;
-  {
-    TestDb conn(db);
-    before = conn.Dump();
-  }
-  Status restored = RestoreInto(dir / "sn.sqlite", db);
-  INFO(restored.ToString());
-  CHECK(restored.code() == StatusCode::kDataLoss);
-  CHECK(restored.reason() == "snapshot_corrupt");
-  TestDb conn(db);
-  CHECK(conn.Dump() == before);
+  TestDb(db).Exec("UPDATE t SET v = 0 WHERE id = 1");
+  CheckRestoreRefused(dir / "sn.sqlite", db);
 }
 
 TEST_CASE("a restore refuses a snapshot with a page that nothing uses", "[providers]") {
@@ -1155,18 +1141,8 @@ TEST_CASE("a restore refuses a snapshot with a page that nothing uses", "[provid
   MakeDatabase(db, 400);
   REQUIRE(TakeSnapshot(db, dir / "sn.sqlite").ok());
   AddUnusedPage(dir / "sn.sqlite");
-  std::vector<std::string> before;
-  {
-    TestDb conn(db);
-    conn.Exec("UPDATE t SET v = 0 WHERE id = 1");
-    before = conn.Dump();
-  }
-  Status restored = RestoreInto(dir / "sn.sqlite", db);
-  INFO(restored.ToString());
-  CHECK(restored.code() == StatusCode::kDataLoss);
-  CHECK(restored.reason() == "snapshot_corrupt");
-  TestDb conn(db);
-  CHECK(conn.Dump() == before);
+  TestDb(db).Exec("UPDATE t SET v = 0 WHERE id = 1");
+  CheckRestoreRefused(dir / "sn.sqlite", db);
 }
 
 TEST_CASE("a restore refuses an empty or header-less snapshot file", "[providers]") {
@@ -1175,20 +1151,11 @@ TEST_CASE("a restore refuses an empty or header-less snapshot file", "[providers
   TempDir dir;
   fs::path db = dir / "data.sqlite";
   MakeDatabase(db, 50);
-  std::vector<std::string> before;
-  {
-    TestDb conn(db);
-    before = conn.Dump();
-  }
   for (const std::string& content : {std::string(), std::string("SQLite format"),
                                      std::string(4096, '\0')}) {
+    INFO(content.size() << " bytes");
     WriteAll(dir / "sn.sqlite", content);
-    Status restored = RestoreInto(dir / "sn.sqlite", db);
-    INFO(content.size() << " bytes: " << restored.ToString());
-    CHECK(restored.code() == StatusCode::kDataLoss);
-    CHECK(restored.reason() == "snapshot_corrupt");
-    TestDb conn(db);
-    CHECK(conn.Dump() == before);
+    CheckRestoreRefused(dir / "sn.sqlite", db);
   }
 }
 
