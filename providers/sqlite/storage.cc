@@ -660,11 +660,14 @@ Probe ProbeDatabase(const fs::path& db) {
   if (!S_ISREG(st.st_mode)) {
     return {StorageHealth::kUnreadable, db.string() + " is not a regular file"};
   }
-  {
-    // SQLite reports a permission problem only as "unable to open database
-    // file"; open(2) names it.
-    auto fd = OpenFile(db, O_RDONLY);
-    if (!fd.ok()) return {StorageHealth::kUnreadable, fd.status().message()};
+  // SQLite reports a permission problem only as "unable to open database
+  // file"; access(2) names it. Never open(2) and close(2) the file here: a
+  // process's POSIX locks on a file go with ANY descriptor of it that it
+  // closes, so this would drop the locks of every SQLite connection to the
+  // database in this process (a server's pooled ones), and another process
+  // could then checkpoint and delete the WAL under them (SQLITE_IOERR).
+  if (::access(db.c_str(), R_OK) != 0) {
+    return {StorageHealth::kUnreadable, "cannot read " + db.string() + ": " + ErrnoText(errno)};
   }
   if (st.st_size == 0) {
     // SQLite would accept it as an empty database, but a managed database
@@ -681,10 +684,31 @@ Probe ProbeDatabase(const fs::path& db) {
     return {HealthFor(error->rc), error->message};
   }
   Connection conn = std::move(std::get<Connection>(opened));
-  QueryResult check = Query(conn.get(), "PRAGMA quick_check");
-  if (check.rc != SQLITE_OK) return {HealthFor(check.rc), "quick_check: " + check.error};
+  // The header (SQLite checks the magic, page size and format on the first
+  // read: SQLITE_NOTADB otherwise) and the whole schema, parsed: the cost
+  // does not grow with the data. Damage inside tables and indexes is for the
+  // full check (CheckDatabase, `via addon check`).
+  QueryResult schema = Query(conn.get(), "SELECT count(*) FROM sqlite_schema");
+  if (schema.rc != SQLITE_OK) return {HealthFor(schema.rc), "schema: " + schema.error};
+  QueryResult parsed = Query(conn.get(), "PRAGMA schema_version");
+  if (parsed.rc != SQLITE_OK) return {HealthFor(parsed.rc), "schema: " + parsed.error};
+  return {StorageHealth::kOk, "ok"};
+}
+
+Probe CheckDatabase(const fs::path& db) {
+  Probe probe = ProbeDatabase(db);
+  if (probe.health != StorageHealth::kOk) return probe;
+  auto opened = OpenConnection(db, SQLITE_OPEN_READONLY);
+  if (auto* error = std::get_if<OpenError>(&opened)) {
+    return {HealthFor(error->rc), error->message};
+  }
+  Connection conn = std::move(std::get<Connection>(opened));
+  // One read transaction: the check sees one state while apps go on writing
+  // to the WAL. Not memory-mapped: other processes may truncate a live file.
+  QueryResult check = Query(conn.get(), "PRAGMA integrity_check");
+  if (check.rc != SQLITE_OK) return {HealthFor(check.rc), "integrity_check: " + check.error};
   if (!CheckPassed(check.rows)) {
-    return {StorageHealth::kCorrupt, "quick_check: " + DescribeCheck(check.rows)};
+    return {StorageHealth::kCorrupt, "integrity_check: " + DescribeCheck(check.rows)};
   }
   return {StorageHealth::kOk, "ok"};
 }

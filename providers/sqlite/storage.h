@@ -16,20 +16,27 @@
 namespace via::providers::sqlite {
 
 enum class StorageHealth {
-  kOk,          // opens read-only and PRAGMA quick_check says ok
+  kOk,          // opens read-only, header and schema read (and, for a full check, integrity_check ok)
   kMissing,     // no file
   kUnreadable,  // exists but cannot be opened/read (permissions, not a database, locked out)
-  kCorrupt,     // opens but quick_check reports damage
+  kCorrupt,     // opens but reading it reports damage
 };
 
 struct Probe {
   StorageHealth health = StorageHealth::kMissing;
-  std::string detail;  // human-readable: quick_check's first message, errno text, ...
+  std::string detail;  // human-readable: the first problem, errno text, ...
 };
 
-// Opens `db` read-only and runs PRAGMA quick_check. Never modifies the file and
-// never creates it. Never throws.
+// The readiness probe: the file is there and readable, opens read-only, and
+// its header and whole schema read. Costs the same on an empty and a 10 GB
+// database (damage inside tables and indexes is CheckDatabase's job). Never
+// modifies or creates the file, and never open(2)s it outside SQLite (which
+// would drop this process's SQLite locks on it). Never throws.
 Probe ProbeDatabase(const std::filesystem::path& db);
+
+// The full check: ProbeDatabase, then PRAGMA integrity_check in one read
+// transaction. Reads every page; safe while other connections write.
+Probe CheckDatabase(const std::filesystem::path& db);
 
 // True when `file` exists and begins with the 16-byte SQLite header
 // "SQLite format 3\0" (any SQLite bytes at all, even if damaged).

@@ -559,19 +559,48 @@ TEST_CASE("probing a file of random bytes reports it unreadable", "[providers]")
   CHECK_THAT(probe.detail, Catch::Contains("not a database"));
 }
 
-TEST_CASE("probing a database with a damaged page reports it corrupt", "[providers]") {
+// Page 1 holds the header and the root of sqlite_schema; with few tables the
+// whole schema fits on it. Damage just past the 100-byte header hits the
+// b-tree page header and cell pointers of the schema.
+void DamageSchema(const fs::path& db) { Scribble(db, 100, 400); }
+
+TEST_CASE("probing a database with a damaged schema page reports it corrupt", "[providers]") {
   TempDir dir;
   fs::path db = dir / "data.sqlite";
   MakeDatabase(db, 400);
   REQUIRE(ProbeDatabase(db).health == StorageHealth::kOk);
-  Scribble(db, 4096, 4096);  // page 2: the root page of table t
+  DamageSchema(db);
   Probe probe = ProbeDatabase(db);
+  INFO(probe.detail);
   CHECK(probe.health == StorageHealth::kCorrupt);
   CHECK_FALSE(probe.detail.empty());
   CHECK(HoldsSqliteBytes(db));
 }
 
-TEST_CASE("probing a database damaged past its first pages reports it corrupt", "[providers]") {
+TEST_CASE("probing a file whose header is not SQLite's reports it unreadable", "[providers]") {
+  TempDir dir;
+  fs::path db = dir / "data.sqlite";
+  MakeDatabase(db, 10);
+  Scribble(db, 0, 16);  // the magic string
+  Probe probe = ProbeDatabase(db);
+  CHECK(probe.health == StorageHealth::kUnreadable);
+  CHECK_THAT(probe.detail, Catch::Contains("not a database"));
+}
+
+TEST_CASE("the probe reads header and schema only; the full check finds a damaged table page",
+          "[providers]") {
+  TempDir dir;
+  fs::path db = dir / "data.sqlite";
+  MakeDatabase(db, 400);
+  REQUIRE(CheckDatabase(db).health == StorageHealth::kOk);
+  Scribble(db, 4096, 4096);  // page 2: the root page of table t
+  CHECK(ProbeDatabase(db).health == StorageHealth::kOk);
+  Probe full = CheckDatabase(db);
+  CHECK(full.health == StorageHealth::kCorrupt);
+  CHECK_THAT(full.detail, Catch::Contains("integrity_check"));
+}
+
+TEST_CASE("the full check reports damage past the first pages as corrupt", "[providers]") {
   TempDir dir;
   fs::path db = dir / "data.sqlite";
   MakeDatabase(db, 400);
@@ -582,10 +611,56 @@ TEST_CASE("probing a database damaged past its first pages reports it corrupt", 
   for (int i = 0; i < 50; ++i) {
     fs::copy_file(pristine, db, fs::copy_options::overwrite_existing);
     Scribble(db, 4096 * 5 + 100, 200);  // inside a leaf page of table t
-    Probe probe = ProbeDatabase(db);
+    Probe probe = CheckDatabase(db);
     INFO(probe.detail);
     CHECK(probe.health == StorageHealth::kCorrupt);
   }
+}
+
+TEST_CASE("the probe costs the same whatever the size of the data", "[providers]") {
+  // Counted, not timed: the pages SQLite reads for the probe (its page cache
+  // misses) do not grow with the rows, while the full check's do.
+  TempDir dir;
+  fs::path small = dir / "small.sqlite";
+  fs::path big = dir / "big.sqlite";
+  MakeDatabase(small, 10);
+  MakeDatabase(big, 50000, 4000);
+  auto pages_read = [](const fs::path& db, const char* sql) {
+    TestDb conn(db, SQLITE_OPEN_READONLY);
+    conn.Column(sql);
+    int current = 0, high = 0;
+    sqlite3_db_status(conn.get(), SQLITE_DBSTATUS_CACHE_MISS, &current, &high, 0);
+    return current;
+  };
+  // What ProbeDatabase runs (besides the open).
+  const int probe_small = pages_read(small, "SELECT count(*) FROM sqlite_schema");
+  const int probe_big = pages_read(big, "SELECT count(*) FROM sqlite_schema");
+  CHECK(probe_big == probe_small);
+  CHECK(probe_big <= 2);
+  CHECK(pages_read(big, "PRAGMA integrity_check") > 100 * pages_read(small, "PRAGMA integrity_check"));
+  CHECK(ProbeDatabase(big).health == StorageHealth::kOk);
+}
+
+TEST_CASE("probing never drops this process's SQLite locks on the database", "[providers]") {
+  // A process's POSIX locks on a file go with any descriptor of it that it
+  // closes. If the probe open()ed and close()d the file, a server holding
+  // connections (and their shared lock) would lose that lock, and another
+  // process closing its last connection would checkpoint and delete the WAL
+  // under the server's connections (SQLITE_IOERR for apps during snapshots).
+  TempDir dir;
+  fs::path db = dir / "data.sqlite";
+  MakeDatabase(db, 100);
+  TestDb held(db);  // this process's connection, e.g. a pooled one of via serve
+  held.Exec("INSERT INTO t(id, v) VALUES (100000, 1)");
+  REQUIRE(fs::exists(Companion(db, "-wal")));
+  REQUIRE(ProbeDatabase(db).health == StorageHealth::kOk);
+  REQUIRE(CheckDatabase(db).health == StorageHealth::kOk);
+  // Another process writes and closes its only connection: while this process
+  // still holds its lock, that close must not delete the WAL.
+  const std::string other = "sqlite3 '" + db.string() + "' 'INSERT INTO t(id, v) VALUES (100001, 2)'";
+  REQUIRE(std::system(other.c_str()) == 0);
+  CHECK(fs::exists(Companion(db, "-wal")));
+  CHECK(held.Int("SELECT count(*) FROM t WHERE id >= 100000") == 2);
 }
 
 TEST_CASE("probing an empty file reports it corrupt", "[providers]") {
@@ -611,9 +686,10 @@ TEST_CASE("probing never changes the database file's bytes", "[providers]") {
   CHECK(ProbeDatabase(db).health == StorageHealth::kOk);
   CHECK(ReadAll(db) == before);
 
-  Scribble(db, 4096, 4096);
+  DamageSchema(db);
   std::string damaged = ReadAll(db);
   CHECK(ProbeDatabase(db).health == StorageHealth::kCorrupt);
+  CHECK(CheckDatabase(db).health == StorageHealth::kCorrupt);
   CHECK(ReadAll(db) == damaged);
 }
 
