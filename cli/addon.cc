@@ -23,6 +23,16 @@ nlohmann::json OrNull(const std::string& s) {
   return s.empty() ? nlohmann::json(nullptr) : nlohmann::json(s);
 }
 
+// The last full check of an add-on's storage (`via addon check`), or null.
+nlohmann::json LastCheckJson(const AddonState& a) {
+  if (a.check_seq == 0) return nullptr;
+  return {{"seq", a.check_seq},
+          {"at_ms", a.check_at_ms},
+          {"ok", a.check_ok},
+          {"detail", a.check_detail},
+          {"current", a.check_seq > a.content_seq}};
+}
+
 nlohmann::json ReportJson(const commands::ReadinessReport& r) {
   const Readiness& x = r.readiness;
   nlohmann::json out;
@@ -46,6 +56,7 @@ nlohmann::json ReportJson(const commands::ReadinessReport& r) {
   out["reason"] = OrNull(x.reason);
   out["remediation"] = OrNull(x.remediation);
   out["log"] = {{"size", r.log_size}, {"root", B64(r.log_root)}};
+  if (r.addon) out["last_check"] = LastCheckJson(*r.addon);
   return out;
 }
 
@@ -55,6 +66,15 @@ void PrintReport(const commands::ReadinessReport& r) {
     std::cout << r.addon->name << " (" << r.addon->id << ")  provider " << r.addon->provider
               << "  app " << r.addon->app << "  state " << PhaseName(r.addon->phase)
               << "  generation " << r.addon->current_generation() << "\n";
+    const AddonState& a = *r.addon;
+    if (a.check_seq == 0) {
+      std::cout << "last full check: never (via addon check " << a.name << ")\n";
+    } else {
+      std::cout << "last full check: seq " << a.check_seq << ", "
+                << (a.check_ok ? "ok" : "damage found: " + a.check_detail)
+                << (a.check_seq > a.content_seq ? "" : " (before the content was replaced)")
+                << "\n";
+    }
   }
   if (!r.binding.empty()) std::cout << "binding: " << r.app << "/" << r.binding << "\n";
   if (r.is_ensure) {
@@ -177,6 +197,36 @@ void RegisterAddon(CLI::App& app, Shell& shell) {
       VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
       auto report = commands::AddonStatus(ctx, f->name);
       return Render(shell, report, report.ok() ? ReadinessExit(*report) : 1);
+    };
+  });
+
+  CLI::App* check = addon->add_subcommand(
+      "check", "full integrity check of an add-on's live storage, recorded in the log");
+  check->add_option("name", f->name, "add-on name or id")->required();
+  check->callback([&shell, f]() {
+    shell.action = [&shell, f]() {
+      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
+      VIA_ASSIGN_OR_RETURN_EXIT(auto result, commands::CheckAddon(ctx, f->name), shell);
+      const int code = result.checked.ok ? 0 : 3;
+      if (shell.globals.json) {
+        shell.PrintJson({{"addon_id", result.addon_id},
+                         {"name", result.name},
+                         {"ok", result.checked.ok},
+                         {"check", result.checked.check},
+                         {"detail", result.checked.detail},
+                         {"seq", result.seq},
+                         {"remediation", OrNull(result.remediation)}});
+        return code;
+      }
+      if (result.checked.ok) {
+        std::cout << result.name << ": " << result.checked.check << " ok (recorded at seq "
+                  << result.seq << ")\n";
+      } else {
+        std::cout << result.name << ": damage found by " << result.checked.check << ": "
+                  << result.checked.detail << " (recorded at seq " << result.seq << ")\n"
+                  << "  fix: " << result.remediation << "\n";
+      }
+      return code;
     };
   });
 

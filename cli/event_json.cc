@@ -25,6 +25,11 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(AddonDestroyed, addon_id, tombstone_name)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(WorkloadTokenIssued, app, release_id, token_id, expires_at_ms)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(GenerationDelivered, addon_id, generation, app, release_id)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(RepairRequested, addon_id, action)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(StorageChecked, addon_id, ok, check, detail)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(SnapshotVerified, addon_id, snapshot_id, ok, check, detail)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(SnapshotDeleted, addon_id, snapshot_id, reason)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(SnapshotPolicySet, addon_id, keep_last, keep_daily, keep_weekly,
+                                   every_seconds)
 
 // Events with byte fields: written out so the bytes go through base64.
 static void to_json(nlohmann::json& j, const GenerationRotated& e) {

@@ -22,10 +22,18 @@ constexpr int kMaxRaceRetries = 200;
 // the log file read-only and skip the signing key and the tail's signature
 // check (no OpenSSL work at all), which keeps `status` close to the cost of
 // one SQLite read; commands that append open the full EventLog.
+//
+// Every answer reads the read model in one snapshot after catching it up, and
+// a command that decides on that snapshot appends expecting exactly the log
+// head the snapshot describes (the model's cursor), so no fact it combines can
+// come from two moments. In a home that cannot be written (a read-only mount)
+// the read model cannot catch up; reading commands then fold the log in
+// memory instead.
 struct Session {
   std::unique_ptr<eventstore::EventLog> log;            // when appending
   std::unique_ptr<eventstore::LogStore> read_only_log;  // when only reading
   std::unique_ptr<projections::ReadModel> model;
+  bool in_memory = false;  // the model could not be written: fold the log instead
 
   eventstore::LogStore& store() { return log ? log->store() : *read_only_log; }
 
@@ -45,19 +53,41 @@ struct Session {
     options.path = ctx.home.log_db().string();
     options.read_only = true;
     VIA_ASSIGN_OR_RETURN(s.read_only_log, eventstore::LogStore::Open(options));
-    VIA_ASSIGN_OR_RETURN(s.model, projections::ReadModel::Open(ctx.home.state_db().string()));
+    auto model = projections::ReadModel::Open(ctx.home.state_db().string());
+    if (!model.ok()) {
+      if (model.status().reason() != "home_not_writable") return model.status();
+      s.in_memory = true;
+    } else {
+      s.model = std::move(model).value();
+    }
     return s;
   }
 
-  // The state as of the log's head, and that head.
+  // Brings the read model up to the log's head. In a home that cannot be
+  // written, reading commands fall back to folding the log in memory.
+  Status CatchUp() {
+    if (in_memory) return Status::Ok();
+    auto caught_up = model->CatchUp(store());
+    if (caught_up.ok()) return Status::Ok();
+    if (caught_up.status().reason() != "home_not_writable" || log) return caught_up.status();
+    in_memory = true;
+    return Status::Ok();
+  }
+
+  // The state as of one snapshot of the caught-up read model, and the log
+  // head it describes (append after exactly that head).
   Result<std::pair<State, eventstore::Head>> Fresh() {
-    for (int attempt = 0; attempt < kMaxRaceRetries; ++attempt) {
+    VIA_RETURN_IF_ERROR(CatchUp());
+    if (in_memory) {
+      VIA_ASSIGN_OR_RETURN(sql::ReadTransaction snapshot, store().BeginRead());
       VIA_ASSIGN_OR_RETURN(eventstore::Head head, store().GetHead());
-      VIA_RETURN_IF_ERROR(model->CatchUp(store()).status());
-      VIA_ASSIGN_OR_RETURN(State state, model->Load());
-      if (state.seq == head.seq) return std::make_pair(std::move(state), head);
+      VIA_ASSIGN_OR_RETURN(State state, projections::Replay(store(), head.seq));
+      return std::make_pair(std::move(state), head);
     }
-    return Unavailable("busy", "the log kept moving while reading it; try again");
+    VIA_ASSIGN_OR_RETURN(sql::ReadTransaction snapshot, model->BeginRead());
+    VIA_ASSIGN_OR_RETURN(eventstore::Head head, model->CursorHead());
+    VIA_ASSIGN_OR_RETURN(State state, model->Load());
+    return std::make_pair(std::move(state), head);
   }
 
   providers::sqlite::SqliteProvider Provider(const Context& ctx) {
@@ -77,6 +107,20 @@ struct Decided {
   State state;  // the state the decision was made on
   std::vector<Event> events;
   eventstore::AppendResult appended;
+
+  // The state right after this command's own records: what the command did,
+  // without anything another process appended since (its answer comes from
+  // here, never from a later read).
+  State After() const {
+    State after = state;
+    for (std::size_t i = 0; i < events.size(); ++i) {
+      Record record;
+      record.seq = appended.first_seq + i;
+      record.event = events[i];
+      Apply(after, record);
+    }
+    return after;
+  }
 };
 
 // Decides on the current state and appends expecting its head; when another
@@ -166,12 +210,15 @@ Result<ReadinessReport> Report(const Context& ctx, Session& session, const State
     in.app = addon->app;
   }
   report.readiness = Evaluate(in);
-  VIA_ASSIGN_OR_RETURN(eventstore::Head head, session.store().GetHead());
-  report.log_size = head.seq;
-  auto note = session.store().LatestCheckpoint();
+  // The log as of the state this answer describes: its size and the root
+  // signed for exactly that size (one row holds both).
+  report.log_size = state.seq;
+  auto note = session.store().CheckpointAt(state.seq);
   if (note.ok()) {
     auto checkpoint = eventstore::ParseCheckpointUnverified(*note);
     if (checkpoint.ok()) report.log_root = checkpoint->root;
+  } else if (note.status().code() != StatusCode::kNotFound) {
+    return note.status();
   }
   return report;
 }
@@ -273,10 +320,14 @@ Result<ReadinessReport> EnsureAddon(const Context& ctx, const CreateRequest& req
   }));
   created = !decided.events.empty();
   changed = created;
+  // The add-on this command created or found, by id from then on.
+  const State mine = decided.After();
+  const AddonState* found = mine.FindAddon(request.name);
+  if (found == nullptr) return Internal("ensure: no add-on after deciding to create it");
+  const std::string id = found->id;
   VIA_ASSIGN_OR_RETURN(auto fresh, session.Fresh());
-  const AddonState* addon = fresh.first.FindAddon(request.name);
-  if (addon == nullptr) return Internal("ensure: add-on vanished after create");
-  const std::string id = addon->id;
+  const AddonState* addon = fresh.first.FindById(id);
+  if (addon == nullptr) return Internal("ensure: add-on " + id + " vanished");
   if (addon->phase == AddonPhase::kProvisioning) {
     VIA_ASSIGN_OR_RETURN(fresh.first, ProvisionAndRefresh(ctx, session, id));
     addon = fresh.first.FindById(id);
@@ -302,6 +353,7 @@ Result<ReadinessReport> EnsureAddon(const Context& ctx, const CreateRequest& req
     std::string detail;
     StorageFact fact = session.Provider(ctx).ProbeStorage(id, &detail);
     bool needs = fact == StorageFact::kMissing || fact == StorageFact::kCorrupt ||
+                 addon->checked_corrupt() ||
                  (addon->phase == AddonPhase::kFailed && addon->data_present);
     if (needs) {
       VIA_ASSIGN_OR_RETURN(auto outcome, session.Provider(ctx).Repair(fresh.first, id));
@@ -328,18 +380,29 @@ Result<ReadinessReport> AddonStatus(const Context& ctx, const std::string& addon
   VIA_RETURN_IF_ERROR(RejectTombstone(addon));
   if (!LooksLikeId(addon, "ad_")) VIA_RETURN_IF_ERROR(ValidateAddonName(addon));
   VIA_ASSIGN_OR_RETURN(Session session, Session::OpenForReading(ctx));
-  // Read from the read model after catching up: no replay.
-  VIA_RETURN_IF_ERROR(session.model->CatchUp(session.store()).status());
-  VIA_ASSIGN_OR_RETURN(std::optional<AddonState> found, session.model->FindAddon(addon));
-  State state;  // only the add-on and its bindings are needed for the report
-  if (found) {
-    state.addons[found->id] = *found;
-    VIA_ASSIGN_OR_RETURN(auto bound, session.model->BindingsOf(found->id));
-    for (const auto& key : bound) state.bindings[key] = found->id;
-    if (!found->requested_binding.empty()) {
-      VIA_ASSIGN_OR_RETURN(auto target,
-                           session.model->BindingTarget(found->app, found->requested_binding));
-      if (target) state.bindings[{found->app, found->requested_binding}] = *target;
+  VIA_RETURN_IF_ERROR(session.CatchUp());
+  if (session.in_memory) {
+    VIA_ASSIGN_OR_RETURN(auto fresh, session.Fresh());
+    return Report(ctx, session, fresh.first, addon, fresh.first.FindAddon(addon), "", "");
+  }
+  // Only the add-on and its bindings are needed: read from the read model in
+  // one snapshot, no replay.
+  State state;
+  std::optional<AddonState> found;
+  {
+    VIA_ASSIGN_OR_RETURN(sql::ReadTransaction snapshot, session.model->BeginRead());
+    VIA_ASSIGN_OR_RETURN(eventstore::Head cursor, session.model->CursorHead());
+    state.seq = cursor.seq;
+    VIA_ASSIGN_OR_RETURN(found, session.model->FindAddon(addon));
+    if (found) {
+      state.addons[found->id] = *found;
+      VIA_ASSIGN_OR_RETURN(auto bound, session.model->BindingsOf(found->id));
+      for (const auto& key : bound) state.bindings[key] = found->id;
+      if (!found->requested_binding.empty()) {
+        VIA_ASSIGN_OR_RETURN(auto target,
+                             session.model->BindingTarget(found->app, found->requested_binding));
+        if (target) state.bindings[{found->app, found->requested_binding}] = *target;
+      }
     }
   }
   return Report(ctx, session, state, addon, found ? &state.addons[found->id] : nullptr, "", "");
@@ -419,12 +482,16 @@ Result<SnapshotState> TakeOne(const Context& ctx, Session& session, const std::s
                          return DecideSnapshot(s, addon, snapshot_id, label);
                        }));
   const auto& requested = std::get<SnapshotRequested>(decided.events.front());
-  VIA_RETURN_IF_ERROR(session.Provider(ctx)
-                          .Snapshot(requested.addon_id, snapshot_id,
-                                    PagesProgress(ctx, "snapshot " + snapshot_id))
-                          .status());
-  VIA_ASSIGN_OR_RETURN(auto fresh, session.Fresh());
-  return fresh.first.snapshots.at(snapshot_id);
+  VIA_ASSIGN_OR_RETURN(SnapshotTaken taken,
+                       session.Provider(ctx).Snapshot(requested.addon_id, snapshot_id,
+                                                      PagesProgress(ctx, "snapshot " + snapshot_id)));
+  // The answer is this command's own request and completion, folded.
+  State after = decided.After();
+  Record completion;
+  completion.seq = decided.appended.last_seq + 1;
+  completion.event = taken;
+  Apply(after, completion);
+  return after.snapshots.at(snapshot_id);
 }
 
 }  // namespace
@@ -434,6 +501,28 @@ Result<SnapshotState> SnapshotAddon(const Context& ctx, const std::string& addon
   VIA_RETURN_IF_ERROR(RejectTombstone(addon));
   VIA_ASSIGN_OR_RETURN(Session session, Session::Open(ctx));
   return TakeOne(ctx, session, addon, label);
+}
+
+Result<CheckResult> CheckAddon(const Context& ctx, const std::string& addon) {
+  VIA_RETURN_IF_ERROR(RejectTombstone(addon));
+  VIA_ASSIGN_OR_RETURN(Session session, Session::Open(ctx));
+  VIA_ASSIGN_OR_RETURN(auto fresh, session.Fresh());
+  VIA_ASSIGN_OR_RETURN(std::string id, DecideCheck(fresh.first, addon));
+  const AddonState& a = *fresh.first.FindById(id);
+  VIA_ASSIGN_OR_RETURN(auto outcome, session.Provider(ctx).Check(id));
+  CheckResult result{id, a.name, outcome.event, outcome.seq, ""};
+  if (!outcome.event.ok) {
+    AddonState after = a;
+    after.check_seq = outcome.seq;
+    after.check_ok = false;
+    after.check_detail = outcome.event.detail;
+    ReadinessInput in;
+    in.requested = addon;
+    in.addon = &after;
+    in.storage = StorageFact::kOk;
+    result.remediation = Evaluate(in).remediation;
+  }
+  return result;
 }
 
 Result<std::vector<SnapshotState>> ListSnapshots(const Context& ctx, const std::string& addon) {
@@ -524,9 +613,10 @@ Result<GenerationResult> RotateCredentials(const Context& ctx, const std::string
     });
     if (!decided.ok() && decided.status().reason() == "stale_generation") continue;
     if (!decided.ok()) return decided.status();
-    VIA_ASSIGN_OR_RETURN(fresh, session.Fresh());
-    const AddonState* after = fresh.first.FindById(id);
-    return GenerationResult{id, after->current_generation(), ActiveGenerations(*after), {}};
+    // The generation this command rotated, from its own event.
+    const auto& rotated = std::get<GenerationRotated>(decided->events.front());
+    const State after = decided->After();
+    return GenerationResult{id, rotated.generation, ActiveGenerations(*after.FindById(id)), {}};
   }
   return Unavailable("busy", "too many concurrent rotations; try again");
 }
@@ -539,10 +629,10 @@ Result<GenerationResult> RevokeCredentials(const Context& ctx, const std::string
                          return DecideRevoke(s, addon, generation, force);
                        }));
   const auto& revoked = std::get<GenerationRevoked>(decided.events.front());
-  VIA_ASSIGN_OR_RETURN(auto fresh, session.Fresh());
-  const AddonState* after = fresh.first.FindById(revoked.addon_id);
-  GenerationResult result{revoked.addon_id, generation, ActiveGenerations(*after), {}};
-  for (const auto& [addon_id, gen, app, release] : fresh.first.deliveries) {
+  const State after = decided.After();
+  GenerationResult result{revoked.addon_id, generation,
+                          ActiveGenerations(*after.FindById(revoked.addon_id)), {}};
+  for (const auto& [addon_id, gen, app, release] : after.deliveries) {
     if (addon_id == revoked.addon_id && gen == generation) {
       result.served_to.push_back(app + "/" + release);
     }

@@ -79,6 +79,18 @@ struct DestroyResult {
 Result<DestroyResult> DestroyAddon(const Context& ctx, const std::string& addon,
                                    bool force = false);
 
+// The full check of an add-on's live storage (`via addon check`), recorded as
+// StorageChecked. A check that finds damage is a result (ok = false), not an
+// error; status then reports storage_corrupt until a repair or restore.
+struct CheckResult {
+  std::string addon_id;
+  std::string name;
+  StorageChecked checked;
+  std::uint64_t seq = 0;  // of the StorageChecked record
+  std::string remediation;  // when damage was found
+};
+Result<CheckResult> CheckAddon(const Context& ctx, const std::string& addon);
+
 // Two-phase snapshot (SnapshotRequested, file work, SnapshotTaken/Failed).
 Result<SnapshotState> SnapshotAddon(const Context& ctx, const std::string& addon,
                                     const std::string& label);

@@ -68,6 +68,8 @@ Result<std::string> AuditKey(const Context& ctx) {
 Result<InclusionProof> ProveInclusion(const Context& ctx, std::uint64_t seq) {
   VIA_ASSIGN_OR_RETURN(auto log, ctx.OpenLogForAudit());
   auto& store = log->store();
+  // The proof, the root and the checkpoint describe one tree size.
+  VIA_ASSIGN_OR_RETURN(sql::ReadTransaction snapshot, store.BeginRead());
   VIA_ASSIGN_OR_RETURN(eventstore::Head head, store.GetHead());
   if (seq == 0 || seq > head.seq) {
     return NotFound("seq_not_found", "seq " + std::to_string(seq) + " is not in the log (size " +
@@ -80,13 +82,14 @@ Result<InclusionProof> ProveInclusion(const Context& ctx, std::uint64_t seq) {
   VIA_ASSIGN_OR_RETURN(out.root, eventstore::merkle::Root(store.nodes(), head.seq));
   VIA_ASSIGN_OR_RETURN(out.proof,
                        eventstore::merkle::InclusionProof(store.nodes(), seq - 1, head.seq));
-  VIA_ASSIGN_OR_RETURN(out.checkpoint, store.LatestCheckpoint());
+  VIA_ASSIGN_OR_RETURN(out.checkpoint, store.CheckpointAt(head.seq));
   return out;
 }
 
 Result<ConsistencyProof> ProveConsistency(const Context& ctx, std::uint64_t old_size) {
   VIA_ASSIGN_OR_RETURN(auto log, ctx.OpenLogForAudit());
   auto& store = log->store();
+  VIA_ASSIGN_OR_RETURN(sql::ReadTransaction snapshot, store.BeginRead());
   VIA_ASSIGN_OR_RETURN(eventstore::Head head, store.GetHead());
   if (old_size == 0 || old_size > head.seq) {
     return InvalidArgument("bad_size", "OLD_SIZE must be between 1 and the log size " +
@@ -99,21 +102,31 @@ Result<ConsistencyProof> ProveConsistency(const Context& ctx, std::uint64_t old_
   VIA_ASSIGN_OR_RETURN(out.root2, eventstore::merkle::Root(store.nodes(), head.seq));
   VIA_ASSIGN_OR_RETURN(out.proof,
                        eventstore::merkle::ConsistencyProof(store.nodes(), old_size, head.seq));
-  VIA_ASSIGN_OR_RETURN(out.checkpoint, store.LatestCheckpoint());
+  VIA_ASSIGN_OR_RETURN(out.checkpoint, store.CheckpointAt(head.seq));
   return out;
 }
 
 Result<ReplayResult> AuditReplay(const Context& ctx, std::uint64_t until) {
   VIA_ASSIGN_OR_RETURN(auto log, ctx.OpenLogForAudit());
   ReplayResult out;
+  if (until == 0) {
+    // A full replay is compared with the read model at one log size: the
+    // model's cursor after catching up, read with its digest in one
+    // snapshot. Rows up to it never change, so replaying to it is exact
+    // whatever other processes append meanwhile.
+    auto compared = projections::CompareWithLog(ctx.home.state_db().string(), log->store(),
+                                                /*catch_up=*/true);
+    if (compared.ok()) {
+      out.state = std::move(compared->replayed);
+      out.digest = compared->replay_digest;
+      out.read_model_digest = compared->model_digest;
+      return out;
+    }
+    // A home that cannot be written has no model to compare: replay alone.
+    if (compared.status().reason() != "home_not_writable") return compared.status();
+  }
   VIA_ASSIGN_OR_RETURN(out.state, projections::Replay(log->store(), until));
   out.digest = projections::StateDigest(out.state);
-  VIA_ASSIGN_OR_RETURN(eventstore::Head head, log->store().GetHead());
-  if (until == 0 || until >= head.seq) {
-    VIA_ASSIGN_OR_RETURN(auto model, projections::ReadModel::Open(ctx.home.state_db().string()));
-    VIA_RETURN_IF_ERROR(model->CatchUp(log->store()).status());
-    VIA_ASSIGN_OR_RETURN(out.read_model_digest, model->Digest());
-  }
   return out;
 }
 

@@ -25,38 +25,37 @@ Result<RecoverReport> Recover(const Context& ctx, bool dry_run) {
   report.dry_run = dry_run;
   VIA_ASSIGN_OR_RETURN(auto log, ctx.OpenLog());
 
-  // 1. The read model against a full replay.
-  VIA_ASSIGN_OR_RETURN(State state, projections::Replay(log->store(), 0));
-  report.replay_digest = projections::StateDigest(state);
-  VIA_ASSIGN_OR_RETURN(auto model, projections::ReadModel::Open(ctx.home.state_db().string()));
-  if (!dry_run) VIA_RETURN_IF_ERROR(model->CatchUp(log->store()).status());
-  auto digest = model->Digest();
-  report.read_model_digest = digest.ok() ? *digest : Hash256{};
-  std::uint64_t cursor = model->Cursor().ok() ? *model->Cursor() : 0;
-  if (dry_run && digest.ok() && cursor < state.seq) {
-    // Behind, which every command mends by catching up first: a rebuild is
-    // needed only if the model differs from a replay up to its own cursor.
-    State at_cursor;
-    if (cursor > 0) {
-      VIA_ASSIGN_OR_RETURN(at_cursor, projections::Replay(log->store(), cursor));
-    }
-    if (projections::StateDigest(at_cursor) == *digest) {
-      report.read_model_behind = state.seq - cursor;
-      cursor = state.seq;
-      digest = report.replay_digest;
-    }
-  }
-  if (!digest.ok() || *digest != report.replay_digest || cursor != state.seq) {
+  // 1. The read model against a replay of the log at the model's own cursor
+  //    (read with its digest in one snapshot), so that other processes
+  //    appending meanwhile never make a healthy model look wrong.
+  const std::string model_path = ctx.home.state_db().string();
+  VIA_ASSIGN_OR_RETURN(auto compared,
+                       projections::CompareWithLog(model_path, log->store(), !dry_run));
+  report.replay_digest = compared.replay_digest;
+  report.read_model_digest = compared.model_digest.value_or(Hash256{});
+  VIA_ASSIGN_OR_RETURN(eventstore::Head head, log->store().GetHead());
+  if (!compared.matches()) {
     if (!dry_run) {
+      VIA_ASSIGN_OR_RETURN(auto model, projections::ReadModel::Open(model_path));
       VIA_RETURN_IF_ERROR(model->Rebuild(log->store()));
-      VIA_ASSIGN_OR_RETURN(Hash256 rebuilt, model->Digest());
-      if (rebuilt != report.replay_digest) {
+      VIA_ASSIGN_OR_RETURN(auto rebuilt,
+                           projections::CompareWithLog(model_path, log->store(), false));
+      if (!rebuilt.matches()) {
         return Internal("the rebuilt read model still differs from a replay of the log");
       }
       report.changed = true;
     }
     report.read_model_rebuilt = true;
+  } else if (dry_run && compared.size < head.seq) {
+    // Behind, which every command mends by catching up first: not a finding.
+    report.read_model_behind = head.seq - compared.size;
   }
+  // The whole log, for the intents below.
+  State state = std::move(compared.replayed);
+  if (state.seq < head.seq) {
+    VIA_ASSIGN_OR_RETURN(state, projections::Replay(log->store(), head.seq));
+  }
+  VIA_ASSIGN_OR_RETURN(auto model, projections::ReadModel::Open(model_path));
 
   // 2. Intents without completion.
   providers::sqlite::ProviderOptions options;

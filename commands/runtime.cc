@@ -38,10 +38,16 @@ Result<TokenIssued> IssueWorkloadToken(const Context& ctx, const TokenRequest& r
   VIA_ASSIGN_OR_RETURN(auto model, projections::ReadModel::Open(ctx.home.state_db().string()));
   const std::string token_id = ctx.ids->NewId("wt_");
   for (int attempt = 0; attempt < kMaxRaceRetries; ++attempt) {
-    VIA_ASSIGN_OR_RETURN(eventstore::Head head, log->store().GetHead());
+    // Decide on one snapshot of the caught-up model; append after exactly
+    // the head it describes.
     VIA_RETURN_IF_ERROR(model->CatchUp(log->store()).status());
-    VIA_ASSIGN_OR_RETURN(State state, model->Load());
-    if (state.seq != head.seq) continue;
+    eventstore::Head head;
+    State state;
+    {
+      VIA_ASSIGN_OR_RETURN(sql::ReadTransaction snapshot, model->BeginRead());
+      VIA_ASSIGN_OR_RETURN(head, model->CursorHead());
+      VIA_ASSIGN_OR_RETURN(state, model->Load());
+    }
     const std::int64_t now = ctx.clock->NowMs();
     const std::int64_t expires = now + request.ttl_ms;
     VIA_ASSIGN_OR_RETURN(std::vector<Event> events,

@@ -37,7 +37,14 @@ CrashPoints::CrashPoints(std::string armed) : armed_(std::move(armed)) {
   }
 }
 
+CrashPoints CrashPoints::Calling(Callback callback) {
+  CrashPoints points;
+  points.callback_ = std::move(callback);
+  return points;
+}
+
 void CrashPoints::At(std::string_view name) const {
+  if (callback_) callback_(name);
   if (armed_.empty() || name != armed_) return;
   if (CountHit(name) != occurrence_) return;
   std::fflush(nullptr);

@@ -11,6 +11,9 @@
 // restore.before_file, restore.during_file, restore.after_file,
 // repair.before_file, repair.after_file, projection.before_commit,
 // append.before_commit, append.after_commit.
+// Between the reads of one answer (where another process's commit must not
+// change the answer; tests land one there): tail.between_reads,
+// catchup.between_reads, model.between_reads.
 //
 // `NAME` crashes at the first time the process reaches NAME; `NAME#N` at the
 // N-th time (N >= 1), e.g. "append.before_commit#2" is the commit of the
@@ -19,6 +22,7 @@
 // CrashPoints, so it does not matter which layer holds which copy.
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -26,16 +30,24 @@ namespace via {
 
 class CrashPoints {
  public:
+  // Called at every point reached (library tests use it to land another
+  // process's commit between two reads, e.g. at "tail.between_reads").
+  using Callback = std::function<void(std::string_view name)>;
+
   CrashPoints() = default;
   explicit CrashPoints(std::string armed);
+  // Points that call `callback` instead of crashing (tests only).
+  static CrashPoints Calling(Callback callback);
+
   // Kills the process (SIGKILL) when `name` is the armed point and this is
-  // the armed occurrence of it.
+  // the armed occurrence of it; calls the callback, if any, first.
   void At(std::string_view name) const;
-  bool armed() const { return !armed_.empty(); }
+  bool armed() const { return !armed_.empty() || callback_ != nullptr; }
 
  private:
   std::string armed_;           // the point's name, without "#N"
   std::uint64_t occurrence_ = 1;  // which time reaching it kills
+  Callback callback_;
 };
 
 }  // namespace via

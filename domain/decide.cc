@@ -176,6 +176,16 @@ Status CheckRestore(const State& state, const std::string& addon, const std::str
   return Status::Ok();
 }
 
+Result<std::string> DecideCheck(const State& state, const std::string& addon) {
+  VIA_ASSIGN_OR_RETURN(const AddonState* a, LiveAddon(state, addon));
+  if (a->phase != AddonPhase::kActive) {
+    return FailedPrecondition("addon_not_active", "add-on " + a->name + " is " + PhaseName(a->phase) +
+                                                      ": there is no provisioned storage to check")
+        .WithRemediation("via addon status " + a->name);
+  }
+  return a->id;
+}
+
 Result<std::vector<Event>> DecideRotate(const State& state, const std::string& addon,
                                         const Bytes& salt, const Bytes& fingerprint) {
   VIA_ASSIGN_OR_RETURN(const AddonState* a, LiveAddon(state, addon));

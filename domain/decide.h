@@ -63,6 +63,11 @@ Result<std::vector<Event>> DecideSnapshot(const State& state, const std::string&
 // "restore_in_progress").
 Status CheckRestore(const State& state, const std::string& addon, const std::string& snapshot_id);
 
+// The id of the add-on whose live storage `via addon check` may check: it
+// exists, is not destroyed and was provisioned. Errors: NotFound,
+// FailedPrecondition ("addon_destroyed", "addon_not_active").
+Result<std::string> DecideCheck(const State& state, const std::string& addon);
+
 // GenerationRotated for generation N+1 with the caller's salt and fingerprint.
 Result<std::vector<Event>> DecideRotate(const State& state, const std::string& addon,
                                         const Bytes& salt, const Bytes& fingerprint);

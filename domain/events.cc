@@ -28,6 +28,10 @@ constexpr const char* NameOf() {
   if constexpr (std::is_same_v<T, WorkloadTokenIssued>) return "WorkloadTokenIssued";
   if constexpr (std::is_same_v<T, GenerationDelivered>) return "GenerationDelivered";
   if constexpr (std::is_same_v<T, RepairRequested>) return "RepairRequested";
+  if constexpr (std::is_same_v<T, StorageChecked>) return "StorageChecked";
+  if constexpr (std::is_same_v<T, SnapshotVerified>) return "SnapshotVerified";
+  if constexpr (std::is_same_v<T, SnapshotDeleted>) return "SnapshotDeleted";
+  if constexpr (std::is_same_v<T, SnapshotPolicySet>) return "SnapshotPolicySet";
 }
 
 template <typename T>

@@ -174,12 +174,51 @@ struct RepairRequested {
   bool operator==(const RepairRequested&) const = default;
 };
 
+// A full check of an add-on's live storage (`via addon check`), recorded.
+struct StorageChecked {
+  std::string addon_id;
+  bool ok = false;
+  std::string check;   // what ran, e.g. "integrity_check"
+  std::string detail;  // "ok", or the first problem found
+  bool operator==(const StorageChecked&) const = default;
+};
+
+// A later, recorded verification of a snapshot that was taken (DESIGN.md
+// section 5: usable once durable and hashed, verified afterwards).
+struct SnapshotVerified {
+  std::string addon_id;
+  std::string snapshot_id;
+  bool ok = false;
+  std::string check;   // e.g. "sha256+integrity_check"
+  std::string detail;  // "ok", or what failed
+  bool operator==(const SnapshotVerified&) const = default;
+};
+
+// A snapshot file removed (after this event) by an operator or by retention.
+struct SnapshotDeleted {
+  std::string addon_id;
+  std::string snapshot_id;
+  std::string reason;  // "operator" | "retention"
+  bool operator==(const SnapshotDeleted&) const = default;
+};
+
+// Retention and schedule of an add-on's snapshots; zero means "not set".
+struct SnapshotPolicySet {
+  std::string addon_id;
+  std::uint32_t keep_last = 0;
+  std::uint32_t keep_daily = 0;
+  std::uint32_t keep_weekly = 0;
+  std::uint32_t every_seconds = 0;  // take one every this many seconds (via serve)
+  bool operator==(const SnapshotPolicySet&) const = default;
+};
+
 using Event = std::variant<LogInitialized, AddonCreated, StorageProvisioned, ProvisioningFailed,
                            AddonRenamed, BindingAttached, BindingDetached, BindingSnapshotted,
                            GenerationRotated, GenerationRevoked, SnapshotRequested, SnapshotTaken,
                            SnapshotFailed, RestoreRequested, SnapshotRestored, RestoreFailed,
                            StorageRepaired, AddonDestroyed, WorkloadTokenIssued,
-                           GenerationDelivered, RepairRequested>;
+                           GenerationDelivered, RepairRequested, StorageChecked,
+                           SnapshotVerified, SnapshotDeleted, SnapshotPolicySet>;
 
 // The contract name of an event's type ("AddonCreated").
 const char* EventTypeName(const Event& event);

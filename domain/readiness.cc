@@ -84,6 +84,15 @@ Readiness Evaluate(const ReadinessInput& in) {
                    "database file for " + a->name + " is corrupt: " + in.storage_detail,
                    ensure_repair);
   }
+  // The probe reads the header and schema only; a full check that found
+  // damage in the current content (`via addon check`) blocks until a repair
+  // or restore replaces it.
+  if (a->checked_corrupt()) {
+    return Block(r, "storage_corrupt", "operator",
+                 "the last full check of " + a->name + " (seq " + std::to_string(a->check_seq) +
+                     ") found damage: " + a->check_detail,
+                 ensure_repair);
+  }
   r.storage_ready = true;
 
   // Binding.

@@ -16,6 +16,15 @@ const char* PhaseName(AddonPhase phase) {
   return "unknown";
 }
 
+const char* SnapshotVerificationName(SnapshotVerification verification) {
+  switch (verification) {
+    case SnapshotVerification::kUnverified: return "unverified";
+    case SnapshotVerification::kVerified: return "verified";
+    case SnapshotVerification::kFailed: return "failed";
+  }
+  return "unknown";
+}
+
 const char* SnapshotStatusName(SnapshotStatus status) {
   switch (status) {
     case SnapshotStatus::kRequested: return "requested";
@@ -175,6 +184,7 @@ struct Applier {
     if (auto* a = Addon(e.addon_id)) {
       a->restoring_snapshot.clear();
       a->restore_safety_snapshot.clear();
+      a->content_seq = r.seq;
     }
   }
   void operator()(const RestoreFailed& e) {
@@ -189,6 +199,7 @@ struct Applier {
   void operator()(const StorageRepaired& e) {
     if (auto* a = Addon(e.addon_id)) {
       a->pending_repair.clear();
+      a->content_seq = r.seq;
       if (a->phase != AddonPhase::kDestroyed) {
         a->phase = AddonPhase::kActive;
         a->failure_reason.clear();
@@ -211,6 +222,35 @@ struct Applier {
   void operator()(const WorkloadTokenIssued&) { ++s.tokens_issued; }
   void operator()(const GenerationDelivered& e) {
     s.deliveries.insert({e.addon_id, e.generation, e.app, e.release_id});
+  }
+  void operator()(const StorageChecked& e) {
+    if (auto* a = Addon(e.addon_id)) {
+      a->check_seq = r.seq;
+      a->check_at_ms = r.recorded_at_ms;
+      a->check_ok = e.ok;
+      a->check_detail = e.detail;
+    }
+  }
+  void operator()(const SnapshotVerified& e) {
+    if (auto it = s.snapshots.find(e.snapshot_id); it != s.snapshots.end()) {
+      it->second.verification = e.ok ? SnapshotVerification::kVerified : SnapshotVerification::kFailed;
+      it->second.verify_detail = e.detail;
+      it->second.verified_at_ms = r.recorded_at_ms;
+    }
+  }
+  void operator()(const SnapshotDeleted& e) {
+    if (auto it = s.snapshots.find(e.snapshot_id); it != s.snapshots.end()) {
+      it->second.deleted = true;
+      it->second.deleted_reason = e.reason;
+    }
+  }
+  void operator()(const SnapshotPolicySet& e) {
+    if (auto* a = Addon(e.addon_id)) {
+      a->keep_last = e.keep_last;
+      a->keep_daily = e.keep_daily;
+      a->keep_weekly = e.keep_weekly;
+      a->snapshot_every_s = e.every_seconds;
+    }
   }
 };
 
@@ -252,7 +292,12 @@ std::string CanonicalForm(const State& s) {
            Q(a.failure_reason) + " data=" + (a.data_present ? "1" : "0") + " restoring=" +
            Q(a.restoring_snapshot) + "/" + Q(a.restore_safety_snapshot) + " snapshotting=" + Q(a.pending_snapshot) + " repairing=" +
            Q(a.pending_repair) + " created=" + std::to_string(a.created_at_ms) + "@" +
-           std::to_string(a.created_seq) + " updated=" + std::to_string(a.updated_seq) + "\n";
+           std::to_string(a.created_seq) + " updated=" + std::to_string(a.updated_seq) +
+           " checked=" + std::to_string(a.check_seq) + "@" + std::to_string(a.check_at_ms) +
+           (a.check_ok ? " ok " : " bad ") + Q(a.check_detail) +
+           " content=" + std::to_string(a.content_seq) + " keep=" + std::to_string(a.keep_last) +
+           "/" + std::to_string(a.keep_daily) + "/" + std::to_string(a.keep_weekly) +
+           " every=" + std::to_string(a.snapshot_every_s) + "\n";
     for (const auto& g : a.generations) {
       out += "  generation " + std::to_string(g.number) + " fp=" + Hex(g.fingerprint) +
              " salt=" + Hex(g.salt) + (g.revoked ? " revoked" : " active") + "\n";
@@ -267,7 +312,10 @@ std::string CanonicalForm(const State& s) {
            " status=" + SnapshotStatusName(snap.status) + " sha256=" + Hex(snap.sha256) +
            " bytes=" + std::to_string(snap.bytes) + " pages=" + std::to_string(snap.page_count) +
            " reason=" + Q(snap.failure_reason) + " actor=" + Q(snap.actor) + " at=" +
-           std::to_string(snap.requested_at_ms) + "@" + std::to_string(snap.requested_seq) + "\n";
+           std::to_string(snap.requested_at_ms) + "@" + std::to_string(snap.requested_seq) +
+           " verification=" + SnapshotVerificationName(snap.verification) + " " +
+           Q(snap.verify_detail) + "@" + std::to_string(snap.verified_at_ms) +
+           (snap.deleted ? " deleted=" + Q(snap.deleted_reason) : std::string()) + "\n";
   }
   for (const auto& [app, list] : s.releases) {
     for (const auto& rel : list) {

@@ -52,16 +52,35 @@ struct AddonState {
   std::int64_t created_at_ms = 0;
   std::uint64_t created_seq = 0;
   std::uint64_t updated_seq = 0;
+  // The last full check of its storage (StorageChecked); check_seq 0: never.
+  std::uint64_t check_seq = 0;
+  std::int64_t check_at_ms = 0;
+  bool check_ok = false;
+  std::string check_detail;
+  // The last time its content was replaced (SnapshotRestored,
+  // StorageRepaired): a check older than this says nothing about it.
+  std::uint64_t content_seq = 0;
+  // Snapshot retention and schedule (SnapshotPolicySet; zero: not set).
+  std::uint32_t keep_last = 0;
+  std::uint32_t keep_daily = 0;
+  std::uint32_t keep_weekly = 0;
+  std::uint32_t snapshot_every_s = 0;
 
   // Highest generation number, 0 when none.
   std::uint32_t current_generation() const;
   std::vector<std::uint32_t> revoked_generations() const;
   bool has_active_generation() const;
+  // True when the last full check found damage in the current content.
+  bool checked_corrupt() const { return check_seq > content_seq && !check_ok; }
   bool operator==(const AddonState&) const = default;
 };
 
 enum class SnapshotStatus { kRequested, kTaken, kFailed };
 const char* SnapshotStatusName(SnapshotStatus status);
+
+// Verification of a taken snapshot (SnapshotVerified).
+enum class SnapshotVerification { kUnverified, kVerified, kFailed };
+const char* SnapshotVerificationName(SnapshotVerification verification);
 
 struct SnapshotState {
   std::string id;
@@ -75,6 +94,11 @@ struct SnapshotState {
   std::string actor;
   std::int64_t requested_at_ms = 0;
   std::uint64_t requested_seq = 0;
+  SnapshotVerification verification = SnapshotVerification::kUnverified;
+  std::string verify_detail;
+  std::int64_t verified_at_ms = 0;
+  bool deleted = false;  // SnapshotDeleted: the file is gone (or going)
+  std::string deleted_reason;
   bool operator==(const SnapshotState&) const = default;
 };
 

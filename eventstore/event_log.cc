@@ -87,6 +87,7 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(const Options& options) {
   store_options.read_only = options.read_only;
   VIA_ASSIGN_OR_RETURN(log->store_, LogStore::Open(store_options));
   log->store_->set_crash_points(options.crash);
+  log->crash_ = options.crash;
   VIA_ASSIGN_OR_RETURN(Head head, log->store_->GetHead());
 
   if (head.seq == 0) {
@@ -160,8 +161,12 @@ Status EventLog::LoadIdentity() {
 }
 
 Status EventLog::CheckTail() {
+  // One snapshot for every fact compared below: another process appending in
+  // between would make a healthy tail look broken.
+  VIA_ASSIGN_OR_RETURN(sql::ReadTransaction snapshot, store_->BeginRead());
   VIA_ASSIGN_OR_RETURN(Head head, store_->GetHead());
   if (head.seq == 0) return Status::Ok();
+  crash_.At("tail.between_reads");
   VIA_ASSIGN_OR_RETURN(StoredRecord last, store_->ReadRow(head.seq));
   auto tail_error = [&](std::uint64_t seq, const std::string& what) {
     return DataLoss("broken_tail", "the event log's tail is damaged at seq " +

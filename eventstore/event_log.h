@@ -64,6 +64,7 @@ class EventLog {
   VerifierKey verifier_key_;
   bool initialized_now_ = false;
   Status identity_error_;
+  CrashPoints crash_;
 };
 
 // Loads an Ed25519 key from a PEM file, creating it exclusively (0600) when

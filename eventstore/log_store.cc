@@ -104,6 +104,7 @@ Result<std::unique_ptr<LogStore>> LogStore::Open(const Options& options) {
   sql::OpenOptions open;
   open.read_only = options.read_only;
   open.create = options.create_if_missing;
+  open.immutable_fallback = options.read_only;
   auto db_or = sql::Db::Open(options.path, open);
   if (!db_or.ok()) {
     if (db_or.status().code() == StatusCode::kNotFound) {
@@ -115,11 +116,18 @@ Result<std::unique_ptr<LogStore>> LogStore::Open(const Options& options) {
 
   auto app_id = PragmaInt(*db, "application_id");
   if (!app_id.ok()) {
-    return DataLoss("log_unreadable",
-                    options.path + " is not an event log: " + app_id.status().message());
+    // Only damage is an integrity failure; a full disk, a read-only home or
+    // a lock keep their own codes.
+    if (app_id.status().code() == StatusCode::kDataLoss) {
+      return DataLoss("log_unreadable",
+                      options.path + " is not an event log: " + app_id.status().message());
+    }
+    return app_id.status().WithContext("open event log " + options.path);
   }
   if (!options.read_only) {
-    VIA_RETURN_IF_ERROR(db->Exec("PRAGMA journal_mode=WAL"));
+    // Two first commands on a fresh home both switch the new file to WAL; the
+    // loser's lock is not waited for by SQLite's busy handler.
+    VIA_RETURN_IF_ERROR(db->ExecRetryingLocks("PRAGMA journal_mode=WAL"));
     VIA_RETURN_IF_ERROR(db->Exec("PRAGMA synchronous=FULL"));
     // While the WAL file grows, every commit's fdatasync also writes the file's
     // inode (measured: ~1.6x the time per append); it stops growing once a
@@ -407,6 +415,18 @@ Result<std::string> LogStore::LatestCheckpoint() {
                                     "ORDER BY seq DESC LIMIT 1"));
   VIA_ASSIGN_OR_RETURN(bool has_row, stmt.Step());
   if (!has_row) return NotFound("no_checkpoint", "the log has no checkpoint yet");
+  return stmt.Text(0);
+}
+
+Result<std::string> LogStore::CheckpointAt(std::uint64_t seq) {
+  VIA_ASSIGN_OR_RETURN(sql::Stmt stmt,
+                       db_->Prepare("SELECT checkpoint FROM records WHERE seq = ? AND "
+                                    "checkpoint IS NOT NULL"));
+  stmt.Bind(1, static_cast<std::int64_t>(seq));
+  VIA_ASSIGN_OR_RETURN(bool has_row, stmt.Step());
+  if (!has_row) {
+    return NotFound("no_checkpoint", "the log holds no checkpoint for size " + std::to_string(seq));
+  }
   return stmt.Text(0);
 }
 

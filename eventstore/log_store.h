@@ -91,6 +91,13 @@ class LogStore {
 
   Result<Head> GetHead();
 
+  // Starts a read transaction on this connection: until it is destroyed,
+  // every read through this LogStore (head, rows, nodes, checkpoints, scans)
+  // sees one state of the log, whatever other processes append meanwhile.
+  // Answers that combine several facts take one (DESIGN.md section 9). Must
+  // not be held across Append.
+  Result<sql::ReadTransaction> BeginRead() { return sql::ReadTransaction::Begin(*db_); }
+
   // Appends `request.events` as consecutive records in one durable transaction
   // and signs the new checkpoint with `signer`. Errors: Aborted("stale_head"),
   // InvalidArgument (no events, record too large), Unavailable (lock timeout),
@@ -121,6 +128,10 @@ class LogStore {
       const std::function<bool(std::uint64_t size, const std::string& note)>& visit);
   // The newest stored checkpoint note; NotFound for an empty log.
   Result<std::string> LatestCheckpoint();
+  // The checkpoint note stored on row `seq` (the last row of an append holds
+  // the checkpoint for the log's size after it). NotFound when that row has
+  // none or does not exist.
+  Result<std::string> CheckpointAt(std::uint64_t seq);
 
   // The connection, for verification inside this layer (eventstore/verify.cc).
   sql::Db& db() { return *db_; }

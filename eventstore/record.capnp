@@ -33,6 +33,10 @@ struct Record {
     workloadTokenIssued @23 :WorkloadTokenIssued;
     generationDelivered @24 :GenerationDelivered;
     repairRequested @25 :RepairRequested;
+    storageChecked @26 :StorageChecked;
+    snapshotVerified @27 :SnapshotVerified;
+    snapshotDeleted @28 :SnapshotDeleted;
+    snapshotPolicySet @29 :SnapshotPolicySet;
   }
 }
 
@@ -169,4 +173,33 @@ struct GenerationDelivered {
 struct RepairRequested {
   addonId @0 :Text;
   action @1 :Text;
+}
+
+struct StorageChecked {
+  addonId @0 :Text;
+  ok @1 :Bool;
+  check @2 :Text;
+  detail @3 :Text;
+}
+
+struct SnapshotVerified {
+  addonId @0 :Text;
+  snapshotId @1 :Text;
+  ok @2 :Bool;
+  check @3 :Text;
+  detail @4 :Text;
+}
+
+struct SnapshotDeleted {
+  addonId @0 :Text;
+  snapshotId @1 :Text;
+  reason @2 :Text;
+}
+
+struct SnapshotPolicySet {
+  addonId @0 :Text;
+  keepLast @1 :UInt32;
+  keepDaily @2 :UInt32;
+  keepWeekly @3 :UInt32;
+  everySeconds @4 :UInt32;
 }

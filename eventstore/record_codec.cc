@@ -162,6 +162,35 @@ struct EventWriter {
     x.setAddonId(e.addon_id);
     x.setAction(e.action);
   }
+  void operator()(const StorageChecked& e) {
+    auto x = b.initStorageChecked();
+    x.setAddonId(e.addon_id);
+    x.setOk(e.ok);
+    x.setCheck(e.check);
+    x.setDetail(e.detail);
+  }
+  void operator()(const SnapshotVerified& e) {
+    auto x = b.initSnapshotVerified();
+    x.setAddonId(e.addon_id);
+    x.setSnapshotId(e.snapshot_id);
+    x.setOk(e.ok);
+    x.setCheck(e.check);
+    x.setDetail(e.detail);
+  }
+  void operator()(const SnapshotDeleted& e) {
+    auto x = b.initSnapshotDeleted();
+    x.setAddonId(e.addon_id);
+    x.setSnapshotId(e.snapshot_id);
+    x.setReason(e.reason);
+  }
+  void operator()(const SnapshotPolicySet& e) {
+    auto x = b.initSnapshotPolicySet();
+    x.setAddonId(e.addon_id);
+    x.setKeepLast(e.keep_last);
+    x.setKeepDaily(e.keep_daily);
+    x.setKeepWeekly(e.keep_weekly);
+    x.setEverySeconds(e.every_seconds);
+  }
 };
 
 std::optional<Event> ReadEvent(CRecord::Event::Reader r) {
@@ -266,6 +295,26 @@ std::optional<Event> ReadEvent(CRecord::Event::Reader r) {
     case CRecord::Event::REPAIR_REQUESTED: {
       auto x = r.getRepairRequested();
       return RepairRequested{TextOf(x.getAddonId()), TextOf(x.getAction())};
+    }
+    case CRecord::Event::STORAGE_CHECKED: {
+      auto x = r.getStorageChecked();
+      return StorageChecked{TextOf(x.getAddonId()), x.getOk(), TextOf(x.getCheck()),
+                            TextOf(x.getDetail())};
+    }
+    case CRecord::Event::SNAPSHOT_VERIFIED: {
+      auto x = r.getSnapshotVerified();
+      return SnapshotVerified{TextOf(x.getAddonId()), TextOf(x.getSnapshotId()), x.getOk(),
+                              TextOf(x.getCheck()), TextOf(x.getDetail())};
+    }
+    case CRecord::Event::SNAPSHOT_DELETED: {
+      auto x = r.getSnapshotDeleted();
+      return SnapshotDeleted{TextOf(x.getAddonId()), TextOf(x.getSnapshotId()),
+                             TextOf(x.getReason())};
+    }
+    case CRecord::Event::SNAPSHOT_POLICY_SET: {
+      auto x = r.getSnapshotPolicySet();
+      return SnapshotPolicySet{TextOf(x.getAddonId()), x.getKeepLast(), x.getKeepDaily(),
+                               x.getKeepWeekly(), x.getEverySeconds()};
     }
   }
   return std::nullopt;  // a discriminant this build does not know

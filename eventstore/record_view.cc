@@ -64,6 +64,10 @@ constexpr EventLayout kEvents[] = {
     {1, {kAllBits}, 3, {T, T, T}},            // 18 WorkloadTokenIssued
     {1, {kUInt32Bits}, 3, {T, T, T}},         // 19 GenerationDelivered
     {0, {}, 2, {T, T}},                       // 20 RepairRequested
+    {1, {kBoolBit}, 3, {T, T, T}},            // 21 StorageChecked
+    {1, {kBoolBit}, 4, {T, T, T, T}},         // 22 SnapshotVerified
+    {0, {}, 3, {T, T, T}},                    // 23 SnapshotDeleted
+    {2, {kAllBits, kAllBits}, 1, {T}},        // 24 SnapshotPolicySet
 };
 
 template <typename S>
@@ -95,6 +99,10 @@ static_assert(Matches<schema::AddonDestroyed>(17, E::ADDON_DESTROYED));
 static_assert(Matches<schema::WorkloadTokenIssued>(18, E::WORKLOAD_TOKEN_ISSUED));
 static_assert(Matches<schema::GenerationDelivered>(19, E::GENERATION_DELIVERED));
 static_assert(Matches<schema::RepairRequested>(20, E::REPAIR_REQUESTED));
+static_assert(Matches<schema::StorageChecked>(21, E::STORAGE_CHECKED));
+static_assert(Matches<schema::SnapshotVerified>(22, E::SNAPSHOT_VERIFIED));
+static_assert(Matches<schema::SnapshotDeleted>(23, E::SNAPSHOT_DELETED));
+static_assert(Matches<schema::SnapshotPolicySet>(24, E::SNAPSHOT_POLICY_SET));
 static_assert(schema::BindingClaim::_capnpPrivate::dataWordSize == 0 &&
               schema::BindingClaim::_capnpPrivate::pointerCount == 2);
 static_assert(schema::Record::_capnpPrivate::dataWordSize == 3 &&

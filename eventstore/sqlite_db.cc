@@ -2,6 +2,11 @@
 
 #include <sqlite3.h>
 
+#include <cerrno>
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
 namespace via::sql {
 
 Stmt::~Stmt() {
@@ -45,8 +50,11 @@ Stmt& Stmt::BindNull(int index) {
 
 namespace {
 
+bool IsWriteAccessErrno(int err) { return err == EACCES || err == EROFS || err == EPERM; }
+
 Status MapError(sqlite3* db, int rc, std::string_view what) {
   std::string message = std::string(what) + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  const int err = db ? sqlite3_system_errno(db) : 0;
   switch (rc & 0xff) {
     case SQLITE_CORRUPT:
     case SQLITE_NOTADB:
@@ -58,7 +66,16 @@ Status MapError(sqlite3* db, int rc, std::string_view what) {
       return FailedPrecondition("constraint", message);
     case SQLITE_FULL:
       return Status(StatusCode::kInternal, "disk_full", message);
+    case SQLITE_READONLY:
+    case SQLITE_PERM:
+      return Status(StatusCode::kInternal, "home_not_writable", message);
+    case SQLITE_IOERR:
+      if (err == ENOSPC || err == EDQUOT) return Status(StatusCode::kInternal, "disk_full", message);
+      if (IsWriteAccessErrno(err)) return Status(StatusCode::kInternal, "home_not_writable", message);
+      return Internal(message);
     case SQLITE_CANTOPEN:
+      if (err == ENOSPC) return Status(StatusCode::kInternal, "disk_full", message);
+      if (IsWriteAccessErrno(err)) return Status(StatusCode::kInternal, "home_not_writable", message);
       return NotFound("cannot_open", message);
     default:
       return Internal(message);
@@ -113,6 +130,39 @@ Db::~Db() {
   if (db_) sqlite3_close_v2(db_);
 }
 
+namespace {
+
+sqlite3* OpenRaw(const std::string& path, int flags, bool uri, int* rc) {
+  sqlite3* raw = nullptr;
+  *rc = sqlite3_open_v2(path.c_str(), &raw, flags | (uri ? SQLITE_OPEN_URI : 0), nullptr);
+  return raw;
+}
+
+// The file as a URI that opens it immutable (path characters that a URI
+// gives a meaning are escaped).
+std::string ImmutableUri(const std::string& path) {
+  std::string uri = "file:";
+  for (unsigned char c : std::filesystem::absolute(path).string()) {
+    if (c == '%' || c == '?' || c == '#' || c < 0x20 || c >= 0x7f) {
+      static constexpr char kHex[] = "0123456789ABCDEF";
+      uri += '%';
+      uri += kHex[c >> 4];
+      uri += kHex[c & 15];
+    } else {
+      uri += static_cast<char>(c);
+    }
+  }
+  return uri + "?immutable=1";
+}
+
+bool HasWalContent(const std::string& path) {
+  std::error_code ec;
+  auto size = std::filesystem::file_size(path + "-wal", ec);
+  return !ec && size > 0;
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Db>> Db::Open(const std::string& path, const OpenOptions& options) {
   int flags = SQLITE_OPEN_NOMUTEX;
   if (options.read_only) {
@@ -121,12 +171,26 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path, const OpenOptions&
     flags |= SQLITE_OPEN_READWRITE;
     if (options.create) flags |= SQLITE_OPEN_CREATE;
   }
-  sqlite3* raw = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
-  std::unique_ptr<Db> db(new Db(raw));
-  if (rc != SQLITE_OK) return MapError(raw, rc, "open " + path);
-  sqlite3_busy_timeout(raw, options.busy_timeout_ms);
-  sqlite3_extended_result_codes(raw, 1);
+  int rc = SQLITE_OK;
+  std::unique_ptr<Db> db(new Db(OpenRaw(path, flags, false, &rc)));
+  if (rc != SQLITE_OK) return MapError(db->db_, rc, "open " + path);
+  sqlite3_busy_timeout(db->db_, options.busy_timeout_ms);
+  sqlite3_extended_result_codes(db->db_, 1);
+  if (options.read_only && options.immutable_fallback) {
+    // A WAL database opens read-only only where its -shm exists or can be
+    // created; in a read-only directory without one, the first read fails.
+    // Nothing can write such a file, so reading it as immutable is exact,
+    // unless a WAL with content is there (then the error stands).
+    int probe = sqlite3_exec(db->db_, "SELECT 1 FROM sqlite_schema LIMIT 1", nullptr, nullptr,
+                             nullptr);
+    int primary = probe & 0xff;
+    if ((primary == SQLITE_CANTOPEN || primary == SQLITE_READONLY) && !HasWalContent(path)) {
+      db.reset(new Db(OpenRaw(ImmutableUri(path), flags, true, &rc)));
+      if (rc != SQLITE_OK) return MapError(db->db_, rc, "open " + path);
+      sqlite3_busy_timeout(db->db_, options.busy_timeout_ms);
+      sqlite3_extended_result_codes(db->db_, 1);
+    }
+  }
   return db;
 }
 
@@ -136,6 +200,18 @@ Status Db::Exec(std::string_view sql) {
   if (rc != SQLITE_OK) return MapError(db_, rc, "sqlite exec");
   return Status::Ok();
 }
+
+Status Db::ExecRetryingLocks(std::string_view sql) {
+  // Sleeps of 2, 4, ... ms add up to about 5 s.
+  constexpr int kAttempts = 70;
+  for (int attempt = 1;; ++attempt) {
+    Status s = Exec(sql);
+    if (s.ok() || s.reason() != "busy" || attempt == kAttempts) return s;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2 * attempt));
+  }
+}
+
+bool Db::InTransaction() const { return sqlite3_get_autocommit(db_) == 0; }
 
 Result<Stmt> Db::Prepare(std::string_view sql) {
   sqlite3_stmt* stmt = nullptr;
@@ -156,6 +232,18 @@ Result<Transaction> Transaction::BeginImmediate(Db& db) {
 Result<Transaction> Transaction::BeginDeferred(Db& db) {
   VIA_RETURN_IF_ERROR(db.Exec("BEGIN"));
   return Transaction(&db);
+}
+
+Result<ReadTransaction> ReadTransaction::Begin(Db& db) {
+  if (db.InTransaction()) return ReadTransaction(nullptr);
+  VIA_RETURN_IF_ERROR(db.Exec("BEGIN"));
+  return ReadTransaction(&db);
+}
+
+ReadTransaction::~ReadTransaction() {
+  // Nothing was written: COMMIT only ends the snapshot (and cannot fail in a
+  // way that matters; ROLLBACK would do the same).
+  if (db_) (void)db_->Exec("COMMIT");
 }
 
 Transaction::~Transaction() {

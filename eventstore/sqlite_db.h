@@ -2,7 +2,15 @@
 
 // A thin RAII layer over the SQLite C API, shared by the layers that keep
 // SQLite files (event log, read model). Errors become Status values with the
-// SQLite message; SQLITE_CORRUPT and SQLITE_NOTADB become DataLoss.
+// SQLite message and a stable reason:
+//   SQLITE_CORRUPT, SQLITE_NOTADB            DataLoss    "storage_corrupt"
+//   SQLITE_BUSY, SQLITE_LOCKED               Unavailable "busy"
+//   SQLITE_FULL, or an I/O error with ENOSPC Internal    "disk_full"
+//   SQLITE_READONLY, or EACCES/EROFS/EPERM   Internal    "home_not_writable"
+//   SQLITE_CONSTRAINT                        FailedPrecondition "constraint"
+//   SQLITE_CANTOPEN (file missing)           NotFound    "cannot_open"
+// Only corruption is an integrity failure: a full disk or a read-only
+// directory is a fault of the machine, not of the data.
 // A Db is not thread-safe; use one per thread.
 
 #include <cstdint>
@@ -59,6 +67,10 @@ struct OpenOptions {
   bool read_only = false;
   bool create = true;
   int busy_timeout_ms = 30000;
+  // Read-only only: when the WAL index cannot be created (a read-only
+  // directory) and no WAL content exists, open the file as immutable, which
+  // is exact because nothing can write it.
+  bool immutable_fallback = false;
 };
 
 // An open database connection.
@@ -71,7 +83,13 @@ class Db {
   static Result<std::unique_ptr<Db>> Open(const std::string& path, const OpenOptions& options);
 
   Status Exec(std::string_view sql);
+  // Exec, retried while SQLite reports a lock that its busy handler does not
+  // wait for (switching a new file to WAL takes its exclusive lock without
+  // it), for up to about the busy timeout.
+  Status ExecRetryingLocks(std::string_view sql);
   Result<Stmt> Prepare(std::string_view sql);
+  // True while a transaction is open on this connection.
+  bool InTransaction() const;
   std::int64_t Changes() const;
   sqlite3* raw() { return db_; }
 
@@ -81,6 +99,25 @@ class Db {
  private:
   explicit Db(sqlite3* db) : db_(db) {}
   sqlite3* db_ = nullptr;
+};
+
+// A read transaction: every statement inside it reads one snapshot of the
+// database (in WAL mode, the one current at its first read), however many
+// other connections commit meanwhile. Ends when destroyed. Inside a
+// transaction that is already open it does nothing (the outer one holds the
+// snapshot), so functions that read several facts may take one regardless of
+// their caller.
+class ReadTransaction {
+ public:
+  static Result<ReadTransaction> Begin(Db& db);
+  ~ReadTransaction();
+  ReadTransaction(ReadTransaction&& other) noexcept : db_(other.db_) { other.db_ = nullptr; }
+  ReadTransaction& operator=(ReadTransaction&&) = delete;
+  ReadTransaction(const ReadTransaction&) = delete;
+
+ private:
+  explicit ReadTransaction(Db* db) : db_(db) {}
+  Db* db_ = nullptr;  // null: nothing to end
 };
 
 // A write transaction that rolls back unless committed.

@@ -1,8 +1,6 @@
 #include "projections/read_model.h"
 
-#include <chrono>
 #include <filesystem>
-#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -14,10 +12,8 @@ namespace {
 
 using nlohmann::json;
 
-constexpr std::int64_t kReadModelVersion = 2;
-// Tries of the switch to WAL on a new read model (see EnsureSchema): sleeps of
-// 2, 4, ... ms add up to about 5 s, SQLite's busy timeout here.
-constexpr int kWalSwitchAttempts = 70;
+// 3: add-on checks and snapshot policies, snapshot verification and deletion.
+constexpr std::int64_t kReadModelVersion = 3;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -65,7 +61,10 @@ json AddonJson(const AddonState& a) {
           {"pending_repair", a.pending_repair},
           {"created_at_ms", a.created_at_ms},
           {"created_seq", a.created_seq},
-          {"updated_seq", a.updated_seq}};
+          {"updated_seq", a.updated_seq},
+          {"check", {a.check_seq, a.check_at_ms, a.check_ok, a.check_detail}},
+          {"content_seq", a.content_seq},
+          {"policy", {a.keep_last, a.keep_daily, a.keep_weekly, a.snapshot_every_s}}};
 }
 
 AddonState AddonFromJson(const json& j) {
@@ -90,6 +89,17 @@ AddonState AddonFromJson(const json& j) {
   a.created_at_ms = j.at("created_at_ms");
   a.created_seq = j.at("created_seq");
   a.updated_seq = j.at("updated_seq");
+  const json& check = j.at("check");
+  a.check_seq = check.at(0);
+  a.check_at_ms = check.at(1);
+  a.check_ok = check.at(2);
+  a.check_detail = check.at(3);
+  a.content_seq = j.at("content_seq");
+  const json& policy = j.at("policy");
+  a.keep_last = policy.at(0);
+  a.keep_daily = policy.at(1);
+  a.keep_weekly = policy.at(2);
+  a.snapshot_every_s = policy.at(3);
   return a;
 }
 
@@ -99,7 +109,9 @@ json SnapshotJson(const SnapshotState& s) {
           {"sha256", Hex(s.sha256)}, {"bytes", s.bytes},
           {"page_count", s.page_count}, {"failure_reason", s.failure_reason},
           {"actor", s.actor},   {"requested_at_ms", s.requested_at_ms},
-          {"requested_seq", s.requested_seq}};
+          {"requested_seq", s.requested_seq},
+          {"verification", {static_cast<int>(s.verification), s.verify_detail, s.verified_at_ms}},
+          {"deleted", {s.deleted, s.deleted_reason}}};
 }
 
 SnapshotState SnapshotFromJson(const json& j) {
@@ -115,6 +127,12 @@ SnapshotState SnapshotFromJson(const json& j) {
   s.actor = j.at("actor");
   s.requested_at_ms = j.at("requested_at_ms");
   s.requested_seq = j.at("requested_seq");
+  const json& verification = j.at("verification");
+  s.verification = static_cast<SnapshotVerification>(verification.at(0).get<int>());
+  s.verify_detail = verification.at(1);
+  s.verified_at_ms = verification.at(2);
+  s.deleted = j.at("deleted").at(0);
+  s.deleted_reason = j.at("deleted").at(1);
   return s;
 }
 
@@ -151,7 +169,7 @@ Status MetaSet(sql::Db& db, const std::string& key, const std::string& value) {
 
 // Runs `body` converting JSON exceptions from damaged rows into DataLoss.
 template <typename F>
-Status Guard(F&& body) {
+auto Guard(F&& body) -> decltype(body()) {
   try {
     return body();
   } catch (const std::exception& e) {
@@ -177,6 +195,32 @@ Result<State> Replay(eventstore::LogStore& log, std::uint64_t until) {
   }));
   VIA_RETURN_IF_ERROR(error);
   return state;
+}
+
+Result<ModelComparison> CompareWithLog(const std::string& path, eventstore::LogStore& log,
+                                       bool catch_up) {
+  VIA_ASSIGN_OR_RETURN(auto model, ReadModel::Open(path));
+  if (catch_up) VIA_RETURN_IF_ERROR(model->CatchUp(log).status());
+  ModelComparison out;
+  {
+    VIA_ASSIGN_OR_RETURN(sql::ReadTransaction snapshot, model->BeginRead());
+    auto cursor = model->CursorHead();
+    auto state = model->Load();
+    if (cursor.ok() && state.ok()) {
+      out.size = cursor->seq;
+      out.model_digest = StateDigest(*state);
+    }
+  }
+  if (!out.model_digest) {
+    // Unreadable: compare against the whole log (the model must be rebuilt).
+    VIA_ASSIGN_OR_RETURN(eventstore::Head head, log.GetHead());
+    out.size = head.seq;
+  }
+  if (out.size > 0) {
+    VIA_ASSIGN_OR_RETURN(out.replayed, Replay(log, out.size));
+  }
+  out.replay_digest = StateDigest(out.replayed);
+  return out;
 }
 
 Result<std::unique_ptr<ReadModel>> ReadModel::Open(const std::string& path) {
@@ -213,12 +257,7 @@ Status ReadModel::EnsureSchema() {
   // here; the schema is then written in one BEGIN IMMEDIATE transaction (which
   // waits for the lock) that checks the version again, so one process creates
   // it and the others find it done.
-  for (int attempt = 1;; ++attempt) {
-    Status wal = db_->Exec("PRAGMA journal_mode=WAL");
-    if (wal.ok()) break;
-    if (wal.reason() != "busy" || attempt == kWalSwitchAttempts) return wal;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2 * attempt));
-  }
+  VIA_RETURN_IF_ERROR(db_->ExecRetryingLocks("PRAGMA journal_mode=WAL"));
   VIA_RETURN_IF_ERROR(db_->Exec("PRAGMA synchronous=NORMAL"));
   VIA_ASSIGN_OR_RETURN(sql::Transaction tx, sql::Transaction::BeginImmediate(*db_));
   {
@@ -243,6 +282,7 @@ Result<std::uint64_t> ReadModel::Cursor() {
 
 Result<State> ReadModel::Load() {
   State state;
+  VIA_ASSIGN_OR_RETURN(sql::ReadTransaction snapshot, sql::ReadTransaction::Begin(*db_));
   Status status = Guard([&]() -> Status {
     VIA_ASSIGN_OR_RETURN(std::string seq, MetaGet(*db_, "cursor_seq"));
     state.seq = seq.empty() ? 0 : std::stoull(seq);
@@ -426,43 +466,83 @@ Status ReadModel::Store(const State& before, const State& after, std::uint64_t s
 }
 
 Status ReadModel::Rebuild(eventstore::LogStore& log) {
-  VIA_ASSIGN_OR_RETURN(auto tx, sql::Transaction::BeginImmediate(*db_));
-  for (const char* table : {"addons", "names", "bindings", "snapshots", "releases", "deliveries"}) {
-    VIA_RETURN_IF_ERROR(db_->Exec(std::string("DELETE FROM ") + table));
+  return Advance(log, /*rebuild=*/true).status();
+}
+
+Result<eventstore::Head> ReadModel::CursorHead() {
+  VIA_ASSIGN_OR_RETURN(sql::ReadTransaction snapshot, sql::ReadTransaction::Begin(*db_));
+  VIA_ASSIGN_OR_RETURN(std::uint64_t seq, Cursor());
+  VIA_ASSIGN_OR_RETURN(std::string hash, MetaGet(*db_, "cursor_hash"));
+  eventstore::Head head;
+  head.seq = seq;
+  if (seq > 0) {
+    Bytes bytes = Unhex(hash);
+    if (bytes.size() != head.hash.size()) {
+      return DataLoss("read_model_damaged", "the read model's cursor hash is damaged");
+    }
+    std::copy(bytes.begin(), bytes.end(), head.hash.begin());
   }
-  VIA_RETURN_IF_ERROR(db_->Exec("DELETE FROM meta WHERE key <> 'version'"));
-  VIA_RETURN_IF_ERROR(tx.Commit());
-  return CatchUp(log).status();
+  return head;
 }
 
 Result<std::uint64_t> ReadModel::CatchUp(eventstore::LogStore& log) {
+  // Without the write lock: the cursor first, then the log's head. The cursor
+  // only ever names a committed record, so a head read after it is at or past
+  // it for this log; equal seq and hash mean nothing to do.
+  auto cursor = Guard([&]() -> Result<eventstore::Head> { return CursorHead(); });
+  if (!cursor.ok()) return cursor.status();
+  crash_.At("catchup.between_reads");
   VIA_ASSIGN_OR_RETURN(eventstore::Head head, log.GetHead());
-  VIA_ASSIGN_OR_RETURN(std::uint64_t cursor, Cursor());
-  VIA_ASSIGN_OR_RETURN(std::string cursor_hash, MetaGet(*db_, "cursor_hash"));
-  if (cursor == head.seq && cursor_hash == HexEncode(head.hash)) return 0;
-  if (cursor > 0) {
-    // The cursor must name a record of this log with the same hash; else the
-    // read model belongs to another (or rewritten) log: rebuild it.
-    auto row = log.ReadRow(cursor);
-    if (cursor > head.seq || !row.ok() || HexEncode(row->hash) != cursor_hash) {
-      if (!row.ok() && row.status().code() != StatusCode::kNotFound) return row.status();
-      VIA_RETURN_IF_ERROR(Rebuild(log));
-      return head.seq;
+  if (*cursor == head) return 0;
+  return Advance(log, /*rebuild=*/false);
+}
+
+Result<std::uint64_t> ReadModel::Advance(eventstore::LogStore& log, bool rebuild) {
+  // One write transaction from the cursor check to the commit: readers see
+  // the model before or after, never half of it (a rebuild's deletes
+  // included), and a process that catches up meanwhile waits for the lock.
+  VIA_ASSIGN_OR_RETURN(auto tx, sql::Transaction::BeginImmediate(*db_));
+  eventstore::Head cursor;
+  if (!rebuild) {
+    auto read = Guard([&]() -> Result<eventstore::Head> { return CursorHead(); });
+    if (!read.ok() && read.status().code() != StatusCode::kDataLoss) return read.status();
+    if (read.ok()) {
+      cursor = *read;
+    } else {
+      rebuild = true;  // a damaged cursor: start afresh
     }
   }
-  VIA_ASSIGN_OR_RETURN(auto tx, sql::Transaction::BeginImmediate(*db_));
-  // Another process may have caught up while we waited for the lock.
-  VIA_ASSIGN_OR_RETURN(std::uint64_t locked_cursor, Cursor());
-  if (locked_cursor != cursor) {
-    VIA_RETURN_IF_ERROR(tx.Commit());
-    return CatchUp(log);
+  // The log as of one snapshot, read after the cursor (see CatchUp).
+  VIA_ASSIGN_OR_RETURN(sql::ReadTransaction log_snapshot, log.BeginRead());
+  VIA_ASSIGN_OR_RETURN(eventstore::Head head, log.GetHead());
+  if (!rebuild && cursor == head) return 0;
+  if (!rebuild && cursor.seq > 0) {
+    // The cursor must name a record of this log with the same hash; else the
+    // read model belongs to another (or rewritten) log: rebuild it.
+    if (cursor.seq > head.seq) {
+      rebuild = true;
+    } else {
+      auto row = log.ReadRow(cursor.seq);
+      if (!row.ok() && row.status().code() != StatusCode::kNotFound) return row.status();
+      rebuild = !row.ok() || row->hash != cursor.hash;
+    }
   }
-  VIA_ASSIGN_OR_RETURN(State before, Load());
+  State before;
+  if (rebuild) {
+    for (const char* table :
+         {"addons", "names", "bindings", "snapshots", "releases", "deliveries"}) {
+      VIA_RETURN_IF_ERROR(db_->Exec(std::string("DELETE FROM ") + table));
+    }
+    VIA_RETURN_IF_ERROR(db_->Exec("DELETE FROM meta WHERE key <> 'version'"));
+    cursor = eventstore::Head{};
+  } else {
+    VIA_ASSIGN_OR_RETURN(before, Load());
+  }
   State after = before;
   Status error;
-  Hash256 last_hash{};
-  std::uint64_t last_seq = cursor;
-  VIA_RETURN_IF_ERROR(log.Scan(cursor + 1, head.seq, [&](const eventstore::StoredRecord& row) {
+  Hash256 last_hash = cursor.hash;
+  std::uint64_t last_seq = cursor.seq;
+  VIA_RETURN_IF_ERROR(log.Scan(cursor.seq + 1, head.seq, [&](const eventstore::StoredRecord& row) {
     auto record = eventstore::DecodeRecord(row.bytes);
     if (!record.ok()) {
       error = record.status().WithContext("seq " + std::to_string(row.seq));
@@ -474,11 +554,11 @@ Result<std::uint64_t> ReadModel::CatchUp(eventstore::LogStore& log) {
     return true;
   }));
   VIA_RETURN_IF_ERROR(error);
-  if (last_seq == cursor) return 0;
+  if (last_seq == cursor.seq && !rebuild) return 0;
   VIA_RETURN_IF_ERROR(Store(before, after, last_seq, last_hash));
   crash_.At("projection.before_commit");
   VIA_RETURN_IF_ERROR(tx.Commit());
-  return last_seq - cursor;
+  return last_seq - cursor.seq;
 }
 
 }  // namespace via::projections

@@ -30,12 +30,25 @@ class ReadModel {
   // Opens (creating if needed) the read model at `path`.
   static Result<std::unique_ptr<ReadModel>> Open(const std::string& path);
 
-  // Applies every record after the cursor. Rebuilds from scratch when the
-  // cursor does not match the log. Returns the number of records applied.
+  // Applies every record after the cursor, up to the log's head, in one
+  // write transaction with the cursor; rebuilds from scratch inside that same
+  // transaction when the cursor does not name a record of this log (a
+  // foreign, rewritten or damaged model). Concurrent readers see the model
+  // before or after, never half-built. Returns the number of records applied
+  // (0 when already current: then no write lock is taken).
   Result<std::uint64_t> CatchUp(eventstore::LogStore& log);
 
-  // Drops everything and refolds the whole log.
+  // Drops everything and refolds the whole log, in one transaction.
   Status Rebuild(eventstore::LogStore& log);
+
+  // Starts a read transaction: the reads below see one state of the model
+  // until it is destroyed (answers that combine rows take one).
+  Result<sql::ReadTransaction> BeginRead() { return sql::ReadTransaction::Begin(*db_); }
+
+  // The cursor: seq and chain hash of the last applied record (zero when
+  // nothing is applied), read in one snapshot. A command that decides on the
+  // model appends expecting exactly this head.
+  Result<eventstore::Head> CursorHead();
 
   // Test-only: crash point "projection.before_commit" (domain/crash.h).
   void set_crash_points(CrashPoints crash) { crash_ = std::move(crash); }
@@ -52,7 +65,7 @@ class ReadModel {
   // Every binding that points at `addon_id`, as (app, binding).
   Result<std::vector<BindingKey>> BindingsOf(const std::string& addon_id);
 
-  // The whole state as stored.
+  // The whole state as stored, read in one snapshot.
   Result<State> Load();
   // SHA-256 of CanonicalForm(Load()).
   Result<Hash256> Digest();
@@ -61,6 +74,7 @@ class ReadModel {
   explicit ReadModel(std::unique_ptr<sql::Db> db, std::string path)
       : db_(std::move(db)), path_(std::move(path)) {}
   Status EnsureSchema();
+  Result<std::uint64_t> Advance(eventstore::LogStore& log, bool rebuild);
   Status Store(const State& before, const State& after, std::uint64_t seq, const Hash256& hash);
 
   std::unique_ptr<sql::Db> db_;
@@ -70,6 +84,21 @@ class ReadModel {
 
 // Folds records 1..until (0: all) in memory, as `audit replay` does.
 Result<State> Replay(eventstore::LogStore& log, std::uint64_t until);
+
+// The read model compared with a replay of the log at one log size.
+struct ModelComparison {
+  std::uint64_t size = 0;     // the model's cursor, the size both describe
+  State replayed;             // records 1..size folded in memory
+  Hash256 replay_digest{};
+  std::optional<Hash256> model_digest;  // nullopt: the model is unreadable
+  bool matches() const { return model_digest == replay_digest; }
+};
+// Opens the read model at `path` (catching it up first when `catch_up`),
+// reads its cursor and digest in one snapshot, and replays the log up to that
+// cursor: the two describe the same log size whatever other processes append
+// meanwhile, so a difference means the model is wrong.
+Result<ModelComparison> CompareWithLog(const std::string& path, eventstore::LogStore& log,
+                                       bool catch_up);
 
 // SHA-256 of the canonical form.
 Hash256 StateDigest(const State& state);

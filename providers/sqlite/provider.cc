@@ -114,9 +114,9 @@ Status SqliteProvider::Provision(const std::string& addon_id) {
   return AppendCompletion(command_id, {StorageProvisioned{addon_id}});
 }
 
-Result<FileDigest> SqliteProvider::Snapshot(const std::string& addon_id,
-                                            const std::string& snapshot_id,
-                                            const Progress& progress) {
+Result<SnapshotTaken> SqliteProvider::Snapshot(const std::string& addon_id,
+                                               const std::string& snapshot_id,
+                                               const Progress& progress) {
   VIA_ASSIGN_OR_RETURN(AddonLock lock, AddonLock::Acquire(options_.home.addon_dir(addon_id)));
   std::error_code ec;
   fs::create_directories(options_.home.snapshot_dir(addon_id), ec);
@@ -139,11 +139,26 @@ Result<FileDigest> SqliteProvider::Snapshot(const std::string& addon_id,
     return failed.WithRemediation("free space where " + options_.home.root.string() +
                                   " lives, then take the snapshot again (docs/operations.md)");
   }
-  VIA_RETURN_IF_ERROR(AppendCompletion(
-      command_id, {SnapshotTaken{addon_id, snapshot_id,
-                                 Bytes(digest->sha256.begin(), digest->sha256.end()),
-                                 digest->bytes, digest->page_count}}));
-  return digest;
+  SnapshotTaken taken{addon_id, snapshot_id, Bytes(digest->sha256.begin(), digest->sha256.end()),
+                      digest->bytes, digest->page_count};
+  VIA_RETURN_IF_ERROR(AppendCompletion(command_id, {taken}));
+  return taken;
+}
+
+Result<SqliteProvider::CheckOutcome> SqliteProvider::Check(const std::string& addon_id) {
+  // Under the add-on's lock: no repair moves the file away meanwhile.
+  VIA_ASSIGN_OR_RETURN(AddonLock lock, AddonLock::Acquire(options_.home.addon_dir(addon_id)));
+  Probe probe = CheckDatabase(DatabasePath(addon_id));
+  CheckOutcome out;
+  out.event = StorageChecked{addon_id, probe.health == StorageHealth::kOk, "integrity_check",
+                             probe.detail};
+  eventstore::AppendRequest request;
+  request.actor = options_.actor;
+  request.recorded_at_ms = options_.clock ? options_.clock->NowMs() : 0;
+  request.events = {out.event};
+  VIA_ASSIGN_OR_RETURN(eventstore::AppendResult appended, log_.Append(request));
+  out.seq = appended.last_seq;
+  return out;
 }
 
 Status SqliteProvider::Restore(const std::string& addon_id, const std::string& snapshot_id,
@@ -195,7 +210,7 @@ Result<RepairOutcome> SqliteProvider::FinishRepair(const State& state, const std
     VIA_ASSIGN_OR_RETURN(AddonLock lock, AddonLock::Acquire(options_.home.addon_dir(addon_id)));
     VIA_RETURN_IF_ERROR(AppendCompletion(
         "repair-finish/" + addon_id + "/" + std::to_string(state.seq),
-        {StorageRepaired{addon_id, "verified_after_crash", "", "storage passed quick_check"}}));
+        {StorageRepaired{addon_id, "verified_after_crash", "", "storage passed the probe"}}));
     return RepairOutcome{{"verified_after_crash"}, ""};
   }
   return Repair(state, addon_id);
@@ -213,6 +228,13 @@ Result<RepairOutcome> SqliteProvider::Repair(const State& given, const std::stri
   RepairOutcome outcome;
   fs::path db = DatabasePath(addon_id);
   Probe probe = ProbeDatabase(db);
+  if (probe.health == StorageHealth::kOk &&
+      (addon->checked_corrupt() || addon->phase == AddonPhase::kFailed)) {
+    // The probe reads header and schema only: before keeping a file that a
+    // full check found damaged, or adopting a failed record's file, check it
+    // all.
+    probe = CheckDatabase(db);
+  }
   if (probe.health == StorageHealth::kOk && addon->phase != AddonPhase::kFailed) return outcome;
   if (probe.health == StorageHealth::kUnreadable) {
     return FailedPrecondition("storage_unreadable",
@@ -231,7 +253,7 @@ Result<RepairOutcome> SqliteProvider::Repair(const State& given, const std::stri
   std::vector<Event> done;
   if (probe.health == StorageHealth::kOk) {
     // A failed record whose file is intact: adopt the file as it is.
-    done.push_back(StorageRepaired{addon_id, "adopted_existing", "", "file passed quick_check"});
+    done.push_back(StorageRepaired{addon_id, "adopted_existing", "", "file passed integrity_check"});
     outcome.actions.push_back("adopted_existing");
   } else {
     if (probe.health == StorageHealth::kCorrupt) {

@@ -64,9 +64,17 @@ class SqliteProvider {
   // Takes the snapshot whose SnapshotRequested is in the log: online backup
   // into snapshots/<addon>/<id>.sqlite (temp file, fsync, integrity_check,
   // rename), then SnapshotTaken, or SnapshotFailed with the reason. Returns
-  // the completion event's outcome as an error when it failed.
-  Result<FileDigest> Snapshot(const std::string& addon_id, const std::string& snapshot_id,
-                              const Progress& progress = nullptr);
+  // the SnapshotTaken it appended, or the failure as an error.
+  Result<SnapshotTaken> Snapshot(const std::string& addon_id, const std::string& snapshot_id,
+                                 const Progress& progress = nullptr);
+
+  // The full check of an add-on's live database (integrity_check, while apps
+  // keep writing), recorded as StorageChecked; returns that event and its seq.
+  struct CheckOutcome {
+    StorageChecked event;
+    std::uint64_t seq = 0;
+  };
+  Result<CheckOutcome> Check(const std::string& addon_id);
 
   // Restores the snapshot whose RestoreRequested is in the log into the live
   // database through SQLite (readers never see a torn file), then

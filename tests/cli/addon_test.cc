@@ -182,9 +182,20 @@ TEST_CASE("corrupt storage is moved aside, never deleted, and replaced", "[cli]"
     REQUIRE(testing::Run(sql).exit_code == 0);
   }
   ScribblePages(file);
+  // The readiness probe reads the header and schema only: table pages are
+  // the full check's job, which is explicit and recorded.
+  auto [before, unchecked] = h.Json("addon status app-db");
+  CHECK(before == 0);
+  CHECK(unchecked["last_check"].is_null());
+  auto [check_code, checked] = h.Json("addon check app-db");
+  CHECK(check_code == 3);
+  CHECK(checked["ok"] == false);
+  CHECK(checked["remediation"] == "via addon ensure sqlite app-db --app api --bind DATABASE --repair");
   auto [code, report] = h.Json("addon status app-db");
   CHECK(code == 3);
   CHECK(Blocker(report) == "storage_corrupt");
+  CHECK(report["last_check"]["ok"] == false);
+  CHECK(report["last_check"]["seq"] == checked["seq"]);
   std::uintmax_t damaged_size = fs::file_size(file);
   auto [fixed, ensured] = h.Json("addon ensure sqlite app-db --app api --bind DATABASE --repair");
   CHECK(fixed == 0);
@@ -199,6 +210,12 @@ TEST_CASE("corrupt storage is moved aside, never deleted, and replaced", "[cli]"
     }
   }
   CHECK(found_quarantine);
+  auto [after, repaired] = h.Json("addon status app-db");
+  CHECK(after == 0);
+  CHECK(repaired["last_check"]["current"] == false);  // it checked the old content
+  auto [recheck, rechecked] = h.Json("addon check app-db");
+  CHECK(recheck == 0);
+  CHECK(rechecked["ok"] == true);
 }
 
 TEST_CASE("unreadable storage names the platform as owner", "[cli]") {

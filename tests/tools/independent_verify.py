@@ -321,6 +321,13 @@ EVENTS = {
     19: ("GenerationDelivered", [("addonId", "text", 0), ("generation", "u32", 0), ("app", "text", 1),
                                  ("releaseId", "text", 2)]),
     20: ("RepairRequested", [("addonId", "text", 0), ("action", "text", 1)]),
+    21: ("StorageChecked", [("addonId", "text", 0), ("ok", "bool", 0), ("check", "text", 1),
+                            ("detail", "text", 2)]),
+    22: ("SnapshotVerified", [("addonId", "text", 0), ("snapshotId", "text", 1), ("ok", "bool", 0),
+                              ("check", "text", 2), ("detail", "text", 3)]),
+    23: ("SnapshotDeleted", [("addonId", "text", 0), ("snapshotId", "text", 1), ("reason", "text", 2)]),
+    24: ("SnapshotPolicySet", [("addonId", "text", 0), ("keepLast", "u32", 0), ("keepDaily", "u32", 4),
+                               ("keepWeekly", "u32", 8), ("everySeconds", "u32", 12)]),
 }
 
 
