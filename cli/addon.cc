@@ -389,7 +389,9 @@ void RegisterAddon(CLI::App& app, Shell& shell) {
 
   CLI::App* revoke = addon->add_subcommand("revoke-credentials", "revoke a credential generation");
   revoke->add_option("name", f->name, "add-on name or id")->required();
-  revoke->add_option("--generation", f->generation, "generation number")->required();
+  revoke->add_option("--generation", f->generation, "generation number")
+      ->required()
+      ->check(WholeNumber(1, 4294967295ULL));
   revoke->add_flag("--force", f->force, "allow revoking the last active generation");
   revoke->callback([&shell, f]() {
     shell.action = [&shell, f]() {

@@ -252,8 +252,9 @@ void RegisterAudit(CLI::App& app, Shell& shell) {
   CLI::App* log = audit->add_subcommand("log", "print records (JSON lines with --json)");
   log->add_option("--addon", filter->addon, "only this add-on (name: every incarnation, or id)");
   log->add_option("--app", filter->app, "only records about this app");
-  log->add_option("--since", filter->since, "from this seq on");
-  log->add_option("--limit", filter->limit, "at most this many records");
+  log->add_option("--since", filter->since, "from this seq on")->check(WholeNumber(0, kMaxSeq));
+  log->add_option("--limit", filter->limit, "at most this many records")
+      ->check(WholeNumber(0, kMaxSeq));
   log->callback([&shell, filter]() {
     shell.action = [&shell, filter]() { return RunLog(shell, *filter); };
   });
@@ -267,7 +268,8 @@ void RegisterAudit(CLI::App& app, Shell& shell) {
 
   auto until = std::make_shared<std::uint64_t>(0);
   CLI::App* replay = audit->add_subcommand("replay", "fold the log into state in memory, with its digest");
-  replay->add_option("--until", *until, "stop after this seq (default: the whole log)");
+  replay->add_option("--until", *until, "stop after this seq (default: the whole log)")
+      ->check(WholeNumber(1, kMaxSeq));
   replay->callback([&shell, until]() {
     shell.action = [&shell, until]() { return RunReplay(shell, *until); };
   });
@@ -276,10 +278,10 @@ void RegisterAudit(CLI::App& app, Shell& shell) {
   auto consistency = std::make_shared<std::uint64_t>(0);
   CLI::App* prove = audit->add_subcommand("prove", "inclusion or consistency proof (RFC 6962)");
   auto* inc = prove->add_option("--inclusion", *inclusion, "prove record SEQ is in the log")
-                  ->check(CLI::PositiveNumber);
+                  ->check(WholeNumber(1, kMaxSeq));
   auto* con = prove->add_option("--consistency", *consistency,
                                 "prove the log of OLD_SIZE records is a prefix of today's")
-                  ->check(CLI::PositiveNumber);
+                  ->check(WholeNumber(1, kMaxSeq));
   inc->excludes(con);
   prove->callback([&shell, inclusion, consistency, inc, con]() {
     shell.action = [&shell, inclusion, consistency, inc, con]() {

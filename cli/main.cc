@@ -15,7 +15,12 @@ int main(int argc, char** argv) {
   app.add_flag("--json", shell.globals.json, "machine-readable output");
   app.add_option("--actor", shell.globals.actor, "who is acting (default $USER)");
   app.add_flag("--yes,-y", shell.globals.yes, "confirm destructive work without a prompt");
+#ifdef VIA_TEST_HOOKS
+  app.set_version_flag("--version",
+                       "via 0.1.0 (built with test hooks: $VIA_TEST_FAULT, $VIA_CRASH_AT)");
+#else
   app.set_version_flag("--version", "via 0.1.0");
+#endif
 
   via::cli::RegisterInit(app, shell);
   via::cli::RegisterAddon(app, shell);

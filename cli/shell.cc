@@ -3,6 +3,7 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <cstdlib>
 #include <iostream>
 
@@ -29,13 +30,25 @@ Result<commands::Context> Shell::MakeContext() {
   ctx.clock = &clock_;
   ctx.ids = &ids_;
   ctx.progress = ProgressPrinter();
-  // Test-only provider faults (docs/operations.md); never set in production.
+#ifdef VIA_TEST_HOOKS
+  // Test-only faults and crash points (docs/operations.md), compiled in only
+  // when the build asks for them (cmake -DVIA_TEST_HOOKS=ON).
   if (const char* fault = std::getenv("VIA_TEST_FAULT"); fault && *fault) ctx.test_fault = fault;
-  if (const char* crash = std::getenv("VIA_CRASH_AT"); crash && *crash) ctx.crash_at = crash;
+  if (const char* crash = std::getenv("VIA_CRASH_AT"); crash && *crash) {
+    ctx.crash = CrashPoints(crash);
+  }
+#endif
   return ctx;
 }
 
-int Shell::Fail(const Status& status) {
+int Shell::Fail(const Status& given) {
+  Status status = given;
+  if (auto home = eventstore::Home::Resolve(globals.home.empty()
+                                                ? std::nullopt
+                                                : std::optional<std::string>(globals.home));
+      home.ok()) {
+    status = commands::ExplainFault(*home, status);
+  }
   std::string code = status.reason().empty() ? StatusCodeName(status.code()) : status.reason();
   if (globals.json) {
     nlohmann::json error = {{"code", code}, {"message", status.message()}};
@@ -81,5 +94,23 @@ std::function<void(const std::string&, std::uint64_t, std::uint64_t)> Shell::Pro
 }
 
 std::string B64(ByteView bytes) { return crypto::Base64Encode(bytes); }
+
+CLI::Validator WholeNumber(std::uint64_t min, std::uint64_t max) {
+  const std::string range =
+      "a whole number between " + std::to_string(min) + " and " + std::to_string(max);
+  return CLI::Validator(
+      [min, max, range](std::string& text) -> std::string {
+        std::uint64_t value = 0;
+        const char* end = text.data() + text.size();
+        auto [ptr, ec] = std::from_chars(text.data(), end, value);
+        const bool digits = !text.empty() && text.size() <= 20 &&
+                            text.find_first_not_of("0123456789") == std::string::npos;
+        if (!digits || ec != std::errc() || ptr != end || value < min || value > max) {
+          return "must be " + range + ", got '" + text + "'";
+        }
+        return std::string();
+      },
+      range);
+}
 
 }  // namespace via::cli

@@ -65,6 +65,13 @@ void RegisterSql(CLI::App& app, Shell& shell);
 // "500ms", "30s", "15m", "1h", "7d" (a bare number is seconds) in milliseconds.
 Result<std::int64_t> ParseDurationMs(const std::string& text);
 
+// A CLI11 check for a whole number in [min, max], written in decimal digits
+// only: a sign, a fraction, an exponent or a value out of range is a usage
+// error (exit 2), never wrapped or clamped into another number.
+CLI::Validator WholeNumber(std::uint64_t min, std::uint64_t max);
+// The largest seq or count a flag takes (SQLite stores them as int64).
+inline constexpr std::uint64_t kMaxSeq = 9223372036854775807ULL;
+
 // Binds a Result's value or prints its error and returns the exit code.
 #define VIA_ASSIGN_OR_RETURN_EXIT(lhs, expr, shell) \
   VIA_ASSIGN_OR_RETURN_EXIT_IMPL_(VIA_CONCAT_(via_exit_, __LINE__), lhs, expr, shell)

@@ -41,7 +41,7 @@ struct Session {
     Session s;
     VIA_ASSIGN_OR_RETURN(s.log, ctx.OpenLog());
     VIA_ASSIGN_OR_RETURN(s.model, projections::ReadModel::Open(ctx.home.state_db().string()));
-    s.model->set_crash_points(CrashPoints(ctx.crash_at));
+    s.model->set_crash_points(ctx.crash);
     return s;
   }
 
@@ -52,7 +52,12 @@ struct Session {
     eventstore::LogStore::Options options;
     options.path = ctx.home.log_db().string();
     options.read_only = true;
-    VIA_ASSIGN_OR_RETURN(s.read_only_log, eventstore::LogStore::Open(options));
+    options.create_if_missing = false;
+    auto log = eventstore::LogStore::Open(options);
+    // Being created by another process right now: initialize it with it.
+    if (!log.ok() && log.status().code() == StatusCode::kNotFound) return Open(ctx);
+    if (!log.ok()) return log.status();
+    s.read_only_log = std::move(log).value();
     auto model = projections::ReadModel::Open(ctx.home.state_db().string());
     if (!model.ok()) {
       if (model.status().reason() != "home_not_writable") return model.status();
@@ -96,7 +101,7 @@ struct Session {
     options.actor = ctx.actor;
     options.clock = ctx.clock;
     options.test_fault = ctx.test_fault;
-    options.crash = CrashPoints(ctx.crash_at);
+    options.crash = ctx.crash;
     return providers::sqlite::SqliteProvider(options, *log);
   }
 };

@@ -7,13 +7,27 @@
 
 namespace via::commands {
 
+Status ExplainFault(const eventstore::Home& home, Status status) {
+  if (!status.remediation().empty()) return status;
+  const std::string home_dir = home.root.string();
+  if (status.reason() == "disk_full") {
+    return status.WithRemediation("free space on the file system of " + home_dir + " (df -h " +
+                                  home_dir + "), then run the command again");
+  }
+  if (status.reason() == "home_not_writable") {
+    return status.WithRemediation("make " + home_dir +
+                                  " writable for this user (reading commands work without it)");
+  }
+  return status;
+}
+
 Result<std::unique_ptr<eventstore::EventLog>> Context::OpenLog() const {
   eventstore::EventLog::Options options;
   options.home = home;
   options.clock = clock;
   options.ids = ids;
   options.actor = actor;
-  options.crash = CrashPoints(crash_at);
+  options.crash = crash;
   return eventstore::EventLog::Open(options);
 }
 
@@ -22,7 +36,14 @@ Result<std::unique_ptr<eventstore::EventLog>> Context::OpenLogForAudit() const {
   options.home = home;
   options.read_only = true;
   options.check_tail = false;
-  return eventstore::EventLog::Open(options);
+  auto log = eventstore::EventLog::Open(options);
+  if (!log.ok() && log.status().code() == StatusCode::kNotFound) {
+    // No log yet (or one being created by another process right now): any
+    // command makes a missing home (DESIGN.md section 3), race-free.
+    VIA_RETURN_IF_ERROR(OpenLog().status());
+    return eventstore::EventLog::Open(options);
+  }
+  return log;
 }
 
 std::int64_t SystemClock::NowMs() {

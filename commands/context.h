@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "domain/crash.h"
 #include "domain/ids.h"
 #include "eventstore/event_log.h"
 #include "eventstore/home.h"
@@ -20,10 +21,11 @@ struct Context {
   Clock* clock = nullptr;
   IdGenerator* ids = nullptr;
   // Test-only fault injection for the provider (see providers/sqlite/provider.h);
-  // set by the CLI from $VIA_TEST_FAULT, empty in production.
+  // set by the CLI from $VIA_TEST_FAULT in a build with test hooks, else empty.
   std::string test_fault;
-  // Test-only crash point name (domain/crash.h), from $VIA_CRASH_AT.
-  std::string crash_at;
+  // Test-only crash points (domain/crash.h): armed by the CLI from
+  // $VIA_CRASH_AT in a build with test hooks, or given a callback by tests.
+  CrashPoints crash;
   // Long work reports (what, done, total); may be null.
   std::function<void(const std::string& what, std::uint64_t done, std::uint64_t total)> progress;
 
@@ -32,6 +34,10 @@ struct Context {
   // Opens the log for reading only (auditors): no init, no tail check.
   Result<std::unique_ptr<eventstore::EventLog>> OpenLogForAudit() const;
 };
+
+// Adds the remediation of a fault of the machine (disk_full,
+// home_not_writable) that lower layers report without one.
+Status ExplainFault(const eventstore::Home& home, Status status);
 
 // The wall clock.
 class SystemClock : public Clock {

@@ -13,7 +13,8 @@
 // append.before_commit, append.after_commit.
 // Between the reads of one answer (where another process's commit must not
 // change the answer; tests land one there): tail.between_reads,
-// catchup.between_reads, model.between_reads.
+// catchup.between_reads. A rebuild of the read model reaches
+// projection.rebuild.
 //
 // `NAME` crashes at the first time the process reaches NAME; `NAME#N` at the
 // N-th time (N >= 1), e.g. "append.before_commit#2" is the commit of the

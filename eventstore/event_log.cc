@@ -29,10 +29,22 @@ Status CreateExclusively(const fs::path& path, ByteView data) {
   return SyncDirectory(path.parent_path());
 }
 
+// A key file of the home: a small regular file, never followed through a
+// symlink. One that is not (a link to /dev/zero, a device, something huge)
+// is a damaged home: DataLoss "bad_key".
+Result<Bytes> ReadKeyFile(const fs::path& path) {
+  auto bytes = ReadFile(path, 64 * 1024);
+  if (!bytes.ok() && bytes.status().code() == StatusCode::kInvalidArgument) {
+    return DataLoss("bad_key", "key file " + bytes.status().message())
+        .WithRemediation("restore " + path.string() + " from backup (see docs/operations.md)");
+  }
+  return bytes;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<crypto::Ed25519PrivateKey>> LoadOrCreateSigningKey(const fs::path& path) {
-  auto existing = ReadFile(path);
+  auto existing = ReadKeyFile(path);
   if (!existing.ok() && existing.status().code() != StatusCode::kNotFound) {
     return existing.status();
   }
@@ -41,7 +53,7 @@ Result<std::unique_ptr<crypto::Ed25519PrivateKey>> LoadOrCreateSigningKey(const 
     if (!fresh) return Internal("could not generate an Ed25519 key (OpenSSL)");
     std::string pem = fresh->ToPem();
     VIA_RETURN_IF_ERROR(CreateExclusively(path, AsBytes(pem)));
-    VIA_ASSIGN_OR_RETURN(existing, ReadFile(path));
+    VIA_ASSIGN_OR_RETURN(existing, ReadKeyFile(path));
   }
   auto key = crypto::Ed25519PrivateKey::FromPem(AsChars(*existing));
   if (!key) {
@@ -51,13 +63,13 @@ Result<std::unique_ptr<crypto::Ed25519PrivateKey>> LoadOrCreateSigningKey(const 
 }
 
 Result<Bytes> LoadOrCreateSecret(const fs::path& path) {
-  auto existing = ReadFile(path);
+  auto existing = ReadKeyFile(path);
   if (!existing.ok() && existing.status().code() != StatusCode::kNotFound) {
     return existing.status();
   }
   if (!existing.ok()) {
     VIA_RETURN_IF_ERROR(CreateExclusively(path, crypto::RandomBytes(32)));
-    VIA_ASSIGN_OR_RETURN(existing, ReadFile(path));
+    VIA_ASSIGN_OR_RETURN(existing, ReadKeyFile(path));
   }
   if (existing->size() != 32) {
     return DataLoss("bad_key", path.string() + " must hold 32 bytes, it holds " +

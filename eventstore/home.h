@@ -44,15 +44,28 @@ struct Home {
   // --home, else $VIA_HOME, else ${XDG_DATA_HOME:-$HOME/.local/share}/via.
   static Result<Home> Resolve(const std::optional<std::string>& flag);
 
-  // Creates the directories that are missing (0700 for the root and keys/).
+  // Creates the directories that are missing (0700 for the root and keys/
+  // when this call creates them). A home is created only in a missing or
+  // empty directory, or used when it already holds a via log (or only the
+  // folders a via home has, left by an interrupted first command); any other
+  // directory is refused with InvalidArgument "not_a_via_home" and left
+  // untouched.
   Status EnsureDirectories() const;
 };
+
+// Files read by the CLI are small: keys, checkpoint notes.
+inline constexpr std::size_t kMaxSmallFileBytes = 1 << 20;
 
 // Writes `data` to `path` with `mode` durably: temp file, fsync, rename, fsync dir.
 Status WriteFileAtomically(const std::filesystem::path& path, ByteView data, unsigned mode);
 
-// Reads a whole file. NotFound when missing.
-Result<Bytes> ReadFile(const std::filesystem::path& path);
+// Reads a whole regular file of at most `max_bytes` bytes, without following
+// a symlink in its last component (so a key file replaced by a link to
+// /dev/zero or another file is refused, not read). Errors: NotFound
+// "file_missing"; InvalidArgument "not_a_regular_file" (a symlink, device,
+// FIFO or directory) or "file_too_large"; Internal for I/O errors.
+Result<Bytes> ReadFile(const std::filesystem::path& path,
+                       std::size_t max_bytes = kMaxSmallFileBytes);
 
 // fsync of a directory, so that a rename or create inside it is durable.
 Status SyncDirectory(const std::filesystem::path& dir);

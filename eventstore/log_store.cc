@@ -137,6 +137,11 @@ Result<std::unique_ptr<LogStore>> LogStore::Open(const Options& options) {
     VIA_RETURN_IF_ERROR(
         db->Exec("PRAGMA wal_autocheckpoint=" + std::to_string(kWalCheckpointPages)));
   }
+  if (*app_id == 0 && options.read_only) {
+    // Another process is creating the log right now (or left an empty
+    // file): for a reader there is no log yet.
+    return NotFound("log_empty", "the event log at " + options.path + " is not initialized yet");
+  }
   if (*app_id == 0 && !options.read_only) {
     VIA_ASSIGN_OR_RETURN(auto tx, sql::Transaction::BeginImmediate(*db));
     VIA_RETURN_IF_ERROR(db->Exec(kSchema));

@@ -176,6 +176,12 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path, const OpenOptions&
   if (rc != SQLITE_OK) return MapError(db->db_, rc, "open " + path);
   sqlite3_busy_timeout(db->db_, options.busy_timeout_ms);
   sqlite3_extended_result_codes(db->db_, 1);
+  if (!options.read_only && sqlite3_db_readonly(db->db_, "main") == 1) {
+    // SQLite falls back to reading a file it cannot write (a read-only mount
+    // or file): for a writer that is a fault of the machine, named as such.
+    return Status(StatusCode::kInternal, "home_not_writable",
+                  "open " + path + ": the file or its directory cannot be written");
+  }
   if (options.read_only && options.immutable_fallback) {
     // A WAL database opens read-only only where its -shm exists or can be
     // created; in a read-only directory without one, the first read fails.

@@ -1,5 +1,9 @@
 #include "projections/read_model.h"
 
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 
 #include <nlohmann/json.hpp>
@@ -153,6 +157,12 @@ ReleaseState ReleaseFromJson(const json& j) {
   return r;
 }
 
+Result<std::int64_t> PragmaVersion(sql::Db& db) {
+  VIA_ASSIGN_OR_RETURN(sql::Stmt version, db.Prepare("PRAGMA user_version"));
+  VIA_ASSIGN_OR_RETURN(bool row, version.Step());
+  return row ? version.Int(0) : 0;
+}
+
 Result<std::string> MetaGet(sql::Db& db, const std::string& key) {
   VIA_ASSIGN_OR_RETURN(sql::Stmt stmt, db.Prepare("SELECT value FROM meta WHERE key=?"));
   stmt.Bind(1, key);
@@ -224,9 +234,31 @@ Result<ModelComparison> CompareWithLog(const std::string& path, eventstore::LogS
 }
 
 Result<std::unique_ptr<ReadModel>> ReadModel::Open(const std::string& path) {
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
   for (int attempt = 0; attempt < 2; ++attempt) {
     auto db = sql::Db::Open(path, sql::OpenOptions{});
+    if (!db.ok() && ::access(std::filesystem::path(path).parent_path().c_str(), W_OK) != 0 &&
+        (errno == EROFS || errno == EACCES)) {
+      db = Status(StatusCode::kInternal, "home_not_writable",
+                  "cannot create the read model at " + path + ": " + std::strerror(errno));
+    }
+    if (!db.ok() && db.status().reason() == "home_not_writable") {
+      // A home that cannot be written (a read-only mount): the model is read
+      // as it is; CatchUp says home_not_writable when it is behind.
+      sql::OpenOptions read_only;
+      read_only.read_only = true;
+      read_only.create = false;
+      read_only.immutable_fallback = true;
+      auto reader = sql::Db::Open(path, read_only);
+      if (!reader.ok()) return db.status();
+      std::unique_ptr<ReadModel> model(new ReadModel(std::move(reader).value(), path));
+      model->read_only_ = true;
+      auto version = PragmaVersion(*model->db_);
+      if (!version.ok() || *version != kReadModelVersion) return db.status();
+      return model;
+    }
+    if (!db.ok() && db.status().code() != StatusCode::kDataLoss) return db.status();
     if (db.ok()) {
       std::unique_ptr<ReadModel> model(new ReadModel(std::move(db).value(), path));
       Status schema = model->EnsureSchema();
@@ -498,6 +530,10 @@ Result<std::uint64_t> ReadModel::CatchUp(eventstore::LogStore& log) {
 }
 
 Result<std::uint64_t> ReadModel::Advance(eventstore::LogStore& log, bool rebuild) {
+  if (read_only_) {
+    return Status(StatusCode::kInternal, "home_not_writable",
+                  "the read model at " + path_ + " is behind the log and cannot be written");
+  }
   // One write transaction from the cursor check to the commit: readers see
   // the model before or after, never half of it (a rebuild's deletes
   // included), and a process that catches up meanwhile waits for the lock.
@@ -529,6 +565,7 @@ Result<std::uint64_t> ReadModel::Advance(eventstore::LogStore& log, bool rebuild
   }
   State before;
   if (rebuild) {
+    crash_.At("projection.rebuild");
     for (const char* table :
          {"addons", "names", "bindings", "snapshots", "releases", "deliveries"}) {
       VIA_RETURN_IF_ERROR(db_->Exec(std::string("DELETE FROM ") + table));

@@ -79,6 +79,7 @@ class ReadModel {
 
   std::unique_ptr<sql::Db> db_;
   std::string path_;
+  bool read_only_ = false;  // the home cannot be written: no catch-up
   CrashPoints crash_;
 };
 

@@ -3,7 +3,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 dir=$1; shift
-if [ ! -f "$dir/build.ninja" ]; then
-  cmake -S "$root" -B "$dir" -G Ninja "$@" >/dev/null
-fi
+# Configured every time, so the options given here are the tree's (a tree
+# first configured by another script keeps no stale option); a no-op when
+# nothing changed.
+cmake -S "$root" -B "$dir" -G Ninja "$@" >/dev/null
 ninja -C "$dir" ${NINJA_FLAGS:-}

@@ -8,10 +8,11 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 bash tools/setup.sh
-bash tools/build.sh build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+# The demo runs what an operator installs: a release build, no test hooks.
+bash tools/build.sh build-release -DCMAKE_BUILD_TYPE=Release -DVIA_TESTS=OFF -DVIA_TEST_HOOKS=OFF >/dev/null
 
 export VIA_HOME=$(mktemp -d /tmp/via-demo-XXXXXX)
-export PATH="$root/build/cli:$PATH"
+export PATH="$root/build-release/cli:$PATH"
 trap 'rm -rf "$VIA_HOME"' EXIT
 
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }

@@ -39,7 +39,8 @@ void CheckNothingToRecover(Home& h, const std::string& name) {
   for (const auto& snap : h.Json("addon snapshots " + name)) {
     if (snap["status"] != "taken") continue;
     auto bytes = eventstore::ReadFile(h.dir.path() / "snapshots" / h.Id(name) /
-                                      (snap["id"].get<std::string>() + ".sqlite"));
+                                      (snap["id"].get<std::string>() + ".sqlite"),
+                                      SIZE_MAX);
     REQUIRE(bytes.ok());
     CHECK(HexEncode(crypto::Sha256::Digest(*bytes)) == snap["sha256"]);
   }

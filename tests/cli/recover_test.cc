@@ -42,7 +42,7 @@ void CheckRecovered(Home& h) {
       if (snap["status"] != "taken") continue;
       fs::path file = h.dir.path() / "snapshots" / addon["id"].get<std::string>() /
                       (snap["id"].get<std::string>() + ".sqlite");
-      auto bytes = eventstore::ReadFile(file);
+      auto bytes = eventstore::ReadFile(file, SIZE_MAX);
       REQUIRE(bytes.ok());
       CHECK(HexEncode(crypto::Sha256::Digest(*bytes)) == snap["sha256"]);
     }
