@@ -235,24 +235,35 @@ void RegisterAddon(CLI::App& app, Shell& shell) {
   list->callback([&shell, f]() {
     shell.action = [&shell, f]() {
       VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
-      VIA_ASSIGN_OR_RETURN_EXIT(auto addons, commands::ListAddons(ctx, f->all), shell);
-      if (shell.globals.json) {
-        nlohmann::json out = nlohmann::json::array();
-        for (const auto& s : addons) {
+      // Streamed: one add-on at a time, whatever their number.
+      std::size_t shown = 0;
+      Status listed = commands::ListAddons(ctx, f->all, [&](const commands::AddonSummary& s) {
+        if (shell.globals.json) {
           nlohmann::json j = AddonJson(s.addon);
           nlohmann::json bindings = nlohmann::json::array();
-          for (const auto& [a, b] : s.bindings) bindings.push_back({{"app", a}, {"name", b}});
-          j["bindings"] = bindings;
-          out.push_back(j);
+          for (const auto& [a, b] : s.bindings) {
+            bindings.push_back(nlohmann::json{{"app", a}, {"name", b}});
+          }
+          j["bindings"] = std::move(bindings);
+          std::cout << (shown == 0 ? "[" : ",")
+                    << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        } else {
+          std::cout << s.addon.name << "  " << s.addon.id << "  " << s.addon.provider << "  app "
+                    << s.addon.app << "  " << PhaseName(s.addon.phase);
+          for (const auto& [a, b] : s.bindings) std::cout << "  " << a << "/" << b;
+          std::cout << "\n";
         }
-        return shell.PrintJson(out);
+        ++shown;
+        return true;
+      });
+      if (!listed.ok()) {
+        if (shown > 0) std::cout << (shell.globals.json ? "]\n" : "");
+        return shell.Fail(listed);
       }
-      if (addons.empty()) std::cout << "no add-ons\n";
-      for (const auto& s : addons) {
-        std::cout << s.addon.name << "  " << s.addon.id << "  " << s.addon.provider << "  app "
-                  << s.addon.app << "  " << PhaseName(s.addon.phase);
-        for (const auto& [a, b] : s.bindings) std::cout << "  " << a << "/" << b;
-        std::cout << "\n";
+      if (shell.globals.json) {
+        std::cout << (shown == 0 ? "[]\n" : "]\n");
+      } else if (shown == 0) {
+        std::cout << "no add-ons\n";
       }
       return 0;
     };

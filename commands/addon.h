@@ -6,6 +6,7 @@
 // there first), runs the provider, and returns a value for cli/ to render.
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -61,7 +62,11 @@ struct AddonSummary {
   AddonState addon;
   std::vector<BindingKey> bindings;
 };
-Result<std::vector<AddonSummary>> ListAddons(const Context& ctx, bool all);
+// Streams live add-ons (every record with `all`) ordered by stored name, with
+// their bindings, from one snapshot; stops when `visit` returns false. Memory
+// does not grow with the number of add-ons.
+Status ListAddons(const Context& ctx, bool all,
+                  const std::function<bool(const AddonSummary&)>& visit);
 
 struct Incarnation {
   AddonState addon;

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -25,5 +26,7 @@ inline Bytes ToBytes(std::string_view s) { return Bytes(s.begin(), s.end()); }
 
 // Lower-case hex of `b`.
 std::string HexEncode(ByteView b);
+// The bytes of hex text (either case); nullopt unless it is whole hex pairs.
+std::optional<Bytes> HexDecode(std::string_view hex);
 
 }  // namespace via

@@ -276,6 +276,41 @@ std::string Hex(const Bytes& b) { return HexEncode(b); }
 
 }  // namespace
 
+void StateKeys::Merge(const StateKeys& other) {
+  addons.insert(other.addons.begin(), other.addons.end());
+  names.insert(other.names.begin(), other.names.end());
+  bindings.insert(other.bindings.begin(), other.bindings.end());
+  bindings_of.insert(other.bindings_of.begin(), other.bindings_of.end());
+  snapshots.insert(other.snapshots.begin(), other.snapshots.end());
+  releases_of.insert(other.releases_of.begin(), other.releases_of.end());
+  bindings_for_app.insert(other.bindings_for_app.begin(), other.bindings_for_app.end());
+  claims_on.insert(other.claims_on.begin(), other.claims_on.end());
+  snapshots_of.insert(other.snapshots_of.begin(), other.snapshots_of.end());
+  deliveries_of.insert(other.deliveries_of.begin(), other.deliveries_of.end());
+}
+
+StateKeys KeysOf(const Record& record) {
+  StateKeys keys;
+  std::visit(
+      [&keys](const auto& e) {
+        using T = std::decay_t<decltype(e)>;
+        if constexpr (requires { e.addon_id; }) keys.addons.insert(e.addon_id);
+        if constexpr (requires { e.snapshot_id; }) keys.snapshots.insert(e.snapshot_id);
+        if constexpr (std::is_same_v<T, AddonCreated>) keys.names.insert(e.name);
+        if constexpr (std::is_same_v<T, AddonRenamed>) keys.names.insert(e.old_name);
+        if constexpr (std::is_same_v<T, BindingAttached> || std::is_same_v<T, BindingDetached>) {
+          keys.bindings.insert({e.app, e.binding});
+        }
+        if constexpr (std::is_same_v<T, AddonDestroyed>) keys.bindings_of.insert(e.addon_id);
+        if constexpr (std::is_same_v<T, BindingSnapshotted>) keys.releases_of.insert(e.app);
+        // LogInitialized, WorkloadTokenIssued and GenerationDelivered change
+        // the log identity, the token count and the delivery set, which every
+        // slice carries (the identity and count) or only ever gains entries.
+      },
+      record.event);
+  return keys;
+}
+
 void Apply(State& state, const Record& record) {
   std::visit(Applier{state, record}, record.event);
   state.seq = record.seq;

@@ -139,6 +139,31 @@ struct State {
 // Folds one record into the state. Records must come in seq order.
 void Apply(State& state, const Record& record);
 
+// The parts of a State that Apply(state, record) reads or writes. Applying a
+// record to a partial State that holds at least these parts (absent ones
+// being truly absent) changes those parts exactly as applying it to the whole
+// State would; projections/ loads a slice this way instead of every row.
+// An add-on in `addons` is meant with its generations and with the name
+// entries of its current and original names (AddonRenamed and AddonDestroyed
+// remove its live name).
+struct StateKeys {
+  std::set<std::string> addons;                  // by id
+  std::set<std::string> names;                   // live names
+  std::set<BindingKey> bindings;                 // (app, binding)
+  std::set<std::string> bindings_of;             // every binding of these add-on ids
+  std::set<std::string> snapshots;               // by id
+  std::set<std::string> releases_of;             // apps whose release list is needed
+  // Never set by KeysOf; what some decisions read besides (projections/
+  // loads them on request).
+  std::set<std::string> bindings_for_app;        // every binding of these apps
+  std::set<std::string> claims_on;               // release lists of apps whose releases claim these add-ons
+  std::set<std::string> snapshots_of;            // every snapshot of these add-ons
+  std::set<std::string> deliveries_of;           // every delivery of these add-ons
+  bool operator==(const StateKeys&) const = default;
+  void Merge(const StateKeys& other);
+};
+StateKeys KeysOf(const Record& record);
+
 // Stable text form of the whole state; its SHA-256 is the state digest.
 std::string CanonicalForm(const State& state);
 

@@ -5,8 +5,8 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-
-#include <nlohmann/json.hpp>
+#include <map>
+#include <set>
 
 #include "crypto/crypto.h"
 #include "eventstore/record_codec.h"
@@ -14,147 +14,188 @@
 namespace via::projections {
 namespace {
 
-using nlohmann::json;
-
-// 3: add-on checks and snapshot policies, snapshot verification and deletion.
-constexpr std::int64_t kReadModelVersion = 3;
+// 4: one row per entity (columns, no JSON): add-ons without their
+//    generations, which have rows of their own; releases and their claims.
+constexpr std::int64_t kReadModelVersion = 4;
 
 constexpr const char* kSchema = R"sql(
-CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS addons(id TEXT PRIMARY KEY, name TEXT NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS addons(
+  id TEXT PRIMARY KEY, name TEXT NOT NULL, original_name TEXT NOT NULL, provider TEXT NOT NULL,
+  app TEXT NOT NULL, requested_binding TEXT NOT NULL, phase INTEGER NOT NULL,
+  failure_reason TEXT NOT NULL, data_present INTEGER NOT NULL, restoring_snapshot TEXT NOT NULL,
+  restore_safety_snapshot TEXT NOT NULL, pending_snapshot TEXT NOT NULL,
+  pending_repair TEXT NOT NULL, created_at_ms INTEGER NOT NULL, created_seq INTEGER NOT NULL,
+  updated_seq INTEGER NOT NULL, check_seq INTEGER NOT NULL, check_at_ms INTEGER NOT NULL,
+  check_ok INTEGER NOT NULL, check_detail TEXT NOT NULL, content_seq INTEGER NOT NULL,
+  keep_last INTEGER NOT NULL, keep_daily INTEGER NOT NULL, keep_weekly INTEGER NOT NULL,
+  snapshot_every_s INTEGER NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS addons_by_name ON addons(name);
-CREATE TABLE IF NOT EXISTS names(name TEXT PRIMARY KEY, addon_id TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS addons_by_original_name ON addons(original_name, created_seq);
+CREATE TABLE IF NOT EXISTS generations(addon_id TEXT NOT NULL, idx INTEGER NOT NULL,
+  number INTEGER NOT NULL, fingerprint BLOB NOT NULL, salt BLOB NOT NULL,
+  revoked INTEGER NOT NULL, PRIMARY KEY(addon_id, idx)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS names(name TEXT PRIMARY KEY, addon_id TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS bindings(app TEXT NOT NULL, binding TEXT NOT NULL,
-  addon_id TEXT NOT NULL, PRIMARY KEY(app, binding));
+  addon_id TEXT NOT NULL, PRIMARY KEY(app, binding)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS bindings_by_addon ON bindings(addon_id);
-CREATE TABLE IF NOT EXISTS snapshots(id TEXT PRIMARY KEY, addon_id TEXT NOT NULL, body TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS snapshots_by_addon ON snapshots(addon_id);
+CREATE TABLE IF NOT EXISTS snapshots(id TEXT PRIMARY KEY, addon_id TEXT NOT NULL,
+  label TEXT NOT NULL, status INTEGER NOT NULL, sha256 BLOB NOT NULL, bytes INTEGER NOT NULL,
+  page_count INTEGER NOT NULL, failure_reason TEXT NOT NULL, actor TEXT NOT NULL,
+  requested_at_ms INTEGER NOT NULL, requested_seq INTEGER NOT NULL,
+  verification INTEGER NOT NULL, verify_detail TEXT NOT NULL, verified_at_ms INTEGER NOT NULL,
+  deleted INTEGER NOT NULL, deleted_reason TEXT NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS snapshots_by_addon ON snapshots(addon_id, requested_seq);
 CREATE TABLE IF NOT EXISTS releases(app TEXT NOT NULL, position INTEGER NOT NULL,
-  body TEXT NOT NULL, PRIMARY KEY(app, position));
+  id TEXT NOT NULL, created_at_ms INTEGER NOT NULL, seq INTEGER NOT NULL,
+  PRIMARY KEY(app, position)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS claims(app TEXT NOT NULL, position INTEGER NOT NULL,
+  idx INTEGER NOT NULL, binding TEXT NOT NULL, addon_id TEXT NOT NULL,
+  PRIMARY KEY(app, position, idx)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS claims_by_addon ON claims(addon_id);
 CREATE TABLE IF NOT EXISTS deliveries(addon_id TEXT NOT NULL, generation INTEGER NOT NULL,
-  app TEXT NOT NULL, release_id TEXT NOT NULL, PRIMARY KEY(addon_id, generation, app, release_id));
+  app TEXT NOT NULL, release_id TEXT NOT NULL,
+  PRIMARY KEY(addon_id, generation, app, release_id)) WITHOUT ROWID;
 )sql";
 
-std::string Hex(const Bytes& b) { return HexEncode(b); }
-Bytes Unhex(const std::string& s) {
-  Bytes out;
-  for (std::size_t i = 0; i + 1 < s.size(); i += 2) {
-    out.push_back(static_cast<std::uint8_t>(std::stoi(s.substr(i, 2), nullptr, 16)));
-  }
+constexpr const char* kTables[] = {"addons",   "generations", "names",  "bindings",
+                                   "snapshots", "releases",   "claims", "deliveries"};
+
+constexpr const char* kAddonColumns =
+    "id, name, original_name, provider, app, requested_binding, phase, failure_reason, "
+    "data_present, restoring_snapshot, restore_safety_snapshot, pending_snapshot, "
+    "pending_repair, created_at_ms, created_seq, updated_seq, check_seq, check_at_ms, check_ok, "
+    "check_detail, content_seq, keep_last, keep_daily, keep_weekly, snapshot_every_s";
+constexpr int kAddonColumnCount = 25;
+
+constexpr const char* kSnapshotColumns =
+    "id, addon_id, label, status, sha256, bytes, page_count, failure_reason, actor, "
+    "requested_at_ms, requested_seq, verification, verify_detail, verified_at_ms, deleted, "
+    "deleted_reason";
+constexpr int kSnapshotColumnCount = 16;
+
+std::string Placeholders(int n) {
+  std::string out;
+  for (int i = 0; i < n; ++i) out += i ? ",?" : "?";
   return out;
 }
 
-json AddonJson(const AddonState& a) {
-  json gens = json::array();
-  for (const auto& g : a.generations) {
-    gens.push_back({g.number, Hex(g.fingerprint), Hex(g.salt), g.revoked});
-  }
-  return {{"id", a.id},
-          {"name", a.name},
-          {"original_name", a.original_name},
-          {"provider", a.provider},
-          {"app", a.app},
-          {"requested_binding", a.requested_binding},
-          {"phase", static_cast<int>(a.phase)},
-          {"failure_reason", a.failure_reason},
-          {"data_present", a.data_present},
-          {"generations", gens},
-          {"restoring_snapshot", a.restoring_snapshot},
-          {"restore_safety_snapshot", a.restore_safety_snapshot},
-          {"pending_snapshot", a.pending_snapshot},
-          {"pending_repair", a.pending_repair},
-          {"created_at_ms", a.created_at_ms},
-          {"created_seq", a.created_seq},
-          {"updated_seq", a.updated_seq},
-          {"check", {a.check_seq, a.check_at_ms, a.check_ok, a.check_detail}},
-          {"content_seq", a.content_seq},
-          {"policy", {a.keep_last, a.keep_daily, a.keep_weekly, a.snapshot_every_s}}};
+Bytes ToBytes(ByteView view) { return Bytes(view.begin(), view.end()); }
+
+std::int64_t I(std::uint64_t v) { return static_cast<std::int64_t>(v); }
+
+// A damaged row (a value out of its range) is DataLoss: the model is derived
+// data and gets rebuilt.
+Status Damaged(const std::string& what) {
+  return DataLoss("read_model_damaged", "read model row is damaged: " + what);
 }
 
-AddonState AddonFromJson(const json& j) {
+Result<AddonState> ReadAddon(const sql::Stmt& s, int c = 0) {
   AddonState a;
-  a.id = j.at("id");
-  a.name = j.at("name");
-  a.original_name = j.at("original_name");
-  a.provider = j.at("provider");
-  a.app = j.at("app");
-  a.requested_binding = j.at("requested_binding");
-  a.phase = static_cast<AddonPhase>(j.at("phase").get<int>());
-  a.failure_reason = j.at("failure_reason");
-  a.data_present = j.at("data_present");
-  for (const auto& g : j.at("generations")) {
-    a.generations.push_back(GenerationState{g.at(0).get<std::uint32_t>(), Unhex(g.at(1)),
-                                            Unhex(g.at(2)), g.at(3).get<bool>()});
+  a.id = s.Text(c + 0);
+  a.name = s.Text(c + 1);
+  a.original_name = s.Text(c + 2);
+  a.provider = s.Text(c + 3);
+  a.app = s.Text(c + 4);
+  a.requested_binding = s.Text(c + 5);
+  const std::int64_t phase = s.Int(c + 6);
+  if (phase < 0 || phase > static_cast<std::int64_t>(AddonPhase::kDestroyed)) {
+    return Damaged("add-on " + a.id + " phase " + std::to_string(phase));
   }
-  a.restoring_snapshot = j.at("restoring_snapshot");
-  a.restore_safety_snapshot = j.value("restore_safety_snapshot", std::string());
-  a.pending_snapshot = j.at("pending_snapshot");
-  a.pending_repair = j.at("pending_repair");
-  a.created_at_ms = j.at("created_at_ms");
-  a.created_seq = j.at("created_seq");
-  a.updated_seq = j.at("updated_seq");
-  const json& check = j.at("check");
-  a.check_seq = check.at(0);
-  a.check_at_ms = check.at(1);
-  a.check_ok = check.at(2);
-  a.check_detail = check.at(3);
-  a.content_seq = j.at("content_seq");
-  const json& policy = j.at("policy");
-  a.keep_last = policy.at(0);
-  a.keep_daily = policy.at(1);
-  a.keep_weekly = policy.at(2);
-  a.snapshot_every_s = policy.at(3);
+  a.phase = static_cast<AddonPhase>(phase);
+  a.failure_reason = s.Text(c + 7);
+  a.data_present = s.Int(c + 8) != 0;
+  a.restoring_snapshot = s.Text(c + 9);
+  a.restore_safety_snapshot = s.Text(c + 10);
+  a.pending_snapshot = s.Text(c + 11);
+  a.pending_repair = s.Text(c + 12);
+  a.created_at_ms = s.Int(c + 13);
+  a.created_seq = static_cast<std::uint64_t>(s.Int(c + 14));
+  a.updated_seq = static_cast<std::uint64_t>(s.Int(c + 15));
+  a.check_seq = static_cast<std::uint64_t>(s.Int(c + 16));
+  a.check_at_ms = s.Int(c + 17);
+  a.check_ok = s.Int(c + 18) != 0;
+  a.check_detail = s.Text(c + 19);
+  a.content_seq = static_cast<std::uint64_t>(s.Int(c + 20));
+  a.keep_last = static_cast<std::uint32_t>(s.Int(c + 21));
+  a.keep_daily = static_cast<std::uint32_t>(s.Int(c + 22));
+  a.keep_weekly = static_cast<std::uint32_t>(s.Int(c + 23));
+  a.snapshot_every_s = static_cast<std::uint32_t>(s.Int(c + 24));
   return a;
 }
 
-json SnapshotJson(const SnapshotState& s) {
-  return {{"id", s.id},         {"addon_id", s.addon_id},
-          {"label", s.label},   {"status", static_cast<int>(s.status)},
-          {"sha256", Hex(s.sha256)}, {"bytes", s.bytes},
-          {"page_count", s.page_count}, {"failure_reason", s.failure_reason},
-          {"actor", s.actor},   {"requested_at_ms", s.requested_at_ms},
-          {"requested_seq", s.requested_seq},
-          {"verification", {static_cast<int>(s.verification), s.verify_detail, s.verified_at_ms}},
-          {"deleted", {s.deleted, s.deleted_reason}}};
+void BindAddon(sql::Stmt& s, const AddonState& a) {
+  s.Bind(1, a.id)
+      .Bind(2, a.name)
+      .Bind(3, a.original_name)
+      .Bind(4, a.provider)
+      .Bind(5, a.app)
+      .Bind(6, a.requested_binding)
+      .Bind(7, static_cast<std::int64_t>(a.phase))
+      .Bind(8, a.failure_reason)
+      .Bind(9, std::int64_t{a.data_present})
+      .Bind(10, a.restoring_snapshot)
+      .Bind(11, a.restore_safety_snapshot)
+      .Bind(12, a.pending_snapshot)
+      .Bind(13, a.pending_repair)
+      .Bind(14, a.created_at_ms)
+      .Bind(15, I(a.created_seq))
+      .Bind(16, I(a.updated_seq))
+      .Bind(17, I(a.check_seq))
+      .Bind(18, a.check_at_ms)
+      .Bind(19, std::int64_t{a.check_ok})
+      .Bind(20, a.check_detail)
+      .Bind(21, I(a.content_seq))
+      .Bind(22, std::int64_t{a.keep_last})
+      .Bind(23, std::int64_t{a.keep_daily})
+      .Bind(24, std::int64_t{a.keep_weekly})
+      .Bind(25, std::int64_t{a.snapshot_every_s});
 }
 
-SnapshotState SnapshotFromJson(const json& j) {
-  SnapshotState s;
-  s.id = j.at("id");
-  s.addon_id = j.at("addon_id");
-  s.label = j.at("label");
-  s.status = static_cast<SnapshotStatus>(j.at("status").get<int>());
-  s.sha256 = Unhex(j.at("sha256"));
-  s.bytes = j.at("bytes");
-  s.page_count = j.at("page_count");
-  s.failure_reason = j.at("failure_reason");
-  s.actor = j.at("actor");
-  s.requested_at_ms = j.at("requested_at_ms");
-  s.requested_seq = j.at("requested_seq");
-  const json& verification = j.at("verification");
-  s.verification = static_cast<SnapshotVerification>(verification.at(0).get<int>());
-  s.verify_detail = verification.at(1);
-  s.verified_at_ms = verification.at(2);
-  s.deleted = j.at("deleted").at(0);
-  s.deleted_reason = j.at("deleted").at(1);
-  return s;
+Result<SnapshotState> ReadSnapshot(const sql::Stmt& s) {
+  SnapshotState snap;
+  snap.id = s.Text(0);
+  snap.addon_id = s.Text(1);
+  snap.label = s.Text(2);
+  const std::int64_t status = s.Int(3);
+  const std::int64_t verification = s.Int(11);
+  if (status < 0 || status > static_cast<std::int64_t>(SnapshotStatus::kFailed) ||
+      verification < 0 || verification > static_cast<std::int64_t>(SnapshotVerification::kFailed)) {
+    return Damaged("snapshot " + snap.id);
+  }
+  snap.status = static_cast<SnapshotStatus>(status);
+  snap.sha256 = ToBytes(s.Blob(4));
+  snap.bytes = static_cast<std::uint64_t>(s.Int(5));
+  snap.page_count = static_cast<std::uint64_t>(s.Int(6));
+  snap.failure_reason = s.Text(7);
+  snap.actor = s.Text(8);
+  snap.requested_at_ms = s.Int(9);
+  snap.requested_seq = static_cast<std::uint64_t>(s.Int(10));
+  snap.verification = static_cast<SnapshotVerification>(verification);
+  snap.verify_detail = s.Text(12);
+  snap.verified_at_ms = s.Int(13);
+  snap.deleted = s.Int(14) != 0;
+  snap.deleted_reason = s.Text(15);
+  return snap;
 }
 
-json ReleaseJson(const ReleaseState& r) {
-  json claims = json::array();
-  for (const auto& c : r.claims) claims.push_back({c.binding, c.addon_id});
-  return {{"app", r.app}, {"id", r.id}, {"claims", claims}, {"created_at_ms", r.created_at_ms},
-          {"seq", r.seq}};
-}
-
-ReleaseState ReleaseFromJson(const json& j) {
-  ReleaseState r;
-  r.app = j.at("app");
-  r.id = j.at("id");
-  for (const auto& c : j.at("claims")) r.claims.push_back(BindingClaim{c.at(0), c.at(1)});
-  r.created_at_ms = j.at("created_at_ms");
-  r.seq = j.at("seq");
-  return r;
+void BindSnapshot(sql::Stmt& s, const SnapshotState& snap) {
+  s.Bind(1, snap.id)
+      .Bind(2, snap.addon_id)
+      .Bind(3, snap.label)
+      .Bind(4, static_cast<std::int64_t>(snap.status))
+      .Bind(5, ByteView(snap.sha256))
+      .Bind(6, I(snap.bytes))
+      .Bind(7, I(snap.page_count))
+      .Bind(8, snap.failure_reason)
+      .Bind(9, snap.actor)
+      .Bind(10, snap.requested_at_ms)
+      .Bind(11, I(snap.requested_seq))
+      .Bind(12, static_cast<std::int64_t>(snap.verification))
+      .Bind(13, snap.verify_detail)
+      .Bind(14, snap.verified_at_ms)
+      .Bind(15, std::int64_t{snap.deleted})
+      .Bind(16, snap.deleted_reason);
 }
 
 Result<std::int64_t> PragmaVersion(sql::Db& db) {
@@ -163,29 +204,513 @@ Result<std::int64_t> PragmaVersion(sql::Db& db) {
   return row ? version.Int(0) : 0;
 }
 
-Result<std::string> MetaGet(sql::Db& db, const std::string& key) {
-  VIA_ASSIGN_OR_RETURN(sql::Stmt stmt, db.Prepare("SELECT value FROM meta WHERE key=?"));
-  stmt.Bind(1, key);
-  VIA_ASSIGN_OR_RETURN(bool row, stmt.Step());
-  return row ? stmt.Text(0) : std::string();
-}
-
-Status MetaSet(sql::Db& db, const std::string& key, const std::string& value) {
-  VIA_ASSIGN_OR_RETURN(sql::Stmt stmt,
-                       db.Prepare("INSERT OR REPLACE INTO meta(key, value) VALUES(?,?)"));
-  stmt.Bind(1, key).Bind(2, value);
-  return stmt.Run();
-}
-
-// Runs `body` converting JSON exceptions from damaged rows into DataLoss.
+// Steps `stmt` through its rows, calling `row` for each; resets it after.
 template <typename F>
-auto Guard(F&& body) -> decltype(body()) {
-  try {
-    return body();
-  } catch (const std::exception& e) {
-    return DataLoss("read_model_damaged", std::string("read model row is damaged: ") + e.what());
+Status ForEachRow(sql::Stmt& stmt, F&& row) {
+  while (true) {
+    Result<bool> has = stmt.Step();
+    if (!has.ok()) {
+      stmt.Reset();
+      return has.status();
+    }
+    if (!*has) break;
+    Status s = row(stmt);
+    if (!s.ok()) {
+      stmt.Reset();
+      return s;
+    }
   }
+  stmt.Reset();
+  return Status::Ok();
 }
+
+}  // namespace
+
+// The prepared statements of one connection, and the row-level reads and
+// writes built on them.
+class ReadModel::Rows {
+ public:
+  static Result<std::unique_ptr<Rows>> Prepare(sql::Db& db) {
+    std::unique_ptr<Rows> r(new Rows());
+    const std::string addon_select = std::string("SELECT ") + kAddonColumns + " FROM addons ";
+    const std::string snapshot_select =
+        std::string("SELECT ") + kSnapshotColumns + " FROM snapshots ";
+    VIA_ASSIGN_OR_RETURN(r->meta_get, db.Prepare("SELECT value FROM meta WHERE key = ?"));
+    VIA_ASSIGN_OR_RETURN(r->meta_set,
+                         db.Prepare("INSERT OR REPLACE INTO meta(key, value) VALUES(?,?)"));
+    VIA_ASSIGN_OR_RETURN(r->addon_by_id, db.Prepare(addon_select + "WHERE id = ?"));
+    VIA_ASSIGN_OR_RETURN(r->generations_of,
+                         db.Prepare("SELECT number, fingerprint, salt, revoked FROM generations "
+                                    "WHERE addon_id = ? ORDER BY idx"));
+    VIA_ASSIGN_OR_RETURN(r->name_get, db.Prepare("SELECT addon_id FROM names WHERE name = ?"));
+    VIA_ASSIGN_OR_RETURN(r->binding_get, db.Prepare("SELECT addon_id FROM bindings WHERE app = ? "
+                                                    "AND binding = ?"));
+    VIA_ASSIGN_OR_RETURN(r->bindings_of_addon,
+                         db.Prepare("SELECT app, binding FROM bindings WHERE addon_id = ?"));
+    VIA_ASSIGN_OR_RETURN(r->bindings_of_app,
+                         db.Prepare("SELECT binding, addon_id FROM bindings WHERE app = ?"));
+    VIA_ASSIGN_OR_RETURN(r->snapshot_by_id, db.Prepare(snapshot_select + "WHERE id = ?"));
+    VIA_ASSIGN_OR_RETURN(r->snapshots_of_addon,
+                         db.Prepare(snapshot_select + "WHERE addon_id = ? ORDER BY requested_seq"));
+    VIA_ASSIGN_OR_RETURN(r->releases_of_app,
+                         db.Prepare("SELECT position, id, created_at_ms, seq FROM releases WHERE "
+                                    "app = ? ORDER BY position"));
+    VIA_ASSIGN_OR_RETURN(r->claims_of_app, db.Prepare("SELECT position, binding, addon_id FROM "
+                                                      "claims WHERE app = ? ORDER BY position, idx"));
+    VIA_ASSIGN_OR_RETURN(r->apps_claiming,
+                         db.Prepare("SELECT DISTINCT app FROM claims WHERE addon_id = ?"));
+    VIA_ASSIGN_OR_RETURN(r->deliveries_of_addon,
+                         db.Prepare("SELECT generation, app, release_id FROM deliveries WHERE "
+                                    "addon_id = ?"));
+    VIA_ASSIGN_OR_RETURN(r->addon_put,
+                         db.Prepare(std::string("INSERT OR REPLACE INTO addons(") + kAddonColumns +
+                                    ") VALUES(" + Placeholders(kAddonColumnCount) + ")"));
+    VIA_ASSIGN_OR_RETURN(r->generation_put,
+                         db.Prepare("INSERT OR REPLACE INTO generations(addon_id, idx, number, "
+                                    "fingerprint, salt, revoked) VALUES(?,?,?,?,?,?)"));
+    VIA_ASSIGN_OR_RETURN(r->name_put,
+                         db.Prepare("INSERT OR REPLACE INTO names(name, addon_id) VALUES(?,?)"));
+    VIA_ASSIGN_OR_RETURN(r->name_delete, db.Prepare("DELETE FROM names WHERE name = ?"));
+    VIA_ASSIGN_OR_RETURN(r->binding_put, db.Prepare("INSERT OR REPLACE INTO bindings(app, "
+                                                    "binding, addon_id) VALUES(?,?,?)"));
+    VIA_ASSIGN_OR_RETURN(r->binding_delete,
+                         db.Prepare("DELETE FROM bindings WHERE app = ? AND binding = ?"));
+    VIA_ASSIGN_OR_RETURN(r->snapshot_put, db.Prepare(std::string("INSERT OR REPLACE INTO "
+                                                                 "snapshots(") +
+                                                     kSnapshotColumns + ") VALUES(" +
+                                                     Placeholders(kSnapshotColumnCount) + ")"));
+    VIA_ASSIGN_OR_RETURN(r->release_put, db.Prepare("INSERT OR REPLACE INTO releases(app, "
+                                                    "position, id, created_at_ms, seq) "
+                                                    "VALUES(?,?,?,?,?)"));
+    VIA_ASSIGN_OR_RETURN(r->release_count,
+                         db.Prepare("SELECT count(*) FROM releases WHERE app = ?"));
+    VIA_ASSIGN_OR_RETURN(r->claim_put, db.Prepare("INSERT OR REPLACE INTO claims(app, position, "
+                                                  "idx, binding, addon_id) VALUES(?,?,?,?,?)"));
+    VIA_ASSIGN_OR_RETURN(r->delivery_put,
+                         db.Prepare("INSERT OR IGNORE INTO deliveries(addon_id, generation, app, "
+                                    "release_id) VALUES(?,?,?,?)"));
+    return r;
+  }
+
+  Result<std::string> Meta(const std::string& key) {
+    meta_get.Bind(1, key);
+    std::string value;
+    VIA_RETURN_IF_ERROR(ForEachRow(meta_get, [&](sql::Stmt& s) {
+      value = s.Text(0);
+      return Status::Ok();
+    }));
+    return value;
+  }
+
+  Status SetMeta(const std::string& key, const std::string& value) {
+    meta_set.Bind(1, key).Bind(2, value);
+    return meta_set.Run();
+  }
+
+  Result<std::optional<AddonState>> Addon(const std::string& id) {
+    addon_by_id.Bind(1, id);
+    std::optional<AddonState> out;
+    VIA_RETURN_IF_ERROR(ForEachRow(addon_by_id, [&](sql::Stmt& s) -> Status {
+      VIA_ASSIGN_OR_RETURN(out, ReadAddon(s));
+      return Status::Ok();
+    }));
+    if (out) VIA_RETURN_IF_ERROR(Generations(*out));
+    return out;
+  }
+
+  Status Generations(AddonState& a) {
+    generations_of.Bind(1, a.id);
+    return ForEachRow(generations_of, [&](sql::Stmt& s) {
+      a.generations.push_back(GenerationState{static_cast<std::uint32_t>(s.Int(0)),
+                                              ToBytes(s.Blob(1)), ToBytes(s.Blob(2)),
+                                              s.Int(3) != 0});
+      return Status::Ok();
+    });
+  }
+
+  Result<std::optional<std::string>> Name(const std::string& name) {
+    name_get.Bind(1, name);
+    std::optional<std::string> out;
+    VIA_RETURN_IF_ERROR(ForEachRow(name_get, [&](sql::Stmt& s) {
+      out = s.Text(0);
+      return Status::Ok();
+    }));
+    return out;
+  }
+
+  Result<std::optional<std::string>> Binding(const BindingKey& key) {
+    binding_get.Bind(1, key.first).Bind(2, key.second);
+    std::optional<std::string> out;
+    VIA_RETURN_IF_ERROR(ForEachRow(binding_get, [&](sql::Stmt& s) {
+      out = s.Text(0);
+      return Status::Ok();
+    }));
+    return out;
+  }
+
+  Result<std::vector<BindingKey>> BindingsOfAddon(const std::string& id) {
+    bindings_of_addon.Bind(1, id);
+    std::vector<BindingKey> out;
+    VIA_RETURN_IF_ERROR(ForEachRow(bindings_of_addon, [&](sql::Stmt& s) {
+      out.emplace_back(s.Text(0), s.Text(1));
+      return Status::Ok();
+    }));
+    return out;
+  }
+
+  Result<std::vector<std::pair<BindingKey, std::string>>> BindingsOfApp(const std::string& app) {
+    bindings_of_app.Bind(1, app);
+    std::vector<std::pair<BindingKey, std::string>> out;
+    VIA_RETURN_IF_ERROR(ForEachRow(bindings_of_app, [&](sql::Stmt& s) {
+      out.push_back({{app, s.Text(0)}, s.Text(1)});
+      return Status::Ok();
+    }));
+    return out;
+  }
+
+  Result<std::optional<SnapshotState>> Snapshot(const std::string& id) {
+    snapshot_by_id.Bind(1, id);
+    std::optional<SnapshotState> out;
+    VIA_RETURN_IF_ERROR(ForEachRow(snapshot_by_id, [&](sql::Stmt& s) -> Status {
+      VIA_ASSIGN_OR_RETURN(out, ReadSnapshot(s));
+      return Status::Ok();
+    }));
+    return out;
+  }
+
+  Result<std::vector<SnapshotState>> SnapshotsOf(const std::string& addon_id) {
+    snapshots_of_addon.Bind(1, addon_id);
+    std::vector<SnapshotState> out;
+    VIA_RETURN_IF_ERROR(ForEachRow(snapshots_of_addon, [&](sql::Stmt& s) -> Status {
+      VIA_ASSIGN_OR_RETURN(SnapshotState snap, ReadSnapshot(s));
+      out.push_back(std::move(snap));
+      return Status::Ok();
+    }));
+    return out;
+  }
+
+  Result<std::vector<ReleaseState>> ReleasesOf(const std::string& app) {
+    releases_of_app.Bind(1, app);
+    std::vector<ReleaseState> out;
+    VIA_RETURN_IF_ERROR(ForEachRow(releases_of_app, [&](sql::Stmt& s) -> Status {
+      if (s.Int(0) != static_cast<std::int64_t>(out.size())) {
+        return Damaged("releases of " + app + " have a gap");
+      }
+      out.push_back(ReleaseState{app, s.Text(1), {}, s.Int(2), static_cast<std::uint64_t>(s.Int(3))});
+      return Status::Ok();
+    }));
+    claims_of_app.Bind(1, app);
+    VIA_RETURN_IF_ERROR(ForEachRow(claims_of_app, [&](sql::Stmt& s) -> Status {
+      const std::int64_t position = s.Int(0);
+      if (position < 0 || position >= static_cast<std::int64_t>(out.size())) {
+        return Damaged("a claim of " + app + " names no release");
+      }
+      out[static_cast<std::size_t>(position)].claims.push_back(BindingClaim{s.Text(1), s.Text(2)});
+      return Status::Ok();
+    }));
+    return out;
+  }
+
+  Result<std::vector<std::string>> AppsClaiming(const std::string& addon_id) {
+    apps_claiming.Bind(1, addon_id);
+    std::vector<std::string> out;
+    VIA_RETURN_IF_ERROR(ForEachRow(apps_claiming, [&](sql::Stmt& s) {
+      out.push_back(s.Text(0));
+      return Status::Ok();
+    }));
+    return out;
+  }
+
+  Status DeliveriesOf(const std::string& addon_id, State& into) {
+    deliveries_of_addon.Bind(1, addon_id);
+    return ForEachRow(deliveries_of_addon, [&](sql::Stmt& s) {
+      into.deliveries.insert(
+          {addon_id, static_cast<std::uint32_t>(s.Int(0)), s.Text(1), s.Text(2)});
+      return Status::Ok();
+    });
+  }
+
+  // Writes `after`'s add-on row and the generations that differ from `before`.
+  Status PutAddon(const AddonState* before, const AddonState& after) {
+    BindAddon(addon_put, after);
+    VIA_RETURN_IF_ERROR(addon_put.Run());
+    for (std::size_t i = 0; i < after.generations.size(); ++i) {
+      const GenerationState& g = after.generations[i];
+      if (before && i < before->generations.size() && before->generations[i] == g) continue;
+      generation_put.Bind(1, after.id)
+          .Bind(2, static_cast<std::int64_t>(i))
+          .Bind(3, std::int64_t{g.number})
+          .Bind(4, ByteView(g.fingerprint))
+          .Bind(5, ByteView(g.salt))
+          .Bind(6, std::int64_t{g.revoked});
+      VIA_RETURN_IF_ERROR(generation_put.Run());
+    }
+    return Status::Ok();
+  }
+
+  Status PutName(const std::string& name, const std::optional<std::string>& addon_id) {
+    if (!addon_id) {
+      name_delete.Bind(1, name);
+      return name_delete.Run();
+    }
+    name_put.Bind(1, name).Bind(2, *addon_id);
+    return name_put.Run();
+  }
+
+  Status PutBinding(const BindingKey& key, const std::optional<std::string>& addon_id) {
+    if (!addon_id) {
+      binding_delete.Bind(1, key.first).Bind(2, key.second);
+      return binding_delete.Run();
+    }
+    binding_put.Bind(1, key.first).Bind(2, key.second).Bind(3, *addon_id);
+    return binding_put.Run();
+  }
+
+  Status PutSnapshot(const SnapshotState& snap) {
+    BindSnapshot(snapshot_put, snap);
+    return snapshot_put.Run();
+  }
+
+  // Appends `release` as the app's next release.
+  Status AddRelease(const ReleaseState& release) {
+    release_count.Bind(1, release.app);
+    std::int64_t position = 0;
+    VIA_RETURN_IF_ERROR(ForEachRow(release_count, [&](sql::Stmt& s) {
+      position = s.Int(0);
+      return Status::Ok();
+    }));
+    release_put.Bind(1, release.app)
+        .Bind(2, position)
+        .Bind(3, release.id)
+        .Bind(4, release.created_at_ms)
+        .Bind(5, I(release.seq));
+    VIA_RETURN_IF_ERROR(release_put.Run());
+    for (std::size_t i = 0; i < release.claims.size(); ++i) {
+      claim_put.Bind(1, release.app)
+          .Bind(2, position)
+          .Bind(3, static_cast<std::int64_t>(i))
+          .Bind(4, release.claims[i].binding)
+          .Bind(5, release.claims[i].addon_id);
+      VIA_RETURN_IF_ERROR(claim_put.Run());
+    }
+    return Status::Ok();
+  }
+
+  Status PutDelivery(const std::tuple<std::string, std::uint32_t, std::string, std::string>& d) {
+    delivery_put.Bind(1, std::get<0>(d))
+        .Bind(2, std::int64_t{std::get<1>(d)})
+        .Bind(3, std::get<2>(d))
+        .Bind(4, std::get<3>(d));
+    return delivery_put.Run();
+  }
+
+ private:
+  Rows() = default;
+  sql::Stmt meta_get, meta_set, addon_by_id, generations_of, name_get, binding_get,
+      bindings_of_addon, bindings_of_app, snapshot_by_id, snapshots_of_addon, releases_of_app,
+      claims_of_app, apps_claiming, deliveries_of_addon, addon_put, generation_put, name_put,
+      name_delete, binding_put, binding_delete, snapshot_put, release_put, release_count, claim_put,
+      delivery_put;
+};
+
+namespace {
+
+// A partial State loaded from the rows on demand: `base` as stored, `work`
+// the same plus whatever records were applied since. Every key is loaded at
+// most once (an absent row is remembered as absent), so a record applied to
+// `work` always finds the rows KeysOf names, exactly as the whole State
+// would hold them; Flush writes back what differs.
+class Slice {
+ public:
+  explicit Slice(ReadModel::Rows& rows) : rows_(rows) {}
+
+  // Loads the meta values every slice carries.
+  Status LoadMeta() {
+    VIA_ASSIGN_OR_RETURN(base_.log_id, rows_.Meta("log_id"));
+    VIA_ASSIGN_OR_RETURN(base_.origin, rows_.Meta("origin"));
+    VIA_ASSIGN_OR_RETURN(std::string tokens, rows_.Meta("tokens_issued"));
+    VIA_ASSIGN_OR_RETURN(base_.tokens_issued, ParseCount(tokens, "tokens_issued"));
+    work_.log_id = base_.log_id;
+    work_.origin = base_.origin;
+    work_.tokens_issued = base_.tokens_issued;
+    return Status::Ok();
+  }
+
+  Status Ensure(const StateKeys& keys) {
+    for (const auto& id : keys.addons) VIA_RETURN_IF_ERROR(EnsureAddon(id));
+    for (const auto& name : keys.names) VIA_RETURN_IF_ERROR(EnsureName(name));
+    for (const auto& key : keys.bindings) VIA_RETURN_IF_ERROR(EnsureBinding(key));
+    for (const auto& id : keys.bindings_of) VIA_RETURN_IF_ERROR(EnsureBindingsOf(id));
+    for (const auto& id : keys.snapshots) VIA_RETURN_IF_ERROR(EnsureSnapshot(id));
+    for (const auto& app : keys.releases_of) VIA_RETURN_IF_ERROR(EnsureReleases(app));
+    for (const auto& app : keys.bindings_for_app) {
+      if (!apps_bound_.insert(app).second) continue;
+      VIA_ASSIGN_OR_RETURN(auto bound, rows_.BindingsOfApp(app));
+      for (const auto& [key, id] : bound) VIA_RETURN_IF_ERROR(EnsureBinding(key));
+    }
+    for (const auto& id : keys.claims_on) {
+      VIA_ASSIGN_OR_RETURN(auto apps, rows_.AppsClaiming(id));
+      for (const auto& app : apps) VIA_RETURN_IF_ERROR(EnsureReleases(app));
+    }
+    for (const auto& id : keys.snapshots_of) {
+      if (!snapshots_of_.insert(id).second) continue;
+      VIA_ASSIGN_OR_RETURN(auto snaps, rows_.SnapshotsOf(id));
+      for (auto& snap : snaps) {
+        if (!snapshots_.insert(snap.id).second) continue;
+        base_.snapshots[snap.id] = snap;
+        work_.snapshots[snap.id] = std::move(snap);
+      }
+    }
+    for (const auto& id : keys.deliveries_of) {
+      if (!deliveries_of_.insert(id).second) continue;
+      // Deliveries are only ever added: the stored ones go to both sides.
+      VIA_RETURN_IF_ERROR(rows_.DeliveriesOf(id, base_));
+      VIA_RETURN_IF_ERROR(rows_.DeliveriesOf(id, work_));
+    }
+    return Status::Ok();
+  }
+
+  State& work() { return work_; }
+
+  // Writes every loaded row whose value differs between base and work.
+  Status Flush() {
+    for (const auto& id : addons_) {
+      auto b = base_.addons.find(id);
+      auto w = work_.addons.find(id);
+      if (w == work_.addons.end()) continue;  // add-ons are never removed
+      if (b != base_.addons.end() && b->second == w->second) continue;
+      VIA_RETURN_IF_ERROR(
+          rows_.PutAddon(b == base_.addons.end() ? nullptr : &b->second, w->second));
+    }
+    for (const auto& name : names_) {
+      VIA_RETURN_IF_ERROR(FlushEntry(base_.names, work_.names, name,
+                                     [&](const std::optional<std::string>& v) {
+                                       return rows_.PutName(name, v);
+                                     }));
+    }
+    for (const auto& key : bindings_) {
+      VIA_RETURN_IF_ERROR(FlushEntry(base_.bindings, work_.bindings, key,
+                                     [&](const std::optional<std::string>& v) {
+                                       return rows_.PutBinding(key, v);
+                                     }));
+    }
+    for (const auto& [id, snap] : work_.snapshots) {
+      auto b = base_.snapshots.find(id);
+      if (b != base_.snapshots.end() && b->second == snap) continue;
+      VIA_RETURN_IF_ERROR(rows_.PutSnapshot(snap));
+    }
+    for (const auto& [app, list] : work_.releases) {
+      auto b = base_.releases.find(app);
+      const std::size_t stored = b == base_.releases.end() ? 0 : b->second.size();
+      for (std::size_t i = stored; i < list.size(); ++i) {
+        VIA_RETURN_IF_ERROR(rows_.AddRelease(list[i]));
+      }
+    }
+    for (const auto& d : work_.deliveries) {
+      if (base_.deliveries.count(d)) continue;
+      VIA_RETURN_IF_ERROR(rows_.PutDelivery(d));
+    }
+    if (work_.log_id != base_.log_id) VIA_RETURN_IF_ERROR(rows_.SetMeta("log_id", work_.log_id));
+    if (work_.origin != base_.origin) VIA_RETURN_IF_ERROR(rows_.SetMeta("origin", work_.origin));
+    if (work_.tokens_issued != base_.tokens_issued) {
+      VIA_RETURN_IF_ERROR(rows_.SetMeta("tokens_issued", std::to_string(work_.tokens_issued)));
+    }
+    return Status::Ok();
+  }
+
+  // A slice that already holds everything there is (a rebuild on empty
+  // tables): no row needs loading, every key of `state` is written.
+  void TakeEverything(State state) {
+    work_ = std::move(state);
+    base_ = State{};
+    for (const auto& [id, a] : work_.addons) addons_.insert(id);
+    for (const auto& [name, id] : work_.names) names_.insert(name);
+    for (const auto& [key, id] : work_.bindings) bindings_.insert(key);
+  }
+
+  static Result<std::uint64_t> ParseCount(const std::string& text, const std::string& what) {
+    if (text.empty()) return std::uint64_t{0};
+    if (text.size() > 20 || text.find_first_not_of("0123456789") != std::string::npos) {
+      return Damaged(what + " is '" + text + "'");
+    }
+    return static_cast<std::uint64_t>(std::stoull(text));
+  }
+
+ private:
+  template <typename Map, typename Key, typename Put>
+  static Status FlushEntry(const Map& base, const Map& work, const Key& key, Put&& put) {
+    auto b = base.find(key);
+    auto w = work.find(key);
+    const std::optional<std::string> before =
+        b == base.end() ? std::nullopt : std::optional<std::string>(b->second);
+    const std::optional<std::string> after =
+        w == work.end() ? std::nullopt : std::optional<std::string>(w->second);
+    if (before == after) return Status::Ok();
+    return put(after);
+  }
+
+  Status EnsureAddon(const std::string& id) {
+    if (!addons_.insert(id).second) return Status::Ok();
+    VIA_ASSIGN_OR_RETURN(auto addon, rows_.Addon(id));
+    if (!addon) return Status::Ok();
+    base_.addons[id] = *addon;
+    work_.addons[id] = *addon;
+    // Its names: AddonRenamed and AddonDestroyed drop its live name.
+    VIA_RETURN_IF_ERROR(EnsureName(addon->name));
+    return EnsureName(addon->original_name);
+  }
+
+  Status EnsureName(const std::string& name) {
+    if (!names_.insert(name).second) return Status::Ok();
+    VIA_ASSIGN_OR_RETURN(auto id, rows_.Name(name));
+    if (!id) return Status::Ok();
+    base_.names[name] = *id;
+    work_.names[name] = *id;
+    // The add-on it names, so that lookups by name find it.
+    return EnsureAddon(*id);
+  }
+
+  Status EnsureBinding(const BindingKey& key) {
+    if (!bindings_.insert(key).second) return Status::Ok();
+    VIA_ASSIGN_OR_RETURN(auto id, rows_.Binding(key));
+    if (!id) return Status::Ok();
+    base_.bindings[key] = *id;
+    work_.bindings[key] = *id;
+    return Status::Ok();
+  }
+
+  Status EnsureBindingsOf(const std::string& id) {
+    if (!bindings_of_.insert(id).second) return Status::Ok();
+    VIA_ASSIGN_OR_RETURN(auto keys, rows_.BindingsOfAddon(id));
+    for (const auto& key : keys) VIA_RETURN_IF_ERROR(EnsureBinding(key));
+    return Status::Ok();
+  }
+
+  Status EnsureSnapshot(const std::string& id) {
+    if (!snapshots_.insert(id).second) return Status::Ok();
+    VIA_ASSIGN_OR_RETURN(auto snap, rows_.Snapshot(id));
+    if (!snap) return Status::Ok();
+    base_.snapshots[id] = *snap;
+    work_.snapshots[id] = std::move(*snap);
+    return Status::Ok();
+  }
+
+  Status EnsureReleases(const std::string& app) {
+    if (!releases_.insert(app).second) return Status::Ok();
+    VIA_ASSIGN_OR_RETURN(auto list, rows_.ReleasesOf(app));
+    if (list.empty()) return Status::Ok();
+    base_.releases[app] = list;
+    work_.releases[app] = std::move(list);
+    return Status::Ok();
+  }
+
+  ReadModel::Rows& rows_;
+  State base_;
+  State work_;
+  std::set<std::string> addons_, names_, snapshots_, releases_, bindings_of_, apps_bound_,
+      snapshots_of_, deliveries_of_;
+  std::set<BindingKey> bindings_;
+};
 
 }  // namespace
 
@@ -233,6 +758,11 @@ Result<ModelComparison> CompareWithLog(const std::string& path, eventstore::LogS
   return out;
 }
 
+ReadModel::ReadModel(std::unique_ptr<sql::Db> db, std::string path)
+    : db_(std::move(db)), path_(std::move(path)) {}
+
+ReadModel::~ReadModel() = default;
+
 Result<std::unique_ptr<ReadModel>> ReadModel::Open(const std::string& path) {
   std::error_code ec;
   std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
@@ -256,19 +786,22 @@ Result<std::unique_ptr<ReadModel>> ReadModel::Open(const std::string& path) {
       model->read_only_ = true;
       auto version = PragmaVersion(*model->db_);
       if (!version.ok() || *version != kReadModelVersion) return db.status();
+      VIA_ASSIGN_OR_RETURN(model->rows_, Rows::Prepare(*model->db_));
       return model;
     }
     if (!db.ok() && db.status().code() != StatusCode::kDataLoss) return db.status();
     if (db.ok()) {
       std::unique_ptr<ReadModel> model(new ReadModel(std::move(db).value(), path));
       Status schema = model->EnsureSchema();
-      if (schema.ok()) return model;
+      if (schema.ok()) {
+        VIA_ASSIGN_OR_RETURN(model->rows_, Rows::Prepare(*model->db_));
+        return model;
+      }
       if (schema.code() != StatusCode::kDataLoss && schema.reason() != "read_model_version") {
         return schema;
       }
     }
     // Damaged or from another version: it is derived data, so start afresh.
-    std::error_code ec;
     for (const char* suffix : {"", "-wal", "-shm"}) {
       std::filesystem::remove(path + suffix, ec);
     }
@@ -279,95 +812,191 @@ Result<std::unique_ptr<ReadModel>> ReadModel::Open(const std::string& path) {
 Status ReadModel::EnsureSchema() {
   // Fast path for every open after the first: the schema is there and current.
   {
-    VIA_ASSIGN_OR_RETURN(sql::Stmt version, db_->Prepare("PRAGMA user_version"));
-    VIA_ASSIGN_OR_RETURN(bool row, version.Step());
-    if (row && version.Int(0) == kReadModelVersion) return Status::Ok();
+    VIA_ASSIGN_OR_RETURN(std::int64_t version, PragmaVersion(*db_));
+    if (version == kReadModelVersion) return Status::Ok();
+    if (version != 0) {
+      return FailedPrecondition("read_model_version",
+                                "read model version " + std::to_string(version));
+    }
   }
   // Commands started together may all find a fresh home without a read model
   // and create it at once. Switching a new file to WAL needs an exclusive lock
-  // that SQLite takes without calling the busy handler, so that one is retried
-  // here; the schema is then written in one BEGIN IMMEDIATE transaction (which
+  // that SQLite takes without calling the busy handler, so that one is retried;
+  // the schema is then written in one BEGIN IMMEDIATE transaction (which
   // waits for the lock) that checks the version again, so one process creates
   // it and the others find it done.
   VIA_RETURN_IF_ERROR(db_->ExecRetryingLocks("PRAGMA journal_mode=WAL"));
   VIA_RETURN_IF_ERROR(db_->Exec("PRAGMA synchronous=NORMAL"));
   VIA_ASSIGN_OR_RETURN(sql::Transaction tx, sql::Transaction::BeginImmediate(*db_));
-  {
-    VIA_ASSIGN_OR_RETURN(sql::Stmt version, db_->Prepare("PRAGMA user_version"));
-    VIA_ASSIGN_OR_RETURN(bool row, version.Step());
-    if (row && version.Int(0) == kReadModelVersion) return tx.Commit();
+  VIA_ASSIGN_OR_RETURN(std::int64_t version, PragmaVersion(*db_));
+  if (version == kReadModelVersion) return tx.Commit();
+  if (version != 0) {
+    return FailedPrecondition("read_model_version", "read model version " + std::to_string(version));
   }
   VIA_RETURN_IF_ERROR(db_->Exec(kSchema));
-  VIA_ASSIGN_OR_RETURN(std::string version, MetaGet(*db_, "version"));
-  if (!version.empty() && version != std::to_string(kReadModelVersion)) {
-    return FailedPrecondition("read_model_version", "read model version " + version);
-  }
-  if (version.empty()) VIA_RETURN_IF_ERROR(MetaSet(*db_, "version", std::to_string(kReadModelVersion)));
   VIA_RETURN_IF_ERROR(db_->Exec("PRAGMA user_version=" + std::to_string(kReadModelVersion)));
   return tx.Commit();
 }
 
 Result<std::uint64_t> ReadModel::Cursor() {
-  VIA_ASSIGN_OR_RETURN(std::string seq, MetaGet(*db_, "cursor_seq"));
-  return seq.empty() ? 0 : std::stoull(seq);
+  VIA_ASSIGN_OR_RETURN(std::string seq, rows_->Meta("cursor_seq"));
+  return Slice::ParseCount(seq, "cursor_seq");
 }
 
-Result<State> ReadModel::Load() {
-  State state;
+Result<eventstore::Head> ReadModel::CursorHead() {
   VIA_ASSIGN_OR_RETURN(sql::ReadTransaction snapshot, sql::ReadTransaction::Begin(*db_));
-  Status status = Guard([&]() -> Status {
-    VIA_ASSIGN_OR_RETURN(std::string seq, MetaGet(*db_, "cursor_seq"));
-    state.seq = seq.empty() ? 0 : std::stoull(seq);
-    VIA_ASSIGN_OR_RETURN(state.log_id, MetaGet(*db_, "log_id"));
-    VIA_ASSIGN_OR_RETURN(state.origin, MetaGet(*db_, "origin"));
-    VIA_ASSIGN_OR_RETURN(std::string tokens, MetaGet(*db_, "tokens_issued"));
-    state.tokens_issued = tokens.empty() ? 0 : std::stoull(tokens);
-    VIA_ASSIGN_OR_RETURN(sql::Stmt addons, db_->Prepare("SELECT body FROM addons"));
-    while (true) {
-      VIA_ASSIGN_OR_RETURN(bool row, addons.Step());
-      if (!row) break;
-      AddonState a = AddonFromJson(json::parse(addons.Text(0)));
-      state.addons[a.id] = a;
+  VIA_ASSIGN_OR_RETURN(std::uint64_t seq, Cursor());
+  VIA_ASSIGN_OR_RETURN(std::string hash, rows_->Meta("cursor_hash"));
+  eventstore::Head head;
+  head.seq = seq;
+  if (seq > 0) {
+    auto bytes = HexDecode(hash);
+    if (!bytes || bytes->size() != head.hash.size()) return Damaged("the cursor hash");
+    std::copy(bytes->begin(), bytes->end(), head.hash.begin());
+  }
+  return head;
+}
+
+Result<State> ReadModel::LoadSlice(const StateKeys& keys) {
+  VIA_ASSIGN_OR_RETURN(sql::ReadTransaction snapshot, sql::ReadTransaction::Begin(*db_));
+  Slice slice(*rows_);
+  VIA_RETURN_IF_ERROR(slice.LoadMeta());
+  VIA_RETURN_IF_ERROR(slice.Ensure(keys));
+  VIA_ASSIGN_OR_RETURN(slice.work().seq, Cursor());
+  return std::move(slice.work());
+}
+
+Result<std::optional<AddonState>> ReadModel::FindAddon(const std::string& name_or_id) {
+  VIA_ASSIGN_OR_RETURN(sql::ReadTransaction snapshot, sql::ReadTransaction::Begin(*db_));
+  VIA_ASSIGN_OR_RETURN(auto id, rows_->Name(name_or_id));
+  return rows_->Addon(id.value_or(name_or_id));
+}
+
+Result<std::vector<AddonState>> ReadModel::AddonsNamed(const std::string& name) {
+  VIA_ASSIGN_OR_RETURN(sql::ReadTransaction snapshot, sql::ReadTransaction::Begin(*db_));
+  VIA_ASSIGN_OR_RETURN(sql::Stmt stmt,
+                       db_->Prepare(std::string("SELECT ") + kAddonColumns +
+                                    " FROM addons WHERE original_name = ? ORDER BY created_seq"));
+  stmt.Bind(1, name);
+  std::vector<AddonState> out;
+  VIA_RETURN_IF_ERROR(ForEachRow(stmt, [&](sql::Stmt& s) -> Status {
+    VIA_ASSIGN_OR_RETURN(AddonState a, ReadAddon(s));
+    out.push_back(std::move(a));
+    return Status::Ok();
+  }));
+  for (AddonState& a : out) VIA_RETURN_IF_ERROR(rows_->Generations(a));
+  return out;
+}
+
+Status ReadModel::ScanAddons(
+    bool all,
+    const std::function<bool(const AddonState&, const std::vector<BindingKey>&)>& visit) {
+  VIA_ASSIGN_OR_RETURN(sql::ReadTransaction snapshot, sql::ReadTransaction::Begin(*db_));
+  // One pass over add-ons in name order, each joined with its generations
+  // and bindings (few per add-on): rows of one add-on arrive together.
+  std::string columns;
+  for (std::string_view c : {"id", "name", "original_name", "provider", "app",
+                             "requested_binding", "phase", "failure_reason", "data_present",
+                             "restoring_snapshot", "restore_safety_snapshot", "pending_snapshot",
+                             "pending_repair", "created_at_ms", "created_seq", "updated_seq",
+                             "check_seq", "check_at_ms", "check_ok", "check_detail",
+                             "content_seq", "keep_last", "keep_daily", "keep_weekly",
+                             "snapshot_every_s"}) {
+    columns += (columns.empty() ? "a." : ", a.") + std::string(c);
+  }
+  VIA_ASSIGN_OR_RETURN(
+      sql::Stmt stmt,
+      db_->Prepare("SELECT " + columns +
+                   ", 0, g.idx, g.number, g.fingerprint, g.salt, g.revoked, NULL, NULL FROM addons a "
+                   "JOIN generations g ON g.addon_id = a.id " +
+                   std::string(all ? "" : "WHERE a.id IN (SELECT addon_id FROM names) ") +
+                   "UNION ALL SELECT " + columns +
+                   ", 1, NULL, NULL, NULL, NULL, NULL, b.app, b.binding FROM addons a "
+                   "JOIN bindings b ON b.addon_id = a.id " +
+                   std::string(all ? "" : "WHERE a.id IN (SELECT addon_id FROM names) ") +
+                   "UNION ALL SELECT " + columns +
+                   ", 2, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM addons a " +
+                   std::string(all ? "" : "WHERE a.id IN (SELECT addon_id FROM names) ") +
+                   "ORDER BY 2, 1, 26, 27, 32, 33"));
+  std::optional<AddonState> current;
+  std::vector<BindingKey> bindings;
+  bool go_on = true;
+  constexpr int kKind = kAddonColumnCount;
+  Status s = ForEachRow(stmt, [&](sql::Stmt& row) -> Status {
+    if (!go_on) return Status::Ok();
+    const std::string id = row.Text(0);
+    if (!current || current->id != id) {
+      if (current) go_on = visit(*current, bindings);
+      if (!go_on) return Status::Ok();
+      VIA_ASSIGN_OR_RETURN(current, ReadAddon(row));
+      bindings.clear();
     }
-    VIA_ASSIGN_OR_RETURN(sql::Stmt names, db_->Prepare("SELECT name, addon_id FROM names"));
-    while (true) {
-      VIA_ASSIGN_OR_RETURN(bool row, names.Step());
-      if (!row) break;
-      state.names[names.Text(0)] = names.Text(1);
-    }
-    VIA_ASSIGN_OR_RETURN(sql::Stmt bindings,
-                         db_->Prepare("SELECT app, binding, addon_id FROM bindings"));
-    while (true) {
-      VIA_ASSIGN_OR_RETURN(bool row, bindings.Step());
-      if (!row) break;
-      state.bindings[{bindings.Text(0), bindings.Text(1)}] = bindings.Text(2);
-    }
-    VIA_ASSIGN_OR_RETURN(sql::Stmt snapshots, db_->Prepare("SELECT body FROM snapshots"));
-    while (true) {
-      VIA_ASSIGN_OR_RETURN(bool row, snapshots.Step());
-      if (!row) break;
-      SnapshotState s = SnapshotFromJson(json::parse(snapshots.Text(0)));
-      state.snapshots[s.id] = s;
-    }
-    VIA_ASSIGN_OR_RETURN(sql::Stmt releases,
-                         db_->Prepare("SELECT body FROM releases ORDER BY app, position"));
-    while (true) {
-      VIA_ASSIGN_OR_RETURN(bool row, releases.Step());
-      if (!row) break;
-      ReleaseState r = ReleaseFromJson(json::parse(releases.Text(0)));
-      state.releases[r.app].push_back(r);
-    }
-    VIA_ASSIGN_OR_RETURN(sql::Stmt deliveries,
-                         db_->Prepare("SELECT addon_id, generation, app, release_id FROM deliveries"));
-    while (true) {
-      VIA_ASSIGN_OR_RETURN(bool row, deliveries.Step());
-      if (!row) break;
-      state.deliveries.insert({deliveries.Text(0), static_cast<std::uint32_t>(deliveries.Int(1)),
-                               deliveries.Text(2), deliveries.Text(3)});
+    switch (row.Int(kKind)) {
+      case 0:
+        current->generations.push_back(
+            GenerationState{static_cast<std::uint32_t>(row.Int(kKind + 2)),
+                            ToBytes(row.Blob(kKind + 3)), ToBytes(row.Blob(kKind + 4)),
+                            row.Int(kKind + 5) != 0});
+        break;
+      case 1:
+        bindings.emplace_back(row.Text(kKind + 6), row.Text(kKind + 7));
+        break;
+      default:
+        break;
     }
     return Status::Ok();
   });
-  VIA_RETURN_IF_ERROR(status);
+  VIA_RETURN_IF_ERROR(s);
+  if (current && go_on) visit(*current, bindings);
+  return Status::Ok();
+}
+
+Result<State> ReadModel::Load() {
+  VIA_ASSIGN_OR_RETURN(sql::ReadTransaction snapshot, sql::ReadTransaction::Begin(*db_));
+  State state;
+  VIA_ASSIGN_OR_RETURN(state.seq, Cursor());
+  VIA_ASSIGN_OR_RETURN(state.log_id, rows_->Meta("log_id"));
+  VIA_ASSIGN_OR_RETURN(state.origin, rows_->Meta("origin"));
+  VIA_ASSIGN_OR_RETURN(std::string tokens, rows_->Meta("tokens_issued"));
+  VIA_ASSIGN_OR_RETURN(state.tokens_issued, Slice::ParseCount(tokens, "tokens_issued"));
+  VIA_RETURN_IF_ERROR(ScanAddons(true, [&](const AddonState& a, const std::vector<BindingKey>&) {
+    state.addons[a.id] = a;
+    return true;
+  }));
+  VIA_ASSIGN_OR_RETURN(sql::Stmt names, db_->Prepare("SELECT name, addon_id FROM names"));
+  VIA_RETURN_IF_ERROR(ForEachRow(names, [&](sql::Stmt& s) {
+    state.names[s.Text(0)] = s.Text(1);
+    return Status::Ok();
+  }));
+  VIA_ASSIGN_OR_RETURN(sql::Stmt bindings,
+                       db_->Prepare("SELECT app, binding, addon_id FROM bindings"));
+  VIA_RETURN_IF_ERROR(ForEachRow(bindings, [&](sql::Stmt& s) {
+    state.bindings[{s.Text(0), s.Text(1)}] = s.Text(2);
+    return Status::Ok();
+  }));
+  VIA_ASSIGN_OR_RETURN(sql::Stmt snapshots,
+                       db_->Prepare(std::string("SELECT ") + kSnapshotColumns + " FROM snapshots"));
+  VIA_RETURN_IF_ERROR(ForEachRow(snapshots, [&](sql::Stmt& s) -> Status {
+    VIA_ASSIGN_OR_RETURN(SnapshotState snap, ReadSnapshot(s));
+    state.snapshots[snap.id] = std::move(snap);
+    return Status::Ok();
+  }));
+  VIA_ASSIGN_OR_RETURN(sql::Stmt apps, db_->Prepare("SELECT DISTINCT app FROM releases"));
+  std::vector<std::string> app_list;
+  VIA_RETURN_IF_ERROR(ForEachRow(apps, [&](sql::Stmt& s) {
+    app_list.push_back(s.Text(0));
+    return Status::Ok();
+  }));
+  for (const auto& app : app_list) {
+    VIA_ASSIGN_OR_RETURN(state.releases[app], rows_->ReleasesOf(app));
+  }
+  VIA_ASSIGN_OR_RETURN(sql::Stmt deliveries,
+                       db_->Prepare("SELECT addon_id, generation, app, release_id FROM deliveries"));
+  VIA_RETURN_IF_ERROR(ForEachRow(deliveries, [&](sql::Stmt& s) {
+    state.deliveries.insert(
+        {s.Text(0), static_cast<std::uint32_t>(s.Int(1)), s.Text(2), s.Text(3)});
+    return Status::Ok();
+  }));
   return state;
 }
 
@@ -376,156 +1005,18 @@ Result<Hash256> ReadModel::Digest() {
   return StateDigest(state);
 }
 
-Result<std::optional<AddonState>> ReadModel::FindAddon(const std::string& name_or_id) {
-  VIA_ASSIGN_OR_RETURN(
-      sql::Stmt stmt,
-      db_->Prepare("SELECT body FROM addons WHERE id = coalesce("
-                   "(SELECT addon_id FROM names WHERE name = ?1), ?1)"));
-  stmt.Bind(1, name_or_id);
-  VIA_ASSIGN_OR_RETURN(bool row, stmt.Step());
-  if (!row) return std::optional<AddonState>();
-  std::optional<AddonState> out;
-  VIA_RETURN_IF_ERROR(Guard([&]() -> Status {
-    out = AddonFromJson(json::parse(stmt.Text(0)));
-    return Status::Ok();
-  }));
-  return out;
-}
-
-Result<std::optional<std::string>> ReadModel::BindingTarget(const std::string& app,
-                                                            const std::string& binding) {
-  VIA_ASSIGN_OR_RETURN(sql::Stmt stmt,
-                       db_->Prepare("SELECT addon_id FROM bindings WHERE app=? AND binding=?"));
-  stmt.Bind(1, app).Bind(2, binding);
-  VIA_ASSIGN_OR_RETURN(bool row, stmt.Step());
-  if (!row) return std::optional<std::string>();
-  return std::optional<std::string>(stmt.Text(0));
-}
-
-Result<std::vector<BindingKey>> ReadModel::BindingsOf(const std::string& addon_id) {
-  VIA_ASSIGN_OR_RETURN(
-      sql::Stmt stmt,
-      db_->Prepare("SELECT app, binding FROM bindings WHERE addon_id=? ORDER BY app, binding"));
-  stmt.Bind(1, addon_id);
-  std::vector<BindingKey> out;
-  while (true) {
-    VIA_ASSIGN_OR_RETURN(bool row, stmt.Step());
-    if (!row) break;
-    out.emplace_back(stmt.Text(0), stmt.Text(1));
-  }
-  return out;
-}
-
-Status ReadModel::Store(const State& before, const State& after, std::uint64_t seq,
-                        const Hash256& hash) {
-  // Writes the rows that differ between `before` and `after` (upserts and deletes).
-  auto sync = [&](const auto& old_map, const auto& new_map, const char* upsert_sql,
-                  const char* delete_sql, auto&& bind_upsert, auto&& bind_delete) -> Status {
-    VIA_ASSIGN_OR_RETURN(sql::Stmt upsert, db_->Prepare(upsert_sql));
-    VIA_ASSIGN_OR_RETURN(sql::Stmt remove, db_->Prepare(delete_sql));
-    for (const auto& [key, value] : new_map) {
-      auto it = old_map.find(key);
-      if (it != old_map.end() && it->second == value) continue;
-      bind_upsert(upsert, key, value);
-      VIA_RETURN_IF_ERROR(upsert.Run());
-    }
-    for (const auto& [key, value] : old_map) {
-      if (new_map.count(key)) continue;
-      bind_delete(remove, key);
-      VIA_RETURN_IF_ERROR(remove.Run());
-    }
-    return Status::Ok();
-  };
-  VIA_RETURN_IF_ERROR(sync(
-      before.addons, after.addons, "INSERT OR REPLACE INTO addons(id, name, body) VALUES(?,?,?)",
-      "DELETE FROM addons WHERE id=?",
-      [](sql::Stmt& s, const std::string& id, const AddonState& a) {
-        s.Bind(1, id).Bind(2, a.name).Bind(3, AddonJson(a).dump());
-      },
-      [](sql::Stmt& s, const std::string& id) { s.Bind(1, id); }));
-  VIA_RETURN_IF_ERROR(sync(
-      before.names, after.names, "INSERT OR REPLACE INTO names(name, addon_id) VALUES(?,?)",
-      "DELETE FROM names WHERE name=?",
-      [](sql::Stmt& s, const std::string& name, const std::string& id) {
-        s.Bind(1, name).Bind(2, id);
-      },
-      [](sql::Stmt& s, const std::string& name) { s.Bind(1, name); }));
-  VIA_RETURN_IF_ERROR(sync(
-      before.bindings, after.bindings,
-      "INSERT OR REPLACE INTO bindings(app, binding, addon_id) VALUES(?,?,?)",
-      "DELETE FROM bindings WHERE app=? AND binding=?",
-      [](sql::Stmt& s, const BindingKey& key, const std::string& id) {
-        s.Bind(1, key.first).Bind(2, key.second).Bind(3, id);
-      },
-      [](sql::Stmt& s, const BindingKey& key) { s.Bind(1, key.first).Bind(2, key.second); }));
-  VIA_RETURN_IF_ERROR(sync(
-      before.snapshots, after.snapshots,
-      "INSERT OR REPLACE INTO snapshots(id, addon_id, body) VALUES(?,?,?)",
-      "DELETE FROM snapshots WHERE id=?",
-      [](sql::Stmt& s, const std::string& id, const SnapshotState& snap) {
-        s.Bind(1, id).Bind(2, snap.addon_id).Bind(3, SnapshotJson(snap).dump());
-      },
-      [](sql::Stmt& s, const std::string& id) { s.Bind(1, id); }));
-  // Releases are only ever appended per app; rewrite an app's list when it changed.
-  for (const auto& [app, list] : after.releases) {
-    auto it = before.releases.find(app);
-    std::size_t start = (it == before.releases.end()) ? 0 : it->second.size();
-    VIA_ASSIGN_OR_RETURN(
-        sql::Stmt insert,
-        db_->Prepare("INSERT OR REPLACE INTO releases(app, position, body) VALUES(?,?,?)"));
-    for (std::size_t i = start; i < list.size(); ++i) {
-      insert.Bind(1, app).Bind(2, static_cast<std::int64_t>(i)).Bind(3, ReleaseJson(list[i]).dump());
-      VIA_RETURN_IF_ERROR(insert.Run());
-    }
-  }
-  VIA_ASSIGN_OR_RETURN(
-      sql::Stmt delivery,
-      db_->Prepare("INSERT OR IGNORE INTO deliveries(addon_id, generation, app, release_id) "
-                   "VALUES(?,?,?,?)"));
-  for (const auto& d : after.deliveries) {
-    if (before.deliveries.count(d)) continue;
-    delivery.Bind(1, std::get<0>(d))
-        .Bind(2, static_cast<std::int64_t>(std::get<1>(d)))
-        .Bind(3, std::get<2>(d))
-        .Bind(4, std::get<3>(d));
-    VIA_RETURN_IF_ERROR(delivery.Run());
-  }
-  VIA_RETURN_IF_ERROR(MetaSet(*db_, "log_id", after.log_id));
-  VIA_RETURN_IF_ERROR(MetaSet(*db_, "origin", after.origin));
-  VIA_RETURN_IF_ERROR(MetaSet(*db_, "tokens_issued", std::to_string(after.tokens_issued)));
-  VIA_RETURN_IF_ERROR(MetaSet(*db_, "cursor_seq", std::to_string(seq)));
-  return MetaSet(*db_, "cursor_hash", HexEncode(hash));
-}
-
 Status ReadModel::Rebuild(eventstore::LogStore& log) {
   return Advance(log, /*rebuild=*/true).status();
-}
-
-Result<eventstore::Head> ReadModel::CursorHead() {
-  VIA_ASSIGN_OR_RETURN(sql::ReadTransaction snapshot, sql::ReadTransaction::Begin(*db_));
-  VIA_ASSIGN_OR_RETURN(std::uint64_t seq, Cursor());
-  VIA_ASSIGN_OR_RETURN(std::string hash, MetaGet(*db_, "cursor_hash"));
-  eventstore::Head head;
-  head.seq = seq;
-  if (seq > 0) {
-    Bytes bytes = Unhex(hash);
-    if (bytes.size() != head.hash.size()) {
-      return DataLoss("read_model_damaged", "the read model's cursor hash is damaged");
-    }
-    std::copy(bytes.begin(), bytes.end(), head.hash.begin());
-  }
-  return head;
 }
 
 Result<std::uint64_t> ReadModel::CatchUp(eventstore::LogStore& log) {
   // Without the write lock: the cursor first, then the log's head. The cursor
   // only ever names a committed record, so a head read after it is at or past
   // it for this log; equal seq and hash mean nothing to do.
-  auto cursor = Guard([&]() -> Result<eventstore::Head> { return CursorHead(); });
-  if (!cursor.ok()) return cursor.status();
+  VIA_ASSIGN_OR_RETURN(eventstore::Head cursor, CursorHead());
   crash_.At("catchup.between_reads");
   VIA_ASSIGN_OR_RETURN(eventstore::Head head, log.GetHead());
-  if (*cursor == head) return 0;
+  if (cursor == head) return 0;
   return Advance(log, /*rebuild=*/false);
 }
 
@@ -540,7 +1031,7 @@ Result<std::uint64_t> ReadModel::Advance(eventstore::LogStore& log, bool rebuild
   VIA_ASSIGN_OR_RETURN(auto tx, sql::Transaction::BeginImmediate(*db_));
   eventstore::Head cursor;
   if (!rebuild) {
-    auto read = Guard([&]() -> Result<eventstore::Head> { return CursorHead(); });
+    auto read = CursorHead();
     if (!read.ok() && read.status().code() != StatusCode::kDataLoss) return read.status();
     if (read.ok()) {
       cursor = *read;
@@ -563,36 +1054,54 @@ Result<std::uint64_t> ReadModel::Advance(eventstore::LogStore& log, bool rebuild
       rebuild = !row.ok() || row->hash != cursor.hash;
     }
   }
-  State before;
-  if (rebuild) {
-    crash_.At("projection.rebuild");
-    for (const char* table :
-         {"addons", "names", "bindings", "snapshots", "releases", "deliveries"}) {
-      VIA_RETURN_IF_ERROR(db_->Exec(std::string("DELETE FROM ") + table));
-    }
-    VIA_RETURN_IF_ERROR(db_->Exec("DELETE FROM meta WHERE key <> 'version'"));
-    cursor = eventstore::Head{};
-  } else {
-    VIA_ASSIGN_OR_RETURN(before, Load());
-  }
-  State after = before;
-  Status error;
+  Slice slice(*rows_);
   Hash256 last_hash = cursor.hash;
   std::uint64_t last_seq = cursor.seq;
-  VIA_RETURN_IF_ERROR(log.Scan(cursor.seq + 1, head.seq, [&](const eventstore::StoredRecord& row) {
-    auto record = eventstore::DecodeRecord(row.bytes);
-    if (!record.ok()) {
-      error = record.status().WithContext("seq " + std::to_string(row.seq));
-      return false;
+  Status error;
+  if (rebuild) {
+    crash_.At("projection.rebuild");
+    for (const char* table : kTables) {
+      VIA_RETURN_IF_ERROR(db_->Exec(std::string("DELETE FROM ") + table));
     }
-    Apply(after, *record);
-    last_hash = row.hash;
-    last_seq = row.seq;
-    return true;
-  }));
-  VIA_RETURN_IF_ERROR(error);
-  if (last_seq == cursor.seq && !rebuild) return 0;
-  VIA_RETURN_IF_ERROR(Store(before, after, last_seq, last_hash));
+    VIA_RETURN_IF_ERROR(db_->Exec("DELETE FROM meta"));
+    // Folded in memory (O(live state)), then written row by row.
+    State state;
+    last_seq = 0;
+    VIA_RETURN_IF_ERROR(log.Scan(1, head.seq, [&](const eventstore::StoredRecord& row) {
+      auto record = eventstore::DecodeRecord(row.bytes);
+      if (!record.ok()) {
+        error = record.status().WithContext("seq " + std::to_string(row.seq));
+        return false;
+      }
+      Apply(state, *record);
+      last_hash = row.hash;
+      last_seq = row.seq;
+      return true;
+    }));
+    VIA_RETURN_IF_ERROR(error);
+    slice.TakeEverything(std::move(state));
+  } else {
+    VIA_RETURN_IF_ERROR(slice.LoadMeta());
+    VIA_RETURN_IF_ERROR(log.Scan(cursor.seq + 1, head.seq, [&](const eventstore::StoredRecord& row) {
+      auto record = eventstore::DecodeRecord(row.bytes);
+      if (!record.ok()) {
+        error = record.status().WithContext("seq " + std::to_string(row.seq));
+        return false;
+      }
+      // The rows this record touches, then the record itself.
+      error = slice.Ensure(KeysOf(*record));
+      if (!error.ok()) return false;
+      Apply(slice.work(), *record);
+      last_hash = row.hash;
+      last_seq = row.seq;
+      return true;
+    }));
+    VIA_RETURN_IF_ERROR(error);
+    if (last_seq == cursor.seq) return 0;
+  }
+  VIA_RETURN_IF_ERROR(slice.Flush());
+  VIA_RETURN_IF_ERROR(rows_->SetMeta("cursor_seq", std::to_string(last_seq)));
+  VIA_RETURN_IF_ERROR(rows_->SetMeta("cursor_hash", HexEncode(last_hash)));
   crash_.At("projection.before_commit");
   VIA_RETURN_IF_ERROR(tx.Commit());
   return last_seq - cursor.seq;

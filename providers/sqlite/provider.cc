@@ -55,11 +55,16 @@ StorageFact FactOf(StorageHealth health) {
   return StorageFact::kUnreadable;
 }
 
-// Current state: the read model caught up to the log's head.
-Result<State> Current(const eventstore::Home& home, eventstore::EventLog& log) {
+// The current state of one add-on and its snapshots: the read model caught
+// up to the log's head, read in one snapshot (no other add-on is loaded).
+Result<State> Current(const eventstore::Home& home, eventstore::EventLog& log,
+                      const std::string& addon_id) {
   VIA_ASSIGN_OR_RETURN(auto model, projections::ReadModel::Open(home.state_db().string()));
   VIA_RETURN_IF_ERROR(model->CatchUp(log.store()).status());
-  return model->Load();
+  StateKeys keys;
+  keys.addons.insert(addon_id);
+  keys.snapshots_of.insert(addon_id);
+  return model->LoadSlice(keys);
 }
 
 }  // namespace
@@ -86,7 +91,7 @@ Status SqliteProvider::AppendCompletion(const std::string& command_id, std::vect
 
 Status SqliteProvider::Provision(const std::string& addon_id) {
   VIA_ASSIGN_OR_RETURN(AddonLock lock, AddonLock::Acquire(options_.home.addon_dir(addon_id)));
-  VIA_ASSIGN_OR_RETURN(State state, Current(options_.home, log_));
+  VIA_ASSIGN_OR_RETURN(State state, Current(options_.home, log_, addon_id));
   const AddonState* addon = state.FindById(addon_id);
   if (addon == nullptr) return NotFound("addon_not_found", "no add-on " + addon_id);
   if (addon->phase != AddonPhase::kProvisioning) return Status::Ok();  // someone finished it
@@ -205,7 +210,8 @@ Result<bool> SqliteProvider::FinishSnapshot(const std::string& addon_id,
   return false;
 }
 
-Result<RepairOutcome> SqliteProvider::FinishRepair(const State& state, const std::string& addon_id) {
+Result<RepairOutcome> SqliteProvider::FinishRepair(const State& state,
+                                                   const std::string& addon_id) {
   if (ProbeStorage(addon_id) == StorageFact::kOk) {
     VIA_ASSIGN_OR_RETURN(AddonLock lock, AddonLock::Acquire(options_.home.addon_dir(addon_id)));
     VIA_RETURN_IF_ERROR(AppendCompletion(
@@ -213,13 +219,12 @@ Result<RepairOutcome> SqliteProvider::FinishRepair(const State& state, const std
         {StorageRepaired{addon_id, "verified_after_crash", "", "storage passed the probe"}}));
     return RepairOutcome{{"verified_after_crash"}, ""};
   }
-  return Repair(state, addon_id);
+  return Repair(addon_id);
 }
 
-Result<RepairOutcome> SqliteProvider::Repair(const State& given, const std::string& addon_id) {
+Result<RepairOutcome> SqliteProvider::Repair(const std::string& addon_id) {
   VIA_ASSIGN_OR_RETURN(AddonLock lock, AddonLock::Acquire(options_.home.addon_dir(addon_id)));
-  (void)given;
-  VIA_ASSIGN_OR_RETURN(State state, Current(options_.home, log_));  // re-read under the lock
+  VIA_ASSIGN_OR_RETURN(State state, Current(options_.home, log_, addon_id));  // under the lock
   const AddonState* addon = state.FindById(addon_id);
   if (addon == nullptr) return NotFound("addon_not_found", "no add-on " + addon_id);
   if (addon->phase == AddonPhase::kDestroyed) {

@@ -40,8 +40,8 @@ struct RepairOutcome {
   std::string warning;               // e.g. "recreated empty: no verified snapshot"
 };
 
-// Probes an add-on's database file for real (read-only open, quick_check),
-// without needing the log.
+// Probes an add-on's database file for real (the O(1) probe of storage.h:
+// read-only open, header, schema), without needing the log.
 StorageFact ProbeAddonStorage(const eventstore::Home& home, const std::string& addon_id,
                               std::string* detail = nullptr);
 
@@ -50,7 +50,7 @@ class SqliteProvider {
   SqliteProvider(ProviderOptions options, eventstore::EventLog& log)
       : options_(std::move(options)), log_(log) {}
 
-  // Probes the add-on's database file for real (read-only, quick_check).
+  // Probes the add-on's database file for real (see ProbeAddonStorage).
   StorageFact ProbeStorage(const std::string& addon_id, std::string* detail = nullptr) const;
 
   std::filesystem::path DatabasePath(const std::string& addon_id) const {
@@ -95,8 +95,9 @@ class SqliteProvider {
   // Repairs missing or corrupt storage (or adopts the intact file of a failed
   // record): appends RepairRequested, moves a corrupt file aside (never
   // deleting bytes), restores the newest verified snapshot or recreates an
-  // empty database, then appends StorageRepaired. `state` must be current.
-  Result<RepairOutcome> Repair(const State& state, const std::string& addon_id);
+  // empty database, then appends StorageRepaired. Reads the add-on's
+  // current state under its lock.
+  Result<RepairOutcome> Repair(const std::string& addon_id);
 
  private:
   Status AppendCompletion(const std::string& command_id, std::vector<Event> events);

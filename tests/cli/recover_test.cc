@@ -143,7 +143,7 @@ TEST_CASE("recover --dry-run tells a read model that is behind from one that dif
   CHECK(text.out.find("nothing to do") != std::string::npos);
 
   // The same model with one row changed: behind and different, so a rebuild.
-  h.Sql(model, "UPDATE addons SET body = replace(body, 'app-db', 'someone-else')");
+  h.Sql(model, "UPDATE addons SET failure_reason = 'tampered'");
   json differs = h.Json("recover --dry-run");
   INFO(differs.dump());
   CHECK(differs["read_model_rebuilt"] == true);

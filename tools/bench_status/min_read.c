@@ -8,7 +8,7 @@ int main(int argc, char** argv) {
   sqlite3* db = NULL;
   if (sqlite3_open_v2(argv[1], &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) return 1;
   sqlite3_stmt* stmt = NULL;
-  if (sqlite3_prepare_v2(db, "SELECT body FROM addons LIMIT 1", -1, &stmt, NULL) != SQLITE_OK) {
+  if (sqlite3_prepare_v2(db, "SELECT name FROM addons LIMIT 1", -1, &stmt, NULL) != SQLITE_OK) {
     return 1;
   }
   int rc = sqlite3_step(stmt);

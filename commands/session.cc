@@ -1,0 +1,230 @@
+#include "commands/session.h"
+
+#include <filesystem>
+
+#include "crypto/credentials.h"
+#include "crypto/crypto.h"
+#include "domain/names.h"
+#include "eventstore/checkpoint.h"
+
+namespace via::commands {
+namespace {
+
+constexpr int kMaxRaceRetries = 200;
+
+}  // namespace
+
+Result<Session> Session::Open(const Context& ctx) {
+  Session s;
+  VIA_ASSIGN_OR_RETURN(s.log_, ctx.OpenLog());
+  VIA_ASSIGN_OR_RETURN(s.model_, projections::ReadModel::Open(ctx.home.state_db().string()));
+  s.model_->set_crash_points(ctx.crash);
+  return s;
+}
+
+Result<Session> Session::OpenForReading(const Context& ctx) {
+  std::error_code ec;
+  if (!std::filesystem::exists(ctx.home.log_db(), ec)) return Open(ctx);  // creates the home
+  Session s;
+  eventstore::LogStore::Options options;
+  options.path = ctx.home.log_db().string();
+  options.read_only = true;
+  options.create_if_missing = false;
+  auto log = eventstore::LogStore::Open(options);
+  // Being created by another process right now: initialize it with it.
+  if (!log.ok() && log.status().code() == StatusCode::kNotFound) return Open(ctx);
+  if (!log.ok()) return log.status();
+  s.read_only_log_ = std::move(log).value();
+  auto model = projections::ReadModel::Open(ctx.home.state_db().string());
+  if (!model.ok()) {
+    if (model.status().reason() != "home_not_writable") return model.status();
+    s.in_memory_ = true;
+  } else {
+    s.model_ = std::move(model).value();
+    s.model_->set_crash_points(ctx.crash);
+  }
+  return s;
+}
+
+Status Session::CatchUp() {
+  if (in_memory_) return Status::Ok();
+  auto caught_up = model_->CatchUp(store());
+  if (caught_up.ok()) return Status::Ok();
+  if (caught_up.status().reason() != "home_not_writable" || log_) return caught_up.status();
+  in_memory_ = true;
+  return Status::Ok();
+}
+
+Result<std::pair<State, eventstore::Head>> Session::Slice(const StateKeys& keys,
+                                                          const MoreKeys& more) {
+  VIA_RETURN_IF_ERROR(CatchUp());
+  if (in_memory_) {
+    VIA_ASSIGN_OR_RETURN(sql::ReadTransaction snapshot, store().BeginRead());
+    VIA_ASSIGN_OR_RETURN(eventstore::Head head, store().GetHead());
+    VIA_ASSIGN_OR_RETURN(State state, projections::Replay(store(), head.seq));
+    return std::make_pair(std::move(state), head);
+  }
+  VIA_ASSIGN_OR_RETURN(sql::ReadTransaction snapshot, model_->BeginRead());
+  VIA_ASSIGN_OR_RETURN(eventstore::Head head, model_->CursorHead());
+  VIA_ASSIGN_OR_RETURN(State state, model_->LoadSlice(keys));
+  if (more) {
+    StateKeys all = keys;
+    all.Merge(more(state));
+    VIA_ASSIGN_OR_RETURN(state, model_->LoadSlice(all));
+  }
+  return std::make_pair(std::move(state), head);
+}
+
+providers::sqlite::SqliteProvider Session::Provider(const Context& ctx) {
+  providers::sqlite::ProviderOptions options;
+  options.home = ctx.home;
+  options.actor = ctx.actor;
+  options.clock = ctx.clock;
+  options.test_fault = ctx.test_fault;
+  options.crash = ctx.crash;
+  return providers::sqlite::SqliteProvider(options, *log_);
+}
+
+StateKeys AddonKeys(const std::string& name_or_id) {
+  StateKeys keys;
+  keys.names.insert(name_or_id);
+  keys.addons.insert(name_or_id);
+  return keys;
+}
+
+StateKeys AddonDetailKeys(const State& slice, const std::string& name_or_id) {
+  StateKeys keys;
+  if (const AddonState* a = slice.FindAddon(name_or_id)) {
+    keys.bindings_of.insert(a->id);
+    if (!a->requested_binding.empty()) keys.bindings.insert({a->app, a->requested_binding});
+  }
+  return keys;
+}
+
+State Decided::After() const {
+  State after = state;
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    Record record;
+    record.seq = appended.first_seq + i;
+    record.event = events[i];
+    Apply(after, record);
+  }
+  return after;
+}
+
+Result<Decided> DecideAndAppend(const Context& ctx, Session& session, const StateKeys& keys,
+                                const Decider& decide, const Session::MoreKeys& more) {
+  for (int attempt = 0; attempt < kMaxRaceRetries; ++attempt) {
+    VIA_ASSIGN_OR_RETURN(auto slice, session.Slice(keys, more));
+    Decided out;
+    out.state = std::move(slice.first);
+    VIA_ASSIGN_OR_RETURN(out.events, decide(out.state));
+    if (out.events.empty()) return out;
+    eventstore::AppendRequest request;
+    request.actor = ctx.actor;
+    request.recorded_at_ms = ctx.clock->NowMs();
+    request.events = out.events;
+    request.expected_head = slice.second;
+    auto appended = session.log().Append(request);
+    if (appended.ok()) {
+      out.appended = *appended;
+      return out;
+    }
+    if (appended.status().code() != StatusCode::kAborted &&
+        appended.status().code() != StatusCode::kUnavailable) {
+      return appended.status();
+    }
+  }
+  return Unavailable("busy", "too many concurrent changes; try again");
+}
+
+Result<std::pair<Bytes, Bytes>> NewGeneration(const Context& ctx, const std::string& addon_id,
+                                              std::uint32_t generation) {
+  // Only `via init` creates the key: a silently regenerated key would change
+  // every credential already handed out.
+  auto key = eventstore::ReadFile(ctx.home.credentials_key());
+  if (!key.ok() || key->size() != 32) {
+    return FailedPrecondition("credentials_key_missing",
+                              ctx.home.credentials_key().string() + " is missing or damaged")
+        .WithRemediation("restore keys/credentials.key from backup (see docs/operations.md)");
+  }
+  Bytes salt = crypto::RandomBytes(16);
+  Hash256 credential = crypto::DeriveCredential(*key, addon_id, generation, salt);
+  Hash256 fingerprint = crypto::CredentialFingerprint(credential);
+  return std::make_pair(salt, Bytes(fingerprint.begin(), fingerprint.end()));
+}
+
+Status RejectTombstone(const std::string& addon) {
+  if (IsTombstoneName(addon)) {
+    std::string id = addon.substr(addon.rfind('#') + 1);
+    return InvalidArgument("tombstone_name",
+                           "'" + addon + "' is a tombstone, not a live add-on name")
+        .WithRemediation("via addon status " + id);
+  }
+  return Status::Ok();
+}
+
+Result<std::pair<State, eventstore::Head>> ReportSlice(Session& session, const std::string& addon,
+                                                       const std::string& app,
+                                                       const std::string& binding) {
+  StateKeys keys = AddonKeys(addon);
+  if (!app.empty() && !binding.empty()) keys.bindings.insert({app, binding});
+  return session.Slice(keys, [&](const State& s) { return AddonDetailKeys(s, addon); });
+}
+
+Result<ReadinessReport> Report(const Context& ctx, Session& session, const State& state,
+                               const std::string& requested, const AddonState* addon,
+                               std::string app, std::string binding,
+                               const std::string& expected_provider) {
+  ReadinessReport report;
+  if (addon) {
+    report.addon = *addon;
+    if (binding.empty()) {
+      // status NAME: the binding it was created for, else any it has.
+      if (!addon->requested_binding.empty()) {
+        app = addon->app;
+        binding = addon->requested_binding;
+      } else if (auto bound = state.BindingsOf(addon->id); !bound.empty()) {
+        app = bound[0].first;
+        binding = bound[0].second;
+      }
+    }
+  }
+  report.app = app;
+  report.binding = binding;
+  ReadinessInput in;
+  in.requested = requested;
+  in.addon = addon;
+  in.expected_provider = expected_provider;
+  in.app = app;
+  in.binding = binding;
+  if (!app.empty() && !binding.empty()) {
+    if (auto it = state.bindings.find({app, binding}); it != state.bindings.end()) {
+      in.binding_target = it->second;
+    }
+  }
+  if (addon && addon->phase != AddonPhase::kDestroyed) {
+    in.storage = providers::sqlite::ProbeAddonStorage(ctx.home, addon->id, &in.storage_detail);
+  }
+  std::error_code ec;
+  in.credentials_key_present = std::filesystem::exists(ctx.home.credentials_key(), ec);
+  if (addon && binding.empty()) {
+    // No binding at all: the app cannot reach it yet.
+    in.binding = "DATABASE";
+    in.app = addon->app;
+  }
+  report.readiness = Evaluate(in);
+  // The log as of the state this answer describes: its size and the root
+  // signed for exactly that size (one row holds both).
+  report.log_size = state.seq;
+  auto note = session.store().CheckpointAt(state.seq);
+  if (note.ok()) {
+    auto checkpoint = eventstore::ParseCheckpointUnverified(*note);
+    if (checkpoint.ok()) report.log_root = checkpoint->root;
+  } else if (note.status().code() != StatusCode::kNotFound) {
+    return note.status();
+  }
+  return report;
+}
+
+}  // namespace via::commands
