@@ -1,9 +1,9 @@
 // `via audit ...`: verify, log, checkpoint, key, prove (DESIGN.md section 9).
 
-#include <ctime>
 #include <iostream>
 
 #include "cli/event_json.h"
+#include "cli/event_text.h"
 #include "cli/shell.h"
 #include "commands/audit.h"
 #include "domain/state.h"
@@ -11,17 +11,6 @@
 
 namespace via::cli {
 namespace {
-
-std::string Rfc3339(std::int64_t ms) {
-  std::time_t seconds = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  char buf[40];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  char out[48];
-  std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(ms % 1000));
-  return out;
-}
 
 nlohmann::json HashList(const std::vector<Hash256>& hashes) {
   nlohmann::json out = nlohmann::json::array();
@@ -82,12 +71,15 @@ int RunVerify(Shell& shell, const VerifyFlags& flags) {
   return 0;
 }
 
+// Width of the longest event type name ("WorkloadTokenIssued").
+constexpr std::size_t kTypeWidth = 19;
+
 int RunLog(Shell& shell, const commands::LogFilter& filter) {
   VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
   Status status = commands::AuditLog(ctx, filter, [&](const commands::LogEntry& entry) {
     const Record& r = entry.record;
-    nlohmann::json fields = EventFieldsJson(r.event);
     if (shell.globals.json) {
+      nlohmann::json fields = EventFieldsJson(r.event);
       nlohmann::json line = {{"seq", entry.seq},
                              {"type", EventTypeName(r.event)},
                              {"recorded_at", Rfc3339(r.recorded_at_ms)},
@@ -100,8 +92,12 @@ int RunLog(Shell& shell, const commands::LogFilter& filter) {
       for (auto& [key, value] : fields.items()) line[key] = value;
       shell.PrintJson(line);
     } else {
-      std::cout << entry.seq << "  " << Rfc3339(r.recorded_at_ms) << "  " << r.actor << "  "
-                << EventTypeName(r.event) << "  " << fields.dump() << "\n";
+      // seq, time, actor, type (padded to the longest name), summary.
+      std::string type = EventTypeName(r.event);
+      type.resize(std::max<std::size_t>(type.size(), kTypeWidth), ' ');
+      std::cout << entry.seq << "  " << Rfc3339(r.recorded_at_ms) << "  " << TerminalSafe(r.actor)
+                << "  " << type << "  " << TerminalSafe(EventSummary(r.event, entry.addon_names))
+                << "\n";
     }
   });
   if (!status.ok()) return shell.Fail(status);
@@ -241,7 +237,8 @@ void RegisterAudit(CLI::App& app, Shell& shell) {
   CLI::App* verify = audit->add_subcommand("verify", "re-derive and check everything from the log's bytes");
   verify->add_option("--checkpoint", verify_flags->checkpoint_file,
                      "a checkpoint saved earlier: check today's log is consistent with it")
-      ->check(CLI::ExistingFile);
+      ->check(CLI::ExistingFile)
+      ->type_name("FILE");
   verify->add_option("--key", verify_flags->key,
                      "verifier key to trust (default: the key the log was initialized with)");
   verify->callback([&shell, verify_flags]() {
