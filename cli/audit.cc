@@ -281,8 +281,7 @@ void RegisterAudit(CLI::App& app, Shell& shell) {
   CLI::App* verify = audit->add_subcommand("verify", "re-derive and check everything from the log's bytes");
   verify->add_option("--checkpoint", verify_flags->checkpoint_file,
                      "a checkpoint saved earlier: check today's log is consistent with it")
-      ->check(CLI::ExistingFile)
-      ->type_name("FILE");
+      ->check(CLI::ExistingFile);
   verify->add_option("--key", verify_flags->key,
                      "verifier key to trust (default: the key the log was initialized with)");
   verify->callback([&shell, verify_flags]() {
