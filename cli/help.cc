@@ -11,6 +11,7 @@ namespace {
 
 // Examples shown at the end of each command's --help, by command path. A
 // command missing here shows none, which tests/cli/help_test.cc refuses.
+// Keep them runnable as written (names as in docs/cli.md).
 struct Example {
   std::string_view path;
   std::string_view lines;  // one command per line
@@ -126,8 +127,8 @@ void Row(std::ostream& out, const std::string& left, const std::string& right, s
 
 class HelpFormatter : public CLI::Formatter {
  public:
+  // Subcommands are listed under "Commands" (their group, set by FinishHelp).
   HelpFormatter() {
-    label("Subcommands", "Commands");
     label("SUBCOMMAND", "COMMAND");
     label("SUBCOMMANDS", "COMMANDS");
     column_width(34);
@@ -139,12 +140,6 @@ class HelpFormatter : public CLI::Formatter {
       return CLI::Formatter::make_help(app, name, mode);
     }
     return RootHelp(*app);
-  }
-
-  std::string make_footer(const CLI::App* app) const override {
-    std::string footer = app->get_footer();
-    if (footer.empty()) return {};
-    return footer + "\n";
   }
 
  private:
@@ -235,7 +230,8 @@ std::string Corrected(const std::vector<std::string>& args, std::size_t index,
     std::string word = args[i];
     if (i == index) {
       std::size_t eq = word.find('=');
-      word = replacement + (word[0] == '-' && eq != std::string::npos ? word.substr(eq) : "");
+      const bool flag = !word.empty() && word[0] == '-';
+      word = replacement + (flag && eq != std::string::npos ? word.substr(eq) : "");
     }
     line += " " + ShellWord(word);
   }
@@ -274,20 +270,12 @@ std::vector<const CLI::App*> Leaves(const CLI::App& command) {
 std::shared_ptr<CLI::Formatter> MakeHelpFormatter() { return std::make_shared<HelpFormatter>(); }
 
 std::string HelpText(const CLI::App& command) {
-  std::string prev;
-  if (const CLI::App* parent = command.get_parent()) {
-    prev = "via";
-    const std::string parent_path = CommandPath(*parent);
-    if (!parent_path.empty()) prev += " " + parent_path;
-    prev += " " + command.get_name();
-  } else {
-    prev = "via";
-  }
-  return command.get_formatter()->make_help(&command, prev, CLI::AppFormatMode::Normal);
+  const std::string path = CommandPath(command);
+  return command.get_formatter()->make_help(&command, "via" + (path.empty() ? "" : " " + path),
+                                            CLI::AppFormatMode::Normal);
 }
 
-std::vector<std::string> FinishHelp(CLI::App& root) {
-  std::vector<std::string> missing;
+void FinishHelp(CLI::App& root) {
   std::vector<CLI::App*> pending{&root};
   while (!pending.empty()) {
     CLI::App* command = pending.back();
@@ -295,9 +283,7 @@ std::vector<std::string> FinishHelp(CLI::App& root) {
     const std::string path = CommandPath(*command);
     const auto* example = std::find_if(std::begin(kExamples), std::end(kExamples),
                                        [&path](const Example& e) { return e.path == path; });
-    if (example == std::end(kExamples)) {
-      missing.push_back(path);
-    } else {
+    if (example != std::end(kExamples)) {
       std::string_view lines = example->lines;
       command->footer((lines.find('\n') == std::string_view::npos ? "Example:\n" : "Examples:\n") +
                       Indented(lines));
@@ -307,7 +293,6 @@ std::vector<std::string> FinishHelp(CLI::App& root) {
       pending.push_back(sub);
     }
   }
-  return missing;
 }
 
 std::size_t EditDistance(std::string_view a, std::string_view b) {

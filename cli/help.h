@@ -32,9 +32,8 @@ std::shared_ptr<CLI::Formatter> MakeHelpFormatter();
 std::string HelpText(const CLI::App& command);
 
 // Call once the tree is complete: sets each command's footer to its examples
-// (one table, in help.cc) and lists subcommands under "Commands". Returns the
-// paths of commands that have no example.
-std::vector<std::string> FinishHelp(CLI::App& root);
+// (one table, in help.cc) and lists subcommands under "Commands".
+void FinishHelp(CLI::App& root);
 
 // Damerau-Levenshtein distance (optimal string alignment), byte-wise.
 std::size_t EditDistance(std::string_view a, std::string_view b);

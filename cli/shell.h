@@ -62,7 +62,8 @@ void RegisterWorkload(CLI::App& app, Shell& shell);
 void RegisterServe(CLI::App& app, Shell& shell);
 void RegisterSql(CLI::App& app, Shell& shell);
 // `via help [COMMAND...]` (help.cc) and `via completion bash|zsh|fish`
-// (completion.cc); both read the whole tree, so register them last.
+// (completion.cc); they read the tree when they run. Registered last, they
+// come last in the command list.
 void RegisterHelp(CLI::App& app, Shell& shell);
 void RegisterCompletion(CLI::App& app, Shell& shell);
 

@@ -421,7 +421,12 @@ class Page {
       lane_of["addon:" + span.addon_id] = lanes.size();
       lanes.push_back(lane);
     }
-    for (const auto& app : t_.apps) {
+    // An app gets a lane for what is about the app alone (releases, tokens).
+    std::set<std::string> app_lanes;
+    for (const auto& e : t_.entries) {
+      if (!e.app.empty() && !lane_of.count("addon:" + e.addon_id)) app_lanes.insert(e.app);
+    }
+    for (const auto& app : app_lanes) {
       Lane lane;
       lane.kind = "app";
       lane.key = app;

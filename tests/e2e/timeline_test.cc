@@ -311,9 +311,9 @@ TEST_CASE("the timeline page filters by event type, add-on and app from its URL"
   const std::string by_addon = chromium.DumpDom(home.Page(), "?addon=cache-db&type=AddonDestroyed");
   CHECK(VisibleTypes(by_addon) == std::vector<std::string>{"AddonDestroyed"});
   CHECK(by_addon.find("showing 1 of ") != std::string::npos);
-  // The other lanes are hidden (app-db, web-db, the hostile add-on and the
-  // three apps); the log lane and cache-db's stay.
-  CHECK(Count(by_addon, "<g class=\"lane off\"") == 6);
+  // The other lanes are hidden (app-db, web-db, the hostile add-on, and app
+  // api, the one app with events of its own); the log lane and cache-db's stay.
+  CHECK(Count(by_addon, "<g class=\"lane off\"") == 4);
   CHECK(Count(by_addon, "<g class=\"lane\"") == 2);
 
   const std::string by_id =
