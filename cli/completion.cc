@@ -134,23 +134,26 @@ std::vector<std::string> FlagNames(const CommandSpec& spec) {
 // commands' own flags first, then the global ones at any path.
 std::string FlagKindCases(const std::vector<CommandSpec>& model, const std::string& indent) {
   std::ostringstream out;
+  // One arm: `'PATH|--flag'|'PATH|-f') echo KIND ;;`, PATH "*" for any.
+  auto arm = [&out, &indent](const std::string& path, const FlagSpec& f) {
+    out << indent;
+    for (std::size_t i = 0; i < f.names.size(); ++i) {
+      if (i > 0) out << '|';
+      if (path == "*") {
+        out << '*' << ShQuote("|" + f.names[i]);
+      } else {
+        out << ShQuote(path + "|" + f.names[i]);
+      }
+    }
+    out << ") echo " << f.kind << " ;;\n";
+  };
   for (const CommandSpec& spec : model) {
     for (const FlagSpec& f : spec.flags) {
-      if (!f.takes_value || f.global) continue;
-      std::string patterns;
-      for (const auto& name : f.names) {
-        patterns += (patterns.empty() ? "" : "|") + ShQuote(spec.path + "|" + name);
-      }
-      out << indent << patterns << ") echo " << f.kind << " ;;\n";
+      if (f.takes_value && !f.global) arm(spec.path, f);
     }
   }
   for (const FlagSpec& f : model.front().flags) {
-    if (!f.takes_value) continue;
-    std::string patterns;
-    for (const auto& name : f.names) {
-      patterns += std::string(patterns.empty() ? "" : "|") + "*" + ShQuote("|" + name);
-    }
-    out << indent << patterns << ") echo " << f.kind << " ;;\n";
+    if (f.takes_value) arm("*", f);
   }
   return out.str();
 }

@@ -46,11 +46,11 @@ export async function fetchDescriptor(binding) {
 // HTTP). Credentials have no expiry of their own: they work until the
 // operator revokes their generation. Then the SQL proxy refuses with
 // credential_revoked before running anything, and fetching the descriptor
-// again gives the newest generation. During a restore or a repair the proxy
-// answers restore_in_progress / repair_in_progress (503, Retry-After): wait
-// and retry.
+// again gives the newest generation. During a restore or a repair, or when
+// the proxy has too many open streams, it answers 503 with Retry-After
+// (restore_in_progress, repair_in_progress, too_many_streams): wait and retry.
 const RENEW = new Set(["credential_revoked"]);
-const WAIT = new Set(["restore_in_progress", "repair_in_progress"]);
+const WAIT = new Set(["restore_in_progress", "repair_in_progress", "too_many_streams"]);
 
 export class Database {
   constructor(binding) {
