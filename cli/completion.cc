@@ -42,7 +42,7 @@ FlagSpec Flag(const CLI::Option& opt, bool global) {
   for (const auto& l : opt.get_lnames()) flag.names.push_back("--" + l);
   for (const auto& s : opt.get_snames()) flag.names.push_back("-" + s);
   flag.description = opt.get_description();
-  flag.takes_value = opt.get_type_size_max() > 0;
+  flag.takes_value = opt.get_expected_max() > 0;
   flag.global = global;
   if (flag.takes_value) {
     const std::string type = opt.get_type_name();

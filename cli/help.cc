@@ -111,7 +111,7 @@ std::string OptionLabel(const CLI::Option& opt) {
   std::string names;
   for (const auto& s : opt.get_snames()) names += (names.empty() ? "-" : ", -") + s;
   for (const auto& l : opt.get_lnames()) names += (names.empty() ? "--" : ", --") + l;
-  if (opt.get_type_size_max() > 0) names += " " + opt.get_type_name();
+  if (opt.get_expected_max() > 0) names += " " + opt.get_type_name();
   return names;
 }
 

@@ -85,8 +85,12 @@ TEST_CASE("bash completion offers commands, subcommands, flags and files", "[cli
   CHECK(HasLine(flags, "--app"));
   CHECK(HasLine(flags, "--actor"));  // global flags may follow the verb
   CHECK_FALSE(HasLine(flags, "--all"));
-  // The value of --home is skipped when finding the command.
+  // The value of --home is skipped when finding the command; a flag without
+  // a value (--json) takes nothing with it.
   CHECK(Bash(script, {"via", "--home", "/tmp", "au"}) == "audit\n");
+  CHECK(Bash(script, {"via", "--json", "au"}) == "audit\n");
+  CHECK(HasLine(Bash(script, {"via", "addon", "--yes", "cr"}), "create"));
+  CHECK(Bash(script, {"via", "--json", ""}).find("addon\n") != std::string::npos);
   // A FILE flag completes file names.
   std::ofstream(dir.path() / "saved.checkpoint") << "x";
   CHECK(HasLine(
@@ -102,6 +106,7 @@ TEST_CASE("fish completion offers commands with descriptions and flags", "[cli][
   CHECK(top.rfind("addon\t", 0) == 0);
   CHECK(HasLine(Fish(script, "via addon cr"), "create"));
   CHECK(HasLine(Fish(script, "via --home /tmp audit ti"), "timeline"));
+  CHECK(HasLine(Fish(script, "via --json audit ti"), "timeline"));
   const std::string flags = Fish(script, "via addon create --a");
   CHECK(HasLine(flags, "--app"));
   CHECK(HasLine(flags, "--actor"));
@@ -113,6 +118,7 @@ TEST_CASE("zsh completion offers commands with descriptions and flags", "[cli][c
   const std::string script = Script(dir, "zsh", "_via");
   CHECK(Run("zsh -n '" + script + "'").exit_code == 0);
   CHECK(HasLine(Zsh(dir, script, {"via", "ad"}), "addon"));
+  CHECK(HasLine(Zsh(dir, script, {"via", "--json", "audit", "ti"}), "timeline"));
   const std::string sub = Zsh(dir, script, {"via", "addon", "cr"});
   CHECK(HasLine(sub, "create"));
   CHECK_FALSE(HasLine(sub, "audit"));
