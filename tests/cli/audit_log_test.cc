@@ -3,13 +3,13 @@
 // docs/event-log-format.md section 10.1.
 
 #include <catch2/catch.hpp>
-
 #include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "cli/cli_home.h"
+#include "eventstore/event_log.h"
 
 using via::testing::CliHome;
 
@@ -44,7 +44,8 @@ struct LifecycleHome : CliHome {
   std::string id;
   LifecycleHome() {
     REQUIRE(Run("--actor alice init").exit_code == 0);
-    REQUIRE(Run("--actor alice addon create sqlite app-db --app api --bind DATABASE").exit_code == 0);
+    REQUIRE(Run("--actor alice addon create sqlite app-db --app api --bind DATABASE").exit_code ==
+            0);
     REQUIRE(Run("--actor alice release create --app api").exit_code == 0);
     REQUIRE(Run("--actor bob addon rotate-credentials app-db").exit_code == 0);
     REQUIRE(Run("--actor bob --yes addon revoke-credentials app-db --generation 1").exit_code == 0);
@@ -135,5 +136,92 @@ TEST_CASE("audit log --json is unchanged by the text format", "[cli][audit_log]"
       CHECK(record.contains(key));
     }
     CHECK_FALSE(record.contains("summary"));
+  }
+}
+
+namespace {
+
+// One event of each type, with fields a summary can show.
+std::vector<via::Event> OneOfEach() {
+  using namespace via;
+  std::vector<Event> events;
+  const Bytes hash(32, 0xab);
+  events.push_back(AddonCreated{"ad_x", "db-x", "sqlite", "api", "DATABASE"});
+  events.push_back(StorageProvisioned{"ad_x"});
+  events.push_back(ProvisioningFailed{"ad_x", "disk full", true});
+  events.push_back(AddonRenamed{"ad_x", "db-x", "db-x#failed#ad_x"});
+  events.push_back(BindingAttached{"api", "DATABASE", "ad_x"});
+  events.push_back(BindingDetached{"api", "DATABASE", "ad_x"});
+  events.push_back(BindingSnapshotted{"api", "v3", {{"DATABASE", "ad_x"}, {"CACHE", "ad_y"}}});
+  events.push_back(GenerationRotated{"ad_x", 3, hash, hash});
+  events.push_back(GenerationRevoked{"ad_x", 2});
+  events.push_back(SnapshotRequested{"ad_x", "sn_1", ""});
+  events.push_back(SnapshotTaken{"ad_x", "sn_1", hash, 4096, 1});
+  events.push_back(SnapshotFailed{"ad_x", "sn_2", "disk_full"});
+  events.push_back(RestoreRequested{"ad_x", "sn_1", "sn_3"});
+  events.push_back(SnapshotRestored{"ad_x", "sn_1", "sn_3"});
+  events.push_back(RestoreFailed{"ad_x", "sn_1", "hash mismatch"});
+  events.push_back(RepairRequested{"ad_x", "recreated_empty"});
+  events.push_back(StorageRepaired{"ad_x", "restored_from_snapshot", "sn_1", ""});
+  events.push_back(WorkloadTokenIssued{"api", "v3", "wt_1", 1767225600000});
+  events.push_back(GenerationDelivered{"ad_x", 3, "api", "v3"});
+  events.push_back(AddonDestroyed{"ad_x", "db-x#destroyed#ad_x"});
+  return events;
+}
+
+}  // namespace
+
+TEST_CASE("every event type has its own audit log summary", "[cli][audit_log]") {
+  CliHome home;
+  REQUIRE(home.Run("init").exit_code == 0);
+  {
+    via::testing::FakeClock clock;
+    via::testing::CountingIds ids;
+    via::eventstore::EventLog::Options options;
+    options.home = via::eventstore::Home{home.dir.path()};
+    options.clock = &clock;
+    options.ids = &ids;
+    auto log = via::eventstore::EventLog::Open(options);
+    REQUIRE(log.ok());
+    for (const auto& event : OneOfEach()) {
+      via::eventstore::AppendRequest request;
+      request.actor = "tester";
+      request.recorded_at_ms = clock.NowMs();
+      request.events.push_back(event);
+      REQUIRE((*log)->Append(request).ok());
+    }
+  }
+  // LogInitialized and one of each other type: every alternative of Event.
+  REQUIRE(OneOfEach().size() + 1 == std::variant_size_v<via::Event>);
+  auto r = home.Run("audit log --since 2");
+  REQUIRE(r.exit_code == 0);
+  std::string ab64;  // the hex of 32 bytes 0xab
+  for (int i = 0; i < 32; ++i) ab64 += "ab";
+  const std::vector<std::string> expected = {
+      "AddonCreated         db-x (ad_x) created: sqlite for app api, binding DATABASE",
+      "StorageProvisioned   db-x (ad_x) storage provisioned",
+      "ProvisioningFailed   db-x (ad_x) provisioning failed: disk full (the file holds data)",
+      "AddonRenamed         db-x (ad_x) renamed db-x -> db-x#failed#ad_x",
+      "BindingAttached      api/DATABASE bound to db-x (ad_x)",
+      "BindingDetached      api/DATABASE unbound from db-x (ad_x)",
+      "BindingSnapshotted   release v3 of api claims DATABASE -> db-x (ad_x), CACHE -> ad_y",
+      "GenerationRotated    db-x (ad_x) generation 3",
+      "GenerationRevoked    db-x (ad_x) generation 2 revoked",
+      "SnapshotRequested    db-x (ad_x) snapshot sn_1 requested",
+      "SnapshotTaken        db-x (ad_x) snapshot sn_1 taken: 4096 bytes, 1 pages, sha256 " + ab64,
+      "SnapshotFailed       db-x (ad_x) snapshot sn_2 failed: disk_full",
+      "RestoreRequested     db-x (ad_x) restore from sn_1 requested (safety snapshot sn_3)",
+      "SnapshotRestored     db-x (ad_x) restored from sn_1 (undo: sn_3)",
+      "RestoreFailed        db-x (ad_x) restore from sn_1 failed: hash mismatch",
+      "RepairRequested      db-x (ad_x) repair requested: recreated_empty",
+      "StorageRepaired      db-x (ad_x) storage repaired: restored_from_snapshot from sn_1",
+      "WorkloadTokenIssued  token wt_1 for api/v3, expires 2026-01-01T00:00:00.000Z",
+      "GenerationDelivered  db-x (ad_x) generation 3 first delivered to api/v3",
+      "AddonDestroyed       db-x (ad_x) destroyed; its record is now db-x#destroyed#ad_x",
+  };
+  const auto lines = Lines(r.out);
+  REQUIRE(lines.size() == expected.size());
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    CHECK_THAT(lines[i], Catch::EndsWith("  tester  " + expected[i]));
   }
 }
