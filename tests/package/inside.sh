@@ -11,16 +11,18 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 pass() { echo "ok: $*"; }
 
 installed=0
+log=$(mktemp)
 remove() {
   if ((installed)); then apt-get remove -y -qq via >/dev/null 2>&1 || true; fi
+  rm -f "$log"
 }
 trap remove EXIT
 
 command -v via >/dev/null && fail "a via is already installed here: $(command -v via)"
 cd "$(dirname "$deb")"
 installed=1
-apt-get install -y -qq --no-install-recommends "./$(basename "$deb")" >/tmp/apt.log 2>&1 \
-  || fail "apt install ./$(basename "$deb"): $(cat /tmp/apt.log)"
+apt-get install -y -qq --no-install-recommends "./$(basename "$deb")" >"$log" 2>&1 \
+  || fail "apt install ./$(basename "$deb"): $(cat "$log")"
 pass "apt install ./$(basename "$deb")"
 
 [ "$(command -v via)" = /usr/bin/via ] || fail "via is not /usr/bin/via"
@@ -67,7 +69,7 @@ runuser -u via -- via --home /var/lib/via --json init | grep -q '"created":true'
 [ "$(stat -c %U /var/lib/via/keys/log.key)" = via ] || fail "keys not owned by via"
 pass "user via, /var/lib/via (0750), via init as via"
 
-apt-get remove -y -qq via >/tmp/apt.log 2>&1 || fail "apt-get remove -y via: $(cat /tmp/apt.log)"
+apt-get remove -y -qq via >"$log" 2>&1 || fail "apt-get remove -y via: $(cat "$log")"
 installed=0
 [ ! -e /usr/bin/via ] || fail "/usr/bin/via is still there after remove"
 [ ! -e "$unit" ] || fail "$unit is still there after remove"
