@@ -26,6 +26,14 @@ Result<eventstore::VerifyReport> AuditVerify(const Context& ctx,
   return eventstore::VerifyLog(log->store(), options);
 }
 
+std::vector<std::string> MentionedAddonIds(const Event& event) {
+  std::vector<std::string> ids{EventAddonId(event)};
+  if (const auto* release = std::get_if<BindingSnapshotted>(&event)) {
+    for (const auto& claim : release->claims) ids.push_back(claim.addon_id);
+  }
+  return ids;
+}
+
 Status AuditLog(const Context& ctx, const LogFilter& filter,
                 const std::function<void(const LogEntry&)>& visit) {
   VIA_ASSIGN_OR_RETURN(auto log, ctx.OpenLogForAudit());
@@ -50,11 +58,7 @@ Status AuditLog(const Context& ctx, const LogFilter& filter,
     if (!filter.addon.empty() && !addon_ids.count(EventAddonId(record->event))) return true;
     if (!filter.app.empty() && EventApp(record->event) != filter.app) return true;
     LogEntry entry{row.seq, row.hash, row.bytes, std::move(record).value(), {}};
-    std::vector<std::string> mentioned{EventAddonId(entry.record.event)};
-    if (const auto* release = std::get_if<BindingSnapshotted>(&entry.record.event)) {
-      for (const auto& claim : release->claims) mentioned.push_back(claim.addon_id);
-    }
-    for (const auto& id : mentioned) {
+    for (const auto& id : MentionedAddonIds(entry.record.event)) {
       if (auto it = names.find(id); it != names.end()) entry.addon_names[id] = it->second;
     }
     visit(entry);

@@ -48,6 +48,9 @@ struct LogFilter {
   std::uint64_t limit = 0;  // 0: no limit
 };
 
+// The add-ons an event names: its own and, for a release, each claim's.
+std::vector<std::string> MentionedAddonIds(const Event& event);
+
 // Streams matching records in seq order. A record that does not decode stops
 // the scan with DataLoss naming its seq. Scans from seq 1 whatever the filter,
 // to learn add-on names.

@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "commands/audit.h"
 #include "eventstore/checkpoint.h"
 #include "eventstore/record_codec.h"
 
@@ -88,11 +89,7 @@ Result<Timeline> BuildTimeline(const Context& ctx) {
     }
     if (!entry.app.empty()) apps.insert(entry.app);
 
-    std::vector<std::string> mentioned{entry.addon_id};
-    if (const auto* release = std::get_if<BindingSnapshotted>(&entry.event)) {
-      for (const auto& claim : release->claims) mentioned.push_back(claim.addon_id);
-    }
-    for (const auto& id : mentioned) {
+    for (const auto& id : MentionedAddonIds(entry.event)) {
       if (auto it = names.find(id); it != names.end()) entry.addon_names[id] = it->second;
     }
     timeline.entries.push_back(std::move(entry));
