@@ -144,7 +144,7 @@ void RegisterAddon(CLI::App& app, Shell& shell) {
   addon->require_subcommand(1);
   auto f = std::make_shared<Flags>();
 
-  CLI::App* create = addon->add_subcommand("create", "create an add-on: create sqlite NAME --app APP [--bind BINDING]");
+  CLI::App* create = addon->add_subcommand("create", "create an add-on and provision its storage");
   create->add_option("provider", f->provider, "provider (sqlite)")->required();
   create->add_option("name", f->name, "add-on name")->required();
   create->add_option("--app", f->app, "owning app")->required();
@@ -161,8 +161,8 @@ void RegisterAddon(CLI::App& app, Shell& shell) {
 
   for (const char* verb : {"bind", "unbind"}) {
     bool bind = std::string(verb) == "bind";
-    CLI::App* cmd = addon->add_subcommand(verb, bind ? "attach a binding: bind NAME --app APP --bind BINDING"
-                                                     : "detach a binding: unbind NAME --app APP --bind BINDING");
+    CLI::App* cmd = addon->add_subcommand(verb, bind ? "attach an app's binding name to an add-on"
+                                                     : "detach an app's binding name from an add-on");
     cmd->add_option("name", f->name, "add-on name or id")->required();
     cmd->add_option("--app", f->app, "app")->required();
     cmd->add_option("--bind", f->binding, "binding name")->required();
@@ -176,7 +176,7 @@ void RegisterAddon(CLI::App& app, Shell& shell) {
     });
   }
 
-  CLI::App* ensure = addon->add_subcommand("ensure", "create or check idempotently: ensure sqlite NAME --app APP --bind BINDING [--repair]");
+  CLI::App* ensure = addon->add_subcommand("ensure", "create, bind or check idempotently; --repair fixes storage");
   ensure->add_option("provider", f->provider, "provider (sqlite)")->required();
   ensure->add_option("name", f->name, "add-on name")->required();
   ensure->add_option("--app", f->app, "owning app")->required();
@@ -426,7 +426,7 @@ void RegisterRelease(CLI::App& app, Shell& shell) {
   CLI::App* release = app.add_subcommand("release", "snapshot an app's bindings into a release");
   release->require_subcommand(1);
   auto f = std::make_shared<Flags>();
-  CLI::App* create = release->add_subcommand("create", "create a release: create --app APP [--id RELEASE]");
+  CLI::App* create = release->add_subcommand("create", "snapshot an app's bindings into a new release");
   create->add_option("--app", f->app, "app")->required();
   create->add_option("--id", f->snapshot, "release id (default v1, v2, ...)");
   create->callback([&shell, f]() {

@@ -1,27 +1,18 @@
 // `via audit ...`: verify, log, checkpoint, key, prove (DESIGN.md section 9).
 
-#include <ctime>
 #include <iostream>
 
 #include "cli/event_json.h"
+#include "cli/event_text.h"
 #include "cli/shell.h"
+#include "cli/timeline_html.h"
 #include "commands/audit.h"
+#include "commands/timeline.h"
 #include "domain/state.h"
 #include "eventstore/home.h"
 
 namespace via::cli {
 namespace {
-
-std::string Rfc3339(std::int64_t ms) {
-  std::time_t seconds = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  char buf[40];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  char out[48];
-  std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(ms % 1000));
-  return out;
-}
 
 nlohmann::json HashList(const std::vector<Hash256>& hashes) {
   nlohmann::json out = nlohmann::json::array();
@@ -82,12 +73,15 @@ int RunVerify(Shell& shell, const VerifyFlags& flags) {
   return 0;
 }
 
+// Width of the longest event type name ("WorkloadTokenIssued").
+constexpr std::size_t kTypeWidth = 19;
+
 int RunLog(Shell& shell, const commands::LogFilter& filter) {
   VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
   Status status = commands::AuditLog(ctx, filter, [&](const commands::LogEntry& entry) {
     const Record& r = entry.record;
-    nlohmann::json fields = EventFieldsJson(r.event);
     if (shell.globals.json) {
+      nlohmann::json fields = EventFieldsJson(r.event);
       nlohmann::json line = {{"seq", entry.seq},
                              {"type", EventTypeName(r.event)},
                              {"recorded_at", Rfc3339(r.recorded_at_ms)},
@@ -100,8 +94,12 @@ int RunLog(Shell& shell, const commands::LogFilter& filter) {
       for (auto& [key, value] : fields.items()) line[key] = value;
       shell.PrintJson(line);
     } else {
-      std::cout << entry.seq << "  " << Rfc3339(r.recorded_at_ms) << "  " << r.actor << "  "
-                << EventTypeName(r.event) << "  " << fields.dump() << "\n";
+      // seq, time, actor, type (padded to the longest name), summary.
+      std::string type = EventTypeName(r.event);
+      type.resize(std::max<std::size_t>(type.size(), kTypeWidth), ' ');
+      std::cout << entry.seq << "  " << Rfc3339(r.recorded_at_ms) << "  " << TerminalSafe(r.actor)
+                << "  " << type << "  " << TerminalSafe(EventSummary(r.event, entry.addon_names))
+                << "\n";
     }
   });
   if (!status.ok()) return shell.Fail(status);
@@ -231,6 +229,48 @@ int RunReplay(Shell& shell, std::uint64_t until) {
   return 0;
 }
 
+int RunTimeline(Shell& shell, const std::string& html_file) {
+  VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
+  VIA_ASSIGN_OR_RETURN_EXIT(commands::Timeline timeline, commands::BuildTimeline(ctx), shell);
+  const std::string page = RenderTimelineHtml(timeline, ctx.clock->NowMs(), VIA_VERSION);
+  // Absolute, so that a bare file name has a directory to sync.
+  Status written =
+      eventstore::WriteFileAtomically(std::filesystem::absolute(html_file), AsBytes(page), 0644);
+  if (!written.ok()) return shell.Fail(written.WithContext("--html " + html_file));
+
+  std::size_t verified = 0;
+  for (const auto& c : timeline.checkpoints) verified += c.check == commands::CheckpointCheck::kVerified;
+  const Status& check = timeline.verify.status;
+  if (shell.globals.json) {
+    nlohmann::json out = {{"file", html_file},
+                          {"ok", check.ok()},
+                          {"size", timeline.size},
+                          {"events", timeline.entries.size()},
+                          {"addons", timeline.spans.size()},
+                          {"apps", timeline.apps.size()},
+                          {"checkpoints", timeline.checkpoints.size()},
+                          {"checkpoints_verified", verified}};
+    if (!check.ok()) {
+      out["first_bad_seq"] = timeline.verify.first_bad_seq;
+      out["error"] = {{"code", check.reason()},
+                      {"message", check.message()},
+                      {"remediation", "see docs/operations.md: corruption"},
+                      {"first_bad_seq", timeline.verify.first_bad_seq}};
+    }
+    shell.PrintJson(out);
+  } else {
+    std::cout << "wrote " << html_file << ": " << timeline.entries.size() << " events, "
+              << timeline.spans.size() << " add-ons, " << timeline.apps.size() << " apps, "
+              << timeline.checkpoints.size() << " checkpoints (" << verified << " verified)\n";
+    if (!check.ok()) {
+      std::cerr << "FAILED: first bad seq " << timeline.verify.first_bad_seq << ": "
+                << check.message() << " [" << check.reason() << "]; the page shows where\n";
+    }
+  }
+  // A damaged log is an integrity failure, as for `audit verify`; the page is written.
+  return check.ok() ? 0 : ExitCodeFor(check.code());
+}
+
 }  // namespace
 
 void RegisterAudit(CLI::App& app, Shell& shell) {
@@ -272,6 +312,16 @@ void RegisterAudit(CLI::App& app, Shell& shell) {
       ->check(WholeNumber(1, kMaxSeq));
   replay->callback([&shell, until]() {
     shell.action = [&shell, until]() { return RunReplay(shell, *until); };
+  });
+
+  auto html = std::make_shared<std::string>();
+  CLI::App* timeline = audit->add_subcommand(
+      "timeline", "write a self-contained HTML page of the log over time, verified");
+  timeline->add_option("--html", *html, "the page to write (replaced atomically)")
+      ->required()
+      ->type_name("FILE");
+  timeline->callback([&shell, html]() {
+    shell.action = [&shell, html]() { return RunTimeline(shell, *html); };
   });
 
   auto inclusion = std::make_shared<std::uint64_t>(0);

@@ -4,22 +4,57 @@
 #include <exception>
 #include <iostream>
 
+#include "cli/help.h"
 #include "cli/shell.h"
+
+#ifndef VIA_VERSION
+#define VIA_VERSION "0.0.0"
+#endif
+
+namespace {
+
+// A command line that CLI11 refused: the command list when a command is
+// missing (`via`, `via addon`), else the error with the closest command or
+// flag and the corrected line. Exit 2.
+int UsageError(via::cli::Shell& shell, const CLI::App& app, const CLI::ParseError& error,
+               const std::vector<std::string>& args) {
+  // --json may come after the word that failed, so CLI11 never saw it.
+  for (const auto& arg : args) {
+    if (arg == "--") break;
+    if (arg == "--json") shell.globals.json = true;
+  }
+  via::cli::UsageProblem problem = via::cli::DiagnoseParseError(app, error, args);
+  if (problem.show_help != nullptr && !shell.globals.json) {
+    std::cerr << via::cli::HelpText(*problem.show_help);
+    return 2;
+  }
+  int code = shell.Fail(problem.status);
+  if (!shell.globals.json) std::cerr << problem.hint << "\n";
+  return code;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   via::cli::Shell shell;
-  CLI::App app{"via: managed add-ons for apps (event-sourced control plane)", "via"};
+  CLI::App app{"via " VIA_VERSION ": managed add-ons for apps (event-sourced control plane)",
+               "via"};
+  app.formatter(via::cli::MakeHelpFormatter());
   app.require_subcommand(1);
   app.fallthrough();  // global flags may follow the verb (`via addon destroy x --yes`)
-  app.add_option("--home", shell.globals.home, "home directory (default $VIA_HOME or ~/.local/share/via)");
+  app.add_option("--home", shell.globals.home,
+                 "home directory (default $VIA_HOME or ~/.local/share/via)")
+      ->type_name("DIR");
   app.add_flag("--json", shell.globals.json, "machine-readable output");
-  app.add_option("--actor", shell.globals.actor, "who is acting (default $USER)");
+  app.add_option("--actor", shell.globals.actor, "who is acting (default $USER)")
+      ->type_name("NAME");
   app.add_flag("--yes,-y", shell.globals.yes, "confirm destructive work without a prompt");
 #ifdef VIA_TEST_HOOKS
   app.set_version_flag("--version",
-                       "via 0.1.0 (built with test hooks: $VIA_TEST_FAULT, $VIA_CRASH_AT)");
+                       "via " VIA_VERSION " (built with test hooks: $VIA_TEST_FAULT, $VIA_CRASH_AT)",
+                       "print the version and exit");
 #else
-  app.set_version_flag("--version", "via 0.1.0");
+  app.set_version_flag("--version", "via " VIA_VERSION, "print the version and exit");
 #endif
 
   via::cli::RegisterInit(app, shell);
@@ -30,7 +65,11 @@ int main(int argc, char** argv) {
   via::cli::RegisterWorkload(app, shell);
   via::cli::RegisterServe(app, shell);
   via::cli::RegisterSql(app, shell);
+  via::cli::RegisterCompletion(app, shell);
+  via::cli::RegisterHelp(app, shell);
+  via::cli::FinishHelp(app);
 
+  const std::vector<std::string> args(argv + 1, argv + argc);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -40,11 +79,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    if (shell.globals.json) {
-      return shell.Fail(via::InvalidArgument("usage", e.what()));
-    }
-    app.exit(e);
-    return 2;
+    return UsageError(shell, app, e, args);
   }
   if (!shell.action) return shell.Fail(via::InvalidArgument("usage", "no command given"));
   try {

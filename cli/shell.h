@@ -61,6 +61,11 @@ void RegisterRecover(CLI::App& app, Shell& shell);
 void RegisterWorkload(CLI::App& app, Shell& shell);
 void RegisterServe(CLI::App& app, Shell& shell);
 void RegisterSql(CLI::App& app, Shell& shell);
+// `via help [COMMAND...]` (help.cc) and `via completion bash|zsh|fish`
+// (completion.cc); they read the tree when they run. Registered last, they
+// come last in the command list.
+void RegisterHelp(CLI::App& app, Shell& shell);
+void RegisterCompletion(CLI::App& app, Shell& shell);
 
 // "500ms", "30s", "15m", "1h", "7d" (a bare number is seconds) in milliseconds.
 Result<std::int64_t> ParseDurationMs(const std::string& text);

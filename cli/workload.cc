@@ -62,7 +62,7 @@ void RegisterWorkload(CLI::App& app, Shell& shell) {
   workload->require_subcommand(1);
   auto f = std::make_shared<TokenFlags>();
   CLI::App* token = workload->add_subcommand(
-      "token", "issue a workload JWT: token --app APP --release RELEASE [--ttl 1h]");
+      "token", "issue a workload identity token (JWT) for an app release");
   token->add_option("--app", f->app, "app")->required();
   token->add_option("--release", f->release, "release id")->required();
   token->add_option("--ttl", f->ttl, "lifetime (30s, 15m, 1h, 7d; 1s..30d)");

@@ -26,11 +26,20 @@ Result<eventstore::VerifyReport> AuditVerify(const Context& ctx,
   return eventstore::VerifyLog(log->store(), options);
 }
 
+std::vector<std::string> MentionedAddonIds(const Event& event) {
+  std::vector<std::string> ids{EventAddonId(event)};
+  if (const auto* release = std::get_if<BindingSnapshotted>(&event)) {
+    for (const auto& claim : release->claims) ids.push_back(claim.addon_id);
+  }
+  return ids;
+}
+
 Status AuditLog(const Context& ctx, const LogFilter& filter,
                 const std::function<void(const LogEntry&)>& visit) {
   VIA_ASSIGN_OR_RETURN(auto log, ctx.OpenLogForAudit());
   std::set<std::string> addon_ids;  // every incarnation of filter.addon
   if (!filter.addon.empty()) addon_ids.insert(filter.addon);
+  std::map<std::string, std::string> names;  // add-on id -> name at creation
   std::uint64_t shown = 0;
   Status error;
   VIA_RETURN_IF_ERROR(log->store().Scan(1, 0, [&](const eventstore::StoredRecord& row) {
@@ -40,6 +49,7 @@ Status AuditLog(const Context& ctx, const LogFilter& filter,
       return false;
     }
     if (const auto* created = std::get_if<AddonCreated>(&record->event)) {
+      names[created->addon_id] = created->name;
       if (!filter.addon.empty() && created->name == filter.addon) {
         addon_ids.insert(created->addon_id);
       }
@@ -47,7 +57,11 @@ Status AuditLog(const Context& ctx, const LogFilter& filter,
     if (row.seq < filter.since) return true;
     if (!filter.addon.empty() && !addon_ids.count(EventAddonId(record->event))) return true;
     if (!filter.app.empty() && EventApp(record->event) != filter.app) return true;
-    visit(LogEntry{row.seq, row.hash, row.bytes, std::move(record).value()});
+    LogEntry entry{row.seq, row.hash, row.bytes, std::move(record).value(), {}};
+    for (const auto& id : MentionedAddonIds(entry.record.event)) {
+      if (auto it = names.find(id); it != names.end()) entry.addon_names[id] = it->second;
+    }
+    visit(entry);
     ++shown;
     return filter.limit == 0 || shown < filter.limit;
   }));

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -35,6 +36,9 @@ struct LogEntry {
   Hash256 hash{};
   Bytes bytes;  // canonical record bytes
   Record record;
+  // The name each add-on this record is about was created with, by id (the
+  // event's add-on and a release's claims), as the records before it say.
+  std::map<std::string, std::string> addon_names;
 };
 
 struct LogFilter {
@@ -44,8 +48,12 @@ struct LogFilter {
   std::uint64_t limit = 0;  // 0: no limit
 };
 
+// The add-ons an event names: its own and, for a release, each claim's.
+std::vector<std::string> MentionedAddonIds(const Event& event);
+
 // Streams matching records in seq order. A record that does not decode stops
-// the scan with DataLoss naming its seq.
+// the scan with DataLoss naming its seq. Scans from seq 1 whatever the filter,
+// to learn add-on names.
 Status AuditLog(const Context& ctx, const LogFilter& filter,
                 const std::function<void(const LogEntry&)>& visit);
 

@@ -9,6 +9,12 @@ packages=(
   libsqlite3-dev sqlite3 capnproto libcapnp-dev libboost-dev libssl-dev openssl
   libcli11-dev catch2 nlohmann-json3-dev
   curl python3 wrk
+  # Completion tests run the real shells; the timeline test runs headless
+  # Chromium (fonts for its screenshots).
+  zsh fish chromium fonts-dejavu-core
+  # tools/package.sh and the package test: CPack's DEB generator with
+  # dpkg-shlibdeps, then apt install, man -w and systemd-analyze verify.
+  dpkg-dev file man-db systemd adduser
 )
 
 missing=()

@@ -3,11 +3,13 @@
 # a temporary home, a server on a free loopback port, curl against the config
 # endpoints (every refusal case), the node app (jose + @libsql/client), then
 # rotation, revocation (including inside an open transaction), restore in
-# progress, and a clean SIGTERM exit.
-#   tests/e2e/run.sh PATH/TO/via
+# progress, the app examples of docs/apps.md (Node, and C++ when its binary is
+# given), and a clean SIGTERM exit.
+#   tests/e2e/run.sh PATH/TO/via [PATH/TO/via_example_cpp]
 set -euo pipefail
 
-VIA_BIN=${1:?usage: run.sh PATH/TO/via}
+VIA_BIN=${1:?usage: run.sh PATH/TO/via [PATH/TO/via_example_cpp]}
+CPP_EXAMPLE=${2:-}
 VIA_BIN=$(cd "$(dirname "$VIA_BIN")" && pwd)/$(basename "$VIA_BIN")
 HERE=$(cd "$(dirname "$0")" && pwd)
 for tool in curl node python3; do
@@ -162,6 +164,41 @@ expect 431 header_too_large "header over --max-header-bytes" -H "X-Big: $(head -
 python3 -c 'import json,sys; [json.loads(l) for l in open(sys.argv[1])]' "$H/access.log" || fail "access log is not JSON lines"
 ! grep -q "$AUTH_TOKEN_2\|$TOKEN" "$H/access.log" || fail "access log holds a credential"
 pass "access log is JSON lines without credentials"
+
+# --- docs/apps.md: the Node example, run as documented and driven through renewal
+via addon create sqlite notes-db --app notes --bind DATABASE >/dev/null
+via release create --app notes --id n1 >/dev/null
+NOTES_TOKEN=$(via workload token --app notes --release n1 --ttl 10m)
+NOTES_EXPIRED=$(node "$HERE/mint.mjs" "$H/keys/workload.key" "$KID" spiffe://via.local/app/notes/release/n1 via-config -60)
+# docs/apps.md shows both examples exactly as they are.
+python3 - "$HERE/../../docs/apps.md" "$HERE/../../docs/examples/node/app.mjs" "$HERE/../../docs/examples/cpp/app.cc" <<'PY' \
+  || fail "docs/apps.md does not show the example files verbatim"
+import sys
+doc = open(sys.argv[1]).read()
+for path, lang in ((sys.argv[2], "js"), (sys.argv[3], "cpp")):
+    if "```%s\n%s```\n" % (lang, open(path).read()) not in doc:
+        sys.exit("docs/apps.md lacks " + path)
+PY
+pass "docs/apps.md shows docs/examples/node/app.mjs and docs/examples/cpp/app.cc verbatim"
+# A copy beside the pinned node_modules, exactly the file that docs/apps.md shows.
+EXAMPLE="$H/node-example"
+mkdir -p "$EXAMPLE"
+cp "$HERE/../../docs/examples/node/app.mjs" "$EXAMPLE/app.mjs"
+ln -s "$HERE/node_modules" "$EXAMPLE/node_modules"
+VIA_CONFIG_URL=$BASE VIA_WORKLOAD_TOKEN=$NOTES_TOKEN VIA_BIN=$VIA_BIN VIA_TEST_HOME=$H  \
+  EXPIRED_TOKEN=$NOTES_EXPIRED node "$HERE/apps_example.mjs" "$EXAMPLE/app.mjs" >"$H/apps.out" 2>&1 \
+  || fail "docs example: $(cat "$H/apps.out")"
+pass "docs/examples/node/app.mjs: descriptor, renewal after revocation, restore, token file, expiry"
+VIA_CONFIG_URL=$BASE VIA_WORKLOAD_TOKEN=$NOTES_TOKEN node "$EXAMPLE/app.mjs" >"$H/visits.out" 2>&1 \
+  || fail "node app.mjs: $(cat "$H/visits.out")"
+grep -q '^visits: 1 (add-on ad_[0-9A-Z]*, generation 2)$' "$H/visits.out" || fail "node app.mjs printed: $(cat "$H/visits.out")"
+pass "node app.mjs as docs/apps.md runs it: $(cat "$H/visits.out")"
+if [ -n "$CPP_EXAMPLE" ]; then
+  VIA_CONFIG_URL=$BASE VIA_WORKLOAD_TOKEN=$NOTES_TOKEN "$CPP_EXAMPLE" >"$H/visits.out" 2>&1 \
+    || fail "docs/examples/cpp/app.cc: $(cat "$H/visits.out")"
+  grep -q '^visits: 2 (add-on ad_[0-9A-Z]*, generation 2)$' "$H/visits.out" || fail "the C++ example printed: $(cat "$H/visits.out")"
+  pass "the C++ example of docs/apps.md: $(cat "$H/visits.out")"
+fi
 
 # --- SIGTERM: drain and exit 0
 kill -TERM "$SERVER_PID"
