@@ -33,6 +33,22 @@ int UsageError(via::cli::Shell& shell, const CLI::App& app, const CLI::ParseErro
   return code;
 }
 
+// The command word of the command line (the first word that is neither a
+// global flag nor its value), or "" when there is none.
+std::string CommandWord(const std::vector<std::string>& args) {
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--home" || a == "--actor") {
+      ++i;  // its value
+      continue;
+    }
+    if (a == "--") return "";
+    if (!a.empty() && a[0] == '-') continue;
+    return a;
+  }
+  return "";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -57,19 +73,31 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "via " VIA_VERSION, "print the version and exit");
 #endif
 
-  via::cli::RegisterInit(app, shell);
-  via::cli::RegisterAddon(app, shell);
-  via::cli::RegisterRelease(app, shell);
-  via::cli::RegisterAudit(app, shell);
-  via::cli::RegisterRecover(app, shell);
-  via::cli::RegisterWorkload(app, shell);
-  via::cli::RegisterServe(app, shell);
-  via::cli::RegisterSql(app, shell);
-  via::cli::RegisterCompletion(app, shell);
-  via::cli::RegisterHelp(app, shell);
+  // Building every command's options is a good part of a short command's
+  // start-up: a command line that names a command registers that one only.
+  // Help, completion, an unknown word (for the closest-command suggestion)
+  // or no word at all register everything.
+  const std::vector<std::string> args(argv + 1, argv + argc);
+  using Register = void (*)(CLI::App&, via::cli::Shell&);
+  const std::pair<const char*, Register> kCommands[] = {
+      {"init", via::cli::RegisterInit},         {"addon", via::cli::RegisterAddon},
+      {"release", via::cli::RegisterRelease},   {"audit", via::cli::RegisterAudit},
+      {"recover", via::cli::RegisterRecover},   {"workload", via::cli::RegisterWorkload},
+      {"serve", via::cli::RegisterServe},       {"sql", via::cli::RegisterSql},
+      {"completion", via::cli::RegisterCompletion}, {"help", via::cli::RegisterHelp}};
+  const std::string word = CommandWord(args);
+  bool one = false;
+  for (const auto& [name, add] : kCommands) {
+    if (word == name && word != "help" && word != "completion") {
+      add(app, shell);
+      one = true;
+    }
+  }
+  if (!one) {
+    for (const auto& [name, add] : kCommands) add(app, shell);
+  }
   via::cli::FinishHelp(app);
 
-  const std::vector<std::string> args(argv + 1, argv + argc);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

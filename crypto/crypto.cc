@@ -11,6 +11,9 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include <sys/random.h>
+
+#include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <mutex>
@@ -19,12 +22,22 @@
 namespace via::crypto {
 namespace {
 
-// The SHA-256 implementation, fetched once: OpenSSL 3's implicit fetch on every
-// EVP_sha256() digest costs more than hashing a short record.
-const EVP_MD* Sha256Md() {
-  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-  return md;
+// OpenSSL's library start-up without reading openssl.cnf (nothing here is
+// configured through it, and loading it was a tenth of a short command's
+// instructions) and without an atexit cleanup. Called before every EVP use.
+void InitOnce() {
+  static const bool done = OPENSSL_init_crypto(
+      OPENSSL_INIT_NO_LOAD_CONFIG | OPENSSL_INIT_NO_ATEXIT, nullptr) == 1;
+  (void)done;
 }
+
+// PKCS#8 (RFC 8410) of an Ed25519 private key, without attributes or public
+// key: SEQUENCE { INTEGER 0, SEQUENCE { OID 1.3.101.112 }, OCTET STRING {
+// OCTET STRING seed } }. What ToPem() writes, so it is read without OpenSSL's
+// decoder machinery (most of a command's start-up).
+constexpr std::uint8_t kEd25519Pkcs8Prefix[] = {0x30, 0x2e, 0x02, 0x01, 0x00, 0x30,
+                                                0x05, 0x06, 0x03, 0x2b, 0x65, 0x70,
+                                                0x04, 0x22, 0x04, 0x20};
 
 struct BioDeleter {
   void operator()(BIO* b) const { BIO_free(b); }
@@ -43,38 +56,30 @@ using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, MdCtxDeleter>;
 
 }  // namespace
 
+// SHA-256 goes through OpenSSL's low-level functions: no EVP fetch, no
+// provider to start, no allocation per message.
 struct Sha256::Impl {
-  MdCtxPtr ctx{EVP_MD_CTX_new()};
-  bool started = false;
+  SHA256_CTX ctx;
 };
 
-Sha256::Sha256() : impl_(std::make_unique<Impl>()) {
-  if (!impl_->ctx) throw std::bad_alloc();
-}
+Sha256::Sha256() : impl_(std::make_unique<Impl>()) { SHA256_Init(&impl_->ctx); }
 Sha256::~Sha256() = default;
 
 Sha256& Sha256::Update(ByteView data) {
-  if (!impl_->started) {
-    EVP_DigestInit_ex2(impl_->ctx.get(), Sha256Md(), nullptr);
-    impl_->started = true;
-  }
-  EVP_DigestUpdate(impl_->ctx.get(), data.data(), data.size());
+  SHA256_Update(&impl_->ctx, data.data(), data.size());
   return *this;
 }
 
 Hash256 Sha256::Final() {
-  if (!impl_->started) EVP_DigestInit_ex2(impl_->ctx.get(), Sha256Md(), nullptr);
   Hash256 out{};
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(impl_->ctx.get(), out.data(), &len);
-  impl_->started = false;
+  SHA256_Final(out.data(), &impl_->ctx);
+  SHA256_Init(&impl_->ctx);
   return out;
 }
 
 Hash256 Sha256::Digest(ByteView data) {
   Hash256 out{};
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), out.data(), &len, Sha256Md(), nullptr);
+  SHA256(data.data(), data.size(), out.data());
   return out;
 }
 
@@ -87,22 +92,40 @@ Hash256 Sha256Concat(std::initializer_list<ByteView> parts) {
   return out;
 }
 
+// RFC 2104 over the low-level SHA-256 (OpenSSL's HMAC() would start its
+// provider machinery for a few derivations per command).
 Hash256 HmacSha256(ByteView key, ByteView data) {
-  static const std::uint8_t kEmpty = 0;  // OpenSSL refuses null pointers, even for length 0
-  Hash256 out{};
-  unsigned int len = 0;
-  if (key.size() > INT32_MAX ||
-      HMAC(EVP_sha256(), key.empty() ? &kEmpty : key.data(), static_cast<int>(key.size()),
-           data.empty() ? &kEmpty : data.data(), data.size(), out.data(), &len) == nullptr) {
-    throw std::runtime_error("HMAC-SHA256 failed");  // cannot fail on valid sizes
+  constexpr std::size_t kBlock = 64;
+  std::uint8_t block[kBlock] = {};
+  if (key.size() > kBlock) {
+    Hash256 hashed = Sha256::Digest(key);
+    std::memcpy(block, hashed.data(), hashed.size());
+  } else if (!key.empty()) {
+    std::memcpy(block, key.data(), key.size());
   }
+  std::uint8_t inner_pad[kBlock], outer_pad[kBlock];
+  for (std::size_t i = 0; i < kBlock; ++i) {
+    inner_pad[i] = block[i] ^ 0x36;
+    outer_pad[i] = block[i] ^ 0x5c;
+  }
+  Hash256 inner = Sha256Concat({ByteView(inner_pad, kBlock), data});
+  Hash256 out = Sha256Concat({ByteView(outer_pad, kBlock), ByteView(inner)});
+  OPENSSL_cleanse(block, sizeof block);
+  OPENSSL_cleanse(inner_pad, sizeof inner_pad);
+  OPENSSL_cleanse(outer_pad, sizeof outer_pad);
   return out;
 }
 
+// The kernel's CSPRNG (getrandom(2)): no DRBG to instantiate in every short
+// process. Blocks only before the kernel pool is initialized at boot.
 Bytes RandomBytes(std::size_t n) {
   Bytes out(n);
-  if (n > INT32_MAX || (n > 0 && RAND_bytes(out.data(), static_cast<int>(n)) != 1)) {
-    throw std::runtime_error("RAND_bytes failed");  // a broken RNG is a bug in the host
+  std::size_t done = 0;
+  while (done < n) {
+    ssize_t got = ::getrandom(out.data() + done, n - done, 0);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) throw std::runtime_error("getrandom failed");  // a broken host
+    done += static_cast<std::size_t>(got);
   }
   return out;
 }
@@ -215,6 +238,7 @@ std::unique_ptr<Ed25519PrivateKey> Ed25519PrivateKey::Generate() {
 
 std::unique_ptr<Ed25519PrivateKey> Ed25519PrivateKey::FromSeed(ByteView seed) {
   if (seed.size() != 32) return nullptr;
+  InitOnce();
   PkeyPtr pkey(
       EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, seed.data(), seed.size()));
   if (!pkey) return nullptr;
@@ -225,6 +249,24 @@ std::unique_ptr<Ed25519PrivateKey> Ed25519PrivateKey::FromSeed(ByteView seed) {
 
 std::unique_ptr<Ed25519PrivateKey> Ed25519PrivateKey::FromPem(std::string_view pem) {
   if (pem.empty() || pem.size() > (1 << 20)) return nullptr;
+  {
+    // The form ToPem() writes, read directly.
+    constexpr std::string_view kBegin = "-----BEGIN PRIVATE KEY-----\n";
+    constexpr std::string_view kEnd = "\n-----END PRIVATE KEY-----\n";
+    if (pem.size() > kBegin.size() + kEnd.size() && pem.substr(0, kBegin.size()) == kBegin &&
+        pem.substr(pem.size() - kEnd.size()) == kEnd) {
+      auto der = Base64Decode(pem.substr(kBegin.size(), pem.size() - kBegin.size() - kEnd.size()));
+      constexpr std::size_t kPrefix = sizeof kEd25519Pkcs8Prefix;
+      if (der && der->size() == kPrefix + 32 &&
+          std::memcmp(der->data(), kEd25519Pkcs8Prefix, kPrefix) == 0) {
+        auto key = FromSeed(ByteView(der->data() + kPrefix, 32));
+        OPENSSL_cleanse(der->data(), der->size());
+        return key;
+      }
+    }
+  }
+  // Any other PKCS#8 form (attributes, a public key, other line lengths).
+  InitOnce();
   BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   if (!bio) return nullptr;
   // Never prompt for a passphrase: an encrypted key is simply not usable here.
@@ -244,6 +286,7 @@ Bytes Ed25519PrivateKey::Seed() const {
 }
 
 std::string Ed25519PrivateKey::ToPem() const {
+  InitOnce();
   BioPtr bio(BIO_new(BIO_s_mem()));
   PEM_write_bio_PrivateKey(bio.get(), key_->pkey.get(), nullptr, nullptr, 0, nullptr, nullptr);
   char* data = nullptr;
@@ -279,6 +322,7 @@ bool Ed25519Verify(ByteView public_key, ByteView message, ByteView signature) {
   if (public_key.size() != kEd25519PublicKeySize || signature.size() != kEd25519SignatureSize) {
     return false;
   }
+  InitOnce();
   PkeyPtr pkey(EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, public_key.data(),
                                            public_key.size()));
   if (!pkey) return false;

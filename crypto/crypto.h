@@ -3,6 +3,10 @@
 // Thin RAII wrappers over OpenSSL 3: SHA-256, HMAC-SHA256, Ed25519, random
 // bytes and base64. Nothing here holds global state beyond OpenSSL's own
 // algorithm cache. Objects are not thread-safe; use one per thread.
+//
+// Start-up cost matters (every `via` command is a short process): hashing
+// uses OpenSSL's low-level SHA-256, random bytes come from getrandom(2), and
+// OpenSSL's EVP layer (providers, no openssl.cnf) starts only for Ed25519.
 
 #include <initializer_list>
 #include <memory>
@@ -41,10 +45,11 @@ class Sha256 {
 // every init), for loops that hash millions of short messages. Thread-safe.
 Hash256 Sha256Concat(std::initializer_list<ByteView> parts);
 
-// HMAC-SHA256(key, data).
+// HMAC-SHA256(key, data) (RFC 2104). Thread-safe.
 Hash256 HmacSha256(ByteView key, ByteView data);
 
-// Cryptographically secure random bytes.
+// Cryptographically secure random bytes, from the kernel (getrandom(2)).
+// Thread-safe.
 Bytes RandomBytes(std::size_t n);
 
 // Standard base64 with padding (RFC 4648 section 4).

@@ -127,6 +127,7 @@ ByteView Stmt::Blob(int column) const {
 bool Stmt::IsNull(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
 
 Db::~Db() {
+  cached_.clear();
   if (db_) sqlite3_close_v2(db_);
 }
 
@@ -215,6 +216,15 @@ Status Db::ExecRetryingLocks(std::string_view sql) {
     if (s.ok() || s.reason() != "busy" || attempt == kAttempts) return s;
     std::this_thread::sleep_for(std::chrono::milliseconds(2 * attempt));
   }
+}
+
+Result<Stmt*> Db::Cached(const std::string& sql) {
+  auto it = cached_.find(sql);
+  if (it == cached_.end()) {
+    VIA_ASSIGN_OR_RETURN(Stmt stmt, Prepare(sql));
+    it = cached_.emplace(sql, std::move(stmt)).first;
+  }
+  return &it->second;
 }
 
 bool Db::InTransaction() const { return sqlite3_get_autocommit(db_) == 0; }

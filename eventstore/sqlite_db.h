@@ -14,6 +14,7 @@
 // A Db is not thread-safe; use one per thread.
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -88,6 +89,10 @@ class Db {
   // it), for up to about the busy timeout.
   Status ExecRetryingLocks(std::string_view sql);
   Result<Stmt> Prepare(std::string_view sql);
+  // The statement for `sql`, prepared on first use and kept for the
+  // connection's lifetime (callers leave it reset: Run() and a Step() loop to
+  // the end do). The pointer stays valid while the Db lives.
+  Result<Stmt*> Cached(const std::string& sql);
   // True while a transaction is open on this connection.
   bool InTransaction() const;
   std::int64_t Changes() const;
@@ -99,6 +104,7 @@ class Db {
  private:
   explicit Db(sqlite3* db) : db_(db) {}
   sqlite3* db_ = nullptr;
+  std::map<std::string, Stmt, std::less<>> cached_;  // finalized before db_ closes (~Db)
 };
 
 // A read transaction: every statement inside it reads one snapshot of the

@@ -230,88 +230,33 @@ Status ForEachRow(sql::Stmt& stmt, F&& row) {
 // writes built on them.
 class ReadModel::Rows {
  public:
-  static Result<std::unique_ptr<Rows>> Prepare(sql::Db& db) {
-    std::unique_ptr<Rows> r(new Rows());
-    const std::string addon_select = std::string("SELECT ") + kAddonColumns + " FROM addons ";
-    const std::string snapshot_select =
-        std::string("SELECT ") + kSnapshotColumns + " FROM snapshots ";
-    VIA_ASSIGN_OR_RETURN(r->meta_get, db.Prepare("SELECT value FROM meta WHERE key = ?"));
-    VIA_ASSIGN_OR_RETURN(r->meta_set,
-                         db.Prepare("INSERT OR REPLACE INTO meta(key, value) VALUES(?,?)"));
-    VIA_ASSIGN_OR_RETURN(r->addon_by_id, db.Prepare(addon_select + "WHERE id = ?"));
-    VIA_ASSIGN_OR_RETURN(r->generations_of,
-                         db.Prepare("SELECT number, fingerprint, salt, revoked FROM generations "
-                                    "WHERE addon_id = ? ORDER BY idx"));
-    VIA_ASSIGN_OR_RETURN(r->name_get, db.Prepare("SELECT addon_id FROM names WHERE name = ?"));
-    VIA_ASSIGN_OR_RETURN(r->binding_get, db.Prepare("SELECT addon_id FROM bindings WHERE app = ? "
-                                                    "AND binding = ?"));
-    VIA_ASSIGN_OR_RETURN(r->bindings_of_addon,
-                         db.Prepare("SELECT app, binding FROM bindings WHERE addon_id = ?"));
-    VIA_ASSIGN_OR_RETURN(r->bindings_of_app,
-                         db.Prepare("SELECT binding, addon_id FROM bindings WHERE app = ?"));
-    VIA_ASSIGN_OR_RETURN(r->snapshot_by_id, db.Prepare(snapshot_select + "WHERE id = ?"));
-    VIA_ASSIGN_OR_RETURN(r->snapshots_of_addon,
-                         db.Prepare(snapshot_select + "WHERE addon_id = ? ORDER BY requested_seq"));
-    VIA_ASSIGN_OR_RETURN(r->releases_of_app,
-                         db.Prepare("SELECT position, id, created_at_ms, seq FROM releases WHERE "
-                                    "app = ? ORDER BY position"));
-    VIA_ASSIGN_OR_RETURN(r->claims_of_app, db.Prepare("SELECT position, binding, addon_id FROM "
-                                                      "claims WHERE app = ? ORDER BY position, idx"));
-    VIA_ASSIGN_OR_RETURN(r->apps_claiming,
-                         db.Prepare("SELECT DISTINCT app FROM claims WHERE addon_id = ?"));
-    VIA_ASSIGN_OR_RETURN(r->deliveries_of_addon,
-                         db.Prepare("SELECT generation, app, release_id FROM deliveries WHERE "
-                                    "addon_id = ?"));
-    VIA_ASSIGN_OR_RETURN(r->addon_put,
-                         db.Prepare(std::string("INSERT OR REPLACE INTO addons(") + kAddonColumns +
-                                    ") VALUES(" + Placeholders(kAddonColumnCount) + ")"));
-    VIA_ASSIGN_OR_RETURN(r->generation_put,
-                         db.Prepare("INSERT OR REPLACE INTO generations(addon_id, idx, number, "
-                                    "fingerprint, salt, revoked) VALUES(?,?,?,?,?,?)"));
-    VIA_ASSIGN_OR_RETURN(r->name_put,
-                         db.Prepare("INSERT OR REPLACE INTO names(name, addon_id) VALUES(?,?)"));
-    VIA_ASSIGN_OR_RETURN(r->name_delete, db.Prepare("DELETE FROM names WHERE name = ?"));
-    VIA_ASSIGN_OR_RETURN(r->binding_put, db.Prepare("INSERT OR REPLACE INTO bindings(app, "
-                                                    "binding, addon_id) VALUES(?,?,?)"));
-    VIA_ASSIGN_OR_RETURN(r->binding_delete,
-                         db.Prepare("DELETE FROM bindings WHERE app = ? AND binding = ?"));
-    VIA_ASSIGN_OR_RETURN(r->snapshot_put, db.Prepare(std::string("INSERT OR REPLACE INTO "
-                                                                 "snapshots(") +
-                                                     kSnapshotColumns + ") VALUES(" +
-                                                     Placeholders(kSnapshotColumnCount) + ")"));
-    VIA_ASSIGN_OR_RETURN(r->release_put, db.Prepare("INSERT OR REPLACE INTO releases(app, "
-                                                    "position, id, created_at_ms, seq) "
-                                                    "VALUES(?,?,?,?,?)"));
-    VIA_ASSIGN_OR_RETURN(r->release_count,
-                         db.Prepare("SELECT count(*) FROM releases WHERE app = ?"));
-    VIA_ASSIGN_OR_RETURN(r->claim_put, db.Prepare("INSERT OR REPLACE INTO claims(app, position, "
-                                                  "idx, binding, addon_id) VALUES(?,?,?,?,?)"));
-    VIA_ASSIGN_OR_RETURN(r->delivery_put,
-                         db.Prepare("INSERT OR IGNORE INTO deliveries(addon_id, generation, app, "
-                                    "release_id) VALUES(?,?,?,?)"));
-    return r;
-  }
+  explicit Rows(sql::Db& db) : db_(db) {}
 
   Result<std::string> Meta(const std::string& key) {
-    meta_get.Bind(1, key);
+    VIA_ASSIGN_OR_RETURN(sql::Stmt* s, db_.Cached("SELECT value FROM meta WHERE key = ?"));
+    s->Bind(1, key);
     std::string value;
-    VIA_RETURN_IF_ERROR(ForEachRow(meta_get, [&](sql::Stmt& s) {
-      value = s.Text(0);
+    VIA_RETURN_IF_ERROR(ForEachRow(*s, [&](sql::Stmt& row) {
+      value = row.Text(0);
       return Status::Ok();
     }));
     return value;
   }
 
   Status SetMeta(const std::string& key, const std::string& value) {
-    meta_set.Bind(1, key).Bind(2, value);
-    return meta_set.Run();
+    VIA_ASSIGN_OR_RETURN(sql::Stmt* s,
+                         db_.Cached("INSERT OR REPLACE INTO meta(key, value) VALUES(?,?)"));
+    s->Bind(1, key).Bind(2, value);
+    return s->Run();
   }
 
   Result<std::optional<AddonState>> Addon(const std::string& id) {
-    addon_by_id.Bind(1, id);
+    VIA_ASSIGN_OR_RETURN(sql::Stmt* s, db_.Cached(std::string("SELECT ") + kAddonColumns +
+                                                  " FROM addons WHERE id = ?"));
+    s->Bind(1, id);
     std::optional<AddonState> out;
-    VIA_RETURN_IF_ERROR(ForEachRow(addon_by_id, [&](sql::Stmt& s) -> Status {
-      VIA_ASSIGN_OR_RETURN(out, ReadAddon(s));
+    VIA_RETURN_IF_ERROR(ForEachRow(*s, [&](sql::Stmt& row) -> Status {
+      VIA_ASSIGN_OR_RETURN(out, ReadAddon(row));
       return Status::Ok();
     }));
     if (out) VIA_RETURN_IF_ERROR(Generations(*out));
@@ -319,70 +264,74 @@ class ReadModel::Rows {
   }
 
   Status Generations(AddonState& a) {
-    generations_of.Bind(1, a.id);
-    return ForEachRow(generations_of, [&](sql::Stmt& s) {
-      a.generations.push_back(GenerationState{static_cast<std::uint32_t>(s.Int(0)),
-                                              ToBytes(s.Blob(1)), ToBytes(s.Blob(2)),
-                                              s.Int(3) != 0});
+    VIA_ASSIGN_OR_RETURN(sql::Stmt* s, db_.Cached("SELECT number, fingerprint, salt, revoked FROM "
+                                                  "generations WHERE addon_id = ? ORDER BY idx"));
+    s->Bind(1, a.id);
+    return ForEachRow(*s, [&](sql::Stmt& row) {
+      a.generations.push_back(GenerationState{static_cast<std::uint32_t>(row.Int(0)),
+                                              ToBytes(row.Blob(1)), ToBytes(row.Blob(2)),
+                                              row.Int(3) != 0});
       return Status::Ok();
     });
   }
 
   Result<std::optional<std::string>> Name(const std::string& name) {
-    name_get.Bind(1, name);
-    std::optional<std::string> out;
-    VIA_RETURN_IF_ERROR(ForEachRow(name_get, [&](sql::Stmt& s) {
-      out = s.Text(0);
-      return Status::Ok();
-    }));
-    return out;
+    VIA_ASSIGN_OR_RETURN(sql::Stmt* s, db_.Cached("SELECT addon_id FROM names WHERE name = ?"));
+    s->Bind(1, name);
+    return OptionalText(*s);
   }
 
   Result<std::optional<std::string>> Binding(const BindingKey& key) {
-    binding_get.Bind(1, key.first).Bind(2, key.second);
-    std::optional<std::string> out;
-    VIA_RETURN_IF_ERROR(ForEachRow(binding_get, [&](sql::Stmt& s) {
-      out = s.Text(0);
-      return Status::Ok();
-    }));
-    return out;
+    VIA_ASSIGN_OR_RETURN(sql::Stmt* s, db_.Cached("SELECT addon_id FROM bindings WHERE app = ? "
+                                                  "AND binding = ?"));
+    s->Bind(1, key.first).Bind(2, key.second);
+    return OptionalText(*s);
   }
 
   Result<std::vector<BindingKey>> BindingsOfAddon(const std::string& id) {
-    bindings_of_addon.Bind(1, id);
+    VIA_ASSIGN_OR_RETURN(sql::Stmt* s,
+                         db_.Cached("SELECT app, binding FROM bindings WHERE addon_id = ?"));
+    s->Bind(1, id);
     std::vector<BindingKey> out;
-    VIA_RETURN_IF_ERROR(ForEachRow(bindings_of_addon, [&](sql::Stmt& s) {
-      out.emplace_back(s.Text(0), s.Text(1));
+    VIA_RETURN_IF_ERROR(ForEachRow(*s, [&](sql::Stmt& row) {
+      out.emplace_back(row.Text(0), row.Text(1));
       return Status::Ok();
     }));
     return out;
   }
 
   Result<std::vector<std::pair<BindingKey, std::string>>> BindingsOfApp(const std::string& app) {
-    bindings_of_app.Bind(1, app);
+    VIA_ASSIGN_OR_RETURN(sql::Stmt* s,
+                         db_.Cached("SELECT binding, addon_id FROM bindings WHERE app = ?"));
+    s->Bind(1, app);
     std::vector<std::pair<BindingKey, std::string>> out;
-    VIA_RETURN_IF_ERROR(ForEachRow(bindings_of_app, [&](sql::Stmt& s) {
-      out.push_back({{app, s.Text(0)}, s.Text(1)});
+    VIA_RETURN_IF_ERROR(ForEachRow(*s, [&](sql::Stmt& row) {
+      out.push_back({{app, row.Text(0)}, row.Text(1)});
       return Status::Ok();
     }));
     return out;
   }
 
   Result<std::optional<SnapshotState>> Snapshot(const std::string& id) {
-    snapshot_by_id.Bind(1, id);
+    VIA_ASSIGN_OR_RETURN(sql::Stmt* s, db_.Cached(std::string("SELECT ") + kSnapshotColumns +
+                                                  " FROM snapshots WHERE id = ?"));
+    s->Bind(1, id);
     std::optional<SnapshotState> out;
-    VIA_RETURN_IF_ERROR(ForEachRow(snapshot_by_id, [&](sql::Stmt& s) -> Status {
-      VIA_ASSIGN_OR_RETURN(out, ReadSnapshot(s));
+    VIA_RETURN_IF_ERROR(ForEachRow(*s, [&](sql::Stmt& row) -> Status {
+      VIA_ASSIGN_OR_RETURN(out, ReadSnapshot(row));
       return Status::Ok();
     }));
     return out;
   }
 
   Result<std::vector<SnapshotState>> SnapshotsOf(const std::string& addon_id) {
-    snapshots_of_addon.Bind(1, addon_id);
+    VIA_ASSIGN_OR_RETURN(sql::Stmt* s,
+                         db_.Cached(std::string("SELECT ") + kSnapshotColumns +
+                                    " FROM snapshots WHERE addon_id = ? ORDER BY requested_seq"));
+    s->Bind(1, addon_id);
     std::vector<SnapshotState> out;
-    VIA_RETURN_IF_ERROR(ForEachRow(snapshots_of_addon, [&](sql::Stmt& s) -> Status {
-      VIA_ASSIGN_OR_RETURN(SnapshotState snap, ReadSnapshot(s));
+    VIA_RETURN_IF_ERROR(ForEachRow(*s, [&](sql::Stmt& row) -> Status {
+      VIA_ASSIGN_OR_RETURN(SnapshotState snap, ReadSnapshot(row));
       out.push_back(std::move(snap));
       return Status::Ok();
     }));
@@ -390,127 +339,170 @@ class ReadModel::Rows {
   }
 
   Result<std::vector<ReleaseState>> ReleasesOf(const std::string& app) {
-    releases_of_app.Bind(1, app);
+    VIA_ASSIGN_OR_RETURN(sql::Stmt* releases,
+                         db_.Cached("SELECT position, id, created_at_ms, seq FROM releases WHERE "
+                                    "app = ? ORDER BY position"));
+    releases->Bind(1, app);
     std::vector<ReleaseState> out;
-    VIA_RETURN_IF_ERROR(ForEachRow(releases_of_app, [&](sql::Stmt& s) -> Status {
-      if (s.Int(0) != static_cast<std::int64_t>(out.size())) {
+    VIA_RETURN_IF_ERROR(ForEachRow(*releases, [&](sql::Stmt& row) -> Status {
+      if (row.Int(0) != static_cast<std::int64_t>(out.size())) {
         return Damaged("releases of " + app + " have a gap");
       }
-      out.push_back(ReleaseState{app, s.Text(1), {}, s.Int(2), static_cast<std::uint64_t>(s.Int(3))});
+      out.push_back(
+          ReleaseState{app, row.Text(1), {}, row.Int(2), static_cast<std::uint64_t>(row.Int(3))});
       return Status::Ok();
     }));
-    claims_of_app.Bind(1, app);
-    VIA_RETURN_IF_ERROR(ForEachRow(claims_of_app, [&](sql::Stmt& s) -> Status {
-      const std::int64_t position = s.Int(0);
+    VIA_ASSIGN_OR_RETURN(sql::Stmt* claims,
+                         db_.Cached("SELECT position, binding, addon_id FROM claims WHERE app = ? "
+                                    "ORDER BY position, idx"));
+    claims->Bind(1, app);
+    VIA_RETURN_IF_ERROR(ForEachRow(*claims, [&](sql::Stmt& row) -> Status {
+      const std::int64_t position = row.Int(0);
       if (position < 0 || position >= static_cast<std::int64_t>(out.size())) {
         return Damaged("a claim of " + app + " names no release");
       }
-      out[static_cast<std::size_t>(position)].claims.push_back(BindingClaim{s.Text(1), s.Text(2)});
+      out[static_cast<std::size_t>(position)].claims.push_back(
+          BindingClaim{row.Text(1), row.Text(2)});
       return Status::Ok();
     }));
     return out;
   }
 
   Result<std::vector<std::string>> AppsClaiming(const std::string& addon_id) {
-    apps_claiming.Bind(1, addon_id);
+    VIA_ASSIGN_OR_RETURN(sql::Stmt* s,
+                         db_.Cached("SELECT DISTINCT app FROM claims WHERE addon_id = ?"));
+    s->Bind(1, addon_id);
     std::vector<std::string> out;
-    VIA_RETURN_IF_ERROR(ForEachRow(apps_claiming, [&](sql::Stmt& s) {
-      out.push_back(s.Text(0));
+    VIA_RETURN_IF_ERROR(ForEachRow(*s, [&](sql::Stmt& row) {
+      out.push_back(row.Text(0));
       return Status::Ok();
     }));
     return out;
   }
 
   Status DeliveriesOf(const std::string& addon_id, State& into) {
-    deliveries_of_addon.Bind(1, addon_id);
-    return ForEachRow(deliveries_of_addon, [&](sql::Stmt& s) {
+    VIA_ASSIGN_OR_RETURN(sql::Stmt* s, db_.Cached("SELECT generation, app, release_id FROM "
+                                                  "deliveries WHERE addon_id = ?"));
+    s->Bind(1, addon_id);
+    return ForEachRow(*s, [&](sql::Stmt& row) {
       into.deliveries.insert(
-          {addon_id, static_cast<std::uint32_t>(s.Int(0)), s.Text(1), s.Text(2)});
+          {addon_id, static_cast<std::uint32_t>(row.Int(0)), row.Text(1), row.Text(2)});
       return Status::Ok();
     });
   }
 
   // Writes `after`'s add-on row and the generations that differ from `before`.
   Status PutAddon(const AddonState* before, const AddonState& after) {
-    BindAddon(addon_put, after);
-    VIA_RETURN_IF_ERROR(addon_put.Run());
+    VIA_ASSIGN_OR_RETURN(sql::Stmt* put,
+                         db_.Cached(std::string("INSERT OR REPLACE INTO addons(") + kAddonColumns +
+                                    ") VALUES(" + Placeholders(kAddonColumnCount) + ")"));
+    BindAddon(*put, after);
+    VIA_RETURN_IF_ERROR(put->Run());
+    VIA_ASSIGN_OR_RETURN(sql::Stmt* generation,
+                         db_.Cached("INSERT OR REPLACE INTO generations(addon_id, idx, number, "
+                                    "fingerprint, salt, revoked) VALUES(?,?,?,?,?,?)"));
     for (std::size_t i = 0; i < after.generations.size(); ++i) {
       const GenerationState& g = after.generations[i];
       if (before && i < before->generations.size() && before->generations[i] == g) continue;
-      generation_put.Bind(1, after.id)
+      generation->Bind(1, after.id)
           .Bind(2, static_cast<std::int64_t>(i))
           .Bind(3, std::int64_t{g.number})
           .Bind(4, ByteView(g.fingerprint))
           .Bind(5, ByteView(g.salt))
           .Bind(6, std::int64_t{g.revoked});
-      VIA_RETURN_IF_ERROR(generation_put.Run());
+      VIA_RETURN_IF_ERROR(generation->Run());
     }
     return Status::Ok();
   }
 
   Status PutName(const std::string& name, const std::optional<std::string>& addon_id) {
     if (!addon_id) {
-      name_delete.Bind(1, name);
-      return name_delete.Run();
+      VIA_ASSIGN_OR_RETURN(sql::Stmt* s, db_.Cached("DELETE FROM names WHERE name = ?"));
+      s->Bind(1, name);
+      return s->Run();
     }
-    name_put.Bind(1, name).Bind(2, *addon_id);
-    return name_put.Run();
+    VIA_ASSIGN_OR_RETURN(sql::Stmt* s,
+                         db_.Cached("INSERT OR REPLACE INTO names(name, addon_id) VALUES(?,?)"));
+    s->Bind(1, name).Bind(2, *addon_id);
+    return s->Run();
   }
 
   Status PutBinding(const BindingKey& key, const std::optional<std::string>& addon_id) {
     if (!addon_id) {
-      binding_delete.Bind(1, key.first).Bind(2, key.second);
-      return binding_delete.Run();
+      VIA_ASSIGN_OR_RETURN(sql::Stmt* s,
+                           db_.Cached("DELETE FROM bindings WHERE app = ? AND binding = ?"));
+      s->Bind(1, key.first).Bind(2, key.second);
+      return s->Run();
     }
-    binding_put.Bind(1, key.first).Bind(2, key.second).Bind(3, *addon_id);
-    return binding_put.Run();
+    VIA_ASSIGN_OR_RETURN(sql::Stmt* s, db_.Cached("INSERT OR REPLACE INTO bindings(app, binding, "
+                                                  "addon_id) VALUES(?,?,?)"));
+    s->Bind(1, key.first).Bind(2, key.second).Bind(3, *addon_id);
+    return s->Run();
   }
 
   Status PutSnapshot(const SnapshotState& snap) {
-    BindSnapshot(snapshot_put, snap);
-    return snapshot_put.Run();
+    VIA_ASSIGN_OR_RETURN(sql::Stmt* s,
+                         db_.Cached(std::string("INSERT OR REPLACE INTO snapshots(") +
+                                    kSnapshotColumns + ") VALUES(" +
+                                    Placeholders(kSnapshotColumnCount) + ")"));
+    BindSnapshot(*s, snap);
+    return s->Run();
   }
 
   // Appends `release` as the app's next release.
   Status AddRelease(const ReleaseState& release) {
-    release_count.Bind(1, release.app);
+    VIA_ASSIGN_OR_RETURN(sql::Stmt* count,
+                         db_.Cached("SELECT count(*) FROM releases WHERE app = ?"));
+    count->Bind(1, release.app);
     std::int64_t position = 0;
-    VIA_RETURN_IF_ERROR(ForEachRow(release_count, [&](sql::Stmt& s) {
-      position = s.Int(0);
+    VIA_RETURN_IF_ERROR(ForEachRow(*count, [&](sql::Stmt& row) {
+      position = row.Int(0);
       return Status::Ok();
     }));
-    release_put.Bind(1, release.app)
+    VIA_ASSIGN_OR_RETURN(sql::Stmt* put, db_.Cached("INSERT OR REPLACE INTO releases(app, "
+                                                    "position, id, created_at_ms, seq) "
+                                                    "VALUES(?,?,?,?,?)"));
+    put->Bind(1, release.app)
         .Bind(2, position)
         .Bind(3, release.id)
         .Bind(4, release.created_at_ms)
         .Bind(5, I(release.seq));
-    VIA_RETURN_IF_ERROR(release_put.Run());
+    VIA_RETURN_IF_ERROR(put->Run());
+    VIA_ASSIGN_OR_RETURN(sql::Stmt* claim, db_.Cached("INSERT OR REPLACE INTO claims(app, "
+                                                      "position, idx, binding, addon_id) "
+                                                      "VALUES(?,?,?,?,?)"));
     for (std::size_t i = 0; i < release.claims.size(); ++i) {
-      claim_put.Bind(1, release.app)
+      claim->Bind(1, release.app)
           .Bind(2, position)
           .Bind(3, static_cast<std::int64_t>(i))
           .Bind(4, release.claims[i].binding)
           .Bind(5, release.claims[i].addon_id);
-      VIA_RETURN_IF_ERROR(claim_put.Run());
+      VIA_RETURN_IF_ERROR(claim->Run());
     }
     return Status::Ok();
   }
 
   Status PutDelivery(const std::tuple<std::string, std::uint32_t, std::string, std::string>& d) {
-    delivery_put.Bind(1, std::get<0>(d))
+    VIA_ASSIGN_OR_RETURN(sql::Stmt* s, db_.Cached("INSERT OR IGNORE INTO deliveries(addon_id, "
+                                                  "generation, app, release_id) VALUES(?,?,?,?)"));
+    s->Bind(1, std::get<0>(d))
         .Bind(2, std::int64_t{std::get<1>(d)})
         .Bind(3, std::get<2>(d))
         .Bind(4, std::get<3>(d));
-    return delivery_put.Run();
+    return s->Run();
   }
 
  private:
-  Rows() = default;
-  sql::Stmt meta_get, meta_set, addon_by_id, generations_of, name_get, binding_get,
-      bindings_of_addon, bindings_of_app, snapshot_by_id, snapshots_of_addon, releases_of_app,
-      claims_of_app, apps_claiming, deliveries_of_addon, addon_put, generation_put, name_put,
-      name_delete, binding_put, binding_delete, snapshot_put, release_put, release_count, claim_put,
-      delivery_put;
+  static Result<std::optional<std::string>> OptionalText(sql::Stmt& s) {
+    std::optional<std::string> out;
+    VIA_RETURN_IF_ERROR(ForEachRow(s, [&](sql::Stmt& row) {
+      out = row.Text(0);
+      return Status::Ok();
+    }));
+    return out;
+  }
+
+  sql::Db& db_;
 };
 
 namespace {
@@ -786,7 +778,7 @@ Result<std::unique_ptr<ReadModel>> ReadModel::Open(const std::string& path) {
       model->read_only_ = true;
       auto version = PragmaVersion(*model->db_);
       if (!version.ok() || *version != kReadModelVersion) return db.status();
-      VIA_ASSIGN_OR_RETURN(model->rows_, Rows::Prepare(*model->db_));
+      model->rows_ = std::make_unique<Rows>(*model->db_);
       return model;
     }
     if (!db.ok() && db.status().code() != StatusCode::kDataLoss) return db.status();
@@ -794,7 +786,7 @@ Result<std::unique_ptr<ReadModel>> ReadModel::Open(const std::string& path) {
       std::unique_ptr<ReadModel> model(new ReadModel(std::move(db).value(), path));
       Status schema = model->EnsureSchema();
       if (schema.ok()) {
-        VIA_ASSIGN_OR_RETURN(model->rows_, Rows::Prepare(*model->db_));
+        model->rows_ = std::make_unique<Rows>(*model->db_);
         return model;
       }
       if (schema.code() != StatusCode::kDataLoss && schema.reason() != "read_model_version") {
