@@ -177,6 +177,12 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path, const OpenOptions&
   if (rc != SQLITE_OK) return MapError(db->db_, rc, "open " + path);
   sqlite3_busy_timeout(db->db_, options.busy_timeout_ms);
   sqlite3_extended_result_codes(db->db_, 1);
+  // Closing the last connection neither checkpoints nor deletes the WAL:
+  // every `via` process would otherwise pay a checkpoint (and its fsyncs) on
+  // exit, and the next one recreate the WAL and its index. The WAL is
+  // checkpointed as it grows (wal_autocheckpoint), and a reader finds the
+  // -shm in place even where it could not create one.
+  sqlite3_db_config(db->db_, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
   if (!options.read_only && sqlite3_db_readonly(db->db_, "main") == 1) {
     // SQLite falls back to reading a file it cannot write (a read-only mount
     // or file): for a writer that is a fault of the machine, named as such.

@@ -11,6 +11,8 @@
 //   SQLITE_CANTOPEN (file missing)           NotFound    "cannot_open"
 // Only corruption is an integrity failure: a full disk or a read-only
 // directory is a fault of the machine, not of the data.
+// Connections never checkpoint on close: a WAL database keeps its -wal and
+// -shm files between processes and is checkpointed as its WAL grows.
 // A Db is not thread-safe; use one per thread.
 
 #include <cstdint>
