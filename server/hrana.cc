@@ -8,6 +8,7 @@
 #include <sqlite3.h>
 
 #include "crypto/crypto.h"
+#include "server/sql_policy.h"
 
 namespace via::server {
 
@@ -118,6 +119,7 @@ Result<hrana::PipelineResponse> HranaEngine::Execute(std::string_view database_k
 
   if (reused && FileMoved(reused.get())) reused.reset();
   if (!stream->session) {
+    const bool reused_connection = static_cast<bool>(reused);
     Result<hrana::SqliteConnection> connection =
         reused ? Result<hrana::SqliteConnection>(std::move(reused)) : open_connection();
     Status failure;
@@ -125,6 +127,11 @@ Result<hrana::PipelineResponse> HranaEngine::Execute(std::string_view database_k
       failure = connection.status().WithContext("open database");
     } else if (!*connection) {
       failure = Internal("open database: the connection factory returned no connection");
+    }
+    if (failure.ok() && !reused_connection) {
+      // A new connection gets the proxy's SQL policy once; a pooled one kept it.
+      failure = hrana::ConfigureConnection(connection->get(), limits_)
+                    .WithContext("open database: configure the connection");
     }
     std::unique_ptr<hrana::Session> session;
     if (failure.ok()) {

@@ -70,11 +70,11 @@ class HranaEngine {
   // from several threads at once, also while statements run (for timeouts).
   using Clock = std::function<std::int64_t()>;
   // Opens a new connection to the right database file. Called once per new
-  // stream that finds no pooled connection, outside the engine's lock. The engine configures the connection
-  // (see hrana_session.h) and owns it from then on; the factory may set pragmas
-  // of its own and should set a busy timeout, which bounds how long a
-  // statement waits for another stream's lock (statement_timeout_ms does not
-  // cover that wait).
+  // stream that finds no pooled connection, outside the engine's lock. The
+  // engine applies the SQL policy to it (hrana::ConfigureConnection,
+  // sql_policy.h) and owns it from then on; the factory may set pragmas of its
+  // own and should set a busy timeout, which bounds how long a statement waits
+  // for another stream's lock (statement_timeout_ms does not cover that wait).
   using ConnectionFactory = std::function<Result<hrana::SqliteConnection>()>;
 
   // The pool of idle connections holds at most this many times
