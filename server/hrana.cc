@@ -46,6 +46,7 @@ struct HranaEngine::Stream {
   std::string previous_baton_hash;  // the baton of the last pipeline, now refused as reused
   std::int64_t last_used_ms = 0;
   bool busy = false;
+  bool holds_write_lock = false;  // as of the end of its last pipeline
   std::optional<Status> kill_reason;  // set by CloseStreamsFor() while busy
 };
 
@@ -152,9 +153,11 @@ Result<hrana::PipelineResponse> HranaEngine::Execute(std::string_view database_k
   for (const hrana::StreamRequest& r : request.requests) {
     response.results.push_back(stream->session->Handle(r, &budget));
   }
+  const bool holds_write_lock = stream->session->InWriteTransaction();
 
   std::lock_guard<std::mutex> lock(mu_);
   stream->busy = false;
+  stream->holds_write_lock = holds_write_lock;
   if (!stream->previous_baton_hash.empty()) batons_.erase(stream->previous_baton_hash);
   stream->previous_baton_hash = used_hash;
   if (stream->kill_reason || stream->session->closed()) {
@@ -309,6 +312,16 @@ std::size_t HranaEngine::CloseStreamsFor(
     }
   }
   return matching.size();
+}
+
+bool HranaEngine::HoldsWriteLock(std::string_view database_key, std::string_view baton) const {
+  const std::string hash = HashBaton(baton);
+  std::lock_guard<std::mutex> lock(mu_);
+  auto entry = batons_.find(hash);
+  if (entry == batons_.end() || !entry->second.current) return false;
+  auto stream = streams_.find(entry->second.stream_id);
+  return stream != streams_.end() && stream->second->database_key == database_key &&
+         !stream->second->busy && stream->second->holds_write_lock;
 }
 
 std::size_t HranaEngine::open_streams() const {

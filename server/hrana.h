@@ -117,6 +117,11 @@ class HranaEngine {
   // locks promptly.
   std::size_t SweepIdle();
 
+  // True when `baton` continues an idle stream of `database_key` that holds
+  // its database's write lock (its last pipeline left a write transaction
+  // open). At most one stream per database file does at any time.
+  bool HoldsWriteLock(std::string_view database_key, std::string_view baton) const;
+
   // Streams currently open (idle or running).
   std::size_t open_streams() const;
 

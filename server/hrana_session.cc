@@ -196,6 +196,10 @@ Session::Session(SqliteConnection db, const Limits& limits,
 
 Session::~Session() { Close(); }
 
+bool Session::InWriteTransaction() const {
+  return db_ && sqlite3_txn_state(db_.get(), nullptr) == SQLITE_TXN_WRITE;
+}
+
 void Session::Close() {
   if (!db_) return;
   sqlite3* raw = db_.get();

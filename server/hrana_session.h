@@ -79,6 +79,10 @@ class Session {
   // True after a `close` request: the connection is closed.
   bool closed() const { return db_ == nullptr; }
 
+  // True while the connection holds its database's write lock (a write
+  // transaction is open).
+  bool InWriteTransaction() const;
+
   // After a `close` request, the connection when it may serve another stream
   // of the same database: no transaction was left open, the stream was not
   // killed, and no statement changed per-connection state (any PRAGMA,

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <exception>
-#include <iostream>
 #include <optional>
 #include <utility>
 
@@ -110,9 +109,9 @@ void WorkPool::WorkerLoop() {
     try {
       if (job.run) job.run();
     } catch (const std::exception& e) {
-      std::cerr << "via serve: " << options_.name << " job failed: " << e.what() << "\n";
+      if (options_.error_log) options_.error_log("via serve: " + options_.name + " job failed: " + e.what());
     } catch (...) {
-      std::cerr << "via serve: " << options_.name << " job failed\n";
+      if (options_.error_log) options_.error_log("via serve: " + options_.name + " job failed");
     }
     job = Job{};  // destroy its captures outside the lock
     lock.lock();

@@ -50,6 +50,8 @@ class WorkPool {
     std::size_t per_key_limit = 2;       // at least 1
     std::size_t max_queued = 1024;       // waiting jobs over all keys
     std::string busy_reason = "queue_full";  // reason of refusals for a full queue
+    // A job that threw (a bug: jobs answer their own errors), one line.
+    std::function<void(const std::string&)> error_log;
   };
   struct Job {
     std::function<void()> run;
