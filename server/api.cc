@@ -172,8 +172,7 @@ void Api::TailLoop() {
                         [this] { return tail_stop_; });
     if (tail_stop_) break;
     lock.unlock();
-    auto folded = CatchUp();
-    if (!folded.ok()) ErrorLog("via serve: log catch-up: " + folded.status().ToString());
+    (void)CatchUpForRequest(MonotonicNs());  // failures are logged there
     engine_.SweepIdle();
     lock.lock();
   }
@@ -218,6 +217,7 @@ Result<std::unique_ptr<Api>> Api::Open(const ApiOptions& options) {
   sql.max_queued = options.sql_queue;
   sql.busy_reason = "sql_queue_full";
   sql.error_log = options.error_log;
+  sql.restore_priority = true;  // long statements lower it (Limits::long_statement_ms)
   api->sql_pool_ = std::make_unique<WorkPool>(sql);
   WorkPool::Options control;
   control.name = "control";
@@ -317,8 +317,9 @@ void Api::Handle(HttpRequest request, Responder respond) {
       } else {
         const std::string binding = path.substr(kDescriptors.size());
         auto in = std::make_shared<HttpRequest>(std::move(request));
-        OnControlPool(std::move(respond), [this, in, binding]() -> HttpResponse {
-          Status caught_up = CatchUpForRequest();
+        const std::int64_t arrived = MonotonicNs();
+        OnControlPool(std::move(respond), [this, in, binding, arrived]() -> HttpResponse {
+          Status caught_up = CatchUpForRequest(arrived);
           if (!caught_up.ok()) {
             HttpResponse r = JsonError(503, caught_up.reason(), caught_up.message());
             r.headers.emplace_back("Retry-After", std::to_string(options_.retry_after_s));
@@ -579,6 +580,7 @@ void Api::RecordDelivery(const std::string& addon_id, std::uint32_t generation,
 struct Api::SqlRequest {
   ParsedCredential credential;
   hrana::PipelineRequest pipeline;
+  std::int64_t arrived_ns = 0;  // MonotonicNs() when the request was read
   std::string database_key() const {
     return DatabaseKey(credential.addon_id, credential.generation);
   }
@@ -622,14 +624,42 @@ HttpResponse Api::Guarded(bool hrana, const std::function<HttpResponse()>& run) 
   }
 }
 
-Status Api::CatchUpForRequest() {
+std::int64_t Api::MonotonicNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// A catch-up that started after the request arrived has seen every record
+// committed before it arrived, so one catch-up serves all the requests that
+// arrived before it started: a worker waits for the running one when that
+// one started after its request arrived, and reuses the last one when it did.
+Status Api::CatchUpForRequest(std::int64_t arrived_ns) {
+  std::unique_lock<std::mutex> lock(catch_up_mu_);
+  for (;;) {
+    if (catch_up_done_start_ns_ >= arrived_ns) return catch_up_done_status_;
+    if (!catch_up_running_) break;
+    catch_up_done_.wait(lock);
+  }
+  catch_up_running_ = true;
+  const std::int64_t started = MonotonicNs();
+  lock.unlock();
   auto caught_up = CatchUp();
-  if (caught_up.ok()) return Status::Ok();
-  ErrorLog("via serve: log catch-up: " + caught_up.status().ToString());
-  return Unavailable("log_unavailable", "the event log could not be read; retry");
+  Status status = Status::Ok();
+  if (!caught_up.ok()) {
+    ErrorLog("via serve: log catch-up: " + caught_up.status().ToString());
+    status = Unavailable("log_unavailable", "the event log could not be read; retry");
+  }
+  lock.lock();
+  catch_up_running_ = false;
+  catch_up_done_start_ns_ = started;
+  catch_up_done_status_ = status;
+  catch_up_done_.notify_all();
+  return status;
 }
 
 void Api::Pipeline(HttpRequest request, Responder respond) {
+  const std::int64_t arrived = MonotonicNs();
   const std::int64_t retry_after = options_.retry_after_s;
   auto bearer = BearerToken(request.authorization);
   if (!bearer) {
@@ -656,7 +686,7 @@ void Api::Pipeline(HttpRequest request, Responder respond) {
     return;
   }
   auto sql = std::make_shared<SqlRequest>(
-      SqlRequest{std::move(credential).value(), std::move(parsed).value()});
+      SqlRequest{std::move(credential).value(), std::move(parsed).value(), arrived});
   if (mac == MacCheck::kValid) {
     SubmitSql(std::move(sql), std::move(respond));
     return;
@@ -668,7 +698,7 @@ void Api::Pipeline(HttpRequest request, Responder respond) {
   };
   Status queued = control_pool_->Submit(
       "", WorkPool::Job{[this, sql, respond, refuse] {
-                          Status caught_up = CatchUpForRequest();
+                          Status caught_up = CatchUpForRequest(sql->arrived_ns);
                           if (!caught_up.ok()) return refuse(caught_up);
                           if (CheckMac(*Snapshot(), credentials_key_, sql->credential) !=
                               MacCheck::kValid) {
@@ -702,7 +732,7 @@ void Api::SubmitSql(std::shared_ptr<SqlRequest> sql, Responder respond) {
 
 HttpResponse Api::RunPipeline(const SqlRequest& sql) {
   const std::int64_t retry_after = options_.retry_after_s;
-  Status caught_up = CatchUpForRequest();
+  Status caught_up = CatchUpForRequest(sql.arrived_ns);
   if (!caught_up.ok()) return HranaFailure(caught_up, retry_after);
   std::shared_ptr<const State> state = Snapshot();
   const AddonState* addon = state->FindById(sql.credential.addon_id);

@@ -142,9 +142,12 @@ class Api {
   void SubmitSql(std::shared_ptr<SqlRequest> sql, Responder respond);
   // On a SQL worker: catch up, check the add-on and generation, run.
   HttpResponse RunPipeline(const SqlRequest& sql);
-  // CatchUp() for a worker about to answer: Ok, or Unavailable
-  // "log_unavailable" (the detail goes to the error log).
-  Status CatchUpForRequest();
+  // Makes sure a catch-up that started after `arrived_ns` (MonotonicNs()
+  // when the request arrived) has run, so the answer reflects every record
+  // committed before the request; concurrent requests share one catch-up.
+  // Ok, or Unavailable "log_unavailable" (the detail goes to the error log).
+  Status CatchUpForRequest(std::int64_t arrived_ns);
+  static std::int64_t MonotonicNs();
   // run(), or a generic 500 (Hrana-shaped when `hrana`) if it throws.
   HttpResponse Guarded(bool hrana, const std::function<HttpResponse()>& run);
   void RecordDelivery(const std::string& addon_id, std::uint32_t generation,
@@ -169,6 +172,12 @@ class Api {
   mutable std::mutex state_mu_;  // guards state_ and public_url
   std::shared_ptr<const State> state_;
   std::atomic<bool> log_readable_{true};  // the last catch-up succeeded
+  // CatchUpForRequest(): whether one runs, and when the last one started.
+  std::mutex catch_up_mu_;
+  std::condition_variable catch_up_done_;
+  bool catch_up_running_ = false;
+  std::int64_t catch_up_done_start_ns_ = 0;
+  Status catch_up_done_status_;
 
   // Workload tokens whose signature and claims verified, by the SHA-256 of
   // the token text; the time claims are checked again on every use.
