@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "server/sql_policy.h"
+#include "server/thread_priority.h"
 
 namespace via::server::hrana {
 
@@ -232,6 +233,10 @@ void Session::Kill(const std::string& message) {
 int Session::ProgressCallback(void* self) {
   auto* session = static_cast<Session*>(self);
   if (session->killed_.load(std::memory_order_relaxed)) return 1;
+  if (session->long_after_ms_ > 0 && (*session->clock_)() >= session->long_after_ms_) {
+    session->long_after_ms_ = 0;  // once per statement
+    SetCurrentThreadNice(std::min(19, CurrentThreadNice() + session->limits_.long_statement_nice));
+  }
   if (session->deadline_ms_ > 0 && (*session->clock_)() >= session->deadline_ms_) {
     session->timed_out_ = true;
     return 1;
@@ -242,7 +247,9 @@ int Session::ProgressCallback(void* self) {
 void Session::StartStatement() {
   timed_out_ = false;
   authorizer_.denied = false;
-  deadline_ms_ = limits_.statement_timeout_ms > 0 ? (*clock_)() + limits_.statement_timeout_ms : 0;
+  const std::int64_t now = (*clock_)();
+  deadline_ms_ = limits_.statement_timeout_ms > 0 ? now + limits_.statement_timeout_ms : 0;
+  long_after_ms_ = limits_.long_statement_ms > 0 ? now + limits_.long_statement_ms : 0;
 }
 
 Status Session::SqliteError(int rc) {

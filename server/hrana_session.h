@@ -15,8 +15,10 @@
 // The connection has been configured by ConfigureConnection() (sql_policy.h)
 // when the Session takes it; the Session installs the deny-by-default
 // authorizer (sql_policy.h) and interrupts every statement after
-// Limits::statement_timeout_ms. EXPLAIN (the bytecode listing, which prints
-// heap addresses) is refused; EXPLAIN QUERY PLAN is allowed.
+// Limits::statement_timeout_ms; a statement that runs past
+// Limits::long_statement_ms lowers the CPU priority of the thread running it
+// (see WorkPool::Options::restore_priority). EXPLAIN (the bytecode listing,
+// which prints heap addresses) is refused; EXPLAIN QUERY PLAN is allowed.
 //
 // Error codes of Error results (stable; SQLite failures use the name of the
 // primary result code, as libsql-server does):
@@ -117,6 +119,9 @@ class Session {
   const std::function<std::int64_t()>* clock_;
   std::map<std::int32_t, std::string> sqls_;
   std::int64_t deadline_ms_ = 0;  // 0: no statement running or no timeout
+  // When the running statement counts as long (Limits::long_statement_ms);
+  // 0: not (or no longer) pending.
+  std::int64_t long_after_ms_ = 0;
   bool timed_out_ = false;
 
   std::atomic<bool> killed_{false};

@@ -1,5 +1,7 @@
 #include "server/work_pool.h"
 
+#include "server/thread_priority.h"
+
 #include <pthread.h>
 
 #include <algorithm>
@@ -9,14 +11,24 @@
 
 namespace via::server {
 
+namespace {
+
+void NameThread(std::thread& t, const std::string& pool, std::size_t slot) {
+  // Linux limits thread names to 15 characters.
+  const std::string name = ("via-" + pool + "-" + std::to_string(slot)).substr(0, 15);
+  pthread_setname_np(t.native_handle(), name.c_str());
+}
+
+}  // namespace
+
 WorkPool::WorkPool(Options options) : options_(std::move(options)) {
-  const int n = std::max(1, options_.workers);
-  workers_.reserve(static_cast<std::size_t>(n));
-  for (int i = 0; i < n; ++i) {
-    workers_.emplace_back([this] { WorkerLoop(); });
-    // Linux limits thread names to 15 characters.
-    const std::string name = ("via-" + options_.name + "-" + std::to_string(i)).substr(0, 15);
-    pthread_setname_np(workers_.back().native_handle(), name.c_str());
+  const std::size_t n = static_cast<std::size_t>(std::max(1, options_.workers));
+  const int nice = CurrentThreadNice();
+  std::lock_guard<std::mutex> lock(mu_);  // workers read workers_ when they retire
+  workers_.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    workers_.emplace_back([this, i, nice] { WorkerLoop(i, nice); });
+    NameThread(workers_.back(), options_.name, i);
   }
 }
 
@@ -75,7 +87,7 @@ Status WorkPool::Submit(std::string_view key_view, Job job, bool urgent) {
   return Status::Ok();
 }
 
-void WorkPool::WorkerLoop() {
+void WorkPool::WorkerLoop(std::size_t slot, int nice) {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     wake_.wait(lock, [this] { return stopping_ || !urgent_.empty() || !ring_.empty(); });
@@ -114,6 +126,8 @@ void WorkPool::WorkerLoop() {
       if (options_.error_log) options_.error_log("via serve: " + options_.name + " job failed");
     }
     job = Job{};  // destroy its captures outside the lock
+    const bool lowered = options_.restore_priority && CurrentThreadNice() != nice &&
+                         !SetCurrentThreadNice(nice);
     lock.lock();
     --running_;
     if (!urgent) {
@@ -125,6 +139,15 @@ void WorkPool::WorkerLoop() {
         if (state.waiting.empty() && state.running == 0 && !state.in_ring) keys_.erase(it);
       }
     }
+    if (lowered && !stopping_ && slot < workers_.size()) {
+      // This thread keeps its lowered priority: a new one takes its slot.
+      for (std::thread& t : retired_) t.join();  // earlier ones have returned
+      retired_.clear();
+      retired_.push_back(std::move(workers_[slot]));
+      workers_[slot] = std::thread([this, slot, nice] { WorkerLoop(slot, nice); });
+      NameThread(workers_[slot], options_.name, slot);
+      return;
+    }
   }
 }
 
@@ -135,6 +158,8 @@ void WorkPool::Shutdown(const Status& reason) {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_ && workers_.empty()) return;
     stopping_ = true;
+    for (std::thread& t : retired_) workers.push_back(std::move(t));
+    retired_.clear();
     for (auto& [key, state] : keys_) {
       for (Job& job : state.waiting) refused.push_back(std::move(job));
       state.waiting.clear();
@@ -143,7 +168,8 @@ void WorkPool::Shutdown(const Status& reason) {
     urgent_.clear();
     ring_.clear();
     waiting_ = 0;
-    workers.swap(workers_);
+    for (std::thread& t : workers_) workers.push_back(std::move(t));
+    workers_.clear();
     wake_.notify_all();
   }
   for (Job& job : refused) {

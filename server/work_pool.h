@@ -52,6 +52,10 @@ class WorkPool {
     std::string busy_reason = "queue_full";  // reason of refusals for a full queue
     // A job that threw (a bug: jobs answer their own errors), one line.
     std::function<void(const std::string&)> error_log;
+    // After each job, a worker whose CPU priority the job lowered (see
+    // thread_priority.h) restores it, or, when the system refuses, is
+    // replaced by a new thread at the pool's priority.
+    bool restore_priority = false;
   };
   struct Job {
     std::function<void()> run;
@@ -89,7 +93,8 @@ class WorkPool {
     bool in_ring = false;  // listed in ring_
   };
 
-  void WorkerLoop();
+  // Runs jobs on worker `slot`; `nice` is the pool's thread priority.
+  void WorkerLoop(std::size_t slot, int nice);
   // Puts `key` on the ring when it has a waiting job and room to run one.
   void MaybeRingLocked(const std::string& key, KeyState& state);
 
@@ -103,6 +108,7 @@ class WorkPool {
   std::size_t waiting_ = 0;  // normal jobs waiting (the bounded ones)
   std::size_t running_ = 0;
   std::vector<std::thread> workers_;
+  std::vector<std::thread> retired_;  // replaced workers, joined later
 };
 
 }  // namespace via::server

@@ -22,6 +22,7 @@
 
 #include "crypto/crypto.h"
 #include "hrana_harness.h"
+#include "server/thread_priority.h"
 #include "testing.h"
 
 using namespace via;
@@ -409,6 +410,25 @@ TEST_CASE("hrana interrupts a statement that runs longer than the timeout", "[se
                               })));
   CHECK(ErrorOf(r, 0).at("code") == "STATEMENT_TIMEOUT");
   CHECK(Rows(r, 1)[0][0] == Text("after"));
+}
+
+TEST_CASE("hrana runs a statement past long_statement_ms at a lower CPU priority", "[server]") {
+  hrana::Limits limits;
+  limits.long_statement_ms = 5;
+  limits.long_statement_nice = 3;
+  Harness h(limits);
+  h.set_clock_step(1);  // every clock reading advances time by 1 ms
+  int before = 0, after = 0;
+  std::thread worker([&] {  // a thread of its own: its priority stays lowered
+    before = CurrentThreadNice();
+    h.Once("a", Execute("SELECT 1"));
+    CHECK(CurrentThreadNice() == before);  // short: unchanged
+    h.Once("a", Execute("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
+                        "LIMIT 200000) SELECT count(*) FROM c"));
+    after = CurrentThreadNice();
+  });
+  worker.join();
+  CHECK(after == std::min(19, before + 3));
 }
 
 TEST_CASE("hrana refuses ATTACH, VACUUM INTO and VACUUM", "[server]") {

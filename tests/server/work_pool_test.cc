@@ -3,6 +3,8 @@
 
 #include "server/work_pool.h"
 
+#include "server/thread_priority.h"
+
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -179,4 +181,30 @@ TEST_CASE("work pool shutdown refuses waiting jobs and lets running ones finish"
   CHECK(pool->Submit("a", Logged(log, "late")).reason() == "shutting_down");
   pool.reset();
   CHECK(log.Now().size() == 2);
+}
+
+TEST_CASE("work pool: a job that lowered its thread's priority does not pass it on", "[server]") {
+  WorkPool::Options o = Opts(1, 1, 100);
+  o.restore_priority = true;
+  WorkPool pool(o);
+  const int base = CurrentThreadNice();
+  std::atomic<int> lowered{-100}, next{-100};
+  Log log;
+  REQUIRE(pool.Submit("a", WorkPool::Job{[&] {
+                                            SetCurrentThreadNice(std::min(19, base + 5));
+                                            lowered = CurrentThreadNice();
+                                            log.Add("lowered");
+                                          },
+                                          nullptr})
+              .ok());
+  REQUIRE(pool.Submit("a", WorkPool::Job{[&] {
+                                            next = CurrentThreadNice();
+                                            log.Add("next");
+                                          },
+                                          nullptr})
+              .ok());
+  REQUIRE(log.WaitFor(2).size() == 2);
+  CHECK(lowered.load() == std::min(19, base + 5));
+  CHECK(next.load() == base);  // restored, or a new thread at the pool's priority
+  CHECK(pool.stats().workers == 1);
 }
