@@ -8,7 +8,7 @@ packages=(
   clang libclang-rt-14-dev
   libsqlite3-dev sqlite3 capnproto libcapnp-dev libboost-dev libssl-dev openssl
   libcli11-dev catch2 nlohmann-json3-dev
-  curl python3 wrk
+  curl python3 wrk nginx
 )
 
 missing=()
