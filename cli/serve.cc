@@ -23,6 +23,7 @@ struct ServeFlags {
   std::size_t max_body_bytes = 1 << 20;
   std::size_t max_connections = 512;
   std::size_t max_streams = 1024;
+  std::size_t max_streams_per_addon = 256;
   std::size_t pooled_connections = 32;
   std::size_t max_result_rows = 100000;
   std::size_t max_response_bytes = 16 << 20;
@@ -84,6 +85,7 @@ int RunServe(Shell& shell, const ServeFlags& f) {
   api_options.public_url = f.public_url;
   api_options.hrana.max_body_bytes = f.max_body_bytes;
   api_options.hrana.max_streams = f.max_streams;
+  api_options.hrana.max_streams_per_database = f.max_streams_per_addon;
   api_options.hrana.pooled_connections = f.pooled_connections;
   api_options.hrana.max_result_rows = f.max_result_rows;
   api_options.hrana.max_response_bytes = f.max_response_bytes;
@@ -155,6 +157,8 @@ void RegisterServe(CLI::App& app, Shell& shell) {
   serve->add_option("--max-body-bytes", f->max_body_bytes, "request body limit (default 1048576)");
   serve->add_option("--max-connections", f->max_connections, "open connections limit (default 512)");
   serve->add_option("--max-streams", f->max_streams, "open Hrana streams limit (default 1024)");
+  serve->add_option("--max-streams-per-addon", f->max_streams_per_addon,
+                    "open Hrana streams of one add-on generation (default 256)");
   serve->add_option("--pooled-connections", f->pooled_connections,
                     "idle SQLite connections kept per add-on generation for new streams (default 32, 0: none)");
   serve->add_option("--max-result-rows", f->max_result_rows, "rows per statement (default 100000)");

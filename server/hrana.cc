@@ -94,17 +94,31 @@ Result<hrana::PipelineResponse> HranaEngine::Execute(std::string_view database_k
       used_hash = HashBaton(*request.baton);
       VIA_ASSIGN_OR_RETURN(stream, AcquireLocked(database_key, used_hash, now, &dead));
     } else {
-      if (streams_.size() >= limits_.max_streams) SweepLocked(now, &dead, &unpooled);
+      const std::string key(database_key);
+      auto full = [&] {
+        auto per_key = streams_per_key_.find(key);
+        return streams_.size() >= limits_.max_streams ||
+               (per_key != streams_per_key_.end() &&
+                per_key->second >= limits_.max_streams_per_database);
+      };
+      if (full()) SweepLocked(now, &dead, &unpooled);
       if (streams_.size() >= limits_.max_streams) {
         return Unavailable("too_many_streams", "the SQL proxy already has " +
                                                    std::to_string(streams_.size()) +
                                                    " open streams; close streams or retry later");
+      }
+      if (full()) {
+        return Unavailable("too_many_streams",
+                           "this database already has " +
+                               std::to_string(limits_.max_streams_per_database) +
+                               " open streams; close streams or retry later");
       }
       stream = std::make_shared<Stream>();
       stream->id = next_stream_id_++;
       stream->database_key = std::string(database_key);
       stream->busy = true;
       streams_.emplace(stream->id, stream);
+      ++streams_per_key_[stream->database_key];
       // Taken in the same critical section that registers the stream, so a
       // CloseStreamsFor() either purged it from the pool or kills this stream.
       auto pooled = pool_.find(stream->database_key);
@@ -141,7 +155,7 @@ Result<hrana::PipelineResponse> HranaEngine::Execute(std::string_view database_k
     std::lock_guard<std::mutex> lock(mu_);
     if (failure.ok() && stream->kill_reason) failure = *stream->kill_reason;
     if (!failure.ok()) {
-      streams_.erase(stream->id);
+      EraseLocked(*stream);
       return failure;
     }
     stream->session = std::move(session);
@@ -220,9 +234,15 @@ Result<HranaEngine::StreamPtr> HranaEngine::AcquireLocked(std::string_view datab
   return stream;
 }
 
+void HranaEngine::EraseLocked(const Stream& stream) {
+  if (streams_.erase(stream.id) == 0) return;
+  auto per_key = streams_per_key_.find(stream.database_key);
+  if (per_key != streams_per_key_.end() && --per_key->second == 0) streams_per_key_.erase(per_key);
+}
+
 void HranaEngine::RemoveLocked(const StreamPtr& stream, const Status* reason,
                                std::vector<StreamPtr>* dead) {
-  streams_.erase(stream->id);
+  EraseLocked(*stream);
   if (!stream->baton_hash.empty()) {
     batons_.erase(stream->baton_hash);
     if (reason) AddTombstoneLocked(stream->baton_hash, *reason, clock_());

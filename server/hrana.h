@@ -26,7 +26,9 @@
 //   InvalidArgument  "stream_expired"       the stream was idle too long: 400
 //   Aborted          "stream_busy"          another request on this stream is running
 //   PermissionDenied "baton_wrong_database" the baton belongs to another database: 403
-//   Unavailable      "too_many_streams"     Limits::max_streams streams are open: 503
+//   Unavailable      "too_many_streams"     Limits::max_streams streams are open, or
+//                                           Limits::max_streams_per_database of this
+//                                           database key: 503
 //   whatever the caller passed to CloseStreamsFor() for a stream it closed
 //   whatever the connection factory returned, with context
 // Precise errors for dead batons are kept for Limits::tombstone_ttl_ms; after
@@ -145,6 +147,8 @@ class HranaEngine {
   Result<StreamPtr> AcquireLocked(std::string_view database_key, const std::string& baton,
                                   std::int64_t now, std::vector<StreamPtr>* dead);
   void RemoveLocked(const StreamPtr& stream, const Status* reason, std::vector<StreamPtr>* dead);
+  // Drops the stream from streams_ and streams_per_key_.
+  void EraseLocked(const Stream& stream);
   std::size_t SweepLocked(std::int64_t now, std::vector<StreamPtr>* dead,
                           std::vector<hrana::SqliteConnection>* unpooled);
   // Drops the least recently returned pooled connections while the pool holds
@@ -161,6 +165,7 @@ class HranaEngine {
   std::uint64_t next_stream_id_ = 1;
   std::int64_t last_sweep_ms_ = 0;
   std::unordered_map<std::uint64_t, StreamPtr> streams_;
+  std::unordered_map<std::string, std::size_t> streams_per_key_;  // open streams by database key
   std::unordered_map<std::string, BatonEntry> batons_;  // by SHA-256 of the baton
   std::unordered_map<std::string, Tombstone> tombstones_;
   std::deque<std::string> tombstone_order_;  // oldest first

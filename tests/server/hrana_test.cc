@@ -734,6 +734,21 @@ TEST_CASE("hrana limits the number of open streams", "[server]") {
   CHECK(h.engine().open_streams() == 2);
 }
 
+TEST_CASE("hrana limits the open streams of one database, not of the others", "[server]") {
+  hrana::Limits limits;
+  limits.max_streams_per_database = 2;
+  Harness h(limits);
+  h.Run("a", Body(std::nullopt, json::array()));
+  json second = h.Run("a", Body(std::nullopt, json::array()));
+  Status full = h.Fail("a", Body(std::nullopt, json::array()));
+  CHECK(full.code() == StatusCode::kUnavailable);
+  CHECK(full.reason() == "too_many_streams");
+  h.Run("b", Body(std::nullopt, json::array()));  // another database still opens one
+  h.Run("a", Body(second.at("baton").get<std::string>(), json::array({Close()})));
+  h.Run("a", Body(std::nullopt, json::array()));
+  CHECK(h.engine().open_streams() == 3);
+}
+
 TEST_CASE("hrana passes a connection failure through with context", "[server]") {
   Harness h;
   auto fail = []() -> Result<hrana::SqliteConnection> {
