@@ -318,7 +318,7 @@ void Api::Handle(HttpRequest request, Responder respond) {
         const std::string binding = path.substr(kDescriptors.size());
         auto in = std::make_shared<HttpRequest>(std::move(request));
         const std::int64_t arrived = MonotonicNs();
-        OnControlPool(std::move(respond), [this, in, binding, arrived]() -> HttpResponse {
+        OnControlPool(respond, [this, in, binding, arrived]() -> HttpResponse {
           Status caught_up = CatchUpForRequest(arrived);
           if (!caught_up.ok()) {
             HttpResponse r = JsonError(503, caught_up.reason(), caught_up.message());
@@ -339,13 +339,15 @@ void Api::Handle(HttpRequest request, Responder respond) {
       if (request.method != "POST") {
         answer = HranaError(405, "method_not_allowed", "use POST");
       } else {
-        Pipeline(std::move(request), std::move(respond));
+        Pipeline(std::move(request), respond);
         return;
       }
     } else {
       answer = JsonError(404, "not_found", "no route for " + path);
     }
   } catch (const std::exception& e) {
+    // `respond` was only copied, never moved, so it can still answer (a
+    // second answer after a worker's is ignored).
     ErrorLog(std::string("via serve: request failed: ") + e.what());
     answer = JsonError(500, "internal", "unexpected server error");
   }

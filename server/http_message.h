@@ -28,9 +28,9 @@ struct HttpResponse {
   std::string error_code;  // stable reason for the access log; "" on success
 };
 
-// Delivers the response to one request. Called once, from any thread; a
-// Responder that is destroyed without being called answers 503
-// "shutting_down" (see http_server.h).
+// Delivers the response to one request, from any thread. The first call
+// answers (later calls are ignored); a Responder whose copies are all
+// destroyed without a call answers 503 "shutting_down" (see http_server.h).
 using Responder = std::function<void(HttpResponse)>;
 
 }  // namespace via::server
