@@ -33,7 +33,7 @@ struct ServeFlags {
   std::string statement_timeout = "30s";
   std::string busy_timeout = "5s";
   std::string drain_timeout = "10s";
-  int sql_workers = 0;                  // 0: two per core, at least 4
+  int sql_workers = 0;                    // 0: two per core, at least 4
   std::size_t per_addon_concurrency = 0;  // 0: half the SQL workers
   std::size_t sql_queue = 1024;
   std::int64_t sql_memory_limit = std::int64_t{1} << 30;
@@ -96,7 +96,8 @@ int RunServe(Shell& shell, const ServeFlags& f) {
   VIA_ASSIGN_OR_RETURN_EXIT(std::int64_t busy_ms, ParseDurationMs(f.busy_timeout), shell);
   api_options.sqlite_busy_timeout_ms = static_cast<int>(std::min<std::int64_t>(busy_ms, 600000));
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  api_options.sql_workers = std::clamp(f.sql_workers > 0 ? f.sql_workers : std::max(4, 2 * cores), 1, 1024);
+  api_options.sql_workers =
+      std::clamp(f.sql_workers > 0 ? f.sql_workers : std::max(4, 2 * cores), 1, 1024);
   api_options.per_addon_concurrency =
       f.per_addon_concurrency > 0
           ? f.per_addon_concurrency
@@ -169,11 +170,13 @@ void RegisterServe(CLI::App& app, Shell& shell) {
   serve->add_option("--statement-timeout", f->statement_timeout, "one SQL statement (default 30s)");
   serve->add_option("--busy-timeout", f->busy_timeout, "wait for a database lock (default 5s)");
   serve->add_option("--drain-timeout", f->drain_timeout, "grace for requests in flight at SIGTERM (default 10s)");
-  serve->add_option("--sql-workers", f->sql_workers, "threads that run SQL (default: 2 per core, at least 4)");
+  serve->add_option("--sql-workers", f->sql_workers,
+                    "threads that run SQL (default: 2 per core, at least 4)");
   serve->add_option("--per-addon-concurrency", f->per_addon_concurrency,
                     "SQL pipelines of one add-on running at once (default: half the SQL workers)");
-  serve->add_option("--sql-queue", f->sql_queue,
-                    "SQL pipelines waiting for a worker, all add-ons together (default 1024; beyond: 503)");
+  serve->add_option(
+      "--sql-queue", f->sql_queue,
+      "SQL pipelines waiting for a worker, all add-ons together (default 1024; beyond: 503)");
   serve->add_option("--sql-memory-limit", f->sql_memory_limit,
                     "bytes of memory for SQLite in this process (default 1 GiB; 0: no limit)");
   serve->callback([&shell, f]() { shell.action = [&shell, f]() { return RunServe(shell, *f); }; });

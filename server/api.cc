@@ -357,10 +357,11 @@ void Api::Handle(HttpRequest request, Responder respond) {
 HttpResponse Api::Health() {
   const WorkPool::Stats sql = sql_pool_->stats();
   HttpResponse r;
-  r.body = Dump(json{{"ok", true},
-                     {"seq", seq()},
-                     {"streams", engine_.open_streams()},
-                     {"sql", {{"workers", sql.workers}, {"running", sql.running}, {"queued", sql.queued}}}});
+  r.body = Dump(
+      json{{"ok", true},
+           {"seq", seq()},
+           {"streams", engine_.open_streams()},
+           {"sql", {{"workers", sql.workers}, {"running", sql.running}, {"queued", sql.queued}}}});
   return r;
 }
 
@@ -695,9 +696,7 @@ void Api::Pipeline(HttpRequest request, Responder respond) {
   }
   // A generation this state does not know yet (rotated since the last
   // catch-up): check it again after a catch-up, on the control pool.
-  auto refuse = [respond, retry_after](const Status& s) {
-    respond(HranaFailure(s, retry_after));
-  };
+  auto refuse = [respond, retry_after](const Status& s) { respond(HranaFailure(s, retry_after)); };
   Status queued = control_pool_->Submit(
       "", WorkPool::Job{[this, sql, respond, refuse] {
                           Status caught_up = CatchUpForRequest(sql->arrived_ns);
@@ -716,11 +715,9 @@ void Api::SubmitSql(std::shared_ptr<SqlRequest> sql, Responder respond) {
   const std::int64_t retry_after = options_.retry_after_s;
   // The stream holding its database's write lock skips the add-on's limit
   // (at most one per database file: see work_pool.h).
-  const bool urgent = sql->pipeline.baton &&
-                      engine_.HoldsWriteLock(sql->database_key(), *sql->pipeline.baton);
-  auto refuse = [respond, retry_after](const Status& s) {
-    respond(HranaFailure(s, retry_after));
-  };
+  const bool urgent =
+      sql->pipeline.baton && engine_.HoldsWriteLock(sql->database_key(), *sql->pipeline.baton);
+  auto refuse = [respond, retry_after](const Status& s) { respond(HranaFailure(s, retry_after)); };
   const std::string addon_id = sql->credential.addon_id;
   Status queued = sql_pool_->Submit(
       addon_id,
@@ -769,8 +766,8 @@ HttpResponse Api::RunPipeline(const SqlRequest& sql) {
       if (rc == SQLITE_CANTOPEN) {
         return FailedPrecondition("storage_missing", "the database file is missing");
       }
-      return Unavailable("storage_unavailable", std::string("cannot open the database: ") +
-                                                    sqlite3_errstr(rc));
+      return Unavailable("storage_unavailable",
+                         std::string("cannot open the database: ") + sqlite3_errstr(rc));
     }
     sqlite3_busy_timeout(db.get(), busy_ms);
     return db;

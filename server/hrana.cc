@@ -1,11 +1,11 @@
 #include "server/hrana.h"
 
+#include <sqlite3.h>
+
 #include <algorithm>
 #include <limits>
 #include <optional>
 #include <utility>
-
-#include <sqlite3.h>
 
 #include "crypto/crypto.h"
 #include "server/sql_policy.h"
@@ -46,7 +46,7 @@ struct HranaEngine::Stream {
   std::string previous_baton_hash;  // the baton of the last pipeline, now refused as reused
   std::int64_t last_used_ms = 0;
   bool busy = false;
-  bool holds_write_lock = false;  // as of the end of its last pipeline
+  bool holds_write_lock = false;      // as of the end of its last pipeline
   std::optional<Status> kill_reason;  // set by CloseStreamsFor() while busy
 };
 

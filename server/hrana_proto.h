@@ -45,7 +45,8 @@ struct Limits {
   int long_statement_nice = 10;
   // Streams (violations make HranaEngine::Execute return a Status).
   std::size_t max_streams = 1024;               // open streams, all databases [too_many_streams]
-  std::size_t max_streams_per_database = 256;   // open streams of one database key [too_many_streams]
+  std::size_t max_streams_per_database =
+      256;  // open streams of one database key [too_many_streams]
   std::int64_t stream_idle_timeout_ms = 10000;  // between requests [stream_expired]
   std::int64_t tombstone_ttl_ms = 300000;       // how long a dead baton still gets a precise error
   // Idle connections kept per database key for reuse by new streams (see

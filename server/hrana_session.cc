@@ -205,7 +205,8 @@ void Session::Close() {
   if (!db_) return;
   sqlite3* raw = db_.get();
   sqlite3_progress_handler(raw, 0, nullptr, nullptr);
-  bool reusable = !authorizer_.tainted && !killed_.load() && sqlite3_next_stmt(raw, nullptr) == nullptr;
+  bool reusable =
+      !authorizer_.tainted && !killed_.load() && sqlite3_next_stmt(raw, nullptr) == nullptr;
   if (!sqlite3_get_autocommit(raw)) {
     sqlite3_exec(raw, "ROLLBACK", nullptr, nullptr, nullptr);
     reusable = false;

@@ -94,8 +94,7 @@ bool ValidTarget(std::string_view target) {
 
 // The answer to a request the handler never answered (see Pending).
 HttpResponse ShuttingDown() {
-  HttpResponse r =
-      ErrorResponse(503, "shutting_down", "the server is shutting down; retry");
+  HttpResponse r = ErrorResponse(503, "shutting_down", "the server is shutting down; retry");
   r.headers.emplace_back("Retry-After", "1");
   return r;
 }
@@ -268,8 +267,8 @@ asio::awaitable<HttpResponse> HttpServer::Impl::Respond(HttpRequest request) {
       pending->Complete(ErrorResponse(500, "internal", "unexpected server error"));
     }
   };
-  co_return co_await asio::async_initiate<decltype(kAwait), void(HttpResponse)>(
-      initiate, kAwait, std::move(request));
+  co_return co_await asio::async_initiate<decltype(kAwait), void(HttpResponse)>(initiate, kAwait,
+                                                                                std::move(request));
 }
 
 asio::awaitable<void> HttpServer::Impl::Accept() {
@@ -399,8 +398,8 @@ asio::awaitable<void> HttpServer::Impl::ServeRequests(Conn& conn) {
         co_await Send(conn, ErrorResponse(413, "body_too_large", "request body larger than " + std::to_string(options_.max_body_bytes) + " bytes"),
                       11, false, "", "", started, ec);
       } else if (IsParseError(ec)) {
-        co_await Send(conn, ErrorResponse(400, "bad_request", "malformed HTTP request"),
-                      11, false, "", "", started, ec);
+        co_await Send(conn, ErrorResponse(400, "bad_request", "malformed HTTP request"), 11, false,
+                      "", "", started, ec);
       }
       co_return;  // end of stream, idle timeout, cancelled by a drain, reset
     }
@@ -429,8 +428,8 @@ asio::awaitable<void> HttpServer::Impl::ServeRequests(Conn& conn) {
     }
     if (ec) {
       if (IsParseError(ec)) {
-        co_await Send(conn, ErrorResponse(400, "bad_request", "malformed HTTP request"),
-                      version, false, method, path, started, ec);
+        co_await Send(conn, ErrorResponse(400, "bad_request", "malformed HTTP request"), version,
+                      false, method, path, started, ec);
       }
       co_return;
     }
@@ -440,11 +439,10 @@ asio::awaitable<void> HttpServer::Impl::ServeRequests(Conn& conn) {
     if (!ValidTarget(std::string_view(target.data(), target.size()))) {
       out = ErrorResponse(400, "invalid_target",
                           "the request target must be visible ASCII (percent-encode other bytes)");
-    } else if (std::any_of(request.begin(), request.end(),
-                           [](const auto& field) {
-                             const auto value = field.value();
-                             return !IsValidUtf8(std::string_view(value.data(), value.size()));
-                           })) {
+    } else if (std::any_of(request.begin(), request.end(), [](const auto& field) {
+                 const auto value = field.value();
+                 return !IsValidUtf8(std::string_view(value.data(), value.size()));
+               })) {
       out = ErrorResponse(400, "invalid_header", "a header value is not valid UTF-8");
     } else {
       HttpRequest in;

@@ -16,15 +16,13 @@ namespace {
 
 // ---------------------------------------------------------------- allow-lists
 
-// Sorted (std::binary_search), lower case. docs/runtime.md lists the same.
+// Sorted (std::binary_search), lower case; docs/runtime.md lists them by
+// family. sqlite_drop_column and sqlite_rename_* are SQLite's own, called by
+// ALTER TABLE through the authorizer; apps cannot call them (SQLite marks
+// them internal).
+// clang-format off
 constexpr std::string_view kFunctions[] = {
-    "->", "->>",
-    // core scalar
-    "abs", "acos", "acosh", "asin", "asinh", "atan", "atan2", "atanh",
-    // aggregate
-    "avg",
-    // full-text search auxiliary functions (fts5)
-    "bm25",
+    "->", "->>", "abs", "acos", "acosh", "asin", "asinh", "atan", "atan2", "atanh", "avg", "bm25",
     "ceil", "ceiling", "changes", "char", "coalesce", "cos", "cosh", "count", "cume_dist",
     "current_date", "current_time", "current_timestamp", "date", "datetime", "degrees",
     "dense_rank", "exp", "first_value", "floor", "format", "glob", "group_concat", "hex",
@@ -36,14 +34,13 @@ constexpr std::string_view kFunctions[] = {
     "max", "min", "mod", "nth_value", "ntile", "nullif", "offsets", "optimize", "percent_rank",
     "pi", "pow", "power", "printf", "quote", "radians", "random", "randomblob", "rank", "replace",
     "round", "row_number", "rtrim", "sign", "sin", "sinh", "snippet", "soundex",
-    "sqlite_compileoption_get", "sqlite_compileoption_used",
-    // internal: called by SQLite itself for ALTER TABLE; apps cannot call them
-    "sqlite_drop_column", "sqlite_rename_column", "sqlite_rename_quotefix", "sqlite_rename_table",
-    "sqlite_rename_test",
+    "sqlite_compileoption_get", "sqlite_compileoption_used", "sqlite_drop_column",
+    "sqlite_rename_column", "sqlite_rename_quotefix", "sqlite_rename_table", "sqlite_rename_test",
     "sqlite_source_id", "sqlite_version", "sqrt", "strftime", "substr", "substring", "sum", "tan",
     "tanh", "time", "total", "total_changes", "trim", "trunc", "typeof", "unicode", "unixepoch",
-    "unlikely", "upper", "zeroblob",
+    "unlikely", "upper", "zeroblob"
 };
+// clang-format on
 
 // Sorted by name.
 constexpr PragmaRule kPragmas[] = {
@@ -81,7 +78,7 @@ constexpr PragmaRule kPragmas[] = {
 };
 
 constexpr std::string_view kModules[] = {"fts3", "fts4", "fts5", "fts5vocab", "rtree", "rtree_i32"};
-constexpr std::string_view kKeptModules[] = {"fts3",  "fts4",      "fts5",     "fts5vocab",
+constexpr std::string_view kKeptModules[] = {"fts3",      "fts4",      "fts5",  "fts5vocab",
                                              "json_each", "json_tree", "rtree", "rtree_i32"};
 
 // Lower-cases a C string into `out`; false for null and over-long names.
@@ -151,8 +148,8 @@ class BuiltinCaller {
     auto it = statements_.find(key);
     if (it != statements_.end()) return it->second;
     if (db_ == nullptr) {
-      if (sqlite3_open_v2(":memory:", &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-                          nullptr) != SQLITE_OK) {
+      if (sqlite3_open_v2(":memory:", &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) !=
+          SQLITE_OK) {
         sqlite3_close_v2(db_);
         db_ = nullptr;
         return nullptr;
@@ -232,14 +229,28 @@ std::int64_t PrintfWidths(std::string_view fmt, int argc, sqlite3_value** args) 
     bool done = false;
     do {
       switch (c) {
-        case '-': case '+': case ' ': case '#': case '!': case '0': case ',':
+        case '-':
+        case '+':
+        case ' ':
+        case '#':
+        case '!':
+        case '0':
+        case ',':
           break;
         case 'l':
           c = at(++i);
           if (c == 'l') c = at(++i);
           done = true;
           break;
-        case '1': case '2': case '3': case '4': case '5': case '6': case '7': case '8': case '9': {
+        case '1':
+        case '2':
+        case '3':
+        case '4':
+        case '5':
+        case '6':
+        case '7':
+        case '8':
+        case '9': {
           unsigned wx = static_cast<unsigned>(c - '0');
           while ((c = at(++i)) >= '0' && c <= '9') wx = wx * 10 + static_cast<unsigned>(c - '0');
           width = wx & 0x7fffffff;
@@ -345,8 +356,8 @@ struct GuardSpec {
 // Only the forms whose work is not linear in their input: trim(X) (one
 // argument) and the other built-ins keep SQLite's own implementation.
 constexpr GuardSpec kGuards[] = {
-    {"printf", -1, &CheckPrintf}, {"format", -1, &CheckPrintf}, {"instr", 2, &CheckInstr},
-    {"replace", 3, &CheckReplace}, {"trim", 2, &CheckTrim},     {"ltrim", 2, &CheckTrim},
+    {"printf", -1, &CheckPrintf},  {"format", -1, &CheckPrintf}, {"instr", 2, &CheckInstr},
+    {"replace", 3, &CheckReplace}, {"trim", 2, &CheckTrim},      {"ltrim", 2, &CheckTrim},
     {"rtrim", 2, &CheckTrim},
 };
 

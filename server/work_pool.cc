@@ -1,13 +1,13 @@
 #include "server/work_pool.h"
 
-#include "server/thread_priority.h"
-
 #include <pthread.h>
 
 #include <algorithm>
 #include <exception>
 #include <optional>
 #include <utility>
+
+#include "server/thread_priority.h"
 
 namespace via::server {
 
@@ -64,9 +64,9 @@ Status WorkPool::Submit(std::string_view key_view, Job job, bool urgent) {
         if (longest == nullptr || state.waiting.size() > longest->waiting.size()) longest = &state;
       }
       if (longest == nullptr || longest->waiting.size() < own + 2) {
-        return Unavailable(options_.busy_reason,
-                           "the " + options_.name + " queue is full (" +
-                               std::to_string(options_.max_queued) + " waiting); retry");
+        return Unavailable(options_.busy_reason, "the " + options_.name + " queue is full (" +
+                                                     std::to_string(options_.max_queued) +
+                                                     " waiting); retry");
       }
       // The key stays on the ring with fewer jobs; a worker skips it if none is left.
       evicted = std::move(longest->waiting.back());
@@ -121,13 +121,14 @@ void WorkPool::WorkerLoop(std::size_t slot, int nice) {
     try {
       if (job.run) job.run();
     } catch (const std::exception& e) {
-      if (options_.error_log) options_.error_log("via serve: " + options_.name + " job failed: " + e.what());
+      if (options_.error_log)
+        options_.error_log("via serve: " + options_.name + " job failed: " + e.what());
     } catch (...) {
       if (options_.error_log) options_.error_log("via serve: " + options_.name + " job failed");
     }
     job = Job{};  // destroy its captures outside the lock
-    const bool lowered = options_.restore_priority && CurrentThreadNice() != nice &&
-                         !SetCurrentThreadNice(nice);
+    const bool lowered =
+        options_.restore_priority && CurrentThreadNice() != nice && !SetCurrentThreadNice(nice);
     lock.lock();
     --running_;
     if (!urgent) {

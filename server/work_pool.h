@@ -45,10 +45,10 @@ namespace via::server {
 class WorkPool {
  public:
   struct Options {
-    std::string name = "work";          // thread names: "via-<name>-N"
-    int workers = 4;                     // at least 1
-    std::size_t per_key_limit = 2;       // at least 1
-    std::size_t max_queued = 1024;       // waiting jobs over all keys
+    std::string name = "work";               // thread names: "via-<name>-N"
+    int workers = 4;                         // at least 1
+    std::size_t per_key_limit = 2;           // at least 1
+    std::size_t max_queued = 1024;           // waiting jobs over all keys
     std::string busy_reason = "queue_full";  // reason of refusals for a full queue
     // A job that threw (a bug: jobs answer their own errors), one line.
     std::function<void(const std::string&)> error_log;
@@ -62,7 +62,7 @@ class WorkPool {
     std::function<void(const Status&)> refuse;
   };
   struct Stats {
-    std::size_t queued = 0;   // waiting, urgent ones included
+    std::size_t queued = 0;  // waiting, urgent ones included
     std::size_t running = 0;
     std::size_t workers = 0;
   };

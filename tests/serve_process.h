@@ -28,9 +28,9 @@ class ServeProcess {
                std::string binary = ViaBinary()) {
     const std::string err = (home / "serve.err").string();
     const std::string out = (home / "serve.out").string();
-    std::vector<std::string> argv = {binary,     "--home",      home.string(),
-                                     "serve",    "--listen",    "127.0.0.1:0",
-                                     "--access-log", (home / "access.log").string()};
+    std::vector<std::string> argv = {
+        binary,     "--home",      home.string(),  "serve",
+        "--listen", "127.0.0.1:0", "--access-log", (home / "access.log").string()};
     argv.insert(argv.end(), extra.begin(), extra.end());
     pid_ = ::fork();
     if (pid_ == 0) {

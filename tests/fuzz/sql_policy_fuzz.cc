@@ -112,7 +112,7 @@ bool HeaderSaysWal() {
 }
 
 hrana::Limits FuzzLimits() {
-  hrana::Limits limits;  // the production limits, but for time:
+  hrana::Limits limits;                // the production limits, but for time:
   limits.statement_timeout_ms = 2000;  // the fuzz clock ticks once per 1000 VM steps
   limits.stream_idle_timeout_ms = std::int64_t{1} << 40;
   return limits;

@@ -76,7 +76,8 @@ std::string Request(const std::string& method, const std::string& target,
   std::string r = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
   if (!bearer.empty()) r += "Authorization: Bearer " + bearer + "\r\n";
   if (method == "POST") {
-    r += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
+    r +=
+        "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
   }
   return r + "\r\n" + body;
 }
@@ -104,7 +105,8 @@ class Tenants {
     REQUIRE(Via("init").exit_code == 0);
     for (const char* app : {"alpha", "beta"}) {
       const std::string name = std::string(app) + "-db";
-      REQUIRE(Via("addon create sqlite " + name + " --app " + app + " --bind DATABASE").exit_code == 0);
+      REQUIRE(Via("addon create sqlite " + name + " --app " + app + " --bind DATABASE").exit_code ==
+              0);
       REQUIRE(Via(std::string("release create --app ") + app + " --id r1").exit_code == 0);
       auto token = Via(std::string("workload token --app ") + app + " --release r1 --ttl 10m");
       REQUIRE(token.exit_code == 0);
@@ -134,7 +136,8 @@ class Tenants {
     return via::testing::Via(dir_.path(), "--actor test " + args);
   }
 
-  HttpAnswer Get(const std::string& target, const std::string& bearer = "", int timeout_ms = 30000) {
+  HttpAnswer Get(const std::string& target, const std::string& bearer = "",
+                 int timeout_ms = 30000) {
     return Raw(port_, Request("GET", target, bearer), timeout_ms);
   }
   // A pipeline of app `who` (0: alpha, the hostile one; 1: beta).
@@ -236,8 +239,9 @@ TEST_CASE("hostile app: fts3_tokenizer in every form is refused and the server k
   json bound = {{"type", "execute"},
                 {"stmt",
                  {{"sql", "SELECT fts3_tokenizer(?, ?)"},
-                  {"args", {{{"type", "text"}, {"value", "simple"}},
-                            {{"type", "blob"}, {"base64", "QUFBQUFBQUE"}}}}}}};
+                  {"args",
+                   {{{"type", "text"}, {"value", "simple"}},
+                    {{"type", "blob"}, {"base64", "QUFBQUFBQUE"}}}}}}};
   CHECK(Tenants::ResultType(world.Sql(0, {bound}), 0) == "SQLITE_AUTH");
   // The crash chain: a replaced tokenizer, then a table that uses it.
   json chain = world.Sql(0, {Stmt("SELECT fts3_tokenizer('simple', x'4141414141414141')"),
@@ -292,14 +296,16 @@ TEST_CASE("hostile app: invalid bytes anywhere in a request get 400 with a stabl
   CheckClean(world, path);
   HttpAnswer descriptor = Raw(world.port(), Request("GET", "/v1/descriptors/DATA\xc3(BASE"));
   CHECK(descriptor.status == 400);
-  HttpAnswer header = Raw(world.port(), "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Name: \xff\xfe\r\n"
-                                        "Connection: close\r\n\r\n");
+  HttpAnswer header = Raw(world.port(),
+                          "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Name: \xff\xfe\r\n"
+                          "Connection: close\r\n\r\n");
   CHECK(header.status == 400);
   CHECK(header.body.find("\"invalid_header\"") != std::string::npos);
-  for (const std::string& body : {std::string("{\"baton\":\"\xff\",\"requests\":[]}"),
-                                 std::string("{\"requests\":[{\"type\":\"execute\",\"stmt\":{\"sql\":"
-                                             "\"SELECT '\xed\xa0\x80'\"}}]}"),
-                                 std::string("{\"requests\":[")}) {
+  for (const std::string& body :
+       {std::string("{\"baton\":\"\xff\",\"requests\":[]}"),
+        std::string("{\"requests\":[{\"type\":\"execute\",\"stmt\":{\"sql\":"
+                    "\"SELECT '\xed\xa0\x80'\"}}]}"),
+        std::string("{\"requests\":[")}) {
     HttpAnswer a = world.Post(0, body);
     CHECK(a.status == 400);
     CHECK(a.body.find("\"invalid_pipeline\"") != std::string::npos);
@@ -313,9 +319,10 @@ TEST_CASE("hostile app: app B stays fast while app A runs more endless statement
           "[server][hostile]") {
   // 4 SQL workers, at most 2 of them for one add-on; A's statements would
   // run 10 s each (the statement timeout).
-  Tenants world({"--sql-workers", "4", "--per-addon-concurrency", "2", "--statement-timeout", "10s"});
-  const std::string endless = Pipeline(
-      {Stmt("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c")});
+  Tenants world(
+      {"--sql-workers", "4", "--per-addon-concurrency", "2", "--statement-timeout", "10s"});
+  const std::string endless = Pipeline({Stmt(
+      "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c")});
   std::vector<std::thread> attackers;
   std::atomic<int> answered{0};
   for (int i = 0; i < 6; ++i) {
@@ -353,9 +360,9 @@ TEST_CASE("hostile app: /healthz and the JWKS answer at once during a lock pile-
           "[server][hostile]") {
   Tenants world({"--sql-workers", "4", "--per-addon-concurrency", "2", "--busy-timeout", "8s"});
   // One stream holds the write lock...
-  HttpAnswer held = world.Post(0, Pipeline({Stmt("BEGIN IMMEDIATE"),
-                                            Stmt("INSERT INTO t (v) VALUES ('held')")},
-                                           /*keep_open=*/true));
+  HttpAnswer held =
+      world.Post(0, Pipeline({Stmt("BEGIN IMMEDIATE"), Stmt("INSERT INTO t (v) VALUES ('held')")},
+                             /*keep_open=*/true));
   REQUIRE(held.status == 200);
   const std::string baton = json::parse(held.body).at("baton").get<std::string>();
   // ...and three writers wait for it (two on workers, one queued).
@@ -404,8 +411,8 @@ TEST_CASE("hostile app: a full SQL queue answers 503 with Retry-After; another a
           "[server][hostile]") {
   Tenants world({"--sql-workers", "2", "--per-addon-concurrency", "1", "--sql-queue", "2",
                  "--statement-timeout", "10s"});
-  const std::string endless = Pipeline(
-      {Stmt("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c")});
+  const std::string endless = Pipeline({Stmt(
+      "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c")});
   // One of A's statements runs, two wait: the queue is full.
   std::vector<std::thread> attackers;
   std::vector<HttpAnswer> answers(3);

@@ -7,6 +7,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <fstream>
@@ -61,21 +62,22 @@ TEST_CASE("sql policy refuses fts3_tokenizer in every form, and the crash chain"
   CHECK(Code(h, "SELECT fts3_tokenizer(?, ?)",
              json::array({Text("simple"), Blob(Bytes(8, 0x41))})) == "SQLITE_AUTH");
   // What the refused call would have armed: the tokenizer is SQLite's own.
-  json r = h.Run("a", Body(std::nullopt,
-                           json::array({Execute("SELECT fts3_tokenizer('simple', x'4141414141414141')"),
-                                        Execute("CREATE VIRTUAL TABLE temp.f USING fts3(tokenize=simple)"),
-                                        Execute("INSERT INTO temp.f VALUES ('still alive')"),
-                                        Execute("SELECT count(*) FROM temp.f WHERE f MATCH 'alive'"),
-                                        Close()})));
+  json r = h.Run(
+      "a",
+      Body(std::nullopt,
+           json::array({Execute("SELECT fts3_tokenizer('simple', x'4141414141414141')"),
+                        Execute("CREATE VIRTUAL TABLE temp.f USING fts3(tokenize=simple)"),
+                        Execute("INSERT INTO temp.f VALUES ('still alive')"),
+                        Execute("SELECT count(*) FROM temp.f WHERE f MATCH 'alive'"), Close()})));
   CHECK(ErrorOf(r, 0).at("code") == "SQLITE_AUTH");
   CHECK(Rows(r, 3)[0][0] == Int(1));
 }
 
 TEST_CASE("sql policy refuses functions that are not listed", "[server]") {
   Harness h;
-  for (const char* sql : {"SELECT load_extension('x')", "SELECT fts5(NULL)",
-                          "SELECT rtreenode(2, x'00')", "SELECT rtreedepth(x'00')",
-                          "SELECT sqlite_log(1, 'x')", "SELECT fts5_source_id()"}) {
+  for (const char* sql :
+       {"SELECT load_extension('x')", "SELECT fts5(NULL)", "SELECT rtreenode(2, x'00')",
+        "SELECT rtreedepth(x'00')", "SELECT sqlite_log(1, 'x')", "SELECT fts5_source_id()"}) {
     CHECK(Code(h, sql) == "SQLITE_AUTH");
   }
   // A view cannot smuggle one in: the authorizer also runs where it is used.
@@ -97,7 +99,8 @@ TEST_CASE("sql policy allows the listed functions of every family", "[server]") 
            "SELECT row_number() OVER w, rank() OVER w, lag(v) OVER w, lead(v) OVER w, "
            "first_value(v) OVER w, ntile(2) OVER w, cume_dist() OVER w FROM t WINDOW w AS (ORDER "
            "BY id)",
-           "SELECT date('2024-01-01', '+1 day'), datetime(0, 'unixepoch'), unixepoch('2024-01-01'), "
+           "SELECT date('2024-01-01', '+1 day'), datetime(0, 'unixepoch'), "
+           "unixepoch('2024-01-01'), "
            "strftime('%Y', '2024-05-06'), julianday('2024-01-01'), current_timestamp IS NOT NULL",
            "SELECT json_object('a', 1) -> '$.a', json_array(1, 2) ->> 1, json_extract('{\"x\":3}', "
            "'$.x'), json_valid('{}'), json_set('{}', '$.y', 2), json_group_array(v) FROM t",
@@ -126,17 +129,32 @@ TEST_CASE("sql policy keeps the provider's settings: setting pragmas is refused"
   Harness h;
   REQUIRE(Code(h, "PRAGMA journal_mode = WAL") == "SQLITE_AUTH");
   for (const char* sql : {
-           "PRAGMA journal_mode = DELETE", "PRAGMA main.journal_mode = OFF",
-           "PRAGMA locking_mode = EXCLUSIVE", "PRAGMA mmap_size = 268435456",
-           "PRAGMA cache_size = 1000000", "PRAGMA synchronous = OFF", "PRAGMA busy_timeout = 999999",
-           "PRAGMA temp_store = MEMORY", "PRAGMA wal_autocheckpoint = 0",
-           "PRAGMA wal_checkpoint(TRUNCATE)", "PRAGMA page_size = 65536",
-           "PRAGMA auto_vacuum = FULL", "PRAGMA max_page_count = 1", "PRAGMA threads = 8",
-           "PRAGMA hard_heap_limit = 1", "PRAGMA soft_heap_limit = 1",
-           "PRAGMA temp_store_directory = '/tmp'", "PRAGMA writable_schema = ON",
-           "PRAGMA trusted_schema = ON", "PRAGMA integrity_check", "PRAGMA quick_check",
-           "PRAGMA database_list", "SELECT * FROM pragma_database_list", "PRAGMA compile_options",
-           "PRAGMA shrink_memory", "PRAGMA incremental_vacuum",
+           "PRAGMA journal_mode = DELETE",
+           "PRAGMA main.journal_mode = OFF",
+           "PRAGMA locking_mode = EXCLUSIVE",
+           "PRAGMA mmap_size = 268435456",
+           "PRAGMA cache_size = 1000000",
+           "PRAGMA synchronous = OFF",
+           "PRAGMA busy_timeout = 999999",
+           "PRAGMA temp_store = MEMORY",
+           "PRAGMA wal_autocheckpoint = 0",
+           "PRAGMA wal_checkpoint(TRUNCATE)",
+           "PRAGMA page_size = 65536",
+           "PRAGMA auto_vacuum = FULL",
+           "PRAGMA max_page_count = 1",
+           "PRAGMA threads = 8",
+           "PRAGMA hard_heap_limit = 1",
+           "PRAGMA soft_heap_limit = 1",
+           "PRAGMA temp_store_directory = '/tmp'",
+           "PRAGMA writable_schema = ON",
+           "PRAGMA trusted_schema = ON",
+           "PRAGMA integrity_check",
+           "PRAGMA quick_check",
+           "PRAGMA database_list",
+           "SELECT * FROM pragma_database_list",
+           "PRAGMA compile_options",
+           "PRAGMA shrink_memory",
+           "PRAGMA incremental_vacuum",
        }) {
     CHECK(Code(h, sql) == "SQLITE_AUTH");
   }
@@ -148,14 +166,30 @@ TEST_CASE("sql policy allows introspection and per-connection pragmas", "[server
   REQUIRE(Code(h, "CREATE TABLE c(id INTEGER PRIMARY KEY, p REFERENCES p(id))") == "ok");
   REQUIRE(Code(h, "CREATE INDEX c_p ON c(p)") == "ok");
   for (const char* sql : {
-           "PRAGMA table_info(c)", "SELECT * FROM pragma_table_info('c')", "PRAGMA table_xinfo(c)",
-           "PRAGMA index_list(c)", "PRAGMA index_info(c_p)", "PRAGMA index_xinfo(c_p)",
-           "PRAGMA foreign_key_list(c)", "PRAGMA foreign_key_check", "PRAGMA table_list",
-           "PRAGMA collation_list", "PRAGMA journal_mode", "PRAGMA locking_mode",
-           "PRAGMA page_size", "PRAGMA page_count", "PRAGMA cache_size", "PRAGMA user_version",
-           "PRAGMA user_version = 7", "PRAGMA foreign_keys = ON", "PRAGMA defer_foreign_keys = 1",
-           "PRAGMA recursive_triggers = 0", "PRAGMA query_only = 0", "PRAGMA optimize",
-           "PRAGMA data_version", "PRAGMA schema_version",
+           "PRAGMA table_info(c)",
+           "SELECT * FROM pragma_table_info('c')",
+           "PRAGMA table_xinfo(c)",
+           "PRAGMA index_list(c)",
+           "PRAGMA index_info(c_p)",
+           "PRAGMA index_xinfo(c_p)",
+           "PRAGMA foreign_key_list(c)",
+           "PRAGMA foreign_key_check",
+           "PRAGMA table_list",
+           "PRAGMA collation_list",
+           "PRAGMA journal_mode",
+           "PRAGMA locking_mode",
+           "PRAGMA page_size",
+           "PRAGMA page_count",
+           "PRAGMA cache_size",
+           "PRAGMA user_version",
+           "PRAGMA user_version = 7",
+           "PRAGMA foreign_keys = ON",
+           "PRAGMA defer_foreign_keys = 1",
+           "PRAGMA recursive_triggers = 0",
+           "PRAGMA query_only = 0",
+           "PRAGMA optimize",
+           "PRAGMA data_version",
+           "PRAGMA schema_version",
        }) {
     CHECK(Code(h, sql) == "ok");
   }
@@ -166,21 +200,26 @@ TEST_CASE("sql policy allows introspection and per-connection pragmas", "[server
 TEST_CASE("sql policy allows the listed modules and hides the others", "[server]") {
   Harness h;
   for (const char* sql : {
-           "CREATE VIRTUAL TABLE f3 USING fts3(x)", "CREATE VIRTUAL TABLE f4 USING fts4(x)",
-           "CREATE VIRTUAL TABLE f5 USING fts5(x)", "CREATE VIRTUAL TABLE v5 USING fts5vocab(f5, row)",
+           "CREATE VIRTUAL TABLE f3 USING fts3(x)",
+           "CREATE VIRTUAL TABLE f4 USING fts4(x)",
+           "CREATE VIRTUAL TABLE f5 USING fts5(x)",
+           "CREATE VIRTUAL TABLE v5 USING fts5vocab(f5, row)",
            "CREATE VIRTUAL TABLE r USING rtree(id, x0, x1)",
            "CREATE VIRTUAL TABLE ri USING rtree_i32(id, x0, x1)",
-           "INSERT INTO f4 VALUES ('hello world')", "INSERT INTO f5 VALUES ('hello world')",
+           "INSERT INTO f4 VALUES ('hello world')",
+           "INSERT INTO f5 VALUES ('hello world')",
            "INSERT INTO r VALUES (1, 0, 10)",
            "SELECT snippet(f4), offsets(f4), matchinfo(f4) FROM f4 WHERE f4 MATCH 'hello'",
            "SELECT highlight(f5, 0, '[', ']'), bm25(f5) FROM f5 WHERE f5 MATCH 'hello'",
-           "SELECT * FROM v5", "SELECT id FROM r WHERE x0 < 5",
+           "SELECT * FROM v5",
+           "SELECT id FROM r WHERE x0 < 5",
        }) {
     CHECK(Code(h, sql) == "ok");
   }
   for (const char* sql : {
            "CREATE VIRTUAL TABLE tok USING fts3tokenize(simple)",
-           "CREATE VIRTUAL TABLE aux USING fts4aux(f4)", "CREATE VIRTUAL TABLE s USING dbstat",
+           "CREATE VIRTUAL TABLE aux USING fts4aux(f4)",
+           "CREATE VIRTUAL TABLE s USING dbstat",
            "CREATE VIRTUAL TABLE temp.tok USING fts3tokenize(simple)",
        }) {
     CHECK(Code(h, sql) == "SQLITE_AUTH");
@@ -189,7 +228,8 @@ TEST_CASE("sql policy allows the listed modules and hides the others", "[server]
   for (const char* sql : {"SELECT * FROM dbstat", "SELECT * FROM sqlite_stmt"}) {
     json r = One(h, sql);
     CHECK(CodeOf(r) == "SQLITE_ERROR");
-    CHECK(r.at("error").at("message").get<std::string>().find("no such table") != std::string::npos);
+    CHECK(r.at("error").at("message").get<std::string>().find("no such table") !=
+          std::string::npos);
   }
 }
 
@@ -223,10 +263,12 @@ TEST_CASE("sql policy applies sqlite3_limit on every proxy connection", "[server
   CHECK(Code(h, "SELECT 'a' LIKE '" + pattern.substr(1) + "'") == "ok");
   // Triggers that fire each other stop at the trigger depth.
   REQUIRE(Code(h, "CREATE TABLE n(x)") == "ok");
-  REQUIRE(Code(h, "CREATE TRIGGER again AFTER INSERT ON n BEGIN INSERT INTO n VALUES "
-                  "(new.x + 1); END") == "ok");
-  json r = h.Run("a", Body(std::nullopt, json::array({Execute("PRAGMA recursive_triggers = ON"),
-                                                      Execute("INSERT INTO n VALUES (1)"), Close()})));
+  REQUIRE(Code(h,
+               "CREATE TRIGGER again AFTER INSERT ON n BEGIN INSERT INTO n VALUES "
+               "(new.x + 1); END") == "ok");
+  json r =
+      h.Run("a", Body(std::nullopt, json::array({Execute("PRAGMA recursive_triggers = ON"),
+                                                 Execute("INSERT INTO n VALUES (1)"), Close()})));
   CHECK(ErrorOf(r, 1).at("message").get<std::string>().find("too many levels of trigger") !=
         std::string::npos);
   CHECK(Code(h, "ATTACH ':memory:' AS m") == "SQLITE_AUTH");
@@ -236,10 +278,14 @@ TEST_CASE("sql policy bounds one printf call: '%.*c' with a huge precision fails
           "[server]") {
   Harness h;  // values up to 8 MiB
   for (const char* sql : {
-           "SELECT printf('%.*c', 2e9, 'x')", "SELECT format('%.*c', 2e9, 'x')",
-           "SELECT printf('%n%.*c', 2e9, 'x')", "SELECT printf('%%%5.*c', 2e9, 'x')",
-           "SELECT printf('%-*.*c', 1, 2e9, 'x')", "SELECT printf('%,.*c', -2e9, 'x')",
-           "SELECT printf('%.2000000000c', 'x')", "SELECT printf('%*d', 2000000000, 1)",
+           "SELECT printf('%.*c', 2e9, 'x')",
+           "SELECT format('%.*c', 2e9, 'x')",
+           "SELECT printf('%n%.*c', 2e9, 'x')",
+           "SELECT printf('%%%5.*c', 2e9, 'x')",
+           "SELECT printf('%-*.*c', 1, 2e9, 'x')",
+           "SELECT printf('%,.*c', -2e9, 'x')",
+           "SELECT printf('%.2000000000c', 'x')",
+           "SELECT printf('%*d', 2000000000, 1)",
            "SELECT printf('%.*c%.*c', 5000000, 'x', 5000000, 'x')",
        }) {
     std::string code;
@@ -264,8 +310,12 @@ TEST_CASE("sql policy gives the same printf results as SQLite's own", "[server]"
            "printf('%s|%.2s|%10s|%-10s|%q|%Q|%w', 'abc', 'abc', 'r', 'l', 'it''s', NULL, 'a\"b')",
            "printf('%c|%5c|%.3c|%-3c|', 'xyz', 'y', 'z', 'w')",
            "printf('%*d|%-*d|%.*f|%*.*f', 4, 1, 4, 2, 2, 3.14159, 8, 3, 2.5)",
-           "printf('%lld|%ld|%lf|%%|%n|%r', 1, 2, 3.5, 4)", "format('%s=%d', 'k', 9)",
-           "printf('%.*c', 3, 'ab')", "printf('%5%')", "printf(NULL, 1)", "printf('%')",
+           "printf('%lld|%ld|%lf|%%|%n|%r', 1, 2, 3.5, 4)",
+           "format('%s=%d', 'k', 9)",
+           "printf('%.*c', 3, 'ab')",
+           "printf('%5%')",
+           "printf(NULL, 1)",
+           "printf('%')",
        }) {
     const std::string sql = std::string("SELECT ") + call;
     sqlite3_stmt* stmt = nullptr;
@@ -301,6 +351,16 @@ TEST_CASE("sql policy bounds one instr, replace or trim call", "[server]") {
   CHECK(FirstText(h, "SELECT length(trim(printf('%.*c', 1000000, 'a'), ' a'))") == "0");
   CHECK(FirstText(h, "SELECT trim('xxhixx', 'x') || ltrim('  l') || rtrim('r  ')") == "hilr");
   CHECK(FirstText(h, "SELECT instr(x'000102', x'02') || instr(NULL, 'a') IS NULL") == "1");
+}
+
+TEST_CASE("sql policy keeps its allow-lists sorted (they are binary-searched)", "[server]") {
+  auto functions = hrana::AllowedFunctions();
+  CHECK(std::is_sorted(functions.begin(), functions.end()));
+  auto pragmas = hrana::AllowedPragmas();
+  CHECK(std::is_sorted(pragmas.begin(), pragmas.end(),
+                       [](const auto& a, const auto& b) { return a.name < b.name; }));
+  auto modules = hrana::AllowedModules();
+  CHECK(std::is_sorted(modules.begin(), modules.end()));
 }
 
 TEST_CASE("the docs list every allowed function, pragma and module", "[server]") {

@@ -3,8 +3,6 @@
 
 #include "server/work_pool.h"
 
-#include "server/thread_priority.h"
-
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -12,6 +10,8 @@
 #include <mutex>
 #include <string>
 #include <vector>
+
+#include "server/thread_priority.h"
 
 using namespace via;
 using namespace via::server;
@@ -78,11 +78,12 @@ WorkPool::Options Opts(int workers, std::size_t per_key, std::size_t queued) {
 // A job that logs "<name>" when it runs and "refused <name>: <reason>" when
 // it is refused.
 WorkPool::Job Logged(Log& log, std::string name, Gate* gate = nullptr) {
-  return WorkPool::Job{[&log, name, gate] {
-                         log.Add(name);
-                         if (gate) gate->Wait();
-                       },
-                       [&log, name](const Status& s) { log.Add("refused " + name + ": " + s.reason()); }};
+  return WorkPool::Job{
+      [&log, name, gate] {
+        log.Add(name);
+        if (gate) gate->Wait();
+      },
+      [&log, name](const Status& s) { log.Add("refused " + name + ": " + s.reason()); }};
 }
 
 // Waits until the pool runs `n` jobs.
@@ -100,7 +101,8 @@ TEST_CASE("work pool runs at most the per-key limit of one key's jobs at once", 
   Gate gate;
   Log log;
   WorkPool pool(Opts(4, 2, 100));
-  for (int i = 0; i < 6; ++i) REQUIRE(pool.Submit("a", Logged(log, "a" + std::to_string(i), &gate)).ok());
+  for (int i = 0; i < 6; ++i)
+    REQUIRE(pool.Submit("a", Logged(log, "a" + std::to_string(i), &gate)).ok());
   WaitRunning(pool, 2);
   std::this_thread::sleep_for(50ms);  // a third would have started by now
   CHECK(pool.stats().running == 2);
@@ -191,17 +193,17 @@ TEST_CASE("work pool: a job that lowered its thread's priority does not pass it 
   std::atomic<int> lowered{-100}, next{-100};
   Log log;
   REQUIRE(pool.Submit("a", WorkPool::Job{[&] {
-                                            SetCurrentThreadNice(std::min(19, base + 5));
-                                            lowered = CurrentThreadNice();
-                                            log.Add("lowered");
-                                          },
-                                          nullptr})
+                                           SetCurrentThreadNice(std::min(19, base + 5));
+                                           lowered = CurrentThreadNice();
+                                           log.Add("lowered");
+                                         },
+                                         nullptr})
               .ok());
   REQUIRE(pool.Submit("a", WorkPool::Job{[&] {
-                                            next = CurrentThreadNice();
-                                            log.Add("next");
-                                          },
-                                          nullptr})
+                                           next = CurrentThreadNice();
+                                           log.Add("next");
+                                         },
+                                         nullptr})
               .ok());
   REQUIRE(log.WaitFor(2).size() == 2);
   CHECK(lowered.load() == std::min(19, base + 5));
