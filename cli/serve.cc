@@ -103,7 +103,7 @@ int RunServe(Shell& shell, const ServeFlags& f) {
           ? f.per_addon_concurrency
           : static_cast<std::size_t>(std::max(1, api_options.sql_workers / 2));
   api_options.sql_queue = f.sql_queue;
-  // Statements past 100 ms go on at nice +10 (docs/runtime.md "Where SQL runs").
+  // Statements past 100 ms go on at nice +10 (docs/runtime.md "Where work runs").
   api_options.hrana.long_statement_ms = 100;
   api_options.error_log = ErrorLine;
   // Process-wide: every SQLite connection of this process (server/sql_policy.h).

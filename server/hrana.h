@@ -35,14 +35,15 @@
 // that such a baton is "baton_invalid".
 //
 // Connection reuse (when Limits::pooled_connections > 0; then the connection
-// factory is not called for every new stream): a stream that ends with `close`, with no transaction
-// open and no per-connection state changed (Session::TakeReusableConnection), gives its connection
-// back to a small pool of its database key; the next new stream of that key reuses it (SQLite's
-// parsed schema included) unless the file was moved or deleted since it was opened.
-// CloseStreamsFor() also closes the pooled connections of the keys it matches, and idle ones close
-// after Limits::stream_idle_timeout_ms. All keys together keep at most kPoolCapFactor *
-// Limits::pooled_connections idle connections; beyond that the least recently returned one (of any
-// key) is closed.
+// factory is not called for every new stream): a stream that ends with `close`, with no transaction open
+// and no per-connection state changed (Session::TakeReusableConnection), gives
+// its connection back to a small pool of its database key; the next new stream
+// of that key reuses it (SQLite's parsed schema included) unless the file was
+// moved or deleted since it was opened. CloseStreamsFor() also closes the
+// pooled connections of the keys it matches, and idle ones close after
+// Limits::stream_idle_timeout_ms. All keys together keep at most
+// kPoolCapFactor * Limits::pooled_connections idle connections; beyond that the
+// least recently returned one (of any key) is closed.
 //
 // Thread-safety: all methods may be called concurrently from any threads. A
 // stream runs one pipeline at a time; SQL, and closing any connection (which

@@ -197,7 +197,7 @@ void GuardedCall(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
 
 void DeleteGuard(void* guard) { delete static_cast<Guard*>(guard); }
 
-std::int64_t Bytes(sqlite3_value* v) {
+std::int64_t ByteLength(sqlite3_value* v) {
   return sqlite3_value_type(v) == SQLITE_NULL ? 0 : sqlite3_value_bytes(v);
 }
 
@@ -331,19 +331,19 @@ bool CheckSearch(const char* what, std::int64_t text, std::int64_t pattern, std:
 }
 
 bool CheckInstr(sqlite3*, int, sqlite3_value** argv, std::string* why) {
-  return CheckSearch("instr", Bytes(argv[0]), Bytes(argv[1]), why);
+  return CheckSearch("instr", ByteLength(argv[0]), ByteLength(argv[1]), why);
 }
 
 bool CheckReplace(sqlite3*, int, sqlite3_value** argv, std::string* why) {
-  return CheckSearch("replace", Bytes(argv[0]), Bytes(argv[1]), why);
+  return CheckSearch("replace", ByteLength(argv[0]), ByteLength(argv[1]), why);
 }
 
 bool CheckTrim(sqlite3*, int, sqlite3_value** argv, std::string* why) {
-  const std::int64_t work = Bytes(argv[0]) * Bytes(argv[1]);
+  const std::int64_t work = ByteLength(argv[0]) * ByteLength(argv[1]);
   if (work <= kMaxTrimWork) return true;
-  *why = "trim: stripping " + std::to_string(Bytes(argv[1])) + " characters from a " +
-         std::to_string(Bytes(argv[0])) + "-byte text is too much work for one call (limit " +
-         std::to_string(kMaxTrimWork) + ")";
+  *why = "trim: stripping a " + std::to_string(ByteLength(argv[1])) +
+         "-byte set of characters from a " + std::to_string(ByteLength(argv[0])) +
+         "-byte text is too much work for one call (limit " + std::to_string(kMaxTrimWork) + ")";
   return false;
 }
 
@@ -411,10 +411,12 @@ Status ConfigureConnection(sqlite3* db, const Limits& limits) {
 
   auto caller = std::make_shared<BuiltinCaller>(length);
   for (const GuardSpec& spec : kGuards) {
-    auto* guard = new Guard{spec.name, spec.check, caller};
+    // SQLite owns the Guard from here: it calls DeleteGuard when the function
+    // is dropped, the connection closes, or registering fails.
+    Guard* guard = std::make_unique<Guard>(Guard{spec.name, spec.check, caller}).release();
     const int rc = sqlite3_create_function_v2(
         db, spec.name, spec.argc, SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, guard,
-        &GuardedCall, nullptr, nullptr, &DeleteGuard);  // on failure SQLite calls DeleteGuard
+        &GuardedCall, nullptr, nullptr, &DeleteGuard);
     if (rc != SQLITE_OK) return SqliteFailure(db, std::string("register ") + spec.name);
   }
 

@@ -10,7 +10,8 @@
 // Invariants kept for every connection that went through ConfigureConnection()
 // and runs with Authorize() installed:
 // - no file other than the database (and SQLite's own WAL, shm and anonymous
-//   temp files) is opened: ATTACH is refused and SQLITE_LIMIT_ATTACHED is 0;
+//   temp files) is opened: ATTACH, VACUUM INTO and VACUUM (which attaches a
+//   temporary database) are refused and SQLITE_LIMIT_ATTACHED is 0;
 // - the journal mode, locking mode, synchronous, cache and mmap settings are
 //   the provider's: PRAGMAs that change them are refused;
 // - no function that takes or returns a pointer (fts3_tokenizer, fts5) and no
@@ -88,8 +89,9 @@ inline constexpr int kLimitLikePatternLength = 100;
 // Page cache of a proxy connection, in KiB (PRAGMA cache_size = -N).
 inline constexpr int kCacheKiB = 2048;
 // Work one call of a guarded function may do (see docs/runtime.md): the
-// product of the two text lengths for instr and replace (bytes compared), and
-// of the text length and the number of characters to strip for trim.
+// product of the byte lengths of its first two arguments (the text and the
+// pattern for instr and replace, the text and the characters to strip for
+// trim, ltrim and rtrim).
 inline constexpr std::int64_t kMaxSearchWork = 2'000'000'000;
 inline constexpr std::int64_t kMaxTrimWork = 40'000'000;
 

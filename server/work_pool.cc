@@ -51,7 +51,7 @@ Status WorkPool::Submit(std::string_view key_view, Job job, bool urgent) {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return Unavailable("shutting_down", "the server is shutting down; retry");
     std::string key(key_view);
-    if (urgent) {
+    if (urgent && urgent_keys_.insert(key).second) {
       urgent_.emplace_back(std::move(key), std::move(job));
       wake_.notify_one();
       return Status::Ok();
@@ -131,7 +131,9 @@ void WorkPool::WorkerLoop(std::size_t slot, int nice) {
         options_.restore_priority && CurrentThreadNice() != nice && !SetCurrentThreadNice(nice);
     lock.lock();
     --running_;
-    if (!urgent) {
+    if (urgent) {
+      urgent_keys_.erase(key);
+    } else {
       auto it = keys_.find(key);
       if (it != keys_.end()) {
         KeyState& state = it->second;
@@ -167,6 +169,7 @@ void WorkPool::Shutdown(const Status& reason) {
     }
     for (auto& [key, job] : urgent_) refused.push_back(std::move(job));
     urgent_.clear();
+    urgent_keys_.clear();
     ring_.clear();
     waiting_ = 0;
     for (std::thread& t : workers_) workers.push_back(std::move(t));

@@ -13,11 +13,12 @@
 //   the most waiting jobs, if that key has at least two more waiting than the
 //   new job's key (that job is refused); otherwise the new job is refused. So a
 //   key that floods the queue loses its own jobs, not another key's;
-// - urgent jobs do not count against their key's limit or the queue bound and
-//   run before the round-robin. The caller keeps them few (the SQL proxy marks
-//   only a request of the stream that holds its database's write lock, at most
-//   one per database file), so that the lock holder can always finish while
-//   other requests of its key wait for that lock.
+// - an urgent job does not count against its key's limit or the queue bound
+//   and runs before the round-robin; a key has at most one urgent job waiting
+//   or running, further ones of that key are queued as normal jobs. (The SQL
+//   proxy marks a request of the stream that holds its database's write lock,
+//   so that the lock holder can always finish while other requests of its key
+//   wait for that lock.)
 //
 // Every job is either run (Job::run on a worker thread) or refused
 // (Job::refuse, with the reason), exactly once, unless Submit() returned an
@@ -36,6 +37,7 @@
 #include <string_view>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "domain/status.h"
@@ -105,6 +107,7 @@ class WorkPool {
   std::unordered_map<std::string, KeyState> keys_;
   std::deque<std::string> ring_;  // keys to serve next, round-robin
   std::deque<std::pair<std::string, Job>> urgent_;
+  std::unordered_set<std::string> urgent_keys_;  // with an urgent job waiting or running
   std::size_t waiting_ = 0;  // normal jobs waiting (the bounded ones)
   std::size_t running_ = 0;
   std::vector<std::thread> workers_;

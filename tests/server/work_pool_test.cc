@@ -166,6 +166,23 @@ TEST_CASE("work pool runs urgent jobs past the key's limit and the round-robin",
   CHECK(log.WaitFor(3).size() == 3);
 }
 
+TEST_CASE("work pool: a key's second urgent job waits like any other", "[server]") {
+  Gate gate, urgent_gate;
+  Log log;
+  WorkPool pool(Opts(3, 1, 100));
+  REQUIRE(pool.Submit("a", Logged(log, "a0", &gate)).ok());
+  WaitRunning(pool, 1);
+  REQUIRE(pool.Submit("a", Logged(log, "urgent", &urgent_gate), /*urgent=*/true).ok());
+  WaitRunning(pool, 2);
+  REQUIRE(pool.Submit("a", Logged(log, "second urgent"), /*urgent=*/true).ok());
+  std::this_thread::sleep_for(50ms);  // a free worker would have taken it by now
+  CHECK(log.Now() == std::vector<std::string>{"a0", "urgent"});
+  CHECK(pool.stats().queued == 1);
+  gate.Open();
+  urgent_gate.Open();
+  CHECK(log.WaitFor(3).size() == 3);
+}
+
 TEST_CASE("work pool shutdown refuses waiting jobs and lets running ones finish", "[server]") {
   Gate gate;
   Log log;
