@@ -137,7 +137,8 @@ int RunServe(Shell& shell, const ServeFlags& f) {
         std::cerr.flush();
       });
   Status run = server.Run();
-  // Requests still waiting for a worker are answered before the server goes.
+  // The workers stop (and drop what still waits) before the server, whose
+  // io_context their responders post to, is destroyed.
   api->Shutdown();
   if (!run.ok()) return shell.Fail(run);
   std::cerr << "via serve: drained, exiting" << std::endl;
