@@ -237,9 +237,10 @@ wrk.headers["Authorization"] = "Bearer $NOISY_AUTH"
 wrk.headers["Content-Type"] = "application/json"
 LUA
   cat <<'LUA'
--- A slow statement (a few hundred ms of CPU), then close.
+-- A slow statement (about 0.3 s of CPU on a quiet core, far more when it
+-- competes, as it runs past 100 ms at a lower priority), then close.
 wrk.body = '{"baton":null,"requests":[{"type":"execute","stmt":{"sql":"WITH RECURSIVE c(x) AS ' ..
-           '(SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000000) SELECT count(*) FROM c"}},' ..
+           '(SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 500000) SELECT count(*) FROM c"}},' ..
            '{"type":"close"}]}'
 function response(status, headers, body)
   checked = checked + 1
@@ -281,7 +282,10 @@ print(sys.argv[1], f"{ops:.0f}", kv["p50_us"], kv["p99_us"], kv["requests"], kv[
 EOF
 }
 # B's point selects while A keeps NOISY_CONNS slow statements in flight: A's
-# wrk starts a second before B's and outlasts it.
+# wrk starts a second before B's and outlasts it. A's statements still in
+# flight when its wrk stops are waited for (the server's SQL pool idle), so
+# that they do not run into the next row. A's row counts failed requests
+# only: under load, none of its slow statements may finish in a short window.
 run_noisy() {
   local out
   "${CLIENT_CPU[@]}" wrk -t 1 -c "$NOISY_CONNS" -d "$((SECONDS_EACH + 2))s" --timeout 30s -s "$H/noisy.lua" \
@@ -291,13 +295,17 @@ run_noisy() {
   run_wrk noisy "$H/pipeline.lua" "$BASE/v2/pipeline"
   wait "$NOISY_PID" || fail "wrk for the noisy app: $(cat "$H/noisy.out")"
   NOISY_PID=
+  for _ in $(seq 600); do
+    curl -s "$BASE/healthz" | python3 -c 'import json,sys; s=json.load(sys.stdin).get("sql", {}); sys.exit(0 if s.get("running", 0) + s.get("queued", 0) == 0 else 1)' && break
+    sleep 0.1
+  done
   out=$(grep '^RESULT' "$H/noisy.out") || fail "wrk for the noisy app printed no result: $(cat "$H/noisy.out")"
   if grep -q '^FIRST_BAD' "$H/noisy.out"; then echo "  noisy-A: $(grep '^FIRST_BAD' "$H/noisy.out")" >&2; fi
   python3 - "$out" >>"$RESULTS" <<'PY'
 import sys
 kv = dict(x.split("=") for x in sys.argv[1].split()[1:])
 ops = float(kv["requests"]) / (float(kv["duration_us"]) / 1e6)
-ok = int(kv["non2xx"]) == 0 and int(kv["sockerr"]) == 0 and int(kv["bad"]) == 0 and int(kv["checked"]) > 0
+ok = int(kv["non2xx"]) == 0 and int(kv["sockerr"]) == 0 and int(kv["bad"]) == 0
 print("noisy-A", f"{ops:.1f}", kv["p50_us"], kv["p99_us"], kv["requests"], kv["non2xx"], kv["sockerr"], kv["bad"], "ok" if ok else "FAILED")
 PY
 }
