@@ -237,7 +237,7 @@ wrk.headers["Authorization"] = "Bearer $NOISY_AUTH"
 wrk.headers["Content-Type"] = "application/json"
 LUA
   cat <<'LUA'
--- A slow statement (about 0.3 s of CPU on a quiet core, far more when it
+-- A slow statement (about 0.15 s of CPU, far longer when it
 -- competes, as it runs past 100 ms at a lower priority), then close.
 wrk.body = '{"baton":null,"requests":[{"type":"execute","stmt":{"sql":"WITH RECURSIVE c(x) AS ' ..
            '(SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 500000) SELECT count(*) FROM c"}},' ..
