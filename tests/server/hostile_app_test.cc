@@ -407,7 +407,7 @@ TEST_CASE("hostile app: /healthz and the JWKS answer at once during a lock pile-
   CHECK(world.HeaderSaysWal(0));
 }
 
-TEST_CASE("hostile app: a full SQL queue answers 503 with Retry-After; another app still gets in",
+TEST_CASE("hostile app: a full SQL queue answers 503 with Retry-After, and another app gets in",
           "[server][hostile]") {
   Tenants world({"--sql-workers", "2", "--per-addon-concurrency", "1", "--sql-queue", "2",
                  "--statement-timeout", "10s"});
