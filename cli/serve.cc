@@ -9,6 +9,7 @@
 #include "cli/shell.h"
 #include "server/api.h"
 #include "server/http_server.h"
+#include "server/sql_policy.h"
 
 namespace via::cli {
 namespace {
@@ -22,6 +23,7 @@ struct ServeFlags {
   std::size_t max_body_bytes = 1 << 20;
   std::size_t max_connections = 512;
   std::size_t max_streams = 1024;
+  std::size_t max_streams_per_addon = 256;
   std::size_t pooled_connections = 32;
   std::size_t max_result_rows = 100000;
   std::size_t max_response_bytes = 16 << 20;
@@ -31,7 +33,18 @@ struct ServeFlags {
   std::string statement_timeout = "30s";
   std::string busy_timeout = "5s";
   std::string drain_timeout = "10s";
+  int sql_workers = 0;                    // 0: two per core, at least 4
+  std::size_t per_addon_concurrency = 0;  // 0: half the SQL workers
+  std::size_t sql_queue = 1024;
+  std::int64_t sql_memory_limit = std::int64_t{1} << 30;
 };
+
+// One line on stderr in one write, so that concurrent lines do not interleave.
+void ErrorLine(const std::string& line) {
+  const std::string text = line + "\n";
+  std::cerr.write(text.data(), static_cast<std::streamsize>(text.size()));
+  std::cerr.flush();
+}
 
 // "host:port" or "[v6]:port".
 Status SplitListen(const std::string& listen, std::string* host, std::uint16_t* port) {
@@ -61,6 +74,7 @@ int RunServe(Shell& shell, const ServeFlags& f) {
   http.max_header_bytes = f.max_header_bytes;
   http.max_body_bytes = f.max_body_bytes;
   http.max_connections = f.max_connections;
+  http.error_log = ErrorLine;
 
   VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
   server::ApiOptions api_options;
@@ -71,6 +85,7 @@ int RunServe(Shell& shell, const ServeFlags& f) {
   api_options.public_url = f.public_url;
   api_options.hrana.max_body_bytes = f.max_body_bytes;
   api_options.hrana.max_streams = f.max_streams;
+  api_options.hrana.max_streams_per_database = f.max_streams_per_addon;
   api_options.hrana.pooled_connections = f.pooled_connections;
   api_options.hrana.max_result_rows = f.max_result_rows;
   api_options.hrana.max_response_bytes = f.max_response_bytes;
@@ -80,6 +95,19 @@ int RunServe(Shell& shell, const ServeFlags& f) {
                             ParseDurationMs(f.statement_timeout), shell);
   VIA_ASSIGN_OR_RETURN_EXIT(std::int64_t busy_ms, ParseDurationMs(f.busy_timeout), shell);
   api_options.sqlite_busy_timeout_ms = static_cast<int>(std::min<std::int64_t>(busy_ms, 600000));
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  api_options.sql_workers =
+      std::clamp(f.sql_workers > 0 ? f.sql_workers : std::max(4, 2 * cores), 1, 1024);
+  api_options.per_addon_concurrency =
+      f.per_addon_concurrency > 0
+          ? f.per_addon_concurrency
+          : static_cast<std::size_t>(std::max(1, api_options.sql_workers / 2));
+  api_options.sql_queue = f.sql_queue;
+  // Statements past 100 ms go on at nice +10 (docs/runtime.md "Where work runs").
+  api_options.hrana.long_statement_ms = 100;
+  api_options.error_log = ErrorLine;
+  // Process-wide: every SQLite connection of this process (server/sql_policy.h).
+  server::hrana::LimitSqliteHeap(f.sql_memory_limit);
   VIA_ASSIGN_OR_RETURN_EXIT(auto api, server::Api::Open(api_options), shell);
 
   std::ofstream log_file;
@@ -95,11 +123,9 @@ int RunServe(Shell& shell, const ServeFlags& f) {
 
   server::Api* api_ptr = api.get();
   server::HttpServer server(
-      http, [api_ptr](const server::HttpRequest& r) { return api_ptr->Handle(r); },
-      [api_ptr] {
-        auto folded = api_ptr->CatchUp();
-        if (!folded.ok()) std::cerr << "via serve: " << folded.status().ToString() << "\n";
-        api_ptr->SweepIdle();
+      http,
+      [api_ptr](server::HttpRequest r, server::Responder respond) {
+        api_ptr->Handle(std::move(r), std::move(respond));
       },
       [&](const std::string& address) {
         if (f.public_url.empty()) api_ptr->set_public_url("http://" + address);
@@ -111,6 +137,9 @@ int RunServe(Shell& shell, const ServeFlags& f) {
         std::cerr.flush();
       });
   Status run = server.Run();
+  // The workers stop (and drop what still waits) before the server, whose
+  // io_context their responders post to, is destroyed.
+  api->Shutdown();
   if (!run.ok()) return shell.Fail(run);
   std::cerr << "via serve: drained, exiting" << std::endl;
   return 0;
@@ -130,6 +159,8 @@ void RegisterServe(CLI::App& app, Shell& shell) {
   serve->add_option("--max-body-bytes", f->max_body_bytes, "request body limit (default 1048576)");
   serve->add_option("--max-connections", f->max_connections, "open connections limit (default 512)");
   serve->add_option("--max-streams", f->max_streams, "open Hrana streams limit (default 1024)");
+  serve->add_option("--max-streams-per-addon", f->max_streams_per_addon,
+                    "open Hrana streams of one add-on generation (default 256)");
   serve->add_option("--pooled-connections", f->pooled_connections,
                     "idle SQLite connections kept per add-on generation for new streams (default 32, 0: none)");
   serve->add_option("--max-result-rows", f->max_result_rows, "rows per statement (default 100000)");
@@ -140,6 +171,15 @@ void RegisterServe(CLI::App& app, Shell& shell) {
   serve->add_option("--statement-timeout", f->statement_timeout, "one SQL statement (default 30s)");
   serve->add_option("--busy-timeout", f->busy_timeout, "wait for a database lock (default 5s)");
   serve->add_option("--drain-timeout", f->drain_timeout, "grace for requests in flight at SIGTERM (default 10s)");
+  serve->add_option("--sql-workers", f->sql_workers,
+                    "threads that run SQL (default: 2 per core, at least 4)");
+  serve->add_option("--per-addon-concurrency", f->per_addon_concurrency,
+                    "SQL pipelines of one add-on running at once (default: half the SQL workers)");
+  serve->add_option(
+      "--sql-queue", f->sql_queue,
+      "SQL pipelines waiting for a worker, all add-ons together (default 1024; beyond: 503)");
+  serve->add_option("--sql-memory-limit", f->sql_memory_limit,
+                    "bytes of memory for SQLite in this process (default 1 GiB; 0: no limit)");
   serve->callback([&shell, f]() { shell.action = [&shell, f]() { return RunServe(shell, *f); }; });
 }
 

@@ -23,10 +23,14 @@ using json = nlohmann::json;
 
 constexpr std::string_view kTokenPrefix = "via1";
 
+// Bodies hold client-supplied text at most as ASCII (the server refuses other
+// bytes first); Dump() still never throws on invalid UTF-8.
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
 HttpResponse JsonError(int status, const std::string& code, const std::string& message) {
   HttpResponse r;
   r.status = status;
-  r.body = json{{"error", {{"code", code}, {"message", message}}}}.dump();
+  r.body = Dump(json{{"error", {{"code", code}, {"message", message}}}});
   r.error_code = code;
   return r;
 }
@@ -147,7 +151,32 @@ Api::Api(const ApiOptions& options)
     : options_(options),
       engine_(options.hrana, [clock = options.clock]() { return clock->NowMs(); }) {}
 
-Api::~Api() = default;
+Api::~Api() { Shutdown(); }
+
+void Api::Shutdown() {
+  {
+    std::lock_guard<std::mutex> lock(tail_mu_);
+    tail_stop_ = true;
+  }
+  tail_wake_.notify_all();
+  if (tailer_.joinable()) tailer_.join();
+  const Status closing = Unavailable("shutting_down", "the server is shutting down; retry");
+  if (control_pool_) control_pool_->Shutdown(closing);
+  if (sql_pool_) sql_pool_->Shutdown(closing);
+}
+
+void Api::TailLoop() {
+  std::unique_lock<std::mutex> lock(tail_mu_);
+  while (!tail_stop_) {
+    tail_wake_.wait_for(lock, std::chrono::milliseconds(options_.tick_interval_ms),
+                        [this] { return tail_stop_; });
+    if (tail_stop_) break;
+    lock.unlock();
+    (void)CatchUpForRequest(MonotonicNs());  // failures are logged there
+    engine_.SweepIdle();
+    lock.lock();
+  }
+}
 
 Result<std::unique_ptr<Api>> Api::Open(const ApiOptions& options) {
   if (options.clock == nullptr) return Internal("Api::Open: no clock");
@@ -180,6 +209,26 @@ Result<std::unique_ptr<Api>> Api::Open(const ApiOptions& options) {
   VIA_ASSIGN_OR_RETURN(api->log_, eventstore::EventLog::Open(log_options));
   VIA_ASSIGN_OR_RETURN(State state, projections::Replay(api->log_->store(), 0));
   api->state_ = std::make_shared<const State>(std::move(state));
+
+  WorkPool::Options sql;
+  sql.name = "sql";
+  sql.workers = std::max(1, options.sql_workers);
+  sql.per_key_limit = std::max<std::size_t>(1, options.per_addon_concurrency);
+  sql.max_queued = options.sql_queue;
+  sql.busy_reason = "sql_queue_full";
+  sql.error_log = options.error_log;
+  sql.restore_priority = true;  // long statements lower it (Limits::long_statement_ms)
+  api->sql_pool_ = std::make_unique<WorkPool>(sql);
+  WorkPool::Options control;
+  control.name = "control";
+  control.workers = std::max(1, options.control_workers);
+  control.per_key_limit = static_cast<std::size_t>(control.workers);
+  control.max_queued = options.control_queue;
+  control.busy_reason = "server_busy";
+  control.error_log = options.error_log;
+  api->control_pool_ = std::make_unique<WorkPool>(control);
+  Api* raw = api.get();
+  api->tailer_ = std::thread([raw] { raw->TailLoop(); });
   return api;
 }
 
@@ -206,7 +255,9 @@ Result<std::uint64_t> Api::CatchUp() {
   {
     std::lock_guard log_lock(log_mu_);
     std::shared_ptr<const State> current = Snapshot();
-    VIA_ASSIGN_OR_RETURN(eventstore::Head head, log_->store().GetHead());
+    auto got_head = log_->store().GetHead();
+    log_readable_ = got_head.ok();
+    VIA_ASSIGN_OR_RETURN(eventstore::Head head, std::move(got_head));
     if (head.seq <= current->seq) return std::uint64_t{0};
     State next = *current;
     for (std::uint64_t seq = current->seq + 1; seq <= head.seq; ++seq) {
@@ -247,45 +298,95 @@ Result<std::uint64_t> Api::CatchUp() {
   return folded;
 }
 
-HttpResponse Api::Handle(const HttpRequest& request) {
+void Api::Handle(HttpRequest request, Responder respond) {
+  // Everything here runs on an I/O thread: no SQL, no file, no lock wait.
+  HttpResponse answer;
   try {
-    auto caught_up = CatchUp();
-    if (!caught_up.ok()) {
-      HttpResponse r = JsonError(503, caught_up.status().reason(),
-                                 "the event log could not be read: " + caught_up.status().message());
-      r.headers.emplace_back("Retry-After", std::to_string(options_.retry_after_s));
-      return r;
-    }
     const std::string path(PathOf(request.target));
     const bool get = request.method == "GET";
-    if (path == "/.well-known/jwks.json") {
-      if (!get) return JsonError(405, "method_not_allowed", "use GET");
-      return Jwks();
-    }
     constexpr std::string_view kDescriptors = "/v1/descriptors/";
-    if (path.rfind(kDescriptors, 0) == 0) {
-      if (!get) return JsonError(405, "method_not_allowed", "use GET");
-      return Descriptor(request, path.substr(kDescriptors.size()));
-    }
-    if (path == "/v2") {
-      if (!get) return JsonError(405, "method_not_allowed", "use GET");
-      HttpResponse r;
-      r.content_type = "text/plain";
-      return r;
-    }
-    if (path == "/v2/pipeline") {
-      if (request.method != "POST") return HranaError(405, "method_not_allowed", "use POST");
-      return Pipeline(request);
-    }
     if (path == "/healthz") {
-      HttpResponse r;
-      r.body = json{{"ok", true}, {"seq", seq()}, {"streams", engine_.open_streams()}}.dump();
-      return r;
+      answer = Health();
+    } else if (path == "/readyz") {
+      answer = Ready();
+    } else if (path == "/.well-known/jwks.json") {
+      answer = get ? Jwks() : JsonError(405, "method_not_allowed", "use GET");
+    } else if (path.rfind(kDescriptors, 0) == 0) {
+      if (!get) {
+        answer = JsonError(405, "method_not_allowed", "use GET");
+      } else {
+        const std::string binding = path.substr(kDescriptors.size());
+        auto in = std::make_shared<HttpRequest>(std::move(request));
+        const std::int64_t arrived = MonotonicNs();
+        OnControlPool(respond, [this, in, binding, arrived]() -> HttpResponse {
+          Status caught_up = CatchUpForRequest(arrived);
+          if (!caught_up.ok()) {
+            HttpResponse r = JsonError(503, caught_up.reason(), caught_up.message());
+            r.headers.emplace_back("Retry-After", std::to_string(options_.retry_after_s));
+            return r;
+          }
+          return Descriptor(*in, binding);
+        });
+        return;
+      }
+    } else if (path == "/v2") {
+      if (get) {
+        answer.content_type = "text/plain";
+      } else {
+        answer = JsonError(405, "method_not_allowed", "use GET");
+      }
+    } else if (path == "/v2/pipeline") {
+      if (request.method != "POST") {
+        answer = HranaError(405, "method_not_allowed", "use POST");
+      } else {
+        Pipeline(std::move(request), respond);
+        return;
+      }
+    } else {
+      answer = JsonError(404, "not_found", "no route for " + path);
     }
-    return JsonError(404, "not_found", "no route for " + path);
   } catch (const std::exception& e) {
-    return JsonError(500, "internal", std::string("unexpected failure: ") + e.what());
+    // `respond` was only copied, never moved, so it can still answer (a
+    // second answer after a worker's is ignored).
+    ErrorLog(std::string("via serve: request failed: ") + e.what());
+    answer = JsonError(500, "internal", "unexpected server error");
   }
+  respond(std::move(answer));
+}
+
+HttpResponse Api::Health() {
+  const WorkPool::Stats sql = sql_pool_->stats();
+  HttpResponse r;
+  r.body = Dump(
+      json{{"ok", true},
+           {"seq", seq()},
+           {"streams", engine_.open_streams()},
+           {"sql", {{"workers", sql.workers}, {"running", sql.running}, {"queued", sql.queued}}}});
+  return r;
+}
+
+HttpResponse Api::Ready() {
+  if (!log_readable_.load()) {
+    HttpResponse r = JsonError(503, "log_unavailable", "the event log could not be read; retry");
+    r.headers.emplace_back("Retry-After", std::to_string(options_.retry_after_s));
+    return r;
+  }
+  HttpResponse r;
+  r.body = Dump(json{{"ready", true}, {"seq", seq()}});
+  return r;
+}
+
+void Api::OnControlPool(Responder respond, std::function<HttpResponse()> run) {
+  const std::int64_t retry_after = options_.retry_after_s;
+  auto busy = [retry_after](const Status& s) {
+    HttpResponse r = JsonError(503, s.reason(), s.message());
+    r.headers.emplace_back("Retry-After", std::to_string(retry_after));
+    return r;
+  };
+  Status queued = control_pool_->Submit(
+      "", WorkPool::Job{[this, respond, run = std::move(run)] { respond(Guarded(false, run)); },
+                        [respond, busy](const Status& s) { respond(busy(s)); }});
+  if (!queued.ok()) respond(busy(queued));
 }
 
 HttpResponse Api::Jwks() {
@@ -348,7 +449,13 @@ HttpResponse Api::Descriptor(const HttpRequest& request, const std::string& bind
   input.app = claims->app;
   input.binding = binding;
   input.binding_target = claim->addon_id;
-  input.storage = ProbeStorage(addon->id, &input.storage_detail);
+  std::string probe_detail;
+  input.storage = ProbeStorage(addon->id, &probe_detail);
+  if (input.storage != StorageFact::kOk) {
+    // The probe's detail names files: it goes to the error log, not the app.
+    ErrorLog("via serve: storage of " + addon->id + ": " + probe_detail);
+    input.storage_detail = "the operator sees details with `via addon status " + addon->name + "`";
+  }
   input.credentials_key_present = true;
   Readiness readiness = Evaluate(input);
   if (!readiness.usable_by_app) {
@@ -356,12 +463,11 @@ HttpResponse Api::Descriptor(const HttpRequest& request, const std::string& bind
     HttpResponse r;
     r.status = 409;
     r.error_code = code;
-    r.body = json{{"error", {{"code", code}, {"message", readiness.reason}}},
-                  {"blocking", code},
-                  {"owner", readiness.owner},
-                  {"reason", readiness.reason},
-                  {"remediation", readiness.remediation}}
-                 .dump();
+    r.body = Dump(json{{"error", {{"code", code}, {"message", readiness.reason}}},
+                       {"blocking", code},
+                       {"owner", readiness.owner},
+                       {"reason", readiness.reason},
+                       {"remediation", readiness.remediation}});
     if (code == "restore_in_progress") {
       r.headers.emplace_back("Retry-After", std::to_string(options_.retry_after_s));
     }
@@ -383,15 +489,14 @@ HttpResponse Api::Descriptor(const HttpRequest& request, const std::string& bind
   }
   HttpResponse r;
   r.headers.emplace_back("Cache-Control", "no-store");
-  r.body = json{{"binding", binding},
-                {"provider", addon->provider},
-                {"addon_id", addon->id},
-                {"url", url},
-                {"auth_token", FormatAuthToken(addon->id, generation->number, mac)},
-                {"generation", generation->number},
-                {"app", claims->app},
-                {"release", claims->release}}
-               .dump();
+  r.body = Dump(json{{"binding", binding},
+                     {"provider", addon->provider},
+                     {"addon_id", addon->id},
+                     {"url", url},
+                     {"auth_token", FormatAuthToken(addon->id, generation->number, mac)},
+                     {"generation", generation->number},
+                     {"app", claims->app},
+                     {"release", claims->release}});
   return r;
 }
 
@@ -475,23 +580,164 @@ void Api::RecordDelivery(const std::string& addon_id, std::uint32_t generation,
   (void)log_->Append(append);
 }
 
-HttpResponse Api::Pipeline(const HttpRequest& request) {
+struct Api::SqlRequest {
+  ParsedCredential credential;
+  hrana::PipelineRequest pipeline;
+  std::int64_t arrived_ns = 0;  // MonotonicNs() when the request was read
+  std::string database_key() const {
+    return DatabaseKey(credential.addon_id, credential.generation);
+  }
+};
+
+namespace {
+
+HttpResponse HranaFailure(const Status& s, std::int64_t retry_after_s) {
+  HttpResponse r = HranaError(HttpStatusFor(s), s.reason(), s.message());
+  if (r.status == 401) r = Unauthorized(std::move(r));
+  if (r.status == 503) r.headers.emplace_back("Retry-After", std::to_string(retry_after_s));
+  return r;
+}
+
+Status BadCredential() {
+  return Status(StatusCode::kUnauthenticated, "bad_credential", "the auth token is not valid");
+}
+
+enum class MacCheck { kValid, kInvalid, kUnknownGeneration };
+
+MacCheck CheckMac(const State& state, const Bytes& key, const ParsedCredential& credential) {
+  const AddonState* addon = state.FindById(credential.addon_id);
+  const GenerationState* generation =
+      addon ? FindGeneration(*addon, credential.generation) : nullptr;
+  if (generation == nullptr) return MacCheck::kUnknownGeneration;
+  const Hash256 expected =
+      crypto::DeriveCredential(key, addon->id, generation->number, generation->salt);
+  return crypto::ConstantTimeEqual(expected, credential.mac) ? MacCheck::kValid
+                                                             : MacCheck::kInvalid;
+}
+
+}  // namespace
+
+HttpResponse Api::Guarded(bool hrana, const std::function<HttpResponse()>& run) {
+  try {
+    return run();
+  } catch (const std::exception& e) {
+    ErrorLog(std::string("via serve: request failed: ") + e.what());
+    return hrana ? HranaError(500, "internal", "unexpected server error")
+                 : JsonError(500, "internal", "unexpected server error");
+  }
+}
+
+std::int64_t Api::MonotonicNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// A catch-up that started after the request arrived has seen every record
+// committed before it arrived, so one catch-up serves all the requests that
+// arrived before it started: a worker waits for the running one when that
+// one started after its request arrived, and reuses the last one when it did.
+Status Api::CatchUpForRequest(std::int64_t arrived_ns) {
+  std::unique_lock<std::mutex> lock(catch_up_mu_);
+  for (;;) {
+    if (catch_up_done_start_ns_ >= arrived_ns) return catch_up_done_status_;
+    if (!catch_up_running_) break;
+    catch_up_done_.wait(lock);
+  }
+  catch_up_running_ = true;
+  const std::int64_t started = MonotonicNs();
+  lock.unlock();
+  auto caught_up = CatchUp();
+  Status status = Status::Ok();
+  if (!caught_up.ok()) {
+    ErrorLog("via serve: log catch-up: " + caught_up.status().ToString());
+    status = Unavailable("log_unavailable", "the event log could not be read; retry");
+  }
+  lock.lock();
+  catch_up_running_ = false;
+  catch_up_done_start_ns_ = started;
+  catch_up_done_status_ = status;
+  catch_up_done_.notify_all();
+  return status;
+}
+
+void Api::Pipeline(HttpRequest request, Responder respond) {
+  const std::int64_t arrived = MonotonicNs();
+  const std::int64_t retry_after = options_.retry_after_s;
   auto bearer = BearerToken(request.authorization);
   if (!bearer) {
-    return Unauthorized(HranaError(401, "missing_credential", "Authorization: Bearer <auth_token> required"));
+    respond(Unauthorized(
+        HranaError(401, "missing_credential", "Authorization: Bearer <auth_token> required")));
+    return;
   }
   auto credential = ParseAuthToken(*bearer);
-  const Status bad(StatusCode::kUnauthenticated, "bad_credential", "the auth token is not valid");
-  if (!credential) return Unauthorized(HranaError(401, bad.reason(), bad.message()));
-  std::shared_ptr<const State> state = Snapshot();
-  const AddonState* addon = state->FindById(credential->addon_id);
-  const GenerationState* generation = addon ? FindGeneration(*addon, credential->generation) : nullptr;
-  if (generation == nullptr) return Unauthorized(HranaError(401, bad.reason(), bad.message()));
-  Hash256 expected = crypto::DeriveCredential(credentials_key_, addon->id, generation->number,
-                                              generation->salt);
-  if (!crypto::ConstantTimeEqual(expected, credential->mac)) {
-    return Unauthorized(HranaError(401, bad.reason(), bad.message()));
+  if (!credential) {
+    respond(HranaFailure(BadCredential(), retry_after));
+    return;
   }
+  // The mac is checked here, against the state of the last catch-up, so that
+  // only the add-on's own credentials queue under its id; the worker checks
+  // revocation and the add-on's phase after catching up.
+  const MacCheck mac = CheckMac(*Snapshot(), credentials_key_, *credential);
+  if (mac == MacCheck::kInvalid) {
+    respond(HranaFailure(BadCredential(), retry_after));
+    return;
+  }
+  auto parsed = hrana::ParsePipelineRequest(request.body, options_.hrana);
+  if (!parsed.ok()) {
+    respond(HranaFailure(parsed.status(), retry_after));
+    return;
+  }
+  auto sql = std::make_shared<SqlRequest>(
+      SqlRequest{std::move(credential).value(), std::move(parsed).value(), arrived});
+  if (mac == MacCheck::kValid) {
+    SubmitSql(std::move(sql), std::move(respond));
+    return;
+  }
+  // A generation this state does not know yet (rotated since the last
+  // catch-up): check it again after a catch-up, on the control pool.
+  auto refuse = [respond, retry_after](const Status& s) { respond(HranaFailure(s, retry_after)); };
+  Status queued = control_pool_->Submit(
+      "", WorkPool::Job{[this, sql, respond, refuse] {
+                          Status caught_up = CatchUpForRequest(sql->arrived_ns);
+                          if (!caught_up.ok()) return refuse(caught_up);
+                          if (CheckMac(*Snapshot(), credentials_key_, sql->credential) !=
+                              MacCheck::kValid) {
+                            return refuse(BadCredential());
+                          }
+                          SubmitSql(sql, respond);
+                        },
+                        refuse});
+  if (!queued.ok()) refuse(queued);
+}
+
+void Api::SubmitSql(std::shared_ptr<SqlRequest> sql, Responder respond) {
+  const std::int64_t retry_after = options_.retry_after_s;
+  // The stream holding its database's write lock skips the add-on's limit
+  // (at most one per database file: see work_pool.h).
+  const bool urgent =
+      sql->pipeline.baton && engine_.HoldsWriteLock(sql->database_key(), *sql->pipeline.baton);
+  auto refuse = [respond, retry_after](const Status& s) { respond(HranaFailure(s, retry_after)); };
+  const std::string addon_id = sql->credential.addon_id;
+  Status queued = sql_pool_->Submit(
+      addon_id,
+      WorkPool::Job{[this, sql, respond] {
+                      respond(Guarded(/*hrana=*/true, [&] { return RunPipeline(*sql); }));
+                    },
+                    refuse},
+      urgent);
+  if (!queued.ok()) refuse(queued);
+}
+
+HttpResponse Api::RunPipeline(const SqlRequest& sql) {
+  const std::int64_t retry_after = options_.retry_after_s;
+  Status caught_up = CatchUpForRequest(sql.arrived_ns);
+  if (!caught_up.ok()) return HranaFailure(caught_up, retry_after);
+  std::shared_ptr<const State> state = Snapshot();
+  const AddonState* addon = state->FindById(sql.credential.addon_id);
+  const GenerationState* generation =
+      addon ? FindGeneration(*addon, sql.credential.generation) : nullptr;
+  if (generation == nullptr) return HranaFailure(BadCredential(), retry_after);
   if (addon->phase == AddonPhase::kDestroyed) {
     return Unauthorized(HranaError(401, "addon_destroyed", "add-on " + addon->id + " was destroyed"));
   }
@@ -504,7 +750,7 @@ HttpResponse Api::Pipeline(const HttpRequest& request) {
     HttpResponse r = HranaError(503, addon->restoring_snapshot.empty() ? "repair_in_progress"
                                                                        : "restore_in_progress",
                                 "add-on " + addon->id + " is being restored or repaired; retry");
-    r.headers.emplace_back("Retry-After", std::to_string(options_.retry_after_s));
+    r.headers.emplace_back("Retry-After", std::to_string(retry_after));
     return r;
   }
   if (addon->phase != AddonPhase::kActive) {
@@ -520,22 +766,16 @@ HttpResponse Api::Pipeline(const HttpRequest& request) {
       if (rc == SQLITE_CANTOPEN) {
         return FailedPrecondition("storage_missing", "the database file is missing");
       }
-      return Unavailable("storage_unavailable", std::string("cannot open the database: ") +
-                                                    (raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc)));
+      return Unavailable("storage_unavailable",
+                         std::string("cannot open the database: ") + sqlite3_errstr(rc));
     }
     sqlite3_busy_timeout(db.get(), busy_ms);
     return db;
   };
-  auto response = engine_.HandlePipeline(DatabaseKey(addon->id, generation->number), request.body, open);
-  if (!response.ok()) {
-    const Status& s = response.status();
-    HttpResponse r = HranaError(HttpStatusFor(s), s.reason(), s.message());
-    if (r.status == 401) r = Unauthorized(std::move(r));
-    if (r.status == 503) r.headers.emplace_back("Retry-After", std::to_string(options_.retry_after_s));
-    return r;
-  }
+  auto response = engine_.Execute(sql.database_key(), sql.pipeline, open);
+  if (!response.ok()) return HranaFailure(response.status(), retry_after);
   HttpResponse r;
-  r.body = std::move(response).value();
+  r.body = hrana::EncodePipelineResponse(*response);
   return r;
 }
 

@@ -8,12 +8,29 @@
 //                                    the token's release, with a derived auth_token
 //   GET  /v2                         200: Hrana over HTTP, version 2 (JSON)
 //   POST /v2/pipeline                Bearer <auth_token>: a Hrana v2 pipeline
-//   GET  /healthz                    {"ok":true,"seq":N}
+//   GET  /healthz                    {"ok":true,"seq":N,"streams":N,"sql":{...}}
+//   GET  /readyz                     200 when the log was read at the last catch-up, else 503
 //   anything else                    404 (so clients that probe /v3-protobuf fall back to v2)
 //
+// Where the work runs. Handle() runs on an HTTP I/O thread and never blocks
+// it: health, readiness, JWKS and routing errors are answered at once, from
+// memory. Everything that may block runs on worker threads (work_pool.h):
+//   - SQL (`/v2/pipeline`) on the SQL pool, keyed by add-on id: at most
+//     per_addon_concurrency pipelines of one add-on run at once, add-ons are
+//     served round-robin, and a full queue answers 503 "sql_queue_full" with
+//     Retry-After. The I/O thread only checks the credential's mac and parses
+//     the body (bounded by the body limit). A pipeline on the stream that holds
+//     its database's write lock skips the add-on's limit, so that the lock
+//     holder can commit while its own add-on's other requests wait for the lock.
+//   - Descriptors (token checks, the storage probe, the GenerationDelivered
+//     append) on a small control pool, so they are answered while every SQL
+//     worker is busy.
+//   - The log catch-up before each of those requests, on the worker, and every
+//     tick_interval_ms (with the idle-stream sweep) on a tailer thread.
+//
 // State: the API folds the event log into an in-memory State (the same pure
-// Apply the read model uses) and CatchUp() folds new records; Handle() catches
-// up before answering, so rotation, revocation, restore and destroy take
+// Apply the read model uses) and CatchUp() folds new records; the workers
+// catch up before answering, so rotation, revocation, restore and destroy take
 // effect on the next request. When CatchUp() sees GenerationRevoked or
 // AddonDestroyed it closes the add-on's Hrana streams with 401 (their batons
 // die at once); on RestoreRequested or RepairRequested with a retryable 503.
@@ -27,15 +44,19 @@
 //
 // Error bodies: descriptor and JWKS routes answer {"error":{"code","message"}}
 // (409 adds "blocking", "owner", "reason", "remediation"); Hrana routes answer
-// {"message","code"} as Hrana clients expect. Codes are stable.
+// {"message","code"} as Hrana clients expect. Codes are stable; messages never
+// carry file paths or library texts (details go to the error log).
 //
-// Thread-safety: Handle() and CatchUp() may be called from any threads at once.
+// Thread-safety: every method may be called from any thread at once.
 
+#include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <unordered_map>
 
 #include "domain/ids.h"
@@ -47,6 +68,7 @@
 #include "server/hrana.h"
 #include "server/http_message.h"
 #include "server/jwt.h"
+#include "server/work_pool.h"
 
 namespace via::server {
 
@@ -61,6 +83,18 @@ struct ApiOptions {
   int sqlite_busy_timeout_ms = 5000;  // how long a statement waits for a lock
   std::int64_t jwt_leeway_s = 60;     // clock skew allowed for iat/nbf
   std::int64_t retry_after_s = 1;     // Retry-After of 503 answers
+  // SQL workers (threads that run Hrana pipelines), how many pipelines of one
+  // add-on may run at once, and how many may wait in all.
+  int sql_workers = 8;
+  std::size_t per_addon_concurrency = 4;
+  std::size_t sql_queue = 1024;
+  // Threads and queue for descriptor requests.
+  int control_workers = 2;
+  std::size_t control_queue = 1024;
+  // How often the tailer thread folds new log records and closes idle streams.
+  std::int64_t tick_interval_ms = 100;
+  // Unexpected failures and details kept out of answers, one line each.
+  std::function<void(const std::string&)> error_log;
   Clock* clock = nullptr;             // wall clock (token expiry, records)
   IdGenerator* ids = nullptr;         // only for initializing a log (never here)
 };
@@ -69,21 +103,25 @@ class Api {
  public:
   // Loads keys/workload.key and keys/credentials.key (never creates them:
   // FailedPrecondition "workload_key_missing"/"credentials_key_missing"),
-  // opens the log and folds it.
+  // opens the log and folds it, and starts the worker pools and the tailer.
   static Result<std::unique_ptr<Api>> Open(const ApiOptions& options);
+  // Shutdown().
   ~Api();
   Api(const Api&) = delete;
   Api& operator=(const Api&) = delete;
 
-  // Answers one request. Never throws for any input.
-  HttpResponse Handle(const HttpRequest& request);
+  // Answers one request by calling `respond` exactly once, at once or later
+  // from a worker thread (see above). Never blocks, never throws.
+  void Handle(HttpRequest request, Responder respond);
+
+  // Stops the tailer, answers waiting requests 503 "shutting_down", and waits
+  // for running ones. Idempotent. Call it before destroying the HttpServer
+  // whose responders it may still hold.
+  void Shutdown();
 
   // Folds records appended since the last call and reacts to them (see above).
   // Returns the number of records folded.
   Result<std::uint64_t> CatchUp();
-
-  // Closes Hrana streams idle past their timeout.
-  void SweepIdle() { engine_.SweepIdle(); }
 
   void set_public_url(std::string url);
   std::uint64_t seq() const;
@@ -92,15 +130,36 @@ class Api {
  private:
   explicit Api(const ApiOptions& options);
   std::shared_ptr<const State> Snapshot() const;
+  HttpResponse Health();
+  HttpResponse Ready();
   HttpResponse Jwks();
+  // Runs `run` on the control pool and answers with its result.
+  void OnControlPool(Responder respond, std::function<HttpResponse()> run);
   HttpResponse Descriptor(const HttpRequest& request, const std::string& binding);
-  HttpResponse Pipeline(const HttpRequest& request);
+  void Pipeline(HttpRequest request, Responder respond);
+  struct SqlRequest;
+  // Queues a pipeline whose credential verified on the SQL pool.
+  void SubmitSql(std::shared_ptr<SqlRequest> sql, Responder respond);
+  // On a SQL worker: catch up, check the add-on and generation, run.
+  HttpResponse RunPipeline(const SqlRequest& sql);
+  // Makes sure a catch-up that started after `arrived_ns` (MonotonicNs()
+  // when the request arrived) has run, so the answer reflects every record
+  // committed before the request; concurrent requests share one catch-up.
+  // Ok, or Unavailable "log_unavailable" (the detail goes to the error log).
+  Status CatchUpForRequest(std::int64_t arrived_ns);
+  static std::int64_t MonotonicNs();
+  // run(), or a generic 500 (Hrana-shaped when `hrana`) if it throws.
+  HttpResponse Guarded(bool hrana, const std::function<HttpResponse()>& run);
   void RecordDelivery(const std::string& addon_id, std::uint32_t generation,
                       const std::string& app, const std::string& release);
   // jwt::Verify with a cache of verified signatures (see api.cc).
   Result<jwt::Claims> VerifyToken(const std::string& token);
   // ProbeAddonStorage with a short-lived cache of healthy results (see api.cc).
   StorageFact ProbeStorage(const std::string& addon_id, std::string* detail);
+  void TailLoop();
+  void ErrorLog(const std::string& line) const {
+    if (options_.error_log) options_.error_log(line);
+  }
 
   ApiOptions options_;
   std::unique_ptr<crypto::Ed25519PrivateKey> workload_key_;
@@ -112,6 +171,13 @@ class Api {
 
   mutable std::mutex state_mu_;  // guards state_ and public_url
   std::shared_ptr<const State> state_;
+  std::atomic<bool> log_readable_{true};  // the last catch-up succeeded
+  // CatchUpForRequest(): whether one runs, and when the last one started.
+  std::mutex catch_up_mu_;
+  std::condition_variable catch_up_done_;
+  bool catch_up_running_ = false;
+  std::int64_t catch_up_done_start_ns_ = 0;
+  Status catch_up_done_status_;
 
   // Workload tokens whose signature and claims verified, by the SHA-256 of
   // the token text; the time claims are checked again on every use.
@@ -124,6 +190,14 @@ class Api {
   };
   std::mutex probe_cache_mu_;
   std::unordered_map<std::string, ProbeEntry> probe_cache_;
+
+  // Declared last: destroyed (joined) first, while everything above exists.
+  std::unique_ptr<WorkPool> sql_pool_;
+  std::unique_ptr<WorkPool> control_pool_;
+  std::mutex tail_mu_;
+  std::condition_variable tail_wake_;
+  bool tail_stop_ = false;
+  std::thread tailer_;
 };
 
 // "via1.<addon id>.<generation>.<base64url HMAC>".

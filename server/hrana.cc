@@ -1,13 +1,14 @@
 #include "server/hrana.h"
 
+#include <sqlite3.h>
+
 #include <algorithm>
 #include <limits>
 #include <optional>
 #include <utility>
 
-#include <sqlite3.h>
-
 #include "crypto/crypto.h"
+#include "server/sql_policy.h"
 
 namespace via::server {
 
@@ -45,6 +46,7 @@ struct HranaEngine::Stream {
   std::string previous_baton_hash;  // the baton of the last pipeline, now refused as reused
   std::int64_t last_used_ms = 0;
   bool busy = false;
+  bool holds_write_lock = false;      // as of the end of its last pipeline
   std::optional<Status> kill_reason;  // set by CloseStreamsFor() while busy
 };
 
@@ -92,17 +94,31 @@ Result<hrana::PipelineResponse> HranaEngine::Execute(std::string_view database_k
       used_hash = HashBaton(*request.baton);
       VIA_ASSIGN_OR_RETURN(stream, AcquireLocked(database_key, used_hash, now, &dead));
     } else {
-      if (streams_.size() >= limits_.max_streams) SweepLocked(now, &dead, &unpooled);
+      const std::string key(database_key);
+      auto full = [&] {
+        auto per_key = streams_per_key_.find(key);
+        return streams_.size() >= limits_.max_streams ||
+               (per_key != streams_per_key_.end() &&
+                per_key->second >= limits_.max_streams_per_database);
+      };
+      if (full()) SweepLocked(now, &dead, &unpooled);
       if (streams_.size() >= limits_.max_streams) {
         return Unavailable("too_many_streams", "the SQL proxy already has " +
                                                    std::to_string(streams_.size()) +
                                                    " open streams; close streams or retry later");
+      }
+      if (full()) {
+        return Unavailable("too_many_streams",
+                           "this database already has " +
+                               std::to_string(limits_.max_streams_per_database) +
+                               " open streams; close streams or retry later");
       }
       stream = std::make_shared<Stream>();
       stream->id = next_stream_id_++;
       stream->database_key = std::string(database_key);
       stream->busy = true;
       streams_.emplace(stream->id, stream);
+      ++streams_per_key_[stream->database_key];
       // Taken in the same critical section that registers the stream, so a
       // CloseStreamsFor() either purged it from the pool or kills this stream.
       auto pooled = pool_.find(stream->database_key);
@@ -118,6 +134,7 @@ Result<hrana::PipelineResponse> HranaEngine::Execute(std::string_view database_k
 
   if (reused && FileMoved(reused.get())) reused.reset();
   if (!stream->session) {
+    const bool reused_connection = static_cast<bool>(reused);
     Result<hrana::SqliteConnection> connection =
         reused ? Result<hrana::SqliteConnection>(std::move(reused)) : open_connection();
     Status failure;
@@ -126,6 +143,11 @@ Result<hrana::PipelineResponse> HranaEngine::Execute(std::string_view database_k
     } else if (!*connection) {
       failure = Internal("open database: the connection factory returned no connection");
     }
+    if (failure.ok() && !reused_connection) {
+      // A new connection gets the proxy's SQL policy once; a pooled one kept it.
+      failure = hrana::ConfigureConnection(connection->get(), limits_)
+                    .WithContext("open database: configure the connection");
+    }
     std::unique_ptr<hrana::Session> session;
     if (failure.ok()) {
       session = std::make_unique<hrana::Session>(std::move(connection).value(), limits_, &clock_);
@@ -133,7 +155,7 @@ Result<hrana::PipelineResponse> HranaEngine::Execute(std::string_view database_k
     std::lock_guard<std::mutex> lock(mu_);
     if (failure.ok() && stream->kill_reason) failure = *stream->kill_reason;
     if (!failure.ok()) {
-      streams_.erase(stream->id);
+      EraseLocked(*stream);
       return failure;
     }
     stream->session = std::move(session);
@@ -145,9 +167,11 @@ Result<hrana::PipelineResponse> HranaEngine::Execute(std::string_view database_k
   for (const hrana::StreamRequest& r : request.requests) {
     response.results.push_back(stream->session->Handle(r, &budget));
   }
+  const bool holds_write_lock = stream->session->InWriteTransaction();
 
   std::lock_guard<std::mutex> lock(mu_);
   stream->busy = false;
+  stream->holds_write_lock = holds_write_lock;
   if (!stream->previous_baton_hash.empty()) batons_.erase(stream->previous_baton_hash);
   stream->previous_baton_hash = used_hash;
   if (stream->kill_reason || stream->session->closed()) {
@@ -210,9 +234,15 @@ Result<HranaEngine::StreamPtr> HranaEngine::AcquireLocked(std::string_view datab
   return stream;
 }
 
+void HranaEngine::EraseLocked(const Stream& stream) {
+  if (streams_.erase(stream.id) == 0) return;
+  auto per_key = streams_per_key_.find(stream.database_key);
+  if (per_key != streams_per_key_.end() && --per_key->second == 0) streams_per_key_.erase(per_key);
+}
+
 void HranaEngine::RemoveLocked(const StreamPtr& stream, const Status* reason,
                                std::vector<StreamPtr>* dead) {
-  streams_.erase(stream->id);
+  EraseLocked(*stream);
   if (!stream->baton_hash.empty()) {
     batons_.erase(stream->baton_hash);
     if (reason) AddTombstoneLocked(stream->baton_hash, *reason, clock_());
@@ -302,6 +332,16 @@ std::size_t HranaEngine::CloseStreamsFor(
     }
   }
   return matching.size();
+}
+
+bool HranaEngine::HoldsWriteLock(std::string_view database_key, std::string_view baton) const {
+  const std::string hash = HashBaton(baton);
+  std::lock_guard<std::mutex> lock(mu_);
+  auto entry = batons_.find(hash);
+  if (entry == batons_.end() || !entry->second.current) return false;
+  auto stream = streams_.find(entry->second.stream_id);
+  return stream != streams_.end() && stream->second->database_key == database_key &&
+         !stream->second->busy && stream->second->holds_write_lock;
 }
 
 std::size_t HranaEngine::open_streams() const {

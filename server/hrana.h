@@ -26,7 +26,9 @@
 //   InvalidArgument  "stream_expired"       the stream was idle too long: 400
 //   Aborted          "stream_busy"          another request on this stream is running
 //   PermissionDenied "baton_wrong_database" the baton belongs to another database: 403
-//   Unavailable      "too_many_streams"     Limits::max_streams streams are open: 503
+//   Unavailable      "too_many_streams"     Limits::max_streams streams are open, or
+//                                           Limits::max_streams_per_database of this
+//                                           database key: 503
 //   whatever the caller passed to CloseStreamsFor() for a stream it closed
 //   whatever the connection factory returned, with context
 // Precise errors for dead batons are kept for Limits::tombstone_ttl_ms; after
@@ -70,11 +72,11 @@ class HranaEngine {
   // from several threads at once, also while statements run (for timeouts).
   using Clock = std::function<std::int64_t()>;
   // Opens a new connection to the right database file. Called once per new
-  // stream that finds no pooled connection, outside the engine's lock. The engine configures the connection
-  // (see hrana_session.h) and owns it from then on; the factory may set pragmas
-  // of its own and should set a busy timeout, which bounds how long a
-  // statement waits for another stream's lock (statement_timeout_ms does not
-  // cover that wait).
+  // stream that finds no pooled connection, outside the engine's lock. The
+  // engine applies the SQL policy to it (hrana::ConfigureConnection,
+  // sql_policy.h) and owns it from then on; the factory may set pragmas of its
+  // own and should set a busy timeout, which bounds how long a statement waits
+  // for another stream's lock (statement_timeout_ms does not cover that wait).
   using ConnectionFactory = std::function<Result<hrana::SqliteConnection>()>;
 
   // The pool of idle connections holds at most this many times
@@ -117,6 +119,11 @@ class HranaEngine {
   // locks promptly.
   std::size_t SweepIdle();
 
+  // True when `baton` continues an idle stream of `database_key` that holds
+  // its database's write lock (its last pipeline left a write transaction
+  // open). At most one stream per database file does at any time.
+  bool HoldsWriteLock(std::string_view database_key, std::string_view baton) const;
+
   // Streams currently open (idle or running).
   std::size_t open_streams() const;
 
@@ -140,6 +147,8 @@ class HranaEngine {
   Result<StreamPtr> AcquireLocked(std::string_view database_key, const std::string& baton,
                                   std::int64_t now, std::vector<StreamPtr>* dead);
   void RemoveLocked(const StreamPtr& stream, const Status* reason, std::vector<StreamPtr>* dead);
+  // Drops the stream from streams_ and streams_per_key_.
+  void EraseLocked(const Stream& stream);
   std::size_t SweepLocked(std::int64_t now, std::vector<StreamPtr>* dead,
                           std::vector<hrana::SqliteConnection>* unpooled);
   // Drops the least recently returned pooled connections while the pool holds
@@ -156,6 +165,7 @@ class HranaEngine {
   std::uint64_t next_stream_id_ = 1;
   std::int64_t last_sweep_ms_ = 0;
   std::unordered_map<std::uint64_t, StreamPtr> streams_;
+  std::unordered_map<std::string, std::size_t> streams_per_key_;  // open streams by database key
   std::unordered_map<std::string, BatonEntry> batons_;  // by SHA-256 of the baton
   std::unordered_map<std::string, Tombstone> tombstones_;
   std::deque<std::string> tombstone_order_;  // oldest first

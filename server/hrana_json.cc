@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "crypto/crypto.h"
+#include "server/utf8.h"
 
 namespace via::server::hrana {
 
@@ -408,29 +409,6 @@ class RequestParser {
 
 // ---------------------------------------------------------------- encoding
 
-// Length of the valid UTF-8 sequence at s[i], or 0 when it is not valid
-// (overlong forms, surrogates and code points above U+10FFFF are invalid).
-std::size_t Utf8SequenceLength(std::string_view s, std::size_t i) {
-  auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-  unsigned char b0 = byte(i);
-  auto cont = [&](std::size_t k, unsigned char lo, unsigned char hi) {
-    return k < s.size() && byte(k) >= lo && byte(k) <= hi;
-  };
-  if (b0 < 0x80) return 1;
-  if (b0 >= 0xC2 && b0 <= 0xDF) return cont(i + 1, 0x80, 0xBF) ? 2 : 0;
-  if (b0 >= 0xE0 && b0 <= 0xEF) {
-    unsigned char lo = b0 == 0xE0 ? 0xA0 : 0x80;
-    unsigned char hi = b0 == 0xED ? 0x9F : 0xBF;
-    return cont(i + 1, lo, hi) && cont(i + 2, 0x80, 0xBF) ? 3 : 0;
-  }
-  if (b0 >= 0xF0 && b0 <= 0xF4) {
-    unsigned char lo = b0 == 0xF0 ? 0x90 : 0x80;
-    unsigned char hi = b0 == 0xF4 ? 0x8F : 0xBF;
-    return cont(i + 1, lo, hi) && cont(i + 2, 0x80, 0xBF) && cont(i + 3, 0x80, 0xBF) ? 4 : 0;
-  }
-  return 0;
-}
-
 void AppendString(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
   out.push_back('"');
@@ -678,21 +656,32 @@ Result<PipelineRequest> ParsePipelineRequest(std::string_view body, const Limits
                                                    " bytes, more than the limit of " +
                                                    std::to_string(limits.max_body_bytes));
   }
+  for (std::size_t i = 0; i < body.size();) {
+    const std::size_t n = Utf8SequenceLength(body, i);
+    if (n == 0) {
+      return InvalidArgument("invalid_pipeline",
+                             "request body is not valid UTF-8 (byte " + std::to_string(i) + ")");
+    }
+    i += n;
+  }
   VIA_RETURN_IF_ERROR(CheckDepth(body, limits.max_json_depth));
+  // Messages name the byte, never the JSON library's own text.
   Json json;
   try {
     json = Json::parse(body);
-  } catch (const Json::exception& e) {
+  } catch (const Json::parse_error& e) {
     return InvalidArgument("invalid_pipeline",
-                           std::string("request body is not valid JSON: ") + e.what());
+                           "request body is not valid JSON (byte " + std::to_string(e.byte) + ")");
+  } catch (const Json::exception&) {
+    return InvalidArgument("invalid_pipeline", "request body is not valid JSON");
   }
   try {
     PipelineRequest request;
     VIA_RETURN_IF_ERROR(RequestParser(limits).Pipeline(json, &request));
     return request;
-  } catch (const Json::exception& e) {
+  } catch (const Json::exception&) {
     // Not expected: every access above checks the type first.
-    return InvalidArgument("invalid_pipeline", std::string("malformed request: ") + e.what());
+    return InvalidArgument("invalid_pipeline", "malformed request");
   }
 }
 

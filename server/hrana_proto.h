@@ -38,8 +38,15 @@ struct Limits {
                                               // [RESPONSE_TOO_LARGE]
   std::size_t max_value_bytes = 8 << 20;      // one text, blob or row (SQLITE_LIMIT_LENGTH)
   std::int64_t statement_timeout_ms = 30000;  // one statement [STATEMENT_TIMEOUT]; 0 = none
+  // A statement that runs longer than this goes on at a lower CPU priority
+  // (its thread's nice value + long_statement_nice), so that short
+  // statements of other add-ons win the CPU; 0: never.
+  std::int64_t long_statement_ms = 0;
+  int long_statement_nice = 10;
   // Streams (violations make HranaEngine::Execute return a Status).
   std::size_t max_streams = 1024;               // open streams, all databases [too_many_streams]
+  std::size_t max_streams_per_database =
+      256;  // open streams of one database key [too_many_streams]
   std::int64_t stream_idle_timeout_ms = 10000;  // between requests [stream_expired]
   std::int64_t tombstone_ttl_ms = 300000;       // how long a dead baton still gets a precise error
   // Idle connections kept per database key for reuse by new streams (see

@@ -9,6 +9,9 @@
 #include <utility>
 #include <vector>
 
+#include "server/sql_policy.h"
+#include "server/thread_priority.h"
+
 namespace via::server::hrana {
 
 namespace {
@@ -82,53 +85,6 @@ const char* PrimaryCodeName(int primary) {
       return "SQLITE_NOTADB";
     default:
       return "SQLITE_UNKNOWN";
-  }
-}
-
-// Pragmas whose effect is process-wide rather than per connection.
-bool IsGlobalPragma(const char* name) {
-  static constexpr const char* kGlobal[] = {"temp_store_directory", "data_store_directory",
-                                            "soft_heap_limit", "hard_heap_limit"};
-  if (!name) return false;
-  for (const char* g : kGlobal) {
-    if (sqlite3_stricmp(name, g) == 0) return true;
-  }
-  return false;
-}
-
-// `tainted` (a bool*) is set for every statement that may leave state on the
-// connection beyond the database file, so that the connection is not reused:
-// anything naming the "temp" database (arg3 of every action that has a
-// database name, e.g. CREATE VIRTUAL TABLE temp.x), virtual tables (whose
-// modules may keep per-connection state), and the actions below.
-int Authorize(void* tainted, int action, const char* arg1, const char*, const char* database,
-              const char*) {
-  if (database && sqlite3_stricmp(database, "temp") == 0) *static_cast<bool*>(tainted) = true;
-  switch (action) {
-    case SQLITE_ATTACH:
-      *static_cast<bool*>(tainted) = true;
-      // VACUUM attaches "" (a private temporary database); anything else names a
-      // file: ATTACH 'path' or VACUUM INTO 'path'.
-      return (arg1 && arg1[0] == '\0') ? SQLITE_OK : SQLITE_DENY;
-    case SQLITE_PRAGMA:
-      *static_cast<bool*>(tainted) = true;
-      return IsGlobalPragma(arg1) ? SQLITE_DENY : SQLITE_OK;
-    case SQLITE_DETACH:
-    case SQLITE_CREATE_TEMP_INDEX:
-    case SQLITE_CREATE_TEMP_TABLE:
-    case SQLITE_CREATE_TEMP_TRIGGER:
-    case SQLITE_CREATE_TEMP_VIEW:
-    case SQLITE_DROP_TEMP_INDEX:
-    case SQLITE_DROP_TEMP_TABLE:
-    case SQLITE_DROP_TEMP_TRIGGER:
-    case SQLITE_DROP_TEMP_VIEW:
-    case SQLITE_SAVEPOINT:
-    case SQLITE_CREATE_VTABLE:
-    case SQLITE_DROP_VTABLE:
-      *static_cast<bool*>(tainted) = true;
-      return SQLITE_OK;
-    default:
-      return SQLITE_OK;
   }
 }
 
@@ -206,12 +162,18 @@ Value ColumnValue(sqlite3_stmt* stmt, int col) {
   }
 }
 
-// An upper-bound-ish guess of the encoded size of a value, used to stop a
-// pipeline from building a response larger than the limit.
-std::size_t EstimateEncodedSize(const Value& value) {
-  if (const auto* s = std::get_if<std::string>(&value)) return 32 + s->size();
-  if (const auto* b = std::get_if<Bytes>(&value)) return 32 + (b->size() + 2) / 3 * 4;
-  return 48;
+// An upper-bound-ish guess of the encoded size of a column of the current
+// row, read before the value is copied, so that a pipeline stops before it
+// builds (or copies) a response larger than the limit.
+std::size_t EstimateEncodedSize(sqlite3_stmt* stmt, int col) {
+  switch (sqlite3_column_type(stmt, col)) {
+    case SQLITE_TEXT:
+      return 32 + static_cast<std::size_t>(sqlite3_column_bytes(stmt, col));
+    case SQLITE_BLOB:
+      return 32 + (static_cast<std::size_t>(sqlite3_column_bytes(stmt, col)) + 2) / 3 * 4;
+    default:
+      return 48;
+  }
 }
 
 std::optional<std::string> OptionalText(const char* text) {
@@ -228,23 +190,23 @@ Session::Session(SqliteConnection db, const Limits& limits,
     : limits_(limits), clock_(clock), db_(std::move(db)) {
   sqlite3* raw = db_.get();
   sqlite3_extended_result_codes(raw, 1);
-  sqlite3_limit(raw, SQLITE_LIMIT_SQL_LENGTH, std::max(1, ClampToInt(limits_.max_sql_bytes)));
-  sqlite3_limit(raw, SQLITE_LIMIT_LENGTH, std::max(1, ClampToInt(limits_.max_value_bytes)));
-  sqlite3_db_config(raw, SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr);
-  sqlite3_db_config(raw, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, nullptr);
-  sqlite3_db_config(raw, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, nullptr);
-  sqlite3_set_authorizer(raw, &Authorize, &tainted_);
+  sqlite3_set_authorizer(raw, &Authorize, &authorizer_);
   sqlite3_set_last_insert_rowid(raw, 0);  // a pooled connection starts afresh
   sqlite3_progress_handler(raw, 1000, &Session::ProgressCallback, this);
 }
 
 Session::~Session() { Close(); }
 
+bool Session::InWriteTransaction() const {
+  return db_ && sqlite3_txn_state(db_.get(), nullptr) == SQLITE_TXN_WRITE;
+}
+
 void Session::Close() {
   if (!db_) return;
   sqlite3* raw = db_.get();
   sqlite3_progress_handler(raw, 0, nullptr, nullptr);
-  bool reusable = !tainted_ && !killed_.load() && sqlite3_next_stmt(raw, nullptr) == nullptr;
+  bool reusable =
+      !authorizer_.tainted && !killed_.load() && sqlite3_next_stmt(raw, nullptr) == nullptr;
   if (!sqlite3_get_autocommit(raw)) {
     sqlite3_exec(raw, "ROLLBACK", nullptr, nullptr, nullptr);
     reusable = false;
@@ -272,6 +234,10 @@ void Session::Kill(const std::string& message) {
 int Session::ProgressCallback(void* self) {
   auto* session = static_cast<Session*>(self);
   if (session->killed_.load(std::memory_order_relaxed)) return 1;
+  if (session->long_after_ms_ > 0 && (*session->clock_)() >= session->long_after_ms_) {
+    session->long_after_ms_ = 0;  // once per statement
+    SetCurrentThreadNice(std::min(19, CurrentThreadNice() + session->limits_.long_statement_nice));
+  }
   if (session->deadline_ms_ > 0 && (*session->clock_)() >= session->deadline_ms_) {
     session->timed_out_ = true;
     return 1;
@@ -281,7 +247,10 @@ int Session::ProgressCallback(void* self) {
 
 void Session::StartStatement() {
   timed_out_ = false;
-  deadline_ms_ = limits_.statement_timeout_ms > 0 ? (*clock_)() + limits_.statement_timeout_ms : 0;
+  authorizer_.denied = false;
+  const std::int64_t now = (*clock_)();
+  deadline_ms_ = limits_.statement_timeout_ms > 0 ? now + limits_.statement_timeout_ms : 0;
+  long_after_ms_ = limits_.long_statement_ms > 0 ? now + limits_.long_statement_ms : 0;
 }
 
 Status Session::SqliteError(int rc) {
@@ -297,6 +266,9 @@ Status Session::SqliteError(int rc) {
                                                  " ms and was interrupted");
     }
   }
+  // The authorizer refused something this statement needed (SQLite reports a
+  // refused function as SQLITE_ERROR).
+  if (authorizer_.denied) primary = SQLITE_AUTH;
   return HranaError(PrimaryCodeName(primary),
                     std::string("SQLite error: ") + sqlite3_errmsg(db_.get()));
 }
@@ -372,6 +344,15 @@ Result<const std::string*> Session::ResolveSql(const std::optional<std::string>&
 
 namespace {
 
+// EXPLAIN lists the statement's bytecode, which names heap addresses (for
+// instance "vtab:55FBDDD2A828"); EXPLAIN QUERY PLAN does not.
+Status ExplainCheck(sqlite3_stmt* stmt) {
+  if (sqlite3_stmt_isexplain(stmt) == 1) {
+    return HranaError("SQLITE_AUTH", "EXPLAIN is not allowed; use EXPLAIN QUERY PLAN");
+  }
+  return Status::Ok();
+}
+
 Status NulCheck(std::string_view sql) {
   if (sql.find('\0') != std::string_view::npos) {
     return HranaError("SQL_PARSE_ERROR", "SQL text contains a NUL character");
@@ -404,6 +385,7 @@ Result<StmtResult> Session::Execute(const Stmt& stmt, std::size_t* budget) {
                       "SQL text contains more than one statement; use a batch or a sequence");
   }
   sqlite3_stmt* s = prepared.get();
+  VIA_RETURN_IF_ERROR(ExplainCheck(s));
 
   // Arguments: positional by index, named by name (with or without its
   // prefix); a named argument takes precedence over a positional one.
@@ -473,16 +455,14 @@ Result<StmtResult> Session::Execute(const Stmt& stmt, std::size_t* budget) {
     if (!stmt.want_rows) continue;
     if (!overflow && result.rows.size() >= limits_.max_result_rows) overflow = true;
     if (!overflow) {
-      std::vector<Value> row;
-      row.reserve(static_cast<std::size_t>(col_count));
       std::size_t size = 8;
-      for (int c = 0; c < col_count; ++c) {
-        row.push_back(ColumnValue(s, c));
-        size += EstimateEncodedSize(row.back());
-      }
+      for (int c = 0; c < col_count; ++c) size += EstimateEncodedSize(s, c);
       if (size > *budget) {
         overflow = true;
       } else {
+        std::vector<Value> row;
+        row.reserve(static_cast<std::size_t>(col_count));
+        for (int c = 0; c < col_count; ++c) row.push_back(ColumnValue(s, c));
         *budget -= size;
         used += size;
         result.rows.push_back(std::move(row));
@@ -562,6 +542,7 @@ Status Session::RunSequence(std::string_view sql) {
     StmtPtr stmt(raw);
     if (rc != SQLITE_OK) return SqliteError(rc);
     if (!stmt || tail <= p) break;  // only whitespace and comments were left
+    VIA_RETURN_IF_ERROR(ExplainCheck(stmt.get()));
     while ((rc = sqlite3_step(stmt.get())) == SQLITE_ROW) {
     }
     if (rc != SQLITE_DONE) return SqliteError(rc);

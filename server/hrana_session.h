@@ -12,16 +12,22 @@
 // - Destroying a Session rolls back its open transaction and closes the
 //   connection; so does a `close` request.
 //
-// Hardening applied to the connection when the Session takes it: ATTACH of any
-// file and VACUUM INTO are denied (an app must not reach another add-on's file
-// or write files), process-wide pragmas (heap limits, temp/data directories)
-// are denied, defensive mode is on (no writable_schema, no journal_mode=OFF),
-// extension loading is off, SQL text and value sizes are capped, and every
-// statement is interrupted after Limits::statement_timeout_ms.
+// The connection has been configured by ConfigureConnection() (sql_policy.h)
+// when the Session takes it; the Session installs the deny-by-default
+// authorizer (sql_policy.h) and interrupts every statement after
+// Limits::statement_timeout_ms; a statement that runs past
+// Limits::long_statement_ms lowers the CPU priority of the thread running it
+// (see WorkPool::Options::restore_priority). EXPLAIN (the bytecode listing,
+// which prints heap addresses) is refused; EXPLAIN QUERY PLAN is allowed.
 //
 // Error codes of Error results (stable; SQLite failures use the name of the
 // primary result code, as libsql-server does):
 //   SQLITE_CONSTRAINT, SQLITE_ERROR, SQLITE_BUSY, ...  SQLite refused the statement
+//   SQLITE_AUTH           the statement uses a function, PRAGMA or module that is
+//                         not allowed (sql_policy.h), ATTACH, or EXPLAIN
+//   SQLITE_TOOBIG         a value over the size limit, or a guarded function call
+//                         that would do too much work (sql_policy.h)
+//   SQLITE_NOMEM          the process-wide SQLite memory bound was reached
 //   SQL_NO_STATEMENT      the SQL text holds no statement
 //   SQL_MANY_STATEMENTS   execute/describe/batch step got more than one statement
 //   SQL_PARSE_ERROR       the SQL text contains a NUL character
@@ -47,6 +53,7 @@
 
 #include "domain/status.h"
 #include "server/hrana_proto.h"
+#include "server/sql_policy.h"
 
 struct sqlite3;
 
@@ -73,6 +80,10 @@ class Session {
 
   // True after a `close` request: the connection is closed.
   bool closed() const { return db_ == nullptr; }
+
+  // True while the connection holds its database's write lock (a write
+  // transaction is open).
+  bool InWriteTransaction() const;
 
   // After a `close` request, the connection when it may serve another stream
   // of the same database: no transaction was left open, the stream was not
@@ -108,13 +119,16 @@ class Session {
   const std::function<std::int64_t()>* clock_;
   std::map<std::int32_t, std::string> sqls_;
   std::int64_t deadline_ms_ = 0;  // 0: no statement running or no timeout
+  // When the running statement counts as long (Limits::long_statement_ms);
+  // 0: not (or no longer) pending.
+  std::int64_t long_after_ms_ = 0;
   bool timed_out_ = false;
 
   std::atomic<bool> killed_{false};
   mutable std::mutex kill_mu_;  // guards db_ against Kill() and kill_message_
   SqliteConnection db_;
   std::string kill_message_;
-  bool tainted_ = false;  // set by the authorizer: the connection's state changed
+  AuthorizerState authorizer_;  // tainted: the connection's state changed
   SqliteConnection reusable_;
 };
 

@@ -5,6 +5,7 @@
 // HttpResponse that the API (api.h) returns, so the API is testable without
 // sockets.
 
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -26,5 +27,10 @@ struct HttpResponse {
   std::vector<std::pair<std::string, std::string>> headers;  // extra headers
   std::string error_code;  // stable reason for the access log; "" on success
 };
+
+// Delivers the response to one request, from any thread. The first call
+// answers (later calls are ignored); a Responder whose copies are all
+// destroyed without a call answers 503 "shutting_down" (see http_server.h).
+using Responder = std::function<void(HttpResponse)>;
 
 }  // namespace via::server

@@ -11,6 +11,7 @@
 #define BOOST_ASIO_HAS_CO_AWAIT 1
 #endif
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -20,13 +21,15 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
-#include <iostream>
 #include <limits>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 #include <vector>
+
+#include "server/utf8.h"
 
 namespace via::server {
 namespace {
@@ -79,20 +82,73 @@ HttpResponse ErrorResponse(int status, const std::string& code, const std::strin
   return r;
 }
 
+// A request target is ASCII by definition (RFC 9112: non-ASCII characters are
+// percent-encoded); raw bytes outside 0x21..0x7E are refused.
+bool ValidTarget(std::string_view target) {
+  for (char c : target) {
+    const auto b = static_cast<unsigned char>(c);
+    if (b < 0x21 || b > 0x7E) return false;
+  }
+  return !target.empty();
+}
+
+// The answer to a request the handler never answered (see Pending).
+HttpResponse ShuttingDown() {
+  HttpResponse r = ErrorResponse(503, "shutting_down", "the server is shutting down; retry");
+  r.headers.emplace_back("Retry-After", "1");
+  return r;
+}
+
+// The shared state behind one Responder: the coroutine's completion handler
+// (resumed on the connection's strand), called once. It keeps the io_context
+// from running out of work while the answer is pending. If every copy of the
+// Responder is dropped without an answer, the destructor answers 503.
+template <typename CompletionHandler>
+class Pending {
+ public:
+  explicit Pending(CompletionHandler handler)
+      : executor_(asio::get_associated_executor(handler)),
+        work_(asio::prefer(executor_, asio::execution::outstanding_work.tracked)),
+        handler_(std::move(handler)) {}
+  ~Pending() { Complete(ShuttingDown()); }
+  Pending(const Pending&) = delete;
+  Pending& operator=(const Pending&) = delete;
+
+  void Complete(HttpResponse response) {
+    std::optional<CompletionHandler> handler;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!handler_) return;
+      handler.emplace(std::move(*handler_));
+      handler_.reset();
+    }
+    asio::post(executor_, [h = std::move(*handler), r = std::move(response)]() mutable {
+      std::move(h)(std::move(r));
+    });
+    std::lock_guard<std::mutex> lock(mu_);
+    work_ = asio::any_io_executor();
+  }
+
+ private:
+  using Executor = asio::associated_executor_t<CompletionHandler>;
+  const Executor executor_;
+  std::mutex mu_;
+  asio::any_io_executor work_;
+  std::optional<CompletionHandler> handler_;
+};
+
 }  // namespace
 
 class HttpServer::Impl {
  public:
-  Impl(HttpServerOptions options, Handler handler, std::function<void()> tick,
+  Impl(HttpServerOptions options, Handler handler,
        std::function<void(const std::string&)> on_listening)
       : options_(std::move(options)),
         handler_(std::move(handler)),
-        tick_(std::move(tick)),
         on_listening_(std::move(on_listening)),
         control_(asio::make_strand(ioc_)),
         acceptor_(control_),
         signals_(control_, SIGINT, SIGTERM),
-        tick_timer_(control_),
         drain_timer_(control_) {}
 
   Status Run();
@@ -114,7 +170,11 @@ class HttpServer::Impl {
   };
 
   asio::awaitable<void> Accept();
-  asio::awaitable<void> TickLoop();
+  // The handler's answer to `request`, awaited without holding a thread.
+  asio::awaitable<HttpResponse> Respond(HttpRequest request);
+  void ErrorLog(const std::string& line) {
+    if (options_.error_log) options_.error_log(line);
+  }
   asio::awaitable<void> Serve(std::shared_ptr<Conn> conn);
   asio::awaitable<void> ServeRequests(Conn& conn);
   asio::awaitable<void> Send(Conn& conn, const HttpResponse& response, unsigned version,
@@ -126,14 +186,12 @@ class HttpServer::Impl {
 
   const HttpServerOptions options_;
   const Handler handler_;
-  const std::function<void()> tick_;
   const std::function<void(const std::string&)> on_listening_;
 
   asio::io_context ioc_;
   asio::strand<asio::io_context::executor_type> control_;  // acceptor, signals, timers
   tcp::acceptor acceptor_;
   asio::signal_set signals_;
-  asio::steady_timer tick_timer_;
   asio::steady_timer drain_timer_;
 
   std::atomic<bool> draining_{false};
@@ -163,7 +221,6 @@ Status HttpServer::Impl::Run() {
     if (!error) BeginDrain();
   });
   asio::co_spawn(control_, Accept(), asio::detached);
-  asio::co_spawn(control_, TickLoop(), asio::detached);
 
   std::vector<std::thread> threads;
   for (int i = 1; i < std::max(1, options_.threads); ++i) {
@@ -179,7 +236,6 @@ void HttpServer::Impl::BeginDrain() {
   error_code ec;
   acceptor_.close(ec);
   signals_.cancel(ec);
-  tick_timer_.cancel();
   std::vector<std::shared_ptr<Conn>> live;
   {
     std::lock_guard lock(conns_mu_);
@@ -200,18 +256,19 @@ void HttpServer::Impl::BeginDrain() {
   });
 }
 
-asio::awaitable<void> HttpServer::Impl::TickLoop() {
-  while (!draining_) {
-    tick_timer_.expires_after(Ms(options_.tick_interval_ms));
-    error_code ec;
-    co_await tick_timer_.async_wait(asio::redirect_error(kAwait, ec));
-    if (ec || draining_) break;
+asio::awaitable<HttpResponse> HttpServer::Impl::Respond(HttpRequest request) {
+  auto initiate = [this](auto completion, HttpRequest in) {
+    auto pending = std::make_shared<Pending<decltype(completion)>>(std::move(completion));
+    Responder respond = [pending](HttpResponse r) { pending->Complete(std::move(r)); };
     try {
-      if (tick_) tick_();
+      handler_(std::move(in), respond);
     } catch (const std::exception& e) {
-      std::cerr << "via serve: tick failed: " << e.what() << "\n";
+      ErrorLog(std::string("via serve: request failed: ") + e.what());
+      pending->Complete(ErrorResponse(500, "internal", "unexpected server error"));
     }
-  }
+  };
+  co_return co_await asio::async_initiate<decltype(kAwait), void(HttpResponse)>(initiate, kAwait,
+                                                                                std::move(request));
 }
 
 asio::awaitable<void> HttpServer::Impl::Accept() {
@@ -285,7 +342,7 @@ asio::awaitable<void> HttpServer::Impl::Serve(std::shared_ptr<Conn> conn) {
   try {
     co_await ServeRequests(*conn);
   } catch (const std::exception& e) {
-    std::cerr << "via serve: connection " << conn->remote << ": " << e.what() << "\n";
+    ErrorLog("via serve: connection " + conn->remote + ": " + e.what());
   }
   error_code ec;
   conn->stream.socket().shutdown(tcp::socket::shutdown_send, ec);
@@ -341,8 +398,8 @@ asio::awaitable<void> HttpServer::Impl::ServeRequests(Conn& conn) {
         co_await Send(conn, ErrorResponse(413, "body_too_large", "request body larger than " + std::to_string(options_.max_body_bytes) + " bytes"),
                       11, false, "", "", started, ec);
       } else if (IsParseError(ec)) {
-        co_await Send(conn, ErrorResponse(400, "bad_request", "malformed HTTP request: " + ec.message()),
-                      11, false, "", "", started, ec);
+        co_await Send(conn, ErrorResponse(400, "bad_request", "malformed HTTP request"), 11, false,
+                      "", "", started, ec);
       }
       co_return;  // end of stream, idle timeout, cancelled by a drain, reset
     }
@@ -371,23 +428,30 @@ asio::awaitable<void> HttpServer::Impl::ServeRequests(Conn& conn) {
     }
     if (ec) {
       if (IsParseError(ec)) {
-        co_await Send(conn, ErrorResponse(400, "bad_request", "malformed HTTP request: " + ec.message()),
-                      version, false, method, path, started, ec);
+        co_await Send(conn, ErrorResponse(400, "bad_request", "malformed HTTP request"), version,
+                      false, method, path, started, ec);
       }
       co_return;
     }
     http::request<http::string_body> request = parser.release();
-    HttpRequest in;
-    in.method = method;
-    in.target = std::string(request.target());
-    in.authorization = std::string(request[http::field::authorization]);
-    in.body = std::move(request.body());
-    in.remote = conn.remote;
     HttpResponse out;
-    try {
-      out = handler_(in);
-    } catch (const std::exception& e) {
-      out = ErrorResponse(500, "internal", std::string("unexpected failure: ") + e.what());
+    const auto target = request.target();
+    if (!ValidTarget(std::string_view(target.data(), target.size()))) {
+      out = ErrorResponse(400, "invalid_target",
+                          "the request target must be visible ASCII (percent-encode other bytes)");
+    } else if (std::any_of(request.begin(), request.end(), [](const auto& field) {
+                 const auto value = field.value();
+                 return !IsValidUtf8(std::string_view(value.data(), value.size()));
+               })) {
+      out = ErrorResponse(400, "invalid_header", "a header value is not valid UTF-8");
+    } else {
+      HttpRequest in;
+      in.method = method;
+      in.target = std::string(request.target());
+      in.authorization = std::string(request[http::field::authorization]);
+      in.body = std::move(request.body());
+      in.remote = conn.remote;
+      out = co_await Respond(std::move(in));
     }
     const bool keep_alive = request.keep_alive() && !draining_ && !conn.evicted;
     co_await Send(conn, out, version, keep_alive, method, path, started, ec);
@@ -410,9 +474,9 @@ void HttpServer::Impl::Log(const std::string& remote, const std::string& method,
   options_.access_log->flush();
 }
 
-HttpServer::HttpServer(HttpServerOptions options, Handler handler, std::function<void()> tick,
+HttpServer::HttpServer(HttpServerOptions options, Handler handler,
                        std::function<void(const std::string&)> on_listening)
-    : impl_(std::make_unique<Impl>(std::move(options), std::move(handler), std::move(tick),
+    : impl_(std::make_unique<Impl>(std::move(options), std::move(handler),
                                    std::move(on_listening))) {}
 
 HttpServer::~HttpServer() = default;

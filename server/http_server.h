@@ -11,12 +11,20 @@
 //     makes the server close the connection idle the longest (one waiting for
 //     a request); it gets 503 when every connection is busy, or when 64
 //     evicted connections are still closing.
+// Bytes: a request target with a byte outside visible ASCII (raw UTF-8 or any
+// other non-ASCII byte, controls) gets 400 "invalid_target", a header value
+// that is not UTF-8 400 "invalid_header", before the handler sees them.
+// The handler never blocks an I/O thread: it answers at once or hands its
+// Responder to a worker that answers later (the connection's coroutine waits
+// without holding a thread). Responders may be called until the HttpServer is
+// destroyed; whoever holds them must call or drop them before that.
 // SIGINT/SIGTERM start a drain: the listener closes, idle connections close,
 // requests in flight finish (their responses say Connection: close), and Run()
 // returns once every connection is gone or drain_timeout_ms passed.
 // Every response is logged as one JSON line (ts, remote, method, path, status,
-// bytes, ms, code) to the access log; no header or body is ever logged.
-// A timer calls `tick` every tick_interval_ms (the API tails the log with it).
+// bytes, ms, code) to the access log; no header or body is ever logged. A
+// handler that throws gets a generic 500 "internal" answer; the exception's
+// text goes to the error log only.
 
 #include <cstdint>
 #include <functional>
@@ -39,17 +47,19 @@ struct HttpServerOptions {
   std::int64_t read_timeout_ms = 30000;
   std::size_t max_connections = 512;
   std::int64_t drain_timeout_ms = 10000;
-  std::int64_t tick_interval_ms = 100;
   std::ostream* access_log = nullptr;  // null: no access log
+  // Unexpected failures (a handler that threw), one line each; null: none.
+  std::function<void(const std::string&)> error_log;
 };
 
 class HttpServer {
  public:
-  using Handler = std::function<HttpResponse(const HttpRequest&)>;
+  // Runs on an I/O thread for every request and must not block: it calls
+  // `respond` at once or passes it to another thread (see above).
+  using Handler = std::function<void(HttpRequest request, Responder respond)>;
 
-  // `handler` runs on the server's threads, several at once; `tick` on one
-  // thread at a time. `on_listening` gets the bound "host:port" once listening.
-  HttpServer(HttpServerOptions options, Handler handler, std::function<void()> tick,
+  // `on_listening` gets the bound "host:port" once listening.
+  HttpServer(HttpServerOptions options, Handler handler,
              std::function<void(const std::string&)> on_listening);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;

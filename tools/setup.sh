@@ -8,7 +8,8 @@ packages=(
   clang libclang-rt-14-dev
   libsqlite3-dev sqlite3 capnproto libcapnp-dev libboost-dev libssl-dev openssl
   libcli11-dev catch2 nlohmann-json3-dev
-  curl python3 wrk
+  # nginx: the floor of tools/bench_runtime (a static proxy on the same host).
+  curl python3 wrk nginx
   # Completion tests run the real shells; the timeline test runs headless
   # Chromium (fonts for its screenshots).
   zsh fish chromium fonts-dejavu-core

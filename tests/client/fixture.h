@@ -5,78 +5,18 @@
 // (add-on late-db) bound after v1, so v1 does not claim it. The server is
 // killed when the fixture is destroyed, whatever the test's outcome.
 
-#include <fcntl.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <catch2/catch.hpp>
-#include <chrono>
-#include <fstream>
-#include <sstream>
+#include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "client/sql.h"
+#include "serve_process.h"
 #include "testing.h"
 
 namespace via::client_test {
 
-// A `via serve` child process; SIGKILLed and reaped on destruction.
-class ServeProcess {
- public:
-  ServeProcess(const std::filesystem::path& home, std::vector<std::string> extra = {}) {
-    const std::string err = (home / "serve.err").string();
-    const std::string out = (home / "serve.out").string();
-    std::vector<std::string> argv = {
-        testing::ViaBinary(), "--home",      home.string(),  "serve",
-        "--listen",           "127.0.0.1:0", "--access-log", (home / "access.log").string()};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      int in = ::open("/dev/null", O_RDONLY);
-      ::dup2(e, 2);
-      ::dup2(o, 1);
-      ::dup2(in, 0);
-      std::vector<char*> args;
-      for (auto& a : argv) args.push_back(a.data());
-      args.push_back(nullptr);
-      ::execv(args[0], args.data());
-      ::_exit(127);
-    }
-    for (int i = 0; i < 200 && url_.empty(); ++i) {
-      std::ifstream in(err);
-      std::string text((std::istreambuf_iterator<char>(in)), {});
-      auto at = text.find("listening on http://");
-      auto start = at + std::string("listening on ").size();
-      // Only a whole line: the address ends at the space before "(log seq".
-      if (at != std::string::npos && text.find(' ', start) != std::string::npos) {
-        url_ = text.substr(start, text.find(' ', start) - start);
-      } else {
-        std::this_thread::sleep_for(std::chrono::milliseconds(25));
-      }
-    }
-  }
-  ~ServeProcess() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      int status = 0;
-      ::waitpid(pid_, &status, 0);
-    }
-  }
-  ServeProcess(const ServeProcess&) = delete;
-  ServeProcess& operator=(const ServeProcess&) = delete;
-
-  // "http://127.0.0.1:PORT", or "" when the server did not start.
-  const std::string& url() const { return url_; }
-
- private:
-  pid_t pid_ = -1;
-  std::string url_;
-};
+using testing::ServeProcess;
 
 inline std::string Trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();

@@ -154,7 +154,7 @@ TEST_CASE("a bad workload token is unauthorized with the server's reason", "[cli
   CHECK(db2.error().server_code == "malformed_token");
 }
 
-TEST_CASE("a binding the release does not claim is forbidden; an unknown one not_found",
+TEST_CASE("a binding the release does not claim is forbidden, an unknown one not_found",
           "[client]") {
   World world;
   auto late = Sql::Connect("LATE", world.Options());
@@ -393,7 +393,7 @@ TEST_CASE("batch applies all statements or none", "[client]") {
   CHECK(std::get<std::int64_t>(Scalar(fresh, "SELECT count(*) FROM t")) == 3);
 }
 
-TEST_CASE("revoking the generation ends an open transaction; autocommit moves to the new one",
+TEST_CASE("revoking the generation ends an open transaction, autocommit moves to the new one",
           "[client]") {
   World world;
   Sql db = world.Connect();
