@@ -275,19 +275,49 @@ Ed25519Signature Ed25519PrivateKey::Sign(ByteView message) const {
   return sig;
 }
 
-bool Ed25519Verify(ByteView public_key, ByteView message, ByteView signature) {
-  if (public_key.size() != kEd25519PublicKeySize || signature.size() != kEd25519SignatureSize) {
-    return false;
-  }
-  PkeyPtr pkey(EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, public_key.data(),
-                                           public_key.size()));
-  if (!pkey) return false;
+namespace {
+
+bool VerifyWith(EVP_PKEY* pkey, ByteView message, ByteView signature) {
+  if (signature.size() != kEd25519SignatureSize) return false;
   MdCtxPtr ctx(EVP_MD_CTX_new());
-  if (!ctx || EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, pkey.get()) != 1) {
+  if (!ctx || EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, pkey) != 1) {
     return false;
   }
   return EVP_DigestVerify(ctx.get(), signature.data(), signature.size(), message.data(),
                           message.size()) == 1;
+}
+
+PkeyPtr PublicKeyObject(ByteView public_key) {
+  if (public_key.size() != kEd25519PublicKeySize) return nullptr;
+  return PkeyPtr(EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, public_key.data(),
+                                             public_key.size()));
+}
+
+}  // namespace
+
+bool Ed25519Verify(ByteView public_key, ByteView message, ByteView signature) {
+  if (signature.size() != kEd25519SignatureSize) return false;
+  PkeyPtr pkey = PublicKeyObject(public_key);
+  return pkey && VerifyWith(pkey.get(), message, signature);
+}
+
+struct Ed25519Verifier::Key {
+  PkeyPtr pkey;
+};
+
+Ed25519Verifier::Ed25519Verifier(std::unique_ptr<Key> key) : key_(std::move(key)) {}
+Ed25519Verifier::~Ed25519Verifier() = default;
+
+std::unique_ptr<Ed25519Verifier> Ed25519Verifier::Create(ByteView public_key) {
+  PkeyPtr pkey = PublicKeyObject(public_key);
+  if (!pkey) return nullptr;
+  auto key = std::make_unique<Key>();
+  key->pkey = std::move(pkey);
+  return std::unique_ptr<Ed25519Verifier>(new Ed25519Verifier(std::move(key)));
+}
+
+bool Ed25519Verifier::Verify(ByteView message, ByteView signature) const {
+  return VerifyWith(key_->pkey.get(), message, signature);
 }
 
 }  // namespace via::crypto

@@ -93,6 +93,29 @@ class Ed25519PrivateKey {
 };
 
 // True when `signature` is a valid Ed25519 signature of `message` by `public_key`.
+// Builds an OpenSSL key object for this one call; to check many signatures by
+// one key, use Ed25519Verifier.
 bool Ed25519Verify(ByteView public_key, ByteView message, ByteView signature);
+
+// An Ed25519 public key parsed once into an OpenSSL key object, for checking
+// many signatures by the same key (a log's checkpoints). Non-copyable; not
+// thread-safe (use one per thread).
+class Ed25519Verifier {
+ public:
+  ~Ed25519Verifier();
+  Ed25519Verifier(const Ed25519Verifier&) = delete;
+  Ed25519Verifier& operator=(const Ed25519Verifier&) = delete;
+
+  // Null when `public_key` is not 32 bytes or OpenSSL refuses it.
+  static std::unique_ptr<Ed25519Verifier> Create(ByteView public_key);
+
+  // The same answer as Ed25519Verify(public key, message, signature).
+  bool Verify(ByteView message, ByteView signature) const;
+
+ private:
+  struct Key;
+  explicit Ed25519Verifier(std::unique_ptr<Key> key);
+  std::unique_ptr<Key> key_;
+};
 
 }  // namespace via::crypto

@@ -399,3 +399,43 @@ TEST_CASE("ed25519 PEM loading reports an empty null view as data loss", "[crypt
   auto key = crypto::Ed25519PrivateKey::FromPem(std::string_view());
   CHECK_FALSE(key);
 }
+
+// --- Ed25519Verifier: the key parsed once --------------------------------------
+
+TEST_CASE("an ed25519 verifier accepts the RFC 8032 signatures and rejects flipped bits",
+          "[crypto]") {
+  for (const Ed25519Vector& v : kRfc8032Vectors) {
+    INFO(v.name);
+    auto verifier = crypto::Ed25519Verifier::Create(FromHex(v.public_key));
+    REQUIRE(verifier);
+    Bytes message = FromHex(v.message);
+    Bytes signature = FromHex(v.signature);
+    // One object answers many calls, the way a log's checkpoints use it.
+    for (int round = 0; round < 3; ++round) CHECK(verifier->Verify(message, signature));
+    for (std::size_t bit = 0; bit < signature.size() * 8; bit += 7) {
+      signature[bit / 8] ^= static_cast<std::uint8_t>(1u << (bit % 8));
+      INFO("signature bit " << bit);
+      CHECK_FALSE(verifier->Verify(message, signature));
+      signature[bit / 8] ^= static_cast<std::uint8_t>(1u << (bit % 8));
+    }
+    Bytes longer = message;
+    longer.push_back(0);
+    CHECK_FALSE(verifier->Verify(longer, signature));
+    CHECK(verifier->Verify(message, signature));
+  }
+}
+
+TEST_CASE("an ed25519 verifier rejects another key's signature and wrong sizes", "[crypto]") {
+  const Ed25519Vector& a = kRfc8032Vectors[1];
+  const Ed25519Vector& b = kRfc8032Vectors[2];
+  auto verifier = crypto::Ed25519Verifier::Create(FromHex(b.public_key));
+  REQUIRE(verifier);
+  CHECK_FALSE(verifier->Verify(FromHex(a.message), FromHex(a.signature)));
+  Bytes signature = FromHex(b.signature);
+  Bytes short_signature(signature.begin(), signature.end() - 1);
+  CHECK_FALSE(verifier->Verify(FromHex(b.message), short_signature));
+  CHECK_FALSE(verifier->Verify(FromHex(b.message), ByteView()));
+  Bytes key = FromHex(b.public_key);
+  CHECK_FALSE(crypto::Ed25519Verifier::Create(Bytes(key.begin(), key.end() - 1)));
+  CHECK_FALSE(crypto::Ed25519Verifier::Create(ByteView()));
+}
