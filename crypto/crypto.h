@@ -51,6 +51,13 @@ Bytes RandomBytes(std::size_t n);
 std::string Base64Encode(ByteView data);
 // Strict: rejects bad characters, bad padding and non-canonical trailing bits.
 std::optional<Bytes> Base64Decode(std::string_view text);
+// The same two without allocating, for loops over many short fields:
+// Base64EncodeTo writes Base64EncodedSize(data.size()) characters to `out`;
+// Base64DecodeTo accepts exactly what Base64Decode accepts, writes the bytes
+// to `out` and returns their count (nullopt also when `out` is too small).
+constexpr std::size_t Base64EncodedSize(std::size_t bytes) { return (bytes + 2) / 3 * 4; }
+void Base64EncodeTo(ByteView data, char* out);
+std::optional<std::size_t> Base64DecodeTo(std::string_view text, std::span<std::uint8_t> out);
 // URL-safe base64 without padding (RFC 4648 section 5), as JWTs use.
 std::string Base64UrlEncode(ByteView data);
 std::optional<Bytes> Base64UrlDecode(std::string_view text);
