@@ -16,6 +16,7 @@
 //     lines are opaque.
 
 #include <algorithm>
+#include <charconv>
 #include <cstddef>
 #include <limits>
 #include <optional>
@@ -336,7 +337,9 @@ Result<Checkpoint> ParseCheckpointUnverified(std::string_view note) {
 Hash256 NoteHash(std::string_view note) { return crypto::Sha256Concat({AsBytes(note)}); }
 
 CheckpointVerifier::CheckpointVerifier(const VerifierKey& key)
-    : key_(key), verifier_(crypto::Ed25519Verifier::Create(key.public_key)) {}
+    : key_(key),
+      name_is_valid_(IsValidKeyName(key.name)),
+      verifier_(crypto::Ed25519Verifier::Create(key.public_key)) {}
 CheckpointVerifier::~CheckpointVerifier() = default;
 CheckpointVerifier::CheckpointVerifier(CheckpointVerifier&&) noexcept = default;
 CheckpointVerifier& CheckpointVerifier::operator=(CheckpointVerifier&&) noexcept = default;
@@ -349,6 +352,42 @@ Result<Checkpoint> CheckpointVerifier::Open(std::string_view note) const {
 
 Result<Checkpoint> CheckpointVerifier::OpenWithoutSignature(std::string_view note) const {
   return OpenNote(note, key_, verifier_.get(), false);
+}
+
+bool CheckpointVerifier::IsNoteFor(std::string_view note, std::uint64_t size, const Hash256& root,
+                                   const std::optional<Hash256>& previous_note) const {
+  // Compares piece by piece without building the expected text: verify runs
+  // this once per record of a log written one event per append.
+  auto take = [&note](std::string_view piece) {
+    if (note.substr(0, piece.size()) != piece) return false;
+    note.remove_prefix(piece.size());
+    return true;
+  };
+  auto take_base64 = [&take](const Hash256& hash) {
+    char text[crypto::Base64EncodedSize(sizeof(Hash256))];
+    crypto::Base64EncodeTo(hash, text);
+    return take(std::string_view(text, sizeof text));
+  };
+  char digits[24];
+  auto [end, error] = std::to_chars(digits, digits + sizeof digits, size);
+  if (error != std::errc() || !name_is_valid_) return false;
+  if (!take(key_.name) || !take("\n") || !take(std::string_view(digits, end - digits)) ||
+      !take("\n") || !take_base64(root) || !take("\n")) {
+    return false;
+  }
+  if (previous_note &&
+      (!take(kPreviousNoteLinePrefix) || !take_base64(*previous_note) || !take("\n"))) {
+    return false;
+  }
+  if (!take("\n") || !take(kSignaturePrefix) || !take(key_.name) || !take(" ")) return false;
+  // The rest: the base64 of a 4-byte key id and a 64-byte signature, and the
+  // note's final newline.
+  constexpr std::size_t kBlobBytes = 4 + crypto::kEd25519SignatureSize;
+  constexpr std::size_t kBlobChars = crypto::Base64EncodedSize(kBlobBytes);
+  if (note.size() != kBlobChars + 1 || note.back() != '\n') return false;
+  std::uint8_t blob[kBlobBytes];
+  auto decoded = crypto::Base64DecodeTo(note.substr(0, kBlobChars), blob);
+  return decoded && *decoded == kBlobBytes;
 }
 
 }  // namespace via::eventstore

@@ -97,8 +97,20 @@ class CheckpointVerifier {
   // for another origin, as Open.
   Result<Checkpoint> OpenWithoutSignature(std::string_view note) const;
 
+  // True when `note` is, byte for byte, a note that SignCheckpoint writes for
+  // (key name, size, root, link): its body, a blank line and one signature
+  // line under the key name with 68 bytes (key id and signature) of canonical
+  // base64. The signature is not checked. Whatever it accepts,
+  // OpenWithoutSignature accepts and opens to exactly that checkpoint; it
+  // may refuse notes that OpenWithoutSignature opens (other extension lines,
+  // several signature lines), so a caller that gets false asks it. No
+  // allocation: for loops that check millions of notes (VerifyLog).
+  bool IsNoteFor(std::string_view note, std::uint64_t size, const Hash256& root,
+                 const std::optional<Hash256>& previous_note) const;
+
  private:
   VerifierKey key_;
+  bool name_is_valid_ = false;  // key_.name is a valid key name (Parse checks it, For does not)
   std::unique_ptr<crypto::Ed25519Verifier> verifier_;  // null if OpenSSL refused the key
 };
 

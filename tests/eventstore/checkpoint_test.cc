@@ -620,6 +620,69 @@ TEST_CASE("opening a note without its signature checks everything else", "[event
   CheckRejected(verifier.OpenWithoutSignature(SignBody(body, *key)), "checkpoint_malformed");
 }
 
+TEST_CASE("the exact-note check accepts what SignCheckpoint writes", "[eventstore]") {
+  auto key = TestKey(1);
+  eventstore::CheckpointVerifier verifier(VerifierKey::For(kOrigin, key->PublicKey()));
+  for (const Checkpoint& c : {SampleCheckpoint(), LinkedCheckpoint()}) {
+    std::string note = SignCheckpoint(c, *key);
+    CHECK(verifier.IsNoteFor(note, c.size, c.root, c.previous_note));
+    // Another signer's note of the same checkpoint has the same form.
+    CHECK(verifier.IsNoteFor(SignCheckpoint(c, *TestKey(2)), c.size, c.root, c.previous_note));
+  }
+}
+
+TEST_CASE("the exact-note check refuses any other size, root, link or form", "[eventstore]") {
+  auto key = TestKey(1);
+  eventstore::CheckpointVerifier verifier(VerifierKey::For(kOrigin, key->PublicKey()));
+  const Checkpoint c = LinkedCheckpoint();
+  const std::string note = SignCheckpoint(c, *key);
+  Hash256 other_root = c.root;
+  other_root[31] ^= 1;
+  Hash256 other_link = *c.previous_note;
+  other_link[0] ^= 1;
+  CHECK_FALSE(verifier.IsNoteFor(note, c.size + 1, c.root, c.previous_note));
+  CHECK_FALSE(verifier.IsNoteFor(note, c.size, other_root, c.previous_note));
+  CHECK_FALSE(verifier.IsNoteFor(note, c.size, c.root, other_link));
+  CHECK_FALSE(verifier.IsNoteFor(note, c.size, c.root, std::nullopt));
+  CHECK_FALSE(verifier.IsNoteFor(SignCheckpoint(SampleCheckpoint(), *key), c.size, c.root,
+                                 c.previous_note));
+  const std::string body = LinkedBody(c);
+  const std::string line = note.substr(body.size() + 1);
+  for (const std::string& changed :
+       {SignBody(body + "extension\n", *key), note + line, note.substr(0, note.size() - 1),
+        note + "\n", body + "\n" + line.substr(0, line.size() - 3) + "B=\n"}) {
+    INFO(changed);
+    CHECK_FALSE(verifier.IsNoteFor(changed, c.size, c.root, c.previous_note));
+  }
+  // A key whose name is not a valid key name never matches.
+  eventstore::CheckpointVerifier spaced(VerifierKey::For("via local", key->PublicKey()));
+  Checkpoint named = c;
+  named.origin = "via local";
+  CHECK_FALSE(spaced.IsNoteFor(SignCheckpoint(named, *key), c.size, c.root, c.previous_note));
+}
+
+TEST_CASE("whatever the exact-note check accepts opens to the same checkpoint", "[eventstore]") {
+  auto key = TestKey(1);
+  eventstore::CheckpointVerifier verifier(VerifierKey::For(kOrigin, key->PublicKey()));
+  const Checkpoint c = LinkedCheckpoint();
+  const std::string note = SignCheckpoint(c, *key);
+  std::size_t accepted = 0;
+  for (std::size_t i = 0; i < note.size(); ++i) {
+    for (int delta = 1; delta < 256; delta += 3) {
+      std::string changed = note;
+      changed[i] = static_cast<char>(static_cast<unsigned char>(note[i]) + delta);
+      if (!verifier.IsNoteFor(changed, c.size, c.root, c.previous_note)) continue;
+      ++accepted;
+      INFO("position " << i);
+      auto opened = verifier.OpenWithoutSignature(changed);
+      REQUIRE(opened.ok());
+      CHECK(*opened == c);
+      CHECK_FALSE(verifier.Open(changed).ok());  // only signature bytes can differ
+    }
+  }
+  CHECK(accepted > 0);  // changes inside the signature keep the form
+}
+
 // --- verifier keys -----------------------------------------------------------
 
 TEST_CASE("a verifier key round-trips through its text form", "[eventstore]") {
