@@ -359,7 +359,7 @@ Result<AppendResult> LogStore::Append(const AppendRequest& request, const Signer
   guard.store = nullptr;
   crash_.At("append.after_commit");
   cached_frontier_.emplace(head, std::move(frontier));
-  if (format_version_ >= 3) authentic_note_ = AuthenticNote{head.seq, NoteHash(note)};
+  if (format_version_ >= 3) authentic_note_ = AuthenticNote{head, NoteHash(note)};
   result.last_seq = head.seq;
   result.head = head;
   return result;
@@ -368,7 +368,7 @@ Result<AppendResult> LogStore::Append(const AppendRequest& request, const Signer
 Result<Hash256> LogStore::LinkToHeadNote(const Head& head, const merkle::Frontier& frontier,
                                          const Signer& signer) {
   if (head.seq == 0) return Hash256{};  // the log's first note
-  if (authentic_note_ && authentic_note_->seq == head.seq) return authentic_note_->hash;
+  if (authentic_note_ && authentic_note_->head == head) return authentic_note_->hash;
   // Another connection wrote the head: its note is linked only once its
   // signature, size and root check out, so that a later note never vouches
   // for a forged one (docs/event-log-format.md section 9).
@@ -393,7 +393,7 @@ Result<Hash256> LogStore::LinkToHeadNote(const Head& head, const merkle::Frontie
   if (opened->size != head.seq || opened->root != frontier.Root()) {
     return refuse("does not match the records");
   }
-  authentic_note_ = AuthenticNote{head.seq, NoteHash(*note)};
+  authentic_note_ = AuthenticNote{head, NoteHash(*note)};
   return authentic_note_->hash;
 }
 

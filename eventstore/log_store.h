@@ -189,10 +189,11 @@ class LogStore {
   // The head after this connection's last append and the tree's frontier at
   // it, so an append needs no node reads while no other process has appended.
   std::optional<std::pair<Head, merkle::Frontier>> cached_frontier_;
-  // Format 3: the newest note this connection wrote or verified, by the seq
-  // of its row, and its NoteHash; and the signer's key parsed for verifying.
+  // Format 3: the newest note this connection wrote or verified, by the head
+  // it was on (seq and record hash, as cached_frontier_), and its NoteHash;
+  // and the signer's key parsed for verifying.
   struct AuthenticNote {
-    std::uint64_t seq = 0;
+    Head head;
     Hash256 hash{};
   };
   std::optional<AuthenticNote> authentic_note_;
