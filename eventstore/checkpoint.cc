@@ -370,7 +370,7 @@ bool CheckpointVerifier::IsNoteFor(std::string_view note, std::uint64_t size, co
   };
   char digits[24];
   auto [end, error] = std::to_chars(digits, digits + sizeof digits, size);
-  if (error != std::errc() || !name_is_valid_) return false;
+  if (error != std::errc() || !name_is_valid_ || note.size() > kMaxNoteBytes) return false;
   if (!take(key_.name) || !take("\n") || !take(std::string_view(digits, end - digits)) ||
       !take("\n") || !take_base64(root) || !take("\n")) {
     return false;
