@@ -656,8 +656,6 @@ TEST_CASE("verify names a note signed by the log key that links elsewhere", "[ev
 }
 
 TEST_CASE("verify checks the newest note's signature on a format-3 log", "[eventstore]") {
-  auto forger = crypto::Ed25519PrivateKey::FromSeed(Bytes(32, 7));
-  REQUIRE(forger);
   LogFixture f;
   f.SetNote(kRecords, FlipSignature(f.Note(kRecords)));
   VerifyReport report = f.VerifyAgreeing();
