@@ -61,12 +61,20 @@ int RunVerify(Shell& shell, const VerifyFlags& flags) {
                             {"origin", report->origin},
                             {"verifier_key", report->verifier_key},
                             {"checkpoints_verified", report->checkpoints_verified},
+                            {"signatures_verified", report->signatures_verified},
                             {"nodes_verified", report->nodes_verified},
                             {"auditor_checkpoint_verified", report->auditor_checkpoint_verified}});
   }
   std::cout << "ok: " << report->size << " records, chain and Merkle tree intact\n"
             << "root: " << B64(report->root) << "\n"
-            << "checkpoints verified: " << report->checkpoints_verified << "\n";
+            << "checkpoints verified: " << report->checkpoints_verified;
+  const std::uint64_t linked = report->checkpoints_verified - report->signatures_verified;
+  if (linked == 0) {
+    std::cout << " (each signature checked)\n";
+  } else {
+    std::cout << " (" << report->signatures_verified << " signature checked, " << linked
+              << " bound into the newest signed note by their links)\n";
+  }
   if (report->auditor_checkpoint_verified) {
     std::cout << "saved checkpoint: consistent with today's log\n";
   }

@@ -77,11 +77,9 @@ Hash256 Sha256::Final() {
   return out;
 }
 
-Hash256 Sha256::Digest(ByteView data) {
-  Hash256 out{};
-  SHA256(data.data(), data.size(), out.data());
-  return out;
-}
+// OpenSSL 3's one-shot SHA256() goes through EVP (a provider fetch per call,
+// about 3x the low-level calls for short inputs such as Merkle nodes).
+Hash256 Sha256::Digest(ByteView data) { return Sha256Concat({data}); }
 
 Hash256 Sha256Concat(std::initializer_list<ByteView> parts) {
   SHA256_CTX ctx;
@@ -135,45 +133,59 @@ namespace {
 constexpr char kStd[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 constexpr char kUrl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-std::string Encode(ByteView data, const char* alphabet, bool pad) {
-  std::string out;
-  out.reserve((data.size() + 2) / 3 * 4);
-  std::size_t i = 0;
-  for (; i + 3 <= data.size(); i += 3) {
+// Encoded length without padding.
+std::size_t UnpaddedSize(std::size_t bytes) {
+  return bytes / 3 * 4 + (bytes % 3 == 0 ? 0 : bytes % 3 + 1);
+}
+
+// Writes UnpaddedSize(data.size()) characters, then the padding if `pad`.
+void EncodeTo(ByteView data, const char* alphabet, bool pad, char* out) {
+  const std::size_t full = data.size() / 3;
+  const std::size_t rest = data.size() % 3;
+  std::size_t o = 0;
+  for (std::size_t i = 0; i < full * 3; i += 3) {
     std::uint32_t v = (data[i] << 16) | (data[i + 1] << 8) | data[i + 2];
-    out.push_back(alphabet[(v >> 18) & 63]);
-    out.push_back(alphabet[(v >> 12) & 63]);
-    out.push_back(alphabet[(v >> 6) & 63]);
-    out.push_back(alphabet[v & 63]);
+    out[o++] = alphabet[(v >> 18) & 63];
+    out[o++] = alphabet[(v >> 12) & 63];
+    out[o++] = alphabet[(v >> 6) & 63];
+    out[o++] = alphabet[v & 63];
   }
-  std::size_t rest = data.size() - i;
-  if (rest == 1) {
-    std::uint32_t v = data[i] << 16;
-    out.push_back(alphabet[(v >> 18) & 63]);
-    out.push_back(alphabet[(v >> 12) & 63]);
-    if (pad) out += "==";
-  } else if (rest == 2) {
-    std::uint32_t v = (data[i] << 16) | (data[i + 1] << 8);
-    out.push_back(alphabet[(v >> 18) & 63]);
-    out.push_back(alphabet[(v >> 12) & 63]);
-    out.push_back(alphabet[(v >> 6) & 63]);
-    if (pad) out += "=";
+  if (rest > 0) {
+    const std::size_t i = full * 3;
+    std::uint32_t v = (data[i] << 16) | (rest == 2 ? data[i + 1] << 8 : 0);
+    out[o++] = alphabet[(v >> 18) & 63];
+    out[o++] = alphabet[(v >> 12) & 63];
+    if (rest == 2) out[o++] = alphabet[(v >> 6) & 63];
+    if (pad) {
+      for (std::size_t k = rest; k < 3; ++k) out[o++] = '=';
+    }
   }
+}
+
+std::string Encode(ByteView data, const char* alphabet, bool pad) {
+  std::string out(pad ? Base64EncodedSize(data.size()) : UnpaddedSize(data.size()), '\0');
+  EncodeTo(data, alphabet, pad, out.data());
   return out;
 }
 
-int Value(char c, bool url) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (!url && c == '+') return 62;
-  if (!url && c == '/') return 63;
-  if (url && c == '-') return 62;
-  if (url && c == '_') return 63;
-  return -1;
-}
+// The 6-bit value of every byte in one alphabet, -1 for bytes outside it.
+struct DecodeTable {
+  std::int8_t value[256];
+  explicit constexpr DecodeTable(const char* alphabet) : value() {
+    for (int c = 0; c < 256; ++c) value[c] = -1;
+    for (int i = 0; i < 64; ++i) {
+      value[static_cast<unsigned char>(alphabet[i])] = static_cast<std::int8_t>(i);
+    }
+  }
+  int operator[](char c) const { return value[static_cast<unsigned char>(c)]; }
+};
 
-std::optional<Bytes> Decode(std::string_view text, bool url) {
+constexpr DecodeTable kStdTable(kStd);
+constexpr DecodeTable kUrlTable(kUrl);
+
+// The characters that carry data (padding stripped), or nullopt for a length
+// no encoding has.
+std::optional<std::string_view> Unpadded(std::string_view text, bool url) {
   std::size_t len = text.size();
   if (!url) {
     if (len % 4 != 0) return std::nullopt;
@@ -181,28 +193,57 @@ std::optional<Bytes> Decode(std::string_view text, bool url) {
     if (len > 0 && text[len - 1] == '=') --len;
   }
   if (len % 4 == 1) return std::nullopt;
-  Bytes out;
-  out.reserve(len * 3 / 4);
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (std::size_t i = 0; i < len; ++i) {
-    int v = Value(text[i], url);
-    if (v < 0) return std::nullopt;
-    acc = (acc << 6) | static_cast<std::uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<std::uint8_t>((acc >> bits) & 0xff));
-    }
+  return text.substr(0, len);
+}
+
+// Decodes unpadded characters into out[0 .. len * 6 / 8), which must fit.
+bool DecodeTo(std::string_view text, const DecodeTable& table, std::uint8_t* out) {
+  const std::size_t len = text.size();
+  std::size_t o = 0;
+  std::size_t i = 0;
+  for (; i + 4 <= len; i += 4) {
+    const int a = table[text[i]], b = table[text[i + 1]], c = table[text[i + 2]],
+              d = table[text[i + 3]];
+    if ((a | b | c | d) < 0) return false;
+    const std::uint32_t v = (static_cast<std::uint32_t>(a) << 18) |
+                            (static_cast<std::uint32_t>(b) << 12) |
+                            (static_cast<std::uint32_t>(c) << 6) | static_cast<std::uint32_t>(d);
+    out[o++] = static_cast<std::uint8_t>(v >> 16);
+    out[o++] = static_cast<std::uint8_t>(v >> 8);
+    out[o++] = static_cast<std::uint8_t>(v);
   }
-  // Leftover bits must be zero, so that every byte string has one encoding.
-  if (bits > 0 && (acc & ((1u << bits) - 1)) != 0) return std::nullopt;
+  // Two or three characters left: one or two bytes, and the bits left over
+  // must be zero, so that every byte string has one encoding.
+  if (len - i >= 2) {
+    const int a = table[text[i]], b = table[text[i + 1]];
+    const int c = len - i == 3 ? table[text[i + 2]] : 0;
+    if ((a | b | c) < 0) return false;
+    if (len - i == 2 ? (b & 0x0f) != 0 : (c & 0x03) != 0) return false;
+    out[o++] = static_cast<std::uint8_t>((a << 2) | (b >> 4));
+    if (len - i == 3) out[o++] = static_cast<std::uint8_t>(((b & 0x0f) << 4) | (c >> 2));
+  }
+  return true;
+}
+
+std::optional<Bytes> Decode(std::string_view text, bool url) {
+  auto data = Unpadded(text, url);
+  if (!data) return std::nullopt;
+  Bytes out(data->size() * 6 / 8);
+  if (!DecodeTo(*data, url ? kUrlTable : kStdTable, out.data())) return std::nullopt;
   return out;
 }
 
 }  // namespace
 
 std::string Base64Encode(ByteView data) { return Encode(data, kStd, true); }
+void Base64EncodeTo(ByteView data, char* out) { EncodeTo(data, kStd, true, out); }
+std::optional<std::size_t> Base64DecodeTo(std::string_view text, std::span<std::uint8_t> out) {
+  auto data = Unpadded(text, false);
+  if (!data) return std::nullopt;
+  const std::size_t size = data->size() * 6 / 8;
+  if (size > out.size() || !DecodeTo(*data, kStdTable, out.data())) return std::nullopt;
+  return size;
+}
 std::optional<Bytes> Base64Decode(std::string_view text) { return Decode(text, false); }
 std::string Base64UrlEncode(ByteView data) { return Encode(data, kUrl, false); }
 std::optional<Bytes> Base64UrlDecode(std::string_view text) { return Decode(text, true); }
@@ -318,20 +359,50 @@ Ed25519Signature Ed25519PrivateKey::Sign(ByteView message) const {
   return sig;
 }
 
-bool Ed25519Verify(ByteView public_key, ByteView message, ByteView signature) {
-  if (public_key.size() != kEd25519PublicKeySize || signature.size() != kEd25519SignatureSize) {
-    return false;
-  }
-  InitOnce();
-  PkeyPtr pkey(EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, public_key.data(),
-                                           public_key.size()));
-  if (!pkey) return false;
+namespace {
+
+bool VerifyWith(EVP_PKEY* pkey, ByteView message, ByteView signature) {
+  if (signature.size() != kEd25519SignatureSize) return false;
   MdCtxPtr ctx(EVP_MD_CTX_new());
-  if (!ctx || EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, pkey.get()) != 1) {
+  if (!ctx || EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, pkey) != 1) {
     return false;
   }
   return EVP_DigestVerify(ctx.get(), signature.data(), signature.size(), message.data(),
                           message.size()) == 1;
+}
+
+PkeyPtr PublicKeyObject(ByteView public_key) {
+  if (public_key.size() != kEd25519PublicKeySize) return nullptr;
+  InitOnce();
+  return PkeyPtr(EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, public_key.data(),
+                                             public_key.size()));
+}
+
+}  // namespace
+
+bool Ed25519Verify(ByteView public_key, ByteView message, ByteView signature) {
+  if (signature.size() != kEd25519SignatureSize) return false;
+  PkeyPtr pkey = PublicKeyObject(public_key);
+  return pkey && VerifyWith(pkey.get(), message, signature);
+}
+
+struct Ed25519Verifier::Key {
+  PkeyPtr pkey;
+};
+
+Ed25519Verifier::Ed25519Verifier(std::unique_ptr<Key> key) : key_(std::move(key)) {}
+Ed25519Verifier::~Ed25519Verifier() = default;
+
+std::unique_ptr<Ed25519Verifier> Ed25519Verifier::Create(ByteView public_key) {
+  PkeyPtr pkey = PublicKeyObject(public_key);
+  if (!pkey) return nullptr;
+  auto key = std::make_unique<Key>();
+  key->pkey = std::move(pkey);
+  return std::unique_ptr<Ed25519Verifier>(new Ed25519Verifier(std::move(key)));
+}
+
+bool Ed25519Verifier::Verify(ByteView message, ByteView signature) const {
+  return VerifyWith(key_->pkey.get(), message, signature);
 }
 
 }  // namespace via::crypto

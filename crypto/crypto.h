@@ -56,6 +56,13 @@ Bytes RandomBytes(std::size_t n);
 std::string Base64Encode(ByteView data);
 // Strict: rejects bad characters, bad padding and non-canonical trailing bits.
 std::optional<Bytes> Base64Decode(std::string_view text);
+// The same two without allocating, for loops over many short fields:
+// Base64EncodeTo writes Base64EncodedSize(data.size()) characters to `out`;
+// Base64DecodeTo accepts exactly what Base64Decode accepts, writes the bytes
+// to `out` and returns their count (nullopt also when `out` is too small).
+constexpr std::size_t Base64EncodedSize(std::size_t bytes) { return (bytes + 2) / 3 * 4; }
+void Base64EncodeTo(ByteView data, char* out);
+std::optional<std::size_t> Base64DecodeTo(std::string_view text, std::span<std::uint8_t> out);
 // URL-safe base64 without padding (RFC 4648 section 5), as JWTs use.
 std::string Base64UrlEncode(ByteView data);
 std::optional<Bytes> Base64UrlDecode(std::string_view text);
@@ -98,6 +105,29 @@ class Ed25519PrivateKey {
 };
 
 // True when `signature` is a valid Ed25519 signature of `message` by `public_key`.
+// Builds an OpenSSL key object for this one call; to check many signatures by
+// one key, use Ed25519Verifier.
 bool Ed25519Verify(ByteView public_key, ByteView message, ByteView signature);
+
+// An Ed25519 public key parsed once into an OpenSSL key object, for checking
+// many signatures by the same key (a log's checkpoints). Non-copyable; not
+// thread-safe (use one per thread).
+class Ed25519Verifier {
+ public:
+  ~Ed25519Verifier();
+  Ed25519Verifier(const Ed25519Verifier&) = delete;
+  Ed25519Verifier& operator=(const Ed25519Verifier&) = delete;
+
+  // Null when `public_key` is not 32 bytes or OpenSSL refuses it.
+  static std::unique_ptr<Ed25519Verifier> Create(ByteView public_key);
+
+  // The same answer as Ed25519Verify(public key, message, signature).
+  bool Verify(ByteView message, ByteView signature) const;
+
+ private:
+  struct Key;
+  explicit Ed25519Verifier(std::unique_ptr<Key> key);
+  std::unique_ptr<Key> key_;
+};
 
 }  // namespace via::crypto

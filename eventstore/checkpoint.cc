@@ -2,15 +2,21 @@
 
 // Invariants kept here:
 //   - SignCheckpoint writes exactly one note form per checkpoint: the three
-//     body lines, a blank line and one Ed25519 signature line whose key name
-//     is the origin.
+//     body lines (four with a link), a blank line and one Ed25519 signature
+//     line whose key name is the origin.
 //   - The parsers accept only that grammar (C2SP signed-note and
 //     tlog-checkpoint), read at most kMaxNoteBytes and kMaxSignatureLines,
 //     and never throw: every rejection is a DataLoss value.
-//   - No checkpoint text is returned by OpenCheckpoint unless a signature by
-//     the given key over the exact body bytes verifies.
+//   - No checkpoint text is returned by OpenCheckpoint or
+//     CheckpointVerifier::Open unless a signature by the given key over the
+//     exact body bytes verifies; OpenWithoutSignature says in its name that
+//     it checks none.
+//   - A fourth body line that starts with kPreviousNoteLinePrefix is the link
+//     and must hold exactly 32 bytes of canonical base64; other extension
+//     lines are opaque.
 
 #include <algorithm>
+#include <charconv>
 #include <cstddef>
 #include <limits>
 #include <optional>
@@ -112,8 +118,13 @@ std::array<std::uint8_t, 4> KeyIdFor(std::string_view name, const crypto::Ed2551
 }
 
 std::string CheckpointBody(const Checkpoint& checkpoint) {
-  return checkpoint.origin + "\n" + std::to_string(checkpoint.size) + "\n" +
-         crypto::Base64Encode(checkpoint.root) + "\n";
+  std::string body = checkpoint.origin + "\n" + std::to_string(checkpoint.size) + "\n" +
+                     crypto::Base64Encode(checkpoint.root) + "\n";
+  if (checkpoint.previous_note) {
+    body += std::string(kPreviousNoteLinePrefix) + crypto::Base64Encode(*checkpoint.previous_note) +
+            "\n";
+  }
+  return body;
 }
 
 struct SignatureLine {
@@ -207,7 +218,49 @@ Result<Checkpoint> ParseBody(std::string_view body) {
   if (!root || root->size() != out.root.size())
     return Malformed("root hash is not 32 bytes of base64");
   std::copy(root->begin(), root->end(), out.root.begin());
+  if (lines.size() > 3 && lines[3].substr(0, kPreviousNoteLinePrefix.size()) ==
+                              kPreviousNoteLinePrefix) {
+    auto link = crypto::Base64Decode(lines[3].substr(kPreviousNoteLinePrefix.size()));
+    if (!link || link->size() != sizeof(Hash256)) {
+      return Malformed("the previous-note link is not 32 bytes of base64");
+    }
+    out.previous_note.emplace();
+    std::copy(link->begin(), link->end(), out.previous_note->begin());
+  }
   return out;
+}
+
+// The note's checkpoint if `note` is well formed and names `key`'s log; with
+// `verifier`, also only if every signature line by `key` verifies and there is
+// one. The order of the checks is OpenCheckpoint's contract: grammar of the
+// note, signatures, body, origin.
+Result<Checkpoint> OpenNote(std::string_view note, const VerifierKey& key,
+                            const crypto::Ed25519Verifier* verifier, bool check_signature) {
+  VIA_ASSIGN_OR_RETURN(Note parsed, ParseNote(note));
+  if (check_signature) {
+    // Lines from other keys are ignored, even when they share the name or the
+    // id (but not both). Every line from this key must verify.
+    bool verified = false;
+    for (const SignatureLine& line : parsed.signatures) {
+      if (line.name != key.name || line.key_id != key.key_id) continue;
+      const bool valid = verifier != nullptr
+                             ? verifier->Verify(AsBytes(parsed.body), line.signature)
+                             : crypto::Ed25519Verify(key.public_key, AsBytes(parsed.body),
+                                                     line.signature);
+      if (!valid) {
+        return BadSignature("invalid signature by " + key.name + "+" + HexEncode(key.key_id));
+      }
+      verified = true;
+    }
+    if (!verified) {
+      return BadSignature("no signature by " + key.name + "+" + HexEncode(key.key_id));
+    }
+  }
+  VIA_ASSIGN_OR_RETURN(Checkpoint checkpoint, ParseBody(parsed.body));
+  if (checkpoint.origin != key.name) {
+    return BadSignature("origin \"" + checkpoint.origin + "\" is not the key name " + key.name);
+  }
+  return checkpoint;
 }
 
 }  // namespace
@@ -273,30 +326,68 @@ std::string SignCheckpoint(const Checkpoint& checkpoint, const crypto::Ed25519Pr
 }
 
 Result<Checkpoint> OpenCheckpoint(std::string_view note, const VerifierKey& key) {
-  VIA_ASSIGN_OR_RETURN(Note parsed, ParseNote(note));
-  // Lines from other keys are ignored, even when they share the name or the
-  // id (but not both). Every line from this key must verify.
-  bool verified = false;
-  for (const SignatureLine& line : parsed.signatures) {
-    if (line.name != key.name || line.key_id != key.key_id) continue;
-    if (!crypto::Ed25519Verify(key.public_key, AsBytes(parsed.body), line.signature)) {
-      return BadSignature("invalid signature by " + key.name + "+" + HexEncode(key.key_id));
-    }
-    verified = true;
-  }
-  if (!verified) {
-    return BadSignature("no signature by " + key.name + "+" + HexEncode(key.key_id));
-  }
-  VIA_ASSIGN_OR_RETURN(Checkpoint checkpoint, ParseBody(parsed.body));
-  if (checkpoint.origin != key.name) {
-    return BadSignature("origin \"" + checkpoint.origin + "\" is not the key name " + key.name);
-  }
-  return checkpoint;
+  return OpenNote(note, key, nullptr, true);
 }
 
 Result<Checkpoint> ParseCheckpointUnverified(std::string_view note) {
   VIA_ASSIGN_OR_RETURN(Note parsed, ParseNote(note));
   return ParseBody(parsed.body);
+}
+
+Hash256 NoteHash(std::string_view note) { return crypto::Sha256Concat({AsBytes(note)}); }
+
+CheckpointVerifier::CheckpointVerifier(const VerifierKey& key)
+    : key_(key),
+      name_is_valid_(IsValidKeyName(key.name)),
+      verifier_(crypto::Ed25519Verifier::Create(key.public_key)) {}
+CheckpointVerifier::~CheckpointVerifier() = default;
+CheckpointVerifier::CheckpointVerifier(CheckpointVerifier&&) noexcept = default;
+CheckpointVerifier& CheckpointVerifier::operator=(CheckpointVerifier&&) noexcept = default;
+
+Result<Checkpoint> CheckpointVerifier::Open(std::string_view note) const {
+  // Without a key object (OpenSSL refused the key) the one-shot check gives
+  // OpenCheckpoint's answer.
+  return OpenNote(note, key_, verifier_.get(), true);
+}
+
+Result<Checkpoint> CheckpointVerifier::OpenWithoutSignature(std::string_view note) const {
+  return OpenNote(note, key_, verifier_.get(), false);
+}
+
+bool CheckpointVerifier::IsNoteFor(std::string_view note, std::uint64_t size, const Hash256& root,
+                                   const std::optional<Hash256>& previous_note) const {
+  // Compares piece by piece without building the expected text: verify runs
+  // this once per record of a log written one event per append.
+  auto take = [&note](std::string_view piece) {
+    if (note.substr(0, piece.size()) != piece) return false;
+    note.remove_prefix(piece.size());
+    return true;
+  };
+  auto take_base64 = [&take](const Hash256& hash) {
+    char text[crypto::Base64EncodedSize(sizeof(Hash256))];
+    crypto::Base64EncodeTo(hash, text);
+    return take(std::string_view(text, sizeof text));
+  };
+  char digits[24];
+  auto [end, error] = std::to_chars(digits, digits + sizeof digits, size);
+  if (error != std::errc() || !name_is_valid_ || note.size() > kMaxNoteBytes) return false;
+  if (!take(key_.name) || !take("\n") || !take(std::string_view(digits, end - digits)) ||
+      !take("\n") || !take_base64(root) || !take("\n")) {
+    return false;
+  }
+  if (previous_note &&
+      (!take(kPreviousNoteLinePrefix) || !take_base64(*previous_note) || !take("\n"))) {
+    return false;
+  }
+  if (!take("\n") || !take(kSignaturePrefix) || !take(key_.name) || !take(" ")) return false;
+  // The rest: the base64 of a 4-byte key id and a 64-byte signature, and the
+  // note's final newline.
+  constexpr std::size_t kBlobBytes = 4 + crypto::kEd25519SignatureSize;
+  constexpr std::size_t kBlobChars = crypto::Base64EncodedSize(kBlobBytes);
+  if (note.size() != kBlobChars + 1 || note.back() != '\n') return false;
+  std::uint8_t blob[kBlobBytes];
+  auto decoded = crypto::Base64DecodeTo(note.substr(0, kBlobChars), blob);
+  return decoded && *decoded == kBlobBytes;
 }
 
 }  // namespace via::eventstore

@@ -12,7 +12,11 @@ namespace {
 // PRAGMA application_id of an event log: "VIAL".
 constexpr std::int64_t kApplicationId = 0x5649414c;
 // 1: records, merkle_nodes and checkpoints tables. 2: one records table.
-constexpr std::int64_t kFormatVersion = 2;
+// 3: the same table; every note links to the note before it.
+constexpr std::int64_t kFormatVersion = 3;
+// Formats this build reads and appends to (a log keeps the format it was
+// created with: docs/event-log-format.md section 2.1).
+constexpr std::int64_t kOldestReadableVersion = 2;
 
 constexpr int kWalCheckpointPages = 128;
 
@@ -150,15 +154,17 @@ Result<std::unique_ptr<LogStore>> LogStore::Open(const Options& options) {
     VIA_RETURN_IF_ERROR(tx.Commit());
   } else if (*app_id != kApplicationId) {
     return DataLoss("not_a_log", options.path + " is not a Via event log");
-  } else {
-    VIA_ASSIGN_OR_RETURN(std::int64_t version, PragmaInt(*db, "user_version"));
-    if (version != kFormatVersion) {
-      return DataLoss("log_version", "event log format version " + std::to_string(version) +
-                                         " is not supported (this build reads " +
-                                         std::to_string(kFormatVersion) + ")");
-    }
+  }
+  // A log created just now (or by a racing process) reads its version back too.
+  VIA_ASSIGN_OR_RETURN(std::int64_t version, PragmaInt(*db, "user_version"));
+  if (version < kOldestReadableVersion || version > kFormatVersion) {
+    return DataLoss("log_version", "event log format version " + std::to_string(version) +
+                                       " is not supported (this build reads " +
+                                       std::to_string(kOldestReadableVersion) + " to " +
+                                       std::to_string(kFormatVersion) + ")");
   }
   std::unique_ptr<LogStore> store(new LogStore(std::move(db), options.path));
+  store->format_version_ = static_cast<int>(version);
   VIA_RETURN_IF_ERROR(store->PrepareStatements());
   return store;
 }
@@ -295,9 +301,16 @@ Result<AppendResult> LogStore::Append(const AppendRequest& request, const Signer
   }
   cached_frontier_.reset();
 
+  // Format 3: the new note links to the note on the head row.
+  Hash256 link{};
+  if (format_version_ >= 3) {
+    VIA_ASSIGN_OR_RETURN(link, LinkToHeadNote(head, frontier, signer));
+  }
+
   AppendResult result;
   result.first_seq = head.seq + 1;
   Hash256 completed[merkle::Frontier::kMaxCompleted];
+  std::string note;  // the append's signed note, on its last record
   Record record;
   record.prev_hash = head.hash;
   record.recorded_at_ms = request.recorded_at_ms;
@@ -326,8 +339,10 @@ Result<AppendResult> LogStore::Append(const AppendRequest& request, const Signer
       insert_stmt_.BindNull(5);
     }
     if (last) {
-      Checkpoint checkpoint{signer.origin, record.seq, frontier.Root()};
-      insert_stmt_.Bind(6, SignCheckpoint(checkpoint, *signer.key));
+      Checkpoint checkpoint{signer.origin, record.seq, frontier.Root(), std::nullopt};
+      if (format_version_ >= 3) checkpoint.previous_note = link;
+      note = SignCheckpoint(checkpoint, *signer.key);
+      insert_stmt_.Bind(6, note);
     } else {
       insert_stmt_.BindNull(6);
     }
@@ -344,9 +359,42 @@ Result<AppendResult> LogStore::Append(const AppendRequest& request, const Signer
   guard.store = nullptr;
   crash_.At("append.after_commit");
   cached_frontier_.emplace(head, std::move(frontier));
+  if (format_version_ >= 3) authentic_note_ = AuthenticNote{head, NoteHash(note)};
   result.last_seq = head.seq;
   result.head = head;
   return result;
+}
+
+Result<Hash256> LogStore::LinkToHeadNote(const Head& head, const merkle::Frontier& frontier,
+                                         const Signer& signer) {
+  if (head.seq == 0) return Hash256{};  // the log's first note
+  if (authentic_note_ && authentic_note_->head == head) return authentic_note_->hash;
+  // Another connection wrote the head: its note is linked only once its
+  // signature, size and root check out, so that a later note never vouches
+  // for a forged one (docs/event-log-format.md section 9).
+  auto refuse = [&](const std::string& why) {
+    return DataLoss("broken_tail", "the event log's newest checkpoint (seq " +
+                                       std::to_string(head.seq) + ") " + why +
+                                       "; refusing to append after it")
+        .WithRemediation("via audit verify");
+  };
+  auto note = CheckpointAt(head.seq);
+  if (!note.ok()) {
+    if (note.status().code() == StatusCode::kNotFound) return refuse("is missing");
+    return note.status().WithContext("read the newest checkpoint");
+  }
+  if (!signer_verifier_ || signer_verifier_->key().name != signer.origin ||
+      signer_verifier_->key().public_key != signer.key->PublicKey()) {
+    signer_verifier_ = std::make_unique<CheckpointVerifier>(
+        VerifierKey::For(signer.origin, signer.key->PublicKey()));
+  }
+  auto opened = signer_verifier_->Open(*note);
+  if (!opened.ok()) return refuse("does not verify: " + opened.status().message());
+  if (opened->size != head.seq || opened->root != frontier.Root()) {
+    return refuse("does not match the records");
+  }
+  authentic_note_ = AuthenticNote{head, NoteHash(*note)};
+  return authentic_note_->hash;
 }
 
 Result<StoredRecord> LogStore::ReadRow(std::uint64_t seq) {

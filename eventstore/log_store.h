@@ -13,7 +13,9 @@
 //     subtree that leaf completes, so the rows hold exactly the perfect
 //     subtrees of the tree of all records;
 //   - the last row of every committed append holds a checkpoint signed over
-//     (origin, size, root) for the size after that append;
+//     (origin, size, root) for the size after that append; in format 3 the
+//     note also carries the SHA-256 of the note before it, and Append links
+//     only to a note it wrote itself or whose signature it has checked;
 //   - a command id appears in one append only (a retry returns the first result).
 // Triggers refuse UPDATE and DELETE.
 //
@@ -31,6 +33,7 @@
 #include "domain/crash.h"
 #include "domain/events.h"
 #include "domain/status.h"
+#include "eventstore/checkpoint.h"
 #include "eventstore/merkle.h"
 #include "eventstore/sqlite_db.h"
 
@@ -91,6 +94,11 @@ class LogStore {
 
   Result<Head> GetHead();
 
+  // The log's format version (PRAGMA user_version): 2 or 3. A log keeps the
+  // version it was created with; new logs are created with 3, whose notes
+  // link to the note before them (docs/event-log-format.md sections 2.1, 8).
+  int format_version() const { return format_version_; }
+
   // Starts a read transaction on this connection: until it is destroyed,
   // every read through this LogStore (head, rows, nodes, checkpoints, scans)
   // sees one state of the log, whatever other processes append meanwhile.
@@ -101,7 +109,9 @@ class LogStore {
   // Appends `request.events` as consecutive records in one durable transaction
   // and signs the new checkpoint with `signer`. Errors: Aborted("stale_head"),
   // InvalidArgument (no events, record too large), Unavailable (lock timeout),
-  // Internal (I/O).
+  // Internal (I/O); in format 3, DataLoss("broken_tail") when the note on the
+  // head row, written by another connection, is missing, is not signed by
+  // `signer`'s key or does not match the records (nothing is written).
   Result<AppendResult> Append(const AppendRequest& request, const Signer& signer);
 
   // Test-only crash points "append.before_commit" (every record of the append
@@ -158,6 +168,11 @@ class LogStore {
   Status Begin();
   Status Commit();
   void Rollback();
+  // The link of the next note: SHA-256 of the note on the head row (zeros for
+  // an empty log), checked as Append's comment says unless this connection
+  // wrote or checked it already.
+  Result<Hash256> LinkToHeadNote(const Head& head, const merkle::Frontier& frontier,
+                                 const Signer& signer);
 
   std::unique_ptr<sql::Db> db_;
   std::string path_;
@@ -174,6 +189,16 @@ class LogStore {
   // The head after this connection's last append and the tree's frontier at
   // it, so an append needs no node reads while no other process has appended.
   std::optional<std::pair<Head, merkle::Frontier>> cached_frontier_;
+  // Format 3: the newest note this connection wrote or verified, by the head
+  // it was on (seq and record hash, as cached_frontier_), and its NoteHash;
+  // and the signer's key parsed for verifying.
+  struct AuthenticNote {
+    Head head;
+    Hash256 hash{};
+  };
+  std::optional<AuthenticNote> authentic_note_;
+  std::unique_ptr<CheckpointVerifier> signer_verifier_;
+  int format_version_ = 0;
   CrashPoints crash_;
 };
 

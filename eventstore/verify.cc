@@ -14,9 +14,19 @@
 //     the same records.
 //   - Records go through ViewCanonicalRecord; whatever it refuses goes through
 //     DecodeRecord, which decides. Seq 1 is always fully decoded.
+//   - Format 2: every note's signature is checked. Format 3: the note on the
+//     head row has its signature checked; every other note is checked for
+//     everything else, including its link, and its signature only when one of
+//     those checks fails at it. When the pass fails at some row, the notes
+//     before that row are all linked to each other, so the first of them with
+//     a bad signature (the reference pass would have stopped there) is found
+//     by bisection (FirstForgedNote) and reported instead. The report is thus
+//     the one of a pass that checks every signature
+//     (docs/event-log-format.md section 9).
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <cstring>
 #include <memory>
 #include <thread>
@@ -37,6 +47,9 @@ constexpr unsigned kMaxDefaultThreads = 16;
 struct Failure {
   std::uint64_t seq = 0;  // 0: not tied to a record (a saved checkpoint that does not open)
   Status status;
+  // The row being checked when the failure was found (log size + 1: after the
+  // last row). Only notes on earlier rows can come before it in the pass.
+  std::uint64_t row = 0;
 };
 
 // What the pass learns from seq 1, or what the auditor brings.
@@ -50,6 +63,7 @@ struct Anchors {
 struct RangeResult {
   std::optional<Failure> failure;
   std::uint64_t checkpoints_verified = 0;
+  std::uint64_t signatures_verified = 0;
   std::uint64_t nodes_verified = 0;
   std::uint64_t last_checkpoint_size = 0;  // 0: no checkpoint in the range
   bool auditor_checkpoint_verified = false;
@@ -59,6 +73,28 @@ struct RangeResult {
 
 bool Equal(ByteView a, ByteView b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+// A pass that stops at `row` has checked every perfect subtree completed by
+// rows 1 .. row: 2 * row - popcount(row) of them.
+std::uint64_t NodesUpTo(std::uint64_t row) {
+  return 2 * row - static_cast<std::uint64_t>(std::popcount(row));
+}
+
+// The note on the last row before `seq` that has one, with that row's seq.
+struct StoredNote {
+  std::uint64_t seq = 0;
+  std::string note;
+};
+Result<std::optional<StoredNote>> NoteBefore(sql::Db& db, std::uint64_t seq) {
+  VIA_ASSIGN_OR_RETURN(sql::Stmt stmt,
+                       db.Prepare("SELECT seq, checkpoint FROM records WHERE seq < ? AND "
+                                  "checkpoint IS NOT NULL ORDER BY seq DESC LIMIT 1"));
+  stmt.Bind(1, static_cast<std::int64_t>(seq));
+  VIA_ASSIGN_OR_RETURN(bool has_row, stmt.Step());
+  if (!has_row) return std::optional<StoredNote>();
+  return std::optional<StoredNote>(
+      StoredNote{static_cast<std::uint64_t>(stmt.Int(0)), stmt.Text(1)});
 }
 
 std::string NodeName(int level, std::uint64_t seq) {
@@ -77,25 +113,31 @@ struct Shared {
 // state after record first - 1.
 class RangeVerifier {
  public:
-  RangeVerifier(sql::Db& db, const VerifyOptions& options, std::uint64_t total, std::uint64_t first,
-                std::uint64_t last, std::size_t index, Shared& shared)
+  RangeVerifier(sql::Db& db, const VerifyOptions& options, int format, std::uint64_t total,
+                std::uint64_t first, std::uint64_t last, std::size_t index, Shared& shared)
       : db_(db),
         options_(options),
+        format_(format),
         total_(total),
         first_(first),
         last_(last),
         index_(index),
         shared_(shared) {}
 
-  // The state after record first - 1: its chain hash and the tree's frontier.
-  void StartFrom(const Hash256& prev, merkle::Frontier frontier, Anchors anchors) {
+  // The state after record first - 1: its chain hash, the tree's frontier and
+  // the NoteHash of the last note stored before `first` (zeros when none).
+  void StartFrom(const Hash256& prev, merkle::Frontier frontier, const Hash256& prev_note,
+                 Anchors anchors) {
     prev_ = prev;
     result_.frontier = std::move(frontier);
+    prev_note_ = prev_note;
     result_.anchors = std::move(anchors);
+    if (result_.anchors.key) verifier_.emplace(*result_.anchors.key);
   }
 
   RangeResult Run() {
     if (auto failure = Rows()) {
+      if (failure->row == 0) failure->row = failure->seq;  // a missing row
       result_.failure = std::move(failure);
       std::size_t expected = shared_.earliest_failure.load();
       while (index_ < expected &&
@@ -117,7 +159,10 @@ class RangeVerifier {
       auto has_row = stmt->Step();
       if (!has_row.ok()) return Failure{expected, has_row.status()};
       if (!*has_row) break;
-      if (auto failure = Row(*stmt, expected)) return failure;
+      if (auto failure = Row(*stmt, expected)) {
+        if (failure->row == 0) failure->row = expected;
+        return failure;
+      }
       ++expected;
       const std::uint64_t done = expected - first_;
       if (done % 4096 == 0) {
@@ -200,7 +245,8 @@ class RangeVerifier {
     prev_ = hash;
 
     if (has_checkpoint) {
-      if (auto failure = CheckCheckpoint(seq, row.Text(5))) return failure;
+      const ByteView note = row.Blob(5);
+      if (auto failure = CheckCheckpoint(seq, AsChars(note))) return failure;
     }
     const auto& auditor = result_.anchors.auditor;
     if (auditor && auditor->size == seq) {
@@ -229,6 +275,7 @@ class RangeVerifier {
                                  "pinned one")};
     }
     anchors.key = *logged_key;
+    verifier_.emplace(*anchors.key);
     anchors.origin = init->origin;
     anchors.verifier_key = init->checkpoint_verifier_key;
     if (!options_.auditor_checkpoint.empty()) {
@@ -263,27 +310,61 @@ class RangeVerifier {
                                              std::to_string(n) + " subtrees");
   }
 
-  std::optional<Failure> CheckCheckpoint(std::uint64_t size, const std::string& note) {
-    if (!result_.anchors.key) return Failure{size, Internal("no verifier key before a checkpoint")};
-    auto opened = OpenCheckpoint(note, *result_.anchors.key);
-    if (!opened.ok()) return Failure{size, opened.status()};
-    if (opened->size != size) {
-      return Failure{size, DataLoss("checkpoint_mismatch",
-                                    "checkpoint stored for size " + std::to_string(size) +
-                                        " says size " + std::to_string(opened->size))};
+  // Check 9 of docs/event-log-format.md section 9, in its order: the note's
+  // grammar, its signature, its body and origin, its size and root, and in
+  // format 3 its link. In format 3 the signature is checked here only on the
+  // head row, or when a later check fails, so that the failure reported is
+  // the one a pass that checks every signature reports at this row.
+  std::optional<Failure> CheckCheckpoint(std::uint64_t seq, std::string_view note) {
+    if (!verifier_) return Failure{seq, Internal("no verifier key before a checkpoint")};
+    const bool linked = format_ >= 3;
+    const bool check_signature = !linked || seq == total_;
+    const Hash256 root = result_.frontier.Root();
+    if (linked && !check_signature && verifier_->IsNoteFor(note, seq, root, prev_note_)) {
+      // Exactly the note via writes for this size, root and link: check 9
+      // holds but for (b), which the links carry (see the file comment).
+      return Accepted(seq, note, false);
     }
-    if (opened->root != result_.frontier.Root()) {
-      return Failure{size,
-                     DataLoss("checkpoint_mismatch", "signed root at size " + std::to_string(size) +
-                                                         " does not match the records")};
+    auto opened = check_signature ? verifier_->Open(note) : verifier_->OpenWithoutSignature(note);
+    Status status;
+    if (!opened.ok()) {
+      status = opened.status();
+    } else if (opened->size != seq) {
+      status = DataLoss("checkpoint_mismatch", "checkpoint stored for size " + std::to_string(seq) +
+                                                   " says size " + std::to_string(opened->size));
+    } else if (opened->root != root) {
+      status = DataLoss("checkpoint_mismatch", "signed root at size " + std::to_string(seq) +
+                                                   " does not match the records");
+    } else if (linked && !opened->previous_note) {
+      status = DataLoss("checkpoint_link_mismatch",
+                        "the checkpoint carries no link to the checkpoint before it");
+    } else if (linked && *opened->previous_note != prev_note_) {
+      status = DataLoss("checkpoint_link_mismatch",
+                        "the checkpoint's link is not the SHA-256 of the checkpoint stored before "
+                        "it: a checkpoint was changed, removed or inserted");
     }
+    if (!status.ok()) {
+      if (!check_signature) {
+        auto signed_open = verifier_->Open(note);
+        if (!signed_open.ok()) status = signed_open.status();
+      }
+      return Failure{seq, std::move(status)};
+    }
+    return Accepted(seq, note, check_signature);
+  }
+
+  std::optional<Failure> Accepted(std::uint64_t seq, std::string_view note,
+                                  bool signature_checked) {
     ++result_.checkpoints_verified;
-    result_.last_checkpoint_size = size;
+    if (signature_checked) ++result_.signatures_verified;
+    result_.last_checkpoint_size = seq;
+    if (format_ >= 3) prev_note_ = NoteHash(note);
     return std::nullopt;
   }
 
   sql::Db& db_;
   const VerifyOptions& options_;
+  const int format_;
   const std::uint64_t total_;
   const std::uint64_t first_;
   const std::uint64_t last_;
@@ -291,6 +372,8 @@ class RangeVerifier {
   Shared& shared_;
   RangeResult result_;
   Hash256 prev_{};
+  Hash256 prev_note_{};  // format 3: NoteHash of the last note checked (zeros: none yet)
+  std::optional<CheckpointVerifier> verifier_;  // this thread's, once the key is known
   Hash256 completed_[merkle::Frontier::kMaxCompleted];
 };
 
@@ -314,6 +397,72 @@ std::optional<Anchors> PreviewAnchors(LogStore& log, const VerifyOptions& option
     anchors.auditor = *opened;
   }
   return anchors;
+}
+
+// Format 3: the note with the lowest seq below `row` whose signature does not
+// verify, and why, or nullopt when there is none. Every note below `row` has
+// passed all other checks, links included, so if the last of them verifies,
+// all of them are authentic (each was linked by the writer of the next only
+// once authentic: docs/event-log-format.md section 9); and if one verifies,
+// every earlier one does. The first bad one is found by bisection over seqs:
+// O(log n) signature checks and point reads.
+Result<std::optional<Failure>> FirstForgedNote(sql::Db& db, const CheckpointVerifier& verifier,
+                                               std::uint64_t row) {
+  // Whether the note on the last row at or below `seq` that has one is forged.
+  auto forged_at_or_below = [&](std::uint64_t seq) -> Result<std::optional<Failure>> {
+    VIA_ASSIGN_OR_RETURN(auto stored, NoteBefore(db, seq + 1));
+    if (!stored) return std::optional<Failure>();
+    auto opened = verifier.Open(stored->note);
+    if (opened.ok()) return std::optional<Failure>();
+    return std::optional<Failure>(Failure{stored->seq, opened.status(), stored->seq});
+  };
+  if (row <= 1) return std::optional<Failure>();
+  VIA_ASSIGN_OR_RETURN(auto forged, forged_at_or_below(row - 1));
+  if (!forged) return forged;
+  std::uint64_t low = 1;  // invariant: the first forged note is at a seq in [low, high]
+  std::uint64_t high = forged->seq;
+  while (low < high) {
+    const std::uint64_t mid = low + (high - low) / 2;
+    VIA_ASSIGN_OR_RETURN(auto at_mid, forged_at_or_below(mid));
+    if (at_mid) {
+      high = at_mid->seq;
+      forged = std::move(at_mid);
+    } else {
+      low = mid + 1;
+    }
+  }
+  return forged;
+}
+
+// The failure of the pass that checks every signature, given `found`, the
+// first failure of this pass (docs/event-log-format.md section 9); fixes the
+// report's counts to match when it moves to an earlier note.
+Failure EarliestFailure(LogStore& log, int format, const Anchors& anchors, const Failure& found,
+                        VerifyReport& report) {
+  if (format < 3 || found.seq == 0 || !anchors.key ||
+      found.status.code() != StatusCode::kDataLoss) {
+    return found;
+  }
+  CheckpointVerifier verifier(*anchors.key);
+  auto forged = FirstForgedNote(log.db(), verifier, found.row);
+  if (!forged.ok() || !*forged) return found;
+  const Failure& earlier = **forged;
+  // What a pass stopping at check 9 of that row has verified (signatures
+  // stay the ones this pass checked).
+  report.size = 0;
+  report.root = Hash256{};
+  report.nodes_verified = NodesUpTo(earlier.seq);
+  report.auditor_checkpoint_verified = anchors.auditor && anchors.auditor->size < earlier.seq;
+  report.checkpoints_verified = 0;
+  if (auto count =
+          log.db().Prepare("SELECT count(*) FROM records WHERE seq < ? AND checkpoint IS NOT NULL");
+      count.ok()) {
+    count->Bind(1, static_cast<std::int64_t>(earlier.seq));
+    if (auto has_row = count->Step(); has_row.ok() && *has_row) {
+      report.checkpoints_verified = static_cast<std::uint64_t>(count->Int(0));
+    }
+  }
+  return earlier;
 }
 
 }  // namespace
@@ -341,6 +490,7 @@ VerifyReport VerifyLog(LogStore& log, const VerifyOptions& options) {
     return report;
   }
   const std::uint64_t total = head->seq;
+  const int format = log.format_version();
 
   std::optional<VerifierKey> pinned;
   if (!options.pinned_key.empty()) {
@@ -387,23 +537,27 @@ VerifyReport VerifyLog(LogStore& log, const VerifyOptions& options) {
       // The state after record first - 1, as stored in the rows before the range.
       auto before = store.ReadRow(first - 1);
       auto frontier = merkle::Frontier::Load(store.nodes(), first - 1);
-      if (!reader_tx.ok() || !before.ok() || !frontier.ok()) {
-        Status why = !reader_tx.ok() ? reader_tx.status()
-                     : !before.ok()  ? before.status()
-                                     : frontier.status();
-        results[i].failure = Failure{first, why.WithContext("start of range")};
+      auto note_before = format >= 3 ? NoteBefore(store.db(), first)
+                                     : Result<std::optional<StoredNote>>(std::nullopt);
+      if (!reader_tx.ok() || !before.ok() || !frontier.ok() || !note_before.ok()) {
+        Status why = !reader_tx.ok()  ? reader_tx.status()
+                     : !before.ok()   ? before.status()
+                     : !frontier.ok() ? frontier.status()
+                                      : note_before.status();
+        results[i].failure = Failure{first, why.WithContext("start of range"), first};
         return;
       }
-      RangeVerifier range(store.db(), options, total, first, last_of(i), i, shared);
-      range.StartFrom(before->hash, std::move(frontier).value(), *preview);
+      const Hash256 prev_note = *note_before ? NoteHash((*note_before)->note) : Hash256{};
+      RangeVerifier range(store.db(), options, format, total, first, last_of(i), i, shared);
+      range.StartFrom(before->hash, std::move(frontier).value(), prev_note, *preview);
       results[i] = range.Run();
     });
   }
   {
-    RangeVerifier range(log.db(), options, total, first_of(0), last_of(0), 0, shared);
+    RangeVerifier range(log.db(), options, format, total, first_of(0), last_of(0), 0, shared);
     Anchors anchors;
     anchors.key = pinned;
-    range.StartFrom(Hash256{}, merkle::Frontier(), std::move(anchors));
+    range.StartFrom(Hash256{}, merkle::Frontier(), Hash256{}, std::move(anchors));
     results[0] = range.Run();
   }
   for (auto& worker : workers) worker.join();
@@ -413,9 +567,12 @@ VerifyReport VerifyLog(LogStore& log, const VerifyOptions& options) {
   // Counts cover what was verified before the first failure, as one thread's would.
   for (const RangeResult& result : results) {
     report.checkpoints_verified += result.checkpoints_verified;
+    report.signatures_verified += result.signatures_verified;
     report.nodes_verified += result.nodes_verified;
     report.auditor_checkpoint_verified |= result.auditor_checkpoint_verified;
-    if (result.failure) return fail(*result.failure);
+    if (result.failure) {
+      return fail(EarliestFailure(log, format, results[0].anchors, *result.failure, report));
+    }
   }
   const RangeResult& last_range = results.back();
   std::uint64_t last_checkpoint_size = 0;
@@ -425,10 +582,12 @@ VerifyReport VerifyLog(LogStore& log, const VerifyOptions& options) {
   report.size = last_range.frontier.size();
   report.root = last_range.frontier.Root();
   if (last_checkpoint_size < report.size) {
-    return fail(Failure{
+    Failure unsigned_records{
         last_checkpoint_size + 1,
         DataLoss("unsigned_records", "records after size " + std::to_string(last_checkpoint_size) +
-                                         " are covered by no signed checkpoint")});
+                                         " are covered by no signed checkpoint"),
+        report.size + 1};
+    return fail(EarliestFailure(log, format, results[0].anchors, unsigned_records, report));
   }
   if (options.progress) options.progress(report.size, total);
   return report;

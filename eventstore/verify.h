@@ -3,8 +3,15 @@
 // Full verification of an event log from its bytes (DESIGN.md section 9):
 // canonical decoding, seq continuity, chain links, stored hashes, the Merkle
 // tree (recomputed and compared with every stored node), every stored
-// checkpoint's signature and root, the command-id column, and optionally an
-// auditor's saved checkpoint. Memory is O(log n) per thread.
+// checkpoint's authenticity, size and root, the command-id column, and
+// optionally an auditor's saved checkpoint. Memory is O(log n) per thread.
+//
+// Authenticity: in a format-2 log every note's Ed25519 signature is checked.
+// In a format-3 log each note carries the SHA-256 of the note before it, so
+// the newest note's signature binds every older note's bytes: one signature
+// is checked and the rest is hashing, whatever the number of checkpoints.
+// The report on a damaged log is still the one of a pass that checks every
+// signature (docs/event-log-format.md section 9 says how).
 //
 // The pass is defined record by record in seq order (docs/event-log-format.md
 // section 9) and stops at the first failure. It may run on several threads,
@@ -51,7 +58,13 @@ struct VerifyOptions {
 struct VerifyReport {
   std::uint64_t size = 0;  // records verified
   Hash256 root{};          // recomputed root
+  // Stored notes found authentic and matching the recomputed tree: by their
+  // own signature, or (format 3) by their bytes being bound into the newest
+  // note through the chain of links.
   std::uint64_t checkpoints_verified = 0;
+  // Of those, how many had their Ed25519 signature checked: all of them in a
+  // format-2 log, the newest in a format-3 log.
+  std::uint64_t signatures_verified = 0;
   std::uint64_t nodes_verified = 0;
   std::string origin;
   std::string verifier_key;

@@ -102,6 +102,8 @@ TEST_CASE("audit verify passes on an untouched log", "[cli]") {
   CHECK(json["ok"] == true);
   CHECK(json["size"] == 7);
   CHECK(json["checkpoints_verified"] == 7);
+  // Format 3: the newest signature binds the six notes before it.
+  CHECK(json["signatures_verified"] == 1);
 }
 
 TEST_CASE("audit verify names the record whose byte was flipped", "[cli]") {
@@ -150,12 +152,84 @@ TEST_CASE("audit verify rejects a checkpoint re-signed with another key", "[cli]
   REQUIRE(forger);
   auto key = Via(f.dir.path(), "audit key");
   std::string origin = key.out.substr(0, key.out.find('+'));
-  Checkpoint forged{origin, 7, {}};
+  Checkpoint forged{origin, 7, {}, Hash256{}};
   forged.root.fill(0x42);
   std::string note = SignCheckpoint(forged, *forger);
   f.DropTriggers();
   f.Exec("UPDATE records SET checkpoint = '" + note + "' WHERE seq = 7");
   CHECK(f.FirstBadSeq() == 7);
+}
+
+TEST_CASE("audit verify names an old checkpoint re-signed with another key", "[cli]") {
+  for (int seq = 1; seq <= 6; ++seq) {
+    TamperFixture f;
+    auto forger = crypto::Ed25519PrivateKey::Generate();
+    REQUIRE(forger);
+    // The stored note, re-signed: same size, root and link, another signer.
+    sqlite3* raw = nullptr;
+    REQUIRE(sqlite3_open(f.db().c_str(), &raw) == SQLITE_OK);
+    sqlite3_stmt* read = nullptr;
+    sqlite3_prepare_v2(raw, "SELECT checkpoint FROM records WHERE seq=?", -1, &read, nullptr);
+    sqlite3_bind_int(read, 1, seq);
+    REQUIRE(sqlite3_step(read) == SQLITE_ROW);
+    auto parsed =
+        ParseCheckpointUnverified(reinterpret_cast<const char*>(sqlite3_column_text(read, 0)));
+    sqlite3_finalize(read);
+    sqlite3_close(raw);
+    REQUIRE(parsed.ok());
+    REQUIRE(parsed->previous_note.has_value());
+    f.DropTriggers();
+    f.Exec("UPDATE records SET checkpoint = '" + SignCheckpoint(*parsed, *forger) +
+           "' WHERE seq = " + std::to_string(seq));
+    INFO("seq " << seq);
+    CHECK(f.FirstBadSeq() == static_cast<std::uint64_t>(seq));
+  }
+}
+
+TEST_CASE("audit verify checks a format-2 log written by the previous build note by note",
+          "[cli]") {
+  // tests/testdata/log-v2: 10 records, 7 notes without links.
+  testing::TempDir home;
+  const std::filesystem::path golden =
+      std::filesystem::path(VIA_SOURCE_DIR) / "tests" / "testdata" / "log-v2";
+  std::filesystem::create_directories(home.path() / "log");
+  std::filesystem::copy_file(golden / "events.db", home.path() / "log" / "events.db");
+  std::ifstream pub(golden / "log.pub");
+  std::string key;
+  std::getline(pub, key);
+  auto result = Via(home.path(), "--json audit verify --key '" + key + "'");
+  INFO(result.out);
+  REQUIRE(result.exit_code == 0);
+  auto json = nlohmann::json::parse(result.out);
+  CHECK(json["size"] == 10);
+  CHECK(json["checkpoints_verified"] == 7);
+  CHECK(json["signatures_verified"] == 7);
+
+  // An old note re-signed by another key: found by its own signature.
+  auto forger = crypto::Ed25519PrivateKey::Generate();
+  REQUIRE(forger);
+  sqlite3* raw = nullptr;
+  REQUIRE(sqlite3_open((home.path() / "log" / "events.db").c_str(), &raw) == SQLITE_OK);
+  sqlite3_stmt* read = nullptr;
+  sqlite3_prepare_v2(raw, "SELECT checkpoint FROM records WHERE seq=5", -1, &read, nullptr);
+  REQUIRE(sqlite3_step(read) == SQLITE_ROW);
+  auto parsed =
+      ParseCheckpointUnverified(reinterpret_cast<const char*>(sqlite3_column_text(read, 0)));
+  sqlite3_finalize(read);
+  REQUIRE(parsed.ok());
+  CHECK_FALSE(parsed->previous_note.has_value());
+  std::string forged =
+      "UPDATE records SET checkpoint = '" + SignCheckpoint(*parsed, *forger) + "' WHERE seq = 5";
+  REQUIRE(sqlite3_exec(raw, "DROP TRIGGER records_no_update", nullptr, nullptr, nullptr) ==
+          SQLITE_OK);
+  REQUIRE(sqlite3_exec(raw, forged.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(raw);
+  auto tampered = Via(home.path(), "--json audit verify");
+  INFO(tampered.out);
+  CHECK(tampered.exit_code == 6);
+  auto failed = nlohmann::json::parse(tampered.out);
+  CHECK(failed["first_bad_seq"] == 5);
+  CHECK(failed["error"]["code"] == "checkpoint_bad_signature");
 }
 
 TEST_CASE("audit verify rejects a whole log re-signed with another key when pinned", "[cli]") {

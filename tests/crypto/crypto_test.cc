@@ -399,3 +399,95 @@ TEST_CASE("ed25519 PEM loading reports an empty null view as data loss", "[crypt
   auto key = crypto::Ed25519PrivateKey::FromPem(std::string_view());
   CHECK_FALSE(key);
 }
+
+// --- Ed25519Verifier: the key parsed once --------------------------------------
+
+TEST_CASE("an ed25519 verifier accepts the RFC 8032 signatures and rejects flipped bits",
+          "[crypto]") {
+  for (const Ed25519Vector& v : kRfc8032Vectors) {
+    INFO(v.name);
+    auto verifier = crypto::Ed25519Verifier::Create(FromHex(v.public_key));
+    REQUIRE(verifier);
+    Bytes message = FromHex(v.message);
+    Bytes signature = FromHex(v.signature);
+    // One object answers many calls, the way a log's checkpoints use it.
+    for (int round = 0; round < 3; ++round) CHECK(verifier->Verify(message, signature));
+    for (std::size_t bit = 0; bit < signature.size() * 8; bit += 7) {
+      signature[bit / 8] ^= static_cast<std::uint8_t>(1u << (bit % 8));
+      INFO("signature bit " << bit);
+      CHECK_FALSE(verifier->Verify(message, signature));
+      signature[bit / 8] ^= static_cast<std::uint8_t>(1u << (bit % 8));
+    }
+    Bytes longer = message;
+    longer.push_back(0);
+    CHECK_FALSE(verifier->Verify(longer, signature));
+    CHECK(verifier->Verify(message, signature));
+  }
+}
+
+TEST_CASE("an ed25519 verifier rejects another key's signature and wrong sizes", "[crypto]") {
+  const Ed25519Vector& a = kRfc8032Vectors[1];
+  const Ed25519Vector& b = kRfc8032Vectors[2];
+  auto verifier = crypto::Ed25519Verifier::Create(FromHex(b.public_key));
+  REQUIRE(verifier);
+  CHECK_FALSE(verifier->Verify(FromHex(a.message), FromHex(a.signature)));
+  Bytes signature = FromHex(b.signature);
+  Bytes short_signature(signature.begin(), signature.end() - 1);
+  CHECK_FALSE(verifier->Verify(FromHex(b.message), short_signature));
+  CHECK_FALSE(verifier->Verify(FromHex(b.message), ByteView()));
+  Bytes key = FromHex(b.public_key);
+  CHECK_FALSE(crypto::Ed25519Verifier::Create(Bytes(key.begin(), key.end() - 1)));
+  CHECK_FALSE(crypto::Ed25519Verifier::Create(ByteView()));
+}
+
+TEST_CASE("base64 decoding accepts exactly the canonical encodings of the last group", "[crypto]") {
+  // Every final group of two or three alphabet characters with its padding,
+  // after a full group: decodes iff it is what encoding its bytes gives back.
+  const std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::size_t accepted = 0;
+  for (char a : alphabet) {
+    for (char b : alphabet) {
+      for (const std::string& tail : {std::string{a, b, '=', '='}, std::string{a, b, 'A', '='},
+                                      std::string{a, b, 'B', '='}, std::string{a, b, '/', '='}}) {
+        const std::string text = "QUJD" + tail;
+        auto decoded = crypto::Base64Decode(text);
+        if (decoded) {
+          ++accepted;
+          CHECK(crypto::Base64Encode(*decoded) == text);
+        }
+      }
+    }
+  }
+  // "ab==" carries one byte: 256 spellings. "abA=" always decodes ('A' has
+  // its low two bits clear); 'B' and '/' never do.
+  CHECK(accepted == 256 + 64 * 64);
+  for (std::string_view bad : {"QUJD=AAA", "QUJDA===", "QU=D", "Q===", "QUJD\n"}) {
+    INFO(bad);
+    CHECK_FALSE(crypto::Base64Decode(bad).has_value());
+  }
+}
+
+TEST_CASE("base64 into a caller's buffer gives the allocating functions' answers", "[crypto]") {
+  for (std::size_t n = 0; n <= 70; ++n) {
+    Bytes data(n);
+    for (std::size_t i = 0; i < n; ++i) data[i] = static_cast<std::uint8_t>(i * 37 + n);
+    std::string text(crypto::Base64EncodedSize(n), '?');
+    crypto::Base64EncodeTo(data, text.data());
+    CHECK(text == crypto::Base64Encode(data));
+    Bytes out(n);
+    auto size = crypto::Base64DecodeTo(text, out);
+    REQUIRE(size.has_value());
+    CHECK(*size == n);
+    CHECK(out == data);
+    if (n > 0) {
+      Bytes small(n - 1);
+      CHECK_FALSE(crypto::Base64DecodeTo(text, small).has_value());
+    }
+  }
+  Bytes room(16);
+  for (std::string_view bad : {"QUJD=AAA", "QUJDA===", "QU=D", "Q===", "QUJD\n", "QR==", "QUJ="}) {
+    INFO(bad);
+    CHECK(crypto::Base64DecodeTo(bad, room).has_value() == crypto::Base64Decode(bad).has_value());
+    CHECK_FALSE(crypto::Base64DecodeTo(bad, room).has_value());
+  }
+}

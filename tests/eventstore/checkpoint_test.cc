@@ -431,6 +431,258 @@ TEST_CASE("a checkpoint with extension lines opens without them", "[eventstore]"
   CHECK(*opened == c);
 }
 
+// --- links between notes (format 3) -------------------------------------------
+
+Checkpoint LinkedCheckpoint() {
+  Checkpoint c = SampleCheckpoint();
+  c.previous_note.emplace();
+  for (std::size_t i = 0; i < c.previous_note->size(); ++i) {
+    (*c.previous_note)[i] = static_cast<std::uint8_t>(255 - i * 5);
+  }
+  return c;
+}
+
+std::string LinkedBody(const Checkpoint& c) {
+  return std::string(kOrigin) + "\n42\n" + RootBase64(c) + "\nprev-note-sha256 " +
+         crypto::Base64Encode(*c.previous_note) + "\n";
+}
+
+TEST_CASE("a linked checkpoint carries its link as the first extension line", "[eventstore]") {
+  auto key = TestKey(1);
+  Checkpoint c = LinkedCheckpoint();
+  std::string note = SignCheckpoint(c, *key);
+  // Byte for byte what a C2SP signed-note signer (Go's note.Sign) writes for
+  // this text: the link is an extension line of the tlog-checkpoint body.
+  CHECK(note == SignBody(LinkedBody(c), *key));
+  auto opened = OpenCheckpoint(note, VerifierKey::For(kOrigin, key->PublicKey()));
+  REQUIRE(opened.ok());
+  CHECK(*opened == c);
+  auto parsed = ParseCheckpointUnverified(note);
+  REQUIRE(parsed.ok());
+  CHECK(*parsed == c);
+}
+
+TEST_CASE("a linked checkpoint's signature covers its link", "[eventstore]") {
+  auto key = TestKey(1);
+  Checkpoint c = LinkedCheckpoint();
+  std::string note = SignCheckpoint(c, *key);
+  const std::string body = LinkedBody(c);
+  std::string line = note.substr(body.size() + 1);
+  std::string encoded = line.substr(line.rfind(' ') + 1);
+  encoded.pop_back();
+  auto blob = crypto::Base64Decode(encoded);
+  REQUIRE(blob.has_value());
+  REQUIRE(blob->size() == 68);
+  ByteView signature(blob->data() + 4, 64);
+  CHECK(crypto::Ed25519Verify(key->PublicKey(), AsBytes(body), signature));
+  std::string_view without_link(body.data(), body.find("prev-note-sha256"));
+  CHECK_FALSE(crypto::Ed25519Verify(key->PublicKey(), AsBytes(without_link), signature));
+}
+
+TEST_CASE("a checkpoint without a link, or with it removed, opens without one", "[eventstore]") {
+  auto key = TestKey(1);
+  VerifierKey verifier = VerifierKey::For(kOrigin, key->PublicKey());
+  auto plain = OpenCheckpoint(SignCheckpoint(SampleCheckpoint(), *key), verifier);
+  REQUIRE(plain.ok());
+  CHECK_FALSE(plain->previous_note.has_value());
+  // Removing the line from a signed note breaks its signature.
+  std::string note = SignCheckpoint(LinkedCheckpoint(), *key);
+  std::size_t at = note.find("prev-note-sha256");
+  std::string removed = note;
+  removed.erase(at, note.find('\n', at) + 1 - at);
+  CheckRejected(OpenCheckpoint(removed, verifier), "checkpoint_bad_signature");
+  auto parsed = ParseCheckpointUnverified(removed);
+  REQUIRE(parsed.ok());
+  CHECK_FALSE(parsed->previous_note.has_value());
+}
+
+TEST_CASE("a link that is not 32 bytes of canonical base64 is malformed", "[eventstore]") {
+  auto key = TestKey(1);
+  VerifierKey verifier = VerifierKey::For(kOrigin, key->PublicKey());
+  Checkpoint c = LinkedCheckpoint();
+  std::string link = crypto::Base64Encode(*c.previous_note);
+  std::string non_canonical = link;
+  non_canonical[42] = static_cast<char>(non_canonical[42] + 1);
+  for (const std::string& bad :
+       {std::string(), crypto::Base64Encode(Bytes(31, 1)), crypto::Base64Encode(Bytes(33, 1)),
+        link.substr(0, 43), link + "=", non_canonical, " " + link, link + " ",
+        crypto::Base64UrlEncode(Bytes(32, 0xfb))}) {
+    INFO("link: " << bad);
+    std::string body = std::string(kOrigin) + "\n42\n" + RootBase64(c) + "\nprev-note-sha256 " +
+                       bad + "\n";
+    CheckRejected(OpenCheckpoint(SignBody(body, *key), verifier), "checkpoint_malformed");
+    CheckRejected(ParseCheckpointUnverified(SignBody(body, *key)), "checkpoint_malformed");
+  }
+}
+
+TEST_CASE("only the first extension line is read as a link", "[eventstore]") {
+  auto key = TestKey(1);
+  VerifierKey verifier = VerifierKey::For(kOrigin, key->PublicKey());
+  Checkpoint c = LinkedCheckpoint();
+  std::string link_line = "prev-note-sha256 " + crypto::Base64Encode(*c.previous_note) + "\n";
+  std::string head = std::string(kOrigin) + "\n42\n" + RootBase64(c) + "\n";
+  auto second = OpenCheckpoint(SignBody(head + "other\n" + link_line, *key), verifier);
+  REQUIRE(second.ok());
+  CHECK_FALSE(second->previous_note.has_value());
+  auto first = OpenCheckpoint(SignBody(head + link_line + "other\n", *key), verifier);
+  REQUIRE(first.ok());
+  CHECK(first->previous_note == c.previous_note);
+  // A prefix of the keyword is an opaque extension line.
+  auto other = OpenCheckpoint(SignBody(head + "prev-note-sha25 x\n", *key), verifier);
+  REQUIRE(other.ok());
+  CHECK_FALSE(other->previous_note.has_value());
+}
+
+TEST_CASE("every single-byte change to a linked checkpoint is rejected", "[eventstore]") {
+  auto key = TestKey(1);
+  eventstore::CheckpointVerifier verifier(VerifierKey::For(kOrigin, key->PublicKey()));
+  const std::string note = SignCheckpoint(LinkedCheckpoint(), *key);
+  REQUIRE(verifier.Open(note).ok());
+  std::size_t accepted = 0;
+  for (std::size_t i = 0; i < note.size(); ++i) {
+    for (int delta = 1; delta < 256; ++delta) {
+      std::string changed = note;
+      changed[i] = static_cast<char>(static_cast<unsigned char>(note[i]) + delta);
+      auto opened = verifier.Open(changed);
+      if (opened.ok() || !IsCheckpointError(opened.status())) {
+        ++accepted;
+        UNSCOPED_INFO("position " << i << " byte " << int(static_cast<unsigned char>(changed[i])));
+      }
+    }
+  }
+  CHECK(accepted == 0);
+}
+
+TEST_CASE("a note's hash is SHA-256 of all its bytes", "[eventstore]") {
+  auto key = TestKey(1);
+  std::string note = SignCheckpoint(LinkedCheckpoint(), *key);
+  CHECK(eventstore::NoteHash(note) == crypto::Sha256::Digest(note));
+  std::string changed = note;
+  changed[changed.size() - 3] ^= 1;  // inside the signature line
+  CHECK(eventstore::NoteHash(changed) != eventstore::NoteHash(note));
+}
+
+// --- CheckpointVerifier -------------------------------------------------------
+
+TEST_CASE("a checkpoint verifier gives OpenCheckpoint's answers", "[eventstore]") {
+  auto key = TestKey(1);
+  auto other = TestKey(2);
+  VerifierKey trusted = VerifierKey::For(kOrigin, key->PublicKey());
+  eventstore::CheckpointVerifier verifier(trusted);
+  CHECK(verifier.key() == trusted);
+  std::string good = SignCheckpoint(LinkedCheckpoint(), *key);
+  std::string flipped = good;
+  flipped[flipped.size() - 5] = flipped[flipped.size() - 5] == 'A' ? 'B' : 'A';
+  Checkpoint elsewhere = LinkedCheckpoint();
+  elsewhere.origin = "via.local/other";
+  std::vector<std::string> notes = {good,
+                                    SignCheckpoint(SampleCheckpoint(), *key),
+                                    SignCheckpoint(LinkedCheckpoint(), *other),
+                                    SignCheckpoint(elsewhere, *key),
+                                    flipped,
+                                    good.substr(0, good.size() - 1),
+                                    "garbage"};
+  for (const std::string& note : notes) {
+    INFO(note);
+    auto expected = OpenCheckpoint(note, trusted);
+    for (int round = 0; round < 2; ++round) {
+      auto opened = verifier.Open(note);
+      REQUIRE(opened.ok() == expected.ok());
+      if (expected.ok()) {
+        CHECK(*opened == *expected);
+      } else {
+        CHECK(opened.status().reason() == expected.status().reason());
+        CHECK(opened.status().message() == expected.status().message());
+      }
+    }
+  }
+}
+
+TEST_CASE("opening a note without its signature checks everything else", "[eventstore]") {
+  auto key = TestKey(1);
+  auto other = TestKey(2);
+  eventstore::CheckpointVerifier verifier(VerifierKey::For(kOrigin, key->PublicKey()));
+  // Signed by another key: only the signature is wrong.
+  std::string forged = SignCheckpoint(LinkedCheckpoint(), *other);
+  CheckRejected(verifier.Open(forged), "checkpoint_bad_signature");
+  auto unsigned_open = verifier.OpenWithoutSignature(forged);
+  REQUIRE(unsigned_open.ok());
+  CHECK(*unsigned_open == LinkedCheckpoint());
+  // Grammar and origin are still checked.
+  Checkpoint elsewhere = LinkedCheckpoint();
+  elsewhere.origin = "via.local/other";
+  CheckRejected(verifier.OpenWithoutSignature(SignCheckpoint(elsewhere, *key)),
+                "checkpoint_bad_signature");
+  std::string note = SignCheckpoint(LinkedCheckpoint(), *key);
+  CheckRejected(verifier.OpenWithoutSignature(note.substr(0, note.size() - 1)),
+                "checkpoint_malformed");
+  std::string body = std::string(kOrigin) + "\n042\n" + RootBase64(SampleCheckpoint()) + "\n";
+  CheckRejected(verifier.OpenWithoutSignature(SignBody(body, *key)), "checkpoint_malformed");
+}
+
+TEST_CASE("the exact-note check accepts what SignCheckpoint writes", "[eventstore]") {
+  auto key = TestKey(1);
+  eventstore::CheckpointVerifier verifier(VerifierKey::For(kOrigin, key->PublicKey()));
+  for (const Checkpoint& c : {SampleCheckpoint(), LinkedCheckpoint()}) {
+    std::string note = SignCheckpoint(c, *key);
+    CHECK(verifier.IsNoteFor(note, c.size, c.root, c.previous_note));
+    // Another signer's note of the same checkpoint has the same form.
+    CHECK(verifier.IsNoteFor(SignCheckpoint(c, *TestKey(2)), c.size, c.root, c.previous_note));
+  }
+}
+
+TEST_CASE("the exact-note check refuses any other size, root, link or form", "[eventstore]") {
+  auto key = TestKey(1);
+  eventstore::CheckpointVerifier verifier(VerifierKey::For(kOrigin, key->PublicKey()));
+  const Checkpoint c = LinkedCheckpoint();
+  const std::string note = SignCheckpoint(c, *key);
+  Hash256 other_root = c.root;
+  other_root[31] ^= 1;
+  Hash256 other_link = *c.previous_note;
+  other_link[0] ^= 1;
+  CHECK_FALSE(verifier.IsNoteFor(note, c.size + 1, c.root, c.previous_note));
+  CHECK_FALSE(verifier.IsNoteFor(note, c.size, other_root, c.previous_note));
+  CHECK_FALSE(verifier.IsNoteFor(note, c.size, c.root, other_link));
+  CHECK_FALSE(verifier.IsNoteFor(note, c.size, c.root, std::nullopt));
+  CHECK_FALSE(verifier.IsNoteFor(SignCheckpoint(SampleCheckpoint(), *key), c.size, c.root,
+                                 c.previous_note));
+  const std::string body = LinkedBody(c);
+  const std::string line = note.substr(body.size() + 1);
+  for (const std::string& changed :
+       {SignBody(body + "extension\n", *key), note + line, note.substr(0, note.size() - 1),
+        note + "\n", body + "\n" + line.substr(0, line.size() - 3) + "B=\n"}) {
+    INFO(changed);
+    CHECK_FALSE(verifier.IsNoteFor(changed, c.size, c.root, c.previous_note));
+  }
+  // A key whose name is not a valid key name never matches.
+  eventstore::CheckpointVerifier spaced(VerifierKey::For("via local", key->PublicKey()));
+  Checkpoint named = c;
+  named.origin = "via local";
+  CHECK_FALSE(spaced.IsNoteFor(SignCheckpoint(named, *key), c.size, c.root, c.previous_note));
+}
+
+TEST_CASE("whatever the exact-note check accepts opens to the same checkpoint", "[eventstore]") {
+  auto key = TestKey(1);
+  eventstore::CheckpointVerifier verifier(VerifierKey::For(kOrigin, key->PublicKey()));
+  const Checkpoint c = LinkedCheckpoint();
+  const std::string note = SignCheckpoint(c, *key);
+  std::size_t accepted = 0;
+  for (std::size_t i = 0; i < note.size(); ++i) {
+    for (int delta = 1; delta < 256; delta += 3) {
+      std::string changed = note;
+      changed[i] = static_cast<char>(static_cast<unsigned char>(note[i]) + delta);
+      if (!verifier.IsNoteFor(changed, c.size, c.root, c.previous_note)) continue;
+      ++accepted;
+      INFO("position " << i);
+      auto opened = verifier.OpenWithoutSignature(changed);
+      REQUIRE(opened.ok());
+      CHECK(*opened == c);
+      CHECK_FALSE(verifier.Open(changed).ok());  // only signature bytes can differ
+    }
+  }
+  CHECK(accepted > 0);  // changes inside the signature keep the form
+}
+
 // --- verifier keys -----------------------------------------------------------
 
 TEST_CASE("a verifier key round-trips through its text form", "[eventstore]") {

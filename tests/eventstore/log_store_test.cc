@@ -338,3 +338,140 @@ TEST_CASE("two processes appending 500 events each at once form one chain", "[ev
   CHECK(report.status.ok());
   CHECK(report.size == 1001);
 }
+
+// --- format 3: every note links to the note before it -------------------------
+
+namespace {
+
+// The notes stored in the log, in seq order.
+std::vector<std::string> Notes(LogStore& store) {
+  std::vector<std::string> notes;
+  REQUIRE(store
+              .ScanCheckpoints([&](std::uint64_t, const std::string& note) {
+                notes.push_back(note);
+                return true;
+              })
+              .ok());
+  return notes;
+}
+
+// Links of `notes` as parsed, checked against the note before each.
+void CheckLinked(const std::vector<std::string>& notes) {
+  Hash256 previous{};
+  for (const std::string& note : notes) {
+    auto parsed = ParseCheckpointUnverified(note);
+    REQUIRE(parsed.ok());
+    REQUIRE(parsed->previous_note.has_value());
+    CHECK(*parsed->previous_note == previous);
+    previous = NoteHash(note);
+  }
+}
+
+std::unique_ptr<LogStore> OpenStore(const std::filesystem::path& db) {
+  LogStore::Options options;
+  options.path = db.string();
+  auto store = LogStore::Open(options);
+  REQUIRE(store.ok());
+  return std::move(store).value();
+}
+
+}  // namespace
+
+TEST_CASE("a new log is created in format 3", "[eventstore]") {
+  Fixture f;
+  auto log = f.Open();
+  CHECK(log->store().format_version() == 3);
+}
+
+TEST_CASE("each append's note links to the note before it", "[eventstore]") {
+  Fixture f;
+  auto log = f.Open();
+  for (int i = 0; i < 6; ++i) REQUIRE(log->Append(TokenEvents(i % 3 + 1)).ok());
+  auto notes = Notes(log->store());
+  REQUIRE(notes.size() == 7);
+  CheckLinked(notes);
+}
+
+TEST_CASE("appends by two connections in turn keep the notes linked", "[eventstore]") {
+  Fixture f;
+  auto log = f.Open();
+  auto key = LoadOrCreateSigningKey(Home{f.dir.path()}.log_key());
+  REQUIRE(key.ok());
+  auto other = OpenStore(Home{f.dir.path()}.log_db());
+  for (int i = 0; i < 4; ++i) {
+    REQUIRE(log->Append(TokenEvents(1)).ok());
+    REQUIRE(other->Append(TokenEvents(2), Signer{key->get(), log->origin()}).ok());
+  }
+  CheckLinked(Notes(log->store()));
+  VerifyReport report = VerifyLog(log->store(), {});
+  CHECK(report.status.ok());
+  CHECK(report.checkpoints_verified == 9);
+  CHECK(report.signatures_verified == 1);
+}
+
+TEST_CASE("an append refuses to link to a newest note that the log key did not sign",
+          "[eventstore]") {
+  Fixture f;
+  const std::string origin = f.Open()->origin();
+  auto key = LoadOrCreateSigningKey(Home{f.dir.path()}.log_key());
+  REQUIRE(key.ok());
+  auto db = Home{f.dir.path()}.log_db();
+  auto forger = crypto::Ed25519PrivateKey::FromSeed(Bytes(32, 7));
+  REQUIRE(forger);
+  std::string note = Notes(*OpenStore(db)).back();
+  auto parsed = ParseCheckpointUnverified(note);
+  REQUIRE(parsed.ok());
+  SECTION("signed by another key") { note = SignCheckpoint(*parsed, *forger); }
+  SECTION("signed by the log key over another root") {
+    parsed->root[0] ^= 1;
+    note = SignCheckpoint(*parsed, **key);
+  }
+  REQUIRE(ExecRaw(db, "DROP TRIGGER records_no_update") == SQLITE_OK);
+  REQUIRE(ExecRaw(db, "UPDATE records SET checkpoint='" + note + "' WHERE seq=1") == SQLITE_OK);
+  // A fresh connection has not written or checked the newest note itself.
+  auto store = OpenStore(db);
+  auto appended = store->Append(TokenEvents(1), Signer{key->get(), origin});
+  REQUIRE_FALSE(appended.ok());
+  CHECK(appended.status().code() == StatusCode::kDataLoss);
+  CHECK(appended.status().reason() == "broken_tail");
+  CHECK(store->GetHead()->seq == 1);
+}
+
+TEST_CASE("a format-2 log keeps format 2: its new notes carry no link", "[eventstore]") {
+  // An empty log file of format 2, as docs/event-log-format.md section 2 describes it.
+  Fixture f;
+  Home home{f.dir.path()};
+  std::filesystem::create_directories(home.log_db().parent_path());
+  REQUIRE(ExecRaw(home.log_db(),
+                  "CREATE TABLE records(seq INTEGER PRIMARY KEY, record BLOB NOT NULL, hash BLOB "
+                  "NOT NULL, nodes BLOB NOT NULL, command_id TEXT, checkpoint TEXT);"
+                  "CREATE INDEX records_by_command ON records(command_id) WHERE command_id IS "
+                  "NOT NULL;"
+                  "PRAGMA application_id=1447641420; PRAGMA user_version=2;") == SQLITE_OK);
+  auto log = f.Open();
+  CHECK(log->store().format_version() == 2);
+  for (int i = 0; i < 3; ++i) REQUIRE(log->Append(TokenEvents(2)).ok());
+  for (const std::string& note : Notes(log->store())) {
+    auto parsed = ParseCheckpointUnverified(note);
+    REQUIRE(parsed.ok());
+    CHECK_FALSE(parsed->previous_note.has_value());
+  }
+  VerifyReport report = VerifyLog(log->store(), {});
+  CHECK(report.status.ok());
+  CHECK(report.checkpoints_verified == 4);
+  CHECK(report.signatures_verified == 4);
+}
+
+TEST_CASE("a log of an unknown format version is refused", "[eventstore]") {
+  Fixture f;
+  f.Open();
+  auto db = Home{f.dir.path()}.log_db();
+  for (int version : {1, 4}) {
+    REQUIRE(ExecRaw(db, "PRAGMA user_version=" + std::to_string(version)) == SQLITE_OK);
+    LogStore::Options options;
+    options.path = db.string();
+    auto store = LogStore::Open(options);
+    REQUIRE_FALSE(store.ok());
+    CHECK(store.status().reason() == "log_version");
+  }
+}

@@ -114,6 +114,32 @@ struct LogFixture {
     return value;
   }
 
+  // Every row that holds a note, in seq order.
+  std::vector<std::uint64_t> NoteSeqs() {
+    std::vector<std::uint64_t> seqs;
+    for (std::uint64_t seq = 1; seq <= kRecords; ++seq) {
+      if (Int("SELECT checkpoint IS NOT NULL FROM records WHERE seq=" + std::to_string(seq))) {
+        seqs.push_back(seq);
+      }
+    }
+    return seqs;
+  }
+
+  std::string Note(std::uint64_t seq) { return std::string(AsChars(Column("checkpoint", seq))); }
+
+  void SetNote(std::uint64_t seq, const std::string& note) {
+    Bytes bytes(note.begin(), note.end());
+    Tamper("UPDATE records SET checkpoint=CAST(?1 AS TEXT) WHERE seq=" + std::to_string(seq),
+           &bytes);
+  }
+
+  // The key that signed this log (keys/log.key).
+  std::unique_ptr<crypto::Ed25519PrivateKey> LogKey() {
+    auto key = LoadOrCreateSigningKey(Home{dir.path()}.log_key());
+    REQUIRE(key.ok());
+    return std::move(key).value();
+  }
+
   VerifyReport Verify(int threads, const VerifyOptions& base = {}) {
     LogStore::Options options;
     options.path = db().string();
@@ -141,6 +167,7 @@ struct LogFixture {
       CHECK(many.size == one.size);
       CHECK(many.root == one.root);
       CHECK(many.checkpoints_verified == one.checkpoints_verified);
+      CHECK(many.signatures_verified == one.signatures_verified);
       CHECK(many.nodes_verified == one.nodes_verified);
       CHECK(many.auditor_checkpoint_verified == one.auditor_checkpoint_verified);
       CHECK(many.origin == one.origin);
@@ -392,4 +419,246 @@ TEST_CASE("verify of a log without a file runs on the calling thread", "[eventst
   CHECK(report.status.ok());
   CHECK(report.size == 21);
   CHECK(report.checkpoints_verified == 21);
+}
+
+// --- format 3: notes linked into the newest one ---------------------------------
+
+namespace {
+
+// Notes at and around the boundaries of the ranges, the first and the newest.
+std::vector<std::uint64_t> SomeNoteSeqs(const std::vector<std::uint64_t>& notes) {
+  std::vector<std::uint64_t> picked;
+  for (std::uint64_t target : BoundarySeqs()) {
+    auto at = std::lower_bound(notes.begin(), notes.end(), target);
+    if (at != notes.end() && std::find(picked.begin(), picked.end(), *at) == picked.end()) {
+      picked.push_back(*at);
+    }
+  }
+  std::sort(picked.begin(), picked.end());
+  return picked;
+}
+
+// The same note text with its last signature character changed (still base64).
+std::string FlipSignature(std::string note) {
+  char& c = note[note.size() - 6];
+  c = c == 'A' ? 'B' : 'A';
+  return note;
+}
+
+}  // namespace
+
+TEST_CASE("a new log is format 3 and each note links to the note before it", "[eventstore]") {
+  LogFixture f;
+  CHECK(f.Int("PRAGMA user_version") == 3);
+  Hash256 previous{};
+  const auto notes = f.NoteSeqs();
+  REQUIRE(notes.size() > 30);
+  for (std::uint64_t seq : notes) {
+    std::string note = f.Note(seq);
+    auto parsed = ParseCheckpointUnverified(note);
+    REQUIRE(parsed.ok());
+    REQUIRE(parsed->previous_note.has_value());
+    CHECK(*parsed->previous_note == previous);
+    previous = NoteHash(note);
+  }
+  VerifyReport report = f.VerifyAgreeing();
+  CHECK(report.status.ok());
+  CHECK(report.checkpoints_verified == notes.size());
+  CHECK(report.signatures_verified == 1);
+}
+
+TEST_CASE("verify names an old note signed by another key", "[eventstore]") {
+  auto forger = crypto::Ed25519PrivateKey::FromSeed(Bytes(32, 7));
+  REQUIRE(forger);
+  LogFixture probe;
+  for (std::uint64_t seq : SomeNoteSeqs(probe.NoteSeqs())) {
+    LogFixture f;
+    // Same size, root and link: only who signed it differs.
+    auto parsed = ParseCheckpointUnverified(f.Note(seq));
+    REQUIRE(parsed.ok());
+    f.SetNote(seq, SignCheckpoint(*parsed, *forger));
+    VerifyReport report = f.VerifyAgreeing();
+    INFO("note of seq " << seq);
+    CHECK(report.first_bad_seq == seq);
+    CHECK(report.status.reason() == "checkpoint_bad_signature");
+  }
+}
+
+TEST_CASE("verify names an old note with one changed byte", "[eventstore]") {
+  LogFixture probe;
+  for (std::uint64_t seq : SomeNoteSeqs(probe.NoteSeqs())) {
+    for (const char* where : {"signature", "root", "link"}) {
+      LogFixture f;
+      std::string note = f.Note(seq);
+      if (std::string(where) == "signature") {
+        note = FlipSignature(note);
+      } else {
+        // The first base64 character of the root line (third line) or of the link.
+        std::size_t at = std::string(where) == "root" ? note.find('\n', note.find('\n') + 1) + 1
+                                                      : note.find("prev-note-sha256 ") + 17;
+        note[at] = note[at] == 'A' ? 'B' : 'A';
+      }
+      f.SetNote(seq, note);
+      VerifyReport report = f.VerifyAgreeing();
+      INFO("note of seq " << seq << ", " << where);
+      CHECK(report.first_bad_seq == seq);
+      CHECK(report.status.reason() == "checkpoint_bad_signature");
+    }
+  }
+}
+
+TEST_CASE("verify names an old note whose link line was removed", "[eventstore]") {
+  LogFixture probe;
+  for (std::uint64_t seq : SomeNoteSeqs(probe.NoteSeqs())) {
+    LogFixture f;
+    std::string note = f.Note(seq);
+    std::size_t at = note.find("prev-note-sha256 ");
+    REQUIRE(at != std::string::npos);
+    note.erase(at, note.find('\n', at) + 1 - at);
+    f.SetNote(seq, note);
+    VerifyReport report = f.VerifyAgreeing();
+    INFO("note of seq " << seq);
+    CHECK(report.first_bad_seq == seq);
+    CHECK(report.status.reason() == "checkpoint_bad_signature");
+  }
+}
+
+TEST_CASE("verify names a truncated old note", "[eventstore]") {
+  LogFixture f;
+  const auto notes = f.NoteSeqs();
+  const std::uint64_t seq = notes[notes.size() / 2];
+  std::string note = f.Note(seq);
+  f.SetNote(seq, note.substr(0, note.size() - 1));
+  VerifyReport report = f.VerifyAgreeing();
+  CHECK(report.first_bad_seq == seq);
+  CHECK(report.status.reason() == "checkpoint_malformed");
+}
+
+TEST_CASE("verify names a note taken from another log", "[eventstore]") {
+  // Another home, another key and origin, the same shape of appends.
+  testing::TempDir other_dir;
+  WriteLog(other_dir.path());
+  LogFixture probe;
+  for (std::uint64_t seq : SomeNoteSeqs(probe.NoteSeqs())) {
+    LogFixture f;
+    sqlite3* raw = nullptr;
+    REQUIRE(sqlite3_open(Home{other_dir.path()}.log_db().c_str(), &raw) == SQLITE_OK);
+    sqlite3_stmt* stmt = nullptr;
+    sqlite3_prepare_v2(raw, "SELECT checkpoint FROM records WHERE seq=?", -1, &stmt, nullptr);
+    sqlite3_bind_int64(stmt, 1, static_cast<sqlite3_int64>(seq));
+    REQUIRE(sqlite3_step(stmt) == SQLITE_ROW);
+    std::string swapped(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)));
+    sqlite3_finalize(stmt);
+    sqlite3_close(raw);
+    f.SetNote(seq, swapped);
+    VerifyReport report = f.VerifyAgreeing();
+    INFO("note of seq " << seq);
+    CHECK(report.first_bad_seq == seq);
+    CHECK(report.status.reason() == "checkpoint_bad_signature");
+  }
+}
+
+TEST_CASE("verify names the first note of a chain re-signed by another key", "[eventstore]") {
+  // The attacker rewrites every note from some point on with consistent links:
+  // only the newest signature fails during the pass; the first forged note is
+  // still the one named.
+  auto forger = crypto::Ed25519PrivateKey::FromSeed(Bytes(32, 7));
+  REQUIRE(forger);
+  LogFixture probe;
+  const auto all = probe.NoteSeqs();
+  for (std::uint64_t from : SomeNoteSeqs(all)) {
+    LogFixture f;
+    auto start = std::find(all.begin(), all.end(), from);
+    Hash256 link = start == all.begin() ? Hash256{} : NoteHash(f.Note(*(start - 1)));
+    for (auto it = start; it != all.end(); ++it) {
+      auto parsed = ParseCheckpointUnverified(f.Note(*it));
+      REQUIRE(parsed.ok());
+      parsed->previous_note = link;
+      std::string forged = SignCheckpoint(*parsed, *forger);
+      f.SetNote(*it, forged);
+      link = NoteHash(forged);
+    }
+    VerifyReport report = f.VerifyAgreeing();
+    INFO("forged from the note of seq " << from);
+    CHECK(report.first_bad_seq == from);
+    CHECK(report.status.reason() == "checkpoint_bad_signature");
+    // What a pass checking every signature would have counted up to there.
+    CHECK(report.checkpoints_verified ==
+          static_cast<std::uint64_t>(std::distance(all.begin(), start)));
+    CHECK(report.nodes_verified == 2 * from - std::popcount(from));
+  }
+}
+
+TEST_CASE("verify names a forged note before a later damaged record", "[eventstore]") {
+  auto forger = crypto::Ed25519PrivateKey::FromSeed(Bytes(32, 7));
+  REQUIRE(forger);
+  LogFixture f;
+  const auto notes = f.NoteSeqs();
+  const std::uint64_t seq = notes[notes.size() / 3];
+  auto parsed = ParseCheckpointUnverified(f.Note(seq));
+  REQUIRE(parsed.ok());
+  f.SetNote(seq, SignCheckpoint(*parsed, *forger));
+  f.Tamper("UPDATE records SET hash=zeroblob(32) WHERE seq=" + std::to_string(seq + 20));
+  VerifyReport report = f.VerifyAgreeing();
+  CHECK(report.first_bad_seq == seq);
+  CHECK(report.status.reason() == "checkpoint_bad_signature");
+}
+
+TEST_CASE("verify names a removed old note at the note that linked to it", "[eventstore]") {
+  LogFixture probe;
+  const auto all = probe.NoteSeqs();
+  for (std::uint64_t seq : SomeNoteSeqs(all)) {
+    if (seq == all.back()) continue;  // removing the newest note leaves records unsigned
+    LogFixture f;
+    f.Tamper("UPDATE records SET checkpoint=NULL, command_id=NULL WHERE seq=" +
+             std::to_string(seq));
+    VerifyReport report = f.VerifyAgreeing();
+    const std::uint64_t next = *std::upper_bound(all.begin(), all.end(), seq);
+    INFO("removed the note of seq " << seq);
+    CHECK(report.first_bad_seq == next);
+    CHECK(report.status.reason() == "checkpoint_link_mismatch");
+  }
+}
+
+TEST_CASE("verify names a note signed by the log key that links elsewhere", "[eventstore]") {
+  // Only the key holder can write these; the link rule itself still holds.
+  LogFixture probe;
+  for (std::uint64_t seq : SomeNoteSeqs(probe.NoteSeqs())) {
+    for (bool drop_link : {false, true}) {
+      LogFixture f;
+      auto key = f.LogKey();
+      auto parsed = ParseCheckpointUnverified(f.Note(seq));
+      REQUIRE(parsed.ok());
+      if (drop_link) {
+        parsed->previous_note.reset();
+      } else {
+        (*parsed->previous_note)[0] ^= 1;
+      }
+      std::string note = SignCheckpoint(*parsed, *key);
+      f.SetNote(seq, note);
+      // Keep the later notes linked to the changed one, as its writer would.
+      Hash256 link = NoteHash(note);
+      for (std::uint64_t later : f.NoteSeqs()) {
+        if (later <= seq) continue;
+        auto next = ParseCheckpointUnverified(f.Note(later));
+        REQUIRE(next.ok());
+        next->previous_note = link;
+        std::string rewritten = SignCheckpoint(*next, *key);
+        f.SetNote(later, rewritten);
+        link = NoteHash(rewritten);
+      }
+      VerifyReport report = f.VerifyAgreeing();
+      INFO("note of seq " << seq << (drop_link ? " without a link" : " with another link"));
+      CHECK(report.first_bad_seq == seq);
+      CHECK(report.status.reason() == "checkpoint_link_mismatch");
+    }
+  }
+}
+
+TEST_CASE("verify checks the newest note's signature on a format-3 log", "[eventstore]") {
+  LogFixture f;
+  f.SetNote(kRecords, FlipSignature(f.Note(kRecords)));
+  VerifyReport report = f.VerifyAgreeing();
+  CHECK(report.first_bad_seq == kRecords);
+  CHECK(report.status.reason() == "checkpoint_bad_signature");
 }

@@ -5,7 +5,11 @@
 //     ("<origin>\n<size>\n<base64 root>\n") is a prefix of the note, so the
 //     parser admits one spelling per checkpoint;
 //   - OpenCheckpoint accepts only what ParseCheckpointUnverified accepts, with
-//     the same result.
+//     the same result;
+//   - CheckpointVerifier::Open answers exactly as OpenCheckpoint (same result
+//     or same error), and OpenWithoutSignature accepts whatever Open accepts,
+//     with the same result;
+//   - a parsed link (format 3) is in the canonical prefix too.
 // The first input byte picks the mode. Even: the rest is a note, opened with a
 // fixed key (which the fuzzer cannot forge). Odd: the rest is a note text that
 // is signed with that key first, so mutations reach past the signature check;
@@ -30,13 +34,15 @@ constexpr std::string_view kName = "via.local/fuzz";
 struct Fixture {
   std::unique_ptr<via::crypto::Ed25519PrivateKey> key;
   VerifierKey verifier;
+  std::unique_ptr<via::eventstore::CheckpointVerifier> cached;  // the same key, parsed once
 };
 
 Fixture MakeFixture() {
   auto key = via::crypto::Ed25519PrivateKey::FromSeed(via::Bytes(32, 0x42));
   if (!key) std::abort();
-  Fixture f{std::move(key), {}};
+  Fixture f{std::move(key), {}, nullptr};
   f.verifier = VerifierKey::For(kName, f.key->PublicKey());
+  f.cached = std::make_unique<via::eventstore::CheckpointVerifier>(f.verifier);
   return f;
 }
 
@@ -55,6 +61,10 @@ void CheckError(const via::Status& status) {
 void CheckCanonicalPrefix(std::string_view note, const Checkpoint& c) {
   std::string body =
       c.origin + "\n" + std::to_string(c.size) + "\n" + via::crypto::Base64Encode(c.root) + "\n";
+  if (c.previous_note) {
+    body += std::string(via::eventstore::kPreviousNoteLinePrefix) +
+            via::crypto::Base64Encode(*c.previous_note) + "\n";
+  }
   if (note.substr(0, body.size()) != body) std::abort();
 }
 
@@ -69,10 +79,20 @@ bool Check(std::string_view note) {
     CheckError(parsed.status());
   }
   auto opened = via::eventstore::OpenCheckpoint(note, f.verifier);
+  auto cached = f.cached->Open(note);
+  if (cached.ok() != opened.ok()) std::abort();
+  auto without = f.cached->OpenWithoutSignature(note);
+  if (!without.ok()) CheckError(without.status());
   if (!opened.ok()) {
     CheckError(opened.status());
+    if (cached.status().reason() != opened.status().reason() ||
+        cached.status().message() != opened.status().message()) {
+      std::abort();
+    }
     return false;
   }
+  if (!(*cached == *opened)) std::abort();
+  if (!without.ok() || !(*without == *opened)) std::abort();
   if (!parsed.ok() || !(*opened == *parsed) || opened->origin != kName) std::abort();
   return true;
 }

@@ -4,9 +4,12 @@
 It shares no code with `via`: it opens HOME/log/events.db with sqlite3, decodes every
 record's canonical Cap'n Proto bytes with its own decoder, checks the canonical form,
 seq continuity, the stored hashes, the chain links, the command-id column, every stored
-Merkle node, the RFC 6962 root and every stored checkpoint's size and root, and verifies
-the Ed25519 signature of the newest checkpoint (all of them with --all-signatures) with
-the OpenSSL 3 command line. It then compares what it decoded with what `via` prints:
+Merkle node, the RFC 6962 root and every stored checkpoint's size, root and (format 3)
+link to the note before it, and verifies Ed25519 signatures with the OpenSSL 3 command
+line: every note's in a format-2 log; in a format-3 log the newest note's, which the
+links bind every older note into (all of them with --all-signatures; when the log is
+found damaged, the notes before the damage are checked one by one so that the first bad
+seq is the one a check of every signature names). It then compares what it decoded with what `via` prints:
 `audit log --json` (type names and every field), `audit key`, `audit checkpoint`,
 and the proofs of `audit prove --json`, which it verifies with RFC 9162's algorithms.
 
@@ -31,7 +34,8 @@ import tempfile
 import urllib.parse
 
 APPLICATION_ID = 0x5649414C  # "VIAL"
-FORMAT_VERSION = 2
+FORMAT_VERSIONS = (2, 3)  # 3: every note links to the note before it
+LINK_PREFIX = "prev-note-sha256 "
 ED25519_SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")
 SIGNATURE_PREFIX = "\u2014 "  # em dash, space
 MAX_NESTING = 16  # what via's reader allows
@@ -45,6 +49,14 @@ class VerifyError(Exception):
         self.seq = seq
         self.reason = reason
         self.message = message
+
+
+class NoteError(ValueError):
+    """A checkpoint note is refused; `reason` is via's reason code for it."""
+
+    def __init__(self, reason, message):
+        super().__init__(message)
+        self.reason = reason
 
 
 class Disagreement(Exception):
@@ -499,34 +511,57 @@ def parse_verifier_key(text):
     return name, key_id, pub
 
 
+def b64decode_strict(text):
+    """Standard base64 with padding, one spelling per byte string (RFC 4648 section 4)."""
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (ValueError, TypeError):
+        return None
+    return raw if base64.b64encode(raw).decode() == text else None
+
+
 def parse_note(note):
+    """Splits a signed note (C2SP signed-note) into its text (the body) and its
+    signature lines (name, key id, signature); raises NoteError."""
     if not note.endswith("\n"):
-        raise ValueError("note does not end in a newline")
+        raise NoteError("checkpoint_malformed", "note does not end in a newline")
+    if any(ord(c) < 0x20 and c != "\n" for c in note):
+        raise NoteError("checkpoint_malformed", "control character in the note")
     split = note.rfind("\n\n")
     if split < 0:
-        raise ValueError("no blank line before the signature lines")
+        raise NoteError("checkpoint_malformed", "no blank line before the signature lines")
     body = note[:split + 1]
     signatures = []
     for line in note[split + 2:].split("\n")[:-1]:
         if not line.startswith(SIGNATURE_PREFIX):
-            raise ValueError("signature line does not start with an em dash and a space")
+            raise NoteError("checkpoint_malformed", "signature line does not start with an em dash and a space")
         name, _, b64 = line[len(SIGNATURE_PREFIX):].partition(" ")
-        blob = base64.b64decode(b64, validate=True)
-        if len(blob) < 5:
-            raise ValueError("signature too short")
+        blob = b64decode_strict(b64)
+        if blob is None or len(blob) < 5 or not name:
+            raise NoteError("checkpoint_malformed", "bad signature line")
         signatures.append((name, blob[:4], blob[4:]))
     if not signatures:
-        raise ValueError("no signature line")
+        raise NoteError("checkpoint_malformed", "no signature line")
+    return body, signatures
+
+
+def parse_body(body):
+    """(origin, size, root, link) of a tlog-checkpoint body; link is None without one."""
     lines = body.split("\n")[:-1]
     if len(lines) < 3 or any(line == "" for line in lines):
-        raise ValueError("body needs origin, size and root lines")
+        raise NoteError("checkpoint_malformed", "body needs origin, size and root lines")
     origin, size_text, root_b64 = lines[0], lines[1], lines[2]
-    if not size_text.isdigit() or (len(size_text) > 1 and size_text[0] == "0"):
-        raise ValueError("bad tree size %r" % size_text)
-    root = base64.b64decode(root_b64, validate=True)
-    if len(root) != 32:
-        raise ValueError("root is not 32 bytes")
-    return body, origin, int(size_text), root, signatures
+    if not size_text.isdigit() or not size_text.isascii() or (len(size_text) > 1 and size_text[0] == "0"):
+        raise NoteError("checkpoint_malformed", "bad tree size %r" % size_text)
+    root = b64decode_strict(root_b64)
+    if root is None or len(root) != 32:
+        raise NoteError("checkpoint_malformed", "root is not 32 bytes of base64")
+    link = None
+    if len(lines) > 3 and lines[3].startswith(LINK_PREFIX):
+        link = b64decode_strict(lines[3][len(LINK_PREFIX):])
+        if link is None or len(link) != 32:
+            raise NoteError("checkpoint_malformed", "the link is not 32 bytes of base64")
+    return origin, int(size_text), root, link
 
 
 def ed25519_verify(pub, message, signature, workdir):
@@ -548,19 +583,22 @@ def ed25519_verify(pub, message, signature, workdir):
     return r.returncode == 0
 
 
-def open_checkpoint(note, key, workdir):
-    """Returns (size, root) of a note signed by `key`, or raises ValueError."""
+def open_note(note, key, workdir, check_signature):
+    """Check 9 (a) to (c) of section 9: returns (size, root, link), or raises NoteError.
+    Without check_signature, (b) is left out (a note bound by the links, 8.2)."""
     name, key_id, pub = key
-    body, origin, size, root, signatures = parse_note(note)
-    mine = [s for s in signatures if s[0] == name and s[1] == key_id]
-    if not mine:
-        raise ValueError("no signature by %s+%s" % (name, key_id.hex()))
-    for _, _, sig in mine:
-        if not ed25519_verify(pub, body.encode(), sig, workdir):
-            raise ValueError("invalid signature by %s+%s" % (name, key_id.hex()))
+    body, signatures = parse_note(note)
+    if check_signature:
+        mine = [s for s in signatures if s[0] == name and s[1] == key_id]
+        if not mine:
+            raise NoteError("checkpoint_bad_signature", "no signature by %s+%s" % (name, key_id.hex()))
+        for _, _, sig in mine:
+            if len(sig) != 64 or not ed25519_verify(pub, body.encode(), sig, workdir):
+                raise NoteError("checkpoint_bad_signature", "invalid signature by %s+%s" % (name, key_id.hex()))
+    origin, size, root, link = parse_body(body)
     if origin != name:
-        raise ValueError("origin %r is not the key name %r" % (origin, name))
-    return size, root
+        raise NoteError("checkpoint_bad_signature", "origin %r is not the key name %r" % (origin, name))
+    return size, root, link
 
 
 # ---------------------------------------------------------------------------
@@ -583,12 +621,36 @@ def verify_log(db, workdir, all_signatures):
     version = db.execute("PRAGMA user_version").fetchone()[0]
     if app_id != APPLICATION_ID:
         raise VerifyError(0, "not_a_log", "PRAGMA application_id is %#x, not 0x5649414c" % app_id)
-    if version != FORMAT_VERSION:
-        raise VerifyError(0, "log_version", "PRAGMA user_version is %d, expected %d" % (version, FORMAT_VERSION))
+    if version not in FORMAT_VERSIONS:
+        raise VerifyError(0, "log_version", "PRAGMA user_version is %d, expected one of %s" % (version, FORMAT_VERSIONS))
+    linked = version >= 3
+    # Format 2: every note's own signature. Format 3: the newest note's; the links
+    # bind the others into it (section 8.2).
+    every_signature = all_signatures or not linked
 
     newest = db.execute("SELECT max(seq) FROM records").fetchone()[0] or 0
+    state = {"key": None, "notes": []}  # notes seen so far: (seq, text)
+    try:
+        return verify_rows(db, workdir, every_signature, linked, newest, state)
+    except VerifyError as e:
+        if every_signature or state["key"] is None:
+            raise
+        # Section 9, step 2: the reference pass checks every note's signature, so
+        # the first note before the failing row whose signature fails comes first.
+        for seq, note in state["notes"]:
+            if seq >= e.seq:
+                break
+            try:
+                open_note(note, state["key"], workdir, True)
+            except NoteError as bad:
+                raise VerifyError(seq, bad.reason, "checkpoint of seq %d: %s" % (seq, bad))
+        raise
+
+
+def verify_rows(db, workdir, every_signature, linked, newest, state):
     tree = Tree()
     prev = bytes(32)
+    prev_note = bytes(32)  # the link the next note must carry
     key = None
     records = []
     checkpoints = 0
@@ -625,6 +687,7 @@ def verify_log(db, workdir, all_signatures):
                 raise VerifyError(1, "bad_verifier_key", str(e))
             if key[0] != rec["event"]["origin"]:
                 raise VerifyError(1, "bad_verifier_key", "key name is not the log origin")
+            state["key"] = key
         # The row's nodes: every perfect subtree its leaf completes, leaf first.
         completed = b"".join(node for _, _, node in tree.append(leaf_hash(data)))
         stored_nodes = bytes(stored_nodes)
@@ -640,25 +703,34 @@ def verify_log(db, workdir, all_signatures):
         expected += 1
         size = tree.size()
         if note is not None:
+            check_signature = every_signature or row_seq == newest
             try:
-                if all_signatures or row_seq == newest:
-                    signed_size, signed_root = open_checkpoint(note, key, workdir)
-                    verified_signatures += 1
-                else:
-                    _, origin, signed_size, signed_root, _ = parse_note(note)
-                    if origin != key[0]:
-                        raise ValueError("origin %r is not the key name" % origin)
-            except ValueError as e:
-                raise VerifyError(row_seq, "checkpoint_bad", "checkpoint of seq %d: %s" % (row_seq, e))
-            if signed_size != size:
-                raise VerifyError(row_seq, "checkpoint_mismatch",
-                                  "checkpoint stored for size %d says size %d" % (size, signed_size))
-            if signed_root != tree.root(size):
-                raise VerifyError(row_seq, "checkpoint_mismatch",
-                                  "signed root at size %d does not match the records" % size)
+                try:
+                    signed_size, signed_root, link = open_note(note, key, workdir, check_signature)
+                    if signed_size != size:
+                        raise NoteError("checkpoint_mismatch",
+                                        "checkpoint stored for size %d says size %d" % (size, signed_size))
+                    if signed_root != tree.root(size):
+                        raise NoteError("checkpoint_mismatch",
+                                        "signed root at size %d does not match the records" % size)
+                    if linked and link != prev_note:
+                        raise NoteError("checkpoint_link_mismatch",
+                                        "the link is not SHA-256 of the note before it")
+                except NoteError as first:
+                    if check_signature:
+                        raise
+                    # Check 9 (b) comes before (c) to (f): the note's own signature first.
+                    open_note(note, key, workdir, True)
+                    raise first
+            except NoteError as e:
+                raise VerifyError(row_seq, e.reason, "checkpoint of seq %d: %s" % (row_seq, e))
+            if check_signature:
+                verified_signatures += 1
             checkpoints += 1
             last_cp = size
             newest_note = note
+            prev_note = sha256(note.encode())
+            state["notes"].append((row_seq, note))
         records.append((rec, h, data))
 
     size = tree.size()

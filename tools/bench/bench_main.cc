@@ -13,18 +13,29 @@
 //           call (own BEGIN IMMEDIATE transaction, WAL, synchronous=FULL, one
 //           signed checkpoint) vs one INSERT + COMMIT per row of the same byte
 //           size into (seq INTEGER PRIMARY KEY, record BLOB, hash BLOB), WAL,
-//           synchronous=FULL, same directory.                       goal >= 0.8x
+//           synchronous=FULL, SQLite's other defaults, same directory. goal >= 0.8x
+//           Both sides are timed in steady state: the baseline after 1,100
+//           untimed commits (its WAL has grown to SQLite's 1,000-page
+//           auto-checkpoint and is being reused; while a WAL file grows, every
+//           commit also writes its inode), ours after 200 untimed appends
+//           (via checkpoints its WAL every 128 pages). The row also times
+//           SignCheckpoint alone, the part of an append that must precede its
+//           commit and that the baseline does not do.
 //   verify  eventstore::VerifyLog of an N-event log vs a plain scan of the same
 //           file (SELECT record FROM records ORDER BY seq) with one OpenSSL EVP
 //           SHA-256 per row.                                        goal >= 0.5x
-//           The log is generated once with LogStore appends of --batch events
-//           each and cached in DIR/verify-N/ (regenerated when this build
-//           cannot open it, e.g. after a format change). VerifyLog runs with
-//           its default threads (one per CPU); the baseline is one thread.
+//           The log is written once through EventLog::Append, --batch events
+//           per append (default 1: one signed checkpoint per record, as the
+//           CLI writes it), and cached in DIR/verify-N-bB/ (regenerated when
+//           this build cannot open it or it is of an older format). The
+//           generator turns synchronous off on its connection: the bytes are
+//           the same, only the fsyncs are skipped. VerifyLog runs with its
+//           default threads (one per CPU); the baseline is one thread.
 
 #include <openssl/evp.h>
 #include <openssl/opensslv.h>
 #include <sqlite3.h>
+#include <sys/resource.h>
 #include <sys/utsname.h>
 
 #include <algorithm>
@@ -66,6 +77,14 @@ double SecondsSince(SteadyClock::time_point t0) {
   return std::chrono::duration<double>(SteadyClock::now() - t0).count();
 }
 
+// CPU seconds (user + system) used so far by this process, all threads.
+double CpuSeconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
 [[noreturn]] void Die(const std::string& what) {
   std::fprintf(stderr, "via_bench: %s\n", what.c_str());
   std::exit(1);
@@ -81,7 +100,7 @@ struct Options {
   int runs = 5;
   std::uint64_t appends = 2000;
   std::uint64_t events = 1000000;
-  std::uint64_t batch = 1000;
+  std::uint64_t batch = 1;
   fs::path dir = "via-bench-data";
 };
 
@@ -272,6 +291,10 @@ class BenchIds : public IdGenerator {
 
 constexpr const char* kActor = "operator@bench";
 
+// The format of the logs this build creates (LogStore): a cached verify log of
+// another format is regenerated.
+constexpr int kNewestFormat = 3;
+
 // A small event, the size a typical command appends.
 Event SmallEvent(BenchIds& ids) {
   return BindingAttached{"api", "DATABASE", ids.NewId("ad_")};
@@ -358,7 +381,12 @@ std::size_t SmallRecordBytes() {
   return EncodeRecord(r).size();
 }
 
-// Appends/s of EventLog::Append, one event per call, into a fresh home.
+// Untimed commits before each side is timed (see the file comment).
+constexpr std::uint64_t kOursWarmup = 200;
+constexpr std::uint64_t kBaselineWarmup = 1100;
+
+// Appends/s of EventLog::Append, one event per call, into a fresh home, after
+// kOursWarmup untimed appends.
 double OursAppend(const fs::path& home_dir, std::uint64_t n, std::size_t* stored_bytes) {
   std::error_code ec;
   fs::remove_all(home_dir, ec);
@@ -376,7 +404,8 @@ double OursAppend(const fs::path& home_dir, std::uint64_t n, std::size_t* stored
   Head expected = *head;
 
   auto t0 = SteadyClock::now();
-  for (std::uint64_t i = 0; i < n; ++i) {
+  for (std::uint64_t i = 0; i < kOursWarmup + n; ++i) {
+    if (i == kOursWarmup) t0 = SteadyClock::now();
     AppendRequest req;
     req.actor = kActor;
     req.command_id = ids.NewId("cm_");
@@ -397,7 +426,8 @@ double OursAppend(const fs::path& home_dir, std::uint64_t n, std::size_t* stored
   return static_cast<double>(n) / secs;
 }
 
-// Rows/s of one INSERT + COMMIT per row of `record_bytes` bytes.
+// Rows/s of one INSERT + COMMIT per row of `record_bytes` bytes, after
+// kBaselineWarmup untimed ones.
 double BaselineAppend(const fs::path& path, std::uint64_t n, std::size_t record_bytes) {
   RemoveDb(path);
   double rate = 0;
@@ -414,7 +444,8 @@ double BaselineAppend(const fs::path& path, std::uint64_t n, std::size_t record_
     for (auto& b : record) b = static_cast<std::uint8_t>(rng());
 
     auto t0 = SteadyClock::now();
-    for (std::uint64_t i = 0; i < n; ++i) {
+    for (std::uint64_t i = 0; i < kBaselineWarmup + n; ++i) {
+      if (i == kBaselineWarmup) t0 = SteadyClock::now();
       std::memcpy(record.data(), &i, std::min(sizeof i, record.size()));
       Hash256 hash = crypto::Sha256::Digest(record);
       db.StepDone(begin);
@@ -429,6 +460,25 @@ double BaselineAppend(const fs::path& path, std::uint64_t n, std::size_t record_
   }
   RemoveDb(path);
   return rate;
+}
+
+// Microseconds per SignCheckpoint of a note like an append's (median of runs).
+double SignMicros() {
+  auto key = crypto::Ed25519PrivateKey::FromSeed(Bytes(32, 7));
+  if (!key) Die("Ed25519 key");
+  Checkpoint checkpoint{"via.local/lg_01JDD0000000000000000000AB", 1000, Hash256{}, Hash256{}};
+  Series runs;
+  std::size_t sink = 0;
+  for (int r = 0; r < 5; ++r) {
+    auto t0 = SteadyClock::now();
+    for (int i = 0; i < 200; ++i) {
+      ++checkpoint.size;
+      sink += SignCheckpoint(checkpoint, *key).size();
+    }
+    runs.values.push_back(SecondsSince(t0) / 200 * 1e6);
+  }
+  if (sink == 0) Die("no note signed");
+  return runs.Median();
 }
 
 Row RunAppend(const Options& o) {
@@ -459,10 +509,23 @@ Row RunAppend(const Options& o) {
   }
   row.notes.push_back({"record size", std::to_string(stored) + " bytes (baseline rows " +
                                           std::to_string(bytes) + " bytes + 32-byte hash)"});
-  row.notes.push_back({"per run", std::to_string(o.appends) + " appends, each its own "
-                                  "transaction; WAL, synchronous=FULL; dir " + dir.string()});
+  row.notes.push_back(
+      {"per run", std::to_string(o.appends) + " appends, each its own transaction, timed after " +
+                      std::to_string(kOursWarmup) + " (ours) and " +
+                      std::to_string(kBaselineWarmup) +
+                      " (baseline) untimed ones; WAL, synchronous=FULL; dir " + dir.string()});
   row.notes.push_back({"paired ratios", row.PairedRatios()});
-  row.params = {{"appends", o.appends}, {"record_bytes", stored}, {"baseline_row_bytes", bytes}};
+  const double sign_us = SignMicros();
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "ours %.0f us, baseline %.0f us; signing a note alone %.0f us",
+                1e6 / row.ours.Median(), 1e6 / row.baseline.Median(), sign_us);
+  row.notes.push_back({"per append", buf});
+  row.params = {{"appends", o.appends},
+                {"record_bytes", stored},
+                {"baseline_row_bytes", bytes},
+                {"warmup_ours", kOursWarmup},
+                {"warmup_baseline", kBaselineWarmup},
+                {"sign_us", sign_us}};
   return row;
 }
 
@@ -475,6 +538,7 @@ struct GeneratedLog {
   bool cached = false;
   std::uint64_t checkpoints = 0;
   std::uint64_t db_bytes = 0;
+  int format_version = 0;
 };
 
 GeneratedLog EnsureVerifyLog(const Options& o) {
@@ -490,10 +554,13 @@ GeneratedLog EnsureVerifyLog(const Options& o) {
     so.path = home.log_db().string();
     so.read_only = true;
     so.create_if_missing = false;
-    // A log cached by a build with another format does not open: regenerate it.
-    if (!m.is_discarded() && m.value("events", std::uint64_t{0}) == o.events &&
-        LogStore::Open(so).ok()) {
+    // A log cached by a build with another format does not open, or opens as
+    // an older format: regenerate it.
+    auto cached = LogStore::Open(so);
+    if (!m.is_discarded() && m.value("events", std::uint64_t{0}) == o.events && cached.ok() &&
+        (*cached)->format_version() == kNewestFormat) {
       g.cached = true;
+      g.format_version = (*cached)->format_version();
       g.generation_seconds = m.value("generation_seconds", 0.0);
       g.checkpoints = m.value("checkpoints", std::uint64_t{0});
       g.db_bytes = fs::file_size(home.log_db(), ec);
@@ -515,6 +582,10 @@ GeneratedLog EnsureVerifyLog(const Options& o) {
     opt.actor = kActor;
     auto log = EventLog::Open(opt);
     if (!log.ok()) Die("open verify log: " + log.status().ToString());
+    // Only the generator skips fsyncs; the bytes it appends are the same.
+    Status sync_off = (*log)->store().db().Exec("PRAGMA synchronous=OFF");
+    if (!sync_off.ok()) Die("synchronous=OFF: " + sync_off.ToString());
+    g.format_version = (*log)->store().format_version();
     auto head = (*log)->store().GetHead();
     if (!head.ok()) Die("head: " + head.status().ToString());
     std::uint64_t seq = head->seq;
@@ -562,12 +633,15 @@ std::unique_ptr<LogStore> OpenForAudit(const fs::path& db) {
   return std::move(store).value();
 }
 
-// Rows/s of VerifyLog over the whole log.
-double OursVerify(const fs::path& db, std::uint64_t events, std::uint64_t checkpoints) {
+// Rows/s of VerifyLog over the whole log; `signatures` gets how many
+// signatures it checked.
+double OursVerify(const fs::path& db, std::uint64_t events, std::uint64_t checkpoints,
+                  std::uint64_t* signatures) {
   auto store = OpenForAudit(db);
   auto t0 = SteadyClock::now();
   VerifyReport report = VerifyLog(*store, VerifyOptions{});
   double secs = SecondsSince(t0);
+  *signatures = report.signatures_verified;
   if (!report.status.ok()) {
     Die("VerifyLog failed at seq " + std::to_string(report.first_bad_seq) + ": " +
         report.status.ToString());
@@ -629,45 +703,72 @@ Row RunVerify(const Options& o) {
   GeneratedLog g = EnsureVerifyLog(o);
   fs::path db = Home{g.home}.log_db();
   std::uint64_t record_bytes = 0;
+  std::uint64_t signatures = 0;
   // Warm the page cache for both sides (untimed).
   std::fprintf(stderr, "verify: warming the page cache\n");
   BaselineVerify(db, o.events, &record_bytes);
+  // CPU seconds per run of each side, next to the wall-clock rates: on a
+  // shared machine the threads of ours may not get a core each.
+  Series ours_cpu, baseline_cpu;
+  auto ours = [&] {
+    const double cpu0 = CpuSeconds();
+    row.ours.values.push_back(OursVerify(db, o.events, g.checkpoints, &signatures));
+    ours_cpu.values.push_back(CpuSeconds() - cpu0);
+  };
+  auto baseline = [&] {
+    const double cpu0 = CpuSeconds();
+    row.baseline.values.push_back(BaselineVerify(db, o.events, &record_bytes));
+    baseline_cpu.values.push_back(CpuSeconds() - cpu0);
+  };
   for (int r = 0; r < o.runs; ++r) {
     std::fprintf(stderr, "verify: run %d/%d (%llu events)\n", r + 1, o.runs,
                  static_cast<unsigned long long>(o.events));
     if (r % 2 == 0) {
-      row.ours.values.push_back(OursVerify(db, o.events, g.checkpoints));
-      row.baseline.values.push_back(BaselineVerify(db, o.events, &record_bytes));
+      ours();
+      baseline();
     } else {
-      row.baseline.values.push_back(BaselineVerify(db, o.events, &record_bytes));
-      row.ours.values.push_back(OursVerify(db, o.events, g.checkpoints));
+      baseline();
+      ours();
     }
   }
   char buf[256];
   std::snprintf(buf, sizeof buf, "%.1f s%s", g.generation_seconds,
                 g.cached ? " (earlier run; cached log reused)" : "");
   row.notes.push_back({"log generation", buf});
-  std::snprintf(buf, sizeof buf, "%llu events, %llu checkpoints, avg record %.0f bytes, file %.0f MB",
-                static_cast<unsigned long long>(o.events),
-                static_cast<unsigned long long>(g.checkpoints),
+  std::snprintf(buf, sizeof buf,
+                "%llu events, %llu per append, %llu checkpoints, format %d, avg record %.0f bytes, "
+                "file %.0f MB",
+                static_cast<unsigned long long>(o.events), static_cast<unsigned long long>(o.batch),
+                static_cast<unsigned long long>(g.checkpoints), g.format_version,
                 static_cast<double>(record_bytes) / static_cast<double>(o.events),
                 static_cast<double>(g.db_bytes) / 1e6);
   row.notes.push_back({"log", buf});
   std::snprintf(buf, sizeof buf, "%.3f s per full verify (median), %.0f rows/s",
                 static_cast<double>(o.events) / row.ours.Median(), row.ours.Median());
   row.notes.push_back({"verify absolute", buf});
+  row.notes.push_back({"signatures", std::to_string(signatures) + " checked per verify"});
+  std::snprintf(buf, sizeof buf,
+                "ours %.3f s (all threads), baseline %.3f s per run (medians); their ratio %.2f",
+                ours_cpu.Median(), baseline_cpu.Median(),
+                ours_cpu.Median() > 0 ? baseline_cpu.Median() / ours_cpu.Median() : 0.0);
+  row.notes.push_back({"cpu time", buf});
   row.notes.push_back({"verify threads",
                        std::to_string(std::max(1u, std::thread::hardware_concurrency())) +
                            " (VerifyLog's default: one per CPU)"});
   row.notes.push_back({"paired ratios", row.PairedRatios()});
-  row.params = {{"events", o.events},
-                {"batch", o.batch},
-                {"checkpoints", g.checkpoints},
-                {"avg_record_bytes", static_cast<double>(record_bytes) / static_cast<double>(o.events)},
-                {"db_bytes", g.db_bytes},
-                {"generation_seconds", g.generation_seconds},
-                {"generation_cached", g.cached},
-                {"verify_seconds_median", static_cast<double>(o.events) / row.ours.Median()}};
+  row.params = {
+      {"events", o.events},
+      {"batch", o.batch},
+      {"checkpoints", g.checkpoints},
+      {"format_version", g.format_version},
+      {"signatures_verified", signatures},
+      {"ours_cpu_seconds_median", ours_cpu.Median()},
+      {"baseline_cpu_seconds_median", baseline_cpu.Median()},
+      {"avg_record_bytes", static_cast<double>(record_bytes) / static_cast<double>(o.events)},
+      {"db_bytes", g.db_bytes},
+      {"generation_seconds", g.generation_seconds},
+      {"generation_cached", g.cached},
+      {"verify_seconds_median", static_cast<double>(o.events) / row.ours.Median()}};
   return row;
 }
 
@@ -766,9 +867,10 @@ int main(int argc, char** argv) {
     std::printf("\n%s:\n", r.name.c_str());
     for (const auto& [k, v] : r.notes) std::printf("  %-16s %s\n", k.c_str(), v.c_str());
   }
-  std::printf("\nbaselines: append = raw SQLite, one INSERT+COMMIT per same-size row, WAL, "
-              "synchronous=FULL, same dir;\n"
-              "           verify = SELECT record FROM records ORDER BY seq + one EVP SHA-256 per "
-              "row, same file.\n");
+  std::printf(
+      "\nbaselines: append = raw SQLite, one INSERT+COMMIT per same-size row, WAL, "
+      "synchronous=FULL, same dir, steady state;\n"
+      "           verify = SELECT record FROM records ORDER BY seq + one EVP SHA-256 per "
+      "row, same file.\n");
   return 0;
 }
