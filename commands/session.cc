@@ -6,6 +6,7 @@
 #include "crypto/crypto.h"
 #include "domain/names.h"
 #include "eventstore/checkpoint.h"
+#include "eventstore/file_lock.h"
 
 namespace via::commands {
 namespace {
@@ -114,6 +115,13 @@ State Decided::After() const {
 
 Result<Decided> DecideAndAppend(const Context& ctx, Session& session, const StateKeys& keys,
                                 const Decider& decide, const Session::MoreKeys& more) {
+  // Deciding commands queue here, so that the head a decision is made on is
+  // still the head when it appends (no stale-head retry storms, and no
+  // polling on SQLite's busy handler: the kernel wakes the next in line).
+  // Appends without this lock (via serve's records) still only make the
+  // append below fail with stale_head, and the decision is made again.
+  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock,
+                       eventstore::FileLock::Exclusive(ctx.home.append_lock()));
   for (int attempt = 0; attempt < kMaxRaceRetries; ++attempt) {
     VIA_ASSIGN_OR_RETURN(auto slice, session.Slice(keys, more));
     Decided out;

@@ -21,6 +21,8 @@ struct Home {
   std::filesystem::path root;
 
   std::filesystem::path log_db() const { return root / "log" / "events.db"; }
+  // Commands queue on this lock (FileLock) to decide and append one at a time.
+  std::filesystem::path append_lock() const { return root / "log" / "append.lock"; }
   std::filesystem::path state_db() const { return root / "state" / "projections.db"; }
   std::filesystem::path keys_dir() const { return root / "keys"; }
   std::filesystem::path log_key() const { return keys_dir() / "log.key"; }

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "crypto/crypto.h"
+#include "eventstore/file_lock.h"
 #include "eventstore/record_codec.h"
 
 namespace via::projections {
@@ -1017,9 +1018,13 @@ Result<std::uint64_t> ReadModel::Advance(eventstore::LogStore& log, bool rebuild
     return Status(StatusCode::kInternal, "home_not_writable",
                   "the read model at " + path_ + " is behind the log and cannot be written");
   }
+  // Processes that find the model behind queue on a lock file beside it (the
+  // kernel wakes the next one at once, where SQLite's busy handler would
+  // poll); the first catches up, the others then find nothing left to do.
+  VIA_ASSIGN_OR_RETURN(eventstore::FileLock queue, eventstore::FileLock::Exclusive(path_ + ".lock"));
   // One write transaction from the cursor check to the commit: readers see
   // the model before or after, never half of it (a rebuild's deletes
-  // included), and a process that catches up meanwhile waits for the lock.
+  // included).
   VIA_ASSIGN_OR_RETURN(auto tx, sql::Transaction::BeginImmediate(*db_));
   eventstore::Head cursor;
   if (!rebuild) {

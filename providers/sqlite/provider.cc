@@ -1,13 +1,10 @@
 #include "providers/sqlite/provider.h"
 
-#include <fcntl.h>
-#include <sys/file.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 
+#include "eventstore/file_lock.h"
 #include "projections/read_model.h"
 #include "providers/sqlite/fault_vfs.h"
 
@@ -16,34 +13,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// An exclusive flock on addons/<id>/.lock, held for the object's lifetime.
-class AddonLock {
- public:
-  static Result<AddonLock> Acquire(const fs::path& dir) {
-    std::error_code ec;
-    fs::create_directories(dir, ec);
-    fs::path path = dir / ".lock";
-    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) return Internal("open " + path.string() + ": " + std::strerror(errno));
-    while (::flock(fd, LOCK_EX) != 0) {
-      if (errno != EINTR) {
-        int err = errno;
-        ::close(fd);
-        return Internal("lock " + path.string() + ": " + std::strerror(err));
-      }
-    }
-    return AddonLock(fd);
-  }
-  AddonLock(AddonLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
-  AddonLock& operator=(AddonLock&&) = delete;
-  ~AddonLock() {
-    if (fd_ >= 0) ::close(fd_);  // closing releases the flock
-  }
-
- private:
-  explicit AddonLock(int fd) : fd_(fd) {}
-  int fd_;
-};
+// An exclusive lock on addons/<id>/.lock: work on one add-on's files, one
+// process at a time.
+Result<eventstore::FileLock> LockAddon(const fs::path& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  return eventstore::FileLock::Exclusive(dir / ".lock");
+}
 
 StorageFact FactOf(StorageHealth health) {
   switch (health) {
@@ -90,7 +66,7 @@ Status SqliteProvider::AppendCompletion(const std::string& command_id, std::vect
 }
 
 Status SqliteProvider::Provision(const std::string& addon_id) {
-  VIA_ASSIGN_OR_RETURN(AddonLock lock, AddonLock::Acquire(options_.home.addon_dir(addon_id)));
+  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home.addon_dir(addon_id)));
   VIA_ASSIGN_OR_RETURN(State state, Current(options_.home, log_, addon_id));
   const AddonState* addon = state.FindById(addon_id);
   if (addon == nullptr) return NotFound("addon_not_found", "no add-on " + addon_id);
@@ -122,7 +98,7 @@ Status SqliteProvider::Provision(const std::string& addon_id) {
 Result<SnapshotTaken> SqliteProvider::Snapshot(const std::string& addon_id,
                                                const std::string& snapshot_id,
                                                const Progress& progress) {
-  VIA_ASSIGN_OR_RETURN(AddonLock lock, AddonLock::Acquire(options_.home.addon_dir(addon_id)));
+  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home.addon_dir(addon_id)));
   std::error_code ec;
   fs::create_directories(options_.home.snapshot_dir(addon_id), ec);
   fs::path dest = options_.home.snapshot_file(addon_id, snapshot_id);
@@ -152,7 +128,7 @@ Result<SnapshotTaken> SqliteProvider::Snapshot(const std::string& addon_id,
 
 Result<SqliteProvider::CheckOutcome> SqliteProvider::Check(const std::string& addon_id) {
   // Under the add-on's lock: no repair moves the file away meanwhile.
-  VIA_ASSIGN_OR_RETURN(AddonLock lock, AddonLock::Acquire(options_.home.addon_dir(addon_id)));
+  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home.addon_dir(addon_id)));
   Probe probe = CheckDatabase(DatabasePath(addon_id));
   CheckOutcome out;
   out.event = StorageChecked{addon_id, probe.health == StorageHealth::kOk, "integrity_check",
@@ -168,7 +144,7 @@ Result<SqliteProvider::CheckOutcome> SqliteProvider::Check(const std::string& ad
 
 Status SqliteProvider::Restore(const std::string& addon_id, const std::string& snapshot_id,
                                const std::string& safety_snapshot_id, const Progress& progress) {
-  VIA_ASSIGN_OR_RETURN(AddonLock lock, AddonLock::Acquire(options_.home.addon_dir(addon_id)));
+  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home.addon_dir(addon_id)));
   const std::string command_id = "restore/" + addon_id + "/" + snapshot_id + "/" + safety_snapshot_id;
   options_.crash.At("restore.before_file");
   Progress tracked = [&](std::uint64_t done, std::uint64_t total) {
@@ -189,7 +165,7 @@ Status SqliteProvider::Restore(const std::string& addon_id, const std::string& s
 
 Result<bool> SqliteProvider::FinishSnapshot(const std::string& addon_id,
                                             const std::string& snapshot_id) {
-  VIA_ASSIGN_OR_RETURN(AddonLock lock, AddonLock::Acquire(options_.home.addon_dir(addon_id)));
+  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home.addon_dir(addon_id)));
   fs::path dest = options_.home.snapshot_file(addon_id, snapshot_id);
   fs::path temp = dest;
   temp += ".tmp";
@@ -213,7 +189,7 @@ Result<bool> SqliteProvider::FinishSnapshot(const std::string& addon_id,
 Result<RepairOutcome> SqliteProvider::FinishRepair(const State& state,
                                                    const std::string& addon_id) {
   if (ProbeStorage(addon_id) == StorageFact::kOk) {
-    VIA_ASSIGN_OR_RETURN(AddonLock lock, AddonLock::Acquire(options_.home.addon_dir(addon_id)));
+    VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home.addon_dir(addon_id)));
     VIA_RETURN_IF_ERROR(AppendCompletion(
         "repair-finish/" + addon_id + "/" + std::to_string(state.seq),
         {StorageRepaired{addon_id, "verified_after_crash", "", "storage passed the probe"}}));
@@ -223,7 +199,7 @@ Result<RepairOutcome> SqliteProvider::FinishRepair(const State& state,
 }
 
 Result<RepairOutcome> SqliteProvider::Repair(const std::string& addon_id) {
-  VIA_ASSIGN_OR_RETURN(AddonLock lock, AddonLock::Acquire(options_.home.addon_dir(addon_id)));
+  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home.addon_dir(addon_id)));
   VIA_ASSIGN_OR_RETURN(State state, Current(options_.home, log_, addon_id));  // under the lock
   const AddonState* addon = state.FindById(addon_id);
   if (addon == nullptr) return NotFound("addon_not_found", "no add-on " + addon_id);
