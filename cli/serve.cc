@@ -154,17 +154,26 @@ void RegisterServe(CLI::App& app, Shell& shell) {
   serve->add_option("--listen", f->listen, "HOST:PORT to listen on (port 0: any free port)");
   serve->add_option("--public-url", f->public_url, "base URL put in descriptors (default http://LISTEN)");
   serve->add_option("--access-log", f->access_log, "JSON-lines access log file (default stdout)");
-  serve->add_option("--threads", f->threads, "I/O threads (default: one per core)");
-  serve->add_option("--max-header-bytes", f->max_header_bytes, "request header limit (default 16384)");
-  serve->add_option("--max-body-bytes", f->max_body_bytes, "request body limit (default 1048576)");
-  serve->add_option("--max-connections", f->max_connections, "open connections limit (default 512)");
-  serve->add_option("--max-streams", f->max_streams, "open Hrana streams limit (default 1024)");
+  serve->add_option("--threads", f->threads, "I/O threads (default: one per core)")
+      ->check(WholeNumber(0, 1024));
+  serve->add_option("--max-header-bytes", f->max_header_bytes, "request header limit (default 16384)")
+      ->check(WholeNumber(1024, 1ULL << 20));
+  serve->add_option("--max-body-bytes", f->max_body_bytes, "request body limit (default 1048576)")
+      ->check(WholeNumber(1024, 1ULL << 30));
+  serve->add_option("--max-connections", f->max_connections, "open connections limit (default 512)")
+      ->check(WholeNumber(1, 1000000));
+  serve->add_option("--max-streams", f->max_streams, "open Hrana streams limit (default 1024)")
+      ->check(WholeNumber(1, 1000000));
   serve->add_option("--max-streams-per-addon", f->max_streams_per_addon,
-                    "open Hrana streams of one add-on generation (default 256)");
+                    "open Hrana streams of one add-on generation (default 256)")
+      ->check(WholeNumber(1, 1000000));
   serve->add_option("--pooled-connections", f->pooled_connections,
-                    "idle SQLite connections kept per add-on generation for new streams (default 32, 0: none)");
-  serve->add_option("--max-result-rows", f->max_result_rows, "rows per statement (default 100000)");
-  serve->add_option("--max-response-bytes", f->max_response_bytes, "rows per pipeline, in bytes (default 16 MiB)");
+                    "idle SQLite connections kept per add-on generation for new streams (default 32, 0: none)")
+      ->check(WholeNumber(0, 100000));
+  serve->add_option("--max-result-rows", f->max_result_rows, "rows per statement (default 100000)")
+      ->check(WholeNumber(1, 1ULL << 40));
+  serve->add_option("--max-response-bytes", f->max_response_bytes, "rows per pipeline, in bytes (default 16 MiB)")
+      ->check(WholeNumber(1024, 1ULL << 40));
   serve->add_option("--idle-timeout", f->idle_timeout, "keep-alive idle timeout (default 60s)");
   serve->add_option("--read-timeout", f->read_timeout, "time to receive a body / send a response (default 30s)");
   serve->add_option("--stream-idle-timeout", f->stream_idle_timeout, "Hrana stream (baton) idle timeout (default 10s)");
@@ -172,14 +181,18 @@ void RegisterServe(CLI::App& app, Shell& shell) {
   serve->add_option("--busy-timeout", f->busy_timeout, "wait for a database lock (default 5s)");
   serve->add_option("--drain-timeout", f->drain_timeout, "grace for requests in flight at SIGTERM (default 10s)");
   serve->add_option("--sql-workers", f->sql_workers,
-                    "threads that run SQL (default: 2 per core, at least 4)");
+                    "threads that run SQL (default: 2 per core, at least 4)")
+      ->check(WholeNumber(0, 1024));
   serve->add_option("--per-addon-concurrency", f->per_addon_concurrency,
-                    "SQL pipelines of one add-on running at once (default: half the SQL workers)");
+                    "SQL pipelines of one add-on running at once (default: half the SQL workers)")
+      ->check(WholeNumber(0, 1024));
   serve->add_option(
       "--sql-queue", f->sql_queue,
-      "SQL pipelines waiting for a worker, all add-ons together (default 1024; beyond: 503)");
+      "SQL pipelines waiting for a worker, all add-ons together (default 1024; beyond: 503)")
+      ->check(WholeNumber(0, 1000000));
   serve->add_option("--sql-memory-limit", f->sql_memory_limit,
-                    "bytes of memory for SQLite in this process (default 1 GiB; 0: no limit)");
+                    "bytes of memory for SQLite in this process (default 1 GiB; 0: no limit)")
+      ->check(WholeNumber(0, 1ULL << 50));
   serve->callback([&shell, f]() { shell.action = [&shell, f]() { return RunServe(shell, *f); }; });
 }
 

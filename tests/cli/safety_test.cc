@@ -149,7 +149,9 @@ TEST_CASE("numeric flags out of range are usage errors, never wrapped", "[cli]")
        {"audit replay --until 18446744073709551616", "audit replay --until -1",
         "audit replay --until 0", "audit replay --until 1e3", "audit prove --inclusion 0",
         "audit prove --inclusion 99999999999999999999", "audit log --limit -5",
-        "addon revoke-credentials x --generation 4294967296"}) {
+        "addon revoke-credentials x --generation 4294967296", "serve --sql-workers -1",
+        "serve --sql-queue 1e6", "serve --max-body-bytes 18446744073709551617",
+        "serve --threads 99999", "serve --max-streams 0", "serve --sql-memory-limit -1"}) {
     INFO(args);
     CHECK(h.Run(args).exit_code == 2);
     CHECK(ErrorCode(h.Json(args)) == "usage");
