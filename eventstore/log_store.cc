@@ -18,8 +18,6 @@ constexpr std::int64_t kFormatVersion = 3;
 // created with: docs/event-log-format.md section 2.1).
 constexpr std::int64_t kOldestReadableVersion = 2;
 
-constexpr int kWalCheckpointPages = 128;
-
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS records(
   seq INTEGER PRIMARY KEY,
@@ -133,13 +131,6 @@ Result<std::unique_ptr<LogStore>> LogStore::Open(const Options& options) {
     // loser's lock is not waited for by SQLite's busy handler.
     VIA_RETURN_IF_ERROR(db->ExecRetryingLocks("PRAGMA journal_mode=WAL"));
     VIA_RETURN_IF_ERROR(db->Exec("PRAGMA synchronous=FULL"));
-    // While the WAL file grows, every commit's fdatasync also writes the file's
-    // inode (measured: ~1.6x the time per append); it stops growing once a
-    // checkpoint lets it wrap. An append writes about 2.5 pages, so a checkpoint
-    // every 128 pages (SQLite's default is 1000) ends that after ~50 appends
-    // instead of ~400, for a checkpoint (a few pages and an fsync) per ~50.
-    VIA_RETURN_IF_ERROR(
-        db->Exec("PRAGMA wal_autocheckpoint=" + std::to_string(kWalCheckpointPages)));
   }
   if (*app_id == 0 && options.read_only) {
     // Another process is creating the log right now (or left an empty

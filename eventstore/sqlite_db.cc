@@ -183,6 +183,11 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path, const OpenOptions&
   // checkpointed as it grows (wal_autocheckpoint), and a reader finds the
   // -shm in place even where it could not create one.
   sqlite3_db_config(db->db_, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
+  db->busy_timeout_ms_ = options.busy_timeout_ms;
+  if (!options.read_only && options.wal_truncate_frames > 0) {
+    db->wal_truncate_frames_ = options.wal_truncate_frames;
+    sqlite3_wal_hook(db->db_, &Db::WalHook, db.get());  // replaces the auto-checkpoint
+  }
   if (!options.read_only && sqlite3_db_readonly(db->db_, "main") == 1) {
     // SQLite falls back to reading a file it cannot write (a read-only mount
     // or file): for a writer that is a fault of the machine, named as such.
@@ -222,6 +227,18 @@ Status Db::ExecRetryingLocks(std::string_view sql) {
     if (s.ok() || s.reason() != "busy" || attempt == kAttempts) return s;
     std::this_thread::sleep_for(std::chrono::milliseconds(2 * attempt));
   }
+}
+
+int Db::WalHook(void* self, sqlite3* db, const char* name, int frames) {
+  auto* me = static_cast<Db*>(self);
+  if (frames < me->wal_truncate_frames_) return SQLITE_OK;
+  // The commit is done; this only tidies. No busy waiting: where a reader or
+  // another checkpoint holds the WAL, the pages copied so far stay copied and
+  // a later commit truncates.
+  sqlite3_busy_timeout(db, 0);
+  sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+  sqlite3_busy_timeout(db, me->busy_timeout_ms_);
+  return SQLITE_OK;
 }
 
 Result<Stmt*> Db::Cached(const std::string& sql) {

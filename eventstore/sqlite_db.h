@@ -12,7 +12,13 @@
 // Only corruption is an integrity failure: a full disk or a read-only
 // directory is a fault of the machine, not of the data.
 // Connections never checkpoint on close: a WAL database keeps its -wal and
-// -shm files between processes and is checkpointed as its WAL grows.
+// -shm files between processes. A commit that leaves the WAL at
+// wal_truncate_frames or more checkpoints it and truncates it to nothing,
+// without waiting for readers (if one holds the WAL, a later commit does it).
+// Truncation, not SQLite's own auto-checkpoint, because a process that opens
+// the file first rebuilds the WAL index by reading every frame of the WAL and
+// counts them all as not yet copied: with one commit per process (a `via`
+// command) the WAL never restarts and grows without bound.
 // A Db is not thread-safe; use one per thread.
 
 #include <cstdint>
@@ -74,6 +80,9 @@ struct OpenOptions {
   // directory) and no WAL content exists, open the file as immutable, which
   // is exact because nothing can write it.
   bool immutable_fallback = false;
+  // Writers only: the WAL size (in frames, a page each) past which a commit
+  // checkpoints and truncates it; 0 leaves SQLite's auto-checkpoint.
+  int wal_truncate_frames = 64;
 };
 
 // An open database connection.
@@ -105,7 +114,10 @@ class Db {
 
  private:
   explicit Db(sqlite3* db) : db_(db) {}
+  static int WalHook(void* self, sqlite3* db, const char* name, int frames);
   sqlite3* db_ = nullptr;
+  int busy_timeout_ms_ = 0;
+  int wal_truncate_frames_ = 0;
   std::map<std::string, Stmt, std::less<>> cached_;  // finalized before db_ closes (~Db)
 };
 
