@@ -23,7 +23,7 @@ Result<MaintenanceReport> MaintainSnapshots(const Context& ctx, const Maintenanc
     keys.snapshots_of.insert(a.id);
   }
   VIA_ASSIGN_OR_RETURN(auto slice, session.Slice(keys));
-  const State& state = slice.first;
+  State state = std::move(slice.first);
   const std::int64_t now = ctx.clock->NowMs();
   auto failed = [&](const std::string& what, const Status& status) {
     report.errors.push_back(what + ": " + status.ToString() + " " + status.message());
@@ -52,6 +52,12 @@ Result<MaintenanceReport> MaintainSnapshots(const Context& ctx, const Maintenanc
   }
 
   if (options.verify && options.max_verifications > 0) {
+    if (!report.done.empty()) {
+      // What the jobs above appended (new snapshots, deletions), read again.
+      VIA_ASSIGN_OR_RETURN(Session again, Session::OpenForReading(ctx));
+      VIA_ASSIGN_OR_RETURN(auto fresh, again.Slice(keys));
+      state = std::move(fresh.first);
+    }
     std::vector<const SnapshotState*> unverified;
     for (const auto& [id, snap] : state.snapshots) {
       if (snap.status == SnapshotStatus::kTaken && !snap.deleted &&
