@@ -860,7 +860,7 @@ Status RestoreInto(const fs::path& snapshot, const fs::path& db, const Progress&
   }
   // SQLite takes an empty (or header-less, zero-length) file for an empty
   // database, which would pass the check and wipe the live data: a snapshot
-  // always starts with the SQLite header (TakeSnapshot only renames checked
+  // always starts with the SQLite header (TakeSnapshot only renames complete
   // copies into place).
   if (!HoldsSqliteBytes(snapshot)) {
     return DataLoss("snapshot_corrupt",
@@ -937,10 +937,26 @@ Result<SnapshotCheck> VerifySnapshot(const fs::path& file, ByteView expected_sha
     std::error_code ec;
     file_bytes = fs::file_size(file, ec);
   }
+  // One phase for both threads: the mean of the bytes hashed and the share
+  // of the check's parts done, in bytes.
+  std::atomic<std::uint64_t> hashed{0}, check_bytes{0};
+  std::mutex report;
+  auto progress = [&] {
+    if (!phases) return;
+    std::lock_guard<std::mutex> lock(report);
+    phases("sha256+integrity_check", (hashed.load() + check_bytes.load()) / 2, file_bytes);
+  };
   // The hash runs beside the biggest part of the check; a mismatch stops the
   // check at once.
   auto hash = [&]() -> Status {
-    VIA_ASSIGN_OR_RETURN(FileDigest digest, DigestFile(file, phases));
+    PhaseProgress hash_progress = nullptr;
+    if (phases) {
+      hash_progress = [&](const char*, std::uint64_t done, std::uint64_t) {
+        hashed = std::min(done, file_bytes);
+        progress();
+      };
+    }
+    VIA_ASSIGN_OR_RETURN(FileDigest digest, DigestFile(file, hash_progress));
     if (digest.bytes != expected_bytes ||
         !std::equal(digest.sha256.begin(), digest.sha256.end(), expected_sha256.begin(),
                     expected_sha256.end())) {
@@ -952,9 +968,10 @@ Result<SnapshotCheck> VerifySnapshot(const fs::path& file, ByteView expected_sha
     return Status::Ok();
   };
   auto parts_done = [&](std::size_t done, std::size_t total) {
-    if (phases && total > 0) phases("integrity_check", file_bytes * done / total, file_bytes);
+    if (total > 0) check_bytes = file_bytes * done / total;
+    progress();
   };
-  if (phases) phases("integrity_check", 0, file_bytes);
+  progress();
   Status checked = CheckFileIntegrity(file, "snapshot_corrupt", hash, parts_done);
   if (checked.ok()) return SnapshotCheck{true, "ok"};
   if (checked.code() == StatusCode::kUnavailable) return checked;

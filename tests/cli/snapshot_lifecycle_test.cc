@@ -525,7 +525,7 @@ TEST_CASE("progress is drawn by phase on a terminal and not at all otherwise",
   CHECK(tty.out.find("MiB (100%)") != std::string::npos);
   auto verify = via::testing::Run("script -qec \"" + via + "addon snapshots verify app-db\" /dev/null");
   REQUIRE(verify.exit_code == 0);
-  CHECK(verify.out.find(" integrity_check: ") != std::string::npos);
+  CHECK(verify.out.find(" sha256+integrity_check: ") != std::string::npos);
   // Not a terminal: stderr stays empty.
   const fs::path err = h.dir.path() / "stderr.txt";
   auto plain = via::testing::Run(via + "addon snapshot app-db 2>'" + err.string() + "'");
