@@ -122,6 +122,14 @@ struct Flags {
   std::string label;
   std::string snapshot;
   std::uint32_t generation = 0;
+  std::string from_file;
+  std::string from_snapshot;
+  std::string to;
+  bool dry_run = false;
+  std::uint32_t keep_last = 0;
+  std::uint32_t keep_daily = 0;
+  std::uint32_t keep_weekly = 0;
+  std::string every;
 };
 
 nlohmann::json SnapshotJson(const SnapshotState& s) {
@@ -134,7 +142,41 @@ nlohmann::json SnapshotJson(const SnapshotState& s) {
           {"sha256", HexEncode(s.sha256)},
           {"actor", s.actor},
           {"requested_at_ms", s.requested_at_ms},
-          {"reason", OrNull(s.failure_reason)}};
+          {"reason", OrNull(s.failure_reason)},
+          {"safety", IsSafetySnapshot(s)},
+          {"verification", SnapshotVerificationName(s.verification)},
+          {"verify_detail", OrNull(s.verify_detail)},
+          {"verified_at_ms", s.verified_at_ms == 0 ? nlohmann::json(nullptr)
+                                                   : nlohmann::json(s.verified_at_ms)},
+          {"deleted", s.deleted},
+          {"deleted_reason", OrNull(s.deleted_reason)}};
+}
+
+// "taken verified", "taken unverified", "deleted (retention)", "failed".
+std::string SnapshotStateText(const SnapshotState& s) {
+  if (s.deleted) return "deleted (" + s.deleted_reason + ")";
+  if (s.status != SnapshotStatus::kTaken) return SnapshotStatusName(s.status);
+  return std::string("taken ") + SnapshotVerificationName(s.verification);
+}
+
+void PrintSnapshotLine(const SnapshotState& snap) {
+  std::cout << snap.id << "  " << SnapshotStateText(snap) << "  " << snap.bytes << " bytes  by "
+            << snap.actor << "  sha256 " << HexEncode(snap.sha256)
+            << (IsSafetySnapshot(snap) ? "  [safety]" : "")
+            << (snap.label.empty() ? "" : "  \"" + snap.label + "\"") << "\n";
+  if (snap.verification == SnapshotVerification::kFailed) {
+    std::cout << "    verification failed: " << snap.verify_detail << "\n";
+  }
+}
+
+// "24h" -> 86400; 0 for "" or "0" (no schedule).
+Result<std::uint32_t> EverySeconds(const std::string& text) {
+  if (text.empty() || text == "0") return 0;
+  VIA_ASSIGN_OR_RETURN(std::int64_t ms, ParseDurationMs(text));
+  if (ms < 60 * 1000 || ms > std::int64_t{366} * 24 * 3600 * 1000) {
+    return InvalidArgument("invalid_schedule", "--every must be between 1m and 366d, got '" + text + "'");
+  }
+  return static_cast<std::uint32_t>(ms / 1000);
 }
 
 }  // namespace
@@ -149,10 +191,16 @@ void RegisterAddon(CLI::App& app, Shell& shell) {
   create->add_option("name", f->name, "add-on name")->required();
   create->add_option("--app", f->app, "owning app")->required();
   create->add_option("--bind", f->binding, "binding name to attach, e.g. DATABASE");
+  auto* from_file = create->add_option("--from-file", f->from_file,
+                                       "import an existing SQLite database (checked first)");
+  create->add_option("--from-snapshot", f->from_snapshot,
+                     "start from a snapshot (any add-on's, a destroyed one's too)")
+      ->excludes(from_file);
   create->callback([&shell, f]() {
     shell.action = [&shell, f]() {
       VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
-      auto report = commands::CreateAddon(ctx, {f->name, f->provider, f->app, f->binding});
+      auto report = commands::CreateAddon(ctx, {f->name, f->provider, f->app, f->binding},
+                                          {f->from_file, f->from_snapshot});
       // A fresh add-on without a binding is fine; a provider failure is not.
       int code = report.ok() && !(report->readiness.metadata_ready && report->readiness.storage_ready) ? 3 : 0;
       return Render(shell, report, code);
@@ -323,24 +371,72 @@ void RegisterAddon(CLI::App& app, Shell& shell) {
     };
   });
 
-  CLI::App* snapshot = addon->add_subcommand("snapshot", "take a snapshot (online backup)");
-  snapshot->add_option("name", f->name, "add-on name or id")->required();
+  CLI::App* snapshot = addon->add_subcommand(
+      "snapshot", "take a snapshot (online backup); also: snapshot delete | export");
+  snapshot->add_option("name", f->name, "add-on name or id");
   snapshot->add_option("--label", f->label, "a note kept with the snapshot");
-  snapshot->callback([&shell, f]() {
+  snapshot->require_subcommand(0, 1);
+  snapshot->callback([&shell, f, snapshot]() {
+    if (!snapshot->get_subcommands().empty()) return;  // delete | export
     shell.action = [&shell, f]() {
+      if (f->name.empty()) {
+        return shell.Fail(InvalidArgument("usage", "via addon snapshot needs an add-on NAME"));
+      }
       VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
       VIA_ASSIGN_OR_RETURN_EXIT(auto snap, commands::SnapshotAddon(ctx, f->name, f->label), shell);
       if (shell.globals.json) return shell.PrintJson(SnapshotJson(snap));
       std::cout << "snapshot " << snap.id << ": " << snap.bytes << " bytes, " << snap.page_count
-                << " pages, sha256 " << HexEncode(snap.sha256) << "\n";
+                << " pages, sha256 " << HexEncode(snap.sha256) << " (unverified: via addon "
+                << "snapshots verify " << f->name << " --snapshot " << snap.id << ")\n";
       return 0;
     };
   });
 
-  CLI::App* snapshots = addon->add_subcommand("snapshots", "list snapshots (also of a destroyed add-on, by id)");
-  snapshots->add_option("name", f->name, "add-on name or id")->required();
-  snapshots->callback([&shell, f]() {
+  CLI::App* del = snapshot->add_subcommand("delete", "delete a snapshot (its record stays)");
+  del->add_option("snapshot_id", f->snapshot, "snapshot id")->required();
+  del->add_flag("--force", f->force, "delete even the newest verified snapshot of its add-on");
+  del->callback([&shell, f]() {
     shell.action = [&shell, f]() {
+      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
+      Status confirmed = shell.ConfirmDestructive("delete snapshot " + f->snapshot);
+      if (!confirmed.ok()) return shell.Fail(confirmed);
+      VIA_ASSIGN_OR_RETURN_EXIT(auto snap, commands::DeleteSnapshot(ctx, f->snapshot, f->force), shell);
+      if (shell.globals.json) return shell.PrintJson(SnapshotJson(snap));
+      std::cout << "deleted snapshot " << snap.id << " of " << snap.addon_id << " ("
+                << snap.bytes << " bytes freed)\n";
+      return 0;
+    };
+  });
+
+  CLI::App* exp = snapshot->add_subcommand("export", "copy a snapshot to a file (prints its SHA-256)");
+  exp->add_option("snapshot_id", f->snapshot, "snapshot id")->required();
+  exp->add_option("--to", f->to, "new file to write")->required();
+  exp->callback([&shell, f]() {
+    shell.action = [&shell, f]() {
+      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
+      VIA_ASSIGN_OR_RETURN_EXIT(auto result, commands::ExportSnapshot(ctx, f->snapshot, f->to), shell);
+      if (shell.globals.json) {
+        return shell.PrintJson({{"snapshot_id", result.snapshot_id},
+                                {"addon_id", result.addon_id},
+                                {"path", result.path},
+                                {"sha256", HexEncode(result.sha256)},
+                                {"bytes", result.bytes}});
+      }
+      std::cout << HexEncode(result.sha256) << "  " << result.path << "\n";
+      return 0;
+    };
+  });
+
+  CLI::App* snapshots = addon->add_subcommand(
+      "snapshots", "list snapshots (also of a destroyed add-on, by id); also: verify | policy | prune");
+  snapshots->add_option("name", f->name, "add-on name or id");
+  snapshots->require_subcommand(0, 1);
+  snapshots->callback([&shell, f, snapshots]() {
+    if (!snapshots->get_subcommands().empty()) return;  // verify | policy | prune
+    shell.action = [&shell, f]() {
+      if (f->name.empty()) {
+        return shell.Fail(InvalidArgument("usage", "via addon snapshots needs an add-on NAME or id"));
+      }
       VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
       VIA_ASSIGN_OR_RETURN_EXIT(auto list, commands::ListSnapshots(ctx, f->name), shell);
       if (shell.globals.json) {
@@ -349,11 +445,87 @@ void RegisterAddon(CLI::App& app, Shell& shell) {
         return shell.PrintJson(out);
       }
       if (list.empty()) std::cout << "no snapshots\n";
-      for (const auto& snap : list) {
-        std::cout << snap.id << "  " << SnapshotStatusName(snap.status) << "  " << snap.bytes
-                  << " bytes  by " << snap.actor << "  sha256 " << HexEncode(snap.sha256)
-                  << (snap.label.empty() ? "" : "  \"" + snap.label + "\"") << "\n";
+      for (const auto& snap : list) PrintSnapshotLine(snap);
+      return 0;
+    };
+  });
+
+  CLI::App* verify = snapshots->add_subcommand(
+      "verify", "verify snapshots (SHA-256 and integrity_check), recorded in the log");
+  verify->add_option("name", f->name, "add-on name or id")->required();
+  verify->add_option("--snapshot", f->snapshot, "only this snapshot (default: every unverified one)");
+  verify->callback([&shell, f]() {
+    shell.action = [&shell, f]() {
+      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
+      VIA_ASSIGN_OR_RETURN_EXIT(auto list, commands::VerifySnapshots(ctx, f->name, f->snapshot), shell);
+      bool all_ok = true;
+      for (const auto& snap : list) all_ok = all_ok && snap.verification == SnapshotVerification::kVerified;
+      if (shell.globals.json) {
+        nlohmann::json out = nlohmann::json::array();
+        for (const auto& snap : list) out.push_back(SnapshotJson(snap));
+        shell.PrintJson({{"ok", all_ok}, {"snapshots", out}});
+      } else {
+        if (list.empty()) std::cout << "nothing to verify\n";
+        for (const auto& snap : list) PrintSnapshotLine(snap);
       }
+      return all_ok ? 0 : 6;
+    };
+  });
+
+  CLI::App* policy = snapshots->add_subcommand(
+      "policy", "set the retention (and schedule) of an add-on's snapshots");
+  policy->add_option("name", f->name, "add-on name or id")->required();
+  policy->add_option("--keep-last", f->keep_last, "keep the newest N")->check(WholeNumber(0, 100000));
+  policy->add_option("--keep-daily", f->keep_daily, "keep the newest of each of the last D days that have one")
+      ->check(WholeNumber(0, 100000));
+  policy->add_option("--keep-weekly", f->keep_weekly, "keep the newest of each of the last W weeks that have one")
+      ->check(WholeNumber(0, 100000));
+  policy->add_option("--every", f->every, "take one this often under via serve (e.g. 24h; 0: never)");
+  policy->callback([&shell, f]() {
+    shell.action = [&shell, f]() {
+      VIA_ASSIGN_OR_RETURN_EXIT(std::uint32_t every, EverySeconds(f->every), shell);
+      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
+      SnapshotPolicy p{f->keep_last, f->keep_daily, f->keep_weekly, every};
+      VIA_ASSIGN_OR_RETURN_EXIT(auto a, commands::SetSnapshotPolicy(ctx, f->name, p), shell);
+      if (shell.globals.json) {
+        return shell.PrintJson({{"addon_id", a.id},
+                                {"keep_last", a.keep_last},
+                                {"keep_daily", a.keep_daily},
+                                {"keep_weekly", a.keep_weekly},
+                                {"every_seconds", a.snapshot_every_s}});
+      }
+      std::cout << "policy of " << a.name << ": keep last " << a.keep_last << ", daily "
+                << a.keep_daily << ", weekly " << a.keep_weekly << "; "
+                << (a.snapshot_every_s ? "a snapshot every " + std::to_string(a.snapshot_every_s) +
+                                             " s under via serve"
+                                       : std::string("no schedule"))
+                << "\n";
+      return 0;
+    };
+  });
+
+  CLI::App* prune = snapshots->add_subcommand("prune", "delete the snapshots the retention policy does not keep");
+  prune->add_option("name", f->name, "add-on name or id")->required();
+  prune->add_flag("--dry-run", f->dry_run, "only say what would be deleted");
+  prune->callback([&shell, f]() {
+    shell.action = [&shell, f]() {
+      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
+      VIA_ASSIGN_OR_RETURN_EXIT(auto result, commands::PruneSnapshots(ctx, f->name, f->dry_run), shell);
+      if (shell.globals.json) {
+        nlohmann::json deleted = nlohmann::json::array(), kept = nlohmann::json::array();
+        for (const auto& snap : result.deleted) deleted.push_back(SnapshotJson(snap));
+        for (const auto& snap : result.kept) kept.push_back(SnapshotJson(snap));
+        return shell.PrintJson({{"addon_id", result.addon_id},
+                                {"dry_run", result.dry_run},
+                                {"deleted", deleted},
+                                {"kept", kept}});
+      }
+      for (const auto& snap : result.deleted) {
+        std::cout << (result.dry_run ? "would delete " : "deleted ") << snap.id << "  "
+                  << snap.bytes << " bytes\n";
+      }
+      std::cout << result.kept.size() << " kept, " << result.deleted.size()
+                << (result.dry_run ? " would be deleted\n" : " deleted\n");
       return 0;
     };
   });

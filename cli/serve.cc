@@ -8,7 +8,9 @@
 
 #include "cli/shell.h"
 #include "server/api.h"
+#include "commands/maintenance.h"
 #include "server/http_server.h"
+#include "server/maintenance.h"
 #include "server/sql_policy.h"
 
 namespace via::cli {
@@ -37,6 +39,10 @@ struct ServeFlags {
   std::size_t per_addon_concurrency = 0;  // 0: half the SQL workers
   std::size_t sql_queue = 1024;
   std::int64_t sql_memory_limit = std::int64_t{1} << 30;
+  // Snapshot upkeep in the background (server/maintenance.h).
+  bool snapshot_maintenance = true;
+  std::string maintenance_interval = "60s";
+  std::size_t verify_per_pass = 1;
 };
 
 // One line on stderr in one write, so that concurrent lines do not interleave.
@@ -121,6 +127,27 @@ int RunServe(Shell& shell, const ServeFlags& f) {
     http.access_log = &log_file;
   }
 
+  // Scheduled snapshots, retention and verification: one job at a time on a
+  // low-priority thread of its own, between passes a pause.
+  server::MaintenanceOptions upkeep;
+  VIA_ASSIGN_OR_RETURN_EXIT(upkeep.interval_ms, ParseDurationMs(f.maintenance_interval), shell);
+  upkeep.first_delay_ms = std::min<std::int64_t>(upkeep.interval_ms, 5000);
+  upkeep.log = ErrorLine;
+  commands::Context upkeep_ctx = ctx;
+  upkeep_ctx.actor = api_options.actor;
+  upkeep_ctx.progress = nullptr;
+  commands::MaintenanceOptions jobs;
+  jobs.max_verifications = f.verify_per_pass;
+  server::MaintenanceLoop maintenance(upkeep, [upkeep_ctx, jobs]() {
+    std::vector<std::string> lines;
+    auto report = commands::MaintainSnapshots(upkeep_ctx, jobs);
+    if (!report.ok()) return std::vector<std::string>{"error: " + report.status().message()};
+    lines = report->done;
+    for (const auto& e : report->errors) lines.push_back("error: " + e);
+    return lines;
+  });
+  if (f.snapshot_maintenance) maintenance.Start();
+
   server::Api* api_ptr = api.get();
   server::HttpServer server(
       http,
@@ -137,6 +164,7 @@ int RunServe(Shell& shell, const ServeFlags& f) {
         std::cerr.flush();
       });
   Status run = server.Run();
+  maintenance.Stop();
   // The workers stop (and drop what still waits) before the server, whose
   // io_context their responders post to, is destroyed.
   api->Shutdown();
@@ -193,6 +221,13 @@ void RegisterServe(CLI::App& app, Shell& shell) {
   serve->add_option("--sql-memory-limit", f->sql_memory_limit,
                     "bytes of memory for SQLite in this process (default 1 GiB; 0: no limit)")
       ->check(WholeNumber(0, 1ULL << 50));
+  serve->add_option("--snapshot-maintenance", f->snapshot_maintenance,
+                    "scheduled snapshots, pruning and verification in the background (default true)");
+  serve->add_option("--maintenance-interval", f->maintenance_interval,
+                    "pause between background passes (default 60s)");
+  serve->add_option("--verify-per-pass", f->verify_per_pass,
+                    "snapshots verified per background pass (default 1)")
+      ->check(WholeNumber(0, 1000));
   serve->callback([&shell, f]() { shell.action = [&shell, f]() { return RunServe(shell, *f); }; });
 }
 

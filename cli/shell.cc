@@ -4,6 +4,9 @@
 #include <unistd.h>
 
 #include <charconv>
+#include <chrono>
+#include <cstdio>
+#include <memory>
 #include <cstdlib>
 #include <iostream>
 
@@ -29,7 +32,7 @@ Result<commands::Context> Shell::MakeContext() {
   ctx.actor = globals.actor.empty() ? "unknown" : globals.actor;
   ctx.clock = &clock_;
   ctx.ids = &ids_;
-  ctx.progress = ProgressPrinter();
+  ctx.progress = ProgressPrinter(/*bytes=*/true);
 #ifdef VIA_TEST_HOOKS
   // Test-only faults and crash points (docs/operations.md), compiled in only
   // when the build asks for them (cmake -DVIA_TEST_HOOKS=ON).
@@ -84,12 +87,74 @@ Status Shell::ConfirmDestructive(const std::string& what) {
   return Status::Ok();
 }
 
-std::function<void(const std::string&, std::uint64_t, std::uint64_t)> Shell::ProgressPrinter() {
+namespace {
+
+// "512.0 MiB"; plain counts when not bytes.
+std::string Amount(double value, bool bytes) {
+  if (!bytes) return std::to_string(static_cast<std::uint64_t>(value));
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int unit = 0;
+  while (value >= 1024 && unit < 4) {
+    value /= 1024;
+    ++unit;
+  }
+  char text[32];
+  std::snprintf(text, sizeof text, unit == 0 ? "%.0f %s" : "%.1f %s", value, units[unit]);
+  return text;
+}
+
+// One line per phase, redrawn in place at most ten times a second: phase,
+// amount done of the total, percent, rate and ETA. The line of a phase ends
+// when it is done, so a phase that follows (fsync, a check) shows at once.
+struct ProgressLine {
+  bool bytes = false;
+  std::string what;
+  std::chrono::steady_clock::time_point started, drawn;
+  bool open = false;  // a line is drawn and not ended
+
+  void Report(const std::string& now_what, std::uint64_t done, std::uint64_t total) {
+    auto now = std::chrono::steady_clock::now();
+    const bool finished = total > 0 && done >= total;
+    if (now_what != what) {
+      if (open) std::cerr << "\n";
+      what = now_what;
+      started = now;
+      open = false;
+    } else if (!finished && now - drawn < std::chrono::milliseconds(100)) {
+      return;
+    } else if (!open && finished) {
+      return;  // this phase's line already ended
+    }
+    drawn = now;
+    double seconds = std::chrono::duration<double>(now - started).count();
+    std::string line = what + ": " + Amount(static_cast<double>(done), bytes);
+    if (total > 0) {
+      line += " / " + Amount(static_cast<double>(total), bytes) + " (" +
+              std::to_string(done * 100 / total) + "%)";
+    }
+    if (seconds > 0.2 && done > 0) {
+      double rate = static_cast<double>(done) / seconds;
+      line += "  " + Amount(rate, bytes) + "/s";
+      if (total > done) {
+        line += "  ETA " + std::to_string(static_cast<long long>(static_cast<double>(total - done) / rate + 0.5)) + "s";
+      }
+    }
+    std::cerr << "\r\x1b[K" << line;
+    open = !finished;
+    if (finished) std::cerr << "\n";
+    std::cerr << std::flush;
+  }
+};
+
+}  // namespace
+
+std::function<void(const std::string&, std::uint64_t, std::uint64_t)> Shell::ProgressPrinter(
+    bool bytes) {
   if (!StderrIsTty() || globals.json) return nullptr;
-  return [](const std::string& what, std::uint64_t done, std::uint64_t total) {
-    int percent = total ? static_cast<int>(done * 100 / total) : 100;
-    std::cerr << "\r" << what << ": " << done << "/" << total << " (" << percent << "%)"
-              << (done >= total ? "\n" : "") << std::flush;
+  auto line = std::make_shared<ProgressLine>();
+  line->bytes = bytes;
+  return [line](const std::string& what, std::uint64_t done, std::uint64_t total) {
+    line->Report(what, done, total);
   };
 }
 

@@ -44,8 +44,11 @@ class Shell {
   // OK when destructive work may proceed: --yes, or a TTY user who types "yes".
   Status ConfirmDestructive(const std::string& what);
 
-  // A progress sink that draws on stderr when it is a TTY (else does nothing).
-  std::function<void(const std::string&, std::uint64_t, std::uint64_t)> ProgressPrinter();
+  // A progress sink that draws on stderr when it is a TTY and --json is not
+  // given (else null): what, amount done of the total (as sizes when
+  // `bytes`), rate and ETA, one line per phase.
+  std::function<void(const std::string&, std::uint64_t, std::uint64_t)> ProgressPrinter(
+      bool bytes = false);
 
  private:
   commands::SystemClock clock_;

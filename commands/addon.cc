@@ -3,12 +3,14 @@
 
 #include "commands/addon.h"
 
+#include <filesystem>
 #include <map>
 
 #include "commands/session.h"
 #include "domain/decide.h"
 #include "domain/names.h"
 #include "eventstore/record_codec.h"
+#include "providers/sqlite/storage.h"
 
 namespace via::commands {
 namespace {
@@ -24,7 +26,105 @@ Result<State> ProvisionAndReport(const Context& ctx, Session& session, const std
 
 }  // namespace
 
-Result<ReadinessReport> CreateAddon(const Context& ctx, const CreateRequest& request) {
+namespace {
+
+// `create --from-file | --from-snapshot`: the file work comes first, under the
+// new id that no event names yet; then AddonCreated and its completions
+// (StorageProvisioned, StorageRepaired "imported" saying where the data came
+// from and its SHA-256) in one append. A crash before the append leaves a
+// folder that no event trusts; a refusal removes it.
+Result<ReadinessReport> CreateFromData(const Context& ctx, Session& session,
+                                       const CreateRequest& request, const CreateSource& from,
+                                       const CreateCommand& command,
+                                       const StateKeys& keys) {
+  if (!from.from_file.empty() && !from.from_snapshot.empty()) {
+    return InvalidArgument("conflicting_sources", "--from-file and --from-snapshot exclude each other");
+  }
+  const std::string& id = command.new_addon_id;
+  // Refuse early what the append would refuse (name taken, bad names).
+  {
+    VIA_ASSIGN_OR_RETURN(auto slice, session.Slice(keys));
+    VIA_RETURN_IF_ERROR(DecideCreate(slice.first, command).status());
+  }
+  auto provider = session.Provider(ctx);
+  auto phases = [&](const char* phase, std::uint64_t done, std::uint64_t total) {
+    if (ctx.progress) ctx.progress(std::string("import ") + phase, done, total);
+  };
+  std::filesystem::path source;
+  bool verified = false;
+  std::string snapshot_id;
+  std::string detail;
+  if (!from.from_snapshot.empty()) {
+    snapshot_id = from.from_snapshot;
+    StateKeys snap_keys;
+    snap_keys.snapshots.insert(snapshot_id);
+    VIA_ASSIGN_OR_RETURN(auto slice, session.Slice(snap_keys));
+    auto it = slice.first.snapshots.find(snapshot_id);
+    if (it == slice.first.snapshots.end()) {
+      return NotFound("snapshot_not_found", "no snapshot " + snapshot_id);
+    }
+    SnapshotState snap = it->second;
+    if (snap.status != SnapshotStatus::kTaken || snap.deleted) {
+      return FailedPrecondition("snapshot_not_usable",
+                                "snapshot " + snapshot_id + " is " +
+                                    (snap.deleted ? "deleted" : SnapshotStatusName(snap.status)));
+    }
+    if (snap.verification == SnapshotVerification::kUnverified) {
+      VIA_ASSIGN_OR_RETURN(SnapshotVerified v, provider.Verify(snap.addon_id, snapshot_id, phases));
+      snap.verification = v.ok ? SnapshotVerification::kVerified : SnapshotVerification::kFailed;
+      snap.verify_detail = v.detail;
+    }
+    if (snap.verification != SnapshotVerification::kVerified) {
+      return DataLoss("snapshot_verification_failed",
+                      "snapshot " + snapshot_id + " failed verification: " + snap.verify_detail);
+    }
+    source = ctx.home.snapshot_file(snap.addon_id, snapshot_id);
+    VIA_ASSIGN_OR_RETURN(providers::sqlite::FileDigest digest,
+                         providers::sqlite::DigestFile(source, phases));
+    if (Bytes(digest.sha256.begin(), digest.sha256.end()) != snap.sha256) {
+      return DataLoss("snapshot_hash_mismatch",
+                      "snapshot file of " + snapshot_id + " does not match the SHA-256 recorded "
+                      "in the log");
+    }
+    verified = true;
+    detail = "snapshot " + snapshot_id + " of " + snap.addon_id + ", sha256 " +
+             HexEncode(snap.sha256) + ", " + std::to_string(snap.bytes) + " bytes";
+  } else {
+    source = std::filesystem::absolute(from.from_file);
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(source, ec)) {
+      return NotFound("file_not_found", "no file at " + source.string());
+    }
+    auto digest = providers::sqlite::DigestFile(source, phases);
+    if (!digest.ok()) return digest.status().WithContext("import " + source.string());
+    detail = "file " + source.string() + ", sha256 " + HexEncode(digest->sha256) + ", " +
+             std::to_string(digest->bytes) + " bytes";
+  }
+  Status staged = provider.StageImport(id, source, verified, phases);
+  if (!staged.ok()) {
+    provider.DiscardImport(id);
+    return staged;
+  }
+  ctx.crash.At("import.before_event");
+  auto decided = DecideAndAppend(ctx, session, keys, [&](const State& s) -> Result<std::vector<Event>> {
+    VIA_ASSIGN_OR_RETURN(std::vector<Event> events, DecideCreate(s, command));
+    events.push_back(StorageProvisioned{id});
+    events.push_back(StorageRepaired{id, "imported", snapshot_id, detail});
+    return events;
+  });
+  if (!decided.ok()) {
+    provider.DiscardImport(id);
+    return decided.status();
+  }
+  VIA_ASSIGN_OR_RETURN(auto slice, ReportSlice(session, id, request.app, request.binding));
+  return Report(ctx, session, slice.first, request.name, slice.first.FindById(id), request.app,
+                request.binding);
+}
+
+}  // namespace
+
+Result<ReadinessReport> CreateAddon(const Context& ctx, const CreateRequest& request,
+                                    const CreateSource& source) {
   VIA_RETURN_IF_ERROR(RejectTombstone(request.name));
   VIA_ASSIGN_OR_RETURN(Session session, Session::Open(ctx));
   const std::string id = ctx.ids->NewId("ad_");
@@ -33,6 +133,9 @@ Result<ReadinessReport> CreateAddon(const Context& ctx, const CreateRequest& req
                         id,           generation.first, generation.second};
   StateKeys keys = AddonKeys(request.name);
   if (!request.binding.empty()) keys.bindings.insert({request.app, request.binding});
+  if (!source.from_file.empty() || !source.from_snapshot.empty()) {
+    return CreateFromData(ctx, session, request, source, command, keys);
+  }
   VIA_ASSIGN_OR_RETURN(Decided decided, DecideAndAppend(ctx, session, keys, [&](const State& s) {
                          return DecideCreate(s, command);
                        }));

@@ -13,6 +13,7 @@
 
 #include "commands/context.h"
 #include "domain/readiness.h"
+#include "domain/snapshots.h"
 #include "domain/state.h"
 
 namespace via::commands {
@@ -41,9 +42,16 @@ struct CreateRequest {
   std::string binding;  // optional for create, required for ensure
 };
 
+// `create` only: the data of the new add-on (at most one of the two).
+struct CreateSource {
+  std::string from_file;      // an existing SQLite database, checked first
+  std::string from_snapshot;  // any snapshot id, a destroyed add-on's too
+};
+
 // Creates and provisions. Errors per DecideCreate; the report says whether the
 // new add-on is usable (a provider failure leaves provisioning_failed).
-Result<ReadinessReport> CreateAddon(const Context& ctx, const CreateRequest& request);
+Result<ReadinessReport> CreateAddon(const Context& ctx, const CreateRequest& request,
+                                    const CreateSource& source = {});
 
 Result<ReadinessReport> BindAddon(const Context& ctx, const std::string& addon,
                                   const std::string& app, const std::string& binding);
@@ -112,6 +120,43 @@ struct RestoreResult {
 // missing), takes a safety snapshot, then restores through SQLite.
 Result<RestoreResult> RestoreAddon(const Context& ctx, const std::string& addon,
                                    const std::string& snapshot_id);
+
+// `snapshots verify`: verifies `snapshot_id` (any state but deleted), or
+// without it every taken snapshot of the add-on not verified yet, each
+// recorded as SnapshotVerified; returns the snapshots as they are after.
+Result<std::vector<SnapshotState>> VerifySnapshots(const Context& ctx, const std::string& addon,
+                                                   const std::string& snapshot_id);
+
+// `snapshot delete`: SnapshotDeleted ("operator"), then the file is removed.
+// Refuses the newest verified snapshot of its add-on without `force`.
+Result<SnapshotState> DeleteSnapshot(const Context& ctx, const std::string& snapshot_id,
+                                     bool force);
+
+// `snapshots policy`: SnapshotPolicySet; returns the add-on after.
+Result<AddonState> SetSnapshotPolicy(const Context& ctx, const std::string& addon,
+                                     const SnapshotPolicy& policy);
+
+struct PruneResult {
+  std::string addon_id;
+  bool dry_run = false;
+  std::vector<SnapshotState> deleted;  // (with --dry-run: would be)
+  std::vector<SnapshotState> kept;
+};
+// `snapshots prune`: applies the retention policy (PlanPrune): SnapshotDeleted
+// ("retention") for each, in one append, then the files are removed.
+Result<PruneResult> PruneSnapshots(const Context& ctx, const std::string& addon, bool dry_run);
+
+struct ExportResult {
+  std::string snapshot_id;
+  std::string addon_id;
+  std::string path;
+  Bytes sha256;
+  std::uint64_t bytes = 0;
+};
+// `snapshot export`: copies the snapshot file to `to` (a new file), checking
+// that the bytes are the ones recorded (DataLoss "snapshot_hash_mismatch").
+Result<ExportResult> ExportSnapshot(const Context& ctx, const std::string& snapshot_id,
+                                    const std::string& to);
 
 struct GenerationResult {
   std::string addon_id;

@@ -135,8 +135,10 @@ Result<RecoverReport> Recover(const Context& ctx, bool dry_run) {
     VIA_RETURN_IF_ERROR(model->CatchUp(log->store()).status());
   }
   std::set<std::string> trusted_snapshots;
+  std::set<std::string> deleted_snapshots;  // SnapshotDeleted, file maybe not removed yet
   for (const auto& [sid, snap] : state.snapshots) {
-    if (snap.status == SnapshotStatus::kTaken) trusted_snapshots.insert(sid + ".sqlite");
+    if (snap.status == SnapshotStatus::kTaken && !snap.deleted) trusted_snapshots.insert(sid + ".sqlite");
+    if (snap.deleted) deleted_snapshots.insert(sid + ".sqlite");
   }
   for (const auto& [id, addon] : state.addons) {
     if (addon.phase != AddonPhase::kActive) continue;
@@ -172,6 +174,16 @@ Result<RecoverReport> Recover(const Context& ctx, bool dry_run) {
                                     removable ? act("removed", "would_remove") : "reported",
                                     "left by an interrupted operation"});
           if (removable && !dry_run) report.changed = true;
+        } else if (std::string(area) == "snapshots" && deleted_snapshots.count(name)) {
+          // A delete (or prune) that crashed after its event: finish it.
+          if (!dry_run) {
+            std::string sid = name.substr(0, name.size() - std::string(".sqlite").size());
+            VIA_RETURN_IF_ERROR(provider.RemoveSnapshotFile(id, sid));
+            report.changed = true;
+          }
+          report.storage.push_back({"deleted_snapshot", id, file.path().string(),
+                                    act("removed", "would_remove"),
+                                    "SnapshotDeleted is in the log; the file was left by a crash"});
         } else if (std::string(area) == "snapshots" && name.ends_with(".sqlite") &&
                    !trusted_snapshots.count(name)) {
           report.storage.push_back({"orphan", id, file.path().string(), "reported",

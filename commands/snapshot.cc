@@ -1,22 +1,52 @@
-// `via addon snapshot | snapshots | restore | check`: two-phase file work of
-// the provider, answered from this command's own events.
+// `via addon snapshot | snapshots | restore | check`, and the lifecycle of
+// snapshots after they are taken (verify, delete, policy, prune, export):
+// file work of the provider, answered from this command's own events.
 
 #include "commands/addon.h"
 
 #include <algorithm>
+#include <filesystem>
 
 #include "commands/session.h"
 #include "domain/decide.h"
+#include "domain/snapshots.h"
 #include "providers/sqlite/storage.h"
 
 namespace via::commands {
 namespace {
 
-std::function<void(std::uint64_t, std::uint64_t)> PagesProgress(const Context& ctx,
-                                                                const std::string& what) {
+// The provider's progress by phase, as "WHAT PHASE" lines for the CLI.
+providers::sqlite::PhaseProgress PhaseSink(const Context& ctx, const std::string& what) {
   if (!ctx.progress) return nullptr;
   auto progress = ctx.progress;
-  return [progress, what](std::uint64_t done, std::uint64_t total) { progress(what, done, total); };
+  return [progress, what](const char* phase, std::uint64_t done, std::uint64_t total) {
+    progress(what + " " + phase, done, total);
+  };
+}
+
+// One snapshot by id with its add-on and the add-on's other snapshots (for
+// "the newest verified one"), in one read.
+Result<std::pair<State, eventstore::Head>> SnapshotSlice(Session& session,
+                                                         const std::string& snapshot_id) {
+  StateKeys keys;
+  keys.snapshots.insert(snapshot_id);
+  return session.Slice(keys, [&](const State& s) {
+    StateKeys more;
+    if (auto it = s.snapshots.find(snapshot_id); it != s.snapshots.end()) {
+      more.addons.insert(it->second.addon_id);
+      more.snapshots_of.insert(it->second.addon_id);
+    }
+    return more;
+  });
+}
+
+Status RequireSnapshotId(const std::string& snapshot_id) {
+  if (snapshot_id.empty() || snapshot_id.size() > 128 ||
+      snapshot_id.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") !=
+          std::string::npos) {
+    return InvalidArgument("invalid_snapshot_id", "not a snapshot id: '" + snapshot_id + "'");
+  }
+  return Status::Ok();
 }
 
 // Requests and takes one snapshot of a live add-on.
@@ -30,7 +60,7 @@ Result<SnapshotState> TakeOne(const Context& ctx, Session& session, const std::s
   const auto& requested = std::get<SnapshotRequested>(decided.events.front());
   VIA_ASSIGN_OR_RETURN(SnapshotTaken taken,
                        session.Provider(ctx).Snapshot(requested.addon_id, snapshot_id,
-                                                      PagesProgress(ctx, "snapshot " + snapshot_id)));
+                                                      PhaseSink(ctx, "snapshot " + snapshot_id)));
   // The answer is this command's own request and completion, folded.
   State after = decided.After();
   Record completion;
@@ -103,9 +133,26 @@ Result<RestoreResult> RestoreAddon(const Context& ctx, const std::string& addon,
   VIA_ASSIGN_OR_RETURN(auto slice, session.Slice(keys));
   VIA_RETURN_IF_ERROR(CheckRestore(slice.first, addon, snapshot_id));
   const AddonState& a = *slice.first.FindAddon(addon);
-  const SnapshotState& snap = slice.first.snapshots.at(snapshot_id);
-  // The file must be exactly what the log says was taken.
-  auto digest = providers::sqlite::DigestFile(ctx.home.snapshot_file(a.id, snapshot_id));
+  SnapshotState snap = slice.first.snapshots.at(snapshot_id);
+  const std::string id = a.id;
+  // Verified before the live database is touched: a snapshot never verified
+  // is verified now (and the outcome recorded); one that failed is refused.
+  if (snap.verification == SnapshotVerification::kUnverified) {
+    VIA_ASSIGN_OR_RETURN(SnapshotVerified verified,
+                         session.Provider(ctx).Verify(id, snapshot_id,
+                                                      PhaseSink(ctx, "verify " + snapshot_id)));
+    snap.verification = verified.ok ? SnapshotVerification::kVerified : SnapshotVerification::kFailed;
+    snap.verify_detail = verified.detail;
+  }
+  if (snap.verification == SnapshotVerification::kFailed) {
+    return DataLoss("snapshot_verification_failed",
+                    "snapshot " + snapshot_id + " failed verification (" + snap.verify_detail +
+                        "); refusing to restore it")
+        .WithRemediation("via addon snapshots " + a.name);
+  }
+  // The file must be exactly what was taken and verified.
+  auto digest = providers::sqlite::DigestFile(ctx.home.snapshot_file(id, snapshot_id),
+                                              PhaseSink(ctx, "restore " + snapshot_id));
   if (!digest.ok()) {
     return DataLoss("snapshot_file_missing", "snapshot file of " + snapshot_id +
                                                  " cannot be read: " + digest.status().message());
@@ -117,18 +164,177 @@ Result<RestoreResult> RestoreAddon(const Context& ctx, const std::string& addon,
                     "the log; refusing to restore it");
   }
   // The undo: a safety snapshot of the current data.
-  const std::string id = a.id;
   VIA_ASSIGN_OR_RETURN(SnapshotState safety,
-                       TakeOne(ctx, session, id, "safety before restore of " + snapshot_id));
+                       TakeOne(ctx, session, id, kSafetyLabelPrefix + snapshot_id));
   StateKeys restore_keys = AddonKeys(id);
   restore_keys.snapshots.insert(snapshot_id);
   VIA_ASSIGN_OR_RETURN(Decided decided, DecideAndAppend(ctx, session, restore_keys, [&](const State& s) -> Result<std::vector<Event>> {
     VIA_RETURN_IF_ERROR(CheckRestore(s, id, snapshot_id));
     return std::vector<Event>{RestoreRequested{id, snapshot_id, safety.id}};
   }));
-  VIA_RETURN_IF_ERROR(session.Provider(ctx).Restore(id, snapshot_id, safety.id,
-                                                    PagesProgress(ctx, "restore " + snapshot_id)));
+  VIA_RETURN_IF_ERROR(session.Provider(ctx).Restore(id, snapshot_id, safety.id, /*verified=*/true,
+                                                    PhaseSink(ctx, "restore " + snapshot_id)));
   return RestoreResult{id, snapshot_id, safety.id};
+}
+
+Result<std::vector<SnapshotState>> VerifySnapshots(const Context& ctx, const std::string& addon,
+                                                   const std::string& snapshot_id) {
+  VIA_RETURN_IF_ERROR(RejectTombstone(addon));
+  if (!snapshot_id.empty()) VIA_RETURN_IF_ERROR(RequireSnapshotId(snapshot_id));
+  VIA_ASSIGN_OR_RETURN(Session session, Session::Open(ctx));
+  VIA_ASSIGN_OR_RETURN(auto slice, session.Slice(AddonKeys(addon), [&](const State& s) {
+    StateKeys keys;
+    if (const AddonState* a = s.FindAddon(addon)) keys.snapshots_of.insert(a->id);
+    return keys;
+  }));
+  const AddonState* a = slice.first.FindAddon(addon);
+  if (a == nullptr) {
+    return NotFound("addon_not_found", "no add-on named " + addon)
+        .WithRemediation("via addon list --all");
+  }
+  std::vector<SnapshotState> targets;
+  if (!snapshot_id.empty()) {
+    auto it = slice.first.snapshots.find(snapshot_id);
+    if (it == slice.first.snapshots.end() || it->second.addon_id != a->id) {
+      return NotFound("snapshot_not_found", "no snapshot " + snapshot_id + " of " + a->name)
+          .WithRemediation("via addon snapshots " + a->name);
+    }
+    targets.push_back(it->second);
+  } else {
+    for (const auto& [sid, snap] : slice.first.snapshots) {
+      if (snap.addon_id == a->id && snap.status == SnapshotStatus::kTaken && !snap.deleted &&
+          snap.verification == SnapshotVerification::kUnverified) {
+        targets.push_back(snap);
+      }
+    }
+    std::sort(targets.begin(), targets.end(), [](const SnapshotState& x, const SnapshotState& y) {
+      return x.requested_seq < y.requested_seq;
+    });
+  }
+  const std::string id = a->id;
+  for (SnapshotState& snap : targets) {
+    VIA_ASSIGN_OR_RETURN(SnapshotVerified verified,
+                         session.Provider(ctx).Verify(id, snap.id, PhaseSink(ctx, "verify " + snap.id)));
+    snap.verification = verified.ok ? SnapshotVerification::kVerified : SnapshotVerification::kFailed;
+    snap.verify_detail = verified.detail;
+    snap.verified_at_ms = ctx.clock->NowMs();
+  }
+  return targets;
+}
+
+Result<SnapshotState> DeleteSnapshot(const Context& ctx, const std::string& snapshot_id,
+                                     bool force) {
+  VIA_RETURN_IF_ERROR(RequireSnapshotId(snapshot_id));
+  VIA_ASSIGN_OR_RETURN(Session session, Session::Open(ctx));
+  StateKeys keys;
+  keys.snapshots.insert(snapshot_id);
+  auto more = [&](const State& s) {
+    StateKeys extra;
+    if (auto it = s.snapshots.find(snapshot_id); it != s.snapshots.end()) {
+      extra.addons.insert(it->second.addon_id);
+      extra.snapshots_of.insert(it->second.addon_id);
+    }
+    return extra;
+  };
+  VIA_ASSIGN_OR_RETURN(Decided decided, DecideAndAppend(ctx, session, keys, [&](const State& s) {
+                         return DecideDeleteSnapshot(s, snapshot_id, force, "operator");
+                       }, more));
+  SnapshotState snap = decided.After().snapshots.at(snapshot_id);
+  // After the event: a crash here leaves a file that `via recover` removes.
+  ctx.crash.At("delete.after_event");
+  VIA_RETURN_IF_ERROR(session.Provider(ctx).RemoveSnapshotFile(snap.addon_id, snapshot_id));
+  return snap;
+}
+
+Result<AddonState> SetSnapshotPolicy(const Context& ctx, const std::string& addon,
+                                     const SnapshotPolicy& policy) {
+  VIA_RETURN_IF_ERROR(RejectTombstone(addon));
+  VIA_ASSIGN_OR_RETURN(Session session, Session::Open(ctx));
+  VIA_ASSIGN_OR_RETURN(Decided decided, DecideAndAppend(ctx, session, AddonKeys(addon), [&](const State& s) {
+                         return DecidePolicy(s, addon, policy);
+                       }));
+  const State after = decided.After();
+  return *after.FindAddon(addon);
+}
+
+Result<PruneResult> PruneSnapshots(const Context& ctx, const std::string& addon, bool dry_run) {
+  VIA_RETURN_IF_ERROR(RejectTombstone(addon));
+  VIA_ASSIGN_OR_RETURN(Session session, Session::Open(ctx));
+  auto more = [&](const State& s) {
+    StateKeys keys;
+    if (const AddonState* a = s.FindAddon(addon)) keys.snapshots_of.insert(a->id);
+    return keys;
+  };
+  PruneResult result;
+  result.dry_run = dry_run;
+  State state;
+  if (dry_run) {
+    VIA_ASSIGN_OR_RETURN(auto slice, session.Slice(AddonKeys(addon), more));
+    state = std::move(slice.first);
+  } else {
+    VIA_ASSIGN_OR_RETURN(Decided decided, DecideAndAppend(ctx, session, AddonKeys(addon), [&](const State& s) -> Result<std::vector<Event>> {
+      const AddonState* a = s.FindAddon(addon);
+      if (a == nullptr) return std::vector<Event>{};
+      std::vector<Event> events;
+      for (const std::string& sid : PlanPrune(s, a->id)) {
+        events.push_back(SnapshotDeleted{a->id, sid, "retention"});
+      }
+      return events;
+    }, more));
+    state = decided.state;
+  }
+  const AddonState* a = state.FindAddon(addon);
+  if (a == nullptr) {
+    return NotFound("addon_not_found", "no add-on named " + addon)
+        .WithRemediation("via addon list --all");
+  }
+  result.addon_id = a->id;
+  std::vector<std::string> doomed = PlanPrune(state, a->id);
+  for (const auto& [sid, snap] : state.snapshots) {
+    if (snap.addon_id != a->id || snap.deleted || snap.status != SnapshotStatus::kTaken) continue;
+    bool goes = std::find(doomed.begin(), doomed.end(), sid) != doomed.end();
+    (goes ? result.deleted : result.kept).push_back(snap);
+  }
+  auto by_seq = [](const SnapshotState& x, const SnapshotState& y) {
+    return x.requested_seq < y.requested_seq;
+  };
+  std::sort(result.deleted.begin(), result.deleted.end(), by_seq);
+  std::sort(result.kept.begin(), result.kept.end(), by_seq);
+  if (!dry_run) {
+    ctx.crash.At("prune.after_event");
+    for (SnapshotState& snap : result.deleted) {
+      snap.deleted = true;
+      snap.deleted_reason = "retention";
+      VIA_RETURN_IF_ERROR(session.Provider(ctx).RemoveSnapshotFile(a->id, snap.id));
+    }
+  }
+  return result;
+}
+
+Result<ExportResult> ExportSnapshot(const Context& ctx, const std::string& snapshot_id,
+                                    const std::string& to) {
+  VIA_RETURN_IF_ERROR(RequireSnapshotId(snapshot_id));
+  if (to.empty()) return InvalidArgument("invalid_path", "--to needs a file name");
+  VIA_ASSIGN_OR_RETURN(Session session, Session::OpenForReading(ctx));
+  VIA_ASSIGN_OR_RETURN(auto slice, SnapshotSlice(session, snapshot_id));
+  auto it = slice.first.snapshots.find(snapshot_id);
+  if (it == slice.first.snapshots.end()) {
+    return NotFound("snapshot_not_found", "no snapshot " + snapshot_id);
+  }
+  const SnapshotState& snap = it->second;
+  if (snap.status != SnapshotStatus::kTaken) {
+    return FailedPrecondition("snapshot_not_taken",
+                              "snapshot " + snapshot_id + " is " + SnapshotStatusName(snap.status));
+  }
+  if (snap.deleted) {
+    return FailedPrecondition("snapshot_deleted", "snapshot " + snapshot_id + " was deleted");
+  }
+  VIA_ASSIGN_OR_RETURN(providers::sqlite::FileDigest digest,
+                       providers::sqlite::ExportFile(ctx.home.snapshot_file(snap.addon_id, snapshot_id),
+                                                     to, snap.sha256,
+                                                     PhaseSink(ctx, "export " + snapshot_id)));
+  return ExportResult{snapshot_id, snap.addon_id, to,
+                      Bytes(digest.sha256.begin(), digest.sha256.end()), digest.bytes};
 }
 
 }  // namespace via::commands

@@ -169,6 +169,9 @@ Status CheckRestore(const State& state, const std::string& addon, const std::str
     return FailedPrecondition("snapshot_not_taken", "snapshot " + snapshot_id + " is " +
                                                         SnapshotStatusName(it->second.status));
   }
+  if (it->second.deleted) {
+    return FailedPrecondition("snapshot_deleted", "snapshot " + snapshot_id + " was deleted");
+  }
   if (!a->restoring_snapshot.empty()) {
     return FailedPrecondition("restore_in_progress", "a restore of " + a->name + " is in progress")
         .WithRemediation("via recover");

@@ -59,7 +59,7 @@ Result<std::vector<Event>> DecideSnapshot(const State& state, const std::string&
 // Checks that `snapshot_id` may be restored into `addon`: it exists, was taken,
 // and belongs to that add-on; the add-on is live and not already restoring.
 // Errors: NotFound ("snapshot_not_found"), FailedPrecondition
-// ("snapshot_of_another_addon", "snapshot_not_taken", "addon_destroyed",
+// ("snapshot_of_another_addon", "snapshot_not_taken", "snapshot_deleted", "addon_destroyed",
 // "restore_in_progress").
 Status CheckRestore(const State& state, const std::string& addon, const std::string& snapshot_id);
 

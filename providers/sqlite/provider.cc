@@ -4,6 +4,10 @@
 #include <cerrno>
 #include <cstring>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "domain/snapshots.h"
 #include "eventstore/file_lock.h"
 #include "projections/read_model.h"
 #include "providers/sqlite/fault_vfs.h"
@@ -97,7 +101,7 @@ Status SqliteProvider::Provision(const std::string& addon_id) {
 
 Result<SnapshotTaken> SqliteProvider::Snapshot(const std::string& addon_id,
                                                const std::string& snapshot_id,
-                                               const Progress& progress) {
+                                               const PhaseProgress& progress) {
   VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home.addon_dir(addon_id)));
   std::error_code ec;
   fs::create_directories(options_.home.snapshot_dir(addon_id), ec);
@@ -106,10 +110,9 @@ Result<SnapshotTaken> SqliteProvider::Snapshot(const std::string& addon_id,
   options_.crash.At("snapshot.before_file");
   Status armed = ArmTestFault(options_.test_fault);  // test-only; no-op in production
   Progress tracked = [&](std::uint64_t done, std::uint64_t total) {
-    if (progress) progress(done, total);
     if (done * 2 >= total && done < total) options_.crash.At("snapshot.during_file");
   };
-  auto digest = armed.ok() ? TakeSnapshot(DatabasePath(addon_id), dest, tracked)
+  auto digest = armed.ok() ? TakeSnapshot(DatabasePath(addon_id), dest, tracked, progress)
                            : Result<FileDigest>(armed);
   options_.crash.At("snapshot.after_file");
   if (!digest.ok()) {
@@ -124,6 +127,69 @@ Result<SnapshotTaken> SqliteProvider::Snapshot(const std::string& addon_id,
                       digest->bytes, digest->page_count};
   VIA_RETURN_IF_ERROR(AppendCompletion(command_id, {taken}));
   return taken;
+}
+
+Result<SnapshotVerified> SqliteProvider::Verify(const std::string& addon_id,
+                                                const std::string& snapshot_id,
+                                                const PhaseProgress& progress) {
+  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home.addon_dir(addon_id)));
+  VIA_ASSIGN_OR_RETURN(State state, Current(options_.home, log_, addon_id));  // under the lock
+  auto it = state.snapshots.find(snapshot_id);
+  if (it == state.snapshots.end() || it->second.addon_id != addon_id) {
+    return NotFound("snapshot_not_found", "no snapshot " + snapshot_id + " of " + addon_id);
+  }
+  const SnapshotState& snap = it->second;
+  if (snap.status != SnapshotStatus::kTaken) {
+    return FailedPrecondition("snapshot_not_taken", "snapshot " + snapshot_id + " is " +
+                                                        SnapshotStatusName(snap.status));
+  }
+  if (snap.deleted) {
+    return FailedPrecondition("snapshot_deleted", "snapshot " + snapshot_id + " was deleted");
+  }
+  options_.crash.At("verify.before_check");
+  VIA_ASSIGN_OR_RETURN(SnapshotCheck check,
+                       VerifySnapshot(options_.home.snapshot_file(addon_id, snapshot_id),
+                                      snap.sha256, snap.bytes, progress));
+  options_.crash.At("verify.after_check");
+  SnapshotVerified verified{addon_id, snapshot_id, check.ok, "sha256+integrity_check", check.detail};
+  eventstore::AppendRequest request;
+  request.actor = options_.actor;
+  request.recorded_at_ms = options_.clock ? options_.clock->NowMs() : 0;
+  request.events = {verified};
+  VIA_RETURN_IF_ERROR(log_.Append(request).status());
+  return verified;
+}
+
+Status SqliteProvider::RemoveSnapshotFile(const std::string& addon_id,
+                                          const std::string& snapshot_id) {
+  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home.addon_dir(addon_id)));
+  fs::path file = options_.home.snapshot_file(addon_id, snapshot_id);
+  options_.crash.At("delete.before_file");
+  if (::unlink(file.c_str()) != 0 && errno != ENOENT) {
+    return Internal("remove " + file.string() + ": " + std::strerror(errno));
+  }
+  options_.crash.At("delete.after_file");
+  // The folder's entry is gone for good only once the folder is synced.
+  int dir = ::open(file.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir >= 0) {
+    (void)::fsync(dir);
+    ::close(dir);
+  }
+  return Status::Ok();
+}
+
+Status SqliteProvider::StageImport(const std::string& addon_id, const fs::path& source,
+                                   bool source_verified, const PhaseProgress& progress) {
+  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home.addon_dir(addon_id)));
+  options_.crash.At("import.before_file");
+  Status imported = ImportDatabase(source, DatabasePath(addon_id), source_verified, progress);
+  options_.crash.At("import.after_file");
+  return imported;
+}
+
+void SqliteProvider::DiscardImport(const std::string& addon_id) {
+  std::error_code ec;
+  fs::remove_all(options_.home.addon_dir(addon_id), ec);
 }
 
 Result<SqliteProvider::CheckOutcome> SqliteProvider::Check(const std::string& addon_id) {
@@ -143,16 +209,16 @@ Result<SqliteProvider::CheckOutcome> SqliteProvider::Check(const std::string& ad
 }
 
 Status SqliteProvider::Restore(const std::string& addon_id, const std::string& snapshot_id,
-                               const std::string& safety_snapshot_id, const Progress& progress) {
+                               const std::string& safety_snapshot_id, bool verified,
+                               const PhaseProgress& progress) {
   VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home.addon_dir(addon_id)));
   const std::string command_id = "restore/" + addon_id + "/" + snapshot_id + "/" + safety_snapshot_id;
   options_.crash.At("restore.before_file");
   Progress tracked = [&](std::uint64_t done, std::uint64_t total) {
-    if (progress) progress(done, total);
     if (done * 2 >= total && done < total) options_.crash.At("restore.during_file");
   };
   Status restored = RestoreInto(options_.home.snapshot_file(addon_id, snapshot_id),
-                                DatabasePath(addon_id), tracked);
+                                DatabasePath(addon_id), tracked, verified, progress);
   options_.crash.At("restore.after_file");
   if (!restored.ok()) {
     VIA_RETURN_IF_ERROR(AppendCompletion(
@@ -243,17 +309,10 @@ Result<RepairOutcome> SqliteProvider::Repair(const std::string& addon_id) {
       done.push_back(StorageRepaired{addon_id, "quarantined_corrupt", "", moved.string()});
       outcome.actions.push_back("quarantined_corrupt");
     }
-    // Newest snapshot of this add-on whose file still matches its recorded hash.
-    std::vector<const SnapshotState*> snapshots;
-    for (const auto& [id, snap] : state.snapshots) {
-      if (snap.addon_id == addon_id && snap.status == SnapshotStatus::kTaken) {
-        snapshots.push_back(&snap);
-      }
-    }
-    std::sort(snapshots.begin(), snapshots.end(),
-              [](const SnapshotState* a, const SnapshotState* b) {
-                return a->requested_seq > b->requested_seq;
-              });
+    // The newest verified snapshot whose file still matches its recorded
+    // hash, else the newest unverified one that passes the check now; never
+    // one whose verification failed or that was deleted.
+    std::vector<const SnapshotState*> snapshots = RepairCandidates(state, addon_id);
     std::string restored_from;
     for (const SnapshotState* snap : snapshots) {
       fs::path file = options_.home.snapshot_file(addon_id, snap->id);
@@ -261,8 +320,13 @@ Result<RepairOutcome> SqliteProvider::Repair(const std::string& addon_id) {
       if (!digest.ok() || Bytes(digest->sha256.begin(), digest->sha256.end()) != snap->sha256) {
         continue;
       }
+      const bool verified = snap->verification == SnapshotVerification::kVerified;
+      if (!verified) {
+        auto check = VerifySnapshot(file, snap->sha256, snap->bytes);
+        if (!check.ok() || !check->ok) continue;
+      }
       VIA_RETURN_IF_ERROR(CreateDatabase(db));
-      VIA_RETURN_IF_ERROR(RestoreInto(file, db));
+      VIA_RETURN_IF_ERROR(RestoreInto(file, db, nullptr, /*verified=*/true));
       restored_from = snap->id;
       break;
     }

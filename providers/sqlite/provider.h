@@ -62,11 +62,36 @@ class SqliteProvider {
   Status Provision(const std::string& addon_id);
 
   // Takes the snapshot whose SnapshotRequested is in the log: online backup
-  // into snapshots/<addon>/<id>.sqlite (temp file, fsync, integrity_check,
-  // rename), then SnapshotTaken, or SnapshotFailed with the reason. Returns
-  // the SnapshotTaken it appended, or the failure as an error.
+  // into snapshots/<addon>/<id>.sqlite (temp file, SHA-256 and fsync side by
+  // side, rename, fsync of the folder), then SnapshotTaken (unverified), or
+  // SnapshotFailed with the reason. Returns the SnapshotTaken it appended, or
+  // the failure as an error.
   Result<SnapshotTaken> Snapshot(const std::string& addon_id, const std::string& snapshot_id,
-                                 const Progress& progress = nullptr);
+                                 const PhaseProgress& progress = nullptr);
+
+  // Verifies a taken snapshot (SHA-256 against SnapshotTaken, integrity_check)
+  // and appends SnapshotVerified with the outcome; returns that event. A
+  // damaged file is a result (ok false), not an error. Under the add-on's
+  // lock, so that no delete removes the file meanwhile.
+  Result<SnapshotVerified> Verify(const std::string& addon_id, const std::string& snapshot_id,
+                                  const PhaseProgress& progress = nullptr);
+
+  // Removes the file of a snapshot whose SnapshotDeleted is in the log (and
+  // fsyncs its folder). Idempotent: a file already gone is fine.
+  Status RemoveSnapshotFile(const std::string& addon_id, const std::string& snapshot_id);
+
+  // The file work of `addon create --from-file | --from-snapshot`, done
+  // before the add-on is in the log: builds addons/<id>/data.sqlite from
+  // `source` (ImportDatabase: an operator's file is checked with
+  // integrity_check; `source_verified` says the caller matched a verified
+  // snapshot's SHA-256). The caller then appends AddonCreated with its
+  // completions in one append, or removes the folder (DiscardImport). A
+  // crash in between leaves a folder that no event trusts (`via recover`
+  // reports it).
+  Status StageImport(const std::string& addon_id, const std::filesystem::path& source,
+                     bool source_verified, const PhaseProgress& progress = nullptr);
+  // Removes the folder of an import that never reached the log.
+  void DiscardImport(const std::string& addon_id);
 
   // The full check of an add-on's live database (integrity_check, while apps
   // keep writing), recorded as StorageChecked; returns that event and its seq.
@@ -79,11 +104,16 @@ class SqliteProvider {
   // Restores the snapshot whose RestoreRequested is in the log into the live
   // database through SQLite (readers never see a torn file), then
   // SnapshotRestored, or RestoreFailed with the reason.
+  // `verified`: the caller matched the file's SHA-256 to a snapshot that
+  // passed verification, so no integrity_check runs; otherwise the snapshot
+  // is checked before the live database is touched.
   Status Restore(const std::string& addon_id, const std::string& snapshot_id,
-                 const std::string& safety_snapshot_id, const Progress& progress = nullptr);
+                 const std::string& safety_snapshot_id, bool verified = false,
+                 const PhaseProgress& progress = nullptr);
 
   // Recovery of a snapshot intent left without completion by a crash: a final
-  // snapshot file that passes integrity_check is recorded (SnapshotTaken);
+  // snapshot file (renamed into place only once durable) is recorded
+  // (SnapshotTaken, unverified);
   // otherwise SnapshotFailed, and a leftover temp file (which no event
   // trusts) is removed. Returns true when the snapshot was kept.
   Result<bool> FinishSnapshot(const std::string& addon_id, const std::string& snapshot_id);

@@ -33,6 +33,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <mutex>
 #include <memory>
 #include <string>
 #include <system_error>
@@ -505,7 +506,9 @@ Status CheckPart(sqlite3* db, const std::string& part, const char* corrupt_reaso
 // `path` meanwhile (a snapshot, or the copy that becomes one): the parts read
 // it in separate transactions.
 Status CheckFileIntegrity(const fs::path& path, const char* corrupt_reason,
-                          const std::function<Status()>& beside = nullptr) {
+                          const std::function<Status()>& beside = nullptr,
+                          const std::function<void(std::size_t done, std::size_t total)>&
+                              parts_done = nullptr) {
   // A library built without thread support must be used from one thread.
   const std::size_t threads = sqlite3_threadsafe() != 0 ? kCheckThreads : 1;
   // All opened here, so that a failed task can interrupt the parts running
@@ -521,10 +524,17 @@ Status CheckFileIntegrity(const fs::path& path, const char* corrupt_reason,
   // Task `beside_index` is `beside`; the others are the parts, in order.
   const std::size_t beside_index = beside ? std::min<std::size_t>(1, parts.size()) : SIZE_MAX;
   const std::size_t count = parts.size() + (beside ? 1 : 0);
+  std::atomic<std::size_t> finished{0};
+  std::mutex report;
   auto run = [&](std::size_t thread, std::size_t index) -> Status {
     if (index == beside_index) return beside();
     const std::string& part = parts[index > beside_index ? index - 1 : index];
-    return CheckPart(connections[thread].get(), part, corrupt_reason);
+    Status status = CheckPart(connections[thread].get(), part, corrupt_reason);
+    if (status.ok() && parts_done) {
+      std::lock_guard<std::mutex> lock(report);
+      parts_done(++finished, parts.size());
+    }
+    return status;
   };
   auto interrupt = [&] {
     for (const Connection& db : connections) sqlite3_interrupt(db.get());
@@ -538,7 +548,13 @@ Status CheckFileIntegrity(const fs::path& path, const char* corrupt_reason,
 // consistent state and never restarts); the write transaction on `to` lasts
 // from the first step to the last, so other connections to `to` see the old
 // content until the copy commits.
-Status CopyPages(sqlite3* from, sqlite3* to, const Progress& progress, const char* corrupt_reason) {
+Status CopyPages(sqlite3* from, sqlite3* to, const Progress& progress, const char* corrupt_reason,
+                 const PhaseProgress& phases = nullptr) {
+  std::uint64_t page_size = 0;
+  if (phases) {
+    QueryResult size = Query(from, "PRAGMA page_size");
+    if (size.rc == SQLITE_OK && !size.rows.empty()) page_size = std::strtoull(size.rows[0].c_str(), nullptr, 10);
+  }
   Backup backup(sqlite3_backup_init(to, "main", from, "main"));
   if (!backup) {
     int rc = sqlite3_extended_errcode(to);
@@ -551,6 +567,11 @@ Status CopyPages(sqlite3* from, sqlite3* to, const Progress& progress, const cha
       auto total = static_cast<std::uint64_t>(sqlite3_backup_pagecount(backup.get()));
       auto remaining = static_cast<std::uint64_t>(sqlite3_backup_remaining(backup.get()));
       progress(total - std::min(remaining, total), total);
+    }
+    if ((rc == SQLITE_OK || rc == SQLITE_DONE) && phases) {
+      auto total = static_cast<std::uint64_t>(sqlite3_backup_pagecount(backup.get()));
+      auto remaining = static_cast<std::uint64_t>(sqlite3_backup_remaining(backup.get()));
+      phases("copy", (total - std::min(remaining, total)) * page_size, total * page_size);
     }
   } while (rc == SQLITE_OK);
   // finish() rolls the destination back unless the last step committed.
@@ -587,7 +608,7 @@ StorageHealth HealthFor(int rc) {
 }
 
 Result<FileDigest> TakeSnapshotInto(const fs::path& db, const fs::path& dest, const fs::path& temp,
-                                    const Progress& progress) {
+                                    const Progress& progress, const PhaseProgress& phases) {
   VIA_ASSIGN_OR_RETURN(Connection source, Open(db, SQLITE_OPEN_READWRITE));
   // One read transaction for the whole copy: every step sees the same state,
   // and writers in other processes go on appending to the WAL meanwhile.
@@ -598,7 +619,8 @@ Result<FileDigest> TakeSnapshotInto(const fs::path& db, const fs::path& dest, co
   // The copy is private until renamed and is fsynced below: no journal needed.
   VIA_RETURN_IF_ERROR(Exec(copy.get(), "PRAGMA journal_mode=OFF"));
   VIA_RETURN_IF_ERROR(Exec(copy.get(), "PRAGMA synchronous=OFF"));
-  VIA_RETURN_IF_ERROR(CopyPages(source.get(), copy.get(), progress, "storage_corrupt"));
+  if (phases) phases("copy", 0, 0);
+  VIA_RETURN_IF_ERROR(CopyPages(source.get(), copy.get(), progress, "storage_corrupt", phases));
   VIA_RETURN_IF_ERROR(Exec(source.get(), "COMMIT"));
   VIA_RETURN_IF_ERROR(Close(std::move(source)));
 
@@ -620,19 +642,19 @@ Result<FileDigest> TakeSnapshotInto(const fs::path& db, const fs::path& dest, co
     }
   }
 
-  // The copy is final from here on and nothing else writes it, so one thread
-  // fsyncs and hashes it while integrity_check runs beside (and shares the
-  // check once done). Fresh read-only connections check the bytes as the file
-  // holds them, not a cache. The copy is page-exact, so damage here is damage
-  // in the live database.
+  // The copy is final from here on and nothing else writes it: one thread
+  // fsyncs it while this one hashes it (from the page cache the copy just
+  // filled), so the hash costs no time beyond the fsync's. No integrity_check:
+  // the snapshot is usable once durable and hashed, and verified later
+  // (VerifySnapshot); a damaged live database gives a snapshot that fails
+  // verification, which the log then records.
   FileDigest digest;
-  auto sync_and_hash = [&]() -> Status {
-    VIA_RETURN_IF_ERROR(Fsync(temp, /*directory=*/false));
-    VIA_ASSIGN_OR_RETURN(digest, DigestFile(temp));
+  auto sync_or_hash = [&](std::size_t, std::size_t index) -> Status {
+    if (index == 0) return Fsync(temp, /*directory=*/false);
+    VIA_ASSIGN_OR_RETURN(digest, DigestFile(temp, phases));
     return Status::Ok();
   };
-  Status checked = CheckFileIntegrity(temp, "storage_corrupt", sync_and_hash);
-  if (!checked.ok()) return checked.WithContext("copy of " + db.string());
+  VIA_RETURN_IF_ERROR(RunTasks(2, 2, sync_or_hash));
   for (const char* suffix : {"-wal", "-shm", "-journal"}) {
     VIA_ASSIGN_OR_RETURN(bool exists, PathExists(WithSuffix(temp, suffix)));
     if (exists) return Internal("snapshot copy left a " + std::string(suffix) + " file");
@@ -763,7 +785,7 @@ Status CreateDatabase(const fs::path& db) {
 }
 
 Result<FileDigest> TakeSnapshot(const fs::path& db, const fs::path& dest,
-                                const Progress& progress) {
+                                const Progress& progress, const PhaseProgress& phases) {
   VIA_ASSIGN_OR_RETURN(bool dest_exists, PathExists(dest));
   if (dest_exists) return AlreadyExists("snapshot_exists", dest.string() + " already exists");
   VIA_ASSIGN_OR_RETURN(bool db_exists, PathExists(db));
@@ -779,7 +801,7 @@ Result<FileDigest> TakeSnapshot(const fs::path& db, const fs::path& dest,
   fs::path temp = WithSuffix(dest, ".tmp");
   RemoveDatabaseFiles(temp);
   TemporaryDatabaseFile temp_guard(temp);
-  auto digest = TakeSnapshotInto(db, dest, temp, progress);
+  auto digest = TakeSnapshotInto(db, dest, temp, progress, phases);
   if (!digest.ok()) return digest.status().WithContext("snapshot " + db.string());
   temp_guard.Release();
   if (Status synced = FsyncDirectoryOf(dest); !synced.ok()) {
@@ -789,7 +811,7 @@ Result<FileDigest> TakeSnapshot(const fs::path& db, const fs::path& dest,
   return digest;
 }
 
-Result<FileDigest> DigestFile(const fs::path& file) {
+Result<FileDigest> DigestFile(const fs::path& file, const PhaseProgress& phases) {
   VIA_ASSIGN_OR_RETURN(FileDescriptor fd, OpenFile(file, O_RDONLY));
   struct stat st;
   if (::fstat(fd.get(), &st) != 0) {
@@ -813,13 +835,18 @@ Result<FileDigest> DigestFile(const fs::path& file) {
     if (n == 0) break;
     sha.Update(ByteView(buffer.data(), static_cast<std::size_t>(n)));
     digest.bytes += static_cast<std::uint64_t>(n);
+    if (phases && digest.bytes % (16u << 20) < static_cast<std::uint64_t>(n)) {
+      phases("sha256", digest.bytes, static_cast<std::uint64_t>(st.st_size));
+    }
   }
   digest.sha256 = sha.Final();
+  if (phases) phases("sha256", digest.bytes, digest.bytes);
   digest.page_count = PageCountFromHeader(header, header_length, digest.bytes);
   return digest;
 }
 
-Status RestoreInto(const fs::path& snapshot, const fs::path& db, const Progress& progress) {
+Status RestoreInto(const fs::path& snapshot, const fs::path& db, const Progress& progress,
+                   bool verified, const PhaseProgress& phases) {
   const std::string context = "restore " + snapshot.string() + " into " + db.string();
   VIA_ASSIGN_OR_RETURN(bool snapshot_exists, PathExists(snapshot));
   if (!snapshot_exists) {
@@ -833,7 +860,7 @@ Status RestoreInto(const fs::path& snapshot, const fs::path& db, const Progress&
   }
   // SQLite takes an empty (or header-less, zero-length) file for an empty
   // database, which would pass the check and wipe the live data: a snapshot
-  // always starts with the SQLite header (TakeSnapshot only renames checked
+  // always starts with the SQLite header (TakeSnapshot only renames complete
   // copies into place).
   if (!HoldsSqliteBytes(snapshot)) {
     return DataLoss("snapshot_corrupt",
@@ -852,7 +879,9 @@ Status RestoreInto(const fs::path& snapshot, const fs::path& db, const Progress&
   if (checked.ok()) {
     checked = Exec(source.get(), "SELECT count(*) FROM sqlite_schema", "snapshot_corrupt");
   }
-  if (checked.ok()) checked = CheckFileIntegrity(snapshot, "snapshot_corrupt");
+  // A snapshot that VerifySnapshot passed, whose SHA-256 the caller has just
+  // matched, holds the bytes that were checked: no second integrity_check.
+  if (checked.ok() && !verified) checked = CheckFileIntegrity(snapshot, "snapshot_corrupt");
   if (!checked.ok()) return checked.WithContext(context + ": snapshot");
   auto source_page_size = QueryValue(source.get(), "PRAGMA page_size", "snapshot_corrupt");
   if (!source_page_size.ok()) return source_page_size.status().WithContext(context);
@@ -877,7 +906,7 @@ Status RestoreInto(const fs::path& snapshot, const fs::path& db, const Progress&
 
   // One write transaction on the live database from the first step to the
   // last (see CopyPages): a failure anywhere rolls back to the old content.
-  Status copied = CopyPages(source.get(), live.get(), progress, "snapshot_corrupt");
+  Status copied = CopyPages(source.get(), live.get(), progress, "snapshot_corrupt", phases);
   if (!copied.ok()) return copied.WithContext(context);
   source.reset();
   // No second integrity_check here: the copy is page-exact from the state that
@@ -892,6 +921,187 @@ Status RestoreInto(const fs::path& snapshot, const fs::path& db, const Progress&
   Status checkpoint = Exec(live.get(), "PRAGMA wal_checkpoint(PASSIVE)");
   if (!checkpoint.ok()) return checkpoint.WithContext(context + ": checkpoint");
   return Status::Ok();
+}
+
+Result<SnapshotCheck> VerifySnapshot(const fs::path& file, ByteView expected_sha256,
+                                     std::uint64_t expected_bytes, const PhaseProgress& phases) {
+  VIA_ASSIGN_OR_RETURN(bool exists, PathExists(file));
+  if (!exists) return SnapshotCheck{false, "the snapshot file is missing: " + file.string()};
+  // An empty or header-less file would pass integrity_check as an empty
+  // database; its hash differs anyway, but say what is wrong.
+  if (!HoldsSqliteBytes(file)) {
+    return SnapshotCheck{false, "the snapshot file does not start with a SQLite header"};
+  }
+  std::uint64_t file_bytes = 0;
+  {
+    std::error_code ec;
+    file_bytes = fs::file_size(file, ec);
+  }
+  // One phase for both threads: the mean of the bytes hashed and the share
+  // of the check's parts done, in bytes.
+  std::atomic<std::uint64_t> hashed{0}, check_bytes{0};
+  std::mutex report;
+  auto progress = [&] {
+    if (!phases) return;
+    std::lock_guard<std::mutex> lock(report);
+    phases("sha256+integrity_check", (hashed.load() + check_bytes.load()) / 2, file_bytes);
+  };
+  // The hash runs beside the biggest part of the check; a mismatch stops the
+  // check at once.
+  auto hash = [&]() -> Status {
+    PhaseProgress hash_progress = nullptr;
+    if (phases) {
+      hash_progress = [&](const char*, std::uint64_t done, std::uint64_t) {
+        hashed = std::min(done, file_bytes);
+        progress();
+      };
+    }
+    VIA_ASSIGN_OR_RETURN(FileDigest digest, DigestFile(file, hash_progress));
+    if (digest.bytes != expected_bytes ||
+        !std::equal(digest.sha256.begin(), digest.sha256.end(), expected_sha256.begin(),
+                    expected_sha256.end())) {
+      return DataLoss("snapshot_hash_mismatch",
+                      "the file's SHA-256 " + HexEncode(digest.sha256) + " (" +
+                          std::to_string(digest.bytes) + " bytes) differs from the one recorded "
+                          "when it was taken");
+    }
+    return Status::Ok();
+  };
+  auto parts_done = [&](std::size_t done, std::size_t total) {
+    if (total > 0) check_bytes = file_bytes * done / total;
+    progress();
+  };
+  progress();
+  Status checked = CheckFileIntegrity(file, "snapshot_corrupt", hash, parts_done);
+  if (checked.ok()) return SnapshotCheck{true, "ok"};
+  if (checked.code() == StatusCode::kUnavailable) return checked;
+  return SnapshotCheck{false, checked.message()};
+}
+
+Result<FileDigest> ExportFile(const fs::path& file, const fs::path& dest, ByteView expected_sha256,
+                              const PhaseProgress& phases) {
+  VIA_ASSIGN_OR_RETURN(FileDescriptor in, OpenFile(file, O_RDONLY));
+  struct stat st;
+  if (::fstat(in.get(), &st) != 0) return Internal("stat " + file.string() + ": " + ErrnoText(errno));
+  if (dest.filename().empty()) return InvalidArgument("invalid_path", "no file name in " + dest.string());
+  VIA_ASSIGN_OR_RETURN(bool dest_exists, PathExists(dest));
+  if (dest_exists) return AlreadyExists("file_exists", dest.string() + " already exists");
+  fs::path temp = WithSuffix(dest, ".via-export-" + HexEncode(crypto::RandomBytes(8)));
+  TemporaryDatabaseFile temp_guard(temp);
+  Result<FileDescriptor> opened = OpenFile(temp, O_WRONLY | O_CREAT | O_EXCL);
+  if (!opened.ok()) {
+    if (opened.status().code() == StatusCode::kNotFound) {
+      return NotFound("directory_missing", "the folder of " + dest.string() + " does not exist");
+    }
+    return opened.status();
+  }
+  FileDescriptor out = std::move(opened).value();
+  (void)::posix_fadvise(in.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
+  Header header{};
+  VIA_ASSIGN_OR_RETURN(std::size_t header_length, ReadPrefix(in.get(), file, header));
+  crypto::Sha256 sha;
+  FileDigest digest;
+  const auto total = static_cast<std::uint64_t>(st.st_size);
+  if (phases) phases("copy", 0, total);
+  std::vector<std::uint8_t> buffer(1 << 20);
+  while (true) {
+    ssize_t n = ::read(in.get(), buffer.data(), buffer.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Internal("read " + file.string() + ": " + ErrnoText(errno));
+    if (n == 0) break;
+    sha.Update(ByteView(buffer.data(), static_cast<std::size_t>(n)));
+    for (ssize_t written = 0; written < n;) {
+      ssize_t w = ::write(out.get(), buffer.data() + written, static_cast<std::size_t>(n - written));
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) {
+        int err = errno;
+        std::string message = "write " + temp.string() + ": " + ErrnoText(err);
+        if (err == ENOSPC || err == EFBIG || err == EDQUOT) {
+          return Status(StatusCode::kInternal, "disk_full", message);
+        }
+        return Internal(message);
+      }
+      written += w;
+    }
+    digest.bytes += static_cast<std::uint64_t>(n);
+    if (phases) phases("copy", std::min(digest.bytes, total), total);
+  }
+  digest.sha256 = sha.Final();
+  digest.page_count = PageCountFromHeader(header, header_length, digest.bytes);
+  if (!std::equal(digest.sha256.begin(), digest.sha256.end(), expected_sha256.begin(),
+                  expected_sha256.end())) {
+    return DataLoss("snapshot_hash_mismatch",
+                    file.string() + " does not match the SHA-256 recorded in the log");
+  }
+  if (phases) phases("fsync", 0, digest.bytes);
+  if (::fsync(out.get()) != 0) return Internal("fsync " + temp.string() + ": " + ErrnoText(errno));
+  if (phases) phases("fsync", digest.bytes, digest.bytes);
+  Status renamed = RenameNoReplace(temp, dest);
+  if (renamed.code() == StatusCode::kAlreadyExists) {
+    return AlreadyExists("file_exists", dest.string() + " already exists");
+  }
+  VIA_RETURN_IF_ERROR(renamed);
+  temp_guard.Release();
+  VIA_RETURN_IF_ERROR(FsyncDirectoryOf(dest));
+  return digest;
+}
+
+Status ImportDatabase(const fs::path& source, const fs::path& db, bool source_verified,
+                      const PhaseProgress& phases) {
+  const std::string context = "import " + source.string();
+  VIA_ASSIGN_OR_RETURN(bool exists, PathExists(db));
+  if (exists) return AlreadyExists("storage_exists", db.string() + " already exists");
+  if (!HoldsSqliteBytes(source)) {
+    return DataLoss("import_corrupt", context + ": not a SQLite database (no SQLite header)");
+  }
+  VIA_RETURN_IF_ERROR(CreateDirectories(db.parent_path()));
+  auto opened = Open(source, SQLITE_OPEN_READONLY, "import_corrupt");
+  if (!opened.ok()) return opened.status().WithContext(context);
+  Connection from = std::move(opened).value();
+  // One read transaction: the check and the copy see the same state, even if
+  // someone writes the source meanwhile. Not memory-mapped: the operator's
+  // file may be truncated by another process.
+  Status begun = Exec(from.get(), "BEGIN", "import_corrupt");
+  if (begun.ok()) begun = Exec(from.get(), "SELECT count(*) FROM sqlite_schema", "import_corrupt");
+  if (!begun.ok()) return begun.WithContext(context);
+  if (!source_verified) {
+    if (phases) phases("integrity_check", 0, 0);
+    QueryResult check = Query(from.get(), "PRAGMA integrity_check");
+    if (check.rc != SQLITE_OK) {
+      return SqliteStatus(check.rc, context + ": integrity_check: " + check.error, "import_corrupt");
+    }
+    if (!CheckPassed(check.rows)) {
+      return DataLoss("import_corrupt", context + ": integrity_check: " + DescribeCheck(check.rows));
+    }
+    if (phases) phases("integrity_check", 1, 1);
+  }
+  fs::path temp = WithSuffix(db, ".creating-" + HexEncode(crypto::RandomBytes(8)));
+  TemporaryDatabaseFile temp_guard(temp);
+  {
+    VIA_ASSIGN_OR_RETURN(Connection copy, Open(temp, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE));
+    VIA_RETURN_IF_ERROR(Exec(copy.get(), "PRAGMA journal_mode=OFF"));
+    VIA_RETURN_IF_ERROR(Exec(copy.get(), "PRAGMA synchronous=OFF"));
+    Status copied = CopyPages(from.get(), copy.get(), nullptr, "import_corrupt", phases);
+    if (!copied.ok()) return copied.WithContext(context);
+    VIA_RETURN_IF_ERROR(Close(std::move(copy)));
+  }
+  from.reset();
+  {
+    // As CreateDatabase leaves every managed database: in WAL mode.
+    VIA_ASSIGN_OR_RETURN(Connection conn, Open(temp, SQLITE_OPEN_READWRITE));
+    VIA_ASSIGN_OR_RETURN(std::string mode, QueryValue(conn.get(), "PRAGMA journal_mode=WAL"));
+    if (mode != "wal") return Internal(context + ": journal mode stayed " + mode);
+    VIA_RETURN_IF_ERROR(Close(std::move(conn)));
+  }
+  VIA_RETURN_IF_ERROR(Fsync(temp, /*directory=*/false));
+  Status renamed = RenameNoReplace(temp, db);
+  if (renamed.code() == StatusCode::kAlreadyExists) {
+    return AlreadyExists("storage_exists", db.string() + " already exists");
+  }
+  VIA_RETURN_IF_ERROR(renamed);
+  temp_guard.Release();
+  RemoveDatabaseFiles(temp);  // companions only: the main file was renamed
+  return FsyncDirectoryOf(db);
 }
 
 Result<fs::path> Quarantine(const fs::path& db, const std::string& suffix) {

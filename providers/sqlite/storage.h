@@ -56,30 +56,68 @@ struct FileDigest {
 // Progress callback: (done, total) in pages. May be null.
 using Progress = std::function<void(std::uint64_t done, std::uint64_t total)>;
 
+// Progress of long work by phase ("copy", "fsync+sha256", "integrity_check",
+// ...): (phase, done, total) in bytes. Every phase is reported at least once
+// when it starts and once when done == total. May be null.
+using PhaseProgress =
+    std::function<void(const char* phase, std::uint64_t done, std::uint64_t total)>;
+
 // Online backup of the live database `db` into `dest`: writes `dest` + ".tmp"
-// through the SQLite backup API, fsyncs it, runs integrity_check on it, hashes
-// it, renames it to `dest` and fsyncs the directory. On any error the temp file
-// is removed and `dest` is never created. Works while other connections write.
-// The fsync, the hash and the check need only the finished temp file, so they
-// run side by side on two threads (this one and one it starts and joins); the
-// check is split into parts (quick_check and integrity_check of each table)
-// that together check exactly what one integrity_check does.
+// through the SQLite backup API, fsyncs and hashes it (two threads, side by
+// side), renames it to `dest` and fsyncs the directory. On any error the temp
+// file is removed and `dest` is never created. Works while other connections
+// write. No integrity_check here: the copy is usable once durable and hashed,
+// and VerifySnapshot checks it later (DESIGN.md section 5).
 Result<FileDigest> TakeSnapshot(const std::filesystem::path& db, const std::filesystem::path& dest,
-                                const Progress& progress = nullptr);
+                                const Progress& progress = nullptr,
+                                const PhaseProgress& phases = nullptr);
 
 // SHA-256, size and page count of a snapshot file as it is on disk.
-Result<FileDigest> DigestFile(const std::filesystem::path& file);
+Result<FileDigest> DigestFile(const std::filesystem::path& file,
+                              const PhaseProgress& phases = nullptr);
+
+// The verification of a snapshot file: its SHA-256 and size against what the
+// log recorded, and PRAGMA integrity_check, side by side on two threads (the
+// check split into parts as in CheckFileIntegrity). `ok` false with `detail`
+// naming the first problem (a missing file, another hash, damage); an error
+// only when the check could not run at all (a lock held elsewhere).
+struct SnapshotCheck {
+  bool ok = false;
+  std::string detail;  // "ok" or the problem
+};
+Result<SnapshotCheck> VerifySnapshot(const std::filesystem::path& file, ByteView expected_sha256,
+                                     std::uint64_t expected_bytes,
+                                     const PhaseProgress& phases = nullptr);
+
+// Copies a snapshot file to `dest` (a new file: AlreadyExists when something
+// is there), hashing while copying: `dest`.via-export-tmp, fsync, rename, fsync
+// of the directory. DataLoss "snapshot_hash_mismatch" (and no `dest`) when
+// the bytes read differ from `expected_sha256`.
+Result<FileDigest> ExportFile(const std::filesystem::path& file, const std::filesystem::path& dest,
+                              ByteView expected_sha256, const PhaseProgress& phases = nullptr);
+
+// Creates the database `db` (which must not exist) from the SQLite database
+// in `source` (an operator's file or a snapshot): in one read transaction on
+// `source`, integrity_check (unless `source_verified`) and an online backup
+// into a temporary file, then WAL mode, fsync, rename, fsync of the
+// directory. DataLoss "import_corrupt" when the check fails; `db` is never
+// created on error.
+Status ImportDatabase(const std::filesystem::path& source, const std::filesystem::path& db,
+                      bool source_verified, const PhaseProgress& phases = nullptr);
 
 // Writes the content of `snapshot` into the live database `db` through SQLite
 // (backup API into an open connection to `db`), as one write transaction, so
 // that concurrent readers see either the old or the new content, never a mix,
 // and concurrent writers wait (busy timeout) or get SQLITE_BUSY. Never copies
 // a file over an open database. The snapshot is opened read-only and must pass
-// integrity_check (on two threads, as in TakeSnapshot) before `db` is touched:
-// DataLoss "snapshot_corrupt" otherwise. The copy is page-exact from the state
-// that passed, so the restored database is not checked again.
+// integrity_check (on two threads) before `db` is touched: DataLoss
+// "snapshot_corrupt" otherwise, unless `verified` says that the caller has
+// just matched the file's SHA-256 to a snapshot that VerifySnapshot passed
+// (then no integrity_check runs). The copy is page-exact from the state that
+// passed, so the restored database is not checked again.
 Status RestoreInto(const std::filesystem::path& snapshot, const std::filesystem::path& db,
-                   const Progress& progress = nullptr);
+                   const Progress& progress = nullptr, bool verified = false,
+                   const PhaseProgress& phases = nullptr);
 
 // Moves `db` and its -wal/-shm companions aside to `<db>.corrupt-<suffix>`
 // (never deletes bytes) and returns the new path of the main file.

@@ -286,6 +286,8 @@ TEST_CASE("a crash inside an append of a restore is recovered", "[cli][recover][
     h.Fill("app-db", "snapshotted");
     json snap = h.Json("addon snapshot app-db");
     REQUIRE(snap["status"] == "taken");
+    // Verified beforehand, so that the restore appends no SnapshotVerified.
+    REQUIRE(h.Run("addon snapshots verify app-db").exit_code == 0);
     h.Fill("app-db", "changed");
     const std::size_t before = h.Records().size();
     auto crashed = h.Run("--yes addon restore app-db --snapshot " + snap["id"].get<std::string>(),

@@ -96,12 +96,14 @@ TEST_CASE("snapshot, change, restore brings the data back and the safety snapsho
   CHECK(Via(h.dir.path(), "audit verify").exit_code == 0);
 }
 
-TEST_CASE("restore refuses a snapshot file changed by one byte with exit 6", "[cli]") {
+TEST_CASE("restore refuses a verified snapshot whose file changed by one byte with exit 6",
+          "[cli]") {
   Home h;
   std::string id = h.Create("app-db");
   Sql(h.Db(id), "CREATE TABLE t(x); INSERT INTO t VALUES (1)");
   auto [code, snap] = h.Json("addon snapshot app-db");
   REQUIRE(code == 0);
+  REQUIRE(h.Json("addon snapshots verify app-db").first == 0);
   fs::path file = h.dir.path() / "snapshots" / id / (snap["id"].get<std::string>() + ".sqlite");
   {
     std::fstream f(file, std::ios::binary | std::ios::in | std::ios::out);

@@ -1071,20 +1071,62 @@ TEST_CASE("a snapshot never replaces an existing file", "[providers]") {
   CHECK(ReadAll(dir / "sn.sqlite") == "an earlier snapshot");
 }
 
-TEST_CASE("a snapshot of a damaged database fails integrity_check and leaves no file",
+// Taking a snapshot runs no integrity_check (it is usable once durable and
+// hashed); VerifySnapshot finds the damage later, by the recorded hash.
+SnapshotCheck TakeThenVerify(const fs::path& db, const fs::path& snapshot) {
+  auto taken = TakeSnapshot(db, snapshot);
+  INFO(taken.status().ToString());
+  REQUIRE(taken.ok());
+  CHECK(*DigestFile(snapshot) == *taken);
+  auto check = VerifySnapshot(snapshot, taken->sha256, taken->bytes);
+  REQUIRE(check.ok());
+  return *check;
+}
+
+TEST_CASE("a snapshot of a damaged database is taken, and its verification fails",
           "[providers]") {
   TempDir dir;
   fs::path db = dir / "data.sqlite";
   MakeDatabase(db, 400);
   Scribble(db, 4096 * 5 + 100, 200);
-  auto taken = TakeSnapshot(db, dir / "sn.sqlite");
-  INFO(taken.status().ToString());
-  CHECK(taken.status().code() == StatusCode::kDataLoss);
-  CHECK_FALSE(fs::exists(dir / "sn.sqlite"));
+  SnapshotCheck check = TakeThenVerify(db, dir / "sn.sqlite");
+  CHECK_FALSE(check.ok);
   CHECK_FALSE(fs::exists(dir / "sn.sqlite.tmp"));
 }
 
-TEST_CASE("a snapshot of a database whose index disagrees with its rows fails and leaves no file",
+TEST_CASE("verification checks the hash recorded at the take: a changed byte fails it",
+          "[providers]") {
+  TempDir dir;
+  fs::path db = dir / "data.sqlite";
+  MakeDatabase(db, 400);
+  auto taken = TakeSnapshot(db, dir / "sn.sqlite");
+  REQUIRE(taken.ok());
+  auto good = VerifySnapshot(dir / "sn.sqlite", taken->sha256, taken->bytes);
+  REQUIRE(good.ok());
+  CHECK(good->ok);
+  CHECK(good->detail == "ok");
+  // One bit of the last page flipped.
+  {
+    std::fstream f(dir / "sn.sqlite", std::ios::binary | std::ios::in | std::ios::out);
+    f.seekg(-10, std::ios::end);
+    char c = 0;
+    f.read(&c, 1);
+    f.seekp(-10, std::ios::end);
+    c = static_cast<char>(c ^ 1);
+    f.write(&c, 1);
+  }
+  auto bad = VerifySnapshot(dir / "sn.sqlite", taken->sha256, taken->bytes);
+  REQUIRE(bad.ok());
+  CHECK_FALSE(bad->ok);
+  CHECK_THAT(bad->detail, Catch::Contains("SHA-256"));
+  fs::remove(dir / "sn.sqlite");
+  auto gone = VerifySnapshot(dir / "sn.sqlite", taken->sha256, taken->bytes);
+  REQUIRE(gone.ok());
+  CHECK_FALSE(gone->ok);
+  CHECK_THAT(gone->detail, Catch::Contains("missing"));
+}
+
+TEST_CASE("a snapshot of a database whose index disagrees with its rows fails verification",
           "[providers]") {
   TempDir dir;
   fs::path db = dir / "data.sqlite";
@@ -1098,14 +1140,12 @@ TEST_CASE("a snapshot of a database whose index disagrees with its rows fails an
     TestDb conn(db, SQLITE_OPEN_READONLY);
     REQUIRE(conn.Text("PRAGMA quick_check") == "ok");  // only the index checks see it
   }
-  auto taken = TakeSnapshot(db, dir / "sn.sqlite");
-  INFO(taken.status().ToString());
-  CHECK(taken.status().code() == StatusCode::kDataLoss);
-  CHECK_THAT(taken.status().message(), Catch::Contains("missing from index t_v"));
-  CHECK(FilesIn(dir.path()) == std::vector<std::string>{"data.sqlite"});
+  SnapshotCheck check = TakeThenVerify(db, dir / "sn.sqlite");
+  CHECK_FALSE(check.ok);
+  CHECK_THAT(check.detail, Catch::Contains("missing from index t_v"));
 }
 
-TEST_CASE("a snapshot of a database with a page that nothing uses fails and leaves no file",
+TEST_CASE("a snapshot of a database with a page that nothing uses fails verification",
           "[providers]") {
   TempDir dir;
   fs::path db = dir / "data.sqlite";
@@ -1117,11 +1157,9 @@ TEST_CASE("a snapshot of a database with a page that nothing uses fails and leav
     REQUIRE(conn.Text("PRAGMA integrity_check('t')") == "ok");
     REQUIRE(conn.Text("PRAGMA integrity_check('filler')") == "ok");
   }
-  auto taken = TakeSnapshot(db, dir / "sn.sqlite");
-  INFO(taken.status().ToString());
-  CHECK(taken.status().code() == StatusCode::kDataLoss);
-  CHECK_THAT(taken.status().message(), Catch::Contains("never used"));
-  CHECK(FilesIn(dir.path()) == std::vector<std::string>{"data.sqlite"});
+  SnapshotCheck check = TakeThenVerify(db, dir / "sn.sqlite");
+  CHECK_FALSE(check.ok);
+  CHECK_THAT(check.detail, Catch::Contains("never used"));
 }
 
 TEST_CASE("a snapshot checks tables of every kind: quoted names, WITHOUT ROWID, virtual",
@@ -1143,17 +1181,15 @@ TEST_CASE("a snapshot checks tables of every kind: quoted names, WITHOUT ROWID, 
     conn.Exec("INSERT INTO kv SELECT 'k' || k, k FROM " + odd);
     conn.Exec("INSERT INTO notes SELECT v FROM " + odd);
   }
-  auto taken = TakeSnapshot(db, dir / "sn.sqlite");
-  INFO(taken.status().ToString());
-  REQUIRE(taken.ok());
+  SnapshotCheck check = TakeThenVerify(db, dir / "sn.sqlite");
+  CHECK(check.ok);
   CHECK(IntegrityOf(dir / "sn.sqlite") == "ok");
 
   // Damage in the oddly named table is found too.
   MismatchIndex(db, "odd_v", "CREATE INDEX odd_v ON " + odd + "(k, v)");
-  auto damaged = TakeSnapshot(db, dir / "sn2.sqlite");
-  CHECK(damaged.status().code() == StatusCode::kDataLoss);
-  CHECK_THAT(damaged.status().message(), Catch::Contains("odd_v"));
-  CHECK_FALSE(fs::exists(dir / "sn2.sqlite"));
+  SnapshotCheck damaged = TakeThenVerify(db, dir / "sn2.sqlite");
+  CHECK_FALSE(damaged.ok);
+  CHECK_THAT(damaged.detail, Catch::Contains("odd_v"));
 }
 
 TEST_CASE("a snapshot that runs out of space leaves neither the file nor its temporary",
