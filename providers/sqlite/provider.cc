@@ -193,12 +193,15 @@ Result<RepairOutcome> SqliteProvider::FinishRepair(const State& state,
     VIA_RETURN_IF_ERROR(AppendCompletion(
         "repair-finish/" + addon_id + "/" + std::to_string(state.seq),
         {StorageRepaired{addon_id, "verified_after_crash", "", "storage passed the probe"}}));
-    return RepairOutcome{{"verified_after_crash"}, ""};
+    return RepairOutcome{{"verified_after_crash"}, "", ""};
   }
-  return Repair(addon_id);
+  // The intent is only appended once the empty-database question was settled
+  // (a verified snapshot, nothing to lose, or --allow-empty): finishing it
+  // carries out that decision.
+  return Repair(addon_id, /*allow_empty=*/true);
 }
 
-Result<RepairOutcome> SqliteProvider::Repair(const std::string& addon_id) {
+Result<RepairOutcome> SqliteProvider::Repair(const std::string& addon_id, bool allow_empty) {
   VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home.addon_dir(addon_id)));
   VIA_ASSIGN_OR_RETURN(State state, Current(options_.home, log_, addon_id));  // under the lock
   const AddonState* addon = state.FindById(addon_id);
@@ -223,6 +226,47 @@ Result<RepairOutcome> SqliteProvider::Repair(const std::string& addon_id) {
                                   " (fix permissions or the disk first)");
   }
 
+  // Newest snapshot of this add-on whose file still matches its recorded
+  // hash, chosen before anything is written: whether the repair installs an
+  // empty database is known, and refused, up front.
+  std::vector<const SnapshotState*> snapshots;
+  for (const auto& [id, snap] : state.snapshots) {
+    if (snap.addon_id == addon_id && snap.status == SnapshotStatus::kTaken && !snap.deleted) {
+      snapshots.push_back(&snap);
+    }
+  }
+  std::sort(snapshots.begin(), snapshots.end(),
+            [](const SnapshotState* a, const SnapshotState* b) {
+              return a->requested_seq > b->requested_seq;
+            });
+  const SnapshotState* source = nullptr;
+  if (probe.health != StorageHealth::kOk) {
+    for (const SnapshotState* snap : snapshots) {
+      auto digest = DigestFile(options_.home.snapshot_file(addon_id, snap->id));
+      if (digest.ok() && Bytes(digest->sha256.begin(), digest->sha256.end()) == snap->sha256) {
+        source = snap;
+        break;
+      }
+    }
+    const bool had_data = probe.health == StorageHealth::kCorrupt || !snapshots.empty();
+    if (source == nullptr && had_data && !allow_empty) {
+      const std::string what = probe.health == StorageHealth::kCorrupt
+                                   ? "the database file is corrupt"
+                                   : "the database file is missing";
+      const std::string snaps = snapshots.empty()
+                                    ? "there is no snapshot"
+                                    : "none of its " + std::to_string(snapshots.size()) +
+                                          " snapshots matches its recorded hash";
+      return FailedPrecondition("repair_needs_allow_empty",
+                                what + " and " + snaps +
+                                    ": repairing installs an EMPTY database (a corrupt file is "
+                                    "moved aside, never deleted); pass --allow-empty to accept")
+          .WithRemediation("via addon ensure sqlite " + addon->name + " --app " + addon->app +
+                           " --repair --allow-empty")
+          .WithOwner("operator");
+    }
+  }
+
   // Intent first, keyed by the log position so that a retry appends nothing twice.
   const std::string command_id = "repair/" + addon_id + "/" + std::to_string(state.seq);
   std::string action = probe.health == StorageHealth::kOk      ? "adopted_existing"
@@ -243,32 +287,12 @@ Result<RepairOutcome> SqliteProvider::Repair(const std::string& addon_id) {
       done.push_back(StorageRepaired{addon_id, "quarantined_corrupt", "", moved.string()});
       outcome.actions.push_back("quarantined_corrupt");
     }
-    // Newest snapshot of this add-on whose file still matches its recorded hash.
-    std::vector<const SnapshotState*> snapshots;
-    for (const auto& [id, snap] : state.snapshots) {
-      if (snap.addon_id == addon_id && snap.status == SnapshotStatus::kTaken) {
-        snapshots.push_back(&snap);
-      }
-    }
-    std::sort(snapshots.begin(), snapshots.end(),
-              [](const SnapshotState* a, const SnapshotState* b) {
-                return a->requested_seq > b->requested_seq;
-              });
-    std::string restored_from;
-    for (const SnapshotState* snap : snapshots) {
-      fs::path file = options_.home.snapshot_file(addon_id, snap->id);
-      auto digest = DigestFile(file);
-      if (!digest.ok() || Bytes(digest->sha256.begin(), digest->sha256.end()) != snap->sha256) {
-        continue;
-      }
+    if (source != nullptr) {
       VIA_RETURN_IF_ERROR(CreateDatabase(db));
-      VIA_RETURN_IF_ERROR(RestoreInto(file, db));
-      restored_from = snap->id;
-      break;
-    }
-    if (!restored_from.empty()) {
-      done.push_back(StorageRepaired{addon_id, "restored_from_snapshot", restored_from, ""});
+      VIA_RETURN_IF_ERROR(RestoreInto(options_.home.snapshot_file(addon_id, source->id), db));
+      done.push_back(StorageRepaired{addon_id, "restored_from_snapshot", source->id, ""});
       outcome.actions.push_back("restored_from_snapshot");
+      outcome.restored_from = source->id;
     } else {
       Status created = CreateDatabase(db);
       if (!created.ok()) return created.WithContext("recreate " + db.string());
