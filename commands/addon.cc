@@ -186,7 +186,9 @@ Result<ReadinessReport> EnsureAddon(const Context& ctx, const CreateRequest& req
     if (needs) {
       auto repaired = session.Provider(ctx).Repair(id, allow_empty);
       if (!repaired.ok()) {
-        if (repaired.status().reason() != "repair_needs_allow_empty") return repaired.status();
+        // A refusal (an empty database without consent, an unreadable file)
+        // is answered beside the readiness; anything else is an error.
+        if (repaired.status().code() != StatusCode::kFailedPrecondition) return repaired.status();
         refusal = repaired.status();
       } else {
         changed = changed || !repaired->actions.empty();

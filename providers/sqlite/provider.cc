@@ -223,7 +223,8 @@ Result<RepairOutcome> SqliteProvider::Repair(const std::string& addon_id, bool a
   if (probe.health == StorageHealth::kUnreadable) {
     return FailedPrecondition("storage_unreadable",
                               "cannot repair " + db.string() + ": " + probe.detail +
-                                  " (fix permissions or the disk first)");
+                                  " (fix permissions or the disk first)")
+        .WithOwner("platform");
   }
 
   // Newest snapshot of this add-on whose file still matches its recorded

@@ -93,6 +93,11 @@ expect 401 bad_signature "token with another token's signature" -H "Authorizatio
 MINTED=$(node "$HERE/mint.mjs" "$H/keys/workload.key" "$KID" spiffe://via.local/app/api/release/v1 via-config 600)
 expect 200 - "a jose-signed token with the workload key is accepted" -H "Authorization: Bearer $MINTED" "$BASE/v1/descriptors/DATABASE"
 expect 403 binding_not_claimed "binding attached after the release" "${AUTH[@]}" "$BASE/v1/descriptors/CACHE"
+# Its remediation is a command, owned by the app's developer (issue 13).
+[ "$(json_field '["error"]["remediation"]' <"$H/body")" = "via release create --app api" ] \
+  && [ "$(json_field '["error"]["owner"]' <"$H/body")" = app_developer ] \
+  || fail "binding_not_claimed carries no remediation: $(cat "$H/body")"
+pass "binding_not_claimed names via release create --app api, owner app_developer"
 expect 404 binding_not_found "unknown binding" "${AUTH[@]}" "$BASE/v1/descriptors/NOPE"
 expect 404 binding_not_found "token of another app asks for this app's binding" -H "Authorization: Bearer $WEB_TOKEN" "$BASE/v1/descriptors/GONE"
 expect 200 - "token of another app gets its own DATABASE" -H "Authorization: Bearer $WEB_TOKEN" "$BASE/v1/descriptors/DATABASE"
