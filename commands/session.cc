@@ -219,8 +219,10 @@ Result<std::pair<Bytes, Bytes>> NewGeneration(const Context& ctx, const std::str
   auto key = eventstore::ReadFile(ctx.home.credentials_key());
   if (!key.ok() || key->size() != 32) {
     return FailedPrecondition("credentials_key_missing",
-                              ctx.home.credentials_key().string() + " is missing or damaged")
-        .WithRemediation("restore keys/credentials.key from backup (see docs/operations.md)");
+                              ctx.home.credentials_key().string() +
+                                  " is missing or damaged; restore it from backup (see "
+                                  "docs/operations.md)")
+        .WithOwner("security");  // restore it from backup (docs/operations.md): never regenerate
   }
   Bytes salt = crypto::RandomBytes(16);
   Hash256 credential = crypto::DeriveCredential(*key, addon_id, generation, salt);

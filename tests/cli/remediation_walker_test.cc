@@ -493,6 +493,37 @@ TEST_CASE("walker: every refusal converges", "[cli][walker]") {
          return std::make_tuple("--yes addon restore app-db --snapshot " + sn,
                                 "addon status app-db", id);
        }},
+      {"restore of another add-on's snapshot", "snapshot_of_another_addon", false,
+       [](Home& h) {
+         h.Must("addon create sqlite app-db --app api");
+         json taken = h.Json("addon snapshot other");
+         const std::string sn = taken["id"];
+         return std::make_tuple("--yes addon restore app-db --snapshot " + sn,
+                                "--yes addon restore app-db --snapshot " + sn, h.Id("app-db"));
+       }},
+      {"snapshot while a restore is in flight", "restore_in_progress", true,
+       [](Home& h) {
+         h.Must("addon create sqlite app-db --app api --bind DATABASE");
+         std::string id = h.Id("app-db");
+         h.AppendRaw({RestoreRequested{id, "sn_1", "sn_2"}});
+         return std::make_tuple("addon snapshot app-db", "addon snapshot app-db", id);
+       }},
+      {"create without the credentials key", "credentials_key_missing", false,
+       [](Home& h) {
+         fs::remove(h.dir.path() / "keys" / "credentials.key");
+         return std::make_tuple("addon create sqlite app-db --app api",
+                                "addon create sqlite app-db --app api", "");
+       }},
+      {"destroy while a release with a live token claims it", "claimed_by_release", false,
+       [](Home& h) {
+         h.Must("addon create sqlite app-db --app api --bind DATABASE");
+         h.Must("release create --app api");
+         h.Must("workload token --app api --release v1 --ttl 10m");
+         h.Must("addon unbind app-db --app api --bind DATABASE");
+         h.Must("release create --app api");
+         return std::make_tuple("--yes addon destroy app-db", "--yes addon destroy app-db",
+                                h.Id("app-db"));
+       }},
       {"release id taken", "release_exists", false,
        [](Home& h) {
          h.Must("addon create sqlite app-db --app api --bind DATABASE");
