@@ -39,7 +39,16 @@ nlohmann::json ReportJson(const commands::ReadinessReport& r) {
   out["addon"] = r.addon ? AddonJson(*r.addon) : nlohmann::json(nullptr);
   out["binding"] = r.binding.empty() ? nlohmann::json(nullptr)
                                      : nlohmann::json{{"app", r.app}, {"name", r.binding}};
+  if (r.is_ensure && !r.refusal.ok()) {
+    const Status& e = r.refusal;
+    out["error"] = {{"code", e.reason()},
+                    {"message", e.message()},
+                    {"remediation", OrNull(e.remediation())},
+                    {"owner", OrNull(e.owner())}};
+  }
+  if (r.is_binding_change) out["changed"] = r.changed;
   if (r.is_ensure) {
+    out["restored_from"] = OrNull(r.restored_from);
     out["created"] = r.created;
     out["already_exists"] = r.already_exists;
     out["changed"] = r.changed;
@@ -77,6 +86,13 @@ void PrintReport(const commands::ReadinessReport& r) {
     }
   }
   if (!r.binding.empty()) std::cout << "binding: " << r.app << "/" << r.binding << "\n";
+  if (r.is_ensure && !r.refusal.ok()) {
+    std::cout << "refused: " << r.refusal.message() << " [" << r.refusal.reason() << "]\n";
+    if (!r.refusal.remediation().empty()) std::cout << "  fix:    " << r.refusal.remediation() << "\n";
+    if (!r.refusal.owner().empty()) std::cout << "  owner:  " << r.refusal.owner() << "\n";
+  }
+  if (r.is_binding_change) std::cout << (r.changed ? "changed" : "nothing changed") << "\n";
+  if (!r.restored_from.empty()) std::cout << "restored from snapshot " << r.restored_from << "\n";
   if (r.is_ensure) {
     std::cout << (r.created ? "created" : "already exists")
               << (r.changed ? ", changed" : ", nothing changed") << "\n";
@@ -91,7 +107,10 @@ void PrintReport(const commands::ReadinessReport& r) {
   } else {
     std::cout << "usable by app: no  [" << *x.blocking << ", owner " << x.owner << "]\n"
               << "  reason: " << x.reason << "\n"
-              << "  fix:    " << x.remediation << "\n";
+              << "  fix:    "
+              << (x.remediation.empty() ? "none to paste: the " + x.owner + " decides"
+                                        : x.remediation)
+              << "\n";
   }
 }
 
@@ -117,6 +136,7 @@ struct Flags {
   std::string app;
   std::string binding;
   bool repair = false;
+  bool allow_empty = false;
   bool all = false;
   bool force = false;
   std::string label;
@@ -228,13 +248,24 @@ void RegisterAddon(CLI::App& app, Shell& shell) {
   ensure->add_option("provider", f->provider, "provider (sqlite)")->required();
   ensure->add_option("name", f->name, "add-on name")->required();
   ensure->add_option("--app", f->app, "owning app")->required();
-  ensure->add_option("--bind", f->binding, "binding name")->required();
+  ensure->add_option("--bind", f->binding, "binding name to attach when missing (none: attach nothing)");
   ensure->add_flag("--repair", f->repair, "repair missing or corrupt storage (never deletes bytes)");
+  ensure->add_flag("--allow-empty", f->allow_empty,
+                   "with --repair: accept an empty database where data existed and no snapshot verifies");
   ensure->callback([&shell, f]() {
     shell.action = [&shell, f]() {
       VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
-      auto report = commands::EnsureAddon(ctx, {f->name, f->provider, f->app, f->binding}, f->repair);
-      return Render(shell, report, report.ok() ? ReadinessExit(*report) : 1);
+      if (f->allow_empty && !f->repair) {
+        return shell.Fail(InvalidArgument("allow_empty_without_repair",
+                                          "--allow-empty only applies to --repair"));
+      }
+      auto report = commands::EnsureAddon(ctx, {f->name, f->provider, f->app, f->binding},
+                                          f->repair, f->allow_empty);
+      int code = 1;
+      if (report.ok()) {
+        code = report->refusal.ok() ? ReadinessExit(*report) : ExitCodeFor(report->refusal.code());
+      }
+      return Render(shell, report, code);
     };
   });
 
@@ -353,7 +384,9 @@ void RegisterAddon(CLI::App& app, Shell& shell) {
 
   CLI::App* destroy = addon->add_subcommand("destroy", "destroy an add-on (refused while bound)");
   destroy->add_option("name", f->name, "add-on name or id")->required();
-  destroy->add_flag("--force", f->force, "destroy even when an app's latest release claims it");
+  destroy->add_flag("--force", f->force,
+                    "destroy even when an app's latest release, or a release with a live "
+                    "workload token, claims it");
   destroy->callback([&shell, f]() {
     shell.action = [&shell, f]() {
       VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);

@@ -38,7 +38,7 @@ int UsageError(via::cli::Shell& shell, const CLI::App& app, const CLI::ParseErro
 std::string CommandWord(const std::vector<std::string>& args) {
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
-    if (a == "--home" || a == "--actor") {
+    if (a == "--home" || a == "--actor" || a == "--command-id") {
       ++i;  // its value
       continue;
     }
@@ -47,6 +47,26 @@ std::string CommandWord(const std::vector<std::string>& args) {
     return a;
   }
   return "";
+}
+
+// The words of the command line that say what to do (global flags dropped,
+// `--flag=value` kept as written), joined by NUL: what --command-id keys on.
+std::string CommandLineWithoutGlobals(const std::vector<std::string>& args) {
+  std::string out;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--home" || a == "--actor" || a == "--command-id") {
+      ++i;
+      continue;
+    }
+    if (a == "--json" || a == "--yes" || a == "-y" || a.rfind("--home=", 0) == 0 ||
+        a.rfind("--actor=", 0) == 0 || a.rfind("--command-id=", 0) == 0) {
+      continue;
+    }
+    out += a;
+    out.push_back('\0');
+  }
+  return out;
 }
 
 }  // namespace
@@ -65,6 +85,9 @@ int main(int argc, char** argv) {
   app.add_option("--actor", shell.globals.actor, "who is acting (default $USER)")
       ->type_name("NAME");
   app.add_flag("--yes,-y", shell.globals.yes, "confirm destructive work without a prompt");
+  app.add_option("--command-id", shell.globals.command_id,
+                 "make a retry safe: the same command with the same id appends nothing again")
+      ->type_name("ID");
 #ifdef VIA_TEST_HOOKS
   app.set_version_flag("--version",
                        "via " VIA_VERSION " (built with test hooks: $VIA_TEST_FAULT, $VIA_CRASH_AT)",
@@ -86,6 +109,7 @@ int main(int argc, char** argv) {
       {"serve", via::cli::RegisterServe},       {"sql", via::cli::RegisterSql},
       {"completion", via::cli::RegisterCompletion}, {"help", via::cli::RegisterHelp}};
   const std::string word = CommandWord(args);
+  shell.globals.command_line = CommandLineWithoutGlobals(args);
   bool one = false;
   for (const auto& [name, add] : kCommands) {
     if (word == name && word != "help" && word != "completion") {

@@ -9,6 +9,9 @@
 #include <memory>
 #include <cstdlib>
 #include <iostream>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "crypto/crypto.h"
 
@@ -33,6 +36,45 @@ Result<commands::Context> Shell::MakeContext() {
   ctx.clock = &clock_;
   ctx.ids = &ids_;
   ctx.progress = ProgressPrinter(/*bytes=*/true);
+  if (!globals.command_id.empty()) {
+    const std::string& id = globals.command_id;
+    bool ok = id.size() <= 128;
+    for (char c : id) {
+      ok = ok && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '-' || c == '_' || c == '.' || c == ':');
+    }
+    if (!ok) {
+      return InvalidArgument("invalid_command_id",
+                             "--command-id takes 1 to 128 of A-Z a-z 0-9 - _ . :");
+    }
+    // The commands whose changes are decisions appended under the id.
+    std::vector<std::string> words;
+    for (std::size_t start = 0; start < globals.command_line.size();) {
+      std::size_t end = globals.command_line.find('\0', start);
+      if (end == std::string::npos) end = globals.command_line.size();
+      words.push_back(globals.command_line.substr(start, end - start));
+      start = end + 1;
+    }
+    static const std::pair<const char*, const char*> kSupported[] = {
+        {"addon", "create"},   {"addon", "bind"},    {"addon", "unbind"},
+        {"addon", "ensure"},   {"addon", "destroy"}, {"addon", "snapshot"},
+        {"addon", "restore"},  {"addon", "rotate-credentials"},
+        {"addon", "revoke-credentials"}, {"release", "create"}};
+    bool supported = false;
+    for (const auto& [verb, sub] : kSupported) {
+      supported = supported || (words.size() >= 2 && words[0] == verb && words[1] == sub);
+    }
+    if (!supported) {
+      return InvalidArgument("command_id_unsupported",
+                             "--command-id is for commands that change state (addon create, "
+                             "bind, unbind, ensure, destroy, snapshot, restore, "
+                             "rotate-credentials, revoke-credentials; release create)");
+    }
+    // Keyed on the command line too: the same id on another command is
+    // another command, never a replay of this one's records.
+    Hash256 line = crypto::Sha256::Digest(globals.command_line);
+    ctx.command_id = "cli/" + id + "/" + HexEncode(ByteView(line.data(), 8));
+  }
 #ifdef VIA_TEST_HOOKS
   // Test-only faults and crash points (docs/operations.md), compiled in only
   // when the build asks for them (cmake -DVIA_TEST_HOOKS=ON).
@@ -57,10 +99,12 @@ int Shell::Fail(const Status& given) {
     nlohmann::json error = {{"code", code}, {"message", status.message()}};
     error["remediation"] = status.remediation().empty() ? nlohmann::json(nullptr)
                                                         : nlohmann::json(status.remediation());
+    error["owner"] = status.owner().empty() ? nlohmann::json(nullptr) : nlohmann::json(status.owner());
     std::cout << nlohmann::json{{"error", error}}.dump() << "\n";
   } else {
     std::cerr << "error: " << status.message() << " [" << code << "]\n";
     if (!status.remediation().empty()) std::cerr << "  fix: " << status.remediation() << "\n";
+    if (!status.owner().empty()) std::cerr << "  owner: " << status.owner() << "\n";
   }
   return ExitCodeFor(status.code());
 }

@@ -20,6 +20,11 @@ struct Globals {
   bool json = false;
   std::string actor;
   bool yes = false;
+  // `--command-id ID`: retrying the same command line with the same id
+  // replays the first run's records instead of appending again.
+  std::string command_id;
+  // The command line without its global flags (what --command-id keys on).
+  std::string command_line;
 };
 
 class Shell {

@@ -426,7 +426,8 @@ SqlError ErrorForStatus(int status, std::string_view body, std::optional<int> re
       e.code = status >= 500 && status < 600 ? kSqlServerError : kSqlProtocolError;
   }
   if (e.server_code == "baton_invalid" || e.server_code == "baton_reused" ||
-      e.server_code == "stream_expired") {
+      e.server_code == "stream_expired" || e.server_code == "stream_closed_by_restore" ||
+      e.server_code == "stream_closed_by_repair") {
     e.code = kSqlStreamClosed;
   }
   e.retryable = e.code == std::string_view(kSqlUnavailable);

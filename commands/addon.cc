@@ -3,6 +3,7 @@
 
 #include "commands/addon.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 
@@ -127,18 +128,28 @@ Result<ReadinessReport> CreateAddon(const Context& ctx, const CreateRequest& req
                                     const CreateSource& source) {
   VIA_RETURN_IF_ERROR(RejectTombstone(request.name));
   VIA_ASSIGN_OR_RETURN(Session session, Session::Open(ctx));
-  const std::string id = ctx.ids->NewId("ad_");
-  VIA_ASSIGN_OR_RETURN(auto generation, NewGeneration(ctx, id, 1));
+  const std::string new_id = ctx.ids->NewId("ad_");
+  VIA_ASSIGN_OR_RETURN(auto generation, NewGeneration(ctx, new_id, 1));
   CreateCommand command{request.name, request.provider, request.app, request.binding,
-                        id,           generation.first, generation.second};
+                        new_id,       generation.first, generation.second};
   StateKeys keys = AddonKeys(request.name);
   if (!request.binding.empty()) keys.bindings.insert({request.app, request.binding});
   if (!source.from_file.empty() || !source.from_snapshot.empty()) {
     return CreateFromData(ctx, session, request, source, command, keys);
   }
-  VIA_ASSIGN_OR_RETURN(Decided decided, DecideAndAppend(ctx, session, keys, [&](const State& s) {
-                         return DecideCreate(s, command);
-                       }));
+  // The bindings of a failed record that holds the name (retiring it frees them).
+  VIA_ASSIGN_OR_RETURN(Decided decided, DecideAndAppend(
+                                            ctx, session, keys,
+                                            [&](const State& s) { return DecideCreate(s, command); },
+                                            [&](const State& s) {
+                                              return AddonDetailKeys(s, request.name);
+                                            }));
+  // The add-on this command created (a replayed retry: the first run's).
+  std::string id;
+  for (const auto& e : decided.events) {
+    if (const auto* created = std::get_if<AddonCreated>(&e)) id = created->addon_id;
+  }
+  if (id.empty()) return Internal("create: no AddonCreated among the command's records");
   VIA_ASSIGN_OR_RETURN(State state,
                        ProvisionAndReport(ctx, session, id, request.app, request.binding));
   return Report(ctx, session, state, request.name, state.FindById(id), request.app,
@@ -165,6 +176,7 @@ Result<ReadinessReport> ChangeBinding(
   VIA_ASSIGN_OR_RETURN(report, Report(ctx, session, slice.first, addon,
                                       slice.first.FindAddon(addon), app, binding));
   report.changed = !decided.events.empty();
+  report.is_binding_change = true;
   return report;
 }
 
@@ -181,11 +193,11 @@ Result<ReadinessReport> UnbindAddon(const Context& ctx, const std::string& addon
 }
 
 Result<ReadinessReport> EnsureAddon(const Context& ctx, const CreateRequest& request,
-                                    bool repair) {
+                                    bool repair, bool allow_empty) {
   VIA_RETURN_IF_ERROR(RejectTombstone(request.name));
   VIA_RETURN_IF_ERROR(ValidateAddonName(request.name));
   VIA_RETURN_IF_ERROR(ValidateAppName(request.app));
-  VIA_RETURN_IF_ERROR(ValidateBindingName(request.binding));
+  if (!request.binding.empty()) VIA_RETURN_IF_ERROR(ValidateBindingName(request.binding));
   if (request.provider != kSqliteProvider) {
     return InvalidArgument("unknown_provider",
                            "unknown provider '" + request.provider + "'; this build provides: sqlite");
@@ -193,22 +205,48 @@ Result<ReadinessReport> EnsureAddon(const Context& ctx, const CreateRequest& req
   VIA_ASSIGN_OR_RETURN(Session session, Session::Open(ctx));
   bool changed = false;
   std::string warning;
+  std::string restored_from;
+  Status refusal;
   const std::string new_id = ctx.ids->NewId("ad_");
-  VIA_ASSIGN_OR_RETURN(auto generation, NewGeneration(ctx, new_id, 1));
   StateKeys keys = AddonKeys(request.name);
-  keys.bindings.insert({request.app, request.binding});
+  if (!request.binding.empty()) keys.bindings.insert({request.app, request.binding});
 
   // 1. The add-on: create it unless a live one holds the name.
-  VIA_ASSIGN_OR_RETURN(Decided decided, DecideAndAppend(ctx, session, keys, [&](const State& s) -> Result<std::vector<Event>> {
-    const AddonState* existing = s.FindAddon(request.name);
-    if (existing && existing->name == request.name &&
-        !(existing->phase == AddonPhase::kFailed && !existing->data_present)) {
-      return std::vector<Event>{};
+  auto decided_or = DecideAndAppend(
+      ctx, session, keys,
+      [&](const State& s) -> Result<std::vector<Event>> {
+        const AddonState* existing = s.FindAddon(request.name);
+        if (existing && existing->name == request.name &&
+            !(existing->phase == AddonPhase::kFailed && !existing->data_present)) {
+          return std::vector<Event>{};
+        }
+        VIA_ASSIGN_OR_RETURN(auto generation, NewGeneration(ctx, new_id, 1));
+        return DecideCreate(s, CreateCommand{request.name, request.provider, request.app,
+                                             request.binding, new_id, generation.first,
+                                             generation.second});
+      },
+      [&](const State& s) { return AddonDetailKeys(s, request.name); });
+  if (!decided_or.ok()) {
+    // Refused: nothing was appended. The answer is still the full readiness
+    // of what the name and binding are now, with the refusal beside it.
+    const StatusCode code = decided_or.status().code();
+    if (code != StatusCode::kFailedPrecondition && code != StatusCode::kAlreadyExists) {
+      return decided_or.status();
     }
-    return DecideCreate(s, CreateCommand{request.name, request.provider, request.app,
-                                         request.binding, new_id, generation.first,
-                                         generation.second});
-  }));
+    VIA_ASSIGN_OR_RETURN(auto now, ReportSlice(session, request.name, request.app, request.binding));
+    ReadinessReport report;
+    VIA_ASSIGN_OR_RETURN(report, Report(ctx, session, now.first, request.name,
+                                        now.first.FindAddon(request.name), request.app,
+                                        request.binding, request.provider));
+    report.is_ensure = true;
+    report.refusal = decided_or.status();
+    report.already_exists = report.addon.has_value() &&
+                            report.addon->phase != AddonPhase::kDestroyed;
+    report.compatible = !report.addon || (report.addon->provider == request.provider &&
+                                          report.addon->app == request.app);
+    return report;
+  }
+  Decided decided = std::move(decided_or).value();
   const bool created = !decided.events.empty();
   changed = created;
   // The add-on this command created or found, by id from then on.
@@ -227,15 +265,15 @@ Result<ReadinessReport> EnsureAddon(const Context& ctx, const CreateRequest& req
   }
   const bool compatible = addon->provider == request.provider && addon->app == request.app;
 
-  // 2. The binding: attach when missing, never steal.
-  if (compatible && addon->phase != AddonPhase::kDestroyed &&
+  // 2. The binding (when one is named): attach when missing, never steal.
+  if (!request.binding.empty() && compatible && addon->phase != AddonPhase::kDestroyed &&
       !slice.first.bindings.count({request.app, request.binding})) {
     StateKeys bind_keys = AddonKeys(id);
     bind_keys.bindings.insert({request.app, request.binding});
     VIA_ASSIGN_OR_RETURN(Decided bound, DecideAndAppend(ctx, session, bind_keys, [&](const State& s) -> Result<std::vector<Event>> {
       if (s.bindings.count({request.app, request.binding})) return std::vector<Event>{};
       return DecideBind(s, id, request.app, request.binding);
-    }));
+    }, nullptr, "bind"));
     changed = changed || !bound.events.empty();
   }
 
@@ -249,9 +287,17 @@ Result<ReadinessReport> EnsureAddon(const Context& ctx, const CreateRequest& req
                  addon->checked_corrupt() ||
                  (addon->phase == AddonPhase::kFailed && addon->data_present);
     if (needs) {
-      VIA_ASSIGN_OR_RETURN(auto outcome, session.Provider(ctx).Repair(id));
-      changed = changed || !outcome.actions.empty();
-      warning = outcome.warning;
+      auto repaired = session.Provider(ctx).Repair(id, allow_empty);
+      if (!repaired.ok()) {
+        // A refusal (an empty database without consent, an unreadable file)
+        // is answered beside the readiness; anything else is an error.
+        if (repaired.status().code() != StatusCode::kFailedPrecondition) return repaired.status();
+        refusal = repaired.status();
+      } else {
+        changed = changed || !repaired->actions.empty();
+        warning = repaired->warning;
+        restored_from = repaired->restored_from;
+      }
       VIA_ASSIGN_OR_RETURN(slice, fresh());
       addon = slice.first.FindById(id);
     }
@@ -266,6 +312,8 @@ Result<ReadinessReport> EnsureAddon(const Context& ctx, const CreateRequest& req
   report.changed = changed;
   report.compatible = compatible;
   report.warning = warning;
+  report.refusal = refusal;
+  report.restored_from = restored_from;
   return report;
 }
 
@@ -275,7 +323,10 @@ Result<ReadinessReport> AddonStatus(const Context& ctx, const std::string& addon
   VIA_ASSIGN_OR_RETURN(Session session, Session::OpenForReading(ctx));
   // Only the add-on and its bindings, in one snapshot: no replay.
   VIA_ASSIGN_OR_RETURN(auto slice, ReportSlice(session, addon, "", ""));
-  return Report(ctx, session, slice.first, addon, slice.first.FindAddon(addon), "", "");
+  const AddonState* found = slice.first.FindAddon(addon);
+  // A name no live add-on holds: report the record last created under it.
+  if (found == nullptr && !LooksLikeId(addon, "ad_")) found = LatestIncarnation(slice.first, addon);
+  return Report(ctx, session, slice.first, addon, found, "", "");
 }
 
 Status ListAddons(const Context& ctx, bool all,
@@ -352,10 +403,38 @@ Result<DestroyResult> DestroyAddon(const Context& ctx, const std::string& addon,
     }
     return keys;
   };
+  // Workload tokens issued since the add-on was created, up to the state a
+  // decision is made on (read on from where the last attempt stopped).
+  TokenFacts tokens;
+  std::uint64_t scanned = 0;
+  auto read_tokens = [&](const State& s) -> Status {
+    const AddonState* a = s.FindAddon(addon);
+    if (a == nullptr || force) return Status::Ok();
+    std::uint64_t from = std::max(scanned + 1, a->created_seq);
+    if (from > s.seq) return Status::Ok();
+    Status error;
+    VIA_RETURN_IF_ERROR(session.store().Scan(from, s.seq, [&](const eventstore::StoredRecord& row) {
+      auto record = eventstore::DecodeRecord(row.bytes);
+      if (!record.ok()) {
+        error = record.status().WithContext("seq " + std::to_string(row.seq));
+        return false;
+      }
+      if (const auto* t = std::get_if<WorkloadTokenIssued>(&record->event)) {
+        std::int64_t& until = tokens.expiry_by_release[t->app + "/" + t->release_id];
+        until = std::max(until, t->expires_at_ms);
+      }
+      return true;
+    }));
+    VIA_RETURN_IF_ERROR(error);
+    scanned = s.seq;
+    return Status::Ok();
+  };
+  tokens.now_ms = ctx.clock->NowMs();
   VIA_ASSIGN_OR_RETURN(Decided decided, DecideAndAppend(
                                             ctx, session, AddonKeys(addon),
-                                            [&](const State& s) {
-                                              return DecideDestroy(s, addon, force);
+                                            [&](const State& s) -> Result<std::vector<Event>> {
+                                              VIA_RETURN_IF_ERROR(read_tokens(s));
+                                              return DecideDestroy(s, addon, force, tokens);
                                             },
                                             more));
   const auto& destroyed = std::get<AddonDestroyed>(decided.events.front());

@@ -33,13 +33,20 @@ struct ReadinessReport {
   bool already_exists = false;
   bool changed = false;
   bool compatible = true;
+  // `bind` / `unbind`: `changed` is part of the answer too.
+  bool is_binding_change = false;
+  // `ensure` only: why it refused to change anything (ok when it did not);
+  // the readiness fields still describe the add-on and binding as they are.
+  Status refusal;
+  // `ensure --repair` only: the snapshot the storage was restored from.
+  std::string restored_from;
 };
 
 struct CreateRequest {
   std::string name;
   std::string provider = "sqlite";
   std::string app;
-  std::string binding;  // optional for create, required for ensure
+  std::string binding;  // optional: no binding is attached without one
 };
 
 // `create` only: the data of the new add-on (at most one of the two).
@@ -58,9 +65,13 @@ Result<ReadinessReport> BindAddon(const Context& ctx, const std::string& addon,
 Result<ReadinessReport> UnbindAddon(const Context& ctx, const std::string& addon,
                                     const std::string& app, const std::string& binding);
 
-// Idempotent create-or-check, binding a missing binding; with `repair`,
-// repairs storage. Never steals a binding that points at another add-on.
-Result<ReadinessReport> EnsureAddon(const Context& ctx, const CreateRequest& request, bool repair);
+// Idempotent create-or-check, binding a missing binding (when one is named);
+// with `repair`, repairs storage, installing an empty database where data
+// existed only with `allow_empty`. Never steals a binding that points at
+// another add-on. A refusal comes back in the report (`refusal`), beside the
+// full readiness of what is there.
+Result<ReadinessReport> EnsureAddon(const Context& ctx, const CreateRequest& request, bool repair,
+                                    bool allow_empty = false);
 
 // Readiness of one add-on by live name or id. NotFound (with the report in
 // `not_found_report`) is not an error here: the report says addon_not_found.

@@ -39,6 +39,7 @@ Status AuditLog(const Context& ctx, const LogFilter& filter,
   VIA_ASSIGN_OR_RETURN(auto log, ctx.OpenLogForAudit());
   std::set<std::string> addon_ids;  // every incarnation of filter.addon
   if (!filter.addon.empty()) addon_ids.insert(filter.addon);
+  std::set<std::string> app_addons;  // add-ons filter.app owns or ever bound
   std::map<std::string, std::string> names;  // add-on id -> name at creation
   std::uint64_t shown = 0;
   Status error;
@@ -53,10 +54,26 @@ Status AuditLog(const Context& ctx, const LogFilter& filter,
       if (!filter.addon.empty() && created->name == filter.addon) {
         addon_ids.insert(created->addon_id);
       }
+      if (!filter.app.empty() && created->app == filter.app) app_addons.insert(created->addon_id);
+    }
+    if (const auto* attached = std::get_if<BindingAttached>(&record->event)) {
+      if (!filter.app.empty() && attached->app == filter.app) app_addons.insert(attached->addon_id);
     }
     if (row.seq < filter.since) return true;
-    if (!filter.addon.empty() && !addon_ids.count(EventAddonId(record->event))) return true;
-    if (!filter.app.empty() && EventApp(record->event) != filter.app) return true;
+    // Every event that touches them: one naming the add-on (or, for --app,
+    // the app or any add-on it owns or bound), a release claiming it
+    // included, so destroys, revocations and restores show too.
+    const std::vector<std::string> mentioned = MentionedAddonIds(record->event);
+    auto any_of = [&](const std::set<std::string>& ids) {
+      for (const auto& id : mentioned) {
+        if (!id.empty() && ids.count(id)) return true;
+      }
+      return false;
+    };
+    if (!filter.addon.empty() && !any_of(addon_ids)) return true;
+    if (!filter.app.empty() && EventApp(record->event) != filter.app && !any_of(app_addons)) {
+      return true;
+    }
     LogEntry entry{row.seq, row.hash, row.bytes, std::move(record).value(), {}};
     for (const auto& id : MentionedAddonIds(entry.record.event)) {
       if (auto it = names.find(id); it != names.end()) entry.addon_names[id] = it->second;

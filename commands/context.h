@@ -23,6 +23,11 @@ struct Context {
   // Test-only fault injection for the provider (see providers/sqlite/provider.h);
   // set by the CLI from $VIA_TEST_FAULT in a build with test hooks, else empty.
   std::string test_fault;
+  // `--command-id ID` (empty: none): the log command id prefix under which
+  // this command's decisions are appended ("cli/ID/<digest of the command
+  // line>"), so that a retry with the same id replays the first run's
+  // records instead of appending again.
+  std::string command_id;
   // Test-only crash points (domain/crash.h): armed by the CLI from
   // $VIA_CRASH_AT in a build with test hooks, or given a callback by tests.
   CrashPoints crash;

@@ -29,8 +29,9 @@ Result<GenerationResult> RotateCredentials(const Context& ctx, const std::string
     VIA_ASSIGN_OR_RETURN(auto slice, session.Slice(AddonKeys(id.empty() ? addon : id)));
     const AddonState* a = id.empty() ? slice.first.FindAddon(addon) : slice.first.FindById(id);
     if (a == nullptr) {
-      return NotFound("addon_not_found", "no add-on named " + addon)
-          .WithRemediation("via addon list --all");
+      return NotFound("addon_not_found",
+                      "no add-on named " + addon + " (via addon list --all lists every record)")
+          .WithOwner("operator");
     }
     id = a->id;
     // The salt is bound to the generation it is made for: when another rotation

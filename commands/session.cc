@@ -7,6 +7,7 @@
 #include "domain/names.h"
 #include "eventstore/checkpoint.h"
 #include "eventstore/file_lock.h"
+#include "eventstore/record_codec.h"
 
 namespace via::commands {
 namespace {
@@ -69,9 +70,17 @@ Result<std::pair<State, eventstore::Head>> Session::Slice(const StateKeys& keys,
   VIA_ASSIGN_OR_RETURN(eventstore::Head head, model_->CursorHead());
   VIA_ASSIGN_OR_RETURN(State state, model_->LoadSlice(keys));
   if (more) {
+    // What to read besides can depend on what that read found (an add-on's
+    // bindings, then the releases of the apps they belong to): a few rounds
+    // until nothing new is asked for.
     StateKeys all = keys;
-    all.Merge(more(state));
-    VIA_ASSIGN_OR_RETURN(state, model_->LoadSlice(all));
+    for (int round = 0; round < 4; ++round) {
+      StateKeys grown = all;
+      grown.Merge(more(state));
+      if (grown == all) break;
+      all = std::move(grown);
+      VIA_ASSIGN_OR_RETURN(state, model_->LoadSlice(all));
+    }
   }
   return std::make_pair(std::move(state), head);
 }
@@ -95,14 +104,35 @@ StateKeys AddonKeys(const std::string& name_or_id) {
 
 StateKeys AddonDetailKeys(const State& slice, const std::string& name_or_id) {
   StateKeys keys;
-  if (const AddonState* a = slice.FindAddon(name_or_id)) {
+  const AddonState* a = slice.FindAddon(name_or_id);
+  if (a == nullptr && !LooksLikeId(name_or_id, "ad_")) {
+    // Not live: the record it was last created as (destroyed or retired).
+    keys.incarnations_of.insert(name_or_id);
+    a = LatestIncarnation(slice, name_or_id);
+  }
+  if (a != nullptr) {
+    keys.addons.insert(a->id);
     keys.bindings_of.insert(a->id);
+    keys.names.insert(a->original_name);
+    keys.releases_of.insert(a->app);
     if (!a->requested_binding.empty()) keys.bindings.insert({a->app, a->requested_binding});
+    for (const auto& [app, binding] : slice.BindingsOf(a->id)) keys.releases_of.insert(app);
   }
   return keys;
 }
 
+const AddonState* LatestIncarnation(const State& state, const std::string& name) {
+  const AddonState* latest = nullptr;
+  for (const auto& [id, a] : state.addons) {
+    if (a.original_name == name && (latest == nullptr || a.created_seq > latest->created_seq)) {
+      latest = &a;
+    }
+  }
+  return latest;
+}
+
 State Decided::After() const {
+  if (replayed) return state;  // the slice already holds the first run's records
   State after = state;
   for (std::size_t i = 0; i < events.size(); ++i) {
     Record record;
@@ -114,7 +144,8 @@ State Decided::After() const {
 }
 
 Result<Decided> DecideAndAppend(const Context& ctx, Session& session, const StateKeys& keys,
-                                const Decider& decide, const Session::MoreKeys& more) {
+                                const Decider& decide, const Session::MoreKeys& more,
+                                const std::string& step) {
   // Deciding commands queue here, so that the head a decision is made on is
   // still the head when it appends (no stale-head retry storms, and no
   // polling on SQLite's busy handler: the kernel wakes the next in line).
@@ -122,6 +153,38 @@ Result<Decided> DecideAndAppend(const Context& ctx, Session& session, const Stat
   // append below fail with stale_head, and the decision is made again.
   VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock,
                        eventstore::FileLock::Exclusive(ctx.home.append_lock()));
+  const std::string command_id = ctx.command_id.empty() ? "" : ctx.command_id + "/" + step;
+  // A retry: the answer is what the first run appended; nothing is appended.
+  auto replay = [&](const eventstore::AppendResult& previous) -> Result<Decided> {
+    Decided out;
+    out.replayed = true;
+    out.appended = previous;
+    Status error;
+    VIA_RETURN_IF_ERROR(session.store().Scan(
+        previous.first_seq, previous.last_seq, [&](const eventstore::StoredRecord& row) {
+          auto record = eventstore::DecodeRecord(row.bytes);
+          if (!record.ok()) {
+            error = record.status();
+            return false;
+          }
+          out.events.push_back(record->event);
+          return true;
+        }));
+    VIA_RETURN_IF_ERROR(error);
+    StateKeys replay_keys = keys;
+    for (const auto& e : out.events) {
+      Record r;
+      r.event = e;
+      replay_keys.Merge(KeysOf(r));
+    }
+    VIA_ASSIGN_OR_RETURN(auto slice, session.Slice(replay_keys, more));
+    out.state = std::move(slice.first);
+    return out;
+  };
+  if (!command_id.empty()) {
+    VIA_ASSIGN_OR_RETURN(auto previous, session.store().FindCommand(command_id));
+    if (previous) return replay(*previous);
+  }
   for (int attempt = 0; attempt < kMaxRaceRetries; ++attempt) {
     VIA_ASSIGN_OR_RETURN(auto slice, session.Slice(keys, more));
     Decided out;
@@ -133,8 +196,11 @@ Result<Decided> DecideAndAppend(const Context& ctx, Session& session, const Stat
     request.recorded_at_ms = ctx.clock->NowMs();
     request.events = out.events;
     request.expected_head = slice.second;
+    request.command_id = command_id;
     auto appended = session.log().Append(request);
     if (appended.ok()) {
+      // The same id appended by a racing retry first: answer with its records.
+      if (appended->replayed) return replay(*appended);
       out.appended = *appended;
       return out;
     }
@@ -153,8 +219,10 @@ Result<std::pair<Bytes, Bytes>> NewGeneration(const Context& ctx, const std::str
   auto key = eventstore::ReadFile(ctx.home.credentials_key());
   if (!key.ok() || key->size() != 32) {
     return FailedPrecondition("credentials_key_missing",
-                              ctx.home.credentials_key().string() + " is missing or damaged")
-        .WithRemediation("restore keys/credentials.key from backup (see docs/operations.md)");
+                              ctx.home.credentials_key().string() +
+                                  " is missing or damaged; restore it from backup (see "
+                                  "docs/operations.md)")
+        .WithOwner("security");  // restore it from backup (docs/operations.md): never regenerate
   }
   Bytes salt = crypto::RandomBytes(16);
   Hash256 credential = crypto::DeriveCredential(*key, addon_id, generation, salt);
@@ -176,7 +244,10 @@ Result<std::pair<State, eventstore::Head>> ReportSlice(Session& session, const s
                                                        const std::string& app,
                                                        const std::string& binding) {
   StateKeys keys = AddonKeys(addon);
-  if (!app.empty() && !binding.empty()) keys.bindings.insert({app, binding});
+  if (!app.empty() && !binding.empty()) {
+    keys.bindings.insert({app, binding});
+    keys.releases_of.insert(app);
+  }
   return session.Slice(keys, [&](const State& s) { return AddonDetailKeys(s, addon); });
 }
 
@@ -210,17 +281,25 @@ Result<ReadinessReport> Report(const Context& ctx, Session& session, const State
     if (auto it = state.bindings.find({app, binding}); it != state.bindings.end()) {
       in.binding_target = it->second;
     }
+    if (auto it = state.releases.find(app); it != state.releases.end() && !it->second.empty()) {
+      in.latest_release = it->second.back().id;
+      for (const auto& claim : it->second.back().claims) {
+        if (addon && claim.binding == binding && claim.addon_id == addon->id) {
+          in.latest_release_claims = true;
+        }
+      }
+    }
+  }
+  if (addon) {
+    if (auto it = state.names.find(addon->original_name); it != state.names.end()) {
+      in.name_holder = it->second;
+    }
   }
   if (addon && addon->phase != AddonPhase::kDestroyed) {
     in.storage = providers::sqlite::ProbeAddonStorage(ctx.home, addon->id, &in.storage_detail);
   }
   std::error_code ec;
   in.credentials_key_present = std::filesystem::exists(ctx.home.credentials_key(), ec);
-  if (addon && binding.empty()) {
-    // No binding at all: the app cannot reach it yet.
-    in.binding = "DATABASE";
-    in.app = addon->app;
-  }
   report.readiness = Evaluate(in);
   // The log as of the state this answer describes: its size and the root
   // signed for exactly that size (one row holds both).

@@ -65,6 +65,8 @@ class Session {
 
 // The keys of one add-on named by live name or id.
 StateKeys AddonKeys(const std::string& name_or_id);
+// The add-on created last under `name` (live, failed or destroyed), or null.
+const AddonState* LatestIncarnation(const State& state, const std::string& name);
 // What a readiness report of that add-on reads besides: its bindings and the
 // binding it was created for (`more` of Session::Slice).
 StateKeys AddonDetailKeys(const State& slice, const std::string& name_or_id);
@@ -75,6 +77,9 @@ struct Decided {
   State state;  // the slice the decision was made on
   std::vector<Event> events;
   eventstore::AppendResult appended;
+  // A retry of the same --command-id: `events` are the first run's records
+  // (already in `state`); nothing was appended.
+  bool replayed = false;
 
   // The slice right after this command's own records: what the command did,
   // without anything another process appended since (its answer comes from
@@ -84,9 +89,13 @@ struct Decided {
 
 // Decides on the slice `keys` and appends expecting the head it describes;
 // when another process appended first, decides again on the new state.
+// With ctx.command_id, the append carries "<command_id>/<step>" (`step`
+// names this decision among the command's decisions), and a decision already
+// appended under that id is not made again: its records come back, replayed.
 Result<Decided> DecideAndAppend(const Context& ctx, Session& session, const StateKeys& keys,
                                 const Decider& decide,
-                                const Session::MoreKeys& more = nullptr);
+                                const Session::MoreKeys& more = nullptr,
+                                const std::string& step = "1");
 
 // Salt and fingerprint of a new credential generation (FailedPrecondition
 // "credentials_key_missing" without keys/credentials.key).

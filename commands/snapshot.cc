@@ -51,13 +51,24 @@ Status RequireSnapshotId(const std::string& snapshot_id) {
 
 // Requests and takes one snapshot of a live add-on.
 Result<SnapshotState> TakeOne(const Context& ctx, Session& session, const std::string& addon,
-                              const std::string& label) {
+                              const std::string& label, const std::string& step = "1") {
   const std::string snapshot_id = ctx.ids->NewId("sn_");
   VIA_ASSIGN_OR_RETURN(Decided decided,
-                       DecideAndAppend(ctx, session, AddonKeys(addon), [&](const State& s) {
-                         return DecideSnapshot(s, addon, snapshot_id, label);
-                       }));
+                       DecideAndAppend(
+                           ctx, session, AddonKeys(addon),
+                           [&](const State& s) {
+                             return DecideSnapshot(s, addon, snapshot_id, label);
+                           },
+                           nullptr, step));
   const auto& requested = std::get<SnapshotRequested>(decided.events.front());
+  if (decided.replayed) {
+    // A retry of the same --command-id: the first run's snapshot, as it is
+    // now (finished, or still requested when that run died: via recover).
+    StateKeys keys = AddonKeys(requested.addon_id);
+    keys.snapshots.insert(requested.snapshot_id);
+    VIA_ASSIGN_OR_RETURN(auto now, session.Slice(keys));
+    return now.first.snapshots.at(requested.snapshot_id);
+  }
   VIA_ASSIGN_OR_RETURN(SnapshotTaken taken,
                        session.Provider(ctx).Snapshot(requested.addon_id, snapshot_id,
                                                       PhaseSink(ctx, "snapshot " + snapshot_id)));
@@ -159,19 +170,48 @@ Result<RestoreResult> RestoreAddon(const Context& ctx, const std::string& addon,
   }
   if (Bytes(digest->sha256.begin(), digest->sha256.end()) != snap.sha256 ||
       digest->bytes != snap.bytes) {
-    return DataLoss("snapshot_hash_mismatch",
-                    "snapshot file of " + snapshot_id + " does not match the SHA-256 recorded in "
-                    "the log; refusing to restore it");
+    Status refused = DataLoss("snapshot_hash_mismatch",
+                              "snapshot file of " + snapshot_id +
+                                  " does not match the SHA-256 recorded in the log; refusing to "
+                                  "restore it")
+                         .WithOwner("operator");
+    // The next command to paste: the newest other snapshot that still
+    // matches its record, when there is one.
+    VIA_ASSIGN_OR_RETURN(auto all, session.Slice(AddonKeys(a.id), [&](const State&) {
+      StateKeys more;
+      more.snapshots_of.insert(a.id);
+      return more;
+    }));
+    const SnapshotState* best = nullptr;
+    for (const auto& [sid, other] : all.first.snapshots) {
+      if (sid == snapshot_id || other.addon_id != a.id || other.deleted ||
+          other.status != SnapshotStatus::kTaken) {
+        continue;
+      }
+      if (best != nullptr && best->requested_seq > other.requested_seq) continue;
+      auto d = providers::sqlite::DigestFile(ctx.home.snapshot_file(a.id, sid));
+      if (d.ok() && Bytes(d->sha256.begin(), d->sha256.end()) == other.sha256) best = &other;
+    }
+    if (best != nullptr) {
+      refused = refused.WithRemediation("via addon restore " + a.name + " --snapshot " + best->id);
+    }
+    return refused;
   }
   // The undo: a safety snapshot of the current data.
   VIA_ASSIGN_OR_RETURN(SnapshotState safety,
-                       TakeOne(ctx, session, id, kSafetyLabelPrefix + snapshot_id));
+                       TakeOne(ctx, session, id, kSafetyLabelPrefix + snapshot_id, "safety"));
   StateKeys restore_keys = AddonKeys(id);
   restore_keys.snapshots.insert(snapshot_id);
   VIA_ASSIGN_OR_RETURN(Decided decided, DecideAndAppend(ctx, session, restore_keys, [&](const State& s) -> Result<std::vector<Event>> {
     VIA_RETURN_IF_ERROR(CheckRestore(s, id, snapshot_id));
     return std::vector<Event>{RestoreRequested{id, snapshot_id, safety.id}};
-  }));
+  }, nullptr, "restore"));
+  if (decided.replayed) {
+    // A retry of the same --command-id: that restore was requested already;
+    // never write the snapshot over newer content again.
+    const auto& requested = std::get<RestoreRequested>(decided.events.front());
+    return RestoreResult{id, requested.snapshot_id, requested.safety_snapshot_id};
+  }
   VIA_RETURN_IF_ERROR(session.Provider(ctx).Restore(id, snapshot_id, safety.id, /*verified=*/true,
                                                     PhaseSink(ctx, "restore " + snapshot_id)));
   return RestoreResult{id, snapshot_id, safety.id};

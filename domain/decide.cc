@@ -1,13 +1,31 @@
 #include "domain/decide.h"
 
+#include <algorithm>
+
 #include "domain/names.h"
 
 namespace via {
 namespace {
 
 Status AddonNotFound(const std::string& addon) {
-  return NotFound("addon_not_found", "no add-on named " + addon)
-      .WithRemediation("via addon list --all");
+  return NotFound("addon_not_found",
+                  "no add-on named " + addon + " (via addon list --all lists every record)")
+      .WithOwner("operator");
+}
+
+// A binding that points at another add-on: moving it changes what that
+// add-on's app is served, so no command is offered; the operator decides.
+Status BindingConflict(const State& state, const std::string& app, const std::string& binding,
+                       const std::string& holder) {
+  std::string what = holder;
+  if (const AddonState* h = state.FindById(holder)) {
+    what = h->name + " (" + holder + ", " + PhaseName(h->phase) + ")";
+  }
+  return FailedPrecondition("binding_conflict",
+                            "binding " + binding + " of app " + app + " already points at " +
+                                what + "; to move it: via addon unbind " + holder + " --app " +
+                                app + " --bind " + binding)
+      .WithOwner("operator");
 }
 
 }  // namespace
@@ -21,10 +39,12 @@ Result<std::vector<Event>> DecideCreate(const State& state, const CreateCommand&
                                                    "'; this build provides: sqlite");
   }
   std::vector<Event> events;
+  bool freed = false;  // the binding asked for was the retired record's
   if (const AddonState* existing = state.FindAddon(c.name); existing && existing->name == c.name) {
     if (existing->phase != AddonPhase::kFailed) {
-      return AlreadyExists("name_taken", "add-on name " + c.name + " is taken by " + existing->id)
-          .WithRemediation("via addon status " + c.name);
+      return AlreadyExists("name_taken", "add-on name " + c.name + " is taken by " + existing->id +
+                                             " (via addon status " + c.name + " shows it)")
+          .WithOwner("operator");
     }
     if (existing->data_present) {
       return FailedPrecondition("name_blocked_by_failed",
@@ -32,18 +52,19 @@ Result<std::vector<Event>> DecideCreate(const State& state, const CreateCommand&
                                     ") failed to provision but its file holds SQLite data, so "
                                     "the name stays blocked")
           .WithRemediation("via addon ensure sqlite " + c.name + " --app " + existing->app +
-                           " --bind " + (c.binding.empty() ? "DATABASE" : c.binding) + " --repair");
+                           " --repair");
+    }
+    // Retiring the failed record releases the bindings it was given: it
+    // never served anything.
+    for (const auto& [app, binding] : state.BindingsOf(existing->id)) {
+      events.push_back(BindingDetached{app, binding, existing->id});
+      freed = freed || (app == c.app && binding == c.binding);
     }
     events.push_back(AddonRenamed{existing->id, c.name, FailedTombstone(c.name, existing->id)});
   }
-  if (!c.binding.empty()) {
+  if (!c.binding.empty() && !freed) {
     auto it = state.bindings.find({c.app, c.binding});
-    if (it != state.bindings.end()) {
-      return FailedPrecondition("binding_conflict", "binding " + c.binding + " of app " + c.app +
-                                                        " already points at " + it->second)
-          .WithRemediation("via addon unbind " + it->second + " --app " + c.app + " --bind " +
-                           c.binding);
-    }
+    if (it != state.bindings.end()) return BindingConflict(state, c.app, c.binding, it->second);
   }
   events.push_back(AddonCreated{c.new_addon_id, c.name, c.provider, c.app, c.binding});
   events.push_back(GenerationRotated{c.new_addon_id, 1, c.fingerprint, c.salt});
@@ -58,14 +79,14 @@ Result<std::vector<Event>> DecideBind(const State& state, const std::string& add
   const AddonState* a = state.FindAddon(addon);
   if (a == nullptr) return AddonNotFound(addon);
   if (a->phase == AddonPhase::kDestroyed) {
-    return FailedPrecondition("addon_destroyed", "add-on " + a->id + " was destroyed");
+    return FailedPrecondition("addon_destroyed", "add-on " + a->id + " was destroyed (via addon "
+                                                 "status " + a->id + " shows how to create it again)")
+        .WithOwner("operator");
   }
   auto it = state.bindings.find({app, binding});
   if (it != state.bindings.end()) {
     if (it->second == a->id) return std::vector<Event>{};
-    return FailedPrecondition("binding_conflict", "binding " + binding + " of app " + app +
-                                                      " already points at " + it->second)
-        .WithRemediation("via addon unbind " + it->second + " --app " + app + " --bind " + binding);
+    return BindingConflict(state, app, binding, it->second);
   }
   return std::vector<Event>{BindingAttached{app, binding, a->id}};
 }
@@ -77,39 +98,77 @@ Result<std::vector<Event>> DecideUnbind(const State& state, const std::string& a
   const AddonState* a = state.FindAddon(addon);
   if (a == nullptr) return AddonNotFound(addon);
   auto it = state.bindings.find({app, binding});
-  if (it == state.bindings.end() || it->second != a->id) {
-    return NotFound("binding_not_found",
-                    "app " + app + " has no binding " + binding + " to " + a->name);
+  // Absent already: nothing to do (a retry of an unbind is not an error).
+  if (it == state.bindings.end()) return std::vector<Event>{};
+  if (it->second != a->id) {
+    return FailedPrecondition("binding_of_another_addon",
+                              "binding " + binding + " of app " + app + " points at " +
+                                  it->second + ", not " + a->name + " (" + a->id +
+                                  "): nothing of " + a->name + " to detach")
+        .WithOwner("operator");
   }
   return std::vector<Event>{BindingDetached{app, binding, a->id}};
 }
 
 std::vector<std::string> LatestReleasesClaiming(const State& state, const std::string& addon_id);
 
-Result<std::vector<Event>> DecideDestroy(const State& state, const std::string& addon, bool force) {
+Result<std::vector<Event>> DecideDestroy(const State& state, const std::string& addon, bool force,
+                                         const TokenFacts& tokens) {
   const AddonState* a = state.FindAddon(addon);
   if (a == nullptr) return AddonNotFound(addon);
   if (a->phase == AddonPhase::kDestroyed) {
-    return FailedPrecondition("addon_destroyed", "add-on " + a->id + " is already destroyed");
+    return FailedPrecondition("addon_destroyed", "add-on " + a->id + " is already destroyed")
+        .WithOwner("operator");
   }
   std::vector<BindingKey> bound = state.BindingsOf(a->id);
-  if (!bound.empty()) {
+  // A failed add-on never served anything: destroying it releases its
+  // bindings (AddonDestroyed detaches them) instead of refusing.
+  if (!bound.empty() && a->phase != AddonPhase::kFailed) {
     std::string list;
     for (const auto& [app, binding] : bound) list += (list.empty() ? "" : ", ") + app + "/" + binding;
     return FailedPrecondition("addon_bound", "add-on " + a->name + " is still bound: " + list)
         .WithRemediation("via addon unbind " + a->name + " --app " + bound[0].first + " --bind " +
                          bound[0].second);
   }
-  if (!force) {
+  if (!force && a->phase != AddonPhase::kFailed) {
+    // Releases whose workloads still hold a valid token and were given this
+    // add-on: destroying it breaks running workloads, whichever release is
+    // the latest.
+    std::string live;
+    std::int64_t until = 0;
+    for (const auto& [app, list] : state.releases) {
+      for (const auto& release : list) {
+        bool claims = false;
+        for (const auto& claim : release.claims) claims = claims || claim.addon_id == a->id;
+        auto it = tokens.expiry_by_release.find(app + "/" + release.id);
+        if (!claims || it == tokens.expiry_by_release.end() || it->second <= tokens.now_ms) {
+          continue;
+        }
+        live += (live.empty() ? "" : ", ") + app + "/" + release.id;
+        until = std::max(until, it->second);
+      }
+    }
+    if (!live.empty()) {
+      return FailedPrecondition("claimed_by_release",
+                                "add-on " + a->name + " is claimed by releases whose workloads "
+                                "hold unexpired tokens: " + live + " (the last expires at " +
+                                    std::to_string(until) +
+                                    " ms); destroying it breaks them (--force destroys it anyway)")
+          .WithOwner("operator");
+    }
     std::vector<std::string> releases = LatestReleasesClaiming(state, a->id);
     if (!releases.empty()) {
       std::string list;
       for (const auto& r : releases) list += (list.empty() ? "" : ", ") + r;
+      // It is unbound by now (addon_bound comes first): a new release of
+      // that app no longer claims it.
+      const std::string app = releases.front().substr(0, releases.front().find('/'));
       return FailedPrecondition("claimed_by_release",
                                 "add-on " + a->name + " is claimed by the latest release of: " +
-                                    list + "; destroying it breaks those releases")
-          .WithRemediation("create a new release without it, or: via addon destroy " + a->name +
-                           " --force");
+                                    list + "; destroying it breaks those releases (--force "
+                                    "destroys it anyway)")
+          .WithRemediation("via release create --app " + app)
+          .WithOwner("app_developer");
     }
   }
   std::string live_name = a->phase == AddonPhase::kFailed ? a->original_name : a->name;
@@ -124,12 +183,11 @@ namespace {
 
 Result<const AddonState*> LiveAddon(const State& state, const std::string& addon) {
   const AddonState* a = state.FindAddon(addon);
-  if (a == nullptr) {
-    return NotFound("addon_not_found", "no add-on named " + addon)
-        .WithRemediation("via addon list --all");
-  }
+  if (a == nullptr) return AddonNotFound(addon);
   if (a->phase == AddonPhase::kDestroyed) {
-    return FailedPrecondition("addon_destroyed", "add-on " + a->id + " is destroyed");
+    return FailedPrecondition("addon_destroyed", "add-on " + a->id + " is destroyed (via addon "
+                                                 "status " + a->id + " shows how to create it again)")
+        .WithOwner("operator");
   }
   return a;
 }
@@ -157,17 +215,20 @@ Status CheckRestore(const State& state, const std::string& addon, const std::str
   VIA_ASSIGN_OR_RETURN(const AddonState* a, LiveAddon(state, addon));
   auto it = state.snapshots.find(snapshot_id);
   if (it == state.snapshots.end()) {
-    return NotFound("snapshot_not_found", "no snapshot " + snapshot_id)
-        .WithRemediation("via addon snapshots " + a->name);
+    return NotFound("snapshot_not_found", "no snapshot " + snapshot_id + " (via addon snapshots " +
+                                              a->name + " lists them)")
+        .WithOwner("operator");
   }
   if (it->second.addon_id != a->id) {
     return FailedPrecondition("snapshot_of_another_addon",
                               "snapshot " + snapshot_id + " belongs to add-on " +
-                                  it->second.addon_id + ", not " + a->id);
+                                  it->second.addon_id + ", not " + a->id)
+        .WithOwner("operator");
   }
   if (it->second.status != SnapshotStatus::kTaken) {
     return FailedPrecondition("snapshot_not_taken", "snapshot " + snapshot_id + " is " +
-                                                        SnapshotStatusName(it->second.status));
+                                                        SnapshotStatusName(it->second.status))
+        .WithOwner("operator");
   }
   if (it->second.deleted) {
     return FailedPrecondition("snapshot_deleted", "snapshot " + snapshot_id + " was deleted");
@@ -207,19 +268,25 @@ Result<std::vector<Event>> DecideRevoke(const State& state, const std::string& a
   }
   if (found == nullptr) {
     return NotFound("generation_not_found", "add-on " + a->name + " has no generation " +
-                                                std::to_string(generation));
+                                                std::to_string(generation) +
+                                                " (via addon status " + a->name + " lists them)")
+        .WithOwner("security");
   }
   if (found->revoked) {
-    return FailedPrecondition("generation_already_revoked",
-                              "generation " + std::to_string(generation) + " of " + a->name +
-                                  " is already revoked");
+    Status already = FailedPrecondition("generation_already_revoked",
+                                        "generation " + std::to_string(generation) + " of " +
+                                            a->name + " is already revoked")
+                         .WithOwner("security");
+    // Nothing left to revoke; what may be left to do is issue a new one.
+    if (active == 0) return already.WithRemediation("via addon rotate-credentials " + a->name);
+    return already;
   }
   if (active == 1 && !force) {
     return FailedPrecondition("last_active_generation",
                               "generation " + std::to_string(generation) +
                                   " is the last active one: revoking it cuts every app off")
-        .WithRemediation("via addon rotate-credentials " + a->name +
-                         " (then revoke), or pass --force");
+        .WithRemediation("via addon rotate-credentials " + a->name)
+        .WithOwner("security");
   }
   return std::vector<Event>{GenerationRevoked{a->id, generation}};
 }
@@ -245,7 +312,9 @@ Result<std::vector<Event>> DecideRelease(const State& state, const std::string& 
   if (existing != state.releases.end()) {
     for (const auto& r : existing->second) {
       if (r.id == id) {
-        return AlreadyExists("release_exists", "app " + app + " already has release " + id);
+        return AlreadyExists("release_exists", "app " + app + " already has release " + id +
+                                                   " (without --id the next free vN is taken)")
+            .WithOwner("app_developer");
       }
     }
   }

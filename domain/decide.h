@@ -4,6 +4,8 @@
 // or the refusal (DESIGN.md sections 4 and 6). Ids, salts and fingerprints are
 // made by the caller and passed in, so decisions are deterministic.
 
+#include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -41,11 +43,21 @@ Result<std::vector<Event>> DecideBind(const State& state, const std::string& add
 Result<std::vector<Event>> DecideUnbind(const State& state, const std::string& addon,
                                         const std::string& app, const std::string& binding);
 
+// Workload tokens in the log: "app/release" -> the latest expiry of a token
+// issued for that release, and the time to compare with.
+struct TokenFacts {
+  std::map<std::string, std::int64_t> expiry_by_release;
+  std::int64_t now_ms = 0;
+};
+
 // AddonDestroyed with the NAME#destroyed#ID tombstone. Errors: NotFound,
 // FailedPrecondition ("addon_bound" naming the bindings, "addon_destroyed",
-// "claimed_by_release" naming the latest releases that claim it, unless `force`).
+// "claimed_by_release" naming the latest releases that claim it, or any
+// release claiming it that holds an unexpired workload token, unless
+// `force`). `state` must hold the release lists of the apps whose releases
+// claim the add-on (StateKeys::claims_on).
 Result<std::vector<Event>> DecideDestroy(const State& state, const std::string& addon,
-                                         bool force = false);
+                                         bool force = false, const TokenFacts& tokens = {});
 
 }  // namespace via
 

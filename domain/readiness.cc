@@ -3,129 +3,229 @@
 namespace via {
 namespace {
 
-Readiness Block(Readiness r, std::string code, std::string owner, std::string reason,
-                std::string remediation) {
-  r.usable_by_app = false;
-  r.blocking = std::move(code);
-  r.owner = std::move(owner);
-  r.reason = std::move(reason);
-  r.remediation = std::move(remediation);
-  return r;
+// One layer's verdict: ready, or the blocker that says why not.
+struct Blocker {
+  std::string code;
+  std::string owner;
+  std::string reason;
+  std::string remediation;  // "" when the owner must decide
+};
+using Verdict = std::optional<Blocker>;
+
+std::string BindFlag(const std::string& binding) {
+  return binding.empty() ? "" : " --bind " + binding;
+}
+
+// `via addon create` of a record's name again, for its app and the binding it
+// was created for (never a guessed one).
+std::string CreateAgain(const AddonState& a) {
+  return "via addon create sqlite " + a.original_name + " --app " + a.app +
+         BindFlag(a.requested_binding);
+}
+
+std::string EnsureRepair(const AddonState& a) {
+  return "via addon ensure sqlite " + a.name + " --app " + a.app + " --repair";
+}
+
+Verdict Metadata(const ReadinessInput& in) {
+  const AddonState* a = in.addon;
+  if (a == nullptr) {
+    if (in.app.empty()) {
+      // Which app it is for is the operator's call: no placeholder command.
+      return Blocker{"addon_not_found", "operator",
+                     "no add-on named " + in.requested +
+                         "; create it with via addon create sqlite " + in.requested +
+                         " --app <app>",
+                     ""};
+    }
+    // A binding that points at another add-on is not asked for (create
+    // would refuse it); the binding layer reports the conflict.
+    return Blocker{"addon_not_found", "operator", "no add-on named " + in.requested,
+                   "via addon create sqlite " + in.requested + " --app " + in.app +
+                       (in.binding_target ? "" : BindFlag(in.binding))};
+  }
+  const bool name_free = !in.name_holder.has_value() || *in.name_holder == a->id;
+  if (a->phase == AddonPhase::kDestroyed) {
+    if (!name_free) {
+      return Blocker{"addon_destroyed", "operator",
+                     "add-on " + a->id + " was destroyed (kept as " + a->name + "); the name " +
+                         a->original_name + " now belongs to " + *in.name_holder,
+                     ""};
+    }
+    return Blocker{"addon_destroyed", "operator",
+                   "add-on " + a->id + " was destroyed; its record is kept as " + a->name,
+                   CreateAgain(*a)};
+  }
+  if (a->phase == AddonPhase::kFailed) {
+    std::string reason = "provisioning of " + a->original_name + " (" + a->id +
+                         ") failed: " + a->failure_reason;
+    if (a->name != a->original_name) {
+      // Retired by a later create: history, not something to fix.
+      if (!name_free) {
+        return Blocker{"provisioning_failed", "operator",
+                       reason + "; the record is retired as " + a->name + " and the name " +
+                           a->original_name + " now belongs to " + *in.name_holder,
+                       ""};
+      }
+      return Blocker{"provisioning_failed", "operator",
+                     reason + "; the record is retired as " + a->name, CreateAgain(*a)};
+    }
+    if (a->data_present) {
+      return Blocker{"provisioning_failed", "operator",
+                     reason + " (the file holds SQLite data, so the name stays blocked)",
+                     EnsureRepair(*a)};
+    }
+    return Blocker{"provisioning_failed", "operator", reason, CreateAgain(*a)};
+  }
+  if (a->provider != "sqlite") {
+    return Blocker{"unknown_provider", "platform",
+                   "add-on " + a->name + " uses provider '" + a->provider +
+                       "', which this build does not run: a build with it is needed",
+                   ""};
+  }
+  // Asked for as something else (ensure names the provider and app it expects).
+  if (!in.expected_provider.empty() &&
+      (in.expected_provider != a->provider || (!in.app.empty() && in.app != a->app))) {
+    return Blocker{"metadata_conflict", "operator",
+                   "add-on " + a->name + " exists with provider " + a->provider + " for app " +
+                       a->app + ", not " +
+                       (in.expected_provider.empty() ? a->provider : in.expected_provider) +
+                       " for app " + (in.app.empty() ? a->app : in.app) +
+                       ": choose another name, or ask for it as it is",
+                   ""};
+  }
+  return std::nullopt;
+}
+
+Verdict Storage(const ReadinessInput& in) {
+  const AddonState* a = in.addon;
+  if (a == nullptr) return Blocker{"addon_not_found", "operator", "", ""};
+  if (a->phase == AddonPhase::kDestroyed) return Blocker{"addon_destroyed", "operator", "", ""};
+  if (!a->restoring_snapshot.empty()) {
+    return Blocker{"restore_in_progress", "operator",
+                   "a restore from " + a->restoring_snapshot +
+                       " is in progress (via recover finishes or rolls back one whose process died)",
+                   "via recover"};
+  }
+  switch (in.storage) {
+    case StorageFact::kOk:
+      break;
+    case StorageFact::kMissing:
+      return Blocker{"storage_missing", "operator",
+                     "database file for " + a->name + " is missing", EnsureRepair(*a)};
+    case StorageFact::kUnreadable:
+      return Blocker{"storage_unreadable", "platform",
+                     "database file for " + a->name + " cannot be read: " + in.storage_detail +
+                         "; fix the file's permissions or disk, then: " + EnsureRepair(*a),
+                     ""};
+    case StorageFact::kCorrupt:
+      return Blocker{"storage_corrupt", "operator",
+                     "database file for " + a->name + " is corrupt: " + in.storage_detail,
+                     EnsureRepair(*a)};
+  }
+  // The probe reads the header and schema only; a full check that found
+  // damage in the current content (`via addon check`) blocks until a repair
+  // or restore replaces it.
+  if (a->checked_corrupt()) {
+    return Blocker{"storage_corrupt", "operator",
+                   "the last full check of " + a->name + " (seq " + std::to_string(a->check_seq) +
+                       ") found damage: " + a->check_detail,
+                   EnsureRepair(*a)};
+  }
+  return std::nullopt;
+}
+
+Verdict Binding(const ReadinessInput& in) {
+  const AddonState* a = in.addon;
+  const std::string name = a ? a->name : in.requested;
+  if (in.binding.empty() || in.app.empty()) {
+    // The name the app reads is the app developer's to choose.
+    return Blocker{"binding_missing", "app_developer",
+                   "no app has a binding to " + name +
+                       "; attach the one the app reads: via addon bind " + name +
+                       " --app <app> --bind <NAME>",
+                   ""};
+  }
+  if (!in.binding_target) {
+    if (a == nullptr || a->phase == AddonPhase::kDestroyed) {
+      return Blocker{"binding_missing", "operator",
+                     "app " + in.app + " has no binding " + in.binding, ""};
+    }
+    return Blocker{"binding_missing", "operator", "app " + in.app + " has no binding " + in.binding,
+                   "via addon bind " + a->name + " --app " + in.app + " --bind " + in.binding};
+  }
+  if (a == nullptr || *in.binding_target != a->id) {
+    // Moving it would change what another add-on serves: the operator decides.
+    return Blocker{"binding_conflict", "operator",
+                   "binding " + in.binding + " of app " + in.app + " points at another add-on (" +
+                       *in.binding_target + "); to move it: via addon unbind " +
+                       *in.binding_target + " --app " + in.app + " --bind " + in.binding +
+                       ", then bind " + name,
+                   ""};
+  }
+  return std::nullopt;
+}
+
+Verdict Runtime(const ReadinessInput& in) {
+  const AddonState* a = in.addon;
+  if (a == nullptr) return Blocker{"addon_not_found", "operator", "", ""};
+  if (a->phase == AddonPhase::kDestroyed) return Blocker{"addon_destroyed", "operator", "", ""};
+  if (!a->has_active_generation()) {
+    return Blocker{"no_active_generation", "security",
+                   "every credential generation of " + a->name + " is revoked",
+                   "via addon rotate-credentials " + a->name};
+  }
+  if (!in.credentials_key_present) {
+    return Blocker{"credentials_key_missing", "security",
+                   "keys/credentials.key is missing, so no credential can be derived; restore "
+                   "it from backup (see docs/operations.md)",
+                   ""};
+  }
+  if (!in.latest_release_claims) {
+    if (in.binding.empty() || in.app.empty()) {
+      return Blocker{"release_claim_missing", "app_developer",
+                     "no release claims a binding to " + a->name, ""};
+    }
+    std::string which = in.latest_release.empty()
+                            ? "app " + in.app + " has no release yet"
+                            : "the latest release of " + in.app + " (" + in.latest_release +
+                                  ") does not claim " + in.binding + " for " + a->name;
+    return Blocker{"release_claim_missing", "app_developer",
+                   which + ", so the app's workloads are refused its descriptor",
+                   "via release create --app " + in.app};
+  }
+  return std::nullopt;
 }
 
 }  // namespace
 
 Readiness Evaluate(const ReadinessInput& in) {
   Readiness r;
-  const AddonState* a = in.addon;
-  const std::string app = !in.app.empty() ? in.app : (a ? a->app : std::string("APP"));
-  const std::string name = a ? (a->phase == AddonPhase::kDestroyed ? a->original_name : a->name)
-                             : in.requested;
-  const std::string bind_flag = in.binding.empty() ? "" : " --bind " + in.binding;
-  const std::string ensure_repair = "via addon ensure sqlite " + name + " --app " + app +
-                                    (in.binding.empty() ? " --bind DATABASE" : bind_flag) +
-                                    " --repair";
-
-  // Metadata.
-  if (a == nullptr) {
-    return Block(r, "addon_not_found", "operator", "no add-on named " + in.requested,
-                 "via addon create sqlite " + in.requested + " --app " + app + bind_flag);
+  Verdict layers[] = {Metadata(in), Storage(in), Binding(in), Runtime(in)};
+  r.metadata_ready = !layers[0];
+  r.storage_ready = !layers[1];
+  r.binding_ready = !layers[2];
+  r.runtime_ready = !layers[3];
+  r.usable_by_app = r.metadata_ready && r.storage_ready && r.binding_ready && r.runtime_ready;
+  for (const Verdict& v : layers) {
+    if (!v) continue;
+    r.blocking = v->code;
+    r.owner = v->owner;
+    r.reason = v->reason;
+    r.remediation = v->remediation;
+    break;
   }
-  if (a->phase == AddonPhase::kDestroyed) {
-    return Block(r, "addon_destroyed", "operator",
-                 "add-on " + a->id + " was destroyed; its record is kept as " + a->name,
-                 "via addon create sqlite " + a->original_name + " --app " + app + bind_flag);
-  }
-  if (a->phase == AddonPhase::kFailed) {
-    std::string reason = "provisioning of " + a->name + " failed: " + a->failure_reason;
-    if (a->data_present) {
-      return Block(r, "provisioning_failed", "operator",
-                   reason + " (the file holds SQLite data, so the name stays blocked)",
-                   ensure_repair);
-    }
-    return Block(r, "provisioning_failed", "operator", reason,
-                 "via addon create sqlite " + a->name + " --app " + a->app + bind_flag);
-  }
-  if (a->provider != "sqlite") {
-    return Block(r, "unknown_provider", "platform",
-                 "add-on " + a->name + " uses provider '" + a->provider +
-                     "', which this build does not run",
-                 "upgrade via to a build with the '" + a->provider + "' provider");
-  }
-  if ((!in.expected_provider.empty() && in.expected_provider != a->provider) ||
-      (!in.app.empty() && in.app != a->app)) {
-    return Block(r, "metadata_conflict", "operator",
-                 "add-on " + a->name + " exists with provider " + a->provider + " for app " +
-                     a->app + ", not " +
-                     (in.expected_provider.empty() ? a->provider : in.expected_provider) +
-                     " for app " + (in.app.empty() ? a->app : in.app),
-                 "via addon status " + a->name);
-  }
-  r.metadata_ready = true;
-
-  // Storage.
-  if (!a->restoring_snapshot.empty()) {
-    return Block(r, "restore_in_progress", "operator",
-                 "a restore from " + a->restoring_snapshot + " is in progress",
-                 "wait for the restore to finish, or run: via recover");
-  }
-  switch (in.storage) {
-    case StorageFact::kOk:
-      break;
-    case StorageFact::kMissing:
-      return Block(r, "storage_missing", "operator", "database file for " + a->name + " is missing",
-                   ensure_repair);
-    case StorageFact::kUnreadable:
-      return Block(r, "storage_unreadable", "platform",
-                   "database file for " + a->name + " cannot be read: " + in.storage_detail,
-                   "fix the file's permissions or disk, then: " + ensure_repair);
-    case StorageFact::kCorrupt:
-      return Block(r, "storage_corrupt", "operator",
-                   "database file for " + a->name + " is corrupt: " + in.storage_detail,
-                   ensure_repair);
-  }
-  // The probe reads the header and schema only; a full check that found
-  // damage in the current content (`via addon check`) blocks until a repair
-  // or restore replaces it.
-  if (a->checked_corrupt()) {
-    return Block(r, "storage_corrupt", "operator",
-                 "the last full check of " + a->name + " (seq " + std::to_string(a->check_seq) +
-                     ") found damage: " + a->check_detail,
-                 ensure_repair);
-  }
-  r.storage_ready = true;
-
-  // Binding.
-  if (!in.binding.empty()) {
-    if (!in.binding_target) {
-      return Block(r, "binding_missing", "operator",
-                   "app " + app + " has no binding " + in.binding,
-                   "via addon bind " + a->name + " --app " + app + " --bind " + in.binding);
-    }
-    if (*in.binding_target != a->id) {
-      return Block(r, "binding_conflict", "operator",
-                   "binding " + in.binding + " of app " + app + " points at another add-on (" +
-                       *in.binding_target + ")",
-                   "via addon unbind " + *in.binding_target + " --app " + app + " --bind " +
-                       in.binding);
-    }
-  }
-  r.binding_ready = true;
-
-  // Runtime.
-  if (!a->has_active_generation()) {
-    return Block(r, "no_active_generation", "security",
-                 "every credential generation of " + a->name + " is revoked",
-                 "via addon rotate-credentials " + a->name);
-  }
-  if (!in.credentials_key_present) {
-    return Block(r, "credentials_key_missing", "security",
-                 "keys/credentials.key is missing, so no credential can be derived",
-                 "restore keys/credentials.key from backup (see docs/operations.md)");
-  }
-  r.runtime_ready = true;
-  r.usable_by_app = true;
   return r;
+}
+
+const std::vector<std::string>& BlockerCodes() {
+  static const std::vector<std::string> kCodes = {
+      "addon_not_found",    "addon_destroyed",       "provisioning_failed",
+      "metadata_conflict",  "unknown_provider",      "storage_missing",
+      "storage_unreadable", "storage_corrupt",       "restore_in_progress",
+      "binding_missing",    "binding_conflict",      "no_active_generation",
+      "credentials_key_missing", "release_claim_missing"};
+  return kCodes;
 }
 
 }  // namespace via

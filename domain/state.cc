@@ -287,6 +287,7 @@ void StateKeys::Merge(const StateKeys& other) {
   claims_on.insert(other.claims_on.begin(), other.claims_on.end());
   snapshots_of.insert(other.snapshots_of.begin(), other.snapshots_of.end());
   deliveries_of.insert(other.deliveries_of.begin(), other.deliveries_of.end());
+  incarnations_of.insert(other.incarnations_of.begin(), other.incarnations_of.end());
 }
 
 StateKeys KeysOf(const Record& record) {

@@ -159,6 +159,7 @@ struct StateKeys {
   std::set<std::string> claims_on;               // release lists of apps whose releases claim these add-ons
   std::set<std::string> snapshots_of;            // every snapshot of these add-ons
   std::set<std::string> deliveries_of;           // every delivery of these add-ons
+  std::set<std::string> incarnations_of;         // every add-on ever created under these names
   bool operator==(const StateKeys&) const = default;
   void Merge(const StateKeys& other);
 };

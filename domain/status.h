@@ -51,6 +51,9 @@ class [[nodiscard]] Status {
   const std::string& reason() const { return reason_; }
   const std::string& message() const { return message_; }
   const std::string& remediation() const { return remediation_; }
+  // Who must act when there is no command to paste: operator | app_developer
+  // | security | platform ("" when the remediation says it all).
+  const std::string& owner() const { return owner_; }
 
   // Prefixes the message with what the caller was doing ("snapshot ad_x: ...").
   Status WithContext(const std::string& context) const {
@@ -64,6 +67,11 @@ class [[nodiscard]] Status {
     s.remediation_ = std::move(remediation);
     return s;
   }
+  Status WithOwner(std::string owner) const {
+    Status s = *this;
+    s.owner_ = std::move(owner);
+    return s;
+  }
   std::string ToString() const;
 
   bool operator==(const Status&) const = default;
@@ -73,6 +81,7 @@ class [[nodiscard]] Status {
   std::string reason_;
   std::string message_;
   std::string remediation_;
+  std::string owner_;
 };
 
 // Shorthands. `reason` is the stable code that JSON errors print.

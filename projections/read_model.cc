@@ -369,6 +369,18 @@ class ReadModel::Rows {
     return out;
   }
 
+  Result<std::vector<std::string>> AddonIdsNamed(const std::string& original_name) {
+    VIA_ASSIGN_OR_RETURN(sql::Stmt* s,
+                         db_.Cached("SELECT id FROM addons WHERE original_name = ?"));
+    s->Bind(1, original_name);
+    std::vector<std::string> out;
+    VIA_RETURN_IF_ERROR(ForEachRow(*s, [&](sql::Stmt& row) {
+      out.push_back(row.Text(0));
+      return Status::Ok();
+    }));
+    return out;
+  }
+
   Result<std::vector<std::string>> AppsClaiming(const std::string& addon_id) {
     VIA_ASSIGN_OR_RETURN(sql::Stmt* s,
                          db_.Cached("SELECT DISTINCT app FROM claims WHERE addon_id = ?"));
@@ -553,6 +565,10 @@ class Slice {
         base_.snapshots[snap.id] = snap;
         work_.snapshots[snap.id] = std::move(snap);
       }
+    }
+    for (const auto& name : keys.incarnations_of) {
+      VIA_ASSIGN_OR_RETURN(auto ids, rows_.AddonIdsNamed(name));
+      for (const auto& id : ids) VIA_RETURN_IF_ERROR(EnsureAddon(id));
     }
     for (const auto& id : keys.deliveries_of) {
       if (!deliveries_of_.insert(id).second) continue;

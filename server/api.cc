@@ -35,6 +35,20 @@ HttpResponse JsonError(int status, const std::string& code, const std::string& m
   return r;
 }
 
+// An error that says what to do: a command to paste, or null and who decides.
+HttpResponse JsonErrorWithFix(int status, const std::string& code, const std::string& message,
+                              const std::string& remediation, const std::string& owner) {
+  HttpResponse r;
+  r.status = status;
+  r.body = Dump(json{{"error",
+                      {{"code", code},
+                       {"message", message},
+                       {"remediation", remediation.empty() ? json(nullptr) : json(remediation)},
+                       {"owner", owner}}}});
+  r.error_code = code;
+  return r;
+}
+
 HttpResponse HranaError(int status, const std::string& code, const std::string& message) {
   HttpResponse r;
   r.status = status;
@@ -274,13 +288,20 @@ Result<std::uint64_t> Api::CatchUp() {
                            Status(StatusCode::kUnauthenticated, "addon_destroyed",
                                   "add-on " + e->addon_id + " was destroyed")});
       } else if (const auto* e = std::get_if<RestoreRequested>(&record.event)) {
+        // Final, not retryable: the content a stream's transaction read and
+        // wrote is replaced, so its baton can never be continued (a new
+        // stream waits out the restore with 503 and Retry-After).
         closing.push_back({e->addon_id, std::nullopt,
-                           Unavailable("restore_in_progress",
-                                       "add-on " + e->addon_id + " is being restored; retry")});
+                           InvalidArgument("stream_closed_by_restore",
+                                           "add-on " + e->addon_id +
+                                               " was restored: this stream's transaction was "
+                                               "discarded; start a new one")});
       } else if (const auto* e = std::get_if<RepairRequested>(&record.event)) {
         closing.push_back({e->addon_id, std::nullopt,
-                           Unavailable("repair_in_progress",
-                                       "add-on " + e->addon_id + " is being repaired; retry")});
+                           InvalidArgument("stream_closed_by_repair",
+                                           "add-on " + e->addon_id +
+                                               " was repaired: this stream's transaction was "
+                                               "discarded; start a new one")});
       }
     }
     std::lock_guard state_lock(state_mu_);
@@ -433,9 +454,14 @@ HttpResponse Api::Descriptor(const HttpRequest& request, const std::string& bind
       for (const auto& c : r.claims) known |= c.binding == binding;
     }
     if (known) {
-      return JsonError(403, "binding_not_claimed",
-                       "release " + claims->release + " of " + claims->app + " does not claim " +
-                           binding + " (bindings are snapshotted at `via release create`)");
+      // A new release claims the current bindings; the workload then needs
+      // a token for that release (a redeploy), which is the app's side.
+      return JsonErrorWithFix(403, "binding_not_claimed",
+                              "release " + claims->release + " of " + claims->app +
+                                  " does not claim " + binding +
+                                  " (bindings are snapshotted at `via release create`; deploy "
+                                  "the new release)",
+                              "via release create --app " + claims->app, "app_developer");
     }
     return JsonError(404, "binding_not_found", "app " + claims->app + " has no binding " + binding);
   }
@@ -449,6 +475,10 @@ HttpResponse Api::Descriptor(const HttpRequest& request, const std::string& bind
   input.app = claims->app;
   input.binding = binding;
   input.binding_target = claim->addon_id;
+  // The token's release claims it (checked above): that is the release the
+  // workload runs.
+  input.latest_release = claims->release;
+  input.latest_release_claims = true;
   std::string probe_detail;
   input.storage = ProbeStorage(addon->id, &probe_detail);
   if (input.storage != StorageFact::kOk) {
@@ -747,6 +777,14 @@ HttpResponse Api::RunPipeline(const SqlRequest& sql) {
                                        " of " + addon->id + " was revoked"));
   }
   if (!addon->restoring_snapshot.empty() || !addon->pending_repair.empty()) {
+    const bool restoring = !addon->restoring_snapshot.empty();
+    if (sql.pipeline.baton) {
+      // Every stream of the add-on was closed when the restore or repair
+      // began, so a baton now continues none: final, not worth a retry.
+      return HranaError(400, restoring ? "stream_closed_by_restore" : "stream_closed_by_repair",
+                        "add-on " + addon->id + (restoring ? " is being restored" : " is being repaired") +
+                            ": this stream's transaction was discarded; start a new one");
+    }
     HttpResponse r = HranaError(503, addon->restoring_snapshot.empty() ? "repair_in_progress"
                                                                        : "restore_in_progress",
                                 "add-on " + addon->id + " is being restored or repaired; retry");

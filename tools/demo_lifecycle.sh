@@ -11,6 +11,8 @@ expect() { local want=$1; shift; printf '\n\033[1m$ %s\033[0m   (exits %s)\n' "$
 step via addon create sqlite app-db --app api
 expect 3 via addon status app-db                       # no binding yet
 step via addon bind app-db --app api --bind DATABASE
+expect 3 via addon status app-db                       # no release claims it yet
+step via release create --app api
 step via addon status app-db
 step via addon ensure sqlite app-db --app api --bind DATABASE   # idempotent: nothing changes
 id=$(via --json addon status app-db | python3 -c 'import json,sys; print(json.load(sys.stdin)["addon"]["id"])')
@@ -18,10 +20,12 @@ echo
 echo "# break the storage: delete the database file of $id"
 rm -f "$VIA_HOME/addons/$id/data.sqlite" "$VIA_HOME/addons/$id/data.sqlite-wal" "$VIA_HOME/addons/$id/data.sqlite-shm"
 expect 3 via addon status app-db                       # storage_missing, with its remediation
-step via addon ensure sqlite app-db --app api --bind DATABASE --repair
+step via addon ensure sqlite app-db --app api --repair
 step via addon status app-db
 expect 4 via addon destroy app-db --yes                # refused while bound
 step via addon unbind app-db --app api --bind DATABASE
+expect 4 via addon destroy app-db --yes                # refused: the latest release claims it
+step via release create --app api                      # a release without it
 step via addon destroy app-db --yes
 step via addon create sqlite app-db --app api --bind DATABASE   # the name is free again
 step via addon list --all

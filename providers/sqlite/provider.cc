@@ -259,12 +259,15 @@ Result<RepairOutcome> SqliteProvider::FinishRepair(const State& state,
     VIA_RETURN_IF_ERROR(AppendCompletion(
         "repair-finish/" + addon_id + "/" + std::to_string(state.seq),
         {StorageRepaired{addon_id, "verified_after_crash", "", "storage passed the probe"}}));
-    return RepairOutcome{{"verified_after_crash"}, ""};
+    return RepairOutcome{{"verified_after_crash"}, "", ""};
   }
-  return Repair(addon_id);
+  // The intent is only appended once the empty-database question was settled
+  // (a verified snapshot, nothing to lose, or --allow-empty): finishing it
+  // carries out that decision.
+  return Repair(addon_id, /*allow_empty=*/true);
 }
 
-Result<RepairOutcome> SqliteProvider::Repair(const std::string& addon_id) {
+Result<RepairOutcome> SqliteProvider::Repair(const std::string& addon_id, bool allow_empty) {
   VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home.addon_dir(addon_id)));
   VIA_ASSIGN_OR_RETURN(State state, Current(options_.home, log_, addon_id));  // under the lock
   const AddonState* addon = state.FindById(addon_id);
@@ -286,7 +289,48 @@ Result<RepairOutcome> SqliteProvider::Repair(const std::string& addon_id) {
   if (probe.health == StorageHealth::kUnreadable) {
     return FailedPrecondition("storage_unreadable",
                               "cannot repair " + db.string() + ": " + probe.detail +
-                                  " (fix permissions or the disk first)");
+                                  " (fix permissions or the disk first)")
+        .WithOwner("platform");
+  }
+
+  // The snapshot to restore, chosen before anything is written, so that
+  // whether the repair installs an empty database is known, and refused, up
+  // front: the newest verified snapshot whose file still matches its
+  // recorded hash, else the newest unverified one that passes the check now;
+  // never one whose verification failed or that was deleted.
+  std::vector<const SnapshotState*> snapshots = RepairCandidates(state, addon_id);
+  const SnapshotState* source = nullptr;
+  if (probe.health != StorageHealth::kOk) {
+    for (const SnapshotState* snap : snapshots) {
+      fs::path file = options_.home.snapshot_file(addon_id, snap->id);
+      auto digest = DigestFile(file);
+      if (!digest.ok() || Bytes(digest->sha256.begin(), digest->sha256.end()) != snap->sha256) {
+        continue;
+      }
+      if (snap->verification != SnapshotVerification::kVerified) {
+        auto check = VerifySnapshot(file, snap->sha256, snap->bytes);
+        if (!check.ok() || !check->ok) continue;
+      }
+      source = snap;
+      break;
+    }
+    const bool had_data = probe.health == StorageHealth::kCorrupt || !snapshots.empty();
+    if (source == nullptr && had_data && !allow_empty) {
+      const std::string what = probe.health == StorageHealth::kCorrupt
+                                   ? "the database file is corrupt"
+                                   : "the database file is missing";
+      const std::string snaps = snapshots.empty()
+                                    ? "there is no snapshot"
+                                    : "none of its " + std::to_string(snapshots.size()) +
+                                          " usable snapshots passes its checks";
+      return FailedPrecondition("repair_needs_allow_empty",
+                                what + " and " + snaps +
+                                    ": repairing installs an EMPTY database (a corrupt file is "
+                                    "moved aside, never deleted); pass --allow-empty to accept")
+          .WithRemediation("via addon ensure sqlite " + addon->name + " --app " + addon->app +
+                           " --repair --allow-empty")
+          .WithOwner("operator");
+    }
   }
 
   // Intent first, keyed by the log position so that a retry appends nothing twice.
@@ -309,30 +353,13 @@ Result<RepairOutcome> SqliteProvider::Repair(const std::string& addon_id) {
       done.push_back(StorageRepaired{addon_id, "quarantined_corrupt", "", moved.string()});
       outcome.actions.push_back("quarantined_corrupt");
     }
-    // The newest verified snapshot whose file still matches its recorded
-    // hash, else the newest unverified one that passes the check now; never
-    // one whose verification failed or that was deleted.
-    std::vector<const SnapshotState*> snapshots = RepairCandidates(state, addon_id);
-    std::string restored_from;
-    for (const SnapshotState* snap : snapshots) {
-      fs::path file = options_.home.snapshot_file(addon_id, snap->id);
-      auto digest = DigestFile(file);
-      if (!digest.ok() || Bytes(digest->sha256.begin(), digest->sha256.end()) != snap->sha256) {
-        continue;
-      }
-      const bool verified = snap->verification == SnapshotVerification::kVerified;
-      if (!verified) {
-        auto check = VerifySnapshot(file, snap->sha256, snap->bytes);
-        if (!check.ok() || !check->ok) continue;
-      }
+    if (source != nullptr) {
       VIA_RETURN_IF_ERROR(CreateDatabase(db));
-      VIA_RETURN_IF_ERROR(RestoreInto(file, db, nullptr, /*verified=*/true));
-      restored_from = snap->id;
-      break;
-    }
-    if (!restored_from.empty()) {
-      done.push_back(StorageRepaired{addon_id, "restored_from_snapshot", restored_from, ""});
+      VIA_RETURN_IF_ERROR(RestoreInto(options_.home.snapshot_file(addon_id, source->id), db,
+                                      nullptr, /*verified=*/true));
+      done.push_back(StorageRepaired{addon_id, "restored_from_snapshot", source->id, ""});
       outcome.actions.push_back("restored_from_snapshot");
+      outcome.restored_from = source->id;
     } else {
       Status created = CreateDatabase(db);
       if (!created.ok()) return created.WithContext("recreate " + db.string());

@@ -38,6 +38,7 @@ struct ProviderOptions {
 struct RepairOutcome {
   std::vector<std::string> actions;  // StorageRepaired actions appended, in order
   std::string warning;               // e.g. "recreated empty: no verified snapshot"
+  std::string restored_from;         // the snapshot restored, when one was
 };
 
 // Probes an add-on's database file for real (the O(1) probe of storage.h:
@@ -127,7 +128,10 @@ class SqliteProvider {
   // deleting bytes), restores the newest verified snapshot or recreates an
   // empty database, then appends StorageRepaired. Reads the add-on's
   // current state under its lock.
-  Result<RepairOutcome> Repair(const std::string& addon_id);
+  // Installing an empty database where data existed (a corrupt file, or a
+  // missing one that had snapshots, none of which verifies) is refused with
+  // FailedPrecondition "repair_needs_allow_empty" unless `allow_empty`.
+  Result<RepairOutcome> Repair(const std::string& addon_id, bool allow_empty = false);
 
  private:
   Status AppendCompletion(const std::string& command_id, std::vector<Event> events);

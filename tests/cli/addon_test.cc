@@ -90,7 +90,13 @@ TEST_CASE("create, bind and status make an add-on usable", "[cli]") {
   Home h;
   auto [code, created] = h.Json("addon create sqlite app-db --app api --bind DATABASE");
   CHECK(code == 0);
-  CHECK(created["usable_by_app"] == true);
+  // Every layer but the runtime's release claim: no release names it yet.
+  CHECK(created["usable_by_app"] == false);
+  CHECK(created["binding_ready"] == true);
+  CHECK(created["storage_ready"] == true);
+  CHECK(Blocker(created) == "release_claim_missing");
+  CHECK(created["owner"] == "app_developer");
+  CHECK(h.RunRemediation(created["remediation"]) == 0);  // via release create --app api
   auto [status_code, status] = h.Json("addon status app-db");
   CHECK(status_code == 0);
   CHECK(status["addon"]["state"] == "active");
@@ -104,9 +110,11 @@ TEST_CASE("create, bind and status make an add-on usable", "[cli]") {
 TEST_CASE("ensure is idempotent and binds a missing binding", "[cli]") {
   Home h;
   auto [c1, first] = h.Json("addon ensure sqlite app-db --app api --bind DATABASE");
-  CHECK(c1 == 0);
+  CHECK(c1 == 3);  // usable but for a release that claims it
+  CHECK(Blocker(first) == "release_claim_missing");
   CHECK(first["created"] == true);
   CHECK(first["changed"] == true);
+  REQUIRE(h.Run("release create --app api").exit_code == 0);
   std::uint64_t size = h.LogSize();
   auto [c2, second] = h.Json("addon ensure sqlite app-db --app api --bind DATABASE");
   CHECK(c2 == 0);
@@ -115,7 +123,8 @@ TEST_CASE("ensure is idempotent and binds a missing binding", "[cli]") {
   CHECK(second["changed"] == false);
   CHECK(h.LogSize() == size);
   auto [c3, third] = h.Json("addon ensure sqlite app-db --app api --bind CACHE");
-  CHECK(c3 == 0);
+  CHECK(c3 == 3);  // v1 does not claim CACHE
+  CHECK(Blocker(third) == "release_claim_missing");
   CHECK(third["changed"] == true);
   CHECK(third["binding"]["name"] == "CACHE");
 }
@@ -127,6 +136,14 @@ TEST_CASE("ensure refuses to steal a binding that points at another add-on", "[c
   auto [code, refused] = h.Json("addon ensure sqlite two --app api --bind DATABASE");
   CHECK(code == 4);
   CHECK(refused["error"]["code"] == "binding_conflict");
+  CHECK(refused["error"]["remediation"].is_null());  // moving it is the operator's call
+  CHECK(refused["error"]["owner"] == "operator");
+  // The full readiness object comes with the refusal (finding 3).
+  CHECK(refused["binding_ready"] == false);
+  CHECK(refused["usable_by_app"] == false);
+  CHECK(refused["created"] == false);
+  CHECK(refused["changed"] == false);
+  CHECK(refused.contains("metadata_ready"));
   CHECK(h.Json("addon status two").first == 5);
   // ...and an existing one reports the conflict without taking the binding.
   REQUIRE(h.Run("addon create sqlite two --app api").exit_code == 0);
@@ -134,12 +151,15 @@ TEST_CASE("ensure refuses to steal a binding that points at another add-on", "[c
   CHECK(code2 == 3);
   CHECK(Blocker(report) == "binding_conflict");
   CHECK(report["owner"] == "operator");
+  CHECK(report["remediation"].is_null());
   CHECK(report["changed"] == false);
-  // Its remediation frees the binding; ensure then takes it.
-  CHECK(h.RunRemediation(report["remediation"]) == 0);
-  CHECK(h.Json("addon ensure sqlite two --app api --bind DATABASE").first == 0);
-  auto [c, one] = h.Json("addon status one");
-  CHECK(c == 3);  // `one` lost the binding to the remediation, by the operator's choice
+  // The reason names the unbind that would move it; the operator runs it.
+  CHECK(report["reason"].get<std::string>().find("via addon unbind") != std::string::npos);
+  REQUIRE(h.Run("addon unbind one --app api --bind DATABASE").exit_code == 0);
+  auto [c4, taken] = h.Json("addon ensure sqlite two --app api --bind DATABASE");
+  CHECK(c4 == 3);
+  CHECK(Blocker(taken) == "release_claim_missing");
+  CHECK(taken["binding_ready"] == true);
 }
 
 TEST_CASE("a missing binding is reported and its remediation binds it", "[cli]") {
@@ -148,13 +168,25 @@ TEST_CASE("a missing binding is reported and its remediation binds it", "[cli]")
   auto [code, report] = h.Json("addon status app-db");
   CHECK(code == 3);
   CHECK(Blocker(report) == "binding_missing");
-  CHECK(h.RunRemediation(report["remediation"]) == 0);
-  CHECK(h.Json("addon status app-db").first == 0);
+  // The name the app reads is not guessed: no command, the app developer decides.
+  CHECK(report["remediation"].is_null());
+  CHECK(report["owner"] == "app_developer");
+  CHECK(report.dump().find("DATABASE") == std::string::npos);
+  REQUIRE(h.Run("addon bind app-db --app api --bind DATABASE").exit_code == 0);
+  // Once bound and unbound, the binding is known: its remediation binds it again.
+  REQUIRE(h.Run("release create --app api").exit_code == 0);
+  REQUIRE(h.Run("addon unbind app-db --app api --bind DATABASE").exit_code == 0);
+  REQUIRE(h.Run("addon create sqlite x --app api --bind DATABASE").exit_code == 0);
+  REQUIRE(h.Run("addon unbind x --app api --bind DATABASE").exit_code == 0);
+  auto [c2, again] = h.Json("addon status x");
+  CHECK(Blocker(again) == "binding_missing");
+  CHECK(again["remediation"] == "via addon bind x --app api --bind DATABASE");
 }
 
 TEST_CASE("missing storage is reported and ensure --repair recreates it", "[cli]") {
   Home h;
   REQUIRE(h.Run("addon create sqlite app-db --app api --bind DATABASE").exit_code == 0);
+  REQUIRE(h.Run("release create --app api").exit_code == 0);
   fs::path file = h.DataFile("app-db");
   for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(file.string() + suffix);
   auto [code, report] = h.Json("addon status app-db");
@@ -162,6 +194,9 @@ TEST_CASE("missing storage is reported and ensure --repair recreates it", "[cli]
   CHECK(Blocker(report) == "storage_missing");
   CHECK(report["storage_ready"] == false);
   CHECK(report["metadata_ready"] == true);
+  // The other layers on their own definitions (finding 3).
+  CHECK(report["binding_ready"] == true);
+  CHECK(report["runtime_ready"] == true);
   auto [ensure_code, ensured] = h.Json("addon ensure sqlite app-db --app api --bind DATABASE");
   CHECK(ensure_code == 3);  // without --repair, files are never touched
   CHECK_FALSE(fs::exists(file));
@@ -173,6 +208,7 @@ TEST_CASE("missing storage is reported and ensure --repair recreates it", "[cli]
 TEST_CASE("corrupt storage is moved aside, never deleted, and replaced", "[cli]") {
   Home h;
   REQUIRE(h.Run("addon create sqlite app-db --app api --bind DATABASE").exit_code == 0);
+  REQUIRE(h.Run("release create --app api").exit_code == 0);
   fs::path file = h.DataFile("app-db");
   // Give it a few pages, then damage them.
   {
@@ -190,15 +226,27 @@ TEST_CASE("corrupt storage is moved aside, never deleted, and replaced", "[cli]"
   auto [check_code, checked] = h.Json("addon check app-db");
   CHECK(check_code == 3);
   CHECK(checked["ok"] == false);
-  CHECK(checked["remediation"] == "via addon ensure sqlite app-db --app api --bind DATABASE --repair");
+  CHECK(checked["remediation"] == "via addon ensure sqlite app-db --app api --repair");
   auto [code, report] = h.Json("addon status app-db");
   CHECK(code == 3);
   CHECK(Blocker(report) == "storage_corrupt");
   CHECK(report["last_check"]["ok"] == false);
   CHECK(report["last_check"]["seq"] == checked["seq"]);
   std::uintmax_t damaged_size = fs::file_size(file);
-  auto [fixed, ensured] = h.Json("addon ensure sqlite app-db --app api --bind DATABASE --repair");
+  // No snapshot: the repair would install an empty database, which is an
+  // explicit choice (finding 5). Refused, nothing moved, full readiness.
+  auto [refused_code, refused] = h.Json("addon ensure sqlite app-db --app api --repair");
+  CHECK(refused_code == 4);
+  CHECK(refused["error"]["code"] == "repair_needs_allow_empty");
+  CHECK(refused["error"]["remediation"] ==
+        "via addon ensure sqlite app-db --app api --repair --allow-empty");
+  CHECK(refused["usable_by_app"] == false);
+  CHECK(Blocker(refused) == "storage_corrupt");
+  CHECK(fs::file_size(file) == damaged_size);
+  auto [fixed, ensured] = h.Json("addon ensure sqlite app-db --app api --repair --allow-empty");
   CHECK(fixed == 0);
+  CHECK(ensured["warning"].get<std::string>().find("empty") != std::string::npos);
+  CHECK(ensured["restored_from"].is_null());
   CHECK(ensured["changed"] == true);
   bool found_quarantine = false;
   for (const auto& entry : fs::directory_iterator(file.parent_path())) {
@@ -233,6 +281,7 @@ TEST_CASE("unreadable storage names the platform as owner", "[cli]") {
 TEST_CASE("a restore in flight blocks the add-on", "[cli]") {
   Home h;
   REQUIRE(h.Run("addon create sqlite app-db --app api --bind DATABASE").exit_code == 0);
+  REQUIRE(h.Run("release create --app api").exit_code == 0);
   h.AppendRaw({RestoreRequested{h.AddonId("app-db"), "sn_1", "sn_2"}});
   auto [code, report] = h.Json("addon status app-db");
   CHECK(code == 3);
@@ -246,6 +295,7 @@ TEST_CASE("a restore in flight blocks the add-on", "[cli]") {
 TEST_CASE("revoking every generation leaves no active generation", "[cli]") {
   Home h;
   REQUIRE(h.Run("addon create sqlite app-db --app api --bind DATABASE").exit_code == 0);
+  REQUIRE(h.Run("release create --app api").exit_code == 0);
   h.AppendRaw({GenerationRevoked{h.AddonId("app-db"), 1}});
   auto [code, report] = h.Json("addon status app-db");
   CHECK(code == 3);
@@ -371,6 +421,7 @@ TEST_CASE("a failed record whose file holds SQLite bytes keeps blocking the name
   auto [code, refused] = h.Json("addon create sqlite app-db --app api");
   CHECK(code == 4);
   CHECK(refused["error"]["code"] == "name_blocked_by_failed");
+  REQUIRE(h.Run("release create --app api").exit_code == 0);
   // The remediation adopts the intact file.
   CHECK(h.RunRemediation(refused["error"]["remediation"]) == 0);
   CHECK(h.Json("addon status app-db").first == 0);
@@ -394,8 +445,9 @@ TEST_CASE("four processes running the same ensure at once make one add-on", "[cl
     while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, n);
     int status = ::pclose(pipe);
     INFO(out);
-    CHECK(WEXITSTATUS(status) == 0);
+    CHECK(WEXITSTATUS(status) == 3);  // no release claims it yet
     json j = json::parse(out, nullptr, false);
+    CHECK(Blocker(j) == "release_claim_missing");
     if (j.is_object() && j["created"] == true) ++created;
   }
   CHECK(created == 1);

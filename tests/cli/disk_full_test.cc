@@ -56,6 +56,7 @@ TEST_CASE("a full disk during a snapshot fails cleanly and the next one succeeds
     INFO(fault);
     Home h;
     REQUIRE(h.Run("addon create sqlite app-db --app api --bind DATABASE").exit_code == 0);
+    REQUIRE(h.Run("release create --app api").exit_code == 0);  // usable needs a claim
     h.Fill("app-db", "before");
     const std::string env = std::string("VIA_TEST_FAULT=") + fault;
     const std::size_t records = h.Records().size();
@@ -121,6 +122,7 @@ TEST_CASE("a full disk during a restore's safety snapshot leaves the data as it 
           "[cli][disk_full]") {
   Home h;
   REQUIRE(h.Run("addon create sqlite app-db --app api --bind DATABASE").exit_code == 0);
+  REQUIRE(h.Run("release create --app api").exit_code == 0);  // usable needs a claim
   h.Fill("app-db", "snapshotted");
   json snap = h.Json("addon snapshot app-db");
   REQUIRE(snap["status"] == "taken");
@@ -150,6 +152,7 @@ TEST_CASE("a full disk during a restore's safety snapshot leaves the data as it 
 TEST_CASE("a malformed disk-full fault closes the snapshot as failed", "[cli][disk_full]") {
   Home h;
   REQUIRE(h.Run("addon create sqlite app-db --app api --bind DATABASE").exit_code == 0);
+  REQUIRE(h.Run("release create --app api").exit_code == 0);  // usable needs a claim
   auto failed = h.Run("--json addon snapshot app-db", "VIA_TEST_FAULT=snapshot_enospc:lots");
   CHECK(failed.exit_code == 2);
   CHECK(json::parse(failed.out, nullptr, false)["error"]["code"] == "bad_test_fault");

@@ -64,8 +64,11 @@ TEST_CASE("a crash at any point of create is recovered", "[cli][recover]") {
     // Readiness is what the events say: a crash before the add-on's events
     // were appended (the projection point comes first) leaves no add-on.
     bool created = !h.Json("audit log --addon app-db --limit 1").is_null();
-    CHECK(h.Run("addon status app-db").exit_code == (created ? 0 : 5));
-    CHECK(h.Run("addon ensure sqlite app-db --app api --bind DATABASE").exit_code == 0);
+    // Usable but for a release that claims it (none was made).
+    json status = h.Json("addon status app-db");
+    CHECK(status["blocking"] == (created ? "release_claim_missing" : "addon_not_found"));
+    json ensured = h.Json("addon ensure sqlite app-db --app api --bind DATABASE");
+    CHECK(ensured["blocking"] == "release_claim_missing");
   }
 }
 
@@ -74,6 +77,7 @@ TEST_CASE("a crash at any point of a snapshot is recovered", "[cli][recover]") {
     INFO(point);
     Home h;
     REQUIRE(h.Run("addon create sqlite app-db --app api --bind DATABASE").exit_code == 0);
+    REQUIRE(h.Run("release create --app api").exit_code == 0);  // usable needs a claim
     h.Fill("app-db", "one");
     auto crashed = h.Run("addon snapshot app-db", std::string("VIA_CRASH_AT=") + point);
     CHECK(crashed.exit_code == 137);
@@ -91,6 +95,7 @@ TEST_CASE("a crash at any point of a restore is recovered to the snapshot", "[cl
     INFO(point);
     Home h;
     REQUIRE(h.Run("addon create sqlite app-db --app api --bind DATABASE").exit_code == 0);
+    REQUIRE(h.Run("release create --app api").exit_code == 0);  // usable needs a claim
     h.Fill("app-db", "snapshotted");
     json snap = h.Json("addon snapshot app-db");
     REQUIRE(snap["status"] == "taken");
@@ -111,6 +116,7 @@ TEST_CASE("a crash at any point of a repair is recovered", "[cli][recover]") {
     INFO(point);
     Home h;
     REQUIRE(h.Run("addon create sqlite app-db --app api --bind DATABASE").exit_code == 0);
+    REQUIRE(h.Run("release create --app api").exit_code == 0);  // usable needs a claim
     fs::path db = h.Db("app-db");
     for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(db.string() + suffix);
     auto crashed = h.Run("addon ensure sqlite app-db --app api --bind DATABASE --repair",
@@ -127,6 +133,7 @@ TEST_CASE("recover --dry-run tells a read model that is behind from one that dif
           "[cli][recover]") {
   Home h;
   REQUIRE(h.Run("addon create sqlite app-db --app api --bind DATABASE").exit_code == 0);
+  REQUIRE(h.Run("release create --app api").exit_code == 0);  // usable needs a claim
   const fs::path model = h.dir.path() / "state" / "projections.db";
   const fs::path saved = h.dir.path() / "model-before-snapshot.db";
   h.Sql(model, ".backup '" + saved.string() + "'");
@@ -158,6 +165,7 @@ TEST_CASE("recover --dry-run tells a read model that is behind from one that dif
 TEST_CASE("recover reports orphans and missing files and never deletes them", "[cli][recover]") {
   Home h;
   REQUIRE(h.Run("addon create sqlite app-db --app api --bind DATABASE").exit_code == 0);
+  REQUIRE(h.Run("release create --app api").exit_code == 0);  // usable needs a claim
   fs::path orphan = h.dir.path() / "addons" / "ad_NOT_IN_THE_LOG";
   fs::create_directories(orphan);
   std::ofstream(orphan / "data.sqlite") << "someone's bytes";
@@ -197,6 +205,7 @@ TEST_CASE("a crash inside an append of a snapshot is recovered", "[cli][recover]
     INFO(c.point);
     Home h;
     REQUIRE(h.Run("addon create sqlite app-db --app api --bind DATABASE").exit_code == 0);
+    REQUIRE(h.Run("release create --app api").exit_code == 0);  // usable needs a claim
     h.Fill("app-db", "one");
     const std::vector<json> before = h.Records();
     auto crashed = h.Run("addon snapshot app-db", std::string("VIA_CRASH_AT=") + c.point);
@@ -264,8 +273,10 @@ TEST_CASE("a crash inside an append of create is recovered", "[cli][recover][app
     if (c.committed == 4) CHECK(h.Json("addon status app-db")["storage_ready"] == true);
 
     CheckRecovered(h);
-    CHECK(h.Run("addon status app-db").exit_code == (c.committed == 0 ? 5 : 0));
-    CHECK(h.Run("addon ensure sqlite app-db --app api --bind DATABASE").exit_code == 0);
+    json status = h.Json("addon status app-db");
+    CHECK(status["blocking"] == (c.committed == 0 ? "addon_not_found" : "release_claim_missing"));
+    json ensured = h.Json("addon ensure sqlite app-db --app api --bind DATABASE");
+    CHECK(ensured["blocking"] == "release_claim_missing");
   }
 }
 
@@ -283,6 +294,7 @@ TEST_CASE("a crash inside an append of a restore is recovered", "[cli][recover][
     INFO(c.point);
     Home h;
     REQUIRE(h.Run("addon create sqlite app-db --app api --bind DATABASE").exit_code == 0);
+    REQUIRE(h.Run("release create --app api").exit_code == 0);  // usable needs a claim
     h.Fill("app-db", "snapshotted");
     json snap = h.Json("addon snapshot app-db");
     REQUIRE(snap["status"] == "taken");

@@ -242,6 +242,7 @@ TEST_CASE("readers never see a torn database while a restore runs beside a write
 TEST_CASE("rotation keeps the old generation valid and revocation has rules", "[cli]") {
   Home h;
   h.Create("app-db");
+  REQUIRE(h.Json("release create --app api").first == 0);  // usable needs a release claim
   auto [c1, rotated] = h.Json("addon rotate-credentials app-db");
   CHECK(c1 == 0);
   CHECK(rotated["generation"] == 2);

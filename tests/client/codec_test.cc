@@ -189,6 +189,14 @@ TEST_CASE("HTTP statuses map to stable codes with the server's details", "[clien
   CHECK(e503.server_code == "restore_in_progress");
   CHECK(ErrorForStatus(400, R"({"message":"x","code":"stream_expired"})", {}, "s").code ==
         kSqlStreamClosed);
+  // A stream closed by a restore or repair is final: never retried (issue 13).
+  for (const char* code : {"stream_closed_by_restore", "stream_closed_by_repair"}) {
+    auto closed = ErrorForStatus(
+        400, std::string(R"({"message":"restored","code":")") + code + R"("})", {}, "s");
+    CHECK(closed.code == kSqlStreamClosed);
+    CHECK_FALSE(closed.retryable);
+    CHECK(closed.server_code == code);
+  }
   CHECK(ErrorForStatus(403, "garbage", {}, "s").code == kSqlForbidden);
   CHECK(ErrorForStatus(404, "", {}, "s").code == kSqlNotFound);
   CHECK(ErrorForStatus(500, "", {}, "s").code == kSqlServerError);

@@ -61,6 +61,40 @@ TEST_CASE("create over a failed record without SQLite bytes retires it as NAME#f
   CHECK(s.FindById("ad_1")->name == "app-db#failed#ad_1");
 }
 
+TEST_CASE("retrying a failed create with the same binding frees and retakes it (finding 1)",
+          "[domain]") {
+  State s = Fold(*DecideCreate(State{}, Create("app-db", "ad_1", "DATABASE")));
+  ApplyAll(s, {ProvisioningFailed{"ad_1", "no SQLite bytes", false}});
+  auto events = DecideCreate(s, Create("app-db", "ad_2", "DATABASE"));
+  REQUIRE(events.ok());
+  // The failed record's binding is detached before it is retired.
+  CHECK(std::get<BindingDetached>((*events)[0]).addon_id == "ad_1");
+  CHECK(std::get<AddonRenamed>((*events)[1]).addon_id == "ad_1");
+  ApplyAll(s, *events);
+  CHECK(s.bindings.at({"api", "DATABASE"}) == "ad_2");
+  CHECK(s.BindingsOf("ad_1").empty());
+}
+
+TEST_CASE("destroying a failed record releases its binding, with and without SQLite bytes",
+          "[domain]") {
+  for (bool data : {false, true}) {
+    State s = Fold(*DecideCreate(State{}, Create("app-db", "ad_1", "DATABASE")));
+    ApplyAll(s, {ProvisioningFailed{"ad_1", "crash", data}});
+    auto destroyed = DecideDestroy(s, "app-db");
+    REQUIRE(destroyed.ok());
+    ApplyAll(s, *destroyed);
+    CHECK(s.bindings.count({"api", "DATABASE"}) == 0);
+    CHECK(DecideCreate(s, Create("app-db", "ad_2", "DATABASE")).ok());
+  }
+}
+
+TEST_CASE("unbind of an absent binding changes nothing", "[domain]") {
+  State s = Fold(*DecideCreate(State{}, Create("app-db", "ad_1")));
+  auto none = DecideUnbind(s, "app-db", "api", "DATABASE");
+  REQUIRE(none.ok());
+  CHECK(none->empty());
+}
+
 TEST_CASE("a failed record holding SQLite bytes keeps blocking the name", "[domain]") {
   State s = Fold(*DecideCreate(State{}, Create("app-db", "ad_1")));
   ApplyAll(s, {ProvisioningFailed{"ad_1", "crash", true}});
@@ -90,6 +124,9 @@ TEST_CASE("bind refuses to steal a binding that points at another add-on", "[dom
   auto stolen = DecideBind(s, "two", "api", "DATABASE");
   REQUIRE_FALSE(stolen.ok());
   CHECK(stolen.status().reason() == "binding_conflict");
+  // No command that would move another add-on's binding: the operator decides.
+  CHECK(stolen.status().remediation().empty());
+  CHECK(stolen.status().owner() == "operator");
   auto same = DecideBind(s, "one", "api", "DATABASE");
   REQUIRE(same.ok());
   CHECK(same->empty());

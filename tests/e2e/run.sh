@@ -93,6 +93,11 @@ expect 401 bad_signature "token with another token's signature" -H "Authorizatio
 MINTED=$(node "$HERE/mint.mjs" "$H/keys/workload.key" "$KID" spiffe://via.local/app/api/release/v1 via-config 600)
 expect 200 - "a jose-signed token with the workload key is accepted" -H "Authorization: Bearer $MINTED" "$BASE/v1/descriptors/DATABASE"
 expect 403 binding_not_claimed "binding attached after the release" "${AUTH[@]}" "$BASE/v1/descriptors/CACHE"
+# Its remediation is a command, owned by the app's developer (issue 13).
+[ "$(json_field '["error"]["remediation"]' <"$H/body")" = "via release create --app api" ] \
+  && [ "$(json_field '["error"]["owner"]' <"$H/body")" = app_developer ] \
+  || fail "binding_not_claimed carries no remediation: $(cat "$H/body")"
+pass "binding_not_claimed names via release create --app api, owner app_developer"
 expect 404 binding_not_found "unknown binding" "${AUTH[@]}" "$BASE/v1/descriptors/NOPE"
 expect 404 binding_not_found "token of another app asks for this app's binding" -H "Authorization: Bearer $WEB_TOKEN" "$BASE/v1/descriptors/GONE"
 expect 200 - "token of another app gets its own DATABASE" -H "Authorization: Bearer $WEB_TOKEN" "$BASE/v1/descriptors/DATABASE"
@@ -146,7 +151,18 @@ pass "the revoked transaction was rolled back; generation 2 still works"
 # --- restore in progress: descriptors 409, SQL 503 with Retry-After, then back
 SNAP=$(via --json addon snapshot app-db | json_field '["id"]')
 [ -n "$SNAP" ] || fail "no snapshot id"
+# A transaction open when the restore begins (issue 13, finding 4).
+curl -s -H "Authorization: Bearer $AUTH_TOKEN_2" -d '{"baton":null,"requests":[{"type":"execute","stmt":{"sql":"BEGIN"}},{"type":"execute","stmt":{"sql":"INSERT INTO notes (body) VALUES (\u0027before restore\u0027)"}}]}' \
+  "$BASE/v2/pipeline" >"$H/tx2.json"
+OLD_BATON=$(json_field '["baton"]' <"$H/tx2.json")
+[ -n "$OLD_BATON" ] && [ "$OLD_BATON" != None ] || fail "no baton for the open transaction: $(cat "$H/tx2.json")"
+OLD_PIPE="{\"baton\":\"$OLD_BATON\",\"requests\":[{\"type\":\"execute\",\"stmt\":{\"sql\":\"COMMIT\"}}]}"
 VIA_CRASH_AT=restore.before_file via --yes addon restore app-db --snapshot "$SNAP" >/dev/null 2>&1 || true
+# Its baton is final at once: no Retry-After, during the restore too.
+expect 400 stream_closed_by_restore "a baton opened before the restore, during it" -H "Authorization: Bearer $AUTH_TOKEN_2" -d "$OLD_PIPE" "$BASE/v2/pipeline"
+! grep -qi '^retry-after' <(curl -s -D - -o /dev/null -H "Authorization: Bearer $AUTH_TOKEN_2" -d "$OLD_PIPE" "$BASE/v2/pipeline") \
+  || fail "the closed stream's error carries Retry-After"
+pass "a stream closed by a restore is not retryable"
 expect 409 restore_in_progress "descriptor during a restore" "${AUTH[@]}" "$BASE/v1/descriptors/DATABASE"
 expect 503 restore_in_progress "SQL during a restore" -H "Authorization: Bearer $AUTH_TOKEN_2" -d "$PIPE" "$BASE/v2/pipeline"
 grep -qi '^retry-after' <(curl -s -D - -o /dev/null -H "Authorization: Bearer $AUTH_TOKEN_2" -d "$PIPE" "$BASE/v2/pipeline") \
@@ -154,6 +170,10 @@ grep -qi '^retry-after' <(curl -s -D - -o /dev/null -H "Authorization: Bearer $A
 pass "503 during restore carries Retry-After"
 via --yes recover >/dev/null
 expect 200 - "SQL after recovery finished the restore" -H "Authorization: Bearer $AUTH_TOKEN_2" -d "$PIPE" "$BASE/v2/pipeline"
+expect 400 stream_closed_by_restore "a baton opened before the restore, after it" -H "Authorization: Bearer $AUTH_TOKEN_2" -d "$OLD_PIPE" "$BASE/v2/pipeline"
+curl -s -H "Authorization: Bearer $AUTH_TOKEN_2" -d '{"baton":null,"requests":[{"type":"execute","stmt":{"sql":"SELECT count(*) FROM notes WHERE body = \u0027before restore\u0027"}}]}' "$BASE/v2/pipeline" >"$H/check2.json"
+[ "$(json_field '["results"][0]["response"]["result"]["rows"][0][0]["value"]' <"$H/check2.json")" = 0 ] \
+  || fail "the discarded transaction's write survived the restore: $(cat "$H/check2.json")"
 
 # --- limits
 expect 413 body_too_large "body over --max-body-bytes" -H "Authorization: Bearer $AUTH_TOKEN_2" \

@@ -92,6 +92,7 @@ fingerprint() {
 echo "crash_soak: via=$VIA size=${SIZE_MB}MB iterations=$ITERATIONS seed=$SEED dir=$DIR"
 via init >/dev/null || fail "via init"
 via addon create sqlite soak-db --app soak --bind DATABASE >/dev/null || fail "addon create"
+via release create --app soak >/dev/null || fail "release create"  # usable needs a release claim
 ADDON_ID="$(via --json addon status soak-db | json 'j["addon"]["id"]')"
 LIVE="$HOME_DIR/addons/$ADDON_ID/data.sqlite"
 SNAPDIR="$HOME_DIR/snapshots/$ADDON_ID"
