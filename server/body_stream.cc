@@ -19,7 +19,15 @@ bool BodyStream::Write(std::string chunk) {
   {
     std::unique_lock<std::mutex> lock(mu_);
     // One chunk may exceed the bound on its own; it waits for an empty buffer.
-    room_.wait(lock, [&] { return abandoned_ || buffered_ == 0 || buffered_ + chunk.size() <= max_buffered_; });
+    const bool room = room_.wait_for(lock, max_wait_, [&] {
+      return abandoned_ || buffered_ == 0 || buffered_ + chunk.size() <= max_buffered_;
+    });
+    if (!room) {
+      abandoned_ = true;
+      chunks_.clear();
+      buffered_ = 0;
+      wake_ = nullptr;
+    }
     if (abandoned_) return false;
     buffered_ += chunk.size();
     peak_ = std::max(peak_, buffered_);

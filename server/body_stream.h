@@ -6,11 +6,15 @@
 // more than `max_buffered_bytes` wait to be sent, so a slow reader slows the
 // writer down instead of growing the server's memory. When the connection
 // fails or times out, the server calls Abandon(): a blocked or later Write
-// returns false at once and the writer stops.
+// returns false at once and the writer stops. A Write that finds no room for
+// `max_wait` also abandons the body: the reader is stuck or gone without
+// saying so (for instance the server stopped its I/O threads at the end of a
+// drain), and the writer must not wait for it forever.
 //
 // Thread-safety: every method may be called from any thread; one writer and
 // one reader.
 
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -22,7 +26,9 @@ namespace via::server {
 
 class BodyStream {
  public:
-  explicit BodyStream(std::size_t max_buffered_bytes) : max_buffered_(max_buffered_bytes) {}
+  explicit BodyStream(std::size_t max_buffered_bytes,
+                      std::chrono::milliseconds max_wait = std::chrono::seconds(60))
+      : max_buffered_(max_buffered_bytes), max_wait_(max_wait) {}
 
   // Appends `chunk` (ignored when empty), first waiting while the buffer is
   // over its bound. False when the reader abandoned the body.
@@ -47,6 +53,7 @@ class BodyStream {
   void WakeLocked(std::function<void()>* out);
 
   const std::size_t max_buffered_;
+  const std::chrono::milliseconds max_wait_;
   mutable std::mutex mu_;
   std::condition_variable room_;
   std::deque<std::string> chunks_;

@@ -50,6 +50,12 @@ const all = await db.execute("SELECT body FROM ws ORDER BY id");
 check(all.rows.map((r) => r.body).join(",") === "one,two,three",
       "@libsql/client over ws://: statements, batch, failed batch and rollback as expected");
 db.close();
+// libsql:// with tls=0 (@libsql/client 0.18 opens it over HTTP).
+const libsqlUrl = wsUrl.replace(/^ws:/, "libsql:") + "?tls=0";
+const viaLibsql = createClient({ url: libsqlUrl, authToken });
+const one = await viaLibsql.execute("SELECT count(*) AS c FROM ws");
+check(Number(one.rows[0].c) === 3, `${libsqlUrl} works (over ${viaLibsql.protocol})`);
+viaLibsql.close();
 
 // ---- @libsql/client's hrana-client asked for version 3 (subprotocol hrana3),
 // with @libsql/client's own batch code on it (as in hrana3.mjs).

@@ -254,6 +254,19 @@ TEST_CASE("closing a database's streams interrupts a running cursor") {
             .reason() == "credential_revoked");
 }
 
+TEST_CASE("a body whose reader never reads gives up after its wait bound") {
+  BodyStream body(8, std::chrono::milliseconds(50));
+  CHECK(body.Write("12345678"));  // fits
+  const auto started = std::chrono::steady_clock::now();
+  CHECK_FALSE(body.Write("9"));  // no room, nobody reads
+  CHECK(std::chrono::steady_clock::now() - started >= std::chrono::milliseconds(50));
+  CHECK_FALSE(body.Write("again"));  // abandoned for good
+  std::string chunk;
+  bool done = false;
+  CHECK_FALSE(body.Read(&chunk, &done, [] {}));
+  CHECK(done);
+}
+
 TEST_CASE("cursor requests are parsed strictly") {
   hrana::Limits limits;
   CHECK(hrana::ParseCursorRequest(R"({"baton":null})", limits).status().reason() ==
