@@ -338,17 +338,20 @@ HranaWsConnection::Action HranaWsConnection::OnAnswer(int status, std::string_vi
   if (pending == Pending::kOpenCursor) {
     // The batch result as cursor entries.
     Cursor cursor;
-    const Json& r = result["response"]["result"];
-    const Json& results = r["step_results"];
-    const Json& errors = r["step_errors"];
+    const Json r = result["response"].value("result", Json::object());
+    const Json results = r.value("step_results", Json::array());
+    const Json errors = r.value("step_errors", Json::array());
     for (std::size_t i = 0; i < results.size(); ++i) {
       if (results[i].is_object()) {
         const Json& s = results[i];
-        cursor.entries.push_back({{"type", "step_begin"}, {"step", i}, {"cols", s["cols"]}});
-        for (const Json& row : s["rows"]) cursor.entries.push_back({{"type", "row"}, {"row", row}});
+        cursor.entries.push_back(
+            {{"type", "step_begin"}, {"step", i}, {"cols", s.value("cols", Json::array())}});
+        for (const Json& row : s.value("rows", Json::array())) {
+          cursor.entries.push_back({{"type", "row"}, {"row", row}});
+        }
         cursor.entries.push_back({{"type", "step_end"},
-                                  {"affected_row_count", s["affected_row_count"]},
-                                  {"last_insert_rowid", s["last_insert_rowid"]}});
+                                  {"affected_row_count", s.value("affected_row_count", Json(0))},
+                                  {"last_insert_rowid", s.value("last_insert_rowid", Json())}});
       } else if (i < errors.size() && errors[i].is_object()) {
         cursor.entries.push_back({{"type", "step_error"}, {"step", i}, {"error", errors[i]}});
       }
