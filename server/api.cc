@@ -13,7 +13,9 @@
 #include "domain/readiness.h"
 #include "projections/read_model.h"
 #include "providers/sqlite/provider.h"
+#include "server/hrana_cursor.h"
 #include "server/hrana_json.h"
+#include "server/hrana_protobuf.h"
 #include "server/jwt.h"
 
 namespace via::server {
@@ -350,17 +352,20 @@ void Api::Handle(HttpRequest request, Responder respond) {
         });
         return;
       }
-    } else if (path == "/v2") {
+    } else if (path == "/v2" || path == "/v3" || path == "/v3-protobuf") {
       if (get) {
         answer.content_type = "text/plain";
       } else {
         answer = JsonError(405, "method_not_allowed", "use GET");
       }
-    } else if (path == "/v2/pipeline") {
+    } else if (path == "/v2/pipeline" || path == "/v3/pipeline" || path == "/v3/cursor" ||
+               path == "/v3-protobuf/pipeline" || path == "/v3-protobuf/cursor") {
       if (request.method != "POST") {
         answer = HranaError(405, "method_not_allowed", "use POST");
       } else {
-        Pipeline(std::move(request), respond);
+        const bool protobuf = path.rfind("/v3-protobuf/", 0) == 0;
+        Pipeline(std::move(request), respond, /*cursor=*/path.ends_with("/cursor"),
+                 protobuf ? hrana::Encoding::kProtobuf : hrana::Encoding::kJson);
         return;
       }
     } else {
@@ -614,6 +619,11 @@ struct Api::SqlRequest {
   ParsedCredential credential;
   hrana::PipelineRequest pipeline;
   std::int64_t arrived_ns = 0;  // MonotonicNs() when the request was read
+  std::optional<hrana::CursorRequest> cursor;  // set for /v3/cursor (then `pipeline` is empty)
+  hrana::Encoding encoding = hrana::Encoding::kJson;
+  const std::optional<std::string>& baton() const {
+    return cursor ? cursor->baton : pipeline.baton;
+  }
   std::string database_key() const {
     return DatabaseKey(credential.addon_id, credential.generation);
   }
@@ -691,7 +701,7 @@ Status Api::CatchUpForRequest(std::int64_t arrived_ns) {
   return status;
 }
 
-void Api::Pipeline(HttpRequest request, Responder respond) {
+void Api::Pipeline(HttpRequest request, Responder respond, bool cursor, hrana::Encoding encoding) {
   const std::int64_t arrived = MonotonicNs();
   const std::int64_t retry_after = options_.retry_after_s;
   auto bearer = BearerToken(request.authorization);
@@ -713,13 +723,27 @@ void Api::Pipeline(HttpRequest request, Responder respond) {
     respond(HranaFailure(BadCredential(), retry_after));
     return;
   }
-  auto parsed = hrana::ParsePipelineRequest(request.body, options_.hrana);
+  auto sql = std::make_shared<SqlRequest>();
+  sql->credential = std::move(credential).value();
+  sql->arrived_ns = arrived;
+  sql->encoding = encoding;
+  const bool protobuf = encoding == hrana::Encoding::kProtobuf;
+  Status parsed;
+  if (cursor) {
+    auto c = protobuf ? hrana::ParseCursorRequestProtobuf(request.body, options_.hrana)
+                      : hrana::ParseCursorRequest(request.body, options_.hrana);
+    if (c.ok()) sql->cursor = std::move(c).value();
+    parsed = c.status();
+  } else {
+    auto p = protobuf ? hrana::ParsePipelineRequestProtobuf(request.body, options_.hrana)
+                      : hrana::ParsePipelineRequest(request.body, options_.hrana);
+    if (p.ok()) sql->pipeline = std::move(p).value();
+    parsed = p.status();
+  }
   if (!parsed.ok()) {
-    respond(HranaFailure(parsed.status(), retry_after));
+    respond(HranaFailure(parsed, retry_after));
     return;
   }
-  auto sql = std::make_shared<SqlRequest>(
-      SqlRequest{std::move(credential).value(), std::move(parsed).value(), arrived});
   if (mac == MacCheck::kValid) {
     SubmitSql(std::move(sql), std::move(respond));
     return;
@@ -745,13 +769,16 @@ void Api::SubmitSql(std::shared_ptr<SqlRequest> sql, Responder respond) {
   const std::int64_t retry_after = options_.retry_after_s;
   // The stream holding its database's write lock skips the add-on's limit
   // (at most one per database file: see work_pool.h).
-  const bool urgent =
-      sql->pipeline.baton && engine_.HoldsWriteLock(sql->database_key(), *sql->pipeline.baton);
+  const bool urgent = sql->baton() && engine_.HoldsWriteLock(sql->database_key(), *sql->baton());
   auto refuse = [respond, retry_after](const Status& s) { respond(HranaFailure(s, retry_after)); };
   const std::string addon_id = sql->credential.addon_id;
   Status queued = sql_pool_->Submit(
       addon_id,
       WorkPool::Job{[this, sql, respond] {
+                      if (sql->cursor) {
+                        StreamCursor(*sql, respond);
+                        return;
+                      }
                       respond(Guarded(/*hrana=*/true, [&] { return RunPipeline(*sql); }));
                     },
                     refuse},
@@ -760,6 +787,35 @@ void Api::SubmitSql(std::shared_ptr<SqlRequest> sql, Responder respond) {
 }
 
 HttpResponse Api::RunPipeline(const SqlRequest& sql) {
+  HranaEngine::ConnectionFactory open;
+  if (std::optional<HttpResponse> refused = AdmitSql(sql, &open)) return std::move(*refused);
+  auto response = engine_.Execute(sql.database_key(), sql.pipeline, open);
+  if (!response.ok()) return HranaFailure(response.status(), options_.retry_after_s);
+  HttpResponse r;
+  if (sql.encoding == hrana::Encoding::kProtobuf) {
+    r.content_type = "application/x-protobuf";
+    r.body = hrana::EncodePipelineResponseProtobuf(*response);
+  } else {
+    r.body = hrana::EncodePipelineResponse(*response);
+  }
+  return r;
+}
+
+void Api::StreamCursor(const SqlRequest& sql, const Responder& respond) {
+  const std::int64_t retry_after = options_.retry_after_s;
+  try {
+    HranaEngine::ConnectionFactory open;
+    if (std::optional<HttpResponse> refused = AdmitSql(sql, &open)) return respond(*refused);
+    RunCursor(engine_, sql.database_key(), *sql.cursor, sql.encoding, open, respond,
+              [retry_after](const Status& s) { return HranaFailure(s, retry_after); });
+  } catch (const std::exception& e) {
+    ErrorLog(std::string("via serve: request failed: ") + e.what());
+    respond(HranaError(500, "internal", "unexpected server error"));
+  }
+}
+
+std::optional<HttpResponse> Api::AdmitSql(const SqlRequest& sql,
+                                          HranaEngine::ConnectionFactory* open) {
   const std::int64_t retry_after = options_.retry_after_s;
   Status caught_up = CatchUpForRequest(sql.arrived_ns);
   if (!caught_up.ok()) return HranaFailure(caught_up, retry_after);
@@ -796,7 +852,7 @@ HttpResponse Api::RunPipeline(const SqlRequest& sql) {
   }
   const std::string path = options_.home.addon_db(addon->id).string();
   const int busy_ms = options_.sqlite_busy_timeout_ms;
-  auto open = [&path, busy_ms]() -> Result<hrana::SqliteConnection> {
+  *open = [path, busy_ms]() -> Result<hrana::SqliteConnection> {
     sqlite3* raw = nullptr;
     int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
     hrana::SqliteConnection db(raw);
@@ -810,11 +866,7 @@ HttpResponse Api::RunPipeline(const SqlRequest& sql) {
     sqlite3_busy_timeout(db.get(), busy_ms);
     return db;
   };
-  auto response = engine_.Execute(sql.database_key(), sql.pipeline, open);
-  if (!response.ok()) return HranaFailure(response.status(), retry_after);
-  HttpResponse r;
-  r.body = hrana::EncodePipelineResponse(*response);
-  return r;
+  return std::nullopt;
 }
 
 }  // namespace via::server

@@ -55,6 +55,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -136,12 +137,20 @@ class Api {
   // Runs `run` on the control pool and answers with its result.
   void OnControlPool(Responder respond, std::function<HttpResponse()> run);
   HttpResponse Descriptor(const HttpRequest& request, const std::string& binding);
-  void Pipeline(HttpRequest request, Responder respond);
+  // POST /v2/pipeline, /v3/pipeline (same JSON body), /v3-protobuf/pipeline
+  // and, with `cursor`, /v3/cursor and /v3-protobuf/cursor.
+  void Pipeline(HttpRequest request, Responder respond, bool cursor, hrana::Encoding encoding);
   struct SqlRequest;
   // Queues a pipeline whose credential verified on the SQL pool.
   void SubmitSql(std::shared_ptr<SqlRequest> sql, Responder respond);
   // On a SQL worker: catch up, check the add-on and generation, run.
   HttpResponse RunPipeline(const SqlRequest& sql);
+  // The same checks for a /v3/cursor request, whose answer streams
+  // (hrana_cursor.h).
+  void StreamCursor(const SqlRequest& sql, const Responder& respond);
+  // The checks of both: an answer when the request must be refused, else
+  // sets `open` to the factory of connections to the add-on's file.
+  std::optional<HttpResponse> AdmitSql(const SqlRequest& sql, HranaEngine::ConnectionFactory* open);
   // Makes sure a catch-up that started after `arrived_ns` (MonotonicNs()
   // when the request arrived) has run, so the answer reflects every record
   // committed before the request; concurrent requests share one catch-up.

@@ -77,6 +77,38 @@ Result<std::string> HranaEngine::HandlePipeline(std::string_view database_key,
 Result<hrana::PipelineResponse> HranaEngine::Execute(std::string_view database_key,
                                                      const hrana::PipelineRequest& request,
                                                      const ConnectionFactory& open_connection) {
+  hrana::PipelineResponse response;
+  response.results.reserve(request.requests.size());
+  VIA_ASSIGN_OR_RETURN(
+      response.baton,
+      Run(database_key, request.baton, open_connection,
+          [&](hrana::Session& session, const std::string&) {
+            std::size_t budget = limits_.max_response_bytes;
+            for (const hrana::StreamRequest& r : request.requests) {
+              response.results.push_back(session.Handle(r, &budget));
+            }
+            return true;
+          }));
+  return response;
+}
+
+Status HranaEngine::ExecuteCursor(std::string_view database_key,
+                                  const hrana::CursorRequest& request,
+                                  const ConnectionFactory& open_connection,
+                                  const std::function<bool(const std::string& baton)>& start,
+                                  const hrana::CursorSink& sink) {
+  auto baton = Run(database_key, request.baton, open_connection,
+                   [&](hrana::Session& session, const std::string& next_baton) {
+                     if (!start(next_baton)) return false;
+                     return session.RunCursor(request.batch, sink);
+                   });
+  return baton.status();
+}
+
+Result<std::optional<std::string>> HranaEngine::Run(std::string_view database_key,
+                                                    const std::optional<std::string>& request_baton,
+                                                    const ConnectionFactory& open_connection,
+                                                    const Body& body) {
   std::vector<StreamPtr> dead;  // declared first: destroyed after any lock is released
   std::vector<hrana::SqliteConnection> unpooled;  // likewise: closed after the lock
   hrana::SqliteConnection reused;  // a pooled connection for a new stream
@@ -90,8 +122,8 @@ Result<hrana::PipelineResponse> HranaEngine::Execute(std::string_view database_k
       SweepLocked(now, &dead, &unpooled);
       last_sweep_ms_ = now;
     }
-    if (request.baton) {
-      used_hash = HashBaton(*request.baton);
+    if (request_baton) {
+      used_hash = HashBaton(*request_baton);
       VIA_ASSIGN_OR_RETURN(stream, AcquireLocked(database_key, used_hash, now, &dead));
     } else {
       const std::string key(database_key);
@@ -161,22 +193,32 @@ Result<hrana::PipelineResponse> HranaEngine::Execute(std::string_view database_k
     stream->session = std::move(session);
   }
 
-  hrana::PipelineResponse response;
-  response.results.reserve(request.requests.size());
-  std::size_t budget = limits_.max_response_bytes;
-  for (const hrana::StreamRequest& r : request.requests) {
-    response.results.push_back(stream->session->Handle(r, &budget));
+  // The baton that continues the stream is chosen before the body runs, so
+  // that a cursor can announce it ahead of its entries.
+  std::string next_baton = NewBaton();
+  const bool completed = body(*stream->session, next_baton);
+  if (!completed) {
+    // The reader went away in the middle: nobody holds the new baton, and an
+    // open transaction must not keep its locks until the stream expires.
+    stream->session->Kill("the client stopped reading the cursor");
   }
   const bool holds_write_lock = stream->session->InWriteTransaction();
 
+  std::optional<std::string> response_baton;
   std::lock_guard<std::mutex> lock(mu_);
+  if (!completed && !stream->kill_reason) {
+    stream->kill_reason = Aborted("cursor_abandoned", "the client stopped reading the cursor");
+  }
   stream->busy = false;
   stream->holds_write_lock = holds_write_lock;
   if (!stream->previous_baton_hash.empty()) batons_.erase(stream->previous_baton_hash);
   stream->previous_baton_hash = used_hash;
   if (stream->kill_reason || stream->session->closed()) {
-    if (stream->kill_reason && !used_hash.empty()) {
-      AddTombstoneLocked(used_hash, *stream->kill_reason, clock_());
+    if (stream->kill_reason) {
+      const std::int64_t now = clock_();
+      if (!used_hash.empty()) AddTombstoneLocked(used_hash, *stream->kill_reason, now);
+      // A cursor may already have handed out the next baton.
+      AddTombstoneLocked(HashBaton(next_baton), *stream->kill_reason, now);
     }
     returned = stream->session->TakeReusableConnection();
     if (returned && !stream->kill_reason && limits_.pooled_connections > 0) {
@@ -187,15 +229,13 @@ Result<hrana::PipelineResponse> HranaEngine::Execute(std::string_view database_k
       }
     }
     RemoveLocked(stream, nullptr, &dead);
-    response.baton = std::nullopt;
   } else {
-    std::string baton = NewBaton();
-    stream->baton_hash = HashBaton(baton);
+    stream->baton_hash = HashBaton(next_baton);
     batons_[stream->baton_hash] = BatonEntry{stream->id, true};
     stream->last_used_ms = clock_();
-    response.baton = std::move(baton);
+    response_baton = std::move(next_baton);
   }
-  return response;
+  return response_baton;
 }
 
 Result<HranaEngine::StreamPtr> HranaEngine::AcquireLocked(std::string_view database_key,

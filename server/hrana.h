@@ -102,6 +102,18 @@ class HranaEngine {
                                           const hrana::PipelineRequest& request,
                                           const ConnectionFactory& open_connection);
 
+  // Runs a Hrana 3 cursor (`POST /v3/cursor`) on the stream named by the
+  // request's baton (or a new stream): `start` gets the baton that continues
+  // the stream before any entry, then `sink` gets the entries as the
+  // statements run (Session::RunCursor). When `start` or `sink` returns false
+  // (the reader is gone) the stream is closed, its transaction rolled back,
+  // and the announced baton answers Aborted "cursor_abandoned". Errors (before
+  // `start` was called): as for Execute().
+  Status ExecuteCursor(std::string_view database_key, const hrana::CursorRequest& request,
+                       const ConnectionFactory& open_connection,
+                       const std::function<bool(const std::string& baton)>& start,
+                       const hrana::CursorSink& sink);
+
   // Closes every stream whose database key satisfies `predicate` (for
   // instance all streams of an add-on that was destroyed or restored, or of a
   // revoked credential generation). Idle streams close at once; a running
@@ -132,6 +144,15 @@ class HranaEngine {
  private:
   struct Stream;
   using StreamPtr = std::shared_ptr<Stream>;
+  // Runs on the stream's session with the baton that will continue the
+  // stream; false: the stream must close (its reader is gone).
+  using Body = std::function<bool(hrana::Session& session, const std::string& next_baton)>;
+  // Takes the stream of `baton` (or opens one), runs `body` and releases the
+  // stream; returns the baton that continues it, null when it was closed.
+  Result<std::optional<std::string>> Run(std::string_view database_key,
+                                         const std::optional<std::string>& baton,
+                                         const ConnectionFactory& open_connection,
+                                         const Body& body);
   struct BatonEntry {
     std::uint64_t stream_id = 0;
     bool current = false;  // false: the baton of the request running or just run

@@ -149,6 +149,18 @@ class RequestParser {
     return Status::Ok();
   }
 
+  Status Cursor(const Json& j, CursorRequest* out) {
+    VIA_RETURN_IF_ERROR(WantObject(j, "body"));
+    if (const Json* baton = Field(j, "baton", true)) {
+      if (!baton->is_string())
+        return Bad("baton", "expected a string or null, got " + Describe(*baton));
+      out->baton = baton->get<std::string>();
+    }
+    const Json* batch = Field(j, "batch", false);
+    if (!batch) return Bad("body", "missing field \"batch\"");
+    return ParseBatch(*batch, "batch", &out->batch);
+  }
+
  private:
   Status Request(const Json& j, const std::string& path, StreamRequest* out) {
     VIA_RETURN_IF_ERROR(WantObject(j, path));
@@ -650,7 +662,10 @@ struct ResponseWriter {
 
 }  // namespace
 
-Result<PipelineRequest> ParsePipelineRequest(std::string_view body, const Limits& limits) {
+namespace {
+
+// The checks and the parse shared by every JSON request body.
+Result<Json> ParseBody(std::string_view body, const Limits& limits) {
   if (body.size() > limits.max_body_bytes) {
     return InvalidArgument("invalid_pipeline", "request body of " + std::to_string(body.size()) +
                                                    " bytes, more than the limit of " +
@@ -675,6 +690,24 @@ Result<PipelineRequest> ParsePipelineRequest(std::string_view body, const Limits
   } catch (const Json::exception&) {
     return InvalidArgument("invalid_pipeline", "request body is not valid JSON");
   }
+  return json;
+}
+
+}  // namespace
+
+Result<CursorRequest> ParseCursorRequest(std::string_view body, const Limits& limits) {
+  VIA_ASSIGN_OR_RETURN(Json json, ParseBody(body, limits));
+  try {
+    CursorRequest request;
+    VIA_RETURN_IF_ERROR(RequestParser(limits).Cursor(json, &request));
+    return request;
+  } catch (const Json::exception&) {
+    return InvalidArgument("invalid_pipeline", "malformed request");
+  }
+}
+
+Result<PipelineRequest> ParsePipelineRequest(std::string_view body, const Limits& limits) {
+  VIA_ASSIGN_OR_RETURN(Json json, ParseBody(body, limits));
   try {
     PipelineRequest request;
     VIA_RETURN_IF_ERROR(RequestParser(limits).Pipeline(json, &request));
@@ -705,6 +738,58 @@ std::string EncodePipelineResponse(const PipelineResponse& response) {
   }
   out += "]}";
   return out;
+}
+
+Status CheckJsonDepth(std::string_view text, std::size_t max_depth) {
+  return CheckDepth(text, max_depth);
+}
+
+std::string EncodeCursorHeader(const std::optional<std::string>& baton) {
+  std::string out = R"({"baton":)";
+  AppendOptString(out, baton);
+  out += R"(,"base_url":null})";
+  out += "\n";
+  return out;
+}
+
+void AppendCursorEntry(std::string& out, const CursorEntry& entry) {
+  if (const auto* e = std::get_if<StepBeginEntry>(&entry)) {
+    out += R"({"type":"step_begin","step":)";
+    AppendInt(out, e->step);
+    out += R"(,"cols":)";
+    AppendCols(out, e->cols);
+    out += "}";
+  } else if (const auto* e = std::get_if<StepEndEntry>(&entry)) {
+    out += R"({"type":"step_end","affected_row_count":)";
+    AppendInt(out, e->affected_row_count);
+    out += R"(,"last_insert_rowid":)";
+    if (e->last_insert_rowid) {
+      out += "\"";
+      AppendInt(out, *e->last_insert_rowid);
+      out += "\"";
+    } else {
+      out += "null";
+    }
+    out += "}";
+  } else if (const auto* e = std::get_if<StepErrorEntry>(&entry)) {
+    out += R"({"type":"step_error","step":)";
+    AppendInt(out, e->step);
+    out += R"(,"error":)";
+    AppendError(out, e->error);
+    out += "}";
+  } else if (const auto* e = std::get_if<RowEntry>(&entry)) {
+    out += R"({"type":"row","row":[)";
+    for (std::size_t k = 0; k < e->row.size(); ++k) {
+      if (k) out += ",";
+      AppendValue(out, e->row[k]);
+    }
+    out += "]}";
+  } else {
+    out += R"({"type":"error","error":)";
+    AppendError(out, std::get<ErrorEntry>(entry).error);
+    out += "}";
+  }
+  out += "\n";
 }
 
 std::string EncodeError(const Error& error) {

@@ -15,6 +15,7 @@
 // (as libsql-server writes them), integers are decimal strings, and an infinite
 // float is written as 1e999 / -1e999 (JavaScript's JSON.parse reads Infinity).
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -28,6 +29,19 @@ namespace via::server::hrana {
 // the offending field, e.g. "requests[1].stmt.args[0].value: expected a decimal
 // integer in a string". The HTTP layer answers 400.
 Result<PipelineRequest> ParsePipelineRequest(std::string_view body, const Limits& limits);
+
+// Parses a `POST /v3/cursor` request body ({"baton", "batch"}), with the
+// same checks and errors as ParsePipelineRequest.
+Result<CursorRequest> ParseCursorRequest(std::string_view body, const Limits& limits);
+
+// The first line of a `/v3/cursor` response body ({"baton","base_url"} and
+// '\n'), and one entry line appended to `out`.
+std::string EncodeCursorHeader(const std::optional<std::string>& baton);
+void AppendCursorEntry(std::string& out, const CursorEntry& entry);
+
+// Refuses (InvalidArgument "invalid_pipeline") JSON text that nests arrays
+// and objects deeper than `max_depth`, before anything parses it.
+Status CheckJsonDepth(std::string_view text, std::size_t max_depth);
 
 // The response body for a pipeline response.
 std::string EncodePipelineResponse(const PipelineResponse& response);

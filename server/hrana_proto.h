@@ -20,6 +20,10 @@
 
 namespace via::server::hrana {
 
+// How Hrana 3 over HTTP bodies are encoded: JSON (/v2, /v3) or protobuf
+// (/v3-protobuf).
+enum class Encoding { kJson, kProtobuf };
+
 // Size and time limits, all configurable; every one is enforced by the engine
 // or the parser and reported with a stable error code. The HTTP layer enforces
 // the body size before reading it; the parser checks it again.
@@ -233,5 +237,37 @@ struct PipelineResponse {
   std::vector<StreamResult> results;  // one per request, in order
   bool operator==(const PipelineResponse&) const = default;
 };
+
+// ---------------------------------------------------------------- cursors (Hrana 3)
+
+// The body of `POST /v3/cursor`: a batch run on the stream of `baton` (or a
+// new stream), whose results come back as a sequence of entries.
+struct CursorRequest {
+  std::optional<std::string> baton;
+  Batch batch;
+  bool operator==(const CursorRequest&) const = default;
+};
+
+// A step that runs produces step_begin, its rows, then step_end, or
+// step_error (before or after step_begin). `error` ends the cursor.
+struct StepBeginEntry {
+  std::uint32_t step = 0;
+  std::vector<Col> cols;
+};
+struct StepEndEntry {
+  std::uint64_t affected_row_count = 0;
+  std::optional<std::int64_t> last_insert_rowid;
+};
+struct StepErrorEntry {
+  std::uint32_t step = 0;
+  Error error;
+};
+struct RowEntry {
+  std::vector<Value> row;
+};
+struct ErrorEntry {
+  Error error;
+};
+using CursorEntry = std::variant<StepBeginEntry, StepEndEntry, StepErrorEntry, RowEntry, ErrorEntry>;
 
 }  // namespace via::server::hrana

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <limits>
 #include <cstring>
 #include <string_view>
 #include <utility>
@@ -362,7 +363,7 @@ Status NulCheck(std::string_view sql) {
 
 }  // namespace
 
-Result<StmtResult> Session::Execute(const Stmt& stmt, std::size_t* budget) {
+Result<StmtResult> Session::Execute(const Stmt& stmt, std::size_t* budget, RowStream* rows) {
   if (killed_.load()) {
     std::lock_guard<std::mutex> lock(kill_mu_);
     return HranaError("STREAM_CLOSED", kill_message_);
@@ -437,6 +438,12 @@ Result<StmtResult> Session::Execute(const Stmt& stmt, std::size_t* budget) {
         Col{OptionalText(sqlite3_column_name(s, c)), OptionalText(sqlite3_column_decltype(s, c))});
   }
 
+  auto refused = [rows] {
+    rows->refused = true;
+    return HranaError("STREAM_CLOSED", "the client stopped reading the cursor");
+  };
+  if (rows && !(*rows->sink)(StepBeginEntry{rows->step, result.cols})) return refused();
+
   // Rows beyond the limits are not kept. A read-only statement stops there; a
   // writing one runs to completion so that it is never half applied, and then
   // fails all the same.
@@ -453,6 +460,13 @@ Result<StmtResult> Session::Execute(const Stmt& stmt, std::size_t* budget) {
     }
     ++result.rows_read;
     if (!stmt.want_rows) continue;
+    if (rows) {
+      RowEntry entry;
+      entry.row.reserve(static_cast<std::size_t>(col_count));
+      for (int c = 0; c < col_count; ++c) entry.row.push_back(ColumnValue(s, c));
+      if (!(*rows->sink)(entry)) return refused();
+      continue;
+    }
     if (!overflow && result.rows.size() >= limits_.max_result_rows) overflow = true;
     if (!overflow) {
       std::size_t size = 8;
@@ -522,6 +536,39 @@ Result<BatchResult> Session::RunBatch(const Batch& batch, std::size_t* budget) {
     }
   }
   return result;
+}
+
+bool Session::RunCursor(const Batch& batch, const CursorSink& sink) {
+  // Conditions look only at which steps succeeded or failed, so the results
+  // kept here hold no rows.
+  BatchResult outcome;
+  outcome.step_results.resize(batch.steps.size());
+  outcome.step_errors.resize(batch.steps.size());
+  for (std::size_t i = 0; i < batch.steps.size(); ++i) {
+    const BatchStep& step = batch.steps[i];
+    if (killed_.load() || closed()) {
+      std::string message = "the stream was closed";
+      if (killed_.load()) {
+        std::lock_guard<std::mutex> lock(kill_mu_);
+        message = kill_message_;
+      }
+      return sink(ErrorEntry{Error{message, "STREAM_CLOSED"}});
+    }
+    if (step.condition && !EvalCond(*step.condition, outcome)) continue;
+    RowStream rows{static_cast<std::uint32_t>(i), &sink, false};
+    std::size_t unlimited = std::numeric_limits<std::size_t>::max();
+    Result<StmtResult> r = Execute(step.stmt, &unlimited, &rows);
+    if (rows.refused) return false;
+    if (r.ok()) {
+      if (!sink(StepEndEntry{r->affected_row_count, r->last_insert_rowid})) return false;
+      outcome.step_results[i] = StmtResult{};
+    } else {
+      Error error = ToError(r.status());
+      if (!sink(StepErrorEntry{static_cast<std::uint32_t>(i), error})) return false;
+      outcome.step_errors[i] = std::move(error);
+    }
+  }
+  return true;
 }
 
 Status Session::RunSequence(std::string_view sql) {

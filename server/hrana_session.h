@@ -65,6 +65,10 @@ struct SqliteCloser {
 };
 using SqliteConnection = std::unique_ptr<sqlite3, SqliteCloser>;
 
+// Receives a cursor's entries in order; returns false when nobody reads them
+// any more (the cursor then stops).
+using CursorSink = std::function<bool(const CursorEntry&)>;
+
 class Session {
  public:
   // Takes `db` (non-null) and configures it as described above. `clock`
@@ -77,6 +81,14 @@ class Session {
   // Runs one request. `response_budget` is the number of response bytes still
   // allowed in the current pipeline; rows returned reduce it.
   StreamResult Handle(const StreamRequest& request, std::size_t* response_budget);
+
+  // Runs `batch` as a batch request would, but hands the results to `sink` as
+  // Hrana 3 cursor entries while each statement runs (step_begin, rows,
+  // step_end or step_error): rows are never collected, so max_result_rows and
+  // max_response_bytes do not apply (the sink bounds memory by blocking); the
+  // statement timeout does, and counts time spent waiting in the sink.
+  // Returns false when `sink` refused an entry; the caller closes the stream.
+  bool RunCursor(const Batch& batch, const CursorSink& sink);
 
   // True after a `close` request: the connection is closed.
   bool closed() const { return db_ == nullptr; }
@@ -100,7 +112,14 @@ class Session {
 
  private:
   Result<StreamResponse> Dispatch(const StreamRequest& request, std::size_t* budget);
-  Result<StmtResult> Execute(const Stmt& stmt, std::size_t* budget);
+  // With `rows`, the statement's step_begin and rows go to rows->sink as they
+  // come instead of into the result (see RunCursor).
+  struct RowStream {
+    std::uint32_t step = 0;
+    const CursorSink* sink = nullptr;
+    bool refused = false;  // the sink returned false
+  };
+  Result<StmtResult> Execute(const Stmt& stmt, std::size_t* budget, RowStream* rows = nullptr);
   Result<BatchResult> RunBatch(const Batch& batch, std::size_t* budget);
   Status RunSequence(std::string_view sql);
   Result<DescribeResult> Describe(std::string_view sql);

@@ -6,11 +6,14 @@
 // sockets.
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace via::server {
+
+class BodyStream;  // body_stream.h
 
 struct HttpRequest {
   std::string method;         // "GET", "POST", ...
@@ -26,6 +29,10 @@ struct HttpResponse {
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;  // extra headers
   std::string error_code;  // stable reason for the access log; "" on success
+  // When set, `body` is ignored and the body is read from `stream` while it
+  // is produced, sent with chunked transfer encoding (HTTP/1.0: until the
+  // connection closes).
+  std::shared_ptr<BodyStream> stream;
 };
 
 // Delivers the response to one request, from any thread. The first call

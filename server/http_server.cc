@@ -20,6 +20,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
 #include <chrono>
 #include <limits>
 #include <map>
@@ -29,6 +30,8 @@
 #include <thread>
 #include <vector>
 
+#include "server/body_stream.h"
+#include "server/hrana_ws.h"
 #include "server/utf8.h"
 
 namespace via::server {
@@ -180,6 +183,15 @@ class HttpServer::Impl {
   asio::awaitable<void> Send(Conn& conn, const HttpResponse& response, unsigned version,
                              bool keep_alive, const std::string& method, const std::string& path,
                              std::int64_t started_ms, error_code& ec);
+  // Send() for a response whose body is a BodyStream.
+  asio::awaitable<void> SendStream(Conn& conn, const HttpResponse& response, unsigned version,
+                                   bool keep_alive, const std::string& method,
+                                   const std::string& path, std::int64_t started_ms,
+                                   error_code& ec);
+  // Hrana over WebSocket (hrana_ws.h) on `GET /` with an upgrade, until the
+  // connection ends; every request runs through the handler as an HTTP call.
+  asio::awaitable<void> ServeWebSocket(Conn& conn, http::request<http::string_body> request,
+                                       std::int64_t started_ms);
   void BeginDrain();
   void Log(const std::string& remote, const std::string& method, const std::string& path,
            int status, std::size_t bytes, std::int64_t ms, const std::string& code);
@@ -362,6 +374,10 @@ asio::awaitable<void> HttpServer::Impl::Send(Conn& conn, const HttpResponse& res
                                              unsigned version, bool keep_alive,
                                              const std::string& method, const std::string& path,
                                              std::int64_t started_ms, error_code& ec) {
+  if (response.stream) {
+    co_await SendStream(conn, response, version, keep_alive, method, path, started_ms, ec);
+    co_return;
+  }
   http::response<http::string_body> out{static_cast<http::status>(response.status), version};
   out.set(http::field::server, "via");
   out.set(http::field::content_type, response.content_type);
@@ -373,6 +389,148 @@ asio::awaitable<void> HttpServer::Impl::Send(Conn& conn, const HttpResponse& res
   co_await http::async_write(conn.stream, out, asio::redirect_error(kAwait, ec));
   Log(conn.remote, method, path, response.status, response.body.size(), WallMs() - started_ms,
       response.error_code);
+}
+
+asio::awaitable<void> HttpServer::Impl::SendStream(Conn& conn, const HttpResponse& response,
+                                                   unsigned version, bool keep_alive,
+                                                   const std::string& method,
+                                                   const std::string& path,
+                                                   std::int64_t started_ms, error_code& ec) {
+  BodyStream& body = *response.stream;
+  const bool chunked = version >= 11;
+  http::response<http::empty_body> out{static_cast<http::status>(response.status), version};
+  out.set(http::field::server, "via");
+  out.set(http::field::content_type, response.content_type);
+  for (const auto& [name, value] : response.headers) out.set(name, value);
+  out.keep_alive(keep_alive && chunked);  // HTTP/1.0: the body ends with the connection
+  if (chunked) out.chunked(true);
+  http::response_serializer<http::empty_body> header{out};
+  conn.stream.expires_after(Ms(options_.read_timeout_ms));
+  co_await http::async_write_header(conn.stream, header, asio::redirect_error(kAwait, ec));
+  std::size_t bytes = 0;
+  // Woken from the writer's thread through the connection's strand.
+  auto ready = std::make_shared<asio::steady_timer>(conn.stream.get_executor());
+  auto executor = conn.stream.get_executor();
+  while (!ec) {
+    std::string chunk;
+    bool done = false;
+    ready->expires_at(asio::steady_timer::time_point::max());
+    auto wake = [executor, ready] { asio::post(executor, [ready] { ready->cancel(); }); };
+    if (!body.Read(&chunk, &done, wake)) {
+      if (done) break;
+      error_code cancelled;
+      co_await ready->async_wait(asio::redirect_error(kAwait, cancelled));
+      continue;
+    }
+    conn.stream.expires_after(Ms(options_.read_timeout_ms));
+    if (chunked) {
+      co_await asio::async_write(conn.stream, http::make_chunk(asio::buffer(chunk)),
+                                 asio::redirect_error(kAwait, ec));
+    } else {
+      co_await asio::async_write(conn.stream, asio::buffer(chunk), asio::redirect_error(kAwait, ec));
+    }
+    bytes += chunk.size();
+  }
+  if (!ec && chunked) {
+    co_await asio::async_write(conn.stream, http::make_chunk_last(),
+                               asio::redirect_error(kAwait, ec));
+  }
+  body.Abandon();  // unblocks the writer if the body did not end
+  if (!ec && !chunked) ec = http::error::end_of_stream;  // close the connection
+  Log(conn.remote, method, path, response.status, bytes, WallMs() - started_ms,
+      response.error_code);
+}
+
+asio::awaitable<void> HttpServer::Impl::ServeWebSocket(Conn& conn,
+                                                       http::request<http::string_body> request,
+                                                       std::int64_t started_ms) {
+  namespace websocket = beast::websocket;
+  const std::string path = PathOnly(std::string(request.target()));
+  const unsigned version = request.version();
+  const std::optional<std::string> subprotocol = HranaWsConnection::ChooseSubprotocol(
+      std::string(request[http::field::sec_websocket_protocol]));
+  error_code ec;
+  if (path != "/") {
+    co_await Send(conn, ErrorResponse(404, "not_found", "WebSocket upgrades are served on / only"),
+                  version, false, "GET", path, started_ms, ec);
+    co_return;
+  }
+  if (!subprotocol) {
+    co_await Send(conn, ErrorResponse(400, "unsupported_subprotocol",
+                                      "supported WebSocket subprotocols: hrana3, hrana2, hrana1"),
+                  version, false, "GET", path, started_ms, ec);
+    co_return;
+  }
+  websocket::stream<beast::tcp_stream&> ws(conn.stream);
+  conn.stream.expires_never();  // the WebSocket's own timeouts from here on
+  websocket::stream_base::timeout timeouts{};
+  timeouts.handshake_timeout = Ms(options_.read_timeout_ms);
+  timeouts.idle_timeout = Ms(options_.idle_timeout_ms);
+  timeouts.keep_alive_pings = true;
+  ws.set_option(timeouts);
+  ws.set_option(websocket::stream_base::decorator([proto = *subprotocol](websocket::response_type& r) {
+    r.set(http::field::server, "via");
+    if (!proto.empty()) r.set(http::field::sec_websocket_protocol, proto);
+  }));
+  ws.read_message_max(options_.max_body_bytes);
+  co_await ws.async_accept(request, asio::redirect_error(kAwait, ec));
+  Log(conn.remote, "GET", path, ec ? 400 : 101, 0, WallMs() - started_ms,
+      ec ? "websocket_handshake" : "");
+  if (ec) co_return;
+
+  HranaWsConnection hrana{hrana::Limits{}};
+  auto call = [&](const HranaWsConnection::Call& c) -> asio::awaitable<HttpResponse> {
+    HttpRequest in;
+    in.method = "POST";
+    in.target = c.target;
+    in.authorization = c.authorization;
+    in.body = c.body;
+    in.remote = conn.remote;
+    HttpResponse answer = co_await Respond(std::move(in));
+    if (answer.stream) answer.stream->Abandon();  // pipelines never stream
+    co_return answer;
+  };
+  beast::flat_buffer buffer;
+  for (;;) {
+    conn.busy = false;
+    if (draining_ || conn.evicted) {
+      co_await ws.async_close(websocket::close_code::going_away, asio::redirect_error(kAwait, ec));
+      break;
+    }
+    buffer.clear();
+    co_await ws.async_read(buffer, asio::redirect_error(kAwait, ec));
+    if (ec) break;  // closed by the peer, idle, too large a message, cancelled by a drain
+    conn.busy = true;
+    HranaWsConnection::Action action;
+    if (!ws.got_text()) {
+      action.close_code = 1003;  // unsupported data: JSON subprotocols only
+      action.close_reason = "binary messages are not supported";
+    } else {
+      action = hrana.OnMessage(beast::buffers_to_string(buffer.data()));
+    }
+    bool closed = false;
+    for (;;) {
+      for (const std::string& reply : action.replies) {
+        ws.text(true);
+        co_await ws.async_write(asio::buffer(reply), asio::redirect_error(kAwait, ec));
+        if (ec) break;
+      }
+      if (ec) break;
+      if (action.close_code != 0) {
+        websocket::close_reason reason(static_cast<std::uint16_t>(action.close_code));
+        reason.reason = action.close_reason.substr(0, 120);
+        co_await ws.async_close(reason, asio::redirect_error(kAwait, ec));
+        closed = true;
+        break;
+      }
+      if (!action.call) break;
+      HttpResponse answer = co_await call(*action.call);
+      action = hrana.OnAnswer(answer.status, answer.body);
+    }
+    if (ec || closed) break;
+  }
+  // Streams the client left open end now, rolling back their transactions.
+  for (const HranaWsConnection::Call& c : hrana.CloseAll()) co_await call(c);
 }
 
 asio::awaitable<void> HttpServer::Impl::ServeRequests(Conn& conn) {
@@ -444,6 +602,9 @@ asio::awaitable<void> HttpServer::Impl::ServeRequests(Conn& conn) {
                  return !IsValidUtf8(std::string_view(value.data(), value.size()));
                })) {
       out = ErrorResponse(400, "invalid_header", "a header value is not valid UTF-8");
+    } else if (beast::websocket::is_upgrade(request)) {
+      co_await ServeWebSocket(conn, std::move(request), started);
+      co_return;
     } else {
       HttpRequest in;
       in.method = method;

@@ -74,7 +74,7 @@ expect 200 - "JWKS is published" "$BASE/.well-known/jwks.json"
 KID=$(json_field '["keys"][0]["kid"]' <"$H/body")
 [ "$(json_field '["keys"][0]["crv"]' <"$H/body")" = Ed25519 ] || fail "JWKS key is not Ed25519"
 expect 200 - "GET /v2 answers (Hrana v2 is served)" "$BASE/v2"
-expect 404 - "GET /v3-protobuf is absent (clients fall back to v2)" "$BASE/v3-protobuf"
+expect 200 - "GET /v3-protobuf answers (Hrana 3 over HTTP is served; tests/e2e/hrana3.sh)" "$BASE/v3-protobuf"
 
 # --- descriptors: success and every refusal
 expect 200 - "descriptor of a claimed binding" "${AUTH[@]}" "$BASE/v1/descriptors/DATABASE"

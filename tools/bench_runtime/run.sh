@@ -8,6 +8,10 @@
 #               threads, CONNS keep-alive connections);
 #   proxy       the same point select through the Hrana proxy: POST /v2/pipeline
 #               with execute + close, as @libsql/client sends it (wrk, same);
+#   proxy-v3    the same point select over Hrana 3 JSON: POST /v3/pipeline;
+#   proxy-v3pb  the same over Hrana 3 protobuf: POST /v3-protobuf/pipeline
+#               (the body built in wrk's Lua as the proto3 schema says);
+#               (Hrana over WebSocket is not served yet: no WebSocket row);
 #   noisy       the same as proxy (app B), while another app (A) keeps twice its
 #               per-add-on limit of slow statements in flight on its own add-on
 #               (a second wrk, 1 thread), so that A always fills its share of the
@@ -228,6 +232,43 @@ function response(status, headers, body)
 end
 EOF
 } >"$H/pipeline.lua"
+sed 's#wrk.path = "/v2/pipeline"#wrk.path = "/v3/pipeline"#' "$H/pipeline.lua" >"$H/pipeline_v3.lua"
+{
+  cat "$H/common.lua"
+  cat <<EOF
+local rows = $ROWS
+wrk.method = "POST"
+wrk.path = "/v3-protobuf/pipeline"
+wrk.headers["Authorization"] = "Bearer $AUTH_TOKEN"
+wrk.headers["Content-Type"] = "application/x-protobuf"
+EOF
+  cat <<'EOF'
+-- hrana.http.PipelineReqBody{requests: [execute{stmt{sql, args: [integer]}}, close{}]}
+local function varint(n)
+  local out = ""
+  while n >= 128 do
+    out = out .. string.char(n % 128 + 128)
+    n = math.floor(n / 128)
+  end
+  return out .. string.char(n)
+end
+local function field(number, bytes) return string.char(number * 8 + 2) .. varint(#bytes) .. bytes end
+function request()
+  local value = string.char(2 * 8) .. varint(2 * math.random(1, rows))  -- sint64: zigzag
+  local stmt = field(1, "SELECT v FROM t WHERE id = ?") .. field(3, value)
+  local body = field(2, field(2, field(1, stmt))) .. field(2, field(1, ""))
+  return wrk.format(nil, nil, nil, body)
+end
+function response(status, headers, body)
+  checked = checked + 1
+  -- A row holds the text "value-..."; an error result would not.
+  if status ~= 200 or not string.find(body, "value-", 1, true) then
+    bad = bad + 1
+    if first_bad == "" then first_bad = status .. " " .. string.sub(body, 1, 200) end
+  end
+end
+EOF
+} >"$H/pipeline_v3pb.lua"
 {
   cat "$H/common.lua"
   cat <<LUA
@@ -319,6 +360,8 @@ print("direct", kv["ops_per_s"], kv["p50_us"], kv["p99_us"], kv["ops"], 0, 0, kv
 EOF
   run_wrk descriptor "$H/descriptor.lua" "$BASE/v1/descriptors/DATABASE"
   run_wrk proxy "$H/pipeline.lua" "$BASE/v2/pipeline"
+  run_wrk proxy-v3 "$H/pipeline_v3.lua" "$BASE/v3/pipeline"
+  run_wrk proxy-v3pb "$H/pipeline_v3pb.lua" "$BASE/v3-protobuf/pipeline"
   run_noisy
   run_wrk nginx "$H/nginx.lua" "http://127.0.0.1:$NGINX_PORT/"
 done
@@ -332,7 +375,7 @@ for r in rows:
     n[r[0]] = n.get(r[0], 0) + 1
     print(f"{n[r[0]]:>4} {r[0]:<11} {float(r[1]):>9.0f} {float(r[2]):>9.1f} {float(r[3]):>9.1f} {r[4]:>9} {r[5]:>6} {r[6]:>7} {r[7]:>5} {r[8]}")
 med = {}
-for what in ("direct", "descriptor", "proxy", "noisy", "noisy-A", "nginx"):
+for what in ("direct", "descriptor", "proxy", "proxy-v3", "proxy-v3pb", "noisy", "noisy-A", "nginx"):
     sel = [r for r in rows if r[0] == what]
     med[what] = [statistics.median(float(r[i]) for r in sel) for i in (1, 2, 3)]
 print(f"\nmedians of {n['direct']} run(s):")
@@ -344,6 +387,9 @@ print(f"  proxy selects/s / direct selects/s     {p[0]/d[0]:.3f}  (direct is {d[
 print(f"  proxy p50 / direct p50                 {p[1]/d[1]:.1f}x")
 print(f"  proxy p99 / direct p99                 {p[2]/d[2]:.1f}x")
 print(f"  descriptor fetches/s / direct selects/s {desc[0]/d[0]:.3f}")
+v3, v3pb = med["proxy-v3"], med["proxy-v3pb"]
+print(f"  /v3 JSON selects/s / /v2 JSON          {v3[0]/p[0]:.3f}  (p50 {v3[1]/p[1]:.2f}x, p99 {v3[2]/p[2]:.2f}x)")
+print(f"  /v3-protobuf selects/s / /v2 JSON      {v3pb[0]/p[0]:.3f}  (p50 {v3pb[1]/p[1]:.2f}x, p99 {v3pb[2]/p[2]:.2f}x)")
 print(f"  proxy selects/s / nginx floor          {p[0]/ng[0]:.3f}")
 print(f"  descriptor fetches/s / nginx floor     {desc[0]/ng[0]:.3f}")
 print(f"  B's p50 with A busy / B alone          {noisy[1]/p[1]:.2f}x")
