@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 
 #include <sqlite3.h>
@@ -107,13 +108,18 @@ class RawLog {
   // Returns whether it succeeded.
   bool Tamper(const std::string& sql, const Bytes* blob = nullptr) {
     if (kPostgresLog) {
-      auto conn = Connect();
-      REQUIRE(conn.Exec("SET session_replication_role = replica").ok());
+      auto& conn = Connect();
+      REQUIRE(conn.Exec("BEGIN").ok());
+      REQUIRE(conn.Exec("SET LOCAL session_replication_role = replica").ok());
       const std::string translated = Translate(sql);
       auto r = blob ? conn.Query(translated.c_str(), {eventstore::postgres::Param::Bytea(*blob)})
                     : conn.Query(translated.c_str());
       INFO(r.status().ToString());
-      return r.ok();
+      if (!r.ok()) {
+        (void)conn.Exec("ROLLBACK");
+        return false;
+      }
+      return conn.Exec("COMMIT").ok();
     }
     sqlite3* raw = nullptr;
     REQUIRE(sqlite3_open(home_.log_db().c_str(), &raw) == SQLITE_OK);
@@ -145,7 +151,7 @@ class RawLog {
   // The first column of the first row of `sql`, as bytes (NULL: empty).
   Bytes Bytes1(const std::string& sql) {
     if (kPostgresLog) {
-      auto conn = Connect();
+      auto& conn = Connect();
       // bytea and text arrive as their bytes; integers as text.
       auto r = conn.Query(Translate(sql).c_str());
       INFO(r.status().ToString());
@@ -169,7 +175,7 @@ class RawLog {
   // An integer result (the query is cast to bigint on PostgreSQL).
   std::int64_t Int(const std::string& sql) {
     if (kPostgresLog) {
-      auto conn = Connect();
+      auto& conn = Connect();
       auto r = conn.Query(("SELECT (" + Translate(sql) + ")::bigint").c_str());
       INFO(r.status().ToString());
       REQUIRE(r.ok());
@@ -190,11 +196,15 @@ class RawLog {
   const std::string& url() const { return url_; }
 
  private:
-  eventstore::postgres::Conn Connect() {
-    auto conn = eventstore::postgres::Conn::Connect(url_);
-    REQUIRE(conn.ok());
-    REQUIRE(conn->Exec("SET search_path = via").ok());
-    return std::move(conn).value();
+  // One connection per RawLog, opened on first use.
+  eventstore::postgres::Conn& Connect() {
+    if (!conn_) {
+      auto conn = eventstore::postgres::Conn::Connect(url_);
+      REQUIRE(conn.ok());
+      REQUIRE(conn->Exec("SET search_path = via").ok());
+      conn_ = std::move(conn).value();
+    }
+    return *conn_;
   }
 
   // SQLite spellings the tests use, in PostgreSQL's.
@@ -215,6 +225,7 @@ class RawLog {
 
   eventstore::Home home_;
   std::string url_;
+  std::optional<eventstore::postgres::Conn> conn_;
 };
 
 }  // namespace via::testing

@@ -58,6 +58,12 @@ void WriteLog(const std::filesystem::path& root, const std::string& log_url) {
 struct LogFixture {
   testing::TempDir dir;
   std::unique_ptr<testing::TestLogDatabase> database;  // PostgreSQL: this copy's
+  std::unique_ptr<testing::RawLog> raw_log;
+
+  testing::RawLog& Raw() {
+    if (!raw_log) raw_log = std::make_unique<testing::RawLog>(Home{dir.path()});
+    return *raw_log;
+  }
 
   LogFixture() {
     static testing::TempDir original;
@@ -83,16 +89,15 @@ struct LogFixture {
 
   // Runs SQL with the triggers off, binding `blob` to ?1 when given.
   void Tamper(const std::string& sql, const Bytes* blob = nullptr) {
-    CHECK(testing::RawLog(Home{dir.path()}).Tamper(sql, blob));
+    CHECK(Raw().Tamper(sql, blob));
   }
 
   Bytes Column(const std::string& column, std::uint64_t seq) {
-    return testing::RawLog(Home{dir.path()})
-        .Bytes1("SELECT " + column + " FROM records WHERE seq=" + std::to_string(seq));
+    return Raw().Bytes1("SELECT " + column + " FROM records WHERE seq=" + std::to_string(seq));
   }
 
   std::uint64_t Int(const std::string& sql) {
-    return static_cast<std::uint64_t>(testing::RawLog(Home{dir.path()}).Int(sql));
+    return static_cast<std::uint64_t>(Raw().Int(sql));
   }
 
   // Every row that holds a note, in seq order.
