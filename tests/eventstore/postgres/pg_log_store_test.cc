@@ -356,3 +356,52 @@ TEST_CASE("a read snapshot on PostgreSQL does not see appends made after it bega
   }
   CHECK(reader->store().GetHead()->seq == 3);
 }
+
+TEST_CASE("a role with only SELECT and INSERT on the records appends, and cannot change them",
+          "[postgres]") {
+  testing::TempDir home;
+  testing::FakeClock clock;
+  testing::CountingIds ids;
+  testing::TestLogDatabase database;
+  const std::string url = database.url();
+  auto owner = OpenLog(home.path(), url, clock, ids);  // creates schema via
+  const std::string role = "via_app_" + std::to_string(::getpid());
+  REQUIRE(Run(url, "DROP ROLE IF EXISTS " + role + "; CREATE ROLE " + role +
+                       " NOLOGIN; GRANT USAGE ON SCHEMA via TO " + role +
+                       "; GRANT SELECT, INSERT ON via.records TO " + role +
+                       "; GRANT SELECT, UPDATE ON via.head TO " + role +
+                       "; GRANT SELECT ON via.log_meta TO " + role)
+              .ok());
+  // The session runs as that role from its start (libpq's options=-c role=…),
+  // as a service connecting with it would.
+  const std::string as_role = url + "?options=-c%20role%3D" + role;
+  REQUIRE(pg::ValidateLogUrl(as_role).ok());
+  LogStore::Options options;
+  options.postgres_url = as_role;
+  auto store = LogStore::Open(options);
+  INFO(store.status().ToString());
+  REQUIRE(store.ok());
+  auto key = LoadOrCreateSigningKey(Home{home.path()}.log_key());
+  REQUIRE(key.ok());
+  auto appended = (*store)->Append(Events(3, "as-role"), Signer{key->get(), owner->origin()});
+  INFO(appended.status().ToString());
+  REQUIRE(appended.ok());
+  CHECK(appended->last_seq == 4);
+
+  auto conn = pg::Conn::Connect(as_role);
+  REQUIRE(conn.ok());
+  for (const char* sql : {"UPDATE via.records SET checkpoint = checkpoint WHERE seq = 4",
+                          "DELETE FROM via.records WHERE seq = 4", "TRUNCATE via.records",
+                          "ALTER TABLE via.records DISABLE TRIGGER ALL",
+                          "SET session_replication_role = replica"}) {
+    Status status = conn->Exec(sql);
+    INFO(sql << ": " << status.ToString());
+    CHECK_FALSE(status.ok());
+    CHECK((status.message().find("permission denied") != std::string::npos ||
+           status.message().find("must be owner") != std::string::npos));
+  }
+  VerifyReport report = VerifyLog(**store, {});
+  CHECK(report.status.ok());
+  CHECK(report.size == 4);
+  (void)Run(url, "DROP OWNED BY " + role + "; DROP ROLE " + role);
+}
