@@ -13,6 +13,8 @@ Result<InitResult> Init(const Context& ctx) {
   InitResult result;
   result.created = log->initialized_now();
   result.home = ctx.home.root.string();
+  VIA_ASSIGN_OR_RETURN(std::optional<std::string> url, ctx.home.LogUrl());
+  result.log = url ? *url : ctx.home.log_db().string();
   result.log_id = log->log_id();
   result.origin = log->origin();
   result.verifier_key = log->verifier_key().ToString();

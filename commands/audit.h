@@ -20,6 +20,7 @@ namespace via::commands {
 struct InitResult {
   bool created = false;  // false: the home already had a log
   std::string home;
+  std::string log;  // the SQLite file of the log, or its PostgreSQL URL
   std::string log_id;
   std::string origin;
   std::string verifier_key;

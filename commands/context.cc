@@ -28,6 +28,7 @@ Result<std::unique_ptr<eventstore::EventLog>> Context::OpenLog() const {
   options.ids = ids;
   options.actor = actor;
   options.crash = crash;
+  options.log_url = log_url;
   return eventstore::EventLog::Open(options);
 }
 

@@ -31,6 +31,8 @@ struct Context {
   // Test-only crash points (domain/crash.h): armed by the CLI from
   // $VIA_CRASH_AT in a build with test hooks, or given a callback by tests.
   CrashPoints crash;
+  // `via init --log URL`: the PostgreSQL log of a new home (EventLog::Options).
+  std::string log_url;
   // Long work reports (what, done, total); may be null.
   std::function<void(const std::string& what, std::uint64_t done, std::uint64_t total)> progress;
 

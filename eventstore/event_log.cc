@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "eventstore/postgres/pg_log_store.h"
 #include "eventstore/record_codec.h"
 
 namespace via::eventstore {
@@ -86,8 +87,30 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(const Options& options) {
   const Home& home = options.home;
   std::unique_ptr<EventLog> log(new EventLog());
   std::error_code ec;
+  VIA_ASSIGN_OR_RETURN(std::optional<std::string> url, home.LogUrl());
+  bool remember_url = false;
+  if (!options.log_url.empty()) {
+    VIA_RETURN_IF_ERROR(postgres::ValidateLogUrl(options.log_url));
+    if (url && *url != options.log_url) {
+      return FailedPrecondition("log_url_mismatch",
+                                "this home's event log is at " + *url + ", not " + options.log_url)
+          .WithRemediation("a home keeps its log where `via init` put it; use another --home");
+    }
+    if (!url) {
+      if (options.read_only) return Internal("--log on a read-only open");
+      VIA_RETURN_IF_ERROR(home.EnsureDirectories());
+      if (fs::exists(home.log_db(), ec)) {
+        return FailedPrecondition("home_has_log", "this home already keeps its event log in " +
+                                                      home.log_db().string() +
+                                                      "; a home's log does not move")
+            .WithRemediation("use a new --home for a log on PostgreSQL");
+      }
+      url = options.log_url;
+      remember_url = true;  // once the log opens: a URL that fails is not kept
+    }
+  }
   if (options.read_only) {
-    if (!fs::exists(home.log_db(), ec)) {
+    if (!url && !fs::exists(home.log_db(), ec)) {
       return NotFound("log_missing", "no event log in " + home.root.string())
           .WithRemediation("via init --home " + home.root.string());
     }
@@ -96,8 +119,13 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(const Options& options) {
   }
   LogStore::Options store_options;
   store_options.path = home.log_db().string();
+  if (url) store_options.postgres_url = *url;
   store_options.read_only = options.read_only;
   VIA_ASSIGN_OR_RETURN(log->store_, LogStore::Open(store_options));
+  if (remember_url) {
+    const std::string line = *url + "\n";
+    VIA_RETURN_IF_ERROR(WriteFileAtomically(home.log_url_file(), AsBytes(line), 0644));
+  }
   log->store_->set_crash_points(options.crash);
   log->crash_ = options.crash;
   VIA_ASSIGN_OR_RETURN(Head head, log->store_->GetHead());

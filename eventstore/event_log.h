@@ -31,6 +31,11 @@ class EventLog {
     std::string actor;
     bool read_only = false;  // never initialize or append
     bool check_tail = true;  // auditors open a damaged log to inspect it
+    // `via init --log URL`: keep this home's log on PostgreSQL at URL. A new
+    // home remembers it (Home::log_url_file); a home whose log is elsewhere
+    // refuses it (FailedPrecondition "log_url_mismatch" / "home_has_log").
+    // Empty: the log the home already has (the SQLite file by default).
+    std::string log_url;
     // Test-only crash points of every append, the initializing one included
     // (LogStore::set_crash_points).
     CrashPoints crash;

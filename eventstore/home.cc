@@ -10,6 +10,8 @@
 #include <fstream>
 #include <iterator>
 
+#include "eventstore/postgres/pg_log_store.h"
+
 namespace via::eventstore {
 namespace fs = std::filesystem;
 
@@ -48,7 +50,7 @@ Status Home::EnsureDirectories() const {
     }
     // Taken over only when empty or already a home: never chmod or fill an
     // unrelated directory (`--home /`).
-    if (!fs::exists(log_db(), ec)) {
+    if (!fs::exists(log_db(), ec) && !fs::exists(log_url_file(), ec)) {
       for (const auto& entry : fs::directory_iterator(root, ec)) {
         if (!IsHomeEntry(entry.path().filename().string())) {
           return InvalidArgument("not_a_via_home",
@@ -162,6 +164,18 @@ Result<Bytes> ReadFile(const fs::path& path, std::size_t max_bytes) {
     }
   }
   return out;
+}
+
+Result<std::optional<std::string>> Home::LogUrl() const {
+  auto bytes = ReadFile(log_url_file(), 4096);
+  if (!bytes.ok()) {
+    if (bytes.status().code() == StatusCode::kNotFound) return std::optional<std::string>();
+    return bytes.status();
+  }
+  std::string url(AsChars(*bytes));
+  while (!url.empty() && (url.back() == '\n' || url.back() == '\r')) url.pop_back();
+  VIA_RETURN_IF_ERROR(postgres::ValidateLogUrl(url).WithContext(log_url_file().string()));
+  return std::optional<std::string>(url);
 }
 
 }  // namespace via::eventstore

@@ -21,6 +21,9 @@ struct Home {
   std::filesystem::path root;
 
   std::filesystem::path log_db() const { return root / "log" / "events.db"; }
+  // Present when the log lives on PostgreSQL: its URL (no password), one
+  // line, written by `via init --log` and used by every command after it.
+  std::filesystem::path log_url_file() const { return root / "log.url"; }
   // Commands queue on this lock (FileLock) to decide and append one at a time.
   std::filesystem::path append_lock() const { return root / "log" / "append.lock"; }
   std::filesystem::path state_db() const { return root / "state" / "projections.db"; }
@@ -53,6 +56,11 @@ struct Home {
   // directory is refused with InvalidArgument "not_a_via_home" and left
   // untouched.
   Status EnsureDirectories() const;
+
+  // The URL of the home's PostgreSQL log, or nullopt for the embedded SQLite
+  // log. Errors: as ReadFile; InvalidArgument "bad_log_url" for a file that
+  // does not hold one valid URL.
+  Result<std::optional<std::string>> LogUrl() const;
 };
 
 // Files read by the CLI are small: keys, checkpoint notes.

@@ -1,13 +1,20 @@
 #pragma once
 
-// The event log: an append-only SQLite file (log/events.db) with one table,
-// `records`, holding per record its canonical bytes, its chain hash, the
-// hashes of the RFC 6962 perfect subtrees its leaf completes and, on the last
-// record of every append, the note signed over the log after that append and
-// the append's command id. See docs/event-log-format.md.
+// The event log: an append-only table of records holding per record its
+// canonical bytes, its chain hash, the hashes of the RFC 6962 perfect subtrees
+// its leaf completes and, on the last record of every append, the note signed
+// over the log after that append and the append's command id. See
+// docs/event-log-format.md.
 //
-// Invariants kept by Append (all inside one BEGIN IMMEDIATE transaction, so two
-// processes appending at once never fork the chain):
+// LogStore is the backend interface; two backends keep the same rows, byte
+// for byte: the embedded SQLite file log/events.db (SqliteLogStore, the
+// default) and PostgreSQL (postgres::PgLogStore, docs/operations.md). The
+// append itself is written once, here, over the backend's primitives, so both
+// store the same records, hashes, Merkle nodes and signed notes.
+//
+// Invariants kept by Append (all inside one transaction that holds the
+// backend's writer lock, so two processes appending at once never fork the
+// chain):
 //   - seq starts at 1 and has no gaps; record n carries hash(n-1);
 //   - row n's `nodes` holds the leaf hash of record n and every perfect
 //     subtree that leaf completes, so the rows hold exactly the perfect
@@ -20,13 +27,14 @@
 // Triggers refuse UPDATE and DELETE.
 //
 // A LogStore is one connection: not thread-safe; open one per thread
-// (OpenReader opens another connection to the same file).
+// (OpenReader opens another connection to the same log).
 
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "crypto/crypto.h"
@@ -76,42 +84,71 @@ struct Signer {
   std::string origin;
 };
 
+// One stored row with every column, for verification. The views are valid
+// only during the visit that receives them.
+struct RawRow {
+  std::uint64_t seq = 0;
+  ByteView record;
+  ByteView hash;
+  ByteView nodes;
+  std::optional<std::string_view> command_id;
+  std::optional<std::string_view> checkpoint;
+};
+
+// A stored note and the seq of the row that holds it.
+struct StoredNote {
+  std::uint64_t seq = 0;
+  std::string note;
+};
+
 class LogStore {
  public:
   struct Options {
+    // The SQLite file of the log (log/events.db of a home).
     std::string path;
+    // When set, the log lives on PostgreSQL instead: a libpq connection URI
+    // (postgresql://USER@HOST:PORT/DB), without a password (libpq reads it
+    // from PGPASSFILE or ~/.pgpass). `path` is then unused.
+    std::string postgres_url;
     bool read_only = false;
     bool create_if_missing = true;
   };
 
   // Opens (and creates, with schema and triggers) the log. Errors: NotFound when
-  // missing and !create_if_missing; DataLoss when the file is not a log.
+  // missing and !create_if_missing; DataLoss when the file is not a log;
+  // Unavailable("log_unreachable") when PostgreSQL cannot be reached.
   static Result<std::unique_ptr<LogStore>> Open(const Options& options);
 
-  ~LogStore();
+  virtual ~LogStore();
   LogStore(const LogStore&) = delete;
   LogStore& operator=(const LogStore&) = delete;
 
-  Result<Head> GetHead();
+  // "sqlite" or "postgresql".
+  virtual const char* backend() const = 0;
 
-  // The log's format version (PRAGMA user_version): 2 or 3. A log keeps the
-  // version it was created with; new logs are created with 3, whose notes
-  // link to the note before them (docs/event-log-format.md sections 2.1, 8).
+  virtual Result<Head> GetHead() = 0;
+
+  // The log's format version: 2 or 3. A log keeps the version it was created
+  // with; new logs are created with 3, whose notes link to the note before
+  // them (docs/event-log-format.md sections 2.1, 8).
   int format_version() const { return format_version_; }
 
   // Starts a read transaction on this connection: until it is destroyed,
   // every read through this LogStore (head, rows, nodes, checkpoints, scans)
   // sees one state of the log, whatever other processes append meanwhile.
   // Answers that combine several facts take one (DESIGN.md section 9). Must
-  // not be held across Append.
-  Result<sql::ReadTransaction> BeginRead() { return sql::ReadTransaction::Begin(*db_); }
+  // not be held across Append. Inside one already open it does nothing.
+  virtual Result<sql::ReadTransaction> BeginRead() = 0;
 
   // Appends `request.events` as consecutive records in one durable transaction
   // and signs the new checkpoint with `signer`. Errors: Aborted("stale_head"),
-  // InvalidArgument (no events, record too large), Unavailable (lock timeout),
-  // Internal (I/O); in format 3, DataLoss("broken_tail") when the note on the
-  // head row, written by another connection, is missing, is not signed by
-  // `signer`'s key or does not match the records (nothing is written).
+  // InvalidArgument (no events, record too large), Unavailable (lock timeout;
+  // "log_unreachable" when PostgreSQL is down: nothing was written, or, when
+  // the connection broke during COMMIT, the outcome is unknown and a retry
+  // with the same command id returns the first result), Internal (I/O); in
+  // format 3, DataLoss("broken_tail") when the note on the head row, written
+  // by another connection, is missing, is not signed by `signer`'s key or
+  // does not match the records (nothing is written).
   Result<AppendResult> Append(const AppendRequest& request, const Signer& signer);
 
   // Test-only crash points "append.before_commit" (every record of the append
@@ -120,72 +157,76 @@ class LogStore {
   void set_crash_points(CrashPoints crash) { crash_ = std::move(crash); }
 
   // The first result of an earlier append with this command id, if any.
-  Result<std::optional<AppendResult>> FindCommand(const std::string& command_id);
+  virtual Result<std::optional<AppendResult>> FindCommand(const std::string& command_id) = 0;
 
   // Reads one record's stored row. NotFound past the head.
-  Result<StoredRecord> ReadRow(std::uint64_t seq);
+  virtual Result<StoredRecord> ReadRow(std::uint64_t seq) = 0;
   // Reads and decodes one record.
   Result<Record> Read(std::uint64_t seq);
 
   // Calls `visit` for each stored row with from <= seq <= until (until 0: to the
   // end), in seq order, until it returns false. Rows are passed as stored,
   // undecoded and unverified.
-  Status Scan(std::uint64_t from, std::uint64_t until,
-              const std::function<bool(const StoredRecord&)>& visit);
+  virtual Status Scan(std::uint64_t from, std::uint64_t until,
+                      const std::function<bool(const StoredRecord&)>& visit) = 0;
+  // The same with every column (eventstore/verify.cc).
+  virtual Status ScanRaw(std::uint64_t from, std::uint64_t until,
+                         const std::function<bool(const RawRow&)>& visit) = 0;
 
   // Checkpoints as stored: (size, note) in size order.
-  Status ScanCheckpoints(
-      const std::function<bool(std::uint64_t size, const std::string& note)>& visit);
+  virtual Status ScanCheckpoints(
+      const std::function<bool(std::uint64_t size, const std::string& note)>& visit) = 0;
   // The newest stored checkpoint note; NotFound for an empty log.
-  Result<std::string> LatestCheckpoint();
+  virtual Result<std::string> LatestCheckpoint() = 0;
   // The checkpoint note stored on row `seq` (the last row of an append holds
   // the checkpoint for the log's size after it). NotFound when that row has
   // none or does not exist.
-  Result<std::string> CheckpointAt(std::uint64_t seq);
+  virtual Result<std::string> CheckpointAt(std::uint64_t seq) = 0;
+  // The note on the last row before `seq` that has one, if any.
+  virtual Result<std::optional<StoredNote>> NoteBefore(std::uint64_t seq) = 0;
+  // How many rows before `seq` hold a note.
+  virtual Result<std::uint64_t> CountNotesBefore(std::uint64_t seq) = 0;
 
-  // The connection, for verification inside this layer (eventstore/verify.cc).
-  sql::Db& db() { return *db_; }
-
-  // Opens another read-only connection to the same file, for a second thread
+  // Opens another read-only connection to the same log, for a second thread
   // (eventstore/verify.cc). Errors: as Open; Unavailable for a log that has no
   // file (an in-memory database).
-  Result<std::unique_ptr<LogStore>> OpenReader() const;
+  virtual Result<std::unique_ptr<LogStore>> OpenReader() const = 0;
 
   // Perfect-subtree hashes as stored, for proofs. Node (level, index) lives in
   // the row of seq (index + 1) << level: one point read per node.
-  merkle::NodeSource& nodes();
+  virtual merkle::NodeSource& nodes() = 0;
 
   // Stored perfect-subtree hashes, for verification: calls `visit` for each
   // (level, index, hash), row by row in seq order, leaf first within a row.
   Status ScanNodes(
       const std::function<bool(int level, std::uint64_t index, const Hash256&)>& visit);
 
+ protected:
+  LogStore() = default;
+
+  // The primitives of an append, in the order Append calls them.
+  // Starts the append's transaction holding the writer lock, and returns the
+  // head under it.
+  virtual Result<Head> BeginAppend() = 0;
+  // Inserts one row (command_id and note only on an append's last row).
+  virtual Status InsertRow(std::uint64_t seq, ByteView record, const Hash256& hash,
+                           ByteView nodes, const std::string* command_id,
+                           const std::string* note) = 0;
+  // Commits the append whose last record is `head` (updating whatever the
+  // backend keeps besides the rows).
+  virtual Status CommitAppend(const Head& head) = 0;
+  // Ends the append's transaction without writing anything.
+  virtual void RollbackAppend() = 0;
+
+  int format_version_ = 0;
+
  private:
-  class Nodes;
-  LogStore(std::unique_ptr<sql::Db> db, std::string path);
-  Status PrepareStatements();
-  // An append's transaction, through prepared statements.
-  Status Begin();
-  Status Commit();
-  void Rollback();
   // The link of the next note: SHA-256 of the note on the head row (zeros for
   // an empty log), checked as Append's comment says unless this connection
   // wrote or checked it already.
   Result<Hash256> LinkToHeadNote(const Head& head, const merkle::Frontier& frontier,
                                  const Signer& signer);
 
-  std::unique_ptr<sql::Db> db_;
-  std::string path_;
-  std::unique_ptr<Nodes> nodes_;
-  // Prepared once: an append per command should not parse SQL.
-  sql::Stmt begin_stmt_;
-  sql::Stmt commit_stmt_;
-  sql::Stmt rollback_stmt_;
-  sql::Stmt head_stmt_;
-  sql::Stmt insert_stmt_;
-  sql::Stmt find_command_stmt_;
-  sql::Stmt append_start_stmt_;
-  sql::Stmt read_stmt_;
   // The head after this connection's last append and the tree's frontier at
   // it, so an append needs no node reads while no other process has appended.
   std::optional<std::pair<Head, merkle::Frontier>> cached_frontier_;
@@ -198,8 +239,10 @@ class LogStore {
   };
   std::optional<AuthenticNote> authentic_note_;
   std::unique_ptr<CheckpointVerifier> signer_verifier_;
-  int format_version_ = 0;
   CrashPoints crash_;
 };
+
+// Hash256 of a 32-byte view (zeros for any other length).
+Hash256 ToHash256(ByteView b);
 
 }  // namespace via::eventstore

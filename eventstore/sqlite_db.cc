@@ -283,6 +283,7 @@ ReadTransaction::~ReadTransaction() {
   // Nothing was written: COMMIT only ends the snapshot (and cannot fail in a
   // way that matters; ROLLBACK would do the same).
   if (db_) (void)db_->Exec("COMMIT");
+  if (end_) end_();
 }
 
 Transaction::~Transaction() {

@@ -22,6 +22,7 @@
 // A Db is not thread-safe; use one per thread.
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -130,14 +131,27 @@ class Db {
 class ReadTransaction {
  public:
   static Result<ReadTransaction> Begin(Db& db);
+  // A snapshot of another store that ends by calling `end` (the event log on
+  // PostgreSQL: eventstore/postgres), so that callers holding a log's
+  // snapshot need not know its backend. An empty `end`: nothing to end.
+  static ReadTransaction Ending(std::function<void()> end) {
+    ReadTransaction tx(nullptr);
+    tx.end_ = std::move(end);
+    return tx;
+  }
   ~ReadTransaction();
-  ReadTransaction(ReadTransaction&& other) noexcept : db_(other.db_) { other.db_ = nullptr; }
+  ReadTransaction(ReadTransaction&& other) noexcept
+      : db_(other.db_), end_(std::move(other.end_)) {
+    other.db_ = nullptr;
+    other.end_ = nullptr;
+  }
   ReadTransaction& operator=(ReadTransaction&&) = delete;
   ReadTransaction(const ReadTransaction&) = delete;
 
  private:
   explicit ReadTransaction(Db* db) : db_(db) {}
   Db* db_ = nullptr;  // null: nothing to end
+  std::function<void()> end_;
 };
 
 // A write transaction that rolls back unless committed.

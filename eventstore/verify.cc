@@ -81,22 +81,6 @@ std::uint64_t NodesUpTo(std::uint64_t row) {
   return 2 * row - static_cast<std::uint64_t>(std::popcount(row));
 }
 
-// The note on the last row before `seq` that has one, with that row's seq.
-struct StoredNote {
-  std::uint64_t seq = 0;
-  std::string note;
-};
-Result<std::optional<StoredNote>> NoteBefore(sql::Db& db, std::uint64_t seq) {
-  VIA_ASSIGN_OR_RETURN(sql::Stmt stmt,
-                       db.Prepare("SELECT seq, checkpoint FROM records WHERE seq < ? AND "
-                                  "checkpoint IS NOT NULL ORDER BY seq DESC LIMIT 1"));
-  stmt.Bind(1, static_cast<std::int64_t>(seq));
-  VIA_ASSIGN_OR_RETURN(bool has_row, stmt.Step());
-  if (!has_row) return std::optional<StoredNote>();
-  return std::optional<StoredNote>(
-      StoredNote{static_cast<std::uint64_t>(stmt.Int(0)), stmt.Text(1)});
-}
-
 std::string NodeName(int level, std::uint64_t seq) {
   return "Merkle node level " + std::to_string(level) + " index " +
          std::to_string((seq >> level) - 1);
@@ -113,7 +97,7 @@ struct Shared {
 // state after record first - 1.
 class RangeVerifier {
  public:
-  RangeVerifier(sql::Db& db, const VerifyOptions& options, int format, std::uint64_t total,
+  RangeVerifier(LogStore& db, const VerifyOptions& options, int format, std::uint64_t total,
                 std::uint64_t first, std::uint64_t last, std::size_t index, Shared& shared)
       : db_(db),
         options_(options),
@@ -149,19 +133,13 @@ class RangeVerifier {
 
  private:
   std::optional<Failure> Rows() {
-    auto stmt = db_.Prepare(
-        "SELECT seq, record, hash, nodes, command_id, checkpoint FROM records "
-        "WHERE seq >= ? AND seq <= ? ORDER BY seq");
-    if (!stmt.ok()) return Failure{first_, stmt.status()};
-    stmt->Bind(1, static_cast<std::int64_t>(first_)).Bind(2, static_cast<std::int64_t>(total_));
     std::uint64_t expected = first_;
-    while (expected <= last_) {
-      auto has_row = stmt->Step();
-      if (!has_row.ok()) return Failure{expected, has_row.status()};
-      if (!*has_row) break;
-      if (auto failure = Row(*stmt, expected)) {
+    std::optional<Failure> failure;
+    Status scanned = db_.ScanRaw(first_, total_, [&](const RawRow& row) {
+      if (expected > last_) return false;
+      if ((failure = Row(row, expected))) {
         if (failure->row == 0) failure->row = expected;
-        return failure;
+        return false;
       }
       ++expected;
       const std::uint64_t done = expected - first_;
@@ -169,11 +147,15 @@ class RangeVerifier {
         shared_.done[index_].store(done, std::memory_order_relaxed);
         // A failure in an earlier range makes the rest of this one moot.
         if (shared_.earliest_failure.load(std::memory_order_relaxed) < index_) {
-          return Failure{expected, Aborted("cancelled", "an earlier range failed")};
+          failure = Failure{expected, Aborted("cancelled", "an earlier range failed")};
+          return false;
         }
         if (index_ == 0 && options_.progress && done % 65536 == 0) Progress();
       }
-    }
+      return true;
+    });
+    if (failure) return failure;
+    if (!scanned.ok()) return Failure{expected, scanned};
     shared_.done[index_].store(expected - first_, std::memory_order_relaxed);
     if (expected <= last_) return Failure{expected, DataLoss("seq_gap", "record is missing")};
     return std::nullopt;
@@ -186,22 +168,22 @@ class RangeVerifier {
   }
 
   // The checks of one row, in the order of docs/event-log-format.md section 9.
-  std::optional<Failure> Row(sql::Stmt& row, std::uint64_t expected) {
+  std::optional<Failure> Row(const RawRow& row, std::uint64_t expected) {
     auto fail = [](std::uint64_t seq, Status status) {
       return std::optional<Failure>(Failure{seq, std::move(status)});
     };
-    const std::uint64_t seq = static_cast<std::uint64_t>(row.Int(0));
+    const std::uint64_t seq = row.seq;
     if (seq != expected) {
       return fail(expected, DataLoss("seq_gap", "record is missing (next stored seq is " +
                                                     std::to_string(seq) + ")"));
     }
-    const ByteView bytes = row.Blob(1);
+    const ByteView bytes = row.record;
     // Checked in this order so that the seq named is the record that changed:
     // its bytes against its stored hash, then decoding, then its link. A record
     // edited together with its stored hash is caught by its Merkle leaf (checked
     // below, before the next record's link).
     const Hash256 hash = crypto::Sha256Concat({bytes});
-    if (!Equal(row.Blob(2), hash)) {
+    if (!Equal(row.hash, hash)) {
       return fail(seq, DataLoss("hash_mismatch", "record bytes do not match their stored hash"));
     }
 
@@ -225,10 +207,10 @@ class RangeVerifier {
     }
     // The command id is kept on the last record of its append, the one with
     // the checkpoint, for idempotent retries.
-    const bool has_checkpoint = !row.IsNull(5);
+    const bool has_checkpoint = row.checkpoint.has_value();
     const bool expect_command = has_checkpoint && !view->command_id.empty();
-    if (row.IsNull(4) ? expect_command
-                      : (!expect_command || AsChars(row.Blob(4)) != view->command_id)) {
+    if (!row.command_id ? expect_command
+                        : (!expect_command || *row.command_id != view->command_id)) {
       return fail(
           seq, DataLoss("command_id_mismatch", "the command_id column does not match the record"));
     }
@@ -237,7 +219,7 @@ class RangeVerifier {
     }
 
     int n = result_.frontier.Append(merkle::LeafHash(bytes), completed_);
-    const ByteView stored_nodes = row.Blob(3);
+    const ByteView stored_nodes = row.nodes;
     const ByteView nodes(reinterpret_cast<const std::uint8_t*>(completed_),
                          sizeof(Hash256) * static_cast<std::size_t>(n));
     if (!Equal(stored_nodes, nodes)) return fail(seq, NodeError(seq, stored_nodes, n));
@@ -245,8 +227,7 @@ class RangeVerifier {
     prev_ = hash;
 
     if (has_checkpoint) {
-      const ByteView note = row.Blob(5);
-      if (auto failure = CheckCheckpoint(seq, AsChars(note))) return failure;
+      if (auto failure = CheckCheckpoint(seq, *row.checkpoint)) return failure;
     }
     const auto& auditor = result_.anchors.auditor;
     if (auditor && auditor->size == seq) {
@@ -362,7 +343,7 @@ class RangeVerifier {
     return std::nullopt;
   }
 
-  sql::Db& db_;
+  LogStore& db_;
   const VerifyOptions& options_;
   const int format_;
   const std::uint64_t total_;
@@ -406,11 +387,11 @@ std::optional<Anchors> PreviewAnchors(LogStore& log, const VerifyOptions& option
 // once authentic: docs/event-log-format.md section 9); and if one verifies,
 // every earlier one does. The first bad one is found by bisection over seqs:
 // O(log n) signature checks and point reads.
-Result<std::optional<Failure>> FirstForgedNote(sql::Db& db, const CheckpointVerifier& verifier,
+Result<std::optional<Failure>> FirstForgedNote(LogStore& db, const CheckpointVerifier& verifier,
                                                std::uint64_t row) {
   // Whether the note on the last row at or below `seq` that has one is forged.
   auto forged_at_or_below = [&](std::uint64_t seq) -> Result<std::optional<Failure>> {
-    VIA_ASSIGN_OR_RETURN(auto stored, NoteBefore(db, seq + 1));
+    VIA_ASSIGN_OR_RETURN(auto stored, db.NoteBefore(seq + 1));
     if (!stored) return std::optional<Failure>();
     auto opened = verifier.Open(stored->note);
     if (opened.ok()) return std::optional<Failure>();
@@ -444,7 +425,7 @@ Failure EarliestFailure(LogStore& log, int format, const Anchors& anchors, const
     return found;
   }
   CheckpointVerifier verifier(*anchors.key);
-  auto forged = FirstForgedNote(log.db(), verifier, found.row);
+  auto forged = FirstForgedNote(log, verifier, found.row);
   if (!forged.ok() || !*forged) return found;
   const Failure& earlier = **forged;
   // What a pass stopping at check 9 of that row has verified (signatures
@@ -454,13 +435,8 @@ Failure EarliestFailure(LogStore& log, int format, const Anchors& anchors, const
   report.nodes_verified = NodesUpTo(earlier.seq);
   report.auditor_checkpoint_verified = anchors.auditor && anchors.auditor->size < earlier.seq;
   report.checkpoints_verified = 0;
-  if (auto count =
-          log.db().Prepare("SELECT count(*) FROM records WHERE seq < ? AND checkpoint IS NOT NULL");
-      count.ok()) {
-    count->Bind(1, static_cast<std::int64_t>(earlier.seq));
-    if (auto has_row = count->Step(); has_row.ok() && *has_row) {
-      report.checkpoints_verified = static_cast<std::uint64_t>(count->Int(0));
-    }
+  if (auto count = log.CountNotesBefore(earlier.seq); count.ok()) {
+    report.checkpoints_verified = *count;
   }
   return earlier;
 }
@@ -479,7 +455,7 @@ VerifyReport VerifyLog(LogStore& log, const VerifyOptions& options) {
 
   // One read transaction on the caller's connection fixes the head; every
   // range reads only rows up to it.
-  auto tx = sql::Transaction::BeginDeferred(log.db());
+  auto tx = log.BeginRead();
   if (!tx.ok()) {
     report.status = tx.status();
     return report;
@@ -533,11 +509,11 @@ VerifyReport VerifyLog(LogStore& log, const VerifyOptions& options) {
     workers.emplace_back([&, i] {
       LogStore& store = *readers[i - 1];
       const std::uint64_t first = first_of(i);
-      auto reader_tx = sql::Transaction::BeginDeferred(store.db());
+      auto reader_tx = store.BeginRead();
       // The state after record first - 1, as stored in the rows before the range.
       auto before = store.ReadRow(first - 1);
       auto frontier = merkle::Frontier::Load(store.nodes(), first - 1);
-      auto note_before = format >= 3 ? NoteBefore(store.db(), first)
+      auto note_before = format >= 3 ? store.NoteBefore(first)
                                      : Result<std::optional<StoredNote>>(std::nullopt);
       if (!reader_tx.ok() || !before.ok() || !frontier.ok() || !note_before.ok()) {
         Status why = !reader_tx.ok()  ? reader_tx.status()
@@ -548,13 +524,13 @@ VerifyReport VerifyLog(LogStore& log, const VerifyOptions& options) {
         return;
       }
       const Hash256 prev_note = *note_before ? NoteHash((*note_before)->note) : Hash256{};
-      RangeVerifier range(store.db(), options, format, total, first, last_of(i), i, shared);
+      RangeVerifier range(store, options, format, total, first, last_of(i), i, shared);
       range.StartFrom(before->hash, std::move(frontier).value(), prev_note, *preview);
       results[i] = range.Run();
     });
   }
   {
-    RangeVerifier range(log.db(), options, format, total, first_of(0), last_of(0), 0, shared);
+    RangeVerifier range(log, options, format, total, first_of(0), last_of(0), 0, shared);
     Anchors anchors;
     anchors.key = pinned;
     range.StartFrom(Hash256{}, merkle::Frontier(), Hash256{}, std::move(anchors));

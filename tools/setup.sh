@@ -16,6 +16,9 @@ packages=(
   # tools/package.sh and the package test: CPack's DEB generator with
   # dpkg-shlibdeps, then apt install, man -w and systemd-analyze verify.
   dpkg-dev file man-db systemd adduser
+  # The event log on PostgreSQL (eventstore/postgres): libpq to build, and a
+  # throwaway cluster for its tests (tools/pg_cluster.sh, ctest fixture).
+  postgresql-15 postgresql-client-15 libpq-dev
 )
 
 missing=()

@@ -9,6 +9,7 @@
 #include "eventstore/merkle.h"
 #include "eventstore/record_codec.h"
 #include "eventstore/verify.h"
+#include "log_backend.h"
 #include "testing.h"
 
 using namespace via;
@@ -20,10 +21,14 @@ struct Fixture {
   testing::TempDir dir;
   testing::FakeClock clock;
   testing::CountingIds ids;
+  // Where the log lives: the home's SQLite file, or a new PostgreSQL database.
+  testing::TestLogDatabase database;
+  std::string log_url = database.url();
 
   std::unique_ptr<EventLog> Open() {
     EventLog::Options options;
     options.home = Home{dir.path()};
+    options.log_url = log_url;
     options.clock = &clock;
     options.ids = &ids;
     options.actor = "tester";
@@ -44,7 +49,7 @@ AppendRequest TokenEvents(int n, const std::string& command_id = "") {
   return request;
 }
 
-int ExecRaw(const std::filesystem::path& db, const std::string& sql) {
+[[maybe_unused]] int ExecRaw(const std::filesystem::path& db, const std::string& sql) {
   sqlite3* raw = nullptr;
   sqlite3_open(db.c_str(), &raw);
   int rc = sqlite3_exec(raw, sql.c_str(), nullptr, nullptr, nullptr);
@@ -129,6 +134,7 @@ TEST_CASE("event log rejects an append with a stale head", "[eventstore]") {
   CHECK(log->store().GetHead()->seq == 2);
 }
 
+#ifndef VIA_TEST_LOG_BACKEND_PG  // SQLite only: the file itself
 TEST_CASE("the log's tables refuse UPDATE and DELETE", "[eventstore]") {
   Fixture f;
   REQUIRE(f.Open()->Append(TokenEvents(2)).ok());
@@ -150,7 +156,9 @@ TEST_CASE("the log's tables refuse UPDATE and DELETE", "[eventstore]") {
   sqlite3_finalize(stmt);
   sqlite3_close(raw);
 }
+#endif
 
+#ifndef VIA_TEST_LOG_BACKEND_PG  // SQLite only: the file itself
 TEST_CASE("an append writes the checkpoint and command id on its last record only", "[eventstore]") {
   Fixture f;
   auto log = f.Open();
@@ -173,7 +181,9 @@ TEST_CASE("an append writes the checkpoint and command id on its last record onl
   sqlite3_finalize(stmt);
   sqlite3_close(raw);
 }
+#endif
 
+#ifndef VIA_TEST_LOG_BACKEND_PG  // SQLite only: the file itself
 TEST_CASE("looking up a command id uses the index, not a scan", "[eventstore]") {
   Fixture f;
   REQUIRE(f.Open()->Append(TokenEvents(1, "cmd-1")).ok());
@@ -195,6 +205,7 @@ TEST_CASE("looking up a command id uses the index, not a scan", "[eventstore]") 
   INFO(plan);
   CHECK(plan.find("INDEX records_by_command") != std::string::npos);
 }
+#endif
 
 TEST_CASE("a retried multi-event append reports its first and last seq", "[eventstore]") {
   Fixture f;
@@ -283,9 +294,7 @@ TEST_CASE("proofs served from the stored tree verify against the signed root", "
 TEST_CASE("opening a log whose newest record was altered is refused", "[eventstore]") {
   Fixture f;
   REQUIRE(f.Open()->Append(TokenEvents(3)).ok());
-  auto db = Home{f.dir.path()}.log_db();
-  REQUIRE(ExecRaw(db, "DROP TRIGGER records_no_update") == SQLITE_OK);
-  REQUIRE(ExecRaw(db, "UPDATE records SET hash=zeroblob(32) WHERE seq=4") == SQLITE_OK);
+  REQUIRE(testing::RawLog(Home{f.dir.path()}).Tamper("UPDATE records SET hash=zeroblob(32) WHERE seq=4"));
   EventLog::Options options;
   options.home = Home{f.dir.path()};
   options.clock = &f.clock;
@@ -367,9 +376,12 @@ void CheckLinked(const std::vector<std::string>& notes) {
   }
 }
 
-std::unique_ptr<LogStore> OpenStore(const std::filesystem::path& db) {
+std::unique_ptr<LogStore> OpenStore(const Home& home) {
   LogStore::Options options;
-  options.path = db.string();
+  options.path = home.log_db().string();
+  auto url = home.LogUrl();
+  REQUIRE(url.ok());
+  if (*url) options.postgres_url = **url;
   auto store = LogStore::Open(options);
   REQUIRE(store.ok());
   return std::move(store).value();
@@ -397,7 +409,7 @@ TEST_CASE("appends by two connections in turn keep the notes linked", "[eventsto
   auto log = f.Open();
   auto key = LoadOrCreateSigningKey(Home{f.dir.path()}.log_key());
   REQUIRE(key.ok());
-  auto other = OpenStore(Home{f.dir.path()}.log_db());
+  auto other = OpenStore(Home{f.dir.path()});
   for (int i = 0; i < 4; ++i) {
     REQUIRE(log->Append(TokenEvents(1)).ok());
     REQUIRE(other->Append(TokenEvents(2), Signer{key->get(), log->origin()}).ok());
@@ -415,10 +427,10 @@ TEST_CASE("an append refuses to link to a newest note that the log key did not s
   const std::string origin = f.Open()->origin();
   auto key = LoadOrCreateSigningKey(Home{f.dir.path()}.log_key());
   REQUIRE(key.ok());
-  auto db = Home{f.dir.path()}.log_db();
+  Home home{f.dir.path()};
   auto forger = crypto::Ed25519PrivateKey::FromSeed(Bytes(32, 7));
   REQUIRE(forger);
-  std::string note = Notes(*OpenStore(db)).back();
+  std::string note = Notes(*OpenStore(home)).back();
   auto parsed = ParseCheckpointUnverified(note);
   REQUIRE(parsed.ok());
   SECTION("signed by another key") { note = SignCheckpoint(*parsed, *forger); }
@@ -426,10 +438,11 @@ TEST_CASE("an append refuses to link to a newest note that the log key did not s
     parsed->root[0] ^= 1;
     note = SignCheckpoint(*parsed, **key);
   }
-  REQUIRE(ExecRaw(db, "DROP TRIGGER records_no_update") == SQLITE_OK);
-  REQUIRE(ExecRaw(db, "UPDATE records SET checkpoint='" + note + "' WHERE seq=1") == SQLITE_OK);
+  Bytes note_bytes(note.begin(), note.end());
+  REQUIRE(testing::RawLog(home).Tamper("UPDATE records SET checkpoint=CAST(?1 AS TEXT) WHERE seq=1",
+                                       &note_bytes));
   // A fresh connection has not written or checked the newest note itself.
-  auto store = OpenStore(db);
+  auto store = OpenStore(home);
   auto appended = store->Append(TokenEvents(1), Signer{key->get(), origin});
   REQUIRE_FALSE(appended.ok());
   CHECK(appended.status().code() == StatusCode::kDataLoss);
@@ -437,6 +450,7 @@ TEST_CASE("an append refuses to link to a newest note that the log key did not s
   CHECK(store->GetHead()->seq == 1);
 }
 
+#ifndef VIA_TEST_LOG_BACKEND_PG  // SQLite only: the file itself
 TEST_CASE("a format-2 log keeps format 2: its new notes carry no link", "[eventstore]") {
   // An empty log file of format 2, as docs/event-log-format.md section 2 describes it.
   Fixture f;
@@ -461,7 +475,9 @@ TEST_CASE("a format-2 log keeps format 2: its new notes carry no link", "[events
   CHECK(report.checkpoints_verified == 4);
   CHECK(report.signatures_verified == 4);
 }
+#endif
 
+#ifndef VIA_TEST_LOG_BACKEND_PG  // SQLite only: the file itself
 TEST_CASE("a log of an unknown format version is refused", "[eventstore]") {
   Fixture f;
   f.Open();
@@ -495,3 +511,4 @@ TEST_CASE("one append per process keeps the WAL bounded, as a CLI writes it", "[
   CHECK(largest <= (64 + 8) * 4120 + 32);
   CHECK(largest > 0);
 }
+#endif

@@ -14,6 +14,7 @@
 #include "eventstore/checkpoint.h"
 #include "eventstore/event_log.h"
 #include "eventstore/record_codec.h"
+#include "log_backend.h"
 #include "testing.h"
 
 using namespace via;
@@ -25,11 +26,12 @@ constexpr std::uint64_t kRecords = 120;
 
 // Writes a home whose log holds kRecords records, appended 1 to 5 events at a
 // time, some appends with a command id and some without.
-void WriteLog(const std::filesystem::path& root) {
+void WriteLog(const std::filesystem::path& root, const std::string& log_url) {
   testing::FakeClock clock;
   testing::CountingIds ids;
   EventLog::Options options;
   options.home = Home{root};
+  options.log_url = log_url;
   options.clock = &clock;
   options.ids = &ids;
   options.actor = "tester";
@@ -55,63 +57,47 @@ void WriteLog(const std::filesystem::path& root) {
 // so writing it for every case would cost thousands of fsyncs).
 struct LogFixture {
   testing::TempDir dir;
+  std::unique_ptr<testing::TestLogDatabase> database;  // PostgreSQL: this copy's
+  std::unique_ptr<testing::RawLog> raw_log;
+
+  testing::RawLog& Raw() {
+    if (!raw_log) raw_log = std::make_unique<testing::RawLog>(Home{dir.path()});
+    return *raw_log;
+  }
 
   LogFixture() {
     static testing::TempDir original;
+    static testing::TestLogDatabase original_db;
+    const std::string original_url = original_db.url();
     static bool written = false;
     if (!written) {
-      WriteLog(original.path());
+      WriteLog(original.path(), original_url);
       written = true;
     }
     std::filesystem::copy(original.path(), dir.path(),
                           std::filesystem::copy_options::recursive |
                               std::filesystem::copy_options::overwrite_existing);
+    if (testing::kPostgresLog) {
+      // The database too: a copy of the original's, named in the copied home.
+      database = std::make_unique<testing::TestLogDatabase>(original_db.name());
+      const std::string line = database->url() + "\n";
+      REQUIRE(WriteFileAtomically(Home{dir.path()}.log_url_file(), AsBytes(line), 0644).ok());
+    }
   }
 
   std::filesystem::path db() const { return Home{dir.path()}.log_db(); }
 
-  // Runs SQL with the triggers dropped, binding `blob` to ?1 when given.
+  // Runs SQL with the triggers off, binding `blob` to ?1 when given.
   void Tamper(const std::string& sql, const Bytes* blob = nullptr) {
-    sqlite3* raw = nullptr;
-    REQUIRE(sqlite3_open(db().c_str(), &raw) == SQLITE_OK);
-    sqlite3_exec(raw,
-                 "DROP TRIGGER IF EXISTS records_no_update;"
-                 "DROP TRIGGER IF EXISTS records_no_delete;",
-                 nullptr, nullptr, nullptr);
-    sqlite3_stmt* stmt = nullptr;
-    REQUIRE(sqlite3_prepare_v2(raw, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK);
-    if (blob) {
-      sqlite3_bind_blob(stmt, 1, blob->data(), static_cast<int>(blob->size()), SQLITE_TRANSIENT);
-    }
-    CHECK(sqlite3_step(stmt) == SQLITE_DONE);
-    sqlite3_finalize(stmt);
-    sqlite3_close(raw);
+    CHECK(Raw().Tamper(sql, blob));
   }
 
   Bytes Column(const std::string& column, std::uint64_t seq) {
-    sqlite3* raw = nullptr;
-    REQUIRE(sqlite3_open(db().c_str(), &raw) == SQLITE_OK);
-    sqlite3_stmt* stmt = nullptr;
-    std::string sql = "SELECT " + column + " FROM records WHERE seq=" + std::to_string(seq);
-    REQUIRE(sqlite3_prepare_v2(raw, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK);
-    REQUIRE(sqlite3_step(stmt) == SQLITE_ROW);
-    auto* p = static_cast<const std::uint8_t*>(sqlite3_column_blob(stmt, 0));
-    Bytes out(p, p + sqlite3_column_bytes(stmt, 0));
-    sqlite3_finalize(stmt);
-    sqlite3_close(raw);
-    return out;
+    return Raw().Bytes1("SELECT " + column + " FROM records WHERE seq=" + std::to_string(seq));
   }
 
   std::uint64_t Int(const std::string& sql) {
-    sqlite3* raw = nullptr;
-    REQUIRE(sqlite3_open(db().c_str(), &raw) == SQLITE_OK);
-    sqlite3_stmt* stmt = nullptr;
-    REQUIRE(sqlite3_prepare_v2(raw, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK);
-    REQUIRE(sqlite3_step(stmt) == SQLITE_ROW);
-    auto value = static_cast<std::uint64_t>(sqlite3_column_int64(stmt, 0));
-    sqlite3_finalize(stmt);
-    sqlite3_close(raw);
-    return value;
+    return static_cast<std::uint64_t>(Raw().Int(sql));
   }
 
   // Every row that holds a note, in seq order.
@@ -143,6 +129,9 @@ struct LogFixture {
   VerifyReport Verify(int threads, const VerifyOptions& base = {}) {
     LogStore::Options options;
     options.path = db().string();
+    auto url = Home{dir.path()}.LogUrl();
+    REQUIRE(url.ok());
+    if (*url) options.postgres_url = **url;
     options.read_only = true;
     options.create_if_missing = false;
     auto store = LogStore::Open(options);
@@ -392,6 +381,7 @@ TEST_CASE("verify names the seq of a row moved to another place", "[eventstore]"
   CHECK(report.status.reason() == "seq_mismatch");
 }
 
+#ifndef VIA_TEST_LOG_BACKEND_PG  // SQLite only: an in-memory log
 TEST_CASE("verify of a log without a file runs on the calling thread", "[eventstore]") {
   LogStore::Options options;
   options.path = ":memory:";
@@ -420,6 +410,7 @@ TEST_CASE("verify of a log without a file runs on the calling thread", "[eventst
   CHECK(report.size == 21);
   CHECK(report.checkpoints_verified == 21);
 }
+#endif
 
 // --- format 3: notes linked into the newest one ---------------------------------
 
@@ -537,19 +528,15 @@ TEST_CASE("verify names a truncated old note", "[eventstore]") {
 TEST_CASE("verify names a note taken from another log", "[eventstore]") {
   // Another home, another key and origin, the same shape of appends.
   testing::TempDir other_dir;
-  WriteLog(other_dir.path());
+  testing::TestLogDatabase other_db;
+  WriteLog(other_dir.path(), other_db.url());
   LogFixture probe;
   for (std::uint64_t seq : SomeNoteSeqs(probe.NoteSeqs())) {
     LogFixture f;
-    sqlite3* raw = nullptr;
-    REQUIRE(sqlite3_open(Home{other_dir.path()}.log_db().c_str(), &raw) == SQLITE_OK);
-    sqlite3_stmt* stmt = nullptr;
-    sqlite3_prepare_v2(raw, "SELECT checkpoint FROM records WHERE seq=?", -1, &stmt, nullptr);
-    sqlite3_bind_int64(stmt, 1, static_cast<sqlite3_int64>(seq));
-    REQUIRE(sqlite3_step(stmt) == SQLITE_ROW);
-    std::string swapped(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)));
-    sqlite3_finalize(stmt);
-    sqlite3_close(raw);
+    const Bytes other_note = testing::RawLog(Home{other_dir.path()})
+                                 .Bytes1("SELECT checkpoint FROM records WHERE seq=" +
+                                         std::to_string(seq));
+    std::string swapped(AsChars(other_note));
     f.SetNote(seq, swapped);
     VerifyReport report = f.VerifyAgreeing();
     INFO("note of seq " << seq);

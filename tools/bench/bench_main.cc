@@ -60,6 +60,7 @@
 #include "crypto/crypto.h"
 #include "domain/ids.h"
 #include "eventstore/event_log.h"
+#include "eventstore/sqlite_log_store.h"
 #include "eventstore/log_store.h"
 #include "eventstore/record_codec.h"
 #include "eventstore/verify.h"
@@ -583,7 +584,7 @@ GeneratedLog EnsureVerifyLog(const Options& o) {
     auto log = EventLog::Open(opt);
     if (!log.ok()) Die("open verify log: " + log.status().ToString());
     // Only the generator skips fsyncs; the bytes it appends are the same.
-    Status sync_off = (*log)->store().db().Exec("PRAGMA synchronous=OFF");
+    Status sync_off = static_cast<SqliteLogStore&>((*log)->store()).db().Exec("PRAGMA synchronous=OFF");
     if (!sync_off.ok()) Die("synchronous=OFF: " + sync_off.ToString());
     g.format_version = (*log)->store().format_version();
     auto head = (*log)->store().GetHead();

@@ -1,0 +1,417 @@
+#include "eventstore/postgres/pg_log_store.h"
+
+#include <bit>
+
+#include "eventstore/record_codec.h"
+
+namespace via::eventstore::postgres {
+namespace {
+
+// log_meta.application_id of an event log, as in the SQLite file's PRAGMA.
+constexpr const char* kApplicationId = "VIAL";
+// The format of logs this build creates on PostgreSQL (the SQLite log's 3).
+constexpr int kFormatVersion = 3;
+// Serializes the creation of the schema by processes starting at once.
+constexpr std::int64_t kCreateLock = 0x5649414c;
+// Rows per query of a scan, inside one snapshot.
+constexpr std::int64_t kScanBatch = 2048;
+
+constexpr const char* kSchema = R"sql(
+CREATE SCHEMA IF NOT EXISTS via;
+CREATE TABLE via.log_meta(
+  application_id text NOT NULL,
+  format integer NOT NULL
+);
+CREATE TABLE via.records(
+  seq bigint PRIMARY KEY CHECK (seq > 0),
+  record bytea NOT NULL,
+  hash bytea NOT NULL,
+  nodes bytea NOT NULL,
+  command_id text,
+  checkpoint text
+);
+CREATE INDEX records_by_command ON via.records(command_id) WHERE command_id IS NOT NULL;
+CREATE TABLE via.head(
+  singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+  seq bigint NOT NULL,
+  hash bytea NOT NULL
+);
+CREATE FUNCTION via.refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'the event log is append-only (% on %)', TG_OP, TG_TABLE_NAME
+    USING ERRCODE = 'insufficient_privilege';
+END $$;
+CREATE FUNCTION via.check_head_move() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.seq <= OLD.seq OR NEW.hash IS DISTINCT FROM
+      (SELECT hash FROM via.records WHERE seq = NEW.seq) OR
+      EXISTS (SELECT 1 FROM via.records WHERE seq > NEW.seq) THEN
+    RAISE EXCEPTION 'the event log head only moves forward to its newest record'
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER records_no_update BEFORE UPDATE OR DELETE ON via.records
+  FOR EACH ROW EXECUTE FUNCTION via.refuse_change();
+CREATE TRIGGER records_no_truncate BEFORE TRUNCATE ON via.records
+  FOR EACH STATEMENT EXECUTE FUNCTION via.refuse_change();
+CREATE TRIGGER log_meta_no_update BEFORE UPDATE OR DELETE ON via.log_meta
+  FOR EACH ROW EXECUTE FUNCTION via.refuse_change();
+CREATE TRIGGER log_meta_no_truncate BEFORE TRUNCATE ON via.log_meta
+  FOR EACH STATEMENT EXECUTE FUNCTION via.refuse_change();
+CREATE TRIGGER head_no_delete BEFORE DELETE ON via.head
+  FOR EACH ROW EXECUTE FUNCTION via.refuse_change();
+CREATE TRIGGER head_no_truncate BEFORE TRUNCATE ON via.head
+  FOR EACH STATEMENT EXECUTE FUNCTION via.refuse_change();
+CREATE TRIGGER head_moves_forward BEFORE UPDATE ON via.head
+  FOR EACH ROW EXECUTE FUNCTION via.check_head_move();
+INSERT INTO via.head(seq, hash) VALUES (0, decode(repeat('00', 32), 'hex'));
+)sql";
+
+}  // namespace
+
+Status ValidateLogUrl(const std::string& url) {
+  auto bad = [&](const std::string& why) {
+    return InvalidArgument("bad_log_url", "--log " + why)
+        .WithRemediation("--log postgresql://USER@HOST:PORT/DB");
+  };
+  std::string rest;
+  for (const char* scheme : {"postgresql://", "postgres://"}) {
+    if (url.rfind(scheme, 0) == 0) rest = url.substr(std::string(scheme).size());
+  }
+  if (rest.empty()) return bad("must be a postgresql:// URL");
+  if (url.size() > 2048) return bad("is longer than 2048 bytes");
+  for (char c : url) {
+    if (static_cast<unsigned char>(c) < 0x21 || c == 0x7f) return bad("contains a space or control character");
+  }
+  const std::size_t slash = rest.find('/');
+  const std::string authority = rest.substr(0, slash);
+  const std::size_t at = authority.rfind('@');
+  if (at == std::string::npos || at == 0) return bad("must name a user (USER@HOST)");
+  if (authority.substr(0, at).find(':') != std::string::npos) {
+    return InvalidArgument("password_in_url",
+                           "the --log URL must not hold a password: Via would keep it in the home")
+        .WithRemediation("put the password in a 0600 file named by PGPASSFILE (or ~/.pgpass)");
+  }
+  if (at + 1 >= authority.size()) return bad("must name a host (USER@HOST)");
+  if (slash == std::string::npos || slash + 1 >= rest.size() || rest[slash + 1] == '?') {
+    return bad("must name a database (/DB)");
+  }
+  const std::string query = rest.find('?') == std::string::npos ? "" : rest.substr(rest.find('?'));
+  if (query.find("password=") != std::string::npos) {
+    return InvalidArgument("password_in_url",
+                           "the --log URL must not hold a password: Via would keep it in the home")
+        .WithRemediation("put the password in a 0600 file named by PGPASSFILE (or ~/.pgpass)");
+  }
+  return Status::Ok();
+}
+
+// Serves perfect-subtree hashes from via.records.nodes, one point read each.
+class PgLogStore::Nodes : public merkle::NodeSource {
+ public:
+  explicit Nodes(PgLogStore& store) : store_(store) {}
+
+  Result<Hash256> Node(int level, std::uint64_t index) override {
+    auto where = [&] {
+      return "Merkle node at level " + std::to_string(level) + " index " + std::to_string(index);
+    };
+    if (level < 0 || level > 62 || index >= (std::uint64_t{1} << (62 - level))) {
+      return NotFound("node_missing", "no " + where());
+    }
+    const std::uint64_t seq = (index + 1) << level;
+    VIA_ASSIGN_OR_RETURN(PgResult r, store_.Query("SELECT nodes FROM via.records WHERE seq = $1",
+                                                  {Param::Int8(static_cast<std::int64_t>(seq))}));
+    if (r.rows() == 0) return NotFound("node_missing", "no " + where());
+    ByteView blob = r.Bytes(0, 0);
+    const std::size_t expected = 32 * (1 + static_cast<std::size_t>(std::countr_one(seq - 1)));
+    if (blob.size() != expected) {
+      return DataLoss("node_malformed", "the Merkle nodes of seq " + std::to_string(seq) + " are " +
+                                            std::to_string(blob.size()) + " bytes, expected " +
+                                            std::to_string(expected));
+    }
+    return ToHash256(blob.subspan(32 * static_cast<std::size_t>(level), 32));
+  }
+
+ private:
+  PgLogStore& store_;
+};
+
+PgLogStore::PgLogStore(Conn conn, Options options)
+    : conn_(std::move(conn)), options_(std::move(options)), nodes_(std::make_unique<Nodes>(*this)) {}
+
+PgLogStore::~PgLogStore() = default;
+
+merkle::NodeSource& PgLogStore::nodes() { return *nodes_; }
+
+Result<std::unique_ptr<PgLogStore>> PgLogStore::Open(const Options& options) {
+  VIA_ASSIGN_OR_RETURN(Conn conn, Conn::Connect(options.postgres_url));
+  std::unique_ptr<PgLogStore> store(new PgLogStore(std::move(conn), options));
+  auto exists = store->Query("SELECT to_regclass('via.log_meta') IS NOT NULL");
+  if (!exists.ok()) return exists.status().WithContext("open event log");
+  if (exists->Bytes(0, 0).empty() || exists->Bytes(0, 0)[0] == 0) {
+    if (options.read_only || !options.create_if_missing) {
+      return NotFound("log_missing", "no event log in the PostgreSQL database")
+          .WithRemediation("via init --log URL");
+    }
+    // Processes starting at once: one creates, the others find it created.
+    VIA_RETURN_IF_ERROR(store->conn_.Exec("BEGIN"));
+    Status created = [&]() -> Status {
+      VIA_RETURN_IF_ERROR(store->Query("SELECT pg_advisory_xact_lock($1)",
+                                       {Param::Int8(kCreateLock)})
+                              .status());
+      VIA_ASSIGN_OR_RETURN(PgResult again,
+                           store->Query("SELECT to_regclass('via.log_meta') IS NOT NULL"));
+      if (again.Bytes(0, 0)[0] == 0) {
+        VIA_RETURN_IF_ERROR(store->conn_.Exec(kSchema));
+        VIA_RETURN_IF_ERROR(
+            store->Query("INSERT INTO via.log_meta(application_id, format) VALUES ($1, $2)",
+                         {Param::Text(kApplicationId), Param::Int8(kFormatVersion)})
+                .status());
+      }
+      return store->conn_.Exec("COMMIT");
+    }();
+    if (!created.ok()) {
+      (void)store->conn_.Exec("ROLLBACK");
+      return created.WithContext("create the event log schema");
+    }
+  }
+  VIA_ASSIGN_OR_RETURN(PgResult meta,
+                       store->Query("SELECT application_id, format::bigint FROM via.log_meta"));
+  if (meta.rows() != 1 || meta.Text(0, 0) != kApplicationId) {
+    return DataLoss("not_a_log", "schema via of the PostgreSQL database is not a Via event log");
+  }
+  const std::int64_t version = meta.Int8(0, 1);
+  if (version != kFormatVersion) {
+    return DataLoss("log_version", "event log format version " + std::to_string(version) +
+                                       " is not supported on PostgreSQL (this build reads " +
+                                       std::to_string(kFormatVersion) + ")");
+  }
+  store->format_version_ = static_cast<int>(version);
+  return store;
+}
+
+Result<std::unique_ptr<LogStore>> PgLogStore::OpenReader() const {
+  Options options = options_;
+  options.read_only = true;
+  options.create_if_missing = false;
+  VIA_ASSIGN_OR_RETURN(auto reader, Open(options));
+  return std::unique_ptr<LogStore>(std::move(reader));
+}
+
+Status PgLogStore::EnsureConnected() {
+  if (conn_.ok()) return Status::Ok();
+  if (in_transaction_) return Unreachable("the connection broke inside a transaction");
+  return conn_.Reset();
+}
+
+Result<PgResult> PgLogStore::Query(const char* sql, std::initializer_list<Param> params) {
+  VIA_RETURN_IF_ERROR(EnsureConnected());
+  return conn_.Query(sql, params);
+}
+
+Result<sql::ReadTransaction> PgLogStore::BeginRead() {
+  if (in_transaction_) return sql::ReadTransaction::Ending(nullptr);
+  VIA_RETURN_IF_ERROR(EnsureConnected());
+  VIA_RETURN_IF_ERROR(conn_.Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+  in_transaction_ = true;
+  return sql::ReadTransaction::Ending([this] {
+    // Nothing was written: COMMIT only ends the snapshot; on a broken
+    // connection there is nothing left to end.
+    if (conn_.ok()) (void)conn_.Exec("COMMIT");
+    in_transaction_ = false;
+  });
+}
+
+Result<Head> PgLogStore::GetHead() {
+  auto r = Query("SELECT seq, hash FROM via.head");
+  if (!r.ok()) return r.status().WithContext("read log head");
+  if (r->rows() != 1) return DataLoss("chain_broken", "the log's head row is missing");
+  Head head;
+  head.seq = static_cast<std::uint64_t>(r->Int8(0, 0));
+  ByteView hash = r->Bytes(0, 1);
+  if (hash.size() != 32) {
+    return DataLoss("chain_broken", "seq " + std::to_string(head.seq) + ": stored hash is " +
+                                        std::to_string(hash.size()) + " bytes");
+  }
+  head.hash = ToHash256(hash);
+  return head;
+}
+
+Result<Head> PgLogStore::BeginAppend() {
+  if (in_transaction_) return Internal("append inside a read snapshot");
+  VIA_RETURN_IF_ERROR(EnsureConnected());
+  Status begun = conn_.Exec("BEGIN");
+  if (!begun.ok()) return begun.WithContext("begin append");
+  in_transaction_ = true;
+  // Appenders queue here: the head row is the log's writer lock.
+  auto r = conn_.Query("SELECT seq, hash FROM via.head FOR UPDATE");
+  if (!r.ok()) return r.status().WithContext("lock log head");
+  if (r->rows() != 1 || r->Bytes(0, 1).size() != 32) {
+    return DataLoss("chain_broken", "the log's head row is missing or malformed");
+  }
+  return Head{static_cast<std::uint64_t>(r->Int8(0, 0)), ToHash256(r->Bytes(0, 1))};
+}
+
+Status PgLogStore::InsertRow(std::uint64_t seq, ByteView record, const Hash256& hash,
+                             ByteView nodes, const std::string* command_id,
+                             const std::string* note) {
+  return conn_
+      .Query("INSERT INTO via.records(seq, record, hash, nodes, command_id, checkpoint) "
+             "VALUES ($1, $2, $3, $4, $5, $6)",
+             {Param::Int8(static_cast<std::int64_t>(seq)), Param::Bytea(record),
+              Param::Bytea(ByteView(hash)), Param::Bytea(nodes),
+              command_id ? Param::Text(*command_id) : Param::Null(kTextOid),
+              note ? Param::Text(*note) : Param::Null(kTextOid)})
+      .status();
+}
+
+Status PgLogStore::CommitAppend(const Head& head) {
+  const auto seq = Param::Int8(static_cast<std::int64_t>(head.seq));
+  VIA_RETURN_IF_ERROR(
+      conn_.Query("UPDATE via.head SET seq = $1, hash = $2", {seq, Param::Bytea(ByteView(head.hash))})
+          .status()
+          .WithContext("move log head"));
+  VIA_RETURN_IF_ERROR(conn_.Query("SELECT pg_notify('via_log', $1::text)", {seq})
+                          .status()
+                          .WithContext("notify"));
+  Status committed = conn_.Exec("COMMIT");
+  in_transaction_ = false;
+  if (!committed.ok()) {
+    if (committed.code() == StatusCode::kUnavailable) {
+      return Unreachable(
+                 "the connection broke during COMMIT: the append may or may not be in the log")
+          .WithRemediation("retry with the same command id: a retry returns the first result");
+    }
+    return committed.WithContext("commit append");
+  }
+  return Status::Ok();
+}
+
+void PgLogStore::RollbackAppend() {
+  if (conn_.ok()) (void)conn_.Exec("ROLLBACK");
+  in_transaction_ = false;
+}
+
+Result<std::optional<AppendResult>> PgLogStore::FindCommand(const std::string& command_id) {
+  if (command_id.empty()) return std::optional<AppendResult>();
+  VIA_ASSIGN_OR_RETURN(
+      PgResult r, Query("SELECT seq FROM via.records WHERE command_id = $1 ORDER BY seq LIMIT 1",
+                        {Param::Text(command_id)}));
+  if (r.rows() == 0) return std::optional<AppendResult>();
+  AppendResult found;
+  found.last_seq = static_cast<std::uint64_t>(r.Int8(0, 0));
+  found.replayed = true;
+  VIA_ASSIGN_OR_RETURN(PgResult start,
+                       Query("SELECT seq FROM via.records WHERE seq < $1 AND checkpoint IS NOT "
+                             "NULL ORDER BY seq DESC LIMIT 1",
+                             {Param::Int8(static_cast<std::int64_t>(found.last_seq))}));
+  found.first_seq = start.rows() ? static_cast<std::uint64_t>(start.Int8(0, 0)) + 1 : 1;
+  return std::optional<AppendResult>(found);
+}
+
+Result<StoredRecord> PgLogStore::ReadRow(std::uint64_t seq) {
+  VIA_ASSIGN_OR_RETURN(PgResult r, Query("SELECT record, hash FROM via.records WHERE seq = $1",
+                                         {Param::Int8(static_cast<std::int64_t>(seq))}));
+  if (r.rows() == 0) return NotFound("seq_not_found", "no record at seq " + std::to_string(seq));
+  StoredRecord out;
+  out.seq = seq;
+  ByteView bytes = r.Bytes(0, 0);
+  out.bytes.assign(bytes.begin(), bytes.end());
+  out.hash = ToHash256(r.Bytes(0, 1));
+  return out;
+}
+
+Status PgLogStore::ScanRaw(std::uint64_t from, std::uint64_t until,
+                           const std::function<bool(const RawRow&)>& visit) {
+  // Batches read one snapshot: this scan's own when the caller holds none.
+  VIA_ASSIGN_OR_RETURN(sql::ReadTransaction snapshot, BeginRead());
+  const std::int64_t last = until == 0 ? INT64_MAX : static_cast<std::int64_t>(until);
+  std::int64_t next = static_cast<std::int64_t>(from);
+  RawRow row;
+  while (next <= last) {
+    VIA_ASSIGN_OR_RETURN(
+        PgResult r, Query("SELECT seq, record, hash, nodes, command_id, checkpoint FROM "
+                          "via.records WHERE seq >= $1 AND seq <= $2 ORDER BY seq LIMIT $3",
+                          {Param::Int8(next), Param::Int8(last), Param::Int8(kScanBatch)}));
+    for (int i = 0; i < r.rows(); ++i) {
+      row.seq = static_cast<std::uint64_t>(r.Int8(i, 0));
+      row.record = r.Bytes(i, 1);
+      row.hash = r.Bytes(i, 2);
+      row.nodes = r.Bytes(i, 3);
+      row.command_id.reset();
+      row.checkpoint.reset();
+      if (!r.IsNull(i, 4)) row.command_id = r.Text(i, 4);
+      if (!r.IsNull(i, 5)) row.checkpoint = r.Text(i, 5);
+      if (!visit(row)) return Status::Ok();
+    }
+    if (r.rows() < kScanBatch) break;
+    next = r.Int8(r.rows() - 1, 0) + 1;
+  }
+  return Status::Ok();
+}
+
+Status PgLogStore::Scan(std::uint64_t from, std::uint64_t until,
+                        const std::function<bool(const StoredRecord&)>& visit) {
+  StoredRecord stored;
+  return ScanRaw(from, until, [&](const RawRow& row) {
+    stored.seq = row.seq;
+    stored.bytes.assign(row.record.begin(), row.record.end());
+    stored.hash = ToHash256(row.hash);
+    return visit(stored);
+  });
+}
+
+Status PgLogStore::ScanCheckpoints(
+    const std::function<bool(std::uint64_t size, const std::string& note)>& visit) {
+  VIA_ASSIGN_OR_RETURN(sql::ReadTransaction snapshot, BeginRead());
+  std::int64_t next = 1;
+  while (true) {
+    VIA_ASSIGN_OR_RETURN(PgResult r,
+                         Query("SELECT seq, checkpoint FROM via.records WHERE seq >= $1 AND "
+                               "checkpoint IS NOT NULL ORDER BY seq LIMIT $2",
+                               {Param::Int8(next), Param::Int8(kScanBatch)}));
+    for (int i = 0; i < r.rows(); ++i) {
+      if (!visit(static_cast<std::uint64_t>(r.Int8(i, 0)), std::string(r.Text(i, 1)))) {
+        return Status::Ok();
+      }
+    }
+    if (r.rows() < kScanBatch) return Status::Ok();
+    next = r.Int8(r.rows() - 1, 0) + 1;
+  }
+}
+
+Result<std::string> PgLogStore::LatestCheckpoint() {
+  VIA_ASSIGN_OR_RETURN(PgResult r,
+                       Query("SELECT checkpoint FROM via.records WHERE checkpoint IS NOT NULL "
+                             "ORDER BY seq DESC LIMIT 1"));
+  if (r.rows() == 0) return NotFound("no_checkpoint", "the log has no checkpoint yet");
+  return std::string(r.Text(0, 0));
+}
+
+Result<std::string> PgLogStore::CheckpointAt(std::uint64_t seq) {
+  VIA_ASSIGN_OR_RETURN(PgResult r, Query("SELECT checkpoint FROM via.records WHERE seq = $1 AND "
+                                         "checkpoint IS NOT NULL",
+                                         {Param::Int8(static_cast<std::int64_t>(seq))}));
+  if (r.rows() == 0) {
+    return NotFound("no_checkpoint", "the log holds no checkpoint for size " + std::to_string(seq));
+  }
+  return std::string(r.Text(0, 0));
+}
+
+Result<std::optional<StoredNote>> PgLogStore::NoteBefore(std::uint64_t seq) {
+  VIA_ASSIGN_OR_RETURN(PgResult r, Query("SELECT seq, checkpoint FROM via.records WHERE seq < $1 "
+                                         "AND checkpoint IS NOT NULL ORDER BY seq DESC LIMIT 1",
+                                         {Param::Int8(static_cast<std::int64_t>(seq))}));
+  if (r.rows() == 0) return std::optional<StoredNote>();
+  return std::optional<StoredNote>(
+      StoredNote{static_cast<std::uint64_t>(r.Int8(0, 0)), std::string(r.Text(0, 1))});
+}
+
+Result<std::uint64_t> PgLogStore::CountNotesBefore(std::uint64_t seq) {
+  VIA_ASSIGN_OR_RETURN(PgResult r, Query("SELECT count(*) FROM via.records WHERE seq < $1 AND "
+                                         "checkpoint IS NOT NULL",
+                                         {Param::Int8(static_cast<std::int64_t>(seq))}));
+  return static_cast<std::uint64_t>(r.Int8(0, 0));
+}
+
+}  // namespace via::eventstore::postgres

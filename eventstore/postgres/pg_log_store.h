@@ -1,0 +1,87 @@
+#pragma once
+
+// The event log on PostgreSQL (docs/event-log-format.md section 10,
+// docs/operations.md "The event log on PostgreSQL"). Schema `via`:
+//
+//   via.records   the rows of the SQLite log's `records` table, same columns
+//                 (bigint, bytea, text), same bytes
+//   via.head      one row: the seq and chain hash of the newest record
+//   via.log_meta  one row: application id "VIAL" and the format version (3)
+//
+// An append is one READ COMMITTED transaction that first locks the head row
+// (SELECT ... FOR UPDATE), so appenders from any number of processes and
+// machines queue there; it checks the command id and the expected head,
+// inserts the records (the last one with the signed note), moves the head,
+// notifies channel `via_log` with the new head seq, and commits (durable once
+// the server's synchronous_commit is on, its default). Triggers refuse
+// UPDATE, DELETE and TRUNCATE of records and log_meta, and any change of the
+// head but moving it forward to a stored record. A read snapshot
+// (BeginRead) is a REPEATABLE READ READ ONLY transaction.
+
+#include <memory>
+#include <string>
+
+#include "eventstore/log_store.h"
+#include "eventstore/postgres/pq.h"
+
+namespace via::eventstore::postgres {
+
+// The NOTIFY channel of appends; the payload is the new head seq.
+inline constexpr const char* kNotifyChannel = "via_log";
+
+// Checks a log URL for `via init --log`: a postgresql:// (or postgres://)
+// URI naming a user, host and database, and no password (the password comes
+// from a 0600 file or PGPASSFILE, never from the home or the log). Errors:
+// InvalidArgument "bad_log_url" / "password_in_url".
+Status ValidateLogUrl(const std::string& url);
+
+class PgLogStore final : public LogStore {
+ public:
+  // See LogStore::Open (options.postgres_url). Creates the schema when
+  // missing (unless read_only or !create_if_missing: NotFound "log_missing").
+  static Result<std::unique_ptr<PgLogStore>> Open(const Options& options);
+  ~PgLogStore() override;
+
+  const char* backend() const override { return "postgresql"; }
+  Result<Head> GetHead() override;
+  Result<sql::ReadTransaction> BeginRead() override;
+  Result<std::optional<AppendResult>> FindCommand(const std::string& command_id) override;
+  Result<StoredRecord> ReadRow(std::uint64_t seq) override;
+  Status Scan(std::uint64_t from, std::uint64_t until,
+              const std::function<bool(const StoredRecord&)>& visit) override;
+  Status ScanRaw(std::uint64_t from, std::uint64_t until,
+                 const std::function<bool(const RawRow&)>& visit) override;
+  Status ScanCheckpoints(
+      const std::function<bool(std::uint64_t size, const std::string& note)>& visit) override;
+  Result<std::string> LatestCheckpoint() override;
+  Result<std::string> CheckpointAt(std::uint64_t seq) override;
+  Result<std::optional<StoredNote>> NoteBefore(std::uint64_t seq) override;
+  Result<std::uint64_t> CountNotesBefore(std::uint64_t seq) override;
+  Result<std::unique_ptr<LogStore>> OpenReader() const override;
+  merkle::NodeSource& nodes() override;
+
+  // The connection (tests).
+  Conn& conn() { return conn_; }
+
+ protected:
+  Result<Head> BeginAppend() override;
+  Status InsertRow(std::uint64_t seq, ByteView record, const Hash256& hash, ByteView nodes,
+                   const std::string* command_id, const std::string* note) override;
+  Status CommitAppend(const Head& head) override;
+  void RollbackAppend() override;
+
+ private:
+  class Nodes;
+  PgLogStore(Conn conn, Options options);
+  // Reconnects a connection that broke outside any transaction; inside one
+  // the transaction is lost, so it fails with log_unreachable.
+  Status EnsureConnected();
+  Result<PgResult> Query(const char* sql, std::initializer_list<Param> params = {});
+
+  Conn conn_;
+  Options options_;
+  std::unique_ptr<Nodes> nodes_;
+  bool in_transaction_ = false;
+};
+
+}  // namespace via::eventstore::postgres

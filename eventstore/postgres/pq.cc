@@ -1,0 +1,151 @@
+#include "eventstore/postgres/pq.h"
+
+#include <endian.h>
+
+#include <cstring>
+#include <vector>
+
+namespace via::eventstore::postgres {
+namespace {
+
+// libpq's messages end with a newline.
+std::string Trimmed(const char* message) {
+  std::string out = message == nullptr ? "" : message;
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  return out;
+}
+
+}  // namespace
+
+Status Unreachable(std::string_view detail) {
+  return Unavailable("log_unreachable",
+                     "the event log's PostgreSQL server cannot be reached: " + std::string(detail))
+      .WithRemediation("check that PostgreSQL is up and reachable, then retry");
+}
+
+Param Param::Int8(std::int64_t value) {
+  Param p;
+  p.type_ = kInt8Oid;
+  p.is_int_ = true;
+  const std::uint64_t be = htobe64(static_cast<std::uint64_t>(value));
+  std::memcpy(p.int_.data(), &be, 8);
+  p.length_ = 8;
+  return p;
+}
+
+Param Param::Bytea(ByteView bytes) {
+  Param p;
+  p.type_ = kByteaOid;
+  // A non-null pointer even for zero bytes: null means SQL NULL.
+  static const char kEmpty = 0;
+  p.data_ = bytes.empty() ? &kEmpty : reinterpret_cast<const char*>(bytes.data());
+  p.length_ = static_cast<int>(bytes.size());
+  return p;
+}
+
+Param Param::Text(std::string_view text) {
+  Param p;
+  p.type_ = kTextOid;
+  static const char kEmpty = 0;
+  p.data_ = text.empty() ? &kEmpty : text.data();
+  p.length_ = static_cast<int>(text.size());
+  return p;
+}
+
+Param Param::Null(Oid type) {
+  Param p;
+  p.type_ = type;
+  return p;
+}
+
+std::int64_t PgResult::Int8(int row, int column) const {
+  const char* value = PQgetvalue(result_.get(), row, column);
+  if (PQgetlength(result_.get(), row, column) != 8) return 0;
+  std::uint64_t be = 0;
+  std::memcpy(&be, value, 8);
+  return static_cast<std::int64_t>(be64toh(be));
+}
+
+ByteView PgResult::Bytes(int row, int column) const {
+  return ByteView(reinterpret_cast<const std::uint8_t*>(PQgetvalue(result_.get(), row, column)),
+                  static_cast<std::size_t>(PQgetlength(result_.get(), row, column)));
+}
+
+std::string_view PgResult::Text(int row, int column) const {
+  return std::string_view(PQgetvalue(result_.get(), row, column),
+                          static_cast<std::size_t>(PQgetlength(result_.get(), row, column)));
+}
+
+Result<Conn> Conn::Connect(const std::string& url, int connect_timeout_s) {
+  const std::string timeout = std::to_string(connect_timeout_s);
+  // dbname last: the URI's own settings override ours.
+  const char* keys[] = {"connect_timeout", "application_name", "client_encoding", "dbname",
+                        nullptr};
+  const char* values[] = {timeout.c_str(), "via", "UTF8", url.c_str(), nullptr};
+  Conn conn;
+  conn.conn_.reset(PQconnectdbParams(keys, values, /*expand_dbname=*/1));
+  if (!conn.conn_) return Unreachable("out of memory");
+  if (PQstatus(conn.conn_.get()) != CONNECTION_OK) {
+    return Unreachable(Trimmed(PQerrorMessage(conn.conn_.get())));
+  }
+  return conn;
+}
+
+Status Conn::Reset() {
+  if (!conn_) return Unreachable("not connected");
+  PQreset(conn_.get());
+  broken_ = false;
+  if (PQstatus(conn_.get()) != CONNECTION_OK) {
+    return Unreachable(Trimmed(PQerrorMessage(conn_.get())));
+  }
+  return Status::Ok();
+}
+
+Status Conn::Check(PGresult* result, std::string_view what) {
+  const ExecStatusType status = result ? PQresultStatus(result) : PGRES_FATAL_ERROR;
+  if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return Status::Ok();
+  const char* state = result ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
+  const std::string sqlstate = state ? state : "";
+  std::string message =
+      Trimmed(result ? PQresultErrorMessage(result) : PQerrorMessage(conn_.get()));
+  if (message.empty()) message = Trimmed(PQerrorMessage(conn_.get()));
+  if (PQstatus(conn_.get()) != CONNECTION_OK || sqlstate.rfind("08", 0) == 0 ||
+      sqlstate == "57P01" || sqlstate == "57P02" || sqlstate == "57P03") {
+    broken_ = true;
+    return Unreachable(std::string(what) + ": " + message);
+  }
+  if (sqlstate == "40001" || sqlstate == "40P01" || sqlstate == "55P03") {
+    return Unavailable("log_busy", std::string(what) + ": " + message)
+        .WithRemediation("retry");
+  }
+  return Internal(std::string(what) + ": " + message +
+                  (sqlstate.empty() ? "" : " (SQLSTATE " + sqlstate + ")"));
+}
+
+Status Conn::Exec(const std::string& sql) {
+  if (!conn_) return Unreachable("not connected");
+  PgResult result(PQexec(conn_.get(), sql.c_str()));
+  return Check(result.get(), sql.substr(0, sql.find_first_of(" \n")));
+}
+
+Result<PgResult> Conn::Query(const char* sql, std::initializer_list<Param> params) {
+  if (!conn_) return Unreachable("not connected");
+  std::vector<Oid> types;
+  std::vector<const char*> values;
+  std::vector<int> lengths;
+  std::vector<int> formats;
+  for (const Param& p : params) {
+    types.push_back(p.type());
+    values.push_back(p.data());
+    lengths.push_back(p.length());
+    formats.push_back(1);
+  }
+  PgResult result(PQexecParams(conn_.get(), sql, static_cast<int>(params.size()), types.data(),
+                               values.data(), lengths.data(), formats.data(),
+                               /*resultFormat=*/1));
+  std::string_view what(sql);
+  VIA_RETURN_IF_ERROR(Check(result.get(), what.substr(0, what.find(' '))));
+  return result;
+}
+
+}  // namespace via::eventstore::postgres

@@ -1,0 +1,105 @@
+#pragma once
+
+// Small RAII wrappers over libpq for the event log's PostgreSQL backend: a
+// connection, a result, and parameters sent in binary. Every query asks for
+// binary results, so bytea columns arrive as their bytes, bigint as 8
+// big-endian bytes and text as its UTF-8 bytes.
+//
+// Errors map to Status: a connection that cannot be made or breaks, and a
+// server shutting down, are Unavailable("log_unreachable") (retryable); a
+// serialization failure or deadlock is Unavailable("log_busy"); anything
+// else is Internal with the server's message and SQLSTATE.
+
+#include <libpq-fe.h>
+
+#include <array>
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "domain/bytes.h"
+#include "domain/status.h"
+
+namespace via::eventstore::postgres {
+
+// PostgreSQL type oids of the parameters we send (pg_type.h).
+inline constexpr Oid kInt8Oid = 20;
+inline constexpr Oid kTextOid = 25;
+inline constexpr Oid kByteaOid = 17;
+
+// One query parameter, sent in binary. Views must outlive the query.
+class Param {
+ public:
+  static Param Int8(std::int64_t value);
+  static Param Bytea(ByteView bytes);
+  static Param Text(std::string_view text);
+  static Param Null(Oid type);
+
+  Oid type() const { return type_; }
+  // Null for SQL NULL.
+  const char* data() const { return is_int_ ? int_.data() : data_; }
+  int length() const { return length_; }
+
+ private:
+  Oid type_ = 0;
+  const char* data_ = nullptr;
+  int length_ = 0;
+  bool is_int_ = false;
+  std::array<char, 8> int_{};
+};
+
+class PgResult {
+ public:
+  PgResult() = default;
+  explicit PgResult(PGresult* result) : result_(result, &PQclear) {}
+
+  int rows() const { return PQntuples(result_.get()); }
+  bool IsNull(int row, int column) const { return PQgetisnull(result_.get(), row, column) != 0; }
+  // A bigint (int8) column.
+  std::int64_t Int8(int row, int column) const;
+  ByteView Bytes(int row, int column) const;
+  std::string_view Text(int row, int column) const;
+  PGresult* get() const { return result_.get(); }
+
+ private:
+  std::unique_ptr<PGresult, decltype(&PQclear)> result_{nullptr, &PQclear};
+};
+
+class Conn {
+ public:
+  // Connects to a libpq URI or conninfo string. The password comes from
+  // PGPASSFILE (or ~/.pgpass), never from Via. `connect_timeout` applies
+  // unless the URI sets its own.
+  static Result<Conn> Connect(const std::string& url, int connect_timeout_s = 10);
+
+  Conn() = default;
+  Conn(Conn&&) noexcept = default;
+  Conn& operator=(Conn&&) noexcept = default;
+
+  // Whether the connection is up: libpq has not seen it break, and no query
+  // on it failed for want of a connection.
+  bool ok() const { return conn_ && !broken_ && PQstatus(conn_.get()) == CONNECTION_OK; }
+  // Reconnects a broken connection with the same parameters.
+  Status Reset();
+
+  // Runs SQL without parameters (one or more statements), ignoring rows.
+  Status Exec(const std::string& sql);
+  // Runs one statement with binary parameters and binary results.
+  Result<PgResult> Query(const char* sql, std::initializer_list<Param> params = {});
+
+  // The server's process id (tests).
+  int backend_pid() const { return conn_ ? PQbackendPID(conn_.get()) : 0; }
+  PGconn* raw() { return conn_.get(); }
+
+ private:
+  Status Check(PGresult* result, std::string_view what);
+  std::unique_ptr<PGconn, decltype(&PQfinish)> conn_{nullptr, &PQfinish};
+  bool broken_ = false;
+};
+
+// The Status for a failed connection attempt or a broken connection.
+Status Unreachable(std::string_view detail);
+
+}  // namespace via::eventstore::postgres
