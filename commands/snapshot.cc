@@ -135,6 +135,33 @@ Result<std::vector<SnapshotState>> ListSnapshots(const Context& ctx, const std::
   return out;
 }
 
+// A refused restore's next command: the newest other snapshot of the add-on
+// that is not known bad and whose file still matches its record, when there
+// is one (else no command: the operator decides).
+Result<RestoreResult> WithOtherSnapshot(const Context& ctx, Session& session, const AddonState& a,
+                                        const std::string& snapshot_id, Status refused) {
+  VIA_ASSIGN_OR_RETURN(auto all, session.Slice(AddonKeys(a.id), [&](const State&) {
+    StateKeys more;
+    more.snapshots_of.insert(a.id);
+    return more;
+  }));
+  const SnapshotState* best = nullptr;
+  for (const auto& [sid, other] : all.first.snapshots) {
+    if (sid == snapshot_id || other.addon_id != a.id || other.deleted ||
+        other.status != SnapshotStatus::kTaken ||
+        other.verification == SnapshotVerification::kFailed) {
+      continue;
+    }
+    if (best != nullptr && best->requested_seq > other.requested_seq) continue;
+    auto d = providers::sqlite::DigestFile(ctx.home.snapshot_file(a.id, sid));
+    if (d.ok() && Bytes(d->sha256.begin(), d->sha256.end()) == other.sha256) best = &other;
+  }
+  if (best != nullptr) {
+    refused = refused.WithRemediation("via addon restore " + a.name + " --snapshot " + best->id);
+  }
+  return refused;
+}
+
 Result<RestoreResult> RestoreAddon(const Context& ctx, const std::string& addon,
                                    const std::string& snapshot_id) {
   VIA_RETURN_IF_ERROR(RejectTombstone(addon));
@@ -156,10 +183,11 @@ Result<RestoreResult> RestoreAddon(const Context& ctx, const std::string& addon,
     snap.verify_detail = verified.detail;
   }
   if (snap.verification == SnapshotVerification::kFailed) {
-    return DataLoss("snapshot_verification_failed",
-                    "snapshot " + snapshot_id + " failed verification (" + snap.verify_detail +
-                        "); refusing to restore it")
-        .WithRemediation("via addon snapshots " + a.name);
+    return WithOtherSnapshot(ctx, session, a, snapshot_id,
+                             DataLoss("snapshot_verification_failed",
+                                      "snapshot " + snapshot_id + " failed verification (" +
+                                          snap.verify_detail + "); refusing to restore it")
+                                 .WithOwner("operator"));
   }
   // The file must be exactly what was taken and verified.
   auto digest = providers::sqlite::DigestFile(ctx.home.snapshot_file(id, snapshot_id),
@@ -175,27 +203,7 @@ Result<RestoreResult> RestoreAddon(const Context& ctx, const std::string& addon,
                                   " does not match the SHA-256 recorded in the log; refusing to "
                                   "restore it")
                          .WithOwner("operator");
-    // The next command to paste: the newest other snapshot that still
-    // matches its record, when there is one.
-    VIA_ASSIGN_OR_RETURN(auto all, session.Slice(AddonKeys(a.id), [&](const State&) {
-      StateKeys more;
-      more.snapshots_of.insert(a.id);
-      return more;
-    }));
-    const SnapshotState* best = nullptr;
-    for (const auto& [sid, other] : all.first.snapshots) {
-      if (sid == snapshot_id || other.addon_id != a.id || other.deleted ||
-          other.status != SnapshotStatus::kTaken) {
-        continue;
-      }
-      if (best != nullptr && best->requested_seq > other.requested_seq) continue;
-      auto d = providers::sqlite::DigestFile(ctx.home.snapshot_file(a.id, sid));
-      if (d.ok() && Bytes(d->sha256.begin(), d->sha256.end()) == other.sha256) best = &other;
-    }
-    if (best != nullptr) {
-      refused = refused.WithRemediation("via addon restore " + a.name + " --snapshot " + best->id);
-    }
-    return refused;
+    return WithOtherSnapshot(ctx, session, a, snapshot_id, refused);
   }
   // The undo: a safety snapshot of the current data.
   VIA_ASSIGN_OR_RETURN(SnapshotState safety,

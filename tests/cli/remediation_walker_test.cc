@@ -488,6 +488,22 @@ TEST_CASE("walker: every refusal converges", "[cli][walker]") {
          json taken = h.Json("addon snapshot app-db --label new");
          std::string id = h.Id("app-db");
          std::string sn = taken["id"];
+         // Verified before the damage: the restore's hash check refuses it.
+         h.Must("addon snapshots verify app-db --snapshot " + sn);
+         std::ofstream(h.dir.path() / "snapshots" / id / (sn + ".sqlite"), std::ios::app)
+             << "tampered";
+         return std::make_tuple("--yes addon restore app-db --snapshot " + sn,
+                                "addon status app-db", id);
+       }},
+      {"restore of a tampered, never verified snapshot, an older one intact",
+       "snapshot_verification_failed", true,
+       [](Home& h) {
+         h.Must("addon create sqlite app-db --app api --bind DATABASE");
+         h.Must("release create --app api");
+         h.Must("addon snapshot app-db --label old");
+         json taken = h.Json("addon snapshot app-db --label new");
+         std::string id = h.Id("app-db");
+         std::string sn = taken["id"];
          std::ofstream(h.dir.path() / "snapshots" / id / (sn + ".sqlite"), std::ios::app)
              << "tampered";
          return std::make_tuple("--yes addon restore app-db --snapshot " + sn,

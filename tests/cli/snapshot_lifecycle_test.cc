@@ -135,7 +135,8 @@ TEST_CASE("a snapshot damaged after taking: verify records ok false, restore ref
   fs::remove(h.Db("app-db"));
   auto repaired = h.Json("addon ensure sqlite app-db --app api --bind DATABASE --repair");
   INFO(repaired.dump());
-  CHECK(repaired["usable_by_app"] == true);
+  CHECK(repaired["storage_ready"] == true);
+  CHECK(repaired["binding_ready"] == true);
   CHECK(h.Sql(h.Db("app-db"), "SELECT x FROM t") == "good\n");
   bool from_good = false;
   for (const auto& rec : h.Records()) {
@@ -157,7 +158,8 @@ TEST_CASE("repair prefers the newest verified snapshot to a newer unverified one
   Snap(h, "app-db");
   fs::remove(h.Db("app-db"));
   auto repaired = h.Json("addon ensure sqlite app-db --app api --bind DATABASE --repair");
-  CHECK(repaired["usable_by_app"] == true);
+  CHECK(repaired["storage_ready"] == true);
+  CHECK(repaired["binding_ready"] == true);
   CHECK(h.Sql(h.Db("app-db"), "SELECT x FROM t") == "verified\n");
 }
 
@@ -320,7 +322,8 @@ TEST_CASE("create --from-snapshot starts a new add-on from a destroyed add-on's 
   REQUIRE(r.exit_code == 0);
   auto report = json::parse(r.out);
   CHECK(report["addon"]["id"] != old_id);
-  CHECK(report["usable_by_app"] == true);
+  CHECK(report["storage_ready"] == true);
+  CHECK(report["binding_ready"] == true);
   CHECK(h.Sql(h.Db("app-db"), "SELECT x FROM t") == "kept\n");
   // The snapshot was verified on the way (it never had been).
   CHECK(Find(h.Json("addon snapshots " + old_id), sn)["verification"] == "verified");

@@ -101,9 +101,12 @@ TEST_CASE("via init --log puts the log on PostgreSQL and every command uses it",
     CHECK(pg.log[i]["seq"] == lite.log[i]["seq"]);
     CHECK(pg.log[i]["type"] == lite.log[i]["type"]);
   }
-  // The read model (SQLite, per home) follows the PostgreSQL log.
+  // The read model (SQLite, per home) follows the PostgreSQL log: usable
+  // once a release of the app claims the binding.
+  CHECK(Json(pg_home.path(), "release create --app api").first == 0);
   auto [status_code, status] = Json(pg_home.path(), "addon status app-db");
   CHECK(status_code == 0);
+  CHECK(status["usable_by_app"] == true);
 
   // A record changed behind Via's back on the server: verify names it, exit 6.
   testing::RawLog raw(home);
