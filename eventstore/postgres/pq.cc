@@ -1,5 +1,6 @@
 #include "eventstore/postgres/pq.h"
 
+#include <dlfcn.h>
 #include <endian.h>
 
 #include <cstring>
@@ -15,7 +16,34 @@ std::string Trimmed(const char* message) {
   return out;
 }
 
+Libpq g_libpq;
+
 }  // namespace
+
+Result<const Libpq*> LoadLibpq() {
+  static const std::string error = [] {
+    void* lib = ::dlopen("libpq.so.5", RTLD_NOW | RTLD_LOCAL);
+    if (lib == nullptr) {
+      const char* why = ::dlerror();
+      return std::string(why ? why : "dlopen failed");
+    }
+    std::string missing;
+#define VIA_LIBPQ_LOAD(name)                                                        \
+  g_libpq.name = reinterpret_cast<decltype(&::name)>(::dlsym(lib, #name));         \
+  if (g_libpq.name == nullptr && missing.empty()) missing = "libpq lacks " #name;
+    VIA_LIBPQ_FUNCTIONS(VIA_LIBPQ_LOAD)
+#undef VIA_LIBPQ_LOAD
+    return missing;
+  }();
+  if (!error.empty()) {
+    return Unavailable("libpq_missing",
+                       "the event log is on PostgreSQL, but libpq cannot be loaded: " + error)
+        .WithRemediation("apt install libpq5");
+  }
+  return &g_libpq;
+}
+
+const Libpq& Pq() { return g_libpq; }
 
 Status Unreachable(std::string_view detail) {
   return Unavailable("log_unreachable",
@@ -59,21 +87,21 @@ Param Param::Null(Oid type) {
 }
 
 std::int64_t PgResult::Int8(int row, int column) const {
-  const char* value = PQgetvalue(result_.get(), row, column);
-  if (PQgetlength(result_.get(), row, column) != 8) return 0;
+  const char* value = Pq().PQgetvalue(result_.get(), row, column);
+  if (Pq().PQgetlength(result_.get(), row, column) != 8) return 0;
   std::uint64_t be = 0;
   std::memcpy(&be, value, 8);
   return static_cast<std::int64_t>(be64toh(be));
 }
 
 ByteView PgResult::Bytes(int row, int column) const {
-  return ByteView(reinterpret_cast<const std::uint8_t*>(PQgetvalue(result_.get(), row, column)),
-                  static_cast<std::size_t>(PQgetlength(result_.get(), row, column)));
+  return ByteView(reinterpret_cast<const std::uint8_t*>(Pq().PQgetvalue(result_.get(), row, column)),
+                  static_cast<std::size_t>(Pq().PQgetlength(result_.get(), row, column)));
 }
 
 std::string_view PgResult::Text(int row, int column) const {
-  return std::string_view(PQgetvalue(result_.get(), row, column),
-                          static_cast<std::size_t>(PQgetlength(result_.get(), row, column)));
+  return std::string_view(Pq().PQgetvalue(result_.get(), row, column),
+                          static_cast<std::size_t>(Pq().PQgetlength(result_.get(), row, column)));
 }
 
 Result<Conn> Conn::Connect(const std::string& url, int connect_timeout_s) {
@@ -82,34 +110,35 @@ Result<Conn> Conn::Connect(const std::string& url, int connect_timeout_s) {
   const char* keys[] = {"connect_timeout", "application_name", "client_encoding", "dbname",
                         nullptr};
   const char* values[] = {timeout.c_str(), "via", "UTF8", url.c_str(), nullptr};
+  VIA_RETURN_IF_ERROR(LoadLibpq().status());
   Conn conn;
-  conn.conn_.reset(PQconnectdbParams(keys, values, /*expand_dbname=*/1));
+  conn.conn_.reset(Pq().PQconnectdbParams(keys, values, /*expand_dbname=*/1));
   if (!conn.conn_) return Unreachable("out of memory");
-  if (PQstatus(conn.conn_.get()) != CONNECTION_OK) {
-    return Unreachable(Trimmed(PQerrorMessage(conn.conn_.get())));
+  if (Pq().PQstatus(conn.conn_.get()) != CONNECTION_OK) {
+    return Unreachable(Trimmed(Pq().PQerrorMessage(conn.conn_.get())));
   }
   return conn;
 }
 
 Status Conn::Reset() {
   if (!conn_) return Unreachable("not connected");
-  PQreset(conn_.get());
+  Pq().PQreset(conn_.get());
   broken_ = false;
-  if (PQstatus(conn_.get()) != CONNECTION_OK) {
-    return Unreachable(Trimmed(PQerrorMessage(conn_.get())));
+  if (Pq().PQstatus(conn_.get()) != CONNECTION_OK) {
+    return Unreachable(Trimmed(Pq().PQerrorMessage(conn_.get())));
   }
   return Status::Ok();
 }
 
 Status Conn::Check(PGresult* result, std::string_view what) {
-  const ExecStatusType status = result ? PQresultStatus(result) : PGRES_FATAL_ERROR;
+  const ExecStatusType status = result ? Pq().PQresultStatus(result) : PGRES_FATAL_ERROR;
   if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return Status::Ok();
-  const char* state = result ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
+  const char* state = result ? Pq().PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
   const std::string sqlstate = state ? state : "";
   std::string message =
-      Trimmed(result ? PQresultErrorMessage(result) : PQerrorMessage(conn_.get()));
-  if (message.empty()) message = Trimmed(PQerrorMessage(conn_.get()));
-  if (PQstatus(conn_.get()) != CONNECTION_OK || sqlstate.rfind("08", 0) == 0 ||
+      Trimmed(result ? Pq().PQresultErrorMessage(result) : Pq().PQerrorMessage(conn_.get()));
+  if (message.empty()) message = Trimmed(Pq().PQerrorMessage(conn_.get()));
+  if (Pq().PQstatus(conn_.get()) != CONNECTION_OK || sqlstate.rfind("08", 0) == 0 ||
       sqlstate == "57P01" || sqlstate == "57P02" || sqlstate == "57P03") {
     broken_ = true;
     return Unreachable(std::string(what) + ": " + message);
@@ -124,7 +153,7 @@ Status Conn::Check(PGresult* result, std::string_view what) {
 
 Status Conn::Exec(const std::string& sql) {
   if (!conn_) return Unreachable("not connected");
-  PgResult result(PQexec(conn_.get(), sql.c_str()));
+  PgResult result(Pq().PQexec(conn_.get(), sql.c_str()));
   return Check(result.get(), sql.substr(0, sql.find_first_of(" \n")));
 }
 
@@ -140,7 +169,7 @@ Result<PgResult> Conn::Query(const char* sql, std::initializer_list<Param> param
     lengths.push_back(p.length());
     formats.push_back(1);
   }
-  PgResult result(PQexecParams(conn_.get(), sql, static_cast<int>(params.size()), types.data(),
+  PgResult result(Pq().PQexecParams(conn_.get(), sql, static_cast<int>(params.size()), types.data(),
                                values.data(), lengths.data(), formats.data(),
                                /*resultFormat=*/1));
   std::string_view what(sql);

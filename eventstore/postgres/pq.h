@@ -24,6 +24,35 @@
 
 namespace via::eventstore::postgres {
 
+// libpq is loaded with dlopen when a home's log is on PostgreSQL, never
+// linked: linked, it and the libraries it needs (Kerberos, LDAP, GnuTLS, SASL:
+// 22 shared objects) were mapped and relocated by every `via` command, which
+// more than doubled the CPU time of `status` on a SQLite home.
+#define VIA_LIBPQ_FUNCTIONS(X)                                                          \
+  X(PQconnectdbParams) X(PQstatus) X(PQerrorMessage) X(PQfinish) X(PQreset) X(PQexec) \
+  X(PQexecParams) X(PQresultStatus) X(PQresultErrorField) X(PQresultErrorMessage)      \
+  X(PQclear) X(PQntuples) X(PQgetvalue) X(PQgetlength) X(PQgetisnull) X(PQbackendPID)
+
+struct Libpq {
+#define VIA_LIBPQ_MEMBER(name) decltype(&::name) name = nullptr;
+  VIA_LIBPQ_FUNCTIONS(VIA_LIBPQ_MEMBER)
+#undef VIA_LIBPQ_MEMBER
+};
+
+// Loads libpq.so.5 once. Error: Unavailable("libpq_missing"), naming the
+// Debian package, when it cannot be loaded.
+Result<const Libpq*> LoadLibpq();
+// The loaded functions; only after LoadLibpq() succeeded (every PGconn and
+// PGresult comes from a connection made after it).
+const Libpq& Pq();
+
+struct PgResultDeleter {
+  void operator()(PGresult* r) const { if (r) Pq().PQclear(r); }
+};
+struct PgConnDeleter {
+  void operator()(PGconn* c) const { if (c) Pq().PQfinish(c); }
+};
+
 // PostgreSQL type oids of the parameters we send (pg_type.h).
 inline constexpr Oid kInt8Oid = 20;
 inline constexpr Oid kTextOid = 25;
@@ -53,10 +82,10 @@ class Param {
 class PgResult {
  public:
   PgResult() = default;
-  explicit PgResult(PGresult* result) : result_(result, &PQclear) {}
+  explicit PgResult(PGresult* result) : result_(result) {}
 
-  int rows() const { return PQntuples(result_.get()); }
-  bool IsNull(int row, int column) const { return PQgetisnull(result_.get(), row, column) != 0; }
+  int rows() const { return Pq().PQntuples(result_.get()); }
+  bool IsNull(int row, int column) const { return Pq().PQgetisnull(result_.get(), row, column) != 0; }
   // A bigint (int8) column.
   std::int64_t Int8(int row, int column) const;
   ByteView Bytes(int row, int column) const;
@@ -64,7 +93,7 @@ class PgResult {
   PGresult* get() const { return result_.get(); }
 
  private:
-  std::unique_ptr<PGresult, decltype(&PQclear)> result_{nullptr, &PQclear};
+  std::unique_ptr<PGresult, PgResultDeleter> result_;
 };
 
 class Conn {
@@ -80,7 +109,7 @@ class Conn {
 
   // Whether the connection is up: libpq has not seen it break, and no query
   // on it failed for want of a connection.
-  bool ok() const { return conn_ && !broken_ && PQstatus(conn_.get()) == CONNECTION_OK; }
+  bool ok() const { return conn_ && !broken_ && Pq().PQstatus(conn_.get()) == CONNECTION_OK; }
   // Reconnects a broken connection with the same parameters.
   Status Reset();
 
@@ -90,12 +119,12 @@ class Conn {
   Result<PgResult> Query(const char* sql, std::initializer_list<Param> params = {});
 
   // The server's process id (tests).
-  int backend_pid() const { return conn_ ? PQbackendPID(conn_.get()) : 0; }
+  int backend_pid() const { return conn_ ? Pq().PQbackendPID(conn_.get()) : 0; }
   PGconn* raw() { return conn_.get(); }
 
  private:
   Status Check(PGresult* result, std::string_view what);
-  std::unique_ptr<PGconn, decltype(&PQfinish)> conn_{nullptr, &PQfinish};
+  std::unique_ptr<PGconn, PgConnDeleter> conn_;
   bool broken_ = false;
 };
 

@@ -50,6 +50,9 @@ for lib in adduser libc6; do
   [[ $depends == *"$lib"* ]] || fail "Depends lacks $lib: $depends"
 done
 pass "Depends: $depends"
+# libpq is dlopened for a PostgreSQL log only: recommended, never linked.
+[[ $depends != *libpq* ]] || fail "Depends names libpq: $depends"
+[ "$(dpkg-deb -f "$deb" Recommends)" = libpq5 ] || fail "Recommends: $(dpkg-deb -f "$deb" Recommends)"
 dpkg-deb -c "$deb" | awk '{print $6}' >"$T/files"
 for f in ./usr/bin/via ./usr/share/man/man1/via.1.gz ./usr/share/bash-completion/completions/via \
          ./usr/share/zsh/vendor-completions/_via ./usr/share/fish/vendor_completions.d/via.fish \
