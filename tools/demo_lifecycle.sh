@@ -28,6 +28,7 @@ expect 4 via addon destroy app-db --yes                # refused: the latest rel
 step via release create --app api                      # a release without it
 step via addon destroy app-db --yes
 step via addon create sqlite app-db --app api --bind DATABASE   # the name is free again
+step via release create --app api                      # usable once a release claims it
 step via addon list --all
 step via addon history app-db
 
