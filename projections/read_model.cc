@@ -627,14 +627,31 @@ class Slice {
     return Status::Ok();
   }
 
-  // A slice that already holds everything there is (a rebuild on empty
-  // tables): no row needs loading, every key of `state` is written.
-  void TakeEverything(State state) {
-    work_ = std::move(state);
-    base_ = State{};
-    for (const auto& [id, a] : work_.addons) addons_.insert(id);
-    for (const auto& [name, id] : work_.names) names_.insert(name);
-    for (const auto& [key, id] : work_.bindings) bindings_.insert(key);
+  // Rows loaded or created so far: what the slice holds in memory.
+  std::size_t Size() const {
+    return addons_.size() + names_.size() + bindings_.size() + snapshots_.size() +
+           work_.snapshots.size() + work_.deliveries.size() + releases_.size() +
+           work_.releases.size();
+  }
+
+  // Writes what changed (Flush) and then forgets every row, keeping only the
+  // meta values: the rows now in the open write transaction are what the
+  // next Ensure reads. A long catch-up or a rebuild holds one window of rows
+  // in memory, never the whole state.
+  Status FlushAndForget() {
+    VIA_RETURN_IF_ERROR(Flush());
+    State meta;
+    meta.log_id = work_.log_id;
+    meta.origin = work_.origin;
+    meta.tokens_issued = work_.tokens_issued;
+    base_ = meta;
+    work_ = std::move(meta);
+    for (auto* set : {&addons_, &names_, &snapshots_, &releases_, &bindings_of_, &apps_bound_,
+                      &snapshots_of_, &deliveries_of_}) {
+      set->clear();
+    }
+    bindings_.clear();
+    return Status::Ok();
   }
 
   static Result<std::uint64_t> ParseCount(const std::string& text, const std::string& what) {
@@ -1081,41 +1098,29 @@ Result<std::uint64_t> ReadModel::Advance(eventstore::LogStore& log, bool rebuild
       VIA_RETURN_IF_ERROR(db_->Exec(std::string("DELETE FROM ") + table));
     }
     VIA_RETURN_IF_ERROR(db_->Exec("DELETE FROM meta"));
-    // Folded in memory (O(live state)), then written row by row.
-    State state;
     last_seq = 0;
-    VIA_RETURN_IF_ERROR(log.Scan(1, head.seq, [&](const eventstore::StoredRecord& row) {
-      auto record = eventstore::DecodeRecord(row.bytes);
-      if (!record.ok()) {
-        error = record.status().WithContext("seq " + std::to_string(row.seq));
-        return false;
-      }
-      Apply(state, *record);
-      last_hash = row.hash;
-      last_seq = row.seq;
-      return true;
-    }));
-    VIA_RETURN_IF_ERROR(error);
-    slice.TakeEverything(std::move(state));
-  } else {
-    VIA_RETURN_IF_ERROR(slice.LoadMeta());
-    VIA_RETURN_IF_ERROR(log.Scan(cursor.seq + 1, head.seq, [&](const eventstore::StoredRecord& row) {
-      auto record = eventstore::DecodeRecord(row.bytes);
-      if (!record.ok()) {
-        error = record.status().WithContext("seq " + std::to_string(row.seq));
-        return false;
-      }
-      // The rows this record touches, then the record itself.
-      error = slice.Ensure(KeysOf(*record));
-      if (!error.ok()) return false;
-      Apply(slice.work(), *record);
-      last_hash = row.hash;
-      last_seq = row.seq;
-      return true;
-    }));
-    VIA_RETURN_IF_ERROR(error);
-    if (last_seq == cursor.seq) return 0;
+    last_hash = Hash256{};
   }
+  // Each record: the rows it touches, then the record itself, in windows of
+  // at most slice_rows_ rows (a rebuild is a catch-up from nothing).
+  VIA_RETURN_IF_ERROR(slice.LoadMeta());
+  const std::uint64_t from = last_seq;
+  VIA_RETURN_IF_ERROR(log.Scan(from + 1, head.seq, [&](const eventstore::StoredRecord& row) {
+    auto record = eventstore::DecodeRecord(row.bytes);
+    if (!record.ok()) {
+      error = record.status().WithContext("seq " + std::to_string(row.seq));
+      return false;
+    }
+    error = slice.Ensure(KeysOf(*record));
+    if (!error.ok()) return false;
+    Apply(slice.work(), *record);
+    last_hash = row.hash;
+    last_seq = row.seq;
+    if (slice.Size() >= slice_rows_) error = slice.FlushAndForget();
+    return error.ok();
+  }));
+  VIA_RETURN_IF_ERROR(error);
+  if (!rebuild && last_seq == cursor.seq) return 0;
   VIA_RETURN_IF_ERROR(slice.Flush());
   VIA_RETURN_IF_ERROR(rows_->SetMeta("cursor_seq", std::to_string(last_seq)));
   VIA_RETURN_IF_ERROR(rows_->SetMeta("cursor_hash", HexEncode(last_hash)));

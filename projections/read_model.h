@@ -50,6 +50,11 @@ class ReadModel {
   // Drops everything and refolds the whole log, in one transaction.
   Status Rebuild(eventstore::LogStore& log);
 
+  // Rows a catch-up or rebuild holds in memory before writing them out and
+  // forgetting them (default 16384): bounds its memory whatever the log's
+  // length. Any value of at least 1 gives the same model.
+  void set_slice_rows(std::size_t rows) { slice_rows_ = rows < 1 ? 1 : rows; }
+
   // Test-only crash points (domain/crash.h): projection.before_commit,
   // projection.rebuild, catchup.between_reads.
   void set_crash_points(CrashPoints crash) { crash_ = std::move(crash); }
@@ -98,6 +103,7 @@ class ReadModel {
   std::string path_;
   bool read_only_ = false;  // the home cannot be written: no catch-up
   CrashPoints crash_;
+  std::size_t slice_rows_ = 16384;
   std::unique_ptr<Rows> rows_;  // prepared statements
 };
 
