@@ -918,8 +918,10 @@ Status ReadModel::ScanAddons(
     bool all,
     const std::function<bool(const AddonState&, const std::vector<BindingKey>&)>& visit) {
   VIA_ASSIGN_OR_RETURN(sql::ReadTransaction snapshot, sql::ReadTransaction::Begin(*db_));
-  // One pass over add-ons in name order, each joined with its generations
-  // and bindings (few per add-on): rows of one add-on arrive together.
+  // Add-ons in stored-name order straight from an index (live ones: the
+  // names table, whose key is the live name; all: addons_by_name, whose
+  // entries end with the id), each with its generations and bindings by two
+  // indexed lookups: no sort, and memory for one add-on at a time.
   std::string columns;
   for (std::string_view c : {"id", "name", "original_name", "provider", "app",
                              "requested_binding", "phase", "failure_reason", "data_present",
@@ -932,49 +934,36 @@ Status ReadModel::ScanAddons(
   }
   VIA_ASSIGN_OR_RETURN(
       sql::Stmt stmt,
-      db_->Prepare("SELECT " + columns +
-                   ", 0, g.idx, g.number, g.fingerprint, g.salt, g.revoked, NULL, NULL FROM addons a "
-                   "JOIN generations g ON g.addon_id = a.id " +
-                   std::string(all ? "" : "WHERE a.id IN (SELECT addon_id FROM names) ") +
-                   "UNION ALL SELECT " + columns +
-                   ", 1, NULL, NULL, NULL, NULL, NULL, b.app, b.binding FROM addons a "
-                   "JOIN bindings b ON b.addon_id = a.id " +
-                   std::string(all ? "" : "WHERE a.id IN (SELECT addon_id FROM names) ") +
-                   "UNION ALL SELECT " + columns +
-                   ", 2, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM addons a " +
-                   std::string(all ? "" : "WHERE a.id IN (SELECT addon_id FROM names) ") +
-                   "ORDER BY 2, 1, 26, 27, 32, 33"));
-  std::optional<AddonState> current;
+      db_->Prepare(all ? "SELECT " + columns + " FROM addons a INDEXED BY addons_by_name ORDER BY a.name, a.id"
+                       : "SELECT " + columns +
+                             " FROM names n JOIN addons a ON a.id = n.addon_id ORDER BY n.name"));
+  VIA_ASSIGN_OR_RETURN(sql::Stmt generations,
+                       db_->Prepare("SELECT number, fingerprint, salt, revoked FROM generations "
+                                    "WHERE addon_id = ? ORDER BY idx"));
+  VIA_ASSIGN_OR_RETURN(sql::Stmt bound, db_->Prepare("SELECT app, binding FROM bindings "
+                                                     "WHERE addon_id = ? ORDER BY app, binding"));
   std::vector<BindingKey> bindings;
   bool go_on = true;
-  constexpr int kKind = kAddonColumnCount;
   Status s = ForEachRow(stmt, [&](sql::Stmt& row) -> Status {
     if (!go_on) return Status::Ok();
-    const std::string id = row.Text(0);
-    if (!current || current->id != id) {
-      if (current) go_on = visit(*current, bindings);
-      if (!go_on) return Status::Ok();
-      VIA_ASSIGN_OR_RETURN(current, ReadAddon(row));
-      bindings.clear();
-    }
-    switch (row.Int(kKind)) {
-      case 0:
-        current->generations.push_back(
-            GenerationState{static_cast<std::uint32_t>(row.Int(kKind + 2)),
-                            ToBytes(row.Blob(kKind + 3)), ToBytes(row.Blob(kKind + 4)),
-                            row.Int(kKind + 5) != 0});
-        break;
-      case 1:
-        bindings.emplace_back(row.Text(kKind + 6), row.Text(kKind + 7));
-        break;
-      default:
-        break;
-    }
+    VIA_ASSIGN_OR_RETURN(AddonState addon, ReadAddon(row));
+    generations.Bind(1, addon.id);
+    VIA_RETURN_IF_ERROR(ForEachRow(generations, [&](sql::Stmt& g) {
+      addon.generations.push_back(GenerationState{static_cast<std::uint32_t>(g.Int(0)),
+                                                  ToBytes(g.Blob(1)), ToBytes(g.Blob(2)),
+                                                  g.Int(3) != 0});
+      return Status::Ok();
+    }));
+    bindings.clear();
+    bound.Bind(1, addon.id);
+    VIA_RETURN_IF_ERROR(ForEachRow(bound, [&](sql::Stmt& b) {
+      bindings.emplace_back(b.Text(0), b.Text(1));
+      return Status::Ok();
+    }));
+    go_on = visit(addon, bindings);
     return Status::Ok();
   });
-  VIA_RETURN_IF_ERROR(s);
-  if (current && go_on) visit(*current, bindings);
-  return Status::Ok();
+  return s;
 }
 
 Result<State> ReadModel::Load() {
