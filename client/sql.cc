@@ -91,6 +91,7 @@ SqlResult<std::vector<SqlResultSet>> StepResults(const Json& results, const Json
     if (!error.is_null()) {
       SqlError e = DecodeHranaError(error);
       e.message = "statement " + std::to_string(i + 1) + ": " + e.message;
+      e.statement = i;
       return e;
     }
     if (result.is_null()) {
@@ -266,6 +267,7 @@ SqlResult<std::vector<SqlResultSet>> Sql::Batch(const std::vector<SqlStatement>&
     if (!stmt.ok()) {
       SqlError e = stmt.error();
       e.message = "statement " + std::to_string(i + 1) + ": " + e.message;
+      e.statement = i;
       return e;
     }
     steps.push_back({{"stmt", std::move(stmt).value()}, {"condition", ok(i)}});
@@ -386,6 +388,7 @@ SqlResult<std::vector<SqlResultSet>> SqlTransaction::Batch(
     if (!stmt.ok()) {
       SqlError e = stmt.error();
       e.message = "statement " + std::to_string(i + 1) + ": " + e.message;
+      e.statement = i;
       return e;
     }
     Json step = {{"stmt", std::move(stmt).value()}};

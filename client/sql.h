@@ -71,6 +71,8 @@ struct SqlError {
   int http_status = 0;               // 0 when no HTTP answer was received
   bool retryable = false;            // true for "unavailable" and "connection_failed"
   std::optional<int> retry_after_s;  // from Retry-After, when present
+  // For a batch: the 0-based index of the statement that failed, when one did.
+  std::optional<std::size_t> statement;
 
   // "code (server_code): message".
   std::string ToString() const;
