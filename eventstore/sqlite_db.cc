@@ -241,11 +241,12 @@ int Db::WalHook(void* self, sqlite3* db, const char* name, int frames) {
   return SQLITE_OK;
 }
 
-Result<Stmt*> Db::Cached(const std::string& sql) {
+Result<Stmt*> Db::Cached(std::string_view sql) {
+  // Looked up by the view: a call with a literal builds no string.
   auto it = cached_.find(sql);
   if (it == cached_.end()) {
     VIA_ASSIGN_OR_RETURN(Stmt stmt, Prepare(sql));
-    it = cached_.emplace(sql, std::move(stmt)).first;
+    it = cached_.emplace(std::string(sql), std::move(stmt)).first;
   }
   return &it->second;
 }

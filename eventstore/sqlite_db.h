@@ -104,7 +104,7 @@ class Db {
   // The statement for `sql`, prepared on first use and kept for the
   // connection's lifetime (callers leave it reset: Run() and a Step() loop to
   // the end do). The pointer stays valid while the Db lives.
-  Result<Stmt*> Cached(const std::string& sql);
+  Result<Stmt*> Cached(std::string_view sql);
   // True while a transaction is open on this connection.
   bool InTransaction() const;
   std::int64_t Changes() const;

@@ -251,9 +251,24 @@ class ReadModel::Rows {
     return s->Run();
   }
 
+  // Statements built once per process from the column lists (Cached looks
+  // them up by text).
+  inline static const std::string kSelectAddon =
+      std::string("SELECT ") + kAddonColumns + " FROM addons WHERE id = ?";
+  inline static const std::string kPutAddon = std::string("INSERT OR REPLACE INTO addons(") +
+                                              kAddonColumns + ") VALUES(" +
+                                              Placeholders(kAddonColumnCount) + ")";
+  inline static const std::string kSelectSnapshot =
+      std::string("SELECT ") + kSnapshotColumns + " FROM snapshots WHERE id = ?";
+  inline static const std::string kSelectSnapshotsOf =
+      std::string("SELECT ") + kSnapshotColumns +
+      " FROM snapshots WHERE addon_id = ? ORDER BY requested_seq";
+  inline static const std::string kPutSnapshot = std::string("INSERT OR REPLACE INTO snapshots(") +
+                                                 kSnapshotColumns + ") VALUES(" +
+                                                 Placeholders(kSnapshotColumnCount) + ")";
+
   Result<std::optional<AddonState>> Addon(const std::string& id) {
-    VIA_ASSIGN_OR_RETURN(sql::Stmt* s, db_.Cached(std::string("SELECT ") + kAddonColumns +
-                                                  " FROM addons WHERE id = ?"));
+    VIA_ASSIGN_OR_RETURN(sql::Stmt* s, db_.Cached(kSelectAddon));
     s->Bind(1, id);
     std::optional<AddonState> out;
     VIA_RETURN_IF_ERROR(ForEachRow(*s, [&](sql::Stmt& row) -> Status {
@@ -314,8 +329,7 @@ class ReadModel::Rows {
   }
 
   Result<std::optional<SnapshotState>> Snapshot(const std::string& id) {
-    VIA_ASSIGN_OR_RETURN(sql::Stmt* s, db_.Cached(std::string("SELECT ") + kSnapshotColumns +
-                                                  " FROM snapshots WHERE id = ?"));
+    VIA_ASSIGN_OR_RETURN(sql::Stmt* s, db_.Cached(kSelectSnapshot));
     s->Bind(1, id);
     std::optional<SnapshotState> out;
     VIA_RETURN_IF_ERROR(ForEachRow(*s, [&](sql::Stmt& row) -> Status {
@@ -327,8 +341,7 @@ class ReadModel::Rows {
 
   Result<std::vector<SnapshotState>> SnapshotsOf(const std::string& addon_id) {
     VIA_ASSIGN_OR_RETURN(sql::Stmt* s,
-                         db_.Cached(std::string("SELECT ") + kSnapshotColumns +
-                                    " FROM snapshots WHERE addon_id = ? ORDER BY requested_seq"));
+                         db_.Cached(kSelectSnapshotsOf));
     s->Bind(1, addon_id);
     std::vector<SnapshotState> out;
     VIA_RETURN_IF_ERROR(ForEachRow(*s, [&](sql::Stmt& row) -> Status {
@@ -407,8 +420,7 @@ class ReadModel::Rows {
   // Writes `after`'s add-on row and the generations that differ from `before`.
   Status PutAddon(const AddonState* before, const AddonState& after) {
     VIA_ASSIGN_OR_RETURN(sql::Stmt* put,
-                         db_.Cached(std::string("INSERT OR REPLACE INTO addons(") + kAddonColumns +
-                                    ") VALUES(" + Placeholders(kAddonColumnCount) + ")"));
+                         db_.Cached(kPutAddon));
     BindAddon(*put, after);
     VIA_RETURN_IF_ERROR(put->Run());
     VIA_ASSIGN_OR_RETURN(sql::Stmt* generation,
@@ -455,9 +467,7 @@ class ReadModel::Rows {
 
   Status PutSnapshot(const SnapshotState& snap) {
     VIA_ASSIGN_OR_RETURN(sql::Stmt* s,
-                         db_.Cached(std::string("INSERT OR REPLACE INTO snapshots(") +
-                                    kSnapshotColumns + ") VALUES(" +
-                                    Placeholders(kSnapshotColumnCount) + ")"));
+                         db_.Cached(kPutSnapshot));
     BindSnapshot(*s, snap);
     return s->Run();
   }
