@@ -1080,6 +1080,30 @@ Result<std::uint64_t> ReadModel::Advance(eventstore::LogStore& log, bool rebuild
     // The cursor must name a record of this log with the same hash; else the
     // read model belongs to another (or rewritten) log: rebuild it.
     if (cursor.seq > head.seq) {
+      // Fewer records than this home has already applied. Of another log
+      // (another log_id): rebuild. Of this same log: records it held are gone
+      // (a log restored from an older backup, a replica that lagged behind
+      // the primary it replaced): an integrity failure, never a silent
+      // rebuild that would forget what this home saw.
+      VIA_ASSIGN_OR_RETURN(std::string seen_log, rows_->Meta("log_id"));
+      std::string log_id;
+      if (head.seq > 0) {
+        VIA_ASSIGN_OR_RETURN(eventstore::StoredRecord first, log.ReadRow(1));
+        auto record = eventstore::DecodeRecord(first.bytes);
+        if (!record.ok()) return record.status().WithContext("seq 1");
+        if (const auto* init = std::get_if<LogInitialized>(&record->event)) log_id = init->log_id;
+      }
+      if (!seen_log.empty() && seen_log == log_id) {
+        return Status(StatusCode::kDataLoss, "log_shorter_than_seen",
+                      "the log " + log_id + " holds " + std::to_string(head.seq) +
+                          " records, but this home has already applied " +
+                          std::to_string(cursor.seq) +
+                          " of it: records were lost (a log restored from an older backup, or "
+                          "a replica that lagged behind the primary it replaced). The operator "
+                          "decides: bring the missing records back, or accept the shorter log "
+                          "by deleting " + path_ + " (rebuilt from the log)")
+            .WithOwner("operator");
+      }
       rebuild = true;
     } else {
       auto row = log.ReadRow(cursor.seq);

@@ -19,7 +19,10 @@ struct Fixture {
   testing::CountingIds ids;
   std::unique_ptr<EventLog> log;
 
-  Fixture() {
+  Fixture() { Reopen(); }
+
+  void Reopen() {
+    log.reset();
     EventLog::Options options;
     options.home = Home{dir.path()};
     options.clock = &clock;
@@ -151,6 +154,47 @@ TEST_CASE("a read model of another log is rebuilt instead of trusted", "[project
   REQUIRE((*model)->CatchUp(b.log->store()).ok());
   CHECK(*(*model)->Digest() == StateDigest(*Replay(b.log->store(), 0)));
   CHECK((*model)->FindAddon("from-a")->has_value() == false);
+}
+
+TEST_CASE("a log shorter than what the read model already applied is an integrity failure",
+          "[projections]") {
+  // The same log, fewer records: a copy of the log taken before the last
+  // appends stands in for a restored backup or a lagging replica.
+  Fixture f;
+  f.Append({AddonCreated{"ad_1", "one", "sqlite", "api", ""}});
+  const std::string log_file = Home{f.dir.path()}.log_db().string();
+  std::filesystem::path old_copy = log_file + ".old";
+  {
+    // A consistent copy of the log as it is now (two records).
+    auto db = sql::Db::Open(log_file, {});
+    REQUIRE(db.ok());
+    REQUIRE((*db)->Exec("VACUUM INTO '" + old_copy.string() + "'").ok());
+  }
+  f.Append({AddonCreated{"ad_2", "two", "sqlite", "api", ""}});
+  auto model = ReadModel::Open(f.state_path());
+  REQUIRE(model.ok());
+  REQUIRE((*model)->CatchUp(f.log->store()).ok());
+  const auto seen = *(*model)->Cursor();
+  f.log.reset();
+  for (const char* suffix : {"-wal", "-shm"}) std::filesystem::remove(log_file + suffix);
+  std::filesystem::rename(old_copy, log_file);
+  f.Reopen();
+  auto caught = (*model)->CatchUp(f.log->store());
+  REQUIRE_FALSE(caught.ok());
+  CHECK(caught.status().code() == StatusCode::kDataLoss);
+  CHECK(caught.status().reason() == "log_shorter_than_seen");
+  const std::string message = caught.status().message();
+  CHECK(message.find("holds " + std::to_string(seen - 1) + " records") != std::string::npos);
+  CHECK(message.find("already applied " + std::to_string(seen)) != std::string::npos);
+  // Nothing was forgotten: the model still has what it saw.
+  CHECK((*model)->FindAddon("two")->has_value());
+  // Deleting the read model accepts the shorter log.
+  model->reset();
+  for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(f.state_path() + suffix);
+  auto fresh = ReadModel::Open(f.state_path());
+  REQUIRE(fresh.ok());
+  REQUIRE((*fresh)->CatchUp(f.log->store()).ok());
+  CHECK_FALSE((*fresh)->FindAddon("two")->has_value());
 }
 
 TEST_CASE("incremental read model digest equals replay after random event sequences",
