@@ -11,7 +11,13 @@
 #   proxy-v3    the same point select over Hrana 3 JSON: POST /v3/pipeline;
 #   proxy-v3pb  the same over Hrana 3 protobuf: POST /v3-protobuf/pipeline
 #               (the body built in wrk's Lua as the proto3 schema says);
-#               (Hrana over WebSocket is not served yet: no WebSocket row);
+#   node-v2     /v2 JSON point selects (execute + close) from one Node process
+#               (tools/bench_runtime/ws_point_select.mjs http, CONNS keep-alive
+#               connections): the baseline of the WebSocket row, as wrk speaks
+#               no WebSocket;
+#   node-ws     the same point select over Hrana 3 JSON on WebSocket (subprotocol
+#               hrana3; one stream per connection, one request in flight), by
+#               the same Node harness (ws_point_select.mjs ws);
 #   noisy       the same as proxy (app B), while another app (A) keeps twice its
 #               per-add-on limit of slow statements in flight on its own add-on
 #               (a second wrk, 1 thread), so that A always fills its share of the
@@ -31,7 +37,8 @@
 # --pin: the server on core 0 with one thread, the clients (wrk and the
 #   baseline, one thread each unless --threads) on core 1, so that the load
 #   generator and the server do not preempt each other (taskset).
-# Needs wrk and nginx (tools/setup.sh installs them), curl and python3.
+# Needs wrk and nginx (tools/setup.sh installs them), curl, python3, and node
+# with the npm packages of tests/e2e (tools/setup.sh runs npm ci).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -65,7 +72,7 @@ fi
 THREADS=${THREADS:-2}
 VIA_BIN=${VIA_BIN:-$BUILD/cli/via}
 POINT_SELECT=${POINT_SELECT:-$BUILD/tools/bench_runtime/via_point_select}
-for tool in wrk curl python3 nginx; do
+for tool in wrk curl python3 nginx node; do
   command -v "$tool" >/dev/null || { echo "run.sh: $tool is required (tools/setup.sh installs it)" >&2; exit 1; }
 done
 for bin in "$VIA_BIN" "$POINT_SELECT"; do
@@ -322,6 +329,19 @@ ok = int(kv["non2xx"]) == 0 and int(kv["sockerr"]) == 0 and int(kv["bad"]) == 0 
 print(sys.argv[1], f"{ops:.0f}", kv["p50_us"], kv["p99_us"], kv["requests"], kv["non2xx"], kv["sockerr"], kv["bad"], "ok" if ok else "FAILED")
 EOF
 }
+run_node() {  # NAME MODE
+  local name=$1 mode=$2 out line
+  out=$("${CLIENT_CPU[@]}" node "$HERE/ws_point_select.mjs" "$mode" "$BASE" "$AUTH_TOKEN" "$SECONDS_EACH" "$CONNS" "$ROWS" 2>&1) || fail "node $name: $out"
+  line=$(grep '^RESULT' <<<"$out") || fail "node $name printed no result: $out"
+  if grep -q '^FIRST_BAD' <<<"$out"; then echo "  $name: $(grep '^FIRST_BAD' <<<"$out")" >&2; fi
+  python3 - "$name" "$line" >>"$RESULTS" <<'EOF'
+import sys
+kv = dict(x.split("=") for x in sys.argv[2].split()[1:])
+ops = float(kv["requests"]) / (float(kv["duration_us"]) / 1e6)
+ok = int(kv["non2xx"]) == 0 and int(kv["sockerr"]) == 0 and int(kv["bad"]) == 0 and int(kv["checked"]) > 0
+print(sys.argv[1], f"{ops:.0f}", kv["p50_us"], kv["p99_us"], kv["requests"], kv["non2xx"], kv["sockerr"], kv["bad"], "ok" if ok else "FAILED")
+EOF
+}
 # B's point selects while A keeps NOISY_CONNS slow statements in flight: A's
 # wrk starts a second before B's and outlasts it. A's statements still in
 # flight when its wrk stops are waited for (the server's SQL pool idle), so
@@ -362,6 +382,8 @@ EOF
   run_wrk proxy "$H/pipeline.lua" "$BASE/v2/pipeline"
   run_wrk proxy-v3 "$H/pipeline_v3.lua" "$BASE/v3/pipeline"
   run_wrk proxy-v3pb "$H/pipeline_v3pb.lua" "$BASE/v3-protobuf/pipeline"
+  run_node node-v2 http
+  run_node node-ws ws
   run_noisy
   run_wrk nginx "$H/nginx.lua" "http://127.0.0.1:$NGINX_PORT/"
 done
@@ -375,7 +397,7 @@ for r in rows:
     n[r[0]] = n.get(r[0], 0) + 1
     print(f"{n[r[0]]:>4} {r[0]:<11} {float(r[1]):>9.0f} {float(r[2]):>9.1f} {float(r[3]):>9.1f} {r[4]:>9} {r[5]:>6} {r[6]:>7} {r[7]:>5} {r[8]}")
 med = {}
-for what in ("direct", "descriptor", "proxy", "proxy-v3", "proxy-v3pb", "noisy", "noisy-A", "nginx"):
+for what in ("direct", "descriptor", "proxy", "proxy-v3", "proxy-v3pb", "node-v2", "node-ws", "noisy", "noisy-A", "nginx"):
     sel = [r for r in rows if r[0] == what]
     med[what] = [statistics.median(float(r[i]) for r in sel) for i in (1, 2, 3)]
 print(f"\nmedians of {n['direct']} run(s):")
@@ -390,6 +412,8 @@ print(f"  descriptor fetches/s / direct selects/s {desc[0]/d[0]:.3f}")
 v3, v3pb = med["proxy-v3"], med["proxy-v3pb"]
 print(f"  /v3 JSON selects/s / /v2 JSON          {v3[0]/p[0]:.3f}  (p50 {v3[1]/p[1]:.2f}x, p99 {v3[2]/p[2]:.2f}x)")
 print(f"  /v3-protobuf selects/s / /v2 JSON      {v3pb[0]/p[0]:.3f}  (p50 {v3pb[1]/p[1]:.2f}x, p99 {v3pb[2]/p[2]:.2f}x)")
+nv2, nws = med["node-v2"], med["node-ws"]
+print(f"  WebSocket selects/s / /v2 JSON (Node)  {nws[0]/nv2[0]:.3f}  (p50 {nws[1]/nv2[1]:.2f}x, p99 {nws[2]/nv2[2]:.2f}x; both from one Node process)")
 print(f"  proxy selects/s / nginx floor          {p[0]/ng[0]:.3f}")
 print(f"  descriptor fetches/s / nginx floor     {desc[0]/ng[0]:.3f}")
 print(f"  B's p50 with A busy / B alone          {noisy[1]/p[1]:.2f}x")
