@@ -81,7 +81,8 @@ Result<ReadinessReport> CreateFromData(const Context& ctx, Session& session,
     if (snap.status != SnapshotStatus::kTaken || snap.deleted) {
       return FailedPrecondition("snapshot_not_usable",
                                 "snapshot " + snapshot_id + " is " +
-                                    (snap.deleted ? "deleted" : SnapshotStatusName(snap.status)));
+                                    (snap.deleted ? "deleted" : SnapshotStatusName(snap.status)))
+          .WithOwner("operator");  // pick another snapshot
     }
     if (snap.verification == SnapshotVerification::kUnverified) {
       VIA_ASSIGN_OR_RETURN(SnapshotVerified v, provider.Verify(snap.addon_id, snapshot_id, phases));
@@ -222,7 +223,8 @@ Result<ReadinessReport> EnsureAddon(const Context& ctx, const CreateRequest& req
   if (!request.binding.empty()) VIA_RETURN_IF_ERROR(ValidateBindingName(request.binding));
   if (request.provider != kSqliteProvider) {
     return InvalidArgument("unknown_provider",
-                           "unknown provider '" + request.provider + "'; this build provides: sqlite");
+                           "unknown provider '" + request.provider + "'; this build provides: sqlite")
+        .WithOwner("platform");
   }
   VIA_ASSIGN_OR_RETURN(Session session, Session::Open(ctx));
   bool changed = false;

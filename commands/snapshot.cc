@@ -223,8 +223,11 @@ Result<RestoreResult> RestoreAddon(const Context& ctx, const std::string& addon,
   auto digest = providers::sqlite::DigestFile(ctx.home.snapshot_file(id, snapshot_id),
                                               PhaseSink(ctx, "restore " + snapshot_id));
   if (!digest.ok()) {
-    return DataLoss("snapshot_file_missing", "snapshot file of " + snapshot_id +
-                                                 " cannot be read: " + digest.status().message());
+    return WithOtherSnapshot(ctx, session, a, snapshot_id,
+                             DataLoss("snapshot_file_missing",
+                                      "snapshot file of " + snapshot_id +
+                                          " cannot be read: " + digest.status().message())
+                                 .WithOwner("operator"));
   }
   if (Bytes(digest->sha256.begin(), digest->sha256.end()) != snap.sha256 ||
       digest->bytes != snap.bytes) {
