@@ -114,9 +114,9 @@ StateKeys AddonDetailKeys(const State& slice, const std::string& name_or_id) {
     keys.addons.insert(a->id);
     keys.bindings_of.insert(a->id);
     keys.names.insert(a->original_name);
-    keys.releases_of.insert(a->app);
+    keys.latest_release_of.insert(a->app);
     if (!a->requested_binding.empty()) keys.bindings.insert({a->app, a->requested_binding});
-    for (const auto& [app, binding] : slice.BindingsOf(a->id)) keys.releases_of.insert(app);
+    for (const auto& [app, binding] : slice.BindingsOf(a->id)) keys.latest_release_of.insert(app);
   }
   return keys;
 }
@@ -288,7 +288,7 @@ Result<std::pair<State, eventstore::Head>> ReportSlice(Session& session, const s
   StateKeys keys = AddonKeys(addon);
   if (!app.empty() && !binding.empty()) {
     keys.bindings.insert({app, binding});
-    keys.releases_of.insert(app);
+    keys.latest_release_of.insert(app);
   }
   return session.Slice(keys, [&](const State& s) { return AddonDetailKeys(s, addon); });
 }

@@ -67,8 +67,10 @@ class Session {
 StateKeys AddonKeys(const std::string& name_or_id);
 // The add-on created last under `name` (live, failed or destroyed), or null.
 const AddonState* LatestIncarnation(const State& state, const std::string& name);
-// What a readiness report of that add-on reads besides: its bindings and the
-// binding it was created for (`more` of Session::Slice).
+// What a readiness report of that add-on reads besides: its bindings, the
+// binding it was created for, and only the latest release of each app it is
+// bound in (StateKeys::latest_release_of: one indexed lookup, whatever the
+// number of releases) (`more` of Session::Slice).
 StateKeys AddonDetailKeys(const State& slice, const std::string& name_or_id);
 
 using Decider = std::function<Result<std::vector<Event>>(const State&)>;
