@@ -218,7 +218,7 @@ void RegisterAddon(CLI::App& app, Shell& shell) {
       ->excludes(from_file);
   create->callback([&shell, f]() {
     shell.action = [&shell, f]() {
-      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
+      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(Shell::Appends::kYes), shell);
       auto report = commands::CreateAddon(ctx, {f->name, f->provider, f->app, f->binding},
                                           {f->from_file, f->from_snapshot});
       // A fresh add-on without a binding is fine; a provider failure is not.
@@ -236,7 +236,7 @@ void RegisterAddon(CLI::App& app, Shell& shell) {
     cmd->add_option("--bind", f->binding, "binding name")->required();
     cmd->callback([&shell, f, bind]() {
       shell.action = [&shell, f, bind]() {
-        VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
+        VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(Shell::Appends::kYes), shell);
         auto report = bind ? commands::BindAddon(ctx, f->name, f->app, f->binding)
                            : commands::UnbindAddon(ctx, f->name, f->app, f->binding);
         return Render(shell, report, 0);
@@ -254,7 +254,7 @@ void RegisterAddon(CLI::App& app, Shell& shell) {
                    "with --repair: accept an empty database where data existed and no snapshot verifies");
   ensure->callback([&shell, f]() {
     shell.action = [&shell, f]() {
-      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
+      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(Shell::Appends::kYes), shell);
       if (f->allow_empty && !f->repair) {
         return shell.Fail(InvalidArgument("allow_empty_without_repair",
                                           "--allow-empty only applies to --repair"));
@@ -284,7 +284,7 @@ void RegisterAddon(CLI::App& app, Shell& shell) {
   check->add_option("name", f->name, "add-on name or id")->required();
   check->callback([&shell, f]() {
     shell.action = [&shell, f]() {
-      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
+      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(Shell::Appends::kYes), shell);
       VIA_ASSIGN_OR_RETURN_EXIT(auto result, commands::CheckAddon(ctx, f->name), shell);
       const int code = result.checked.ok ? 0 : 3;
       if (shell.globals.json) {
@@ -389,7 +389,7 @@ void RegisterAddon(CLI::App& app, Shell& shell) {
                     "workload token, claims it");
   destroy->callback([&shell, f]() {
     shell.action = [&shell, f]() {
-      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
+      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(Shell::Appends::kYes), shell);
       Status confirmed = shell.ConfirmDestructive("destroy add-on " + f->name);
       if (!confirmed.ok()) return shell.Fail(confirmed);
       VIA_ASSIGN_OR_RETURN_EXIT(auto result, commands::DestroyAddon(ctx, f->name, f->force), shell);
@@ -415,7 +415,7 @@ void RegisterAddon(CLI::App& app, Shell& shell) {
       if (f->name.empty()) {
         return shell.Fail(InvalidArgument("usage", "via addon snapshot needs an add-on NAME"));
       }
-      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
+      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(Shell::Appends::kYes), shell);
       VIA_ASSIGN_OR_RETURN_EXIT(auto snap, commands::SnapshotAddon(ctx, f->name, f->label), shell);
       if (shell.globals.json) return shell.PrintJson(SnapshotJson(snap));
       std::cout << "snapshot " << snap.id << ": " << snap.bytes << " bytes, " << snap.page_count
@@ -430,7 +430,7 @@ void RegisterAddon(CLI::App& app, Shell& shell) {
   del->add_flag("--force", f->force, "delete even the newest verified snapshot of its add-on");
   del->callback([&shell, f]() {
     shell.action = [&shell, f]() {
-      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
+      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(Shell::Appends::kYes), shell);
       Status confirmed = shell.ConfirmDestructive("delete snapshot " + f->snapshot);
       if (!confirmed.ok()) return shell.Fail(confirmed);
       VIA_ASSIGN_OR_RETURN_EXIT(auto snap, commands::DeleteSnapshot(ctx, f->snapshot, f->force), shell);
@@ -489,7 +489,7 @@ void RegisterAddon(CLI::App& app, Shell& shell) {
   verify->add_option("--snapshot", f->snapshot, "only this snapshot (default: every unverified one)");
   verify->callback([&shell, f]() {
     shell.action = [&shell, f]() {
-      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
+      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(Shell::Appends::kYes), shell);
       VIA_ASSIGN_OR_RETURN_EXIT(auto list, commands::VerifySnapshots(ctx, f->name, f->snapshot), shell);
       bool all_ok = true;
       for (const auto& snap : list) all_ok = all_ok && snap.verification == SnapshotVerification::kVerified;
@@ -517,7 +517,7 @@ void RegisterAddon(CLI::App& app, Shell& shell) {
   policy->callback([&shell, f]() {
     shell.action = [&shell, f]() {
       VIA_ASSIGN_OR_RETURN_EXIT(std::uint32_t every, EverySeconds(f->every), shell);
-      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
+      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(Shell::Appends::kYes), shell);
       SnapshotPolicy p{f->keep_last, f->keep_daily, f->keep_weekly, every};
       VIA_ASSIGN_OR_RETURN_EXIT(auto a, commands::SetSnapshotPolicy(ctx, f->name, p), shell);
       if (shell.globals.json) {
@@ -542,7 +542,7 @@ void RegisterAddon(CLI::App& app, Shell& shell) {
   prune->add_flag("--dry-run", f->dry_run, "only say what would be deleted");
   prune->callback([&shell, f]() {
     shell.action = [&shell, f]() {
-      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
+      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(Shell::Appends::kYes), shell);
       VIA_ASSIGN_OR_RETURN_EXIT(auto result, commands::PruneSnapshots(ctx, f->name, f->dry_run), shell);
       if (shell.globals.json) {
         nlohmann::json deleted = nlohmann::json::array(), kept = nlohmann::json::array();
@@ -568,7 +568,7 @@ void RegisterAddon(CLI::App& app, Shell& shell) {
   restore->add_option("--snapshot", f->snapshot, "snapshot id")->required();
   restore->callback([&shell, f]() {
     shell.action = [&shell, f]() {
-      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
+      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(Shell::Appends::kYes), shell);
       Status confirmed = shell.ConfirmDestructive("restore " + f->name + " from " + f->snapshot +
                                                   " (replaces its current data)");
       if (!confirmed.ok()) return shell.Fail(confirmed);
@@ -590,7 +590,7 @@ void RegisterAddon(CLI::App& app, Shell& shell) {
   rotate->add_option("name", f->name, "add-on name or id")->required();
   rotate->callback([&shell, f]() {
     shell.action = [&shell, f]() {
-      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
+      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(Shell::Appends::kYes), shell);
       VIA_ASSIGN_OR_RETURN_EXIT(auto result, commands::RotateCredentials(ctx, f->name), shell);
       if (shell.globals.json) {
         return shell.PrintJson({{"addon_id", result.addon_id},
@@ -611,7 +611,7 @@ void RegisterAddon(CLI::App& app, Shell& shell) {
   revoke->add_flag("--force", f->force, "allow revoking the last active generation");
   revoke->callback([&shell, f]() {
     shell.action = [&shell, f]() {
-      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
+      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(Shell::Appends::kYes), shell);
       VIA_ASSIGN_OR_RETURN_EXIT(
           auto result, commands::RevokeCredentials(ctx, f->name, f->generation, f->force), shell);
       if (shell.globals.json) {
@@ -636,7 +636,7 @@ void RegisterRelease(CLI::App& app, Shell& shell) {
   create->add_option("--id", f->snapshot, "release id (default v1, v2, ...)");
   create->callback([&shell, f]() {
     shell.action = [&shell, f]() {
-      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
+      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(Shell::Appends::kYes), shell);
       VIA_ASSIGN_OR_RETURN_EXIT(auto result, commands::CreateRelease(ctx, f->app, f->snapshot), shell);
       nlohmann::json claims = nlohmann::json::array();
       for (const auto& c : result.release.claims) claims.push_back({{"binding", c.binding}, {"addon_id", c.addon_id}});

@@ -22,7 +22,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(SnapshotRestored, addon_id, snapshot_id, safe
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(RestoreFailed, addon_id, snapshot_id, reason)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(StorageRepaired, addon_id, action, snapshot_id, detail)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(AddonDestroyed, addon_id, tombstone_name)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(WorkloadTokenIssued, app, release_id, token_id, expires_at_ms)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(WorkloadTokenIssued, app, release_id, token_id, expires_at_ms,
+                                   issued_at_ms)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(GenerationDelivered, addon_id, generation, app, release_id)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(RepairRequested, addon_id, action)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(StorageChecked, addon_id, ok, check, detail)

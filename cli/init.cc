@@ -16,7 +16,7 @@ void RegisterInit(CLI::App& app, Shell& shell) {
                    "from PGPASSFILE, never in the URL)");
   init->callback([&shell, log_url]() {
     shell.action = [&shell, log_url]() {
-      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
+      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(Shell::Appends::kYes), shell);
       ctx.log_url = *log_url;
       auto result = commands::Init(ctx);
       if (!result.ok()) return shell.Fail(result.status());

@@ -29,7 +29,7 @@ void RegisterRecover(CLI::App& app, Shell& shell) {
   recover->add_flag("--dry-run", *dry_run, "say what would be done, change nothing");
   recover->callback([&shell, dry_run]() {
     shell.action = [&shell, dry_run]() {
-      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
+      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(Shell::Appends::kYes), shell);
       VIA_ASSIGN_OR_RETURN_EXIT(auto r, commands::Recover(ctx, *dry_run), shell);
       if (shell.globals.json) {
         return shell.PrintJson({{"dry_run", r.dry_run},

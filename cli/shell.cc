@@ -25,7 +25,7 @@ Shell::Shell() {
   }
 }
 
-Result<commands::Context> Shell::MakeContext() {
+Result<commands::Context> Shell::MakeContext(Appends appends) {
   VIA_ASSIGN_OR_RETURN(eventstore::Home home,
                        eventstore::Home::Resolve(globals.home.empty()
                                                      ? std::nullopt
@@ -47,28 +47,10 @@ Result<commands::Context> Shell::MakeContext() {
       return InvalidArgument("invalid_command_id",
                              "--command-id takes 1 to 128 of A-Z a-z 0-9 - _ . :");
     }
-    // The commands whose changes are decisions appended under the id.
-    std::vector<std::string> words;
-    for (std::size_t start = 0; start < globals.command_line.size();) {
-      std::size_t end = globals.command_line.find('\0', start);
-      if (end == std::string::npos) end = globals.command_line.size();
-      words.push_back(globals.command_line.substr(start, end - start));
-      start = end + 1;
-    }
-    static const std::pair<const char*, const char*> kSupported[] = {
-        {"addon", "create"},   {"addon", "bind"},    {"addon", "unbind"},
-        {"addon", "ensure"},   {"addon", "destroy"}, {"addon", "snapshot"},
-        {"addon", "restore"},  {"addon", "rotate-credentials"},
-        {"addon", "revoke-credentials"}, {"release", "create"}};
-    bool supported = false;
-    for (const auto& [verb, sub] : kSupported) {
-      supported = supported || (words.size() >= 2 && words[0] == verb && words[1] == sub);
-    }
-    if (!supported) {
+    if (appends != Appends::kYes) {
       return InvalidArgument("command_id_unsupported",
-                             "--command-id is for commands that change state (addon create, "
-                             "bind, unbind, ensure, destroy, snapshot, restore, "
-                             "rotate-credentials, revoke-credentials; release create)");
+                             "--command-id is for commands that change state; this one only "
+                             "reads (docs/cli.md lists the commands that take it)");
     }
     // Keyed on the command line too: the same id on another command is
     // another command, never a replay of this one's records.

@@ -35,8 +35,13 @@ class Shell {
   // The chosen verb's action; returns the exit code.
   std::function<int()> action;
 
-  // A context for command handlers built from the global flags.
-  Result<commands::Context> MakeContext();
+  // Whether a command appends decisions (and so takes --command-id).
+  enum class Appends { kNo, kYes };
+  // A context for command handlers built from the global flags. --command-id
+  // is refused (InvalidArgument "command_id_unsupported") unless `appends`:
+  // each command that changes state says so where it is registered, and
+  // docs/cli.md lists them.
+  Result<commands::Context> MakeContext(Appends appends = Appends::kNo);
 
   // Prints an error (text on stderr, or the JSON error object on stdout) and
   // returns its exit code.

@@ -69,7 +69,7 @@ void RegisterWorkload(CLI::App& app, Shell& shell) {
   token->callback([&shell, f]() {
     shell.action = [&shell, f]() {
       VIA_ASSIGN_OR_RETURN_EXIT(std::int64_t ttl_ms, ParseDurationMs(f->ttl), shell);
-      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
+      VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(Shell::Appends::kYes), shell);
       // Load the key first: a home without it must not record a token it cannot sign.
       VIA_ASSIGN_OR_RETURN_EXIT(auto key, LoadWorkloadKey(ctx.home), shell);
       commands::TokenRequest request{f->app, f->release, ttl_ms};

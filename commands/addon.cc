@@ -41,6 +41,19 @@ Result<ReadinessReport> CreateFromData(const Context& ctx, Session& session,
   if (!from.from_file.empty() && !from.from_snapshot.empty()) {
     return InvalidArgument("conflicting_sources", "--from-file and --from-snapshot exclude each other");
   }
+  // A retry of the same --command-id: the add-on the first run created,
+  // without reading or copying the source again.
+  VIA_ASSIGN_OR_RETURN(auto replayed, FindReplay(ctx, session, keys));
+  if (replayed) {
+    std::string first;
+    for (const auto& e : replayed->events) {
+      if (const auto* created = std::get_if<AddonCreated>(&e)) first = created->addon_id;
+    }
+    if (first.empty()) return Internal("create: no AddonCreated among the command's records");
+    VIA_ASSIGN_OR_RETURN(auto slice, ReportSlice(session, first, request.app, request.binding));
+    return Report(ctx, session, slice.first, request.name, slice.first.FindById(first),
+                  request.app, request.binding);
+  }
   const std::string& id = command.new_addon_id;
   // Refuse early what the append would refuse (name taken, bad names).
   {
@@ -68,7 +81,8 @@ Result<ReadinessReport> CreateFromData(const Context& ctx, Session& session,
     if (snap.status != SnapshotStatus::kTaken || snap.deleted) {
       return FailedPrecondition("snapshot_not_usable",
                                 "snapshot " + snapshot_id + " is " +
-                                    (snap.deleted ? "deleted" : SnapshotStatusName(snap.status)));
+                                    (snap.deleted ? "deleted" : SnapshotStatusName(snap.status)))
+          .WithOwner("operator");  // pick another snapshot
     }
     if (snap.verification == SnapshotVerification::kUnverified) {
       VIA_ASSIGN_OR_RETURN(SnapshotVerified v, provider.Verify(snap.addon_id, snapshot_id, phases));
@@ -117,8 +131,17 @@ Result<ReadinessReport> CreateFromData(const Context& ctx, Session& session,
     provider.DiscardImport(id);
     return decided.status();
   }
-  VIA_ASSIGN_OR_RETURN(auto slice, ReportSlice(session, id, request.app, request.binding));
-  return Report(ctx, session, slice.first, request.name, slice.first.FindById(id), request.app,
+  std::string made = id;
+  if (decided->replayed) {
+    // A racing retry of the same --command-id appended first: its add-on
+    // is the answer, and this run's copy is no one's.
+    provider.DiscardImport(id);
+    for (const auto& e : decided->events) {
+      if (const auto* created = std::get_if<AddonCreated>(&e)) made = created->addon_id;
+    }
+  }
+  VIA_ASSIGN_OR_RETURN(auto slice, ReportSlice(session, made, request.app, request.binding));
+  return Report(ctx, session, slice.first, request.name, slice.first.FindById(made), request.app,
                 request.binding);
 }
 
@@ -200,7 +223,8 @@ Result<ReadinessReport> EnsureAddon(const Context& ctx, const CreateRequest& req
   if (!request.binding.empty()) VIA_RETURN_IF_ERROR(ValidateBindingName(request.binding));
   if (request.provider != kSqliteProvider) {
     return InvalidArgument("unknown_provider",
-                           "unknown provider '" + request.provider + "'; this build provides: sqlite");
+                           "unknown provider '" + request.provider + "'; this build provides: sqlite")
+        .WithOwner("platform");
   }
   VIA_ASSIGN_OR_RETURN(Session session, Session::Open(ctx));
   bool changed = false;

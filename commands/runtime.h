@@ -1,7 +1,7 @@
 #pragma once
 
 // Handlers for the runtime side of the control plane that append events:
-// `via workload token` records WorkloadTokenIssued (the token id and expiry,
+// `via workload token` records WorkloadTokenIssued (the token's claims,
 // never the token: cli/ signs the JWT with keys/workload.key through server/).
 
 #include <cstdint>
@@ -33,10 +33,12 @@ struct TokenIssued {
 // when the app has no such release.
 Result<std::vector<Event>> DecideIssueToken(const State& state, const TokenRequest& request,
                                             const std::string& token_id,
-                                            std::int64_t expires_at_ms);
+                                            std::int64_t issued_at_ms);
 
-// Appends WorkloadTokenIssued for a new token id. Errors: as DecideIssueToken,
-// plus the log's errors.
+// Appends WorkloadTokenIssued for a new token id, with every claim of the
+// token (jti, iat, exp). A retry of the same --command-id appends nothing and
+// returns the first run's claims, so the caller signs the same token again.
+// Errors: as DecideIssueToken, plus the log's errors.
 Result<TokenIssued> IssueWorkloadToken(const Context& ctx, const TokenRequest& request);
 
 }  // namespace via::commands

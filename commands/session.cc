@@ -114,9 +114,9 @@ StateKeys AddonDetailKeys(const State& slice, const std::string& name_or_id) {
     keys.addons.insert(a->id);
     keys.bindings_of.insert(a->id);
     keys.names.insert(a->original_name);
-    keys.releases_of.insert(a->app);
+    keys.latest_release_of.insert(a->app);
     if (!a->requested_binding.empty()) keys.bindings.insert({a->app, a->requested_binding});
-    for (const auto& [app, binding] : slice.BindingsOf(a->id)) keys.releases_of.insert(app);
+    for (const auto& [app, binding] : slice.BindingsOf(a->id)) keys.latest_release_of.insert(app);
   }
   return keys;
 }
@@ -134,13 +134,67 @@ const AddonState* LatestIncarnation(const State& state, const std::string& name)
 State Decided::After() const {
   if (replayed) return state;  // the slice already holds the first run's records
   State after = state;
-  for (std::size_t i = 0; i < events.size(); ++i) {
-    Record record;
-    record.seq = appended.first_seq + i;
-    record.event = events[i];
-    Apply(after, record);
-  }
+  for (const Record& record : records) Apply(after, record);
   return after;
+}
+
+std::string StepCommandId(const Context& ctx, const std::string& step) {
+  return ctx.command_id.empty() ? "" : ctx.command_id + "/" + step;
+}
+
+Result<std::optional<CommandRecords>> FindCommandRecords(eventstore::LogStore& store,
+                                                         const std::string& command_id) {
+  if (command_id.empty()) return std::optional<CommandRecords>();
+  VIA_ASSIGN_OR_RETURN(auto previous, store.FindCommand(command_id));
+  if (!previous) return std::optional<CommandRecords>();
+  CommandRecords out;
+  out.appended = *previous;
+  Status error;
+  VIA_RETURN_IF_ERROR(store.Scan(previous->first_seq, previous->last_seq,
+                                 [&](const eventstore::StoredRecord& row) {
+                                   auto record = eventstore::DecodeRecord(row.bytes);
+                                   if (!record.ok()) {
+                                     error = record.status();
+                                     return false;
+                                   }
+                                   out.records.push_back(std::move(record).value());
+                                   return true;
+                                 }));
+  VIA_RETURN_IF_ERROR(error);
+  return std::optional<CommandRecords>(std::move(out));
+}
+
+namespace {
+
+// The answer of a retry: what the first run appended, with the slice `keys`
+// and whatever those records name, read now.
+Result<Decided> ReplayOf(Session& session, const StateKeys& keys, const Session::MoreKeys& more,
+                         CommandRecords previous) {
+  Decided out;
+  out.replayed = true;
+  out.appended = previous.appended;
+  out.appended.replayed = true;
+  StateKeys replay_keys = keys;
+  for (const Record& r : previous.records) {
+    out.events.push_back(r.event);
+    replay_keys.Merge(KeysOf(r));
+  }
+  out.records = std::move(previous.records);
+  VIA_ASSIGN_OR_RETURN(auto slice, session.Slice(replay_keys, more));
+  out.state = std::move(slice.first);
+  return out;
+}
+
+}  // namespace
+
+Result<std::optional<Decided>> FindReplay(const Context& ctx, Session& session,
+                                          const StateKeys& keys, const Session::MoreKeys& more,
+                                          const std::string& step) {
+  VIA_ASSIGN_OR_RETURN(auto previous,
+                       FindCommandRecords(session.store(), StepCommandId(ctx, step)));
+  if (!previous) return std::optional<Decided>();
+  VIA_ASSIGN_OR_RETURN(Decided replayed, ReplayOf(session, keys, more, std::move(*previous)));
+  return std::optional<Decided>(std::move(replayed));
 }
 
 Result<Decided> DecideAndAppend(const Context& ctx, Session& session, const StateKeys& keys,
@@ -153,37 +207,16 @@ Result<Decided> DecideAndAppend(const Context& ctx, Session& session, const Stat
   // append below fail with stale_head, and the decision is made again.
   VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock,
                        eventstore::FileLock::Exclusive(ctx.home.append_lock()));
-  const std::string command_id = ctx.command_id.empty() ? "" : ctx.command_id + "/" + step;
+  const std::string command_id = StepCommandId(ctx, step);
   // A retry: the answer is what the first run appended; nothing is appended.
-  auto replay = [&](const eventstore::AppendResult& previous) -> Result<Decided> {
-    Decided out;
-    out.replayed = true;
-    out.appended = previous;
-    Status error;
-    VIA_RETURN_IF_ERROR(session.store().Scan(
-        previous.first_seq, previous.last_seq, [&](const eventstore::StoredRecord& row) {
-          auto record = eventstore::DecodeRecord(row.bytes);
-          if (!record.ok()) {
-            error = record.status();
-            return false;
-          }
-          out.events.push_back(record->event);
-          return true;
-        }));
-    VIA_RETURN_IF_ERROR(error);
-    StateKeys replay_keys = keys;
-    for (const auto& e : out.events) {
-      Record r;
-      r.event = e;
-      replay_keys.Merge(KeysOf(r));
-    }
-    VIA_ASSIGN_OR_RETURN(auto slice, session.Slice(replay_keys, more));
-    out.state = std::move(slice.first);
-    return out;
+  auto replay = [&]() -> Result<Decided> {
+    VIA_ASSIGN_OR_RETURN(auto previous, FindCommandRecords(session.store(), command_id));
+    if (!previous) return Internal("command " + command_id + " vanished from the log");
+    return ReplayOf(session, keys, more, std::move(*previous));
   };
   if (!command_id.empty()) {
     VIA_ASSIGN_OR_RETURN(auto previous, session.store().FindCommand(command_id));
-    if (previous) return replay(*previous);
+    if (previous) return replay();
   }
   for (int attempt = 0; attempt < kMaxRaceRetries; ++attempt) {
     VIA_ASSIGN_OR_RETURN(auto slice, session.Slice(keys, more));
@@ -200,8 +233,17 @@ Result<Decided> DecideAndAppend(const Context& ctx, Session& session, const Stat
     auto appended = session.log().Append(request);
     if (appended.ok()) {
       // The same id appended by a racing retry first: answer with its records.
-      if (appended->replayed) return replay(*appended);
+      if (appended->replayed) return replay();
       out.appended = *appended;
+      for (std::size_t i = 0; i < out.events.size(); ++i) {
+        Record record;
+        record.seq = appended->first_seq + i;
+        record.recorded_at_ms = request.recorded_at_ms;
+        record.actor = request.actor;
+        if (i + 1 == out.events.size()) record.command_id = command_id;
+        record.event = out.events[i];
+        out.records.push_back(std::move(record));
+      }
       return out;
     }
     if (appended.status().code() != StatusCode::kAborted &&
@@ -246,7 +288,7 @@ Result<std::pair<State, eventstore::Head>> ReportSlice(Session& session, const s
   StateKeys keys = AddonKeys(addon);
   if (!app.empty() && !binding.empty()) {
     keys.bindings.insert({app, binding});
-    keys.releases_of.insert(app);
+    keys.latest_release_of.insert(app);
   }
   return session.Slice(keys, [&](const State& s) { return AddonDetailKeys(s, addon); });
 }

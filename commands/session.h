@@ -67,11 +67,27 @@ class Session {
 StateKeys AddonKeys(const std::string& name_or_id);
 // The add-on created last under `name` (live, failed or destroyed), or null.
 const AddonState* LatestIncarnation(const State& state, const std::string& name);
-// What a readiness report of that add-on reads besides: its bindings and the
-// binding it was created for (`more` of Session::Slice).
+// What a readiness report of that add-on reads besides: its bindings, the
+// binding it was created for, and only the latest release of each app it is
+// bound in (StateKeys::latest_release_of: one indexed lookup, whatever the
+// number of releases) (`more` of Session::Slice).
 StateKeys AddonDetailKeys(const State& slice, const std::string& name_or_id);
 
 using Decider = std::function<Result<std::vector<Event>>(const State&)>;
+
+// The log command id of decision `step` of this command under --command-id
+// ("<ctx.command_id>/<step>"), or "" without one.
+std::string StepCommandId(const Context& ctx, const std::string& step);
+
+// The records appended under `command_id` (a full log command id), decoded,
+// with where they are; nullopt when nothing was appended under it (or the id
+// is empty).
+struct CommandRecords {
+  eventstore::AppendResult appended;
+  std::vector<Record> records;
+};
+Result<std::optional<CommandRecords>> FindCommandRecords(eventstore::LogStore& store,
+                                                         const std::string& command_id);
 
 struct Decided {
   State state;  // the slice the decision was made on
@@ -80,6 +96,9 @@ struct Decided {
   // A retry of the same --command-id: `events` are the first run's records
   // (already in `state`); nothing was appended.
   bool replayed = false;
+  // `events` as the records appended (seq, time, actor; a replayed retry:
+  // the first run's).
+  std::vector<Record> records;
 
   // The slice right after this command's own records: what the command did,
   // without anything another process appended since (its answer comes from
@@ -96,6 +115,16 @@ Result<Decided> DecideAndAppend(const Context& ctx, Session& session, const Stat
                                 const Decider& decide,
                                 const Session::MoreKeys& more = nullptr,
                                 const std::string& step = "1");
+
+// A retry's answer without deciding: the decision `step` already appended
+// under ctx.command_id, replayed as DecideAndAppend would (the slice `keys`
+// plus what its records name, read now), or nullopt when there is none (or
+// no --command-id). For commands whose work before the decision (file work)
+// must not be redone by a retry.
+Result<std::optional<Decided>> FindReplay(const Context& ctx, Session& session,
+                                          const StateKeys& keys,
+                                          const Session::MoreKeys& more = nullptr,
+                                          const std::string& step = "1");
 
 // Salt and fingerprint of a new credential generation (FailedPrecondition
 // "credentials_key_missing" without keys/credentials.key).

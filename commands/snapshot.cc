@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <optional>
 
 #include "commands/session.h"
 #include "domain/decide.h"
@@ -93,16 +94,45 @@ Result<SnapshotState> SnapshotAddon(const Context& ctx, const std::string& addon
 Result<CheckResult> CheckAddon(const Context& ctx, const std::string& addon) {
   VIA_RETURN_IF_ERROR(RejectTombstone(addon));
   VIA_ASSIGN_OR_RETURN(Session session, Session::Open(ctx));
-  VIA_ASSIGN_OR_RETURN(auto slice, session.Slice(AddonKeys(addon)));
-  VIA_ASSIGN_OR_RETURN(std::string id, DecideCheck(slice.first, addon));
-  const AddonState& a = *slice.first.FindById(id);
-  VIA_ASSIGN_OR_RETURN(auto outcome, session.Provider(ctx).Check(id));
-  CheckResult result{id, a.name, outcome.event, outcome.seq, ""};
-  if (!outcome.event.ok) {
-    AddonState after = a;
-    after.check_seq = outcome.seq;
+  const std::string command_id = StepCommandId(ctx, "check");
+  // A retry of the same --command-id answers with the recorded check.
+  VIA_ASSIGN_OR_RETURN(auto previous, FindCommandRecords(session.store(), command_id));
+  std::optional<StorageChecked> recorded;
+  std::uint64_t seq = 0;
+  std::string id;
+  if (previous && !previous->records.empty()) {
+    if (const auto* e = std::get_if<StorageChecked>(&previous->records.back().event)) {
+      recorded = *e;
+      seq = previous->records.back().seq;
+      id = e->addon_id;
+    }
+  }
+  if (!recorded) {
+    VIA_ASSIGN_OR_RETURN(auto slice, session.Slice(AddonKeys(addon)));
+    VIA_ASSIGN_OR_RETURN(id, DecideCheck(slice.first, addon));
+    VIA_ASSIGN_OR_RETURN(auto outcome, session.Provider(ctx).Check(id, command_id));
+    if (outcome.replayed) {
+      // A racing retry recorded its check first: that one is the answer.
+      VIA_ASSIGN_OR_RETURN(previous, FindCommandRecords(session.store(), command_id));
+      if (!previous || previous->records.empty() ||
+          !std::holds_alternative<StorageChecked>(previous->records.back().event)) {
+        return Internal("check: command " + command_id + " holds no StorageChecked");
+      }
+      outcome.event = std::get<StorageChecked>(previous->records.back().event);
+      outcome.seq = previous->records.back().seq;
+    }
+    recorded = outcome.event;
+    seq = outcome.seq;
+  }
+  VIA_ASSIGN_OR_RETURN(auto now, session.Slice(AddonKeys(id)));
+  const AddonState* a = now.first.FindById(id);
+  if (a == nullptr) return Internal("check: add-on " + id + " vanished");
+  CheckResult result{id, a->name, *recorded, seq, ""};
+  if (!recorded->ok) {
+    AddonState after = *a;
+    after.check_seq = seq;
     after.check_ok = false;
-    after.check_detail = outcome.event.detail;
+    after.check_detail = recorded->detail;
     ReadinessInput in;
     in.requested = addon;
     in.addon = &after;
@@ -193,8 +223,11 @@ Result<RestoreResult> RestoreAddon(const Context& ctx, const std::string& addon,
   auto digest = providers::sqlite::DigestFile(ctx.home.snapshot_file(id, snapshot_id),
                                               PhaseSink(ctx, "restore " + snapshot_id));
   if (!digest.ok()) {
-    return DataLoss("snapshot_file_missing", "snapshot file of " + snapshot_id +
-                                                 " cannot be read: " + digest.status().message());
+    return WithOtherSnapshot(ctx, session, a, snapshot_id,
+                             DataLoss("snapshot_file_missing",
+                                      "snapshot file of " + snapshot_id +
+                                          " cannot be read: " + digest.status().message())
+                                 .WithOwner("operator"));
   }
   if (Bytes(digest->sha256.begin(), digest->sha256.end()) != snap.sha256 ||
       digest->bytes != snap.bytes) {
@@ -225,16 +258,46 @@ Result<RestoreResult> RestoreAddon(const Context& ctx, const std::string& addon,
   return RestoreResult{id, snapshot_id, safety.id};
 }
 
+namespace {
+
+// What a verify command answers: each snapshot its SnapshotVerified records
+// name, as those records left it (a replayed retry: as the first run left it,
+// whatever was verified since).
+std::vector<SnapshotState> VerifiedBy(const Context& ctx, const Decided& decided) {
+  const State after = decided.After();
+  std::vector<SnapshotState> out;
+  for (std::size_t i = 0; i < decided.events.size(); ++i) {
+    const auto* e = std::get_if<SnapshotVerified>(&decided.events[i]);
+    if (e == nullptr) continue;
+    auto it = after.snapshots.find(e->snapshot_id);
+    if (it == after.snapshots.end()) continue;
+    SnapshotState snap = it->second;
+    snap.verification = e->ok ? SnapshotVerification::kVerified : SnapshotVerification::kFailed;
+    snap.verify_detail = e->detail;
+    snap.verified_at_ms = i < decided.records.size() ? decided.records[i].recorded_at_ms
+                                                     : ctx.clock->NowMs();
+    out.push_back(std::move(snap));
+  }
+  return out;
+}
+
+}  // namespace
+
 Result<std::vector<SnapshotState>> VerifySnapshots(const Context& ctx, const std::string& addon,
                                                    const std::string& snapshot_id) {
   VIA_RETURN_IF_ERROR(RejectTombstone(addon));
   if (!snapshot_id.empty()) VIA_RETURN_IF_ERROR(RequireSnapshotId(snapshot_id));
   VIA_ASSIGN_OR_RETURN(Session session, Session::Open(ctx));
-  VIA_ASSIGN_OR_RETURN(auto slice, session.Slice(AddonKeys(addon), [&](const State& s) {
+  auto more = [&](const State& s) {
     StateKeys keys;
     if (const AddonState* a = s.FindAddon(addon)) keys.snapshots_of.insert(a->id);
     return keys;
-  }));
+  };
+  // A retry of the same --command-id: the first run's outcomes; no file is
+  // read again and nothing is appended.
+  VIA_ASSIGN_OR_RETURN(auto replayed, FindReplay(ctx, session, AddonKeys(addon), more, "verify"));
+  if (replayed) return VerifiedBy(ctx, *replayed);
+  VIA_ASSIGN_OR_RETURN(auto slice, session.Slice(AddonKeys(addon), more));
   const AddonState* a = slice.first.FindAddon(addon);
   if (a == nullptr) {
     return NotFound("addon_not_found", "no add-on named " + addon)
@@ -260,14 +323,31 @@ Result<std::vector<SnapshotState>> VerifySnapshots(const Context& ctx, const std
     });
   }
   const std::string id = a->id;
-  for (SnapshotState& snap : targets) {
+  // The files first (the long part, no lock on the log held), then every
+  // outcome in one append: a retry finds them all under its id, or none.
+  std::vector<SnapshotVerified> checked;
+  for (const SnapshotState& snap : targets) {
     VIA_ASSIGN_OR_RETURN(SnapshotVerified verified,
-                         session.Provider(ctx).Verify(id, snap.id, PhaseSink(ctx, "verify " + snap.id)));
-    snap.verification = verified.ok ? SnapshotVerification::kVerified : SnapshotVerification::kFailed;
-    snap.verify_detail = verified.detail;
-    snap.verified_at_ms = ctx.clock->NowMs();
+                         session.Provider(ctx).CheckSnapshot(id, snap.id,
+                                                             PhaseSink(ctx, "verify " + snap.id)));
+    checked.push_back(std::move(verified));
   }
-  return targets;
+  if (checked.empty()) return std::vector<SnapshotState>{};
+  StateKeys keys = AddonKeys(id);
+  keys.snapshots_of.insert(id);
+  VIA_ASSIGN_OR_RETURN(Decided decided, DecideAndAppend(ctx, session, keys, [&](const State& s) -> Result<std::vector<Event>> {
+    // A snapshot deleted since its check has no outcome to record.
+    std::vector<Event> events;
+    for (const SnapshotVerified& v : checked) {
+      auto it = s.snapshots.find(v.snapshot_id);
+      if (it != s.snapshots.end() && it->second.status == SnapshotStatus::kTaken &&
+          !it->second.deleted) {
+        events.push_back(v);
+      }
+    }
+    return events;
+  }, nullptr, "verify"));
+  return VerifiedBy(ctx, decided);
 }
 
 Result<SnapshotState> DeleteSnapshot(const Context& ctx, const std::string& snapshot_id,
@@ -302,7 +382,19 @@ Result<AddonState> SetSnapshotPolicy(const Context& ctx, const std::string& addo
                          return DecidePolicy(s, addon, policy);
                        }));
   const State after = decided.After();
-  return *after.FindAddon(addon);
+  const AddonState* a = after.FindAddon(addon);
+  if (a == nullptr) return NotFound("addon_not_found", "no add-on named " + addon);
+  AddonState out = *a;
+  // A replayed retry: the policy the first run set, whatever was set since.
+  for (const Event& e : decided.events) {
+    if (const auto* set = std::get_if<SnapshotPolicySet>(&e)) {
+      out.keep_last = set->keep_last;
+      out.keep_daily = set->keep_daily;
+      out.keep_weekly = set->keep_weekly;
+      out.snapshot_every_s = set->every_seconds;
+    }
+  }
+  return out;
 }
 
 Result<PruneResult> PruneSnapshots(const Context& ctx, const std::string& addon, bool dry_run) {
@@ -316,6 +408,9 @@ Result<PruneResult> PruneSnapshots(const Context& ctx, const std::string& addon,
   PruneResult result;
   result.dry_run = dry_run;
   State state;
+  // The snapshots this command deletes: those its records name (a replayed
+  // retry of the same --command-id: the first run's), or the plan of a dry run.
+  std::vector<std::string> doomed;
   if (dry_run) {
     VIA_ASSIGN_OR_RETURN(auto slice, session.Slice(AddonKeys(addon), more));
     state = std::move(slice.first);
@@ -330,6 +425,9 @@ Result<PruneResult> PruneSnapshots(const Context& ctx, const std::string& addon,
       return events;
     }, more));
     state = decided.state;
+    for (const Event& e : decided.events) {
+      if (const auto* gone = std::get_if<SnapshotDeleted>(&e)) doomed.push_back(gone->snapshot_id);
+    }
   }
   const AddonState* a = state.FindAddon(addon);
   if (a == nullptr) {
@@ -337,10 +435,11 @@ Result<PruneResult> PruneSnapshots(const Context& ctx, const std::string& addon,
         .WithRemediation("via addon list --all");
   }
   result.addon_id = a->id;
-  std::vector<std::string> doomed = PlanPrune(state, a->id);
+  if (dry_run) doomed = PlanPrune(state, a->id);
   for (const auto& [sid, snap] : state.snapshots) {
-    if (snap.addon_id != a->id || snap.deleted || snap.status != SnapshotStatus::kTaken) continue;
+    if (snap.addon_id != a->id || snap.status != SnapshotStatus::kTaken) continue;
     bool goes = std::find(doomed.begin(), doomed.end(), sid) != doomed.end();
+    if (snap.deleted && !goes) continue;  // deleted before this command
     (goes ? result.deleted : result.kept).push_back(snap);
   }
   auto by_seq = [](const SnapshotState& x, const SnapshotState& y) {

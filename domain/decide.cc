@@ -36,7 +36,8 @@ Result<std::vector<Event>> DecideCreate(const State& state, const CreateCommand&
   if (!c.binding.empty()) VIA_RETURN_IF_ERROR(ValidateBindingName(c.binding));
   if (c.provider != kSqliteProvider) {
     return InvalidArgument("unknown_provider", "unknown provider '" + c.provider +
-                                                   "'; this build provides: sqlite");
+                                                   "'; this build provides: sqlite")
+        .WithOwner("platform");  // a build with that provider
   }
   std::vector<Event> events;
   bool freed = false;  // the binding asked for was the retired record's
@@ -207,7 +208,9 @@ Result<std::vector<Event>> DecideSnapshot(const State& state, const std::string&
     return FailedPrecondition("addon_not_active", "add-on " + a->name + " is " + PhaseName(a->phase))
         .WithRemediation("via addon status " + a->name);
   }
-  if (label.size() > 200) return InvalidArgument("label_too_long", "a label has at most 200 bytes");
+  if (label.size() > 200) {
+    return InvalidArgument("label_too_long", "a label has at most 200 bytes").WithOwner("operator");
+  }
   return std::vector<Event>{SnapshotRequested{a->id, snapshot_id, label}};
 }
 
@@ -231,7 +234,8 @@ Status CheckRestore(const State& state, const std::string& addon, const std::str
         .WithOwner("operator");
   }
   if (it->second.deleted) {
-    return FailedPrecondition("snapshot_deleted", "snapshot " + snapshot_id + " was deleted");
+    return FailedPrecondition("snapshot_deleted", "snapshot " + snapshot_id + " was deleted")
+        .WithOwner("operator");  // pick another snapshot
   }
   if (!a->restoring_snapshot.empty()) {
     return FailedPrecondition("restore_in_progress", "a restore of " + a->name + " is in progress")

@@ -155,6 +155,10 @@ struct WorkloadTokenIssued {
   std::string release_id;
   std::string token_id;
   std::int64_t expires_at_ms = 0;
+  // The token's iat (0 in records written before it was recorded): with the
+  // rest, every claim, so the same token can be signed again (a retry of the
+  // same --command-id) without storing it.
+  std::int64_t issued_at_ms = 0;
   bool operator==(const WorkloadTokenIssued&) const = default;
 };
 

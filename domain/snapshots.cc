@@ -62,7 +62,8 @@ Result<std::vector<Event>> DecideDeleteSnapshot(const State& state, const std::s
   }
   const SnapshotState& snap = it->second;
   if (snap.deleted) {
-    return FailedPrecondition("snapshot_deleted", "snapshot " + snapshot_id + " is already deleted");
+    return FailedPrecondition("snapshot_deleted", "snapshot " + snapshot_id + " is already deleted")
+        .WithOwner("operator");  // nothing left to delete
   }
   const AddonState* addon = state.FindById(snap.addon_id);
   if (snap.status == SnapshotStatus::kRequested ||
@@ -98,7 +99,8 @@ Result<std::vector<Event>> DecidePolicy(const State& state, const std::string& a
       policy.keep_weekly == 0) {
     return InvalidArgument("policy_keeps_nothing",
                            "a schedule (--every) needs a retention rule (--keep-last, "
-                           "--keep-daily or --keep-weekly), or its snapshots would pile up");
+                           "--keep-daily or --keep-weekly), or its snapshots would pile up")
+        .WithOwner("operator");
   }
   return std::vector<Event>{SnapshotPolicySet{a->id, policy.keep_last, policy.keep_daily,
                                               policy.keep_weekly, policy.every_seconds}};

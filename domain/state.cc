@@ -288,6 +288,7 @@ void StateKeys::Merge(const StateKeys& other) {
   snapshots_of.insert(other.snapshots_of.begin(), other.snapshots_of.end());
   deliveries_of.insert(other.deliveries_of.begin(), other.deliveries_of.end());
   incarnations_of.insert(other.incarnations_of.begin(), other.incarnations_of.end());
+  latest_release_of.insert(other.latest_release_of.begin(), other.latest_release_of.end());
 }
 
 StateKeys KeysOf(const Record& record) {

@@ -160,6 +160,11 @@ struct StateKeys {
   std::set<std::string> snapshots_of;            // every snapshot of these add-ons
   std::set<std::string> deliveries_of;           // every delivery of these add-ons
   std::set<std::string> incarnations_of;         // every add-on ever created under these names
+  // Only the latest release of these apps (readiness reads no other): it is
+  // then the one element of `releases[app]`, so such a slice is for readers
+  // of `.back()` (and never for deciding a release's number). `releases_of`
+  // of the same app loads the whole list instead.
+  std::set<std::string> latest_release_of;
   bool operator==(const StateKeys&) const = default;
   void Merge(const StateKeys& other);
 };

@@ -161,6 +161,7 @@ struct WorkloadTokenIssued {
   releaseId @1 :Text;
   tokenId @2 :Text;
   expiresAtMs @3 :Int64;
+  issuedAtMs @4 :Int64;  # the token's iat; 0 in records written before it existed
 }
 
 struct GenerationDelivered {

@@ -149,6 +149,7 @@ struct EventWriter {
     x.setReleaseId(e.release_id);
     x.setTokenId(e.token_id);
     x.setExpiresAtMs(e.expires_at_ms);
+    x.setIssuedAtMs(e.issued_at_ms);
   }
   void operator()(const GenerationDelivered& e) {
     auto x = b.initGenerationDelivered();
@@ -285,7 +286,8 @@ std::optional<Event> ReadEvent(CRecord::Event::Reader r) {
     case CRecord::Event::WORKLOAD_TOKEN_ISSUED: {
       auto x = r.getWorkloadTokenIssued();
       return WorkloadTokenIssued{TextOf(x.getApp()), TextOf(x.getReleaseId()),
-                                 TextOf(x.getTokenId()), x.getExpiresAtMs()};
+                                 TextOf(x.getTokenId()), x.getExpiresAtMs(),
+                                 x.getIssuedAtMs()};
     }
     case CRecord::Event::GENERATION_DELIVERED: {
       auto x = r.getGenerationDelivered();

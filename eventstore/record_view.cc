@@ -61,7 +61,7 @@ constexpr EventLayout kEvents[] = {
     {0, {}, 3, {T, T, T}},                    // 15 RestoreFailed
     {0, {}, 4, {T, T, T, T}},                 // 16 StorageRepaired
     {0, {}, 2, {T, T}},                       // 17 AddonDestroyed
-    {1, {kAllBits}, 3, {T, T, T}},            // 18 WorkloadTokenIssued
+    {2, {kAllBits, kAllBits}, 3, {T, T, T}},  // 18 WorkloadTokenIssued
     {1, {kUInt32Bits}, 3, {T, T, T}},         // 19 GenerationDelivered
     {0, {}, 2, {T, T}},                       // 20 RepairRequested
     {1, {kBoolBit}, 3, {T, T, T}},            // 21 StorageChecked

@@ -233,11 +233,14 @@ class ReadModel::Rows {
  public:
   explicit Rows(sql::Db& db) : db_(db) {}
 
+  // Rows stepped by the reads below since this connection opened.
+  std::uint64_t rows_read() const { return rows_read_; }
+
   Result<std::string> Meta(const std::string& key) {
     VIA_ASSIGN_OR_RETURN(sql::Stmt* s, db_.Cached("SELECT value FROM meta WHERE key = ?"));
     s->Bind(1, key);
     std::string value;
-    VIA_RETURN_IF_ERROR(ForEachRow(*s, [&](sql::Stmt& row) {
+    VIA_RETURN_IF_ERROR(Each(*s, [&](sql::Stmt& row) {
       value = row.Text(0);
       return Status::Ok();
     }));
@@ -271,7 +274,7 @@ class ReadModel::Rows {
     VIA_ASSIGN_OR_RETURN(sql::Stmt* s, db_.Cached(kSelectAddon));
     s->Bind(1, id);
     std::optional<AddonState> out;
-    VIA_RETURN_IF_ERROR(ForEachRow(*s, [&](sql::Stmt& row) -> Status {
+    VIA_RETURN_IF_ERROR(Each(*s, [&](sql::Stmt& row) -> Status {
       VIA_ASSIGN_OR_RETURN(out, ReadAddon(row));
       return Status::Ok();
     }));
@@ -283,7 +286,7 @@ class ReadModel::Rows {
     VIA_ASSIGN_OR_RETURN(sql::Stmt* s, db_.Cached("SELECT number, fingerprint, salt, revoked FROM "
                                                   "generations WHERE addon_id = ? ORDER BY idx"));
     s->Bind(1, a.id);
-    return ForEachRow(*s, [&](sql::Stmt& row) {
+    return Each(*s, [&](sql::Stmt& row) {
       a.generations.push_back(GenerationState{static_cast<std::uint32_t>(row.Int(0)),
                                               ToBytes(row.Blob(1)), ToBytes(row.Blob(2)),
                                               row.Int(3) != 0});
@@ -309,7 +312,7 @@ class ReadModel::Rows {
                          db_.Cached("SELECT app, binding FROM bindings WHERE addon_id = ?"));
     s->Bind(1, id);
     std::vector<BindingKey> out;
-    VIA_RETURN_IF_ERROR(ForEachRow(*s, [&](sql::Stmt& row) {
+    VIA_RETURN_IF_ERROR(Each(*s, [&](sql::Stmt& row) {
       out.emplace_back(row.Text(0), row.Text(1));
       return Status::Ok();
     }));
@@ -321,7 +324,7 @@ class ReadModel::Rows {
                          db_.Cached("SELECT binding, addon_id FROM bindings WHERE app = ?"));
     s->Bind(1, app);
     std::vector<std::pair<BindingKey, std::string>> out;
-    VIA_RETURN_IF_ERROR(ForEachRow(*s, [&](sql::Stmt& row) {
+    VIA_RETURN_IF_ERROR(Each(*s, [&](sql::Stmt& row) {
       out.push_back({{app, row.Text(0)}, row.Text(1)});
       return Status::Ok();
     }));
@@ -332,7 +335,7 @@ class ReadModel::Rows {
     VIA_ASSIGN_OR_RETURN(sql::Stmt* s, db_.Cached(kSelectSnapshot));
     s->Bind(1, id);
     std::optional<SnapshotState> out;
-    VIA_RETURN_IF_ERROR(ForEachRow(*s, [&](sql::Stmt& row) -> Status {
+    VIA_RETURN_IF_ERROR(Each(*s, [&](sql::Stmt& row) -> Status {
       VIA_ASSIGN_OR_RETURN(out, ReadSnapshot(row));
       return Status::Ok();
     }));
@@ -344,7 +347,7 @@ class ReadModel::Rows {
                          db_.Cached(kSelectSnapshotsOf));
     s->Bind(1, addon_id);
     std::vector<SnapshotState> out;
-    VIA_RETURN_IF_ERROR(ForEachRow(*s, [&](sql::Stmt& row) -> Status {
+    VIA_RETURN_IF_ERROR(Each(*s, [&](sql::Stmt& row) -> Status {
       VIA_ASSIGN_OR_RETURN(SnapshotState snap, ReadSnapshot(row));
       out.push_back(std::move(snap));
       return Status::Ok();
@@ -358,7 +361,7 @@ class ReadModel::Rows {
                                     "app = ? ORDER BY position"));
     releases->Bind(1, app);
     std::vector<ReleaseState> out;
-    VIA_RETURN_IF_ERROR(ForEachRow(*releases, [&](sql::Stmt& row) -> Status {
+    VIA_RETURN_IF_ERROR(Each(*releases, [&](sql::Stmt& row) -> Status {
       if (row.Int(0) != static_cast<std::int64_t>(out.size())) {
         return Damaged("releases of " + app + " have a gap");
       }
@@ -370,7 +373,7 @@ class ReadModel::Rows {
                          db_.Cached("SELECT position, binding, addon_id FROM claims WHERE app = ? "
                                     "ORDER BY position, idx"));
     claims->Bind(1, app);
-    VIA_RETURN_IF_ERROR(ForEachRow(*claims, [&](sql::Stmt& row) -> Status {
+    VIA_RETURN_IF_ERROR(Each(*claims, [&](sql::Stmt& row) -> Status {
       const std::int64_t position = row.Int(0);
       if (position < 0 || position >= static_cast<std::int64_t>(out.size())) {
         return Damaged("a claim of " + app + " names no release");
@@ -382,12 +385,39 @@ class ReadModel::Rows {
     return out;
   }
 
+  // The app's latest release and its claims, by two primary-key lookups
+  // (releases(app, position), claims(app, position, idx)): what readiness
+  // reads, whatever the number of releases before it.
+  Result<std::optional<std::pair<std::size_t, ReleaseState>>> LatestRelease(const std::string& app) {
+    VIA_ASSIGN_OR_RETURN(sql::Stmt* latest,
+                         db_.Cached("SELECT position, id, created_at_ms, seq FROM releases WHERE "
+                                    "app = ? ORDER BY position DESC LIMIT 1"));
+    latest->Bind(1, app);
+    std::optional<std::pair<std::size_t, ReleaseState>> out;
+    VIA_RETURN_IF_ERROR(Each(*latest, [&](sql::Stmt& row) -> Status {
+      if (row.Int(0) < 0) return Damaged("a release of " + app + " has a negative position");
+      out.emplace(static_cast<std::size_t>(row.Int(0)),
+                  ReleaseState{app, row.Text(1), {}, row.Int(2), static_cast<std::uint64_t>(row.Int(3))});
+      return Status::Ok();
+    }));
+    if (!out) return out;
+    VIA_ASSIGN_OR_RETURN(sql::Stmt* claims,
+                         db_.Cached("SELECT binding, addon_id FROM claims WHERE app = ? AND "
+                                    "position = ? ORDER BY idx"));
+    claims->Bind(1, app).Bind(2, static_cast<std::int64_t>(out->first));
+    VIA_RETURN_IF_ERROR(Each(*claims, [&](sql::Stmt& row) -> Status {
+      out->second.claims.push_back(BindingClaim{row.Text(0), row.Text(1)});
+      return Status::Ok();
+    }));
+    return out;
+  }
+
   Result<std::vector<std::string>> AddonIdsNamed(const std::string& original_name) {
     VIA_ASSIGN_OR_RETURN(sql::Stmt* s,
                          db_.Cached("SELECT id FROM addons WHERE original_name = ?"));
     s->Bind(1, original_name);
     std::vector<std::string> out;
-    VIA_RETURN_IF_ERROR(ForEachRow(*s, [&](sql::Stmt& row) {
+    VIA_RETURN_IF_ERROR(Each(*s, [&](sql::Stmt& row) {
       out.push_back(row.Text(0));
       return Status::Ok();
     }));
@@ -399,7 +429,7 @@ class ReadModel::Rows {
                          db_.Cached("SELECT DISTINCT app FROM claims WHERE addon_id = ?"));
     s->Bind(1, addon_id);
     std::vector<std::string> out;
-    VIA_RETURN_IF_ERROR(ForEachRow(*s, [&](sql::Stmt& row) {
+    VIA_RETURN_IF_ERROR(Each(*s, [&](sql::Stmt& row) {
       out.push_back(row.Text(0));
       return Status::Ok();
     }));
@@ -410,7 +440,7 @@ class ReadModel::Rows {
     VIA_ASSIGN_OR_RETURN(sql::Stmt* s, db_.Cached("SELECT generation, app, release_id FROM "
                                                   "deliveries WHERE addon_id = ?"));
     s->Bind(1, addon_id);
-    return ForEachRow(*s, [&](sql::Stmt& row) {
+    return Each(*s, [&](sql::Stmt& row) {
       into.deliveries.insert(
           {addon_id, static_cast<std::uint32_t>(row.Int(0)), row.Text(1), row.Text(2)});
       return Status::Ok();
@@ -478,7 +508,7 @@ class ReadModel::Rows {
                          db_.Cached("SELECT count(*) FROM releases WHERE app = ?"));
     count->Bind(1, release.app);
     std::int64_t position = 0;
-    VIA_RETURN_IF_ERROR(ForEachRow(*count, [&](sql::Stmt& row) {
+    VIA_RETURN_IF_ERROR(Each(*count, [&](sql::Stmt& row) {
       position = row.Int(0);
       return Status::Ok();
     }));
@@ -516,9 +546,18 @@ class ReadModel::Rows {
   }
 
  private:
-  static Result<std::optional<std::string>> OptionalText(sql::Stmt& s) {
+  // ForEachRow, counted.
+  template <typename F>
+  Status Each(sql::Stmt& stmt, F&& row) {
+    return ForEachRow(stmt, [&](sql::Stmt& s) -> Status {
+      ++rows_read_;
+      return row(s);
+    });
+  }
+
+  Result<std::optional<std::string>> OptionalText(sql::Stmt& s) {
     std::optional<std::string> out;
-    VIA_RETURN_IF_ERROR(ForEachRow(s, [&](sql::Stmt& row) {
+    VIA_RETURN_IF_ERROR(Each(s, [&](sql::Stmt& row) {
       out = row.Text(0);
       return Status::Ok();
     }));
@@ -526,6 +565,7 @@ class ReadModel::Rows {
   }
 
   sql::Db& db_;
+  std::uint64_t rows_read_ = 0;
 };
 
 namespace {
@@ -558,6 +598,7 @@ class Slice {
     for (const auto& id : keys.bindings_of) VIA_RETURN_IF_ERROR(EnsureBindingsOf(id));
     for (const auto& id : keys.snapshots) VIA_RETURN_IF_ERROR(EnsureSnapshot(id));
     for (const auto& app : keys.releases_of) VIA_RETURN_IF_ERROR(EnsureReleases(app));
+    for (const auto& app : keys.latest_release_of) VIA_RETURN_IF_ERROR(EnsureLatestRelease(app));
     for (const auto& app : keys.bindings_for_app) {
       if (!apps_bound_.insert(app).second) continue;
       VIA_ASSIGN_OR_RETURN(auto bound, rows_.BindingsOfApp(app));
@@ -731,6 +772,18 @@ class Slice {
     return Status::Ok();
   }
 
+  // Only the latest release (StateKeys::latest_release_of), unless the whole
+  // list is loaded; never written back (Flush writes only releases past the
+  // ones loaded, at the positions the table gives them).
+  Status EnsureLatestRelease(const std::string& app) {
+    if (releases_.count(app) || !latest_releases_.insert(app).second) return Status::Ok();
+    VIA_ASSIGN_OR_RETURN(auto latest, rows_.LatestRelease(app));
+    if (!latest) return Status::Ok();
+    base_.releases[app] = {latest->second};
+    work_.releases[app] = {std::move(latest->second)};
+    return Status::Ok();
+  }
+
   Status EnsureReleases(const std::string& app) {
     if (!releases_.insert(app).second) return Status::Ok();
     VIA_ASSIGN_OR_RETURN(auto list, rows_.ReleasesOf(app));
@@ -744,7 +797,7 @@ class Slice {
   State base_;
   State work_;
   std::set<std::string> addons_, names_, snapshots_, releases_, bindings_of_, apps_bound_,
-      snapshots_of_, deliveries_of_;
+      snapshots_of_, deliveries_of_, latest_releases_;
   std::set<BindingKey> bindings_;
 };
 
@@ -1024,6 +1077,8 @@ Result<State> ReadModel::Load() {
   }));
   return state;
 }
+
+std::uint64_t ReadModel::rows_read() const { return rows_->rows_read(); }
 
 Result<Hash256> ReadModel::Digest() {
   VIA_ASSIGN_OR_RETURN(State state, Load());

@@ -91,6 +91,10 @@ class ReadModel {
   // SHA-256 of CanonicalForm(Load()).
   Result<Hash256> Digest();
 
+  // Rows the row-level reads of this connection stepped since it opened:
+  // what a test counts to show a read is bounded (no timing).
+  std::uint64_t rows_read() const;
+
   // The row-level reads and writes of one connection (read_model.cc).
   class Rows;
 

@@ -132,7 +132,28 @@ Result<SnapshotTaken> SqliteProvider::Snapshot(const std::string& addon_id,
 Result<SnapshotVerified> SqliteProvider::Verify(const std::string& addon_id,
                                                 const std::string& snapshot_id,
                                                 const PhaseProgress& progress) {
+  // Under the add-on's lock from the check to the append: no delete removes
+  // the file (or records its deletion) in between.
   VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home.addon_dir(addon_id)));
+  VIA_ASSIGN_OR_RETURN(SnapshotVerified verified, CheckSnapshotLocked(addon_id, snapshot_id, progress));
+  eventstore::AppendRequest request;
+  request.actor = options_.actor;
+  request.recorded_at_ms = options_.clock ? options_.clock->NowMs() : 0;
+  request.events = {verified};
+  VIA_RETURN_IF_ERROR(log_.Append(request).status());
+  return verified;
+}
+
+Result<SnapshotVerified> SqliteProvider::CheckSnapshot(const std::string& addon_id,
+                                                       const std::string& snapshot_id,
+                                                       const PhaseProgress& progress) {
+  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home.addon_dir(addon_id)));
+  return CheckSnapshotLocked(addon_id, snapshot_id, progress);
+}
+
+Result<SnapshotVerified> SqliteProvider::CheckSnapshotLocked(const std::string& addon_id,
+                                                             const std::string& snapshot_id,
+                                                             const PhaseProgress& progress) {
   VIA_ASSIGN_OR_RETURN(State state, Current(options_.home, log_, addon_id));  // under the lock
   auto it = state.snapshots.find(snapshot_id);
   if (it == state.snapshots.end() || it->second.addon_id != addon_id) {
@@ -151,13 +172,7 @@ Result<SnapshotVerified> SqliteProvider::Verify(const std::string& addon_id,
                        VerifySnapshot(options_.home.snapshot_file(addon_id, snapshot_id),
                                       snap.sha256, snap.bytes, progress));
   options_.crash.At("verify.after_check");
-  SnapshotVerified verified{addon_id, snapshot_id, check.ok, "sha256+integrity_check", check.detail};
-  eventstore::AppendRequest request;
-  request.actor = options_.actor;
-  request.recorded_at_ms = options_.clock ? options_.clock->NowMs() : 0;
-  request.events = {verified};
-  VIA_RETURN_IF_ERROR(log_.Append(request).status());
-  return verified;
+  return SnapshotVerified{addon_id, snapshot_id, check.ok, "sha256+integrity_check", check.detail};
 }
 
 Status SqliteProvider::RemoveSnapshotFile(const std::string& addon_id,
@@ -192,7 +207,8 @@ void SqliteProvider::DiscardImport(const std::string& addon_id) {
   fs::remove_all(options_.home.addon_dir(addon_id), ec);
 }
 
-Result<SqliteProvider::CheckOutcome> SqliteProvider::Check(const std::string& addon_id) {
+Result<SqliteProvider::CheckOutcome> SqliteProvider::Check(const std::string& addon_id,
+                                                          const std::string& command_id) {
   // Under the add-on's lock: no repair moves the file away meanwhile.
   VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home.addon_dir(addon_id)));
   Probe probe = CheckDatabase(DatabasePath(addon_id));
@@ -203,8 +219,10 @@ Result<SqliteProvider::CheckOutcome> SqliteProvider::Check(const std::string& ad
   request.actor = options_.actor;
   request.recorded_at_ms = options_.clock ? options_.clock->NowMs() : 0;
   request.events = {out.event};
+  request.command_id = command_id;
   VIA_ASSIGN_OR_RETURN(eventstore::AppendResult appended, log_.Append(request));
   out.seq = appended.last_seq;
+  out.replayed = appended.replayed;
   return out;
 }
 

@@ -76,6 +76,11 @@ class SqliteProvider {
   // lock, so that no delete removes the file meanwhile.
   Result<SnapshotVerified> Verify(const std::string& addon_id, const std::string& snapshot_id,
                                   const PhaseProgress& progress = nullptr);
+  // The check of Verify without the append: the event the caller records
+  // itself (several in one append). Errors as Verify.
+  Result<SnapshotVerified> CheckSnapshot(const std::string& addon_id,
+                                         const std::string& snapshot_id,
+                                         const PhaseProgress& progress = nullptr);
 
   // Removes the file of a snapshot whose SnapshotDeleted is in the log (and
   // fsyncs its folder). Idempotent: a file already gone is fine.
@@ -95,12 +100,16 @@ class SqliteProvider {
   void DiscardImport(const std::string& addon_id);
 
   // The full check of an add-on's live database (integrity_check, while apps
-  // keep writing), recorded as StorageChecked; returns that event and its seq.
+  // keep writing), recorded as StorageChecked (under `command_id` when not
+  // empty); returns that event and its seq. `replayed`: a record under
+  // `command_id` was already in the log, so nothing was appended and `event`
+  // is this run's check, not the recorded one (the caller reads that).
   struct CheckOutcome {
     StorageChecked event;
     std::uint64_t seq = 0;
+    bool replayed = false;
   };
-  Result<CheckOutcome> Check(const std::string& addon_id);
+  Result<CheckOutcome> Check(const std::string& addon_id, const std::string& command_id = "");
 
   // Restores the snapshot whose RestoreRequested is in the log into the live
   // database through SQLite (readers never see a torn file), then
@@ -135,6 +144,10 @@ class SqliteProvider {
 
  private:
   Status AppendCompletion(const std::string& command_id, std::vector<Event> events);
+  // CheckSnapshot with the add-on's lock already held.
+  Result<SnapshotVerified> CheckSnapshotLocked(const std::string& addon_id,
+                                               const std::string& snapshot_id,
+                                               const PhaseProgress& progress);
 
   ProviderOptions options_;
   eventstore::EventLog& log_;

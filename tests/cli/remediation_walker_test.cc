@@ -6,15 +6,21 @@
 
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <map>
+#include <regex>
 #include <set>
+#include <sstream>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "domain/readiness.h"
 #include "eventstore/event_log.h"
+#include "serve_process.h"
 #include "testing.h"
 
 using namespace via;
@@ -184,6 +190,47 @@ void Fill(Home& h, const std::string& id) {
                         "' \"CREATE TABLE t(x); WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT "
                         "i+1 FROM c WHERE i<2000) INSERT INTO t SELECT randomblob(100) FROM c;\"");
   REQUIRE(r.exit_code == 0);
+}
+
+std::string ReadSource(const std::string& relative) {
+  std::ifstream in(fs::path(VIA_SOURCE_DIR) / relative);
+  REQUIRE(in.good());
+  return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+
+// The codes in the first column of docs/cli.md's "Refusals:" table.
+std::set<std::string> DocumentedRefusals() {
+  const std::string doc = ReadSource("docs/cli.md");
+  const auto start = doc.find("\nRefusals:\n");
+  REQUIRE(start != std::string::npos);
+  const auto end = doc.find("\n## ", start);
+  std::set<std::string> out;
+  std::istringstream table(doc.substr(start, end - start));
+  const std::regex code("`([a-z_]+)`");
+  for (std::string line; std::getline(table, line);) {
+    if (line.rfind("| `", 0) != 0 && line.rfind("| HTTP", 0) != 0) continue;
+    const std::string first = line.substr(0, line.find(" | "));
+    for (std::sregex_iterator it(first.begin(), first.end(), code), e; it != e; ++it) {
+      out.insert((*it)[1]);
+    }
+  }
+  REQUIRE(out.size() > 15);
+  return out;
+}
+
+// The reason codes the deciders of domain/ refuse with.
+std::set<std::string> DomainRefusals() {
+  std::set<std::string> out;
+  const std::regex code(
+      R"re((FailedPrecondition|InvalidArgument|NotFound|AlreadyExists|DataLoss)\(\s*"([a-z_]+)")re");
+  for (const char* file : {"domain/decide.cc", "domain/snapshots.cc", "domain/readiness.cc"}) {
+    const std::string text = ReadSource(file);
+    for (std::sregex_iterator it(text.begin(), text.end(), code), e; it != e; ++it) {
+      out.insert((*it)[2]);
+    }
+  }
+  REQUIRE(out.size() > 15);
+  return out;
 }
 
 }  // namespace
@@ -547,6 +594,105 @@ TEST_CASE("walker: every refusal converges", "[cli][walker]") {
          return std::make_tuple("release create --app api --id v1",
                                 "release create --app api --id v1", h.Id("app-db"));
        }},
+      {"restore of a snapshot that failed", "snapshot_not_taken", false,
+       [](Home& h) {
+         h.Must("addon create sqlite app-db --app api --bind DATABASE");
+         // A snapshot cut off by a crash before its file, settled as failed.
+         REQUIRE(h.Run("addon snapshot app-db", "VIA_CRASH_AT=snapshot.before_file").exit_code != 0);
+         h.Must("recover");
+         json list = h.Json("addon snapshots app-db");
+         REQUIRE(list.size() == 1);
+         REQUIRE(list[0]["status"] == "failed");
+         const std::string sn = list[0]["id"];
+         return std::make_tuple("--yes addon restore app-db --snapshot " + sn,
+                                "--yes addon restore app-db --snapshot " + sn, h.Id("app-db"));
+       }},
+      {"restore of a deleted snapshot", "snapshot_deleted", false,
+       [](Home& h) {
+         h.Must("addon create sqlite app-db --app api --bind DATABASE");
+         const std::string sn = h.Json("addon snapshot app-db")["id"];
+         h.Must("--yes addon snapshot delete " + sn);
+         return std::make_tuple("--yes addon restore app-db --snapshot " + sn,
+                                "--yes addon restore app-db --snapshot " + sn, h.Id("app-db"));
+       }},
+      {"restore of a snapshot whose file is gone, an older one intact", "snapshot_file_missing",
+       true,
+       [](Home& h) {
+         h.Must("addon create sqlite app-db --app api --bind DATABASE");
+         h.Must("release create --app api");
+         h.Must("addon snapshot app-db --label old");
+         const std::string sn = h.Json("addon snapshot app-db --label new")["id"];
+         h.Must("addon snapshots verify app-db");
+         const std::string id = h.Id("app-db");
+         fs::remove(h.dir.path() / "snapshots" / id / (sn + ".sqlite"));
+         return std::make_tuple("--yes addon restore app-db --snapshot " + sn,
+                                "addon status app-db", id);
+       }},
+      {"delete of a snapshot still being taken", "snapshot_in_use", true,
+       [](Home& h) {
+         h.Must("addon create sqlite app-db --app api --bind DATABASE");
+         // SnapshotRequested without its completion: the crash left it in flight.
+         REQUIRE(h.Run("addon snapshot app-db", "VIA_CRASH_AT=snapshot.before_file").exit_code != 0);
+         json list = h.Json("addon snapshots app-db");
+         REQUIRE(list.size() == 1);
+         REQUIRE(list[0]["status"] == "requested");
+         const std::string sn = list[0]["id"];
+         return std::make_tuple("--yes addon snapshot delete " + sn,
+                                "--yes addon snapshot delete " + sn, h.Id("app-db"));
+       }},
+      {"delete of the newest verified snapshot", "newest_verified_snapshot", true,
+       [](Home& h) {
+         h.Must("addon create sqlite app-db --app api --bind DATABASE");
+         h.Must("release create --app api");
+         const std::string sn = h.Json("addon snapshot app-db")["id"];
+         h.Must("addon snapshots verify app-db");
+         // Once deleted, the same delete is snapshot_deleted: look at the add-on.
+         return std::make_tuple("--yes addon snapshot delete " + sn, "addon status app-db",
+                                h.Id("app-db"));
+       }},
+      {"create from a deleted snapshot", "snapshot_not_usable", false,
+       [](Home& h) {
+         h.Must("addon create sqlite app-db --app api --bind DATABASE");
+         const std::string sn = h.Json("addon snapshot app-db")["id"];
+         h.Must("--yes addon snapshot delete " + sn);
+         return std::make_tuple("addon create sqlite copy --app api --from-snapshot " + sn,
+                                "addon create sqlite copy --app api --from-snapshot " + sn,
+                                std::string());
+       }},
+      {"full check of an add-on whose create failed", "addon_not_active", true,
+       [](Home& h) {
+         REQUIRE(h.Run("addon create sqlite app-db --app api --bind DATABASE",
+                       "VIA_TEST_FAULT=provision_fail")
+                     .exit_code == 3);
+         return std::make_tuple("addon check app-db", "addon status app-db", h.Id("app-db"));
+       }},
+      {"a schedule without retention", "policy_keeps_nothing", false,
+       [](Home& h) {
+         h.Must("addon create sqlite app-db --app api --bind DATABASE");
+         return std::make_tuple("addon snapshots policy app-db --every 1h",
+                                "addon snapshots policy app-db --every 1h", h.Id("app-db"));
+       }},
+      {"a snapshot label too long", "label_too_long", false,
+       [](Home& h) {
+         h.Must("addon create sqlite app-db --app api --bind DATABASE");
+         const std::string cmd = "addon snapshot app-db --label " + std::string(201, 'x');
+         return std::make_tuple(cmd, cmd, h.Id("app-db"));
+       }},
+      {"create with a provider this build does not run", "unknown_provider", false,
+       [](Home& h) {
+         return std::make_tuple("addon create rabbitmq queue --app api",
+                                "addon create rabbitmq queue --app api", std::string());
+       }},
+      {"repair of storage that cannot be read", "storage_unreadable", false,
+       [](Home& h) {
+         h.Must("addon create sqlite app-db --app api --bind DATABASE");
+         h.Must("release create --app api");
+         std::string id = h.Id("app-db");
+         for (const char* s : {"", "-wal", "-shm"}) fs::remove(h.Db(id).string() + s);
+         fs::create_directory(h.Db(id));
+         return std::make_tuple("addon ensure sqlite app-db --app api --repair",
+                                "addon ensure sqlite app-db --app api --repair", id);
+       }},
       {"repair that would install an empty database", "repair_needs_allow_empty", true,
        [](Home& h) {
          h.Must("addon create sqlite app-db --app api --bind DATABASE");
@@ -559,6 +705,19 @@ TEST_CASE("walker: every refusal converges", "[cli][walker]") {
                                 "addon ensure sqlite app-db --app api --repair", id);
        }},
   };
+  // Every refusal code of the graph in docs/cli.md and every refusal the
+  // domain's deciders name has a real situation here (the HTTP 403 has its
+  // own case below).
+  std::set<std::string> covered{"binding_not_claimed"};
+  for (const auto& sc : scenarios) covered.insert(sc.expect_first);
+  for (const auto& code : DocumentedRefusals()) {
+    INFO("docs/cli.md refusal without a walk: " << code);
+    CHECK(covered.count(code) == 1);
+  }
+  for (const auto& code : DomainRefusals()) {
+    INFO("domain refusal without a walk: " << code);
+    CHECK(covered.count(code) == 1);
+  }
   for (auto& sc : scenarios) {
     SECTION(sc.name) {
       Home h;
@@ -571,5 +730,64 @@ TEST_CASE("walker: every refusal converges", "[cli][walker]") {
       CHECK(w.codes.front() == sc.expect_first);
       CHECK(w.usable == sc.expect_success);
     }
+  }
+}
+
+TEST_CASE("walker: HTTP 403 binding_not_claimed from via serve converges", "[cli][walker]") {
+  Home h;
+  h.Must("init");
+  Neighbour(h);
+  h.Must("release create --app api");  // v1 claims CACHE only
+  h.Must("addon create sqlite app-db --app api --bind DATABASE");
+  const std::string target = h.Id("app-db");
+  const std::string v1_token = h.Json("workload token --app api --release v1")["token"];
+  auto before = h.OthersFingerprint(target);
+
+  testing::ServeProcess serve(h.dir.path());
+  REQUIRE_FALSE(serve.url().empty());
+  // A real HTTP client: the status on the last line, the body before it.
+  auto get = [&](const std::string& token, const std::string& binding) {
+    auto r = testing::Run("curl -s -w '\\n%{http_code}' -H 'Authorization: Bearer " + token +
+                          "' " + serve.url() + "/v1/descriptors/" + binding);
+    REQUIRE(r.exit_code == 0);
+    const auto cut = r.out.rfind('\n');
+    return std::make_pair(std::stoi(r.out.substr(cut + 1)),
+                          json::parse(r.out.substr(0, cut), nullptr, false));
+  };
+  auto [status, body] = get(v1_token, "DATABASE");
+  INFO(body.dump());
+  REQUIRE(status == 403);
+  Next next = NextOf(body);
+  REQUIRE(next.code == "binding_not_claimed");
+  CHECK(next.owner == "app_developer");
+  REQUIRE(next.remediation.is_string());
+  const std::string fix = next.remediation.get<std::string>();
+  CHECK(fix == "via release create --app api");
+
+  // Paste it: one step, and the add-on is usable by the release it made.
+  json release = h.Json(fix.substr(4));
+  REQUIRE(release["release"] == "v2");
+  json doc = h.Json("addon status app-db");
+  CHECK(doc["usable_by_app"] == true);
+  CHECK(NextOf(doc).code.empty());
+  // The app deploys that release: its workload's token now gets the
+  // descriptor (once the server's tailer has read the release; bounded).
+  const std::string v2_token = h.Json("workload token --app api --release v2")["token"];
+  int v2_status = 0;
+  for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);;) {
+    auto [s, b] = get(v2_token, "DATABASE");
+    v2_status = s;
+    if (!(s == 401 && b["error"]["code"] == "unknown_release")) break;
+    if (std::chrono::steady_clock::now() > deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  CHECK(v2_status == 200);
+  // v1's workloads still get the same 403 and the same fix: no other path.
+  CHECK(get(v1_token, "DATABASE").first == 403);
+
+  auto after = h.OthersFingerprint(target);
+  for (const auto& [key, value] : before) {
+    INFO(key);
+    CHECK(after[key] == value);
   }
 }

@@ -297,3 +297,63 @@ TEST_CASE("a slice holds exactly the rows it names, as the whole state has them"
     for (const auto& [name, target] : slice->names) CHECK(whole->names.at(name) == target);
   }
 }
+
+TEST_CASE("readiness reads an app's latest release only: the rows read do not grow with releases",
+          "[projections]") {
+  // Rows a slice of one add-on, its binding and the app's latest release
+  // reads, in a home where the app has made `releases` releases.
+  auto rows_for = [](int releases, State* out) {
+    Fixture f;
+    f.Append({AddonCreated{"ad_1", "app-db", "sqlite", "api", "DATABASE"},
+              GenerationRotated{"ad_1", 1, Bytes{1}, Bytes{2}}, StorageProvisioned{"ad_1"},
+              BindingAttached{"api", "DATABASE", "ad_1"}});
+    std::vector<Event> made;
+    for (int i = 1; i <= releases; ++i) {
+      // The last release claims DATABASE; every earlier one claims CACHE.
+      made.push_back(BindingSnapshotted{"api", "v" + std::to_string(i),
+                                        {{i == releases ? "DATABASE" : "CACHE", "ad_1"}}});
+    }
+    f.Append(made);
+    auto model = ReadModel::Open(f.state_path());
+    REQUIRE(model.ok());
+    REQUIRE((*model)->CatchUp(f.log->store()).ok());
+    StateKeys keys;
+    keys.addons.insert("ad_1");
+    keys.bindings.insert({"api", "DATABASE"});
+    keys.latest_release_of.insert("api");
+    const std::uint64_t before = (*model)->rows_read();
+    auto slice = (*model)->LoadSlice(keys);
+    REQUIRE(slice.ok());
+    *out = std::move(slice).value();
+    return (*model)->rows_read() - before;
+  };
+  State few, many;
+  const std::uint64_t rows_few = rows_for(2, &few);
+  const std::uint64_t rows_many = rows_for(400, &many);
+  CHECK(rows_many == rows_few);
+  CHECK(rows_few < 12);
+  // What it read is the latest release, claims and all.
+  REQUIRE(many.releases.at("api").size() == 1);
+  CHECK(many.releases.at("api").back().id == "v400");
+  CHECK(many.releases.at("api").back().claims ==
+        std::vector<BindingClaim>{{"DATABASE", "ad_1"}});
+  CHECK(few.releases.at("api").back().id == "v2");
+
+  // The whole list (what numbering a new release needs) is O(releases): the
+  // counter counts what a full read costs.
+  Fixture f;
+  std::vector<Event> made;
+  for (int i = 1; i <= 50; ++i) made.push_back(BindingSnapshotted{"api", "v" + std::to_string(i), {}});
+  f.Append(made);
+  auto model = ReadModel::Open(f.state_path());
+  REQUIRE(model.ok());
+  REQUIRE((*model)->CatchUp(f.log->store()).ok());
+  StateKeys keys;
+  keys.releases_of.insert("api");
+  keys.latest_release_of.insert("api");
+  const std::uint64_t before = (*model)->rows_read();
+  auto slice = (*model)->LoadSlice(keys);
+  REQUIRE(slice.ok());
+  CHECK((*model)->rows_read() - before >= 50);
+  CHECK(slice->releases.at("api").size() == 50);  // the whole list wins over the latest
+}

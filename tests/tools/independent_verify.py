@@ -329,7 +329,7 @@ EVENTS = {
                              ("detail", "text", 3)]),
     17: ("AddonDestroyed", [("addonId", "text", 0), ("tombstoneName", "text", 1)]),
     18: ("WorkloadTokenIssued", [("app", "text", 0), ("releaseId", "text", 1), ("tokenId", "text", 2),
-                                 ("expiresAtMs", "i64", 0)]),
+                                 ("expiresAtMs", "i64", 0), ("issuedAtMs", "i64", 8)]),
     19: ("GenerationDelivered", [("addonId", "text", 0), ("generation", "u32", 0), ("app", "text", 1),
                                  ("releaseId", "text", 2)]),
     20: ("RepairRequested", [("addonId", "text", 0), ("action", "text", 1)]),
