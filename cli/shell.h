@@ -12,8 +12,13 @@
 
 #include "commands/context.h"
 #include "domain/status.h"
+#include "providers/registry.h"
 
 namespace via::cli {
+
+// The composition root of providers: every provider this build runs
+// (providers.cc).
+providers::Registry BuildProviderRegistry();
 
 struct Globals {
   std::string home;
@@ -56,6 +61,8 @@ class Shell {
       bool bytes = false);
 
  private:
+  // The providers this build runs (providers.cc), handed to every context.
+  providers::Registry providers_ = BuildProviderRegistry();
   commands::SystemClock clock_;
   commands::RandomIdGenerator ids_{clock_};
 };

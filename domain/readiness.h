@@ -35,6 +35,15 @@ struct ReadinessInput {
   StorageFact storage = StorageFact::kMissing;
   std::string storage_detail;
   bool credentials_key_present = true;
+  // What the add-on's provider says (domain/ names no provider; the caller
+  // fills these from the provider registry): whether this build runs it,
+  // what its storage is called in reasons, why a failed record with data
+  // keeps its name, and the provider an `addon create` remediation names when
+  // no add-on says which ("" offers none).
+  bool provider_known = true;
+  std::string storage_noun = "storage";
+  std::string data_note = "its storage holds data";
+  std::string default_provider;
 };
 
 struct Readiness {
