@@ -76,6 +76,7 @@ void RegisterRecover(CLI::App& app, Shell& shell);
 void RegisterWorkload(CLI::App& app, Shell& shell);
 void RegisterServe(CLI::App& app, Shell& shell);
 void RegisterSql(CLI::App& app, Shell& shell);
+void RegisterProvider(CLI::App& app, Shell& shell);
 // `via help [COMMAND...]` (help.cc) and `via completion bash|zsh|fish`
 // (completion.cc); they read the tree when they run. Registered last, they
 // come last in the command list.

@@ -154,6 +154,26 @@ Result<RecoverReport> Recover(const Context& ctx, bool dry_run) {
     VIA_ASSIGN_OR_RETURN(state, projections::Replay(log->store(), 0));
     VIA_RETURN_IF_ERROR(model->CatchUp(log->store()).status());
   }
+  // Credentials that apps use directly (a provider the proxy does not
+  // serve): rotations, revocations and destroys whose effect on the server a
+  // crash or an unreachable server left undone are applied again (each is
+  // idempotent and changes nothing in the log).
+  for (const auto& [id, addon] : state.addons) {
+    if (dry_run || (addon.phase != AddonPhase::kActive && addon.phase != AddonPhase::kDestroyed)) {
+      continue;
+    }
+    auto found = provider_of(id);
+    if (!found.ok() || (*found)->ProxiesSql()) continue;
+    Status applied = addon.phase == AddonPhase::kDestroyed ? (*found)->Retire(id) : Status::Ok();
+    for (const auto& g : addon.generations) {
+      if (!applied.ok() || addon.phase == AddonPhase::kDestroyed) break;
+      applied = g.revoked ? (*found)->RevokeGeneration(id, g.number)
+                          : (*found)->EnsureGeneration(id, g.number);
+    }
+    if (!applied.ok()) {
+      report.storage.push_back({"credentials", id, "", "reported", applied.ToString()});
+    }
+  }
   // Snapshot files by add-on id and file name (each provider names its own).
   std::set<std::pair<std::string, std::string>> trusted_snapshots;
   std::map<std::pair<std::string, std::string>, std::string> deleted_snapshots;  // -> id

@@ -120,6 +120,12 @@ Verdict Storage(const ReadinessInput& in) {
                      in.storage_noun + " for " + a->name + " cannot be read: " + in.storage_detail +
                          "; fix the file's permissions or disk, then: " + EnsureRepair(*a),
                      ""};
+    case StorageFact::kUnreachable:
+      // The server is the platform's: nothing to paste until it answers.
+      return Blocker{"storage_unreachable", "platform",
+                     "the server holding the " + in.storage_noun + " of " + a->name +
+                         " does not answer: " + in.storage_detail,
+                     ""};
     case StorageFact::kCorrupt:
       return Blocker{"storage_corrupt", "operator",
                      in.storage_noun + " for " + a->name + " is corrupt: " + in.storage_detail,
@@ -224,7 +230,8 @@ const std::vector<std::string>& BlockerCodes() {
   static const std::vector<std::string> kCodes = {
       "addon_not_found",    "addon_destroyed",       "provisioning_failed",
       "metadata_conflict",  "unknown_provider",      "storage_missing",
-      "storage_unreadable", "storage_corrupt",       "restore_in_progress",
+      "storage_unreadable", "storage_corrupt",       "storage_unreachable",
+      "restore_in_progress",
       "binding_missing",    "binding_conflict",      "no_active_generation",
       "credentials_key_missing", "release_claim_missing"};
   return kCodes;

@@ -16,7 +16,9 @@
 namespace via {
 
 // What the provider found on disk (probed for real by the caller).
-enum class StorageFact { kOk, kMissing, kUnreadable, kCorrupt };
+// kUnreachable: the server that holds it does not answer (a provider whose
+// storage is remote).
+enum class StorageFact { kOk, kMissing, kUnreadable, kCorrupt, kUnreachable };
 
 struct ReadinessInput {
   std::string requested;            // name or id the user asked about

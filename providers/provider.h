@@ -178,6 +178,17 @@ class Provider {
     (void)addon_id;
     return Status::Ok();
   }
+  // `via provider add NAME --admin-url URL --password-file FILE`: checks
+  // that the server answers and accepts the secret, keeps both under
+  // keys/providers/ (0600), and returns the event to append (no secret:
+  // its fingerprint). Providers without a server refuse with
+  // FailedPrecondition "provider_not_configurable".
+  virtual Result<ProviderConfigured> Configure(const std::string& admin_url,
+                                               const std::string& secret) {
+    (void)admin_url, (void)secret;
+    return FailedPrecondition("provider_not_configurable",
+                              "provider " + Name() + " has no server to register");
+  }
   // The descriptor's url and auth_token for one generation.
   virtual Result<DescriptorFields> Describe(const DescriptorInput& in) const = 0;
 };

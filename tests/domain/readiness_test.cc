@@ -159,6 +159,7 @@ TEST_CASE("each blocker code comes with its owner", "[domain]") {
       {[](AddonState&, ReadinessInput& in) { in.storage = StorageFact::kMissing; }, "storage_missing", "operator"},
       {[](AddonState&, ReadinessInput& in) { in.storage = StorageFact::kUnreadable; }, "storage_unreadable", "platform"},
       {[](AddonState&, ReadinessInput& in) { in.storage = StorageFact::kCorrupt; }, "storage_corrupt", "operator"},
+      {[](AddonState&, ReadinessInput& in) { in.storage = StorageFact::kUnreachable; }, "storage_unreachable", "platform"},
       {[](AddonState& x, ReadinessInput&) { x.restoring_snapshot = "sn_1"; }, "restore_in_progress", "operator"},
       {[](AddonState&, ReadinessInput& in) { in.binding_target.reset(); }, "binding_missing", "operator"},
       {[](AddonState&, ReadinessInput& in) { in.binding_target = "ad_2"; }, "binding_conflict", "operator"},

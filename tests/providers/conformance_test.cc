@@ -125,12 +125,12 @@ class PostgresHarness : public Harness {
   std::string Name() const override { return "postgres"; }
   void Setup(const commands::Context& ctx) override {
     PgCluster c = PgCluster::Get();
-    std::filesystem::path file = ctx.home.root / "admin.password";
+    // Outside the home: a home is only made in an empty directory.
+    std::filesystem::path file = secrets_.path() / "admin.password";
     std::ofstream(file) << c.password << "\n";
     auto added = commands::AddProvider(ctx, {"postgres", c.url, file.string()});
     INFO(added.status().ToString());
     REQUIRE(added.ok());
-    std::filesystem::remove(file);
   }
   void Write(const commands::Context& ctx, const std::string& addon_id,
              const std::string& value) override {
@@ -172,6 +172,7 @@ class PostgresHarness : public Harness {
   }
 
  private:
+  testing::TempDir secrets_;
   static std::string Db(const commands::Context& ctx, const std::string& addon_id) {
     auto cfg = providers::postgres::LoadConfig(ctx.home);
     REQUIRE(cfg.ok());
