@@ -287,6 +287,9 @@ Result<Conn> ConnectAdmin(const ServerConfig& config, const std::string& passwor
                           const std::string& database, int timeout_s) {
   auto conn = Conn::Connect(ConnInfo(config, password, database), timeout_s);
   if (!conn.ok()) return ConnectFailure(conn.status(), config);
+  // Idempotent steps (a GRANT that holds already, DROP … IF EXISTS) say so
+  // in NOTICEs, which libpq would print on the operator's terminal.
+  VIA_RETURN_IF_ERROR(conn->Exec("SET client_min_messages = warning"));
   return conn;
 }
 

@@ -288,3 +288,45 @@ TEST_CASE("postgres readiness from real situations: server gone, database droppe
   std::ofstream(conf, std::ios::trunc) << text;
   CHECK(Json(Via(home, "--json addon status app-db"))["usable_by_app"] == true);
 }
+
+TEST_CASE("postgres: a kill -9 at the new crash points is recovered by via recover",
+          "[providers][postgres][crash]") {
+  Cluster c = GetCluster();
+  testing::TempDir dir;
+  const auto home = dir.path() / "home";
+  REQUIRE(Via(home, "provider add postgres --admin-url " + c.url + " --password-file " +
+                        WritePassword(dir.path(), c.password))
+              .exit_code == 0);
+  auto crashed = [&](const std::string& point, const std::string& args) {
+    return Run("VIA_CRASH_AT=" + point + " " + testing::ViaBinary() + " --home '" + home.string() +
+               "' " + args + " </dev/null >/dev/null 2>&1")
+        .exit_code;
+  };
+  // Provisioning, between the database and StorageProvisioned.
+  CHECK(crashed("pg.provision.after_database", "addon create postgres app-db --app api --bind DATABASE") ==
+        137);
+  REQUIRE(Via(home, "release create --app api").exit_code == 0);
+  auto recovered = Via(home, "--json recover");
+  REQUIRE(recovered.exit_code == 0);
+  auto r = Json(recovered);
+  INFO(r.dump());
+  REQUIRE(r["intents"].size() == 1);
+  CHECK(r["intents"][0]["kind"] == "provisioning");
+  CHECK(r["intents"][0]["action"] == "finished");
+  auto status = Json(Via(home, "--json addon status app-db"));
+  INFO(status.dump());
+  CHECK(status["usable_by_app"] == true);
+
+  // A restore killed after the swap, before SnapshotRestored.
+  auto snap = Via(home, "--json addon snapshot app-db");
+  REQUIRE(snap.exit_code == 0);
+  const std::string snapshot_id = Json(snap)["id"];
+  CHECK(crashed("restore.after_swap", "--yes addon restore app-db --snapshot " + snapshot_id) == 137);
+  CHECK(Json(Via(home, "--json addon status app-db"))["blocking"] == "restore_in_progress");
+  REQUIRE(Via(home, "recover").exit_code == 0);
+  CHECK(Json(Via(home, "--json addon status app-db"))["usable_by_app"] == true);
+  // Twice changes nothing the second time.
+  auto again = Via(home, "--json recover");
+  REQUIRE(again.exit_code == 0);
+  CHECK(Json(again)["changed"] == false);
+}
