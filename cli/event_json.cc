@@ -39,6 +39,14 @@ static void to_json(nlohmann::json& j, const GenerationRotated& e) {
        {"fingerprint", crypto::Base64Encode(e.fingerprint)},
        {"salt", crypto::Base64Encode(e.salt)}};
 }
+static void to_json(nlohmann::json& j, const ProviderConfigured& e) {
+  j = nlohmann::json{{"provider", e.provider},
+                     {"host", e.host},
+                     {"port", e.port},
+                     {"user", e.user},
+                     {"database", e.database},
+                     {"secret_fingerprint", crypto::Base64Encode(e.secret_fingerprint)}};
+}
 static void to_json(nlohmann::json& j, const SnapshotTaken& e) {
   j = {{"addon_id", e.addon_id},   {"snapshot_id", e.snapshot_id},
        {"sha256", crypto::Base64Encode(e.sha256)}, {"bytes", e.bytes},

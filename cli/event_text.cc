@@ -103,6 +103,11 @@ class Summarizer {
   std::string operator()(const SnapshotDeleted& e) const {
     return Addon(e.addon_id) + " snapshot " + e.snapshot_id + " deleted (" + e.reason + ")";
   }
+  std::string operator()(const ProviderConfigured& e) const {
+    return "provider " + e.provider + " configured: " + e.user + "@" + e.host + ":" +
+           std::to_string(e.port) + "/" + e.database + " (secret fingerprint " +
+           HexEncode(e.secret_fingerprint).substr(0, 16) + ")";
+  }
   std::string operator()(const SnapshotPolicySet& e) const {
     std::string out = Addon(e.addon_id) + " snapshot policy: keep last " +
                       std::to_string(e.keep_last) + ", daily " + std::to_string(e.keep_daily) +

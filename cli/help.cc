@@ -67,6 +67,11 @@ constexpr Example kExamples[] = {
     {"audit prove", "via audit prove --inclusion 7\nvia --json audit prove --consistency 5"},
     {"audit timeline", "via audit timeline --html timeline.html"},
     {"recover", "via recover --dry-run\nvia recover"},
+    {"provider", "via provider add postgres --admin-url postgresql://via@db.internal:5432/postgres "
+                 "--password-file /etc/via/pg-admin.password"},
+    {"provider add",
+     "via provider add postgres --admin-url postgresql://via@db.internal:5432/postgres "
+     "--password-file /etc/via/pg-admin.password"},
     {"workload", "via workload token --app api --release v1"},
     {"workload token",
      "export VIA_WORKLOAD_TOKEN=$(via workload token --app api --release v1 --ttl 15m)"},

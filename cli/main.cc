@@ -107,6 +107,7 @@ int main(int argc, char** argv) {
       {"release", via::cli::RegisterRelease},   {"audit", via::cli::RegisterAudit},
       {"recover", via::cli::RegisterRecover},   {"workload", via::cli::RegisterWorkload},
       {"serve", via::cli::RegisterServe},       {"sql", via::cli::RegisterSql},
+      {"provider", via::cli::RegisterProvider},
       {"completion", via::cli::RegisterCompletion}, {"help", via::cli::RegisterHelp}};
   const std::string word = CommandWord(args);
   shell.globals.command_line = CommandLineWithoutGlobals(args);

@@ -85,6 +85,7 @@ int RunServe(Shell& shell, const ServeFlags& f) {
   VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
   server::ApiOptions api_options;
   api_options.home = ctx.home;
+  api_options.providers = ctx.providers;
   api_options.actor = ctx.actor.empty() ? "via-serve" : ctx.actor;
   api_options.clock = ctx.clock;
   api_options.ids = ctx.ids;

@@ -35,6 +35,7 @@ Result<commands::Context> Shell::MakeContext(Appends appends) {
   ctx.actor = globals.actor.empty() ? "unknown" : globals.actor;
   ctx.clock = &clock_;
   ctx.ids = &ids_;
+  ctx.providers = &providers_;
   ctx.progress = ProgressPrinter(/*bytes=*/true);
   if (!globals.command_id.empty()) {
     const std::string& id = globals.command_id;

@@ -12,8 +12,13 @@
 
 #include "commands/context.h"
 #include "domain/status.h"
+#include "providers/registry.h"
 
 namespace via::cli {
+
+// The composition root of providers: every provider this build runs
+// (providers.cc).
+providers::Registry BuildProviderRegistry();
 
 struct Globals {
   std::string home;
@@ -61,6 +66,8 @@ class Shell {
       bool bytes = false);
 
  private:
+  // The providers this build runs (providers.cc), handed to every context.
+  providers::Registry providers_ = BuildProviderRegistry();
   commands::SystemClock clock_;
   commands::RandomIdGenerator ids_{clock_};
 };
@@ -74,6 +81,7 @@ void RegisterRecover(CLI::App& app, Shell& shell);
 void RegisterWorkload(CLI::App& app, Shell& shell);
 void RegisterServe(CLI::App& app, Shell& shell);
 void RegisterSql(CLI::App& app, Shell& shell);
+void RegisterProvider(CLI::App& app, Shell& shell);
 // `via help [COMMAND...]` (help.cc) and `via completion bash|zsh|fish`
 // (completion.cc); they read the tree when they run. Registered last, they
 // come last in the command list.

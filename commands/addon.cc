@@ -16,11 +16,16 @@
 namespace via::commands {
 namespace {
 
+std::vector<std::string> ProviderNames(const Context& ctx) {
+  return ctx.providers ? ctx.providers->Names() : std::vector<std::string>{};
+}
+
 // Provisions an add-on whose creation is in the log, then reads the slice a
 // report of it needs.
 Result<State> ProvisionAndReport(const Context& ctx, Session& session, const std::string& id,
                                  const std::string& app, const std::string& binding) {
-  VIA_RETURN_IF_ERROR(session.Provider(ctx).Provision(id));
+  VIA_ASSIGN_OR_RETURN(auto provider, session.Provider(ctx, id));
+  VIA_RETURN_IF_ERROR(provider->Provision(id));
   VIA_ASSIGN_OR_RETURN(auto slice, ReportSlice(session, id, app, binding));
   return std::move(slice.first);
 }
@@ -60,7 +65,7 @@ Result<ReadinessReport> CreateFromData(const Context& ctx, Session& session,
     VIA_ASSIGN_OR_RETURN(auto slice, session.Slice(keys));
     VIA_RETURN_IF_ERROR(DecideCreate(slice.first, command).status());
   }
-  auto provider = session.Provider(ctx);
+  VIA_ASSIGN_OR_RETURN(auto provider, session.ProviderNamed(ctx, request.provider));
   auto phases = [&](const char* phase, std::uint64_t done, std::uint64_t total) {
     if (ctx.progress) ctx.progress(std::string("import ") + phase, done, total);
   };
@@ -84,8 +89,14 @@ Result<ReadinessReport> CreateFromData(const Context& ctx, Session& session,
                                     (snap.deleted ? "deleted" : SnapshotStatusName(snap.status)))
           .WithOwner("operator");  // pick another snapshot
     }
+    VIA_ASSIGN_OR_RETURN(auto owner, session.Provider(ctx, snap.addon_id));
+    if (owner->Name() != provider->Name()) {
+      return FailedPrecondition("snapshot_of_another_provider",
+                                "snapshot " + snapshot_id + " holds " + owner->Name() +
+                                    " data, not " + provider->Name());
+    }
     if (snap.verification == SnapshotVerification::kUnverified) {
-      VIA_ASSIGN_OR_RETURN(SnapshotVerified v, provider.Verify(snap.addon_id, snapshot_id, phases));
+      VIA_ASSIGN_OR_RETURN(SnapshotVerified v, owner->Verify(snap.addon_id, snapshot_id, phases));
       snap.verification = v.ok ? SnapshotVerification::kVerified : SnapshotVerification::kFailed;
       snap.verify_detail = v.detail;
     }
@@ -93,7 +104,7 @@ Result<ReadinessReport> CreateFromData(const Context& ctx, Session& session,
       return DataLoss("snapshot_verification_failed",
                       "snapshot " + snapshot_id + " failed verification: " + snap.verify_detail);
     }
-    source = ctx.home.snapshot_file(snap.addon_id, snapshot_id);
+    source = owner->SnapshotPath(snap.addon_id, snapshot_id);
     VIA_ASSIGN_OR_RETURN(providers::sqlite::FileDigest digest,
                          providers::sqlite::DigestFile(source, phases));
     if (Bytes(digest.sha256.begin(), digest.sha256.end()) != snap.sha256) {
@@ -115,9 +126,9 @@ Result<ReadinessReport> CreateFromData(const Context& ctx, Session& session,
     detail = "file " + source.string() + ", sha256 " + HexEncode(digest->sha256) + ", " +
              std::to_string(digest->bytes) + " bytes";
   }
-  Status staged = provider.StageImport(id, source, verified, phases);
+  Status staged = provider->StageImport(id, source, verified, phases);
   if (!staged.ok()) {
-    provider.DiscardImport(id);
+    provider->DiscardImport(id);
     return staged;
   }
   ctx.crash.At("import.before_event");
@@ -128,14 +139,14 @@ Result<ReadinessReport> CreateFromData(const Context& ctx, Session& session,
     return events;
   });
   if (!decided.ok()) {
-    provider.DiscardImport(id);
+    provider->DiscardImport(id);
     return decided.status();
   }
   std::string made = id;
   if (decided->replayed) {
     // A racing retry of the same --command-id appended first: its add-on
     // is the answer, and this run's copy is no one's.
-    provider.DiscardImport(id);
+    provider->DiscardImport(id);
     for (const auto& e : decided->events) {
       if (const auto* created = std::get_if<AddonCreated>(&e)) made = created->addon_id;
     }
@@ -153,8 +164,9 @@ Result<ReadinessReport> CreateAddon(const Context& ctx, const CreateRequest& req
   VIA_ASSIGN_OR_RETURN(Session session, Session::Open(ctx));
   const std::string new_id = ctx.ids->NewId("ad_");
   VIA_ASSIGN_OR_RETURN(auto generation, NewGeneration(ctx, new_id, 1));
-  CreateCommand command{request.name, request.provider, request.app, request.binding,
-                        new_id,       generation.first, generation.second};
+  CreateCommand command{request.name,     request.provider, request.app,
+                        request.binding,  new_id,           generation.first,
+                        generation.second, ProviderNames(ctx)};
   StateKeys keys = AddonKeys(request.name);
   if (!request.binding.empty()) keys.bindings.insert({request.app, request.binding});
   if (!source.from_file.empty() || !source.from_snapshot.empty()) {
@@ -221,10 +233,9 @@ Result<ReadinessReport> EnsureAddon(const Context& ctx, const CreateRequest& req
   VIA_RETURN_IF_ERROR(ValidateAddonName(request.name));
   VIA_RETURN_IF_ERROR(ValidateAppName(request.app));
   if (!request.binding.empty()) VIA_RETURN_IF_ERROR(ValidateBindingName(request.binding));
-  if (request.provider != kSqliteProvider) {
-    return InvalidArgument("unknown_provider",
-                           "unknown provider '" + request.provider + "'; this build provides: sqlite")
-        .WithOwner("platform");
+  if (ctx.providers == nullptr || !ctx.providers->Has(request.provider)) {
+    return ctx.providers ? ctx.providers->Unknown(request.provider)
+                         : Internal("no provider registry in the command context");
   }
   VIA_ASSIGN_OR_RETURN(Session session, Session::Open(ctx));
   bool changed = false;
@@ -247,7 +258,7 @@ Result<ReadinessReport> EnsureAddon(const Context& ctx, const CreateRequest& req
         VIA_ASSIGN_OR_RETURN(auto generation, NewGeneration(ctx, new_id, 1));
         return DecideCreate(s, CreateCommand{request.name, request.provider, request.app,
                                              request.binding, new_id, generation.first,
-                                             generation.second});
+                                             generation.second, ProviderNames(ctx)});
       },
       [&](const State& s) { return AddonDetailKeys(s, request.name); });
   if (!decided_or.ok()) {
@@ -306,12 +317,13 @@ Result<ReadinessReport> EnsureAddon(const Context& ctx, const CreateRequest& req
   addon = slice.first.FindById(id);
   if (repair && compatible) {
     std::string detail;
-    StorageFact fact = session.Provider(ctx).ProbeStorage(id, &detail);
+    VIA_ASSIGN_OR_RETURN(auto provider, session.Provider(ctx, id));
+    StorageFact fact = provider->Probe(id, &detail);
     bool needs = fact == StorageFact::kMissing || fact == StorageFact::kCorrupt ||
                  addon->checked_corrupt() ||
                  (addon->phase == AddonPhase::kFailed && addon->data_present);
     if (needs) {
-      auto repaired = session.Provider(ctx).Repair(id, allow_empty);
+      auto repaired = provider->Repair(id, allow_empty);
       if (!repaired.ok()) {
         // A refusal (an empty database without consent, an unreadable file)
         // is answered beside the readiness; anything else is an error.
@@ -462,6 +474,9 @@ Result<DestroyResult> DestroyAddon(const Context& ctx, const std::string& addon,
                                             },
                                             more));
   const auto& destroyed = std::get<AddonDestroyed>(decided.events.front());
+  // What happens to the storage is the provider's (SQLite keeps the file).
+  VIA_ASSIGN_OR_RETURN(auto provider, session.Provider(ctx, destroyed.addon_id));
+  VIA_RETURN_IF_ERROR(provider->Retire(destroyed.addon_id));
   return DestroyResult{destroyed.addon_id, destroyed.tombstone_name, decided.appended.last_seq};
 }
 

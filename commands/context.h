@@ -12,6 +12,7 @@
 #include "domain/ids.h"
 #include "eventstore/event_log.h"
 #include "eventstore/home.h"
+#include "providers/registry.h"
 
 namespace via::commands {
 
@@ -20,6 +21,9 @@ struct Context {
   std::string actor;
   Clock* clock = nullptr;
   IdGenerator* ids = nullptr;
+  // The providers this build runs (built by cli/; required by every command
+  // that reaches an add-on's storage).
+  const providers::Registry* providers = nullptr;
   // Test-only fault injection for the provider (see providers/sqlite/provider.h);
   // set by the CLI from $VIA_TEST_FAULT in a build with test hooks, else empty.
   std::string test_fault;

@@ -47,8 +47,11 @@ Result<GenerationResult> RotateCredentials(const Context& ctx, const std::string
     });
     if (!decided.ok() && decided.status().reason() == "stale_generation") continue;
     if (!decided.ok()) return decided.status();
-    // The generation this command rotated, from its own event.
+    // The generation this command rotated, from its own event; then the
+    // provider makes it usable (nothing to do for a proxied one).
     const auto& rotated = std::get<GenerationRotated>(decided->events.front());
+    VIA_ASSIGN_OR_RETURN(auto provider, session.Provider(ctx, id));
+    VIA_RETURN_IF_ERROR(provider->EnsureGeneration(id, rotated.generation));
     const State after = decided->After();
     return GenerationResult{id, rotated.generation, ActiveGenerations(*after.FindById(id)), {}};
   }
@@ -71,6 +74,10 @@ Result<GenerationResult> RevokeCredentials(const Context& ctx, const std::string
                                             },
                                             more));
   const auto& revoked = std::get<GenerationRevoked>(decided.events.front());
+  // At once, open sessions included (the proxy refuses from the log; a
+  // provider that apps reach directly does it here).
+  VIA_ASSIGN_OR_RETURN(auto provider, session.Provider(ctx, revoked.addon_id));
+  VIA_RETURN_IF_ERROR(provider->RevokeGeneration(revoked.addon_id, generation));
   const State after = decided.After();
   GenerationResult result{revoked.addon_id, generation,
                           ActiveGenerations(*after.FindById(revoked.addon_id)), {}};

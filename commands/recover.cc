@@ -1,11 +1,13 @@
 #include "commands/recover.h"
 
 #include <filesystem>
+#include <map>
+#include <memory>
 #include <set>
 
 #include "domain/state.h"
 #include "projections/read_model.h"
-#include "providers/sqlite/provider.h"
+#include "commands/session.h"
 #include "providers/sqlite/storage.h"
 
 namespace via::commands {
@@ -58,15 +60,33 @@ Result<RecoverReport> Recover(const Context& ctx, bool dry_run) {
   VIA_ASSIGN_OR_RETURN(auto model, projections::ReadModel::Open(model_path));
 
   // 2. Intents without completion.
-  providers::sqlite::ProviderOptions options;
-  options.home = ctx.home;
-  options.actor = ctx.actor;
-  options.clock = ctx.clock;
-  providers::sqlite::SqliteProvider provider(options, *log);
+  // One instance per provider name (no crash points or faults: recovery
+  // itself runs to the end).
+  Context plain = ctx;
+  plain.crash = CrashPoints();
+  plain.test_fault.clear();
+  std::map<std::string, std::unique_ptr<providers::Provider>> instances;
+  auto provider_of = [&](const std::string& addon_id) -> Result<providers::Provider*> {
+    auto a = state.addons.find(addon_id);
+    if (a == state.addons.end()) return NotFound("addon_not_found", "no add-on " + addon_id);
+    auto& slot = instances[a->second.provider];
+    if (!slot) {
+      if (ctx.providers == nullptr) return Internal("no provider registry in the command context");
+      VIA_ASSIGN_OR_RETURN(slot, ctx.providers->Make(a->second.provider,
+                                                     ProviderEnvironment(plain, log.get())));
+    }
+    return slot.get();
+  };
   auto act = [&](const std::string& done, const std::string& would) {
     return dry_run ? would : done;
   };
   for (const auto& [id, addon] : state.addons) {
+    const bool pending = addon.phase == AddonPhase::kProvisioning ||
+                         !addon.pending_snapshot.empty() || !addon.restoring_snapshot.empty() ||
+                         !addon.pending_repair.empty();
+    if (!pending) continue;
+    VIA_ASSIGN_OR_RETURN(providers::Provider * found, provider_of(id));
+    providers::Provider& provider = *found;
     if (addon.phase == AddonPhase::kProvisioning) {
       RecoverItem item{"provisioning", id, "", act("finished", "would_finish"), ""};
       if (!dry_run) {
@@ -91,7 +111,7 @@ Result<RecoverReport> Recover(const Context& ctx, bool dry_run) {
         // from the verified snapshot is safe whatever the crash interrupted.
         auto snap = state.snapshots.find(addon.restoring_snapshot);
         auto file = providers::sqlite::DigestFile(
-            ctx.home.snapshot_file(id, addon.restoring_snapshot));
+            provider.SnapshotPath(id, addon.restoring_snapshot));
         bool verified = snap != state.snapshots.end() && file.ok() &&
                         Bytes(file->sha256.begin(), file->sha256.end()) == snap->second.sha256;
         Status restored =
@@ -134,22 +154,61 @@ Result<RecoverReport> Recover(const Context& ctx, bool dry_run) {
     VIA_ASSIGN_OR_RETURN(state, projections::Replay(log->store(), 0));
     VIA_RETURN_IF_ERROR(model->CatchUp(log->store()).status());
   }
-  std::set<std::string> trusted_snapshots;
-  std::set<std::string> deleted_snapshots;  // SnapshotDeleted, file maybe not removed yet
+  // Credentials that apps use directly (a provider the proxy does not
+  // serve): rotations, revocations and destroys whose effect on the server a
+  // crash or an unreachable server left undone are applied again (each is
+  // idempotent and changes nothing in the log).
+  for (const auto& [id, addon] : state.addons) {
+    if (dry_run || (addon.phase != AddonPhase::kActive && addon.phase != AddonPhase::kDestroyed)) {
+      continue;
+    }
+    auto found = provider_of(id);
+    if (!found.ok() || (*found)->ProxiesSql()) continue;
+    Status applied = addon.phase == AddonPhase::kDestroyed ? (*found)->Retire(id) : Status::Ok();
+    for (const auto& g : addon.generations) {
+      if (!applied.ok() || addon.phase == AddonPhase::kDestroyed) break;
+      applied = g.revoked ? (*found)->RevokeGeneration(id, g.number)
+                          : (*found)->EnsureGeneration(id, g.number);
+    }
+    if (!applied.ok()) {
+      report.storage.push_back({"credentials", id, "", "reported", applied.ToString()});
+    }
+  }
+  // Snapshot files by add-on id and file name (each provider names its own).
+  std::set<std::pair<std::string, std::string>> trusted_snapshots;
+  std::map<std::pair<std::string, std::string>, std::string> deleted_snapshots;  // -> id
+  // The extension of each add-on's snapshot files ("" when this build does
+  // not run its provider: its files are left alone).
+  auto snapshot_ext = [&](const std::string& addon_id) -> std::string {
+    auto provider = provider_of(addon_id);
+    if (!provider.ok()) return "";
+    return (*provider)->SnapshotPath(addon_id, "x").extension().string();
+  };
   for (const auto& [sid, snap] : state.snapshots) {
-    if (snap.status == SnapshotStatus::kTaken && !snap.deleted) trusted_snapshots.insert(sid + ".sqlite");
-    if (snap.deleted) deleted_snapshots.insert(sid + ".sqlite");
+    const std::string ext = snapshot_ext(snap.addon_id);
+    if (ext.empty()) continue;
+    std::string file = sid + ext;
+    if (snap.status == SnapshotStatus::kTaken && !snap.deleted) {
+      trusted_snapshots.insert({snap.addon_id, file});
+    }
+    if (snap.deleted) deleted_snapshots[{snap.addon_id, file}] = sid;
   }
   for (const auto& [id, addon] : state.addons) {
     if (addon.phase != AddonPhase::kActive) continue;
+    auto found = provider_of(id);
+    if (!found.ok()) {
+      report.storage.push_back({"storage", id, "", "reported", found.status().message()});
+      continue;
+    }
+    providers::Provider* provider = *found;
     std::string detail;
-    StorageFact fact = providers::sqlite::ProbeAddonStorage(ctx.home, id, &detail);
+    StorageFact fact = provider->Probe(id, &detail);
     if (fact == StorageFact::kMissing) {
-      report.storage.push_back({"storage", id, ctx.home.addon_db(id).string(), "reported",
-                                "missing: via addon ensure sqlite " + addon.name + " --app " +
-                                    addon.app + " --bind DATABASE --repair"});
+      report.storage.push_back({"storage", id, provider->StorageLocation(id), "reported",
+                                "missing: via addon ensure " + addon.provider + " " + addon.name +
+                                    " --app " + addon.app + " --bind DATABASE --repair"});
     } else if (fact != StorageFact::kOk) {
-      report.storage.push_back({"storage", id, ctx.home.addon_db(id).string(), "reported", detail});
+      report.storage.push_back({"storage", id, provider->StorageLocation(id), "reported", detail});
     }
   }
   std::error_code ec;
@@ -174,18 +233,19 @@ Result<RecoverReport> Recover(const Context& ctx, bool dry_run) {
                                     removable ? act("removed", "would_remove") : "reported",
                                     "left by an interrupted operation"});
           if (removable && !dry_run) report.changed = true;
-        } else if (std::string(area) == "snapshots" && deleted_snapshots.count(name)) {
+        } else if (std::string(area) == "snapshots" && deleted_snapshots.count({id, name})) {
           // A delete (or prune) that crashed after its event: finish it.
           if (!dry_run) {
-            std::string sid = name.substr(0, name.size() - std::string(".sqlite").size());
-            VIA_RETURN_IF_ERROR(provider.RemoveSnapshotFile(id, sid));
+            VIA_ASSIGN_OR_RETURN(providers::Provider * provider, provider_of(id));
+            VIA_RETURN_IF_ERROR(provider->RemoveSnapshotFile(id, deleted_snapshots.at({id, name})));
             report.changed = true;
           }
           report.storage.push_back({"deleted_snapshot", id, file.path().string(),
                                     act("removed", "would_remove"),
                                     "SnapshotDeleted is in the log; the file was left by a crash"});
-        } else if (std::string(area) == "snapshots" && name.ends_with(".sqlite") &&
-                   !trusted_snapshots.count(name)) {
+        } else if (std::string(area) == "snapshots" && !snapshot_ext(id).empty() &&
+                   name.ends_with(snapshot_ext(id)) &&
+                   !trusted_snapshots.count({id, name})) {
           report.storage.push_back({"orphan", id, file.path().string(), "reported",
                                     "no SnapshotTaken event trusts this file"});
         }

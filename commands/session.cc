@@ -85,14 +85,29 @@ Result<std::pair<State, eventstore::Head>> Session::Slice(const StateKeys& keys,
   return std::make_pair(std::move(state), head);
 }
 
-providers::sqlite::SqliteProvider Session::Provider(const Context& ctx) {
-  providers::sqlite::ProviderOptions options;
-  options.home = ctx.home;
-  options.actor = ctx.actor;
-  options.clock = ctx.clock;
-  options.test_fault = ctx.test_fault;
-  options.crash = ctx.crash;
-  return providers::sqlite::SqliteProvider(options, *log_);
+providers::Environment ProviderEnvironment(const Context& ctx, eventstore::EventLog* log) {
+  providers::Environment env;
+  env.home = ctx.home;
+  env.actor = ctx.actor;
+  env.clock = ctx.clock;
+  env.log = log;
+  env.test_fault = ctx.test_fault;
+  env.crash = ctx.crash;
+  return env;
+}
+
+Result<std::unique_ptr<providers::Provider>> Session::ProviderNamed(const Context& ctx,
+                                                                   const std::string& name) {
+  if (ctx.providers == nullptr) return Internal("no provider registry in the command context");
+  return ctx.providers->Make(name, ProviderEnvironment(ctx, log_.get()));
+}
+
+Result<std::unique_ptr<providers::Provider>> Session::Provider(const Context& ctx,
+                                                               const std::string& addon_id) {
+  VIA_ASSIGN_OR_RETURN(auto slice, Slice(AddonKeys(addon_id)));
+  const AddonState* addon = slice.first.FindById(addon_id);
+  if (addon == nullptr) return NotFound("addon_not_found", "no add-on " + addon_id);
+  return ProviderNamed(ctx, addon->provider);
 }
 
 StateKeys AddonKeys(const std::string& name_or_id) {
@@ -337,8 +352,14 @@ Result<ReadinessReport> Report(const Context& ctx, Session& session, const State
       in.name_holder = it->second;
     }
   }
-  if (addon && addon->phase != AddonPhase::kDestroyed) {
-    in.storage = providers::sqlite::ProbeAddonStorage(ctx.home, addon->id, &in.storage_detail);
+  const providers::Environment env = ProviderEnvironment(ctx, nullptr);
+  if (ctx.providers != nullptr) {
+    ctx.providers->Describe(addon ? addon->provider : expected_provider, in, env);
+  }
+  if (addon && addon->phase != AddonPhase::kDestroyed && in.provider_known &&
+      ctx.providers != nullptr) {
+    VIA_ASSIGN_OR_RETURN(auto provider, ctx.providers->Make(addon->provider, env));
+    in.storage = provider->Probe(addon->id, &in.storage_detail);
   }
   std::error_code ec;
   in.credentials_key_present = std::filesystem::exists(ctx.home.credentials_key(), ec);

@@ -24,7 +24,7 @@
 #include "domain/state.h"
 #include "eventstore/event_log.h"
 #include "projections/read_model.h"
-#include "providers/sqlite/provider.h"
+#include "providers/provider.h"
 
 namespace via::commands {
 
@@ -53,7 +53,14 @@ class Session {
   Result<std::pair<State, eventstore::Head>> Slice(const StateKeys& keys,
                                                    const MoreKeys& more = nullptr);
 
-  providers::sqlite::SqliteProvider Provider(const Context& ctx);
+  // The provider named `name` working on this session's log. Errors:
+  // InvalidArgument "unknown_provider".
+  Result<std::unique_ptr<providers::Provider>> ProviderNamed(const Context& ctx,
+                                                             const std::string& name);
+  // The provider of the add-on `addon_id` (read from the caught-up state).
+  // Errors: NotFound "addon_not_found"; as ProviderNamed.
+  Result<std::unique_ptr<providers::Provider>> Provider(const Context& ctx,
+                                                        const std::string& addon_id);
 
  private:
   Session() = default;
@@ -125,6 +132,8 @@ Result<std::optional<Decided>> FindReplay(const Context& ctx, Session& session,
                                           const StateKeys& keys,
                                           const Session::MoreKeys& more = nullptr,
                                           const std::string& step = "1");
+// The environment a provider of this command works in (`log` may be null).
+providers::Environment ProviderEnvironment(const Context& ctx, eventstore::EventLog* log);
 
 // Salt and fingerprint of a new credential generation (FailedPrecondition
 // "credentials_key_missing" without keys/credentials.key).

@@ -17,7 +17,7 @@ namespace via::commands {
 namespace {
 
 // The provider's progress by phase, as "WHAT PHASE" lines for the CLI.
-providers::sqlite::PhaseProgress PhaseSink(const Context& ctx, const std::string& what) {
+providers::PhaseProgress PhaseSink(const Context& ctx, const std::string& what) {
   if (!ctx.progress) return nullptr;
   auto progress = ctx.progress;
   return [progress, what](const char* phase, std::uint64_t done, std::uint64_t total) {
@@ -70,8 +70,9 @@ Result<SnapshotState> TakeOne(const Context& ctx, Session& session, const std::s
     VIA_ASSIGN_OR_RETURN(auto now, session.Slice(keys));
     return now.first.snapshots.at(requested.snapshot_id);
   }
+  VIA_ASSIGN_OR_RETURN(auto provider, session.Provider(ctx, requested.addon_id));
   VIA_ASSIGN_OR_RETURN(SnapshotTaken taken,
-                       session.Provider(ctx).Snapshot(requested.addon_id, snapshot_id,
+                       provider->Snapshot(requested.addon_id, snapshot_id,
                                                       PhaseSink(ctx, "snapshot " + snapshot_id)));
   // The answer is this command's own request and completion, folded.
   State after = decided.After();
@@ -110,7 +111,8 @@ Result<CheckResult> CheckAddon(const Context& ctx, const std::string& addon) {
   if (!recorded) {
     VIA_ASSIGN_OR_RETURN(auto slice, session.Slice(AddonKeys(addon)));
     VIA_ASSIGN_OR_RETURN(id, DecideCheck(slice.first, addon));
-    VIA_ASSIGN_OR_RETURN(auto outcome, session.Provider(ctx).Check(id, command_id));
+    VIA_ASSIGN_OR_RETURN(auto provider, session.Provider(ctx, id));
+    VIA_ASSIGN_OR_RETURN(auto outcome, provider->Check(id, command_id));
     if (outcome.replayed) {
       // A racing retry recorded its check first: that one is the answer.
       VIA_ASSIGN_OR_RETURN(previous, FindCommandRecords(session.store(), command_id));
@@ -137,6 +139,7 @@ Result<CheckResult> CheckAddon(const Context& ctx, const std::string& addon) {
     in.requested = addon;
     in.addon = &after;
     in.storage = StorageFact::kOk;
+    ctx.providers->Describe(a->provider, in, ProviderEnvironment(ctx, nullptr));
     result.remediation = Evaluate(in).remediation;
   }
   return result;
@@ -168,8 +171,9 @@ Result<std::vector<SnapshotState>> ListSnapshots(const Context& ctx, const std::
 // A refused restore's next command: the newest other snapshot of the add-on
 // that is not known bad and whose file still matches its record, when there
 // is one (else no command: the operator decides).
-Result<RestoreResult> WithOtherSnapshot(const Context& ctx, Session& session, const AddonState& a,
-                                        const std::string& snapshot_id, Status refused) {
+Result<RestoreResult> WithOtherSnapshot(Session& session, const providers::Provider& provider,
+                                        const AddonState& a, const std::string& snapshot_id,
+                                        Status refused) {
   VIA_ASSIGN_OR_RETURN(auto all, session.Slice(AddonKeys(a.id), [&](const State&) {
     StateKeys more;
     more.snapshots_of.insert(a.id);
@@ -183,7 +187,7 @@ Result<RestoreResult> WithOtherSnapshot(const Context& ctx, Session& session, co
       continue;
     }
     if (best != nullptr && best->requested_seq > other.requested_seq) continue;
-    auto d = providers::sqlite::DigestFile(ctx.home.snapshot_file(a.id, sid));
+    auto d = providers::sqlite::DigestFile(provider.SnapshotPath(a.id, sid));
     if (d.ok() && Bytes(d->sha256.begin(), d->sha256.end()) == other.sha256) best = &other;
   }
   if (best != nullptr) {
@@ -205,25 +209,26 @@ Result<RestoreResult> RestoreAddon(const Context& ctx, const std::string& addon,
   const std::string id = a.id;
   // Verified before the live database is touched: a snapshot never verified
   // is verified now (and the outcome recorded); one that failed is refused.
+  VIA_ASSIGN_OR_RETURN(auto provider, session.Provider(ctx, id));
   if (snap.verification == SnapshotVerification::kUnverified) {
     VIA_ASSIGN_OR_RETURN(SnapshotVerified verified,
-                         session.Provider(ctx).Verify(id, snapshot_id,
+                         provider->Verify(id, snapshot_id,
                                                       PhaseSink(ctx, "verify " + snapshot_id)));
     snap.verification = verified.ok ? SnapshotVerification::kVerified : SnapshotVerification::kFailed;
     snap.verify_detail = verified.detail;
   }
   if (snap.verification == SnapshotVerification::kFailed) {
-    return WithOtherSnapshot(ctx, session, a, snapshot_id,
+    return WithOtherSnapshot(session, *provider, a, snapshot_id,
                              DataLoss("snapshot_verification_failed",
                                       "snapshot " + snapshot_id + " failed verification (" +
                                           snap.verify_detail + "); refusing to restore it")
                                  .WithOwner("operator"));
   }
   // The file must be exactly what was taken and verified.
-  auto digest = providers::sqlite::DigestFile(ctx.home.snapshot_file(id, snapshot_id),
+  auto digest = providers::sqlite::DigestFile(provider->SnapshotPath(id, snapshot_id),
                                               PhaseSink(ctx, "restore " + snapshot_id));
   if (!digest.ok()) {
-    return WithOtherSnapshot(ctx, session, a, snapshot_id,
+    return WithOtherSnapshot(session, *provider, a, snapshot_id,
                              DataLoss("snapshot_file_missing",
                                       "snapshot file of " + snapshot_id +
                                           " cannot be read: " + digest.status().message())
@@ -236,7 +241,7 @@ Result<RestoreResult> RestoreAddon(const Context& ctx, const std::string& addon,
                                   " does not match the SHA-256 recorded in the log; refusing to "
                                   "restore it")
                          .WithOwner("operator");
-    return WithOtherSnapshot(ctx, session, a, snapshot_id, refused);
+    return WithOtherSnapshot(session, *provider, a, snapshot_id, refused);
   }
   // The undo: a safety snapshot of the current data.
   VIA_ASSIGN_OR_RETURN(SnapshotState safety,
@@ -253,8 +258,8 @@ Result<RestoreResult> RestoreAddon(const Context& ctx, const std::string& addon,
     const auto& requested = std::get<RestoreRequested>(decided.events.front());
     return RestoreResult{id, requested.snapshot_id, requested.safety_snapshot_id};
   }
-  VIA_RETURN_IF_ERROR(session.Provider(ctx).Restore(id, snapshot_id, safety.id, /*verified=*/true,
-                                                    PhaseSink(ctx, "restore " + snapshot_id)));
+  VIA_RETURN_IF_ERROR(provider->Restore(id, snapshot_id, safety.id, /*verified=*/true,
+                                        PhaseSink(ctx, "restore " + snapshot_id)));
   return RestoreResult{id, snapshot_id, safety.id};
 }
 
@@ -326,10 +331,10 @@ Result<std::vector<SnapshotState>> VerifySnapshots(const Context& ctx, const std
   // The files first (the long part, no lock on the log held), then every
   // outcome in one append: a retry finds them all under its id, or none.
   std::vector<SnapshotVerified> checked;
+  VIA_ASSIGN_OR_RETURN(auto provider, session.Provider(ctx, id));
   for (const SnapshotState& snap : targets) {
     VIA_ASSIGN_OR_RETURN(SnapshotVerified verified,
-                         session.Provider(ctx).CheckSnapshot(id, snap.id,
-                                                             PhaseSink(ctx, "verify " + snap.id)));
+                         provider->CheckSnapshot(id, snap.id, PhaseSink(ctx, "verify " + snap.id)));
     checked.push_back(std::move(verified));
   }
   if (checked.empty()) return std::vector<SnapshotState>{};
@@ -370,7 +375,8 @@ Result<SnapshotState> DeleteSnapshot(const Context& ctx, const std::string& snap
   SnapshotState snap = decided.After().snapshots.at(snapshot_id);
   // After the event: a crash here leaves a file that `via recover` removes.
   ctx.crash.At("delete.after_event");
-  VIA_RETURN_IF_ERROR(session.Provider(ctx).RemoveSnapshotFile(snap.addon_id, snapshot_id));
+  VIA_ASSIGN_OR_RETURN(auto provider, session.Provider(ctx, snap.addon_id));
+  VIA_RETURN_IF_ERROR(provider->RemoveSnapshotFile(snap.addon_id, snapshot_id));
   return snap;
 }
 
@@ -449,10 +455,11 @@ Result<PruneResult> PruneSnapshots(const Context& ctx, const std::string& addon,
   std::sort(result.kept.begin(), result.kept.end(), by_seq);
   if (!dry_run) {
     ctx.crash.At("prune.after_event");
+    VIA_ASSIGN_OR_RETURN(auto provider, session.Provider(ctx, a->id));
     for (SnapshotState& snap : result.deleted) {
       snap.deleted = true;
       snap.deleted_reason = "retention";
-      VIA_RETURN_IF_ERROR(session.Provider(ctx).RemoveSnapshotFile(a->id, snap.id));
+      VIA_RETURN_IF_ERROR(provider->RemoveSnapshotFile(a->id, snap.id));
     }
   }
   return result;
@@ -476,8 +483,9 @@ Result<ExportResult> ExportSnapshot(const Context& ctx, const std::string& snaps
   if (snap.deleted) {
     return FailedPrecondition("snapshot_deleted", "snapshot " + snapshot_id + " was deleted");
   }
+  VIA_ASSIGN_OR_RETURN(auto provider, session.Provider(ctx, snap.addon_id));
   VIA_ASSIGN_OR_RETURN(providers::sqlite::FileDigest digest,
-                       providers::sqlite::ExportFile(ctx.home.snapshot_file(snap.addon_id, snapshot_id),
+                       providers::sqlite::ExportFile(provider->SnapshotPath(snap.addon_id, snapshot_id),
                                                      to, snap.sha256,
                                                      PhaseSink(ctx, "export " + snapshot_id)));
   return ExportResult{snapshot_id, snap.addon_id, to,

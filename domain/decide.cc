@@ -34,9 +34,11 @@ Result<std::vector<Event>> DecideCreate(const State& state, const CreateCommand&
   VIA_RETURN_IF_ERROR(ValidateAddonName(c.name));
   VIA_RETURN_IF_ERROR(ValidateAppName(c.app));
   if (!c.binding.empty()) VIA_RETURN_IF_ERROR(ValidateBindingName(c.binding));
-  if (c.provider != kSqliteProvider) {
-    return InvalidArgument("unknown_provider", "unknown provider '" + c.provider +
-                                                   "'; this build provides: sqlite")
+  if (std::find(c.providers.begin(), c.providers.end(), c.provider) == c.providers.end()) {
+    std::string known;
+    for (const std::string& p : c.providers) known += (known.empty() ? "" : ", ") + p;
+    return InvalidArgument("unknown_provider",
+                           "unknown provider '" + c.provider + "'; this build provides: " + known)
         .WithOwner("platform");  // a build with that provider
   }
   std::vector<Event> events;
@@ -50,9 +52,9 @@ Result<std::vector<Event>> DecideCreate(const State& state, const CreateCommand&
     if (existing->data_present) {
       return FailedPrecondition("name_blocked_by_failed",
                                 "add-on " + c.name + " (" + existing->id +
-                                    ") failed to provision but its file holds SQLite data, so "
+                                    ") failed to provision but its storage holds data, so "
                                     "the name stays blocked")
-          .WithRemediation("via addon ensure sqlite " + c.name + " --app " + existing->app +
+          .WithRemediation("via addon ensure " + existing->provider + " " + c.name + " --app " + existing->app +
                            " --repair");
     }
     // Retiring the failed record releases the bindings it was given: it

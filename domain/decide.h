@@ -15,8 +15,6 @@
 
 namespace via {
 
-inline constexpr const char* kSqliteProvider = "sqlite";
-
 struct CreateCommand {
   std::string name;
   std::string provider;
@@ -25,13 +23,16 @@ struct CreateCommand {
   std::string new_addon_id;
   Bytes salt;         // generation 1's derivation salt
   Bytes fingerprint;  // SHA-256 of generation 1's credential
+  // The providers this build runs (from the provider registry; domain/
+  // names none).
+  std::vector<std::string> providers;
 };
 
 // AddonCreated + GenerationRotated(1) [+ BindingAttached], preceded by
-// AddonRenamed when a failed record without SQLite bytes holds the name.
+// AddonRenamed when a failed record without data holds the name.
 // Errors: InvalidArgument (names, unknown provider), AlreadyExists
 // ("name_taken"), FailedPrecondition ("name_blocked_by_failed" when the failed
-// record holds SQLite bytes; "binding_conflict").
+// record holds data; "binding_conflict").
 Result<std::vector<Event>> DecideCreate(const State& state, const CreateCommand& command);
 
 // BindingAttached, or nothing when already attached. Errors: NotFound,

@@ -32,6 +32,7 @@ constexpr const char* NameOf() {
   if constexpr (std::is_same_v<T, SnapshotVerified>) return "SnapshotVerified";
   if constexpr (std::is_same_v<T, SnapshotDeleted>) return "SnapshotDeleted";
   if constexpr (std::is_same_v<T, SnapshotPolicySet>) return "SnapshotPolicySet";
+  if constexpr (std::is_same_v<T, ProviderConfigured>) return "ProviderConfigured";
 }
 
 template <typename T>

@@ -207,6 +207,19 @@ struct SnapshotDeleted {
 };
 
 // Retention and schedule of an add-on's snapshots; zero means "not set".
+// `via provider add`: a provider's server registered on this home. The
+// secret (an admin password) stays in keys/providers/; only its fingerprint
+// is recorded.
+struct ProviderConfigured {
+  std::string provider;
+  std::string host;
+  std::uint32_t port = 0;
+  std::string user;
+  std::string database;
+  Bytes secret_fingerprint;
+  bool operator==(const ProviderConfigured&) const = default;
+};
+
 struct SnapshotPolicySet {
   std::string addon_id;
   std::uint32_t keep_last = 0;
@@ -222,7 +235,8 @@ using Event = std::variant<LogInitialized, AddonCreated, StorageProvisioned, Pro
                            SnapshotFailed, RestoreRequested, SnapshotRestored, RestoreFailed,
                            StorageRepaired, AddonDestroyed, WorkloadTokenIssued,
                            GenerationDelivered, RepairRequested, StorageChecked,
-                           SnapshotVerified, SnapshotDeleted, SnapshotPolicySet>;
+                           SnapshotVerified, SnapshotDeleted, SnapshotPolicySet,
+                           ProviderConfigured>;
 
 // The contract name of an event's type ("AddonCreated").
 const char* EventTypeName(const Event& event);

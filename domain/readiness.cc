@@ -19,29 +19,31 @@ std::string BindFlag(const std::string& binding) {
 // `via addon create` of a record's name again, for its app and the binding it
 // was created for (never a guessed one).
 std::string CreateAgain(const AddonState& a) {
-  return "via addon create sqlite " + a.original_name + " --app " + a.app +
+  return "via addon create " + a.provider + " " + a.original_name + " --app " + a.app +
          BindFlag(a.requested_binding);
 }
 
 std::string EnsureRepair(const AddonState& a) {
-  return "via addon ensure sqlite " + a.name + " --app " + a.app + " --repair";
+  return "via addon ensure " + a.provider + " " + a.name + " --app " + a.app + " --repair";
 }
 
 Verdict Metadata(const ReadinessInput& in) {
   const AddonState* a = in.addon;
   if (a == nullptr) {
-    if (in.app.empty()) {
+    const std::string provider =
+        in.expected_provider.empty() ? in.default_provider : in.expected_provider;
+    if (in.app.empty() || provider.empty()) {
       // Which app it is for is the operator's call: no placeholder command.
       return Blocker{"addon_not_found", "operator",
-                     "no add-on named " + in.requested +
-                         "; create it with via addon create sqlite " + in.requested +
+                     "no add-on named " + in.requested + "; create it with via addon create " +
+                         (provider.empty() ? "<provider>" : provider) + " " + in.requested +
                          " --app <app>",
                      ""};
     }
     // A binding that points at another add-on is not asked for (create
     // would refuse it); the binding layer reports the conflict.
     return Blocker{"addon_not_found", "operator", "no add-on named " + in.requested,
-                   "via addon create sqlite " + in.requested + " --app " + in.app +
+                   "via addon create " + provider + " " + in.requested + " --app " + in.app +
                        (in.binding_target ? "" : BindFlag(in.binding))};
   }
   const bool name_free = !in.name_holder.has_value() || *in.name_holder == a->id;
@@ -72,12 +74,12 @@ Verdict Metadata(const ReadinessInput& in) {
     }
     if (a->data_present) {
       return Blocker{"provisioning_failed", "operator",
-                     reason + " (the file holds SQLite data, so the name stays blocked)",
+                     reason + " (" + in.data_note + ", so the name stays blocked)",
                      EnsureRepair(*a)};
     }
     return Blocker{"provisioning_failed", "operator", reason, CreateAgain(*a)};
   }
-  if (a->provider != "sqlite") {
+  if (!in.provider_known) {
     return Blocker{"unknown_provider", "platform",
                    "add-on " + a->name + " uses provider '" + a->provider +
                        "', which this build does not run: a build with it is needed",
@@ -112,15 +114,21 @@ Verdict Storage(const ReadinessInput& in) {
       break;
     case StorageFact::kMissing:
       return Blocker{"storage_missing", "operator",
-                     "database file for " + a->name + " is missing", EnsureRepair(*a)};
+                     in.storage_noun + " for " + a->name + " is missing", EnsureRepair(*a)};
     case StorageFact::kUnreadable:
       return Blocker{"storage_unreadable", "platform",
-                     "database file for " + a->name + " cannot be read: " + in.storage_detail +
+                     in.storage_noun + " for " + a->name + " cannot be read: " + in.storage_detail +
                          "; fix the file's permissions or disk, then: " + EnsureRepair(*a),
+                     ""};
+    case StorageFact::kUnreachable:
+      // The server is the platform's: nothing to paste until it answers.
+      return Blocker{"storage_unreachable", "platform",
+                     "the server holding the " + in.storage_noun + " of " + a->name +
+                         " does not answer: " + in.storage_detail,
                      ""};
     case StorageFact::kCorrupt:
       return Blocker{"storage_corrupt", "operator",
-                     "database file for " + a->name + " is corrupt: " + in.storage_detail,
+                     in.storage_noun + " for " + a->name + " is corrupt: " + in.storage_detail,
                      EnsureRepair(*a)};
   }
   // The probe reads the header and schema only; a full check that found
@@ -222,7 +230,8 @@ const std::vector<std::string>& BlockerCodes() {
   static const std::vector<std::string> kCodes = {
       "addon_not_found",    "addon_destroyed",       "provisioning_failed",
       "metadata_conflict",  "unknown_provider",      "storage_missing",
-      "storage_unreadable", "storage_corrupt",       "restore_in_progress",
+      "storage_unreadable", "storage_corrupt",       "storage_unreachable",
+      "restore_in_progress",
       "binding_missing",    "binding_conflict",      "no_active_generation",
       "credentials_key_missing", "release_claim_missing"};
   return kCodes;

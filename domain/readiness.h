@@ -16,7 +16,9 @@
 namespace via {
 
 // What the provider found on disk (probed for real by the caller).
-enum class StorageFact { kOk, kMissing, kUnreadable, kCorrupt };
+// kUnreachable: the server that holds it does not answer (a provider whose
+// storage is remote).
+enum class StorageFact { kOk, kMissing, kUnreadable, kCorrupt, kUnreachable };
 
 struct ReadinessInput {
   std::string requested;            // name or id the user asked about
@@ -35,6 +37,15 @@ struct ReadinessInput {
   StorageFact storage = StorageFact::kMissing;
   std::string storage_detail;
   bool credentials_key_present = true;
+  // What the add-on's provider says (domain/ names no provider; the caller
+  // fills these from the provider registry): whether this build runs it,
+  // what its storage is called in reasons, why a failed record with data
+  // keeps its name, and the provider an `addon create` remediation names when
+  // no add-on says which ("" offers none).
+  bool provider_known = true;
+  std::string storage_noun = "storage";
+  std::string data_note = "its storage holds data";
+  std::string default_provider;
 };
 
 struct Readiness {

@@ -244,6 +244,9 @@ struct Applier {
       it->second.deleted_reason = e.reason;
     }
   }
+  // Provider settings live with the provider (keys/providers/); the record
+  // is for auditors.
+  void operator()(const ProviderConfigured&) {}
   void operator()(const SnapshotPolicySet& e) {
     if (auto* a = Addon(e.addon_id)) {
       a->keep_last = e.keep_last;

@@ -3,7 +3,8 @@
 // The home directory layout (DESIGN.md section 3) and its key files.
 //
 //   log/events.db  state/projections.db  keys/{log.key,log.pub,workload.key,credentials.key}
-//   addons/<addon_id>/data.sqlite  snapshots/<addon_id>/<snapshot_id>.sqlite
+//   addons/<addon_id>/…  snapshots/<addon_id>/…  (each provider owns what is inside:
+//   providers/<name>/)
 //
 // Secret key files are written 0600 through a temporary file, fsync and rename,
 // so a crash never leaves a half-written key.
@@ -35,15 +36,8 @@ struct Home {
   std::filesystem::path addon_dir(const std::string& addon_id) const {
     return root / "addons" / addon_id;
   }
-  std::filesystem::path addon_db(const std::string& addon_id) const {
-    return addon_dir(addon_id) / "data.sqlite";
-  }
   std::filesystem::path snapshot_dir(const std::string& addon_id) const {
     return root / "snapshots" / addon_id;
-  }
-  std::filesystem::path snapshot_file(const std::string& addon_id,
-                                      const std::string& snapshot_id) const {
-    return snapshot_dir(addon_id) / (snapshot_id + ".sqlite");
   }
 
   // --home, else $VIA_HOME, else ${XDG_DATA_HOME:-$HOME/.local/share}/via.

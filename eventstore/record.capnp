@@ -37,6 +37,7 @@ struct Record {
     snapshotVerified @27 :SnapshotVerified;
     snapshotDeleted @28 :SnapshotDeleted;
     snapshotPolicySet @29 :SnapshotPolicySet;
+    providerConfigured @30 :ProviderConfigured;
   }
 }
 
@@ -203,4 +204,13 @@ struct SnapshotPolicySet {
   keepDaily @2 :UInt32;
   keepWeekly @3 :UInt32;
   everySeconds @4 :UInt32;
+}
+
+struct ProviderConfigured {
+  provider @0 :Text;
+  host @1 :Text;
+  port @2 :UInt32;
+  user @3 :Text;
+  database @4 :Text;
+  secretFingerprint @5 :Data;
 }

@@ -184,6 +184,15 @@ struct EventWriter {
     x.setSnapshotId(e.snapshot_id);
     x.setReason(e.reason);
   }
+  void operator()(const ProviderConfigured& e) {
+    auto x = b.initProviderConfigured();
+    x.setProvider(e.provider);
+    x.setHost(e.host);
+    x.setPort(e.port);
+    x.setUser(e.user);
+    x.setDatabase(e.database);
+    x.setSecretFingerprint(DataOf(e.secret_fingerprint));
+  }
   void operator()(const SnapshotPolicySet& e) {
     auto x = b.initSnapshotPolicySet();
     x.setAddonId(e.addon_id);
@@ -317,6 +326,12 @@ std::optional<Event> ReadEvent(CRecord::Event::Reader r) {
       auto x = r.getSnapshotPolicySet();
       return SnapshotPolicySet{TextOf(x.getAddonId()), x.getKeepLast(), x.getKeepDaily(),
                                x.getKeepWeekly(), x.getEverySeconds()};
+    }
+    case CRecord::Event::PROVIDER_CONFIGURED: {
+      auto x = r.getProviderConfigured();
+      return ProviderConfigured{TextOf(x.getProvider()), TextOf(x.getHost()), x.getPort(),
+                                TextOf(x.getUser()), TextOf(x.getDatabase()),
+                                BytesOf(x.getSecretFingerprint())};
     }
   }
   return std::nullopt;  // a discriminant this build does not know

@@ -68,6 +68,7 @@ constexpr EventLayout kEvents[] = {
     {1, {kBoolBit}, 4, {T, T, T, T}},         // 22 SnapshotVerified
     {0, {}, 3, {T, T, T}},                    // 23 SnapshotDeleted
     {2, {kAllBits, kAllBits}, 1, {T}},        // 24 SnapshotPolicySet
+    {1, {kUInt32Bits}, 5, {T, T, T, T, D}},   // 25 ProviderConfigured
 };
 
 template <typename S>
@@ -103,6 +104,7 @@ static_assert(Matches<schema::StorageChecked>(21, E::STORAGE_CHECKED));
 static_assert(Matches<schema::SnapshotVerified>(22, E::SNAPSHOT_VERIFIED));
 static_assert(Matches<schema::SnapshotDeleted>(23, E::SNAPSHOT_DELETED));
 static_assert(Matches<schema::SnapshotPolicySet>(24, E::SNAPSHOT_POLICY_SET));
+static_assert(Matches<schema::ProviderConfigured>(25, E::PROVIDER_CONFIGURED));
 static_assert(schema::BindingClaim::_capnpPrivate::dataWordSize == 0 &&
               schema::BindingClaim::_capnpPrivate::pointerCount == 2);
 static_assert(schema::Record::_capnpPrivate::dataWordSize == 3 &&

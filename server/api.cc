@@ -12,7 +12,6 @@
 #include "domain/names.h"
 #include "domain/readiness.h"
 #include "projections/read_model.h"
-#include "providers/sqlite/provider.h"
 #include "server/hrana_cursor.h"
 #include "server/hrana_json.h"
 #include "server/hrana_protobuf.h"
@@ -484,8 +483,18 @@ HttpResponse Api::Descriptor(const HttpRequest& request, const std::string& bind
   // workload runs.
   input.latest_release = claims->release;
   input.latest_release_claims = true;
+  auto provider = ProviderOf(*addon);
+  if (options_.providers != nullptr) {
+    providers::Environment env;
+    env.home = options_.home;
+    options_.providers->Describe(addon->provider, input, env);
+  }
   std::string probe_detail;
-  input.storage = ProbeStorage(addon->id, &probe_detail);
+  if (provider.ok()) {
+    input.storage = ProbeStorage(**provider, addon->id, &probe_detail);
+  } else {
+    input.provider_known = false;
+  }
   if (input.storage != StorageFact::kOk) {
     // The probe's detail names files: it goes to the error log, not the app.
     ErrorLog("via serve: storage of " + addon->id + ": " + probe_detail);
@@ -517,18 +526,28 @@ HttpResponse Api::Descriptor(const HttpRequest& request, const std::string& bind
   if (!state->deliveries.count({addon->id, generation->number, claims->app, claims->release})) {
     RecordDelivery(addon->id, generation->number, claims->app, claims->release);
   }
-  std::string url;
+  providers::DescriptorInput described;
+  described.addon_id = addon->id;
+  described.generation = generation->number;
+  described.credential = mac;
   {
     std::lock_guard lock(state_mu_);
-    url = options_.public_url;
+    described.proxy_url = options_.public_url;
+  }
+  described.proxy_token = FormatAuthToken(addon->id, generation->number, mac);
+  auto fields = (*provider)->Describe(described);
+  if (!fields.ok()) {
+    ErrorLog("via serve: descriptor of " + addon->id + ": " + fields.status().message());
+    return JsonError(503, "descriptor_unavailable",
+                     "the descriptor of " + addon->id + " cannot be made now; retry");
   }
   HttpResponse r;
   r.headers.emplace_back("Cache-Control", "no-store");
   r.body = Dump(json{{"binding", binding},
                      {"provider", addon->provider},
                      {"addon_id", addon->id},
-                     {"url", url},
-                     {"auth_token", FormatAuthToken(addon->id, generation->number, mac)},
+                     {"url", fields->url},
+                     {"auth_token", fields->auth_token},
                      {"generation", generation->number},
                      {"app", claims->app},
                      {"release", claims->release}});
@@ -576,8 +595,19 @@ Result<jwt::Claims> Api::VerifyToken(const std::string& token) {
 // shows the same regular, non-empty file (same device and inode), so a file
 // that is deleted, emptied or replaced is noticed on the next request, and
 // damage inside the file within a second. Unhealthy results are never reused.
-StorageFact Api::ProbeStorage(const std::string& addon_id, std::string* detail) {
-  const std::string path = options_.home.addon_db(addon_id).string();
+Result<std::unique_ptr<providers::Provider>> Api::ProviderOf(const AddonState& addon) const {
+  if (options_.providers == nullptr) return Internal("via serve has no provider registry");
+  providers::Environment env;
+  env.home = options_.home;
+  env.actor = options_.actor;
+  env.clock = options_.clock;
+  return options_.providers->Make(addon.provider, env);
+}
+
+StorageFact Api::ProbeStorage(const providers::Provider& provider, const std::string& addon_id,
+                              std::string* detail) {
+  if (!provider.ProxiesSql()) return provider.Probe(addon_id, detail);  // not a local file
+  const std::string path = provider.StorageLocation(addon_id);
   const std::int64_t now = options_.clock->NowMs();
   struct stat st {};
   const bool present = ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0;
@@ -591,7 +621,7 @@ StorageFact Api::ProbeStorage(const std::string& addon_id, std::string* detail) 
       return StorageFact::kOk;
     }
   }
-  StorageFact fact = providers::sqlite::ProbeAddonStorage(options_.home, addon_id, detail);
+  StorageFact fact = provider.Probe(addon_id, detail);
   std::lock_guard lock(probe_cache_mu_);
   if (fact == StorageFact::kOk && present) {
     probe_cache_[addon_id] = ProbeEntry{now, static_cast<std::uint64_t>(st.st_dev),
@@ -850,7 +880,14 @@ std::optional<HttpResponse> Api::AdmitSql(const SqlRequest& sql,
   if (addon->phase != AddonPhase::kActive) {
     return HranaError(409, "addon_not_usable", "add-on " + addon->id + " is " + PhaseName(addon->phase));
   }
-  const std::string path = options_.home.addon_db(addon->id).string();
+  auto provider = ProviderOf(*addon);
+  if (!provider.ok() || !(*provider)->ProxiesSql()) {
+    // Apps of such add-ons connect to the url of their descriptor.
+    return HranaError(400, "addon_not_proxied",
+                      "add-on " + addon->id + " (provider " + addon->provider +
+                          ") is not served by the SQL proxy: connect to the url of its descriptor");
+  }
+  const std::string path = (*provider)->StorageLocation(addon->id);
   const int busy_ms = options_.sqlite_busy_timeout_ms;
   *open = [path, busy_ms]() -> Result<hrana::SqliteConnection> {
     sqlite3* raw = nullptr;

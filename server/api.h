@@ -66,6 +66,7 @@
 #include "domain/status.h"
 #include "eventstore/event_log.h"
 #include "eventstore/home.h"
+#include "providers/registry.h"
 #include "server/hrana.h"
 #include "server/http_message.h"
 #include "server/jwt.h"
@@ -75,6 +76,9 @@ namespace via::server {
 
 struct ApiOptions {
   eventstore::Home home;
+  // The providers this build runs (built by cli/): descriptors, storage
+  // probes and whether the SQL proxy serves an add-on come from them.
+  const providers::Registry* providers = nullptr;
   // Base URL put in descriptors ("http://127.0.0.1:7600"); set by the server
   // once it knows its port when empty.
   std::string public_url;
@@ -163,8 +167,13 @@ class Api {
                       const std::string& app, const std::string& release);
   // jwt::Verify with a cache of verified signatures (see api.cc).
   Result<jwt::Claims> VerifyToken(const std::string& token);
-  // ProbeAddonStorage with a short-lived cache of healthy results (see api.cc).
-  StorageFact ProbeStorage(const std::string& addon_id, std::string* detail);
+  // The add-on's provider (probing and describing only: no log), or an
+  // error (unknown_provider).
+  Result<std::unique_ptr<providers::Provider>> ProviderOf(const AddonState& addon) const;
+  // The provider's probe, with a short-lived cache of healthy results for
+  // file storage (see api.cc).
+  StorageFact ProbeStorage(const providers::Provider& provider, const std::string& addon_id,
+                           std::string* detail);
   void TailLoop();
   void ErrorLog(const std::string& line) const {
     if (options_.error_log) options_.error_log(line);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include <fcntl.h>
@@ -49,14 +50,36 @@ Result<State> Current(const eventstore::Home& home, eventstore::EventLog& log,
 
 }  // namespace
 
+fs::path DatabasePath(const eventstore::Home& home, const std::string& addon_id) {
+  return home.addon_dir(addon_id) / "data.sqlite";
+}
+
+fs::path SnapshotFile(const eventstore::Home& home, const std::string& addon_id,
+                      const std::string& snapshot_id) {
+  return home.snapshot_dir(addon_id) / (snapshot_id + ".sqlite");
+}
+
+void Register(Registry& registry) {
+  registry.Add(kName, [](const Environment& env) -> std::unique_ptr<Provider> {
+    return std::make_unique<SqliteProvider>(env);
+  });
+}
+
+eventstore::EventLog& SqliteProvider::log() {
+  // Only the methods that append reach here; an instance made for probing
+  // (no log) never calls them.
+  if (options_.log == nullptr) std::abort();
+  return *options_.log;
+}
+
 StorageFact ProbeAddonStorage(const eventstore::Home& home, const std::string& addon_id,
                               std::string* detail) {
-  Probe probe = ProbeDatabase(home.addon_db(addon_id));
+  sqlite::Probe probe = ProbeDatabase(DatabasePath(home, addon_id));
   if (detail) *detail = probe.detail;
   return FactOf(probe.health);
 }
 
-StorageFact SqliteProvider::ProbeStorage(const std::string& addon_id, std::string* detail) const {
+StorageFact SqliteProvider::Probe(const std::string& addon_id, std::string* detail) const {
   return ProbeAddonStorage(options_.home, addon_id, detail);
 }
 
@@ -66,12 +89,12 @@ Status SqliteProvider::AppendCompletion(const std::string& command_id, std::vect
   request.command_id = command_id;
   request.recorded_at_ms = options_.clock ? options_.clock->NowMs() : 0;
   request.events = std::move(events);
-  return log_.Append(request).status();
+  return log().Append(request).status();
 }
 
 Status SqliteProvider::Provision(const std::string& addon_id) {
   VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home.addon_dir(addon_id)));
-  VIA_ASSIGN_OR_RETURN(State state, Current(options_.home, log_, addon_id));
+  VIA_ASSIGN_OR_RETURN(State state, Current(options_.home, log(), addon_id));
   const AddonState* addon = state.FindById(addon_id);
   if (addon == nullptr) return NotFound("addon_not_found", "no add-on " + addon_id);
   if (addon->phase != AddonPhase::kProvisioning) return Status::Ok();  // someone finished it
@@ -105,7 +128,7 @@ Result<SnapshotTaken> SqliteProvider::Snapshot(const std::string& addon_id,
   VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home.addon_dir(addon_id)));
   std::error_code ec;
   fs::create_directories(options_.home.snapshot_dir(addon_id), ec);
-  fs::path dest = options_.home.snapshot_file(addon_id, snapshot_id);
+  fs::path dest = SnapshotPath(addon_id, snapshot_id);
   const std::string command_id = "snapshot/" + snapshot_id;
   options_.crash.At("snapshot.before_file");
   Status armed = ArmTestFault(options_.test_fault);  // test-only; no-op in production
@@ -140,7 +163,7 @@ Result<SnapshotVerified> SqliteProvider::Verify(const std::string& addon_id,
   request.actor = options_.actor;
   request.recorded_at_ms = options_.clock ? options_.clock->NowMs() : 0;
   request.events = {verified};
-  VIA_RETURN_IF_ERROR(log_.Append(request).status());
+  VIA_RETURN_IF_ERROR(log().Append(request).status());
   return verified;
 }
 
@@ -154,7 +177,7 @@ Result<SnapshotVerified> SqliteProvider::CheckSnapshot(const std::string& addon_
 Result<SnapshotVerified> SqliteProvider::CheckSnapshotLocked(const std::string& addon_id,
                                                              const std::string& snapshot_id,
                                                              const PhaseProgress& progress) {
-  VIA_ASSIGN_OR_RETURN(State state, Current(options_.home, log_, addon_id));  // under the lock
+  VIA_ASSIGN_OR_RETURN(State state, Current(options_.home, log(), addon_id));  // under the lock
   auto it = state.snapshots.find(snapshot_id);
   if (it == state.snapshots.end() || it->second.addon_id != addon_id) {
     return NotFound("snapshot_not_found", "no snapshot " + snapshot_id + " of " + addon_id);
@@ -169,7 +192,7 @@ Result<SnapshotVerified> SqliteProvider::CheckSnapshotLocked(const std::string& 
   }
   options_.crash.At("verify.before_check");
   VIA_ASSIGN_OR_RETURN(SnapshotCheck check,
-                       VerifySnapshot(options_.home.snapshot_file(addon_id, snapshot_id),
+                       VerifySnapshot(SnapshotPath(addon_id, snapshot_id),
                                       snap.sha256, snap.bytes, progress));
   options_.crash.At("verify.after_check");
   return SnapshotVerified{addon_id, snapshot_id, check.ok, "sha256+integrity_check", check.detail};
@@ -178,7 +201,7 @@ Result<SnapshotVerified> SqliteProvider::CheckSnapshotLocked(const std::string& 
 Status SqliteProvider::RemoveSnapshotFile(const std::string& addon_id,
                                           const std::string& snapshot_id) {
   VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home.addon_dir(addon_id)));
-  fs::path file = options_.home.snapshot_file(addon_id, snapshot_id);
+  fs::path file = SnapshotPath(addon_id, snapshot_id);
   options_.crash.At("delete.before_file");
   if (::unlink(file.c_str()) != 0 && errno != ENOENT) {
     return Internal("remove " + file.string() + ": " + std::strerror(errno));
@@ -207,11 +230,11 @@ void SqliteProvider::DiscardImport(const std::string& addon_id) {
   fs::remove_all(options_.home.addon_dir(addon_id), ec);
 }
 
-Result<SqliteProvider::CheckOutcome> SqliteProvider::Check(const std::string& addon_id,
-                                                          const std::string& command_id) {
+Result<CheckOutcome> SqliteProvider::Check(const std::string& addon_id,
+                                           const std::string& command_id) {
   // Under the add-on's lock: no repair moves the file away meanwhile.
   VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home.addon_dir(addon_id)));
-  Probe probe = CheckDatabase(DatabasePath(addon_id));
+  sqlite::Probe probe = CheckDatabase(DatabasePath(addon_id));
   CheckOutcome out;
   out.event = StorageChecked{addon_id, probe.health == StorageHealth::kOk, "integrity_check",
                              probe.detail};
@@ -220,7 +243,7 @@ Result<SqliteProvider::CheckOutcome> SqliteProvider::Check(const std::string& ad
   request.recorded_at_ms = options_.clock ? options_.clock->NowMs() : 0;
   request.events = {out.event};
   request.command_id = command_id;
-  VIA_ASSIGN_OR_RETURN(eventstore::AppendResult appended, log_.Append(request));
+  VIA_ASSIGN_OR_RETURN(eventstore::AppendResult appended, log().Append(request));
   out.seq = appended.last_seq;
   out.replayed = appended.replayed;
   return out;
@@ -235,7 +258,7 @@ Status SqliteProvider::Restore(const std::string& addon_id, const std::string& s
   Progress tracked = [&](std::uint64_t done, std::uint64_t total) {
     if (done * 2 >= total && done < total) options_.crash.At("restore.during_file");
   };
-  Status restored = RestoreInto(options_.home.snapshot_file(addon_id, snapshot_id),
+  Status restored = RestoreInto(SnapshotPath(addon_id, snapshot_id),
                                 DatabasePath(addon_id), tracked, verified, progress);
   options_.crash.At("restore.after_file");
   if (!restored.ok()) {
@@ -250,7 +273,7 @@ Status SqliteProvider::Restore(const std::string& addon_id, const std::string& s
 Result<bool> SqliteProvider::FinishSnapshot(const std::string& addon_id,
                                             const std::string& snapshot_id) {
   VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home.addon_dir(addon_id)));
-  fs::path dest = options_.home.snapshot_file(addon_id, snapshot_id);
+  fs::path dest = SnapshotPath(addon_id, snapshot_id);
   fs::path temp = dest;
   temp += ".tmp";
   std::error_code ec;
@@ -287,7 +310,7 @@ Result<RepairOutcome> SqliteProvider::FinishRepair(const State& state,
 
 Result<RepairOutcome> SqliteProvider::Repair(const std::string& addon_id, bool allow_empty) {
   VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home.addon_dir(addon_id)));
-  VIA_ASSIGN_OR_RETURN(State state, Current(options_.home, log_, addon_id));  // under the lock
+  VIA_ASSIGN_OR_RETURN(State state, Current(options_.home, log(), addon_id));  // under the lock
   const AddonState* addon = state.FindById(addon_id);
   if (addon == nullptr) return NotFound("addon_not_found", "no add-on " + addon_id);
   if (addon->phase == AddonPhase::kDestroyed) {
@@ -295,7 +318,7 @@ Result<RepairOutcome> SqliteProvider::Repair(const std::string& addon_id, bool a
   }
   RepairOutcome outcome;
   fs::path db = DatabasePath(addon_id);
-  Probe probe = ProbeDatabase(db);
+  sqlite::Probe probe = ProbeDatabase(db);
   if (probe.health == StorageHealth::kOk &&
       (addon->checked_corrupt() || addon->phase == AddonPhase::kFailed)) {
     // The probe reads header and schema only: before keeping a file that a
@@ -320,7 +343,7 @@ Result<RepairOutcome> SqliteProvider::Repair(const std::string& addon_id, bool a
   const SnapshotState* source = nullptr;
   if (probe.health != StorageHealth::kOk) {
     for (const SnapshotState* snap : snapshots) {
-      fs::path file = options_.home.snapshot_file(addon_id, snap->id);
+      fs::path file = SnapshotPath(addon_id, snap->id);
       auto digest = DigestFile(file);
       if (!digest.ok() || Bytes(digest->sha256.begin(), digest->sha256.end()) != snap->sha256) {
         continue;
@@ -373,7 +396,7 @@ Result<RepairOutcome> SqliteProvider::Repair(const std::string& addon_id, bool a
     }
     if (source != nullptr) {
       VIA_RETURN_IF_ERROR(CreateDatabase(db));
-      VIA_RETURN_IF_ERROR(RestoreInto(options_.home.snapshot_file(addon_id, source->id), db,
+      VIA_RETURN_IF_ERROR(RestoreInto(SnapshotPath(addon_id, source->id), db,
                                       nullptr, /*verified=*/true));
       done.push_back(StorageRepaired{addon_id, "restored_from_snapshot", source->id, ""});
       outcome.actions.push_back("restored_from_snapshot");

@@ -169,6 +169,8 @@ std::vector<via::Event> OneOfEach() {
   events.push_back(SnapshotVerified{"ad_x", "sn_1", true, "sha256+integrity_check", "ok"});
   events.push_back(SnapshotDeleted{"ad_x", "sn_1", "retention"});
   events.push_back(SnapshotPolicySet{"ad_x", 3, 7, 4, 86400});
+  events.push_back(ProviderConfigured{"postgres", "db.internal", 5432, "via", "postgres",
+                                      Bytes(32, 0xab)});
   events.push_back(AddonDestroyed{"ad_x", "db-x#destroyed#ad_x"});
   return events;
 }
@@ -227,6 +229,8 @@ TEST_CASE("every event type has its own audit log summary", "[cli][audit_log]") 
       "SnapshotDeleted      db-x (ad_x) snapshot sn_1 deleted (retention)",
       "SnapshotPolicySet    db-x (ad_x) snapshot policy: keep last 3, daily 7, weekly 4, every "
       "86400s",
+      "ProviderConfigured   provider postgres configured: via@db.internal:5432/postgres (secret "
+      "fingerprint abababababababab)",
       "AddonDestroyed       db-x (ad_x) destroyed; its record is now db-x#destroyed#ad_x",
   };
   const auto lines = Lines(r.out);

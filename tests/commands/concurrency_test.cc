@@ -9,6 +9,7 @@
 
 #include "commands/addon.h"
 #include "eventstore/event_log.h"
+#include "providers/sqlite/provider.h"
 #include "testing.h"
 
 using namespace via;
@@ -19,9 +20,15 @@ struct Fixture {
   testing::TempDir dir;
   testing::FakeClock clock;
   testing::CountingIds ids;
+  providers::Registry registry = [] {
+    providers::Registry r;
+    providers::sqlite::Register(r);
+    return r;
+  }();
 
   commands::Context Context(CrashPoints crash = {}) {
     commands::Context ctx;
+    ctx.providers = &registry;
     ctx.home = eventstore::Home{dir.path()};
     ctx.actor = "tester";
     ctx.clock = &clock;

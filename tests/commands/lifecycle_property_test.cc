@@ -9,6 +9,7 @@
 #include "commands/addon.h"
 #include "commands/audit.h"
 #include "projections/read_model.h"
+#include "providers/sqlite/provider.h"
 #include "testing.h"
 
 using namespace via;
@@ -18,7 +19,10 @@ TEST_CASE("read model digest equals replay after random command sequences", "[co
     testing::TempDir dir;
     testing::FakeClock clock;
     testing::CountingIds ids;
+    providers::Registry registry;
+    providers::sqlite::Register(registry);
     commands::Context ctx;
+    ctx.providers = &registry;
     ctx.home = eventstore::Home{dir.path()};
     ctx.actor = "prop";
     ctx.clock = &clock;

@@ -14,7 +14,7 @@ State Fold(const std::vector<Event>& events) {
 }
 
 CreateCommand Create(const std::string& name, const std::string& id, const std::string& binding = "") {
-  return CreateCommand{name, "sqlite", "api", binding, id, Bytes{1}, Bytes{2}};
+  return CreateCommand{name, "sqlite", "api", binding, id, Bytes{1}, Bytes{2}, {"sqlite"}};
 }
 
 void ApplyAll(State& s, const std::vector<Event>& events) {

@@ -112,6 +112,8 @@ TEST_CASE("an unknown add-on without an app prints no placeholder command", "[do
   CHECK(r.remediation.empty());
   CHECK(r.remediation.find("APP") == std::string::npos);
   in.app = "api";
+  CHECK(Evaluate(in).remediation.empty());  // no provider to offer
+  in.default_provider = "sqlite";           // the registry's first
   CHECK(Evaluate(in).remediation == "via addon create sqlite app-db --app api");
 }
 
@@ -153,10 +155,11 @@ TEST_CASE("each blocker code comes with its owner", "[domain]") {
       {[](AddonState& x, ReadinessInput&) { x.phase = AddonPhase::kDestroyed; }, "addon_destroyed", "operator"},
       {[](AddonState& x, ReadinessInput&) { x.phase = AddonPhase::kFailed; }, "provisioning_failed", "operator"},
       {[](AddonState&, ReadinessInput& in) { in.app = "web"; in.expected_provider = "sqlite"; }, "metadata_conflict", "operator"},
-      {[](AddonState& x, ReadinessInput&) { x.provider = "redis"; }, "unknown_provider", "platform"},
+      {[](AddonState& x, ReadinessInput& in) { x.provider = "redis"; in.provider_known = false; }, "unknown_provider", "platform"},
       {[](AddonState&, ReadinessInput& in) { in.storage = StorageFact::kMissing; }, "storage_missing", "operator"},
       {[](AddonState&, ReadinessInput& in) { in.storage = StorageFact::kUnreadable; }, "storage_unreadable", "platform"},
       {[](AddonState&, ReadinessInput& in) { in.storage = StorageFact::kCorrupt; }, "storage_corrupt", "operator"},
+      {[](AddonState&, ReadinessInput& in) { in.storage = StorageFact::kUnreachable; }, "storage_unreachable", "platform"},
       {[](AddonState& x, ReadinessInput&) { x.restoring_snapshot = "sn_1"; }, "restore_in_progress", "operator"},
       {[](AddonState&, ReadinessInput& in) { in.binding_target.reset(); }, "binding_missing", "operator"},
       {[](AddonState&, ReadinessInput& in) { in.binding_target = "ad_2"; }, "binding_conflict", "operator"},

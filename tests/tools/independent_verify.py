@@ -340,6 +340,9 @@ EVENTS = {
     23: ("SnapshotDeleted", [("addonId", "text", 0), ("snapshotId", "text", 1), ("reason", "text", 2)]),
     24: ("SnapshotPolicySet", [("addonId", "text", 0), ("keepLast", "u32", 0), ("keepDaily", "u32", 4),
                                ("keepWeekly", "u32", 8), ("everySeconds", "u32", 12)]),
+    25: ("ProviderConfigured", [("provider", "text", 0), ("host", "text", 1), ("port", "u32", 0),
+                                ("user", "text", 2), ("database", "text", 3),
+                                ("secretFingerprint", "data", 4)]),
 }
 
 

@@ -26,6 +26,7 @@
 
 #include "commands/addon.h"
 #include "commands/context.h"
+#include "providers/sqlite/provider.h"
 #include "eventstore/event_log.h"
 
 extern char** environ;
@@ -113,7 +114,10 @@ void Generate(const fs::path& home, std::uint64_t events) {
     }
   }
   log->reset();
+  via::providers::Registry registry;
+  via::providers::sqlite::Register(registry);
   via::commands::Context ctx;
+  ctx.providers = &registry;
   ctx.home = via::eventstore::Home{home};
   ctx.actor = "bench";
   ctx.clock = &clock;
