@@ -56,6 +56,13 @@ std::int64_t WallMs() {
       .count();
 }
 
+// Microseconds on the steady clock (time to answer a request).
+std::int64_t SteadyUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 std::string PathOnly(std::string_view target) {
   std::size_t q = target.find('?');
   return std::string(q == std::string_view::npos ? target : target.substr(0, q));
@@ -152,6 +159,7 @@ class HttpServer::Impl {
         control_(asio::make_strand(ioc_)),
         acceptor_(control_),
         signals_(control_, SIGINT, SIGTERM),
+        hangup_(control_, SIGHUP),
         drain_timer_(control_) {}
 
   Status Run();
@@ -182,19 +190,21 @@ class HttpServer::Impl {
   asio::awaitable<void> ServeRequests(Conn& conn);
   asio::awaitable<void> Send(Conn& conn, const HttpResponse& response, unsigned version,
                              bool keep_alive, const std::string& method, const std::string& path,
-                             std::int64_t started_ms, error_code& ec);
+                             std::int64_t started_us, error_code& ec);
   // Send() for a response whose body is a BodyStream.
   asio::awaitable<void> SendStream(Conn& conn, const HttpResponse& response, unsigned version,
                                    bool keep_alive, const std::string& method,
-                                   const std::string& path, std::int64_t started_ms,
+                                   const std::string& path, std::int64_t started_us,
                                    error_code& ec);
   // Hrana over WebSocket (hrana_ws.h) on `GET /` with an upgrade, until the
   // connection ends; every request runs through the handler as an HTTP call.
   asio::awaitable<void> ServeWebSocket(Conn& conn, http::request<http::string_body> request,
-                                       std::int64_t started_ms);
+                                       std::int64_t started_us);
   void BeginDrain();
+  // Waits for the next SIGHUP, calls on_reload, and waits again.
+  void AwaitHangup();
   void Log(const std::string& remote, const std::string& method, const std::string& path,
-           int status, std::size_t bytes, std::int64_t ms, const std::string& code);
+           int status, std::size_t bytes, std::int64_t micros, const std::string& code);
 
   const HttpServerOptions options_;
   const Handler handler_;
@@ -204,13 +214,13 @@ class HttpServer::Impl {
   asio::strand<asio::io_context::executor_type> control_;  // acceptor, signals, timers
   tcp::acceptor acceptor_;
   asio::signal_set signals_;
+  asio::signal_set hangup_;
   asio::steady_timer drain_timer_;
 
   std::atomic<bool> draining_{false};
   std::mutex conns_mu_;  // guards conns_ and next_id_
   std::map<std::uint64_t, std::weak_ptr<Conn>> conns_;
   std::uint64_t next_id_ = 1;
-  std::mutex log_mu_;
 };
 
 Status HttpServer::Impl::Run() {
@@ -232,6 +242,7 @@ Status HttpServer::Impl::Run() {
   signals_.async_wait([this](const error_code& error, int) {
     if (!error) BeginDrain();
   });
+  AwaitHangup();
   asio::co_spawn(control_, Accept(), asio::detached);
 
   std::vector<std::thread> threads;
@@ -243,11 +254,23 @@ Status HttpServer::Impl::Run() {
   return Status::Ok();
 }
 
+void HttpServer::Impl::AwaitHangup() {
+  // The signal stays caught until the server is destroyed (a SIGHUP while
+  // no wait is pending is queued, not fatal); a drain stops the waiting.
+  hangup_.async_wait([this](const error_code& error, int) {
+    if (error || draining_) return;
+    if (options_.on_reload) options_.on_reload();
+    AwaitHangup();
+  });
+}
+
 void HttpServer::Impl::BeginDrain() {
   if (draining_.exchange(true)) return;
   error_code ec;
   acceptor_.close(ec);
   signals_.cancel(ec);
+  hangup_.cancel(ec);
+  if (options_.on_drain) options_.on_drain();
   std::vector<std::shared_ptr<Conn>> live;
   {
     std::lock_guard lock(conns_mu_);
@@ -373,9 +396,9 @@ asio::awaitable<void> HttpServer::Impl::Serve(std::shared_ptr<Conn> conn) {
 asio::awaitable<void> HttpServer::Impl::Send(Conn& conn, const HttpResponse& response,
                                              unsigned version, bool keep_alive,
                                              const std::string& method, const std::string& path,
-                                             std::int64_t started_ms, error_code& ec) {
+                                             std::int64_t started_us, error_code& ec) {
   if (response.stream) {
-    co_await SendStream(conn, response, version, keep_alive, method, path, started_ms, ec);
+    co_await SendStream(conn, response, version, keep_alive, method, path, started_us, ec);
     co_return;
   }
   http::response<http::string_body> out{static_cast<http::status>(response.status), version};
@@ -387,7 +410,7 @@ asio::awaitable<void> HttpServer::Impl::Send(Conn& conn, const HttpResponse& res
   out.prepare_payload();
   conn.stream.expires_after(Ms(options_.read_timeout_ms));
   co_await http::async_write(conn.stream, out, asio::redirect_error(kAwait, ec));
-  Log(conn.remote, method, path, response.status, response.body.size(), WallMs() - started_ms,
+  Log(conn.remote, method, path, response.status, response.body.size(), SteadyUs() - started_us,
       response.error_code);
 }
 
@@ -395,7 +418,7 @@ asio::awaitable<void> HttpServer::Impl::SendStream(Conn& conn, const HttpRespons
                                                    unsigned version, bool keep_alive,
                                                    const std::string& method,
                                                    const std::string& path,
-                                                   std::int64_t started_ms, error_code& ec) {
+                                                   std::int64_t started_us, error_code& ec) {
   BodyStream& body = *response.stream;
   const bool chunked = version >= 11;
   http::response<http::empty_body> out{static_cast<http::status>(response.status), version};
@@ -437,13 +460,13 @@ asio::awaitable<void> HttpServer::Impl::SendStream(Conn& conn, const HttpRespons
   }
   body.Abandon();  // unblocks the writer if the body did not end
   if (!ec && !chunked) ec = http::error::end_of_stream;  // close the connection
-  Log(conn.remote, method, path, response.status, bytes, WallMs() - started_ms,
+  Log(conn.remote, method, path, response.status, bytes, SteadyUs() - started_us,
       response.error_code);
 }
 
 asio::awaitable<void> HttpServer::Impl::ServeWebSocket(Conn& conn,
                                                        http::request<http::string_body> request,
-                                                       std::int64_t started_ms) {
+                                                       std::int64_t started_us) {
   namespace websocket = beast::websocket;
   const std::string path = PathOnly(std::string(request.target()));
   const unsigned version = request.version();
@@ -452,13 +475,13 @@ asio::awaitable<void> HttpServer::Impl::ServeWebSocket(Conn& conn,
   error_code ec;
   if (path != "/") {
     co_await Send(conn, ErrorResponse(404, "not_found", "WebSocket upgrades are served on / only"),
-                  version, false, "GET", path, started_ms, ec);
+                  version, false, "GET", path, started_us, ec);
     co_return;
   }
   if (!subprotocol) {
     co_await Send(conn, ErrorResponse(400, "unsupported_subprotocol",
                                       "supported WebSocket subprotocols: hrana3, hrana2, hrana1"),
-                  version, false, "GET", path, started_ms, ec);
+                  version, false, "GET", path, started_us, ec);
     co_return;
   }
   websocket::stream<beast::tcp_stream&> ws(conn.stream);
@@ -474,7 +497,7 @@ asio::awaitable<void> HttpServer::Impl::ServeWebSocket(Conn& conn,
   }));
   ws.read_message_max(options_.max_body_bytes);
   co_await ws.async_accept(request, asio::redirect_error(kAwait, ec));
-  Log(conn.remote, "GET", path, ec ? 400 : 101, 0, WallMs() - started_ms,
+  Log(conn.remote, "GET", path, ec ? 400 : 101, 0, SteadyUs() - started_us,
       ec ? "websocket_handshake" : "");
   if (ec) co_return;
 
@@ -547,7 +570,7 @@ asio::awaitable<void> HttpServer::Impl::ServeRequests(Conn& conn) {
     error_code ec;
     conn.stream.expires_after(Ms(options_.idle_timeout_ms));
     co_await http::async_read_header(conn.stream, buffer, parser, asio::redirect_error(kAwait, ec));
-    const std::int64_t started = WallMs();
+    const std::int64_t started = SteadyUs();
     if (ec) {
       if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
         co_await Send(conn, ErrorResponse(431, "header_too_large", "request header larger than " + std::to_string(options_.max_header_bytes) + " bytes"),
@@ -622,17 +645,16 @@ asio::awaitable<void> HttpServer::Impl::ServeRequests(Conn& conn) {
 
 void HttpServer::Impl::Log(const std::string& remote, const std::string& method,
                            const std::string& path, int status, std::size_t bytes,
-                           std::int64_t ms, const std::string& code) {
+                           std::int64_t micros, const std::string& code) {
+  if (options_.metrics != nullptr) options_.metrics->ObserveRequest(path, status, micros);
   if (options_.access_log == nullptr) return;
   nlohmann::json line = {{"ts", WallMs()},   {"remote", remote}, {"method", method},
                          {"path", path},     {"status", status}, {"bytes", bytes},
-                         {"ms", ms}};
+                         {"ms", micros / 1000}};
   if (!code.empty()) line["code"] = code;
   // Paths come from clients: dump with replacement so bad UTF-8 cannot throw.
   std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  std::lock_guard lock(log_mu_);
-  *options_.access_log << text << '\n';
-  options_.access_log->flush();
+  options_.access_log->Write(text);
 }
 
 HttpServer::HttpServer(HttpServerOptions options, Handler handler,
