@@ -26,6 +26,8 @@ struct ServeFlags {
   std::string listen = "127.0.0.1:7600";
   std::string public_url;
   std::string access_log;
+  std::string tls_cert;
+  std::string tls_key;
   int threads = 0;  // 0: one per core
   std::size_t max_header_bytes = 16 * 1024;
   std::size_t max_body_bytes = 1 << 20;
@@ -152,6 +154,12 @@ int RunServe(Shell& shell, const ServeFlags& f) {
   http.max_body_bytes = f.max_body_bytes;
   http.max_connections = f.max_connections;
   http.error_log = ErrorLine;
+  if (f.tls_cert.empty() != f.tls_key.empty()) {
+    return shell.Fail(InvalidArgument("usage", "--tls-cert and --tls-key go together"));
+  }
+  http.tls_cert_file = f.tls_cert;
+  http.tls_key_file = f.tls_key;
+  const std::string scheme = f.tls_cert.empty() ? "http://" : "https://";
 
   VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
   server::ApiOptions api_options;
@@ -234,15 +242,15 @@ int RunServe(Shell& shell, const ServeFlags& f) {
         api_ptr->Handle(std::move(r), std::move(respond));
       },
       [&](const std::string& address) {
-        if (f.public_url.empty()) api_ptr->set_public_url("http://" + address);
+        if (f.public_url.empty()) api_ptr->set_public_url(scheme + address);
         // One write, so that a script tailing stderr never reads half the
         // address (std::cerr is unbuffered: each << would be a write).
-        const std::string line = "via serve: listening on http://" + address + " (log seq " +
+        const std::string line = "via serve: listening on " + scheme + address + " (log seq " +
                                  std::to_string(api_ptr->seq()) + ")\n";
         std::cerr.write(line.data(), static_cast<std::streamsize>(line.size()));
         std::cerr.flush();
         // Type=notify: systemd counts the service as started from here.
-        server::NotifySystemd("READY=1\nSTATUS=listening on http://" + address, ErrorLine);
+        server::NotifySystemd("READY=1\nSTATUS=listening on " + scheme + address, ErrorLine);
       });
   run = server.Run();
   maintenance.Stop();
@@ -269,8 +277,14 @@ void RegisterServe(CLI::App& app, Shell& shell) {
       ->type_name("FILE")
       ->configurable(false);
   serve->add_option("--listen", f->listen, "HOST:PORT to listen on (port 0: any free port)");
-  serve->add_option("--public-url", f->public_url, "base URL put in descriptors (default http://LISTEN)");
+  serve->add_option("--public-url", f->public_url,
+                    "base URL put in descriptors (default http://LISTEN, https:// with TLS)");
   serve->add_option("--access-log", f->access_log, "JSON-lines access log file (default stdout)");
+  serve->add_option("--tls-cert", f->tls_cert,
+                    "serve HTTPS/WSS with this PEM certificate chain (with --tls-key; SIGHUP reloads)")
+      ->type_name("FILE");
+  serve->add_option("--tls-key", f->tls_key, "the PEM private key of --tls-cert")
+      ->type_name("FILE");
   serve->add_option("--threads", f->threads, "I/O threads (default: one per core)")
       ->check(WholeNumber(0, 1024));
   serve->add_option("--max-header-bytes", f->max_header_bytes, "request header limit (default 16384)")

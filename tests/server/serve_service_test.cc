@@ -138,6 +138,8 @@ TEST_CASE("the example serve.conf names every flag of via serve, and all of them
     std::smatch m;
     if (std::regex_match(line, m, key_line)) {
       keys.insert(m[1]);
+      // TLS needs real files (tests/e2e/tls.sh serves with them).
+      if (m[1] == "tls-cert" || m[1] == "tls-key") continue;
       uncommented += std::string(m[1]) + " = " + std::string(m[2]) + "\n";
     } else if (line.rfind("[", 0) == 0) {
       uncommented += line + "\n";
@@ -469,4 +471,19 @@ TEST_CASE("via serve tells a NOTIFY_SOCKET READY=1 once it listens and STOPPING=
   CHECK(WIFEXITED(server.exit_status()));
   CHECK(WEXITSTATUS(server.exit_status()) == 0);
   ::close(fd);
+}
+
+TEST_CASE("via serve: TLS flags are checked before the server starts", "[server][service]") {
+  Home h;
+  const std::string serve = via::testing::ViaBinary() + " --home '" + h.home.string() +
+                            "' serve --listen 127.0.0.1:0 ";
+  auto alone = Run(serve + "--tls-cert /nonexistent/cert.pem </dev/null 2>&1");
+  CHECK(alone.exit_code == 2);
+  CHECK(alone.out.find("--tls-cert and --tls-key go together") != std::string::npos);
+  auto missing = Run(serve + "--tls-cert /nonexistent/cert.pem --tls-key /nonexistent/key.pem "
+                             "</dev/null 2>&1");
+  CHECK(missing.exit_code == 2);
+  CHECK(missing.out.find("invalid_tls") != std::string::npos);
+  CHECK(missing.out.find("/nonexistent/cert.pem") != std::string::npos);
+  CHECK(missing.out.find("listening on") == std::string::npos);
 }
