@@ -75,7 +75,9 @@ constexpr Example kExamples[] = {
     {"workload", "via workload token --app api --release v1"},
     {"workload token",
      "export VIA_WORKLOAD_TOKEN=$(via workload token --app api --release v1 --ttl 15m)"},
-    {"serve", "via serve --listen 127.0.0.1:7600 --access-log /var/log/via/access.log"},
+    {"serve",
+     "via serve --listen 127.0.0.1:7600 --access-log /var/log/via/access.log\n"
+     "via serve --config /etc/via/serve.conf"},
     {"sql",
      "VIA_CONFIG_URL=http://127.0.0.1:7600 VIA_WORKLOAD_TOKEN=$TOKEN via sql DATABASE \"SELECT "
      "1\"\n"

@@ -1,25 +1,33 @@
-// `via serve [--listen 127.0.0.1:7600]`: the config server, JWKS and Hrana SQL
-// proxy (DESIGN.md section 8, docs/runtime.md). Runs until SIGTERM/SIGINT,
-// drains, and exits 0.
+// `via serve [--config FILE] [--listen 127.0.0.1:7600]`: the config server,
+// JWKS and Hrana SQL proxy (DESIGN.md section 8, docs/runtime.md). Runs until
+// SIGTERM/SIGINT, drains, and exits 0.
 
+#include <csignal>
 #include <fstream>
 #include <iostream>
+#include <set>
 #include <thread>
 
+#include "cli/help.h"
 #include "cli/shell.h"
+#include "server/access_log.h"
 #include "server/api.h"
 #include "commands/maintenance.h"
 #include "server/http_server.h"
 #include "server/maintenance.h"
 #include "server/sql_policy.h"
+#include "server/systemd_notify.h"
 
 namespace via::cli {
 namespace {
 
 struct ServeFlags {
+  std::string config;  // a file of flags (ApplyConfigFile)
   std::string listen = "127.0.0.1:7600";
   std::string public_url;
   std::string access_log;
+  std::string tls_cert;
+  std::string tls_key;
   int threads = 0;  // 0: one per core
   std::size_t max_header_bytes = 16 * 1024;
   std::size_t max_body_bytes = 1 << 20;
@@ -35,6 +43,7 @@ struct ServeFlags {
   std::string statement_timeout = "30s";
   std::string busy_timeout = "5s";
   std::string drain_timeout = "10s";
+  std::string ready_max_lag = "5s";
   int sql_workers = 0;                    // 0: two per core, at least 4
   std::size_t per_addon_concurrency = 0;  // 0: half the SQL workers
   std::size_t sql_queue = 1024;
@@ -69,7 +78,71 @@ Status SplitListen(const std::string& listen, std::string* host, std::uint16_t* 
   return Status::Ok();
 }
 
+// A CLI11 check for a duration ParseDurationMs() reads ("500ms", "30s", ...).
+CLI::Validator Duration() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        auto ms = ParseDurationMs(text);
+        if (!ms.ok()) return ms.status().message();
+        return std::string();
+      },
+      "DURATION");
+}
+
+// Reads `--config FILE` (CLI11's TOML/INI form: `key = value` lines, `#` or
+// `;` comments, the keys in a [serve] section or in none) into the options of
+// `serve` that the command line did not set: the command line wins. Every key
+// is a flag of `via serve` without its dashes; an unknown key or section, a
+// key given twice or a value the flag refuses is a usage error (CLI::ConfigError,
+// exit 2) that names the file and the key.
+void ApplyConfigFile(CLI::App& serve, const std::string& path) {
+  const std::string where = "config file " + path;
+  std::ifstream in(path);
+  if (!in) throw CLI::ConfigError(where + ": cannot be read");
+  std::vector<CLI::ConfigItem> items;
+  try {
+    items = CLI::ConfigTOML().from_config(in);
+  } catch (const CLI::Error& e) {
+    throw CLI::ConfigError(where + ": " + e.what());
+  }
+  std::vector<std::string> keys;
+  for (const CLI::Option* option : serve.get_options()) {
+    const std::string& name = option->get_single_name();
+    if (option->get_configurable() && !name.empty() && name != "help") keys.push_back(name);
+  }
+  std::set<std::string> seen;
+  for (const CLI::ConfigItem& item : items) {
+    if (!item.parents.empty() && !(item.parents.size() == 1 && item.parents[0] == "serve")) {
+      std::string section;
+      for (const auto& p : item.parents) section += (section.empty() ? "" : ".") + p;
+      throw CLI::ConfigError(where + ": unknown section [" + section +
+                             "]; the flags of `via serve` go in [serve]");
+    }
+    if (item.name == "--" || item.name == "++") continue;  // a section's end or start
+    std::string key = item.name;
+    if (key.rfind("--", 0) == 0) key = key.substr(2);
+    CLI::Option* option = serve.get_option_no_throw("--" + key);
+    if (option == nullptr || !option->get_configurable() || key == "help") {
+      std::string message = where + ": unknown key '" + key + "'";
+      if (auto close = ClosestMatch(key, keys)) message += "; did you mean '" + *close + "'?";
+      throw CLI::ConfigError(message);
+    }
+    if (!seen.insert(key).second || item.inputs.size() != 1) {
+      throw CLI::ConfigError(where + ": key '" + key + "' is given more than once");
+    }
+    if (option->count() > 0) continue;  // the command line wins
+    try {
+      option->add_result(item.inputs);
+      option->run_callback();
+    } catch (const CLI::Error& e) {
+      throw CLI::ConfigError(where + ": " + key + " = \"" + item.inputs.front() + "\": " + e.what());
+    }
+  }
+}
+
 int RunServe(Shell& shell, const ServeFlags& f) {
+  // Until the server catches it, SIGHUP is ignored rather than fatal.
+  std::signal(SIGHUP, SIG_IGN);
   server::HttpServerOptions http;
   if (Status s = SplitListen(f.listen, &http.host, &http.port); !s.ok()) return shell.Fail(s);
   VIA_ASSIGN_OR_RETURN_EXIT(http.idle_timeout_ms, ParseDurationMs(f.idle_timeout), shell);
@@ -81,6 +154,12 @@ int RunServe(Shell& shell, const ServeFlags& f) {
   http.max_body_bytes = f.max_body_bytes;
   http.max_connections = f.max_connections;
   http.error_log = ErrorLine;
+  if (f.tls_cert.empty() != f.tls_key.empty()) {
+    return shell.Fail(InvalidArgument("usage", "--tls-cert and --tls-key go together"));
+  }
+  http.tls_cert_file = f.tls_cert;
+  http.tls_key_file = f.tls_key;
+  const std::string scheme = f.tls_cert.empty() ? "http://" : "https://";
 
   VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
   server::ApiOptions api_options;
@@ -113,20 +192,26 @@ int RunServe(Shell& shell, const ServeFlags& f) {
   // Statements past 100 ms go on at nice +10 (docs/runtime.md "Where work runs").
   api_options.hrana.long_statement_ms = 100;
   api_options.error_log = ErrorLine;
+  VIA_ASSIGN_OR_RETURN_EXIT(api_options.ready_max_lag_ms, ParseDurationMs(f.ready_max_lag), shell);
+  // Counted by the HTTP server and the API, shown at GET /metrics.
+  server::Metrics metrics;
+  api_options.metrics = &metrics;
+  http.metrics = &metrics;
   // Process-wide: every SQLite connection of this process (server/sql_policy.h).
   server::hrana::LimitSqliteHeap(f.sql_memory_limit);
   VIA_ASSIGN_OR_RETURN_EXIT(auto api, server::Api::Open(api_options), shell);
 
-  std::ofstream log_file;
-  if (f.access_log.empty() || f.access_log == "-") {
-    http.access_log = &std::cout;
-  } else {
-    log_file.open(f.access_log, std::ios::app);
-    if (!log_file) {
-      return shell.Fail(InvalidArgument("invalid_access_log", "cannot open " + f.access_log));
-    }
-    http.access_log = &log_file;
-  }
+  VIA_ASSIGN_OR_RETURN_EXIT(std::unique_ptr<server::AccessLog> access_log,
+                            server::AccessLog::Open(f.access_log), shell);
+  http.access_log = access_log.get();
+  // SIGHUP (`systemctl reload via`, logrotate's postrotate): the access log
+  // is opened again at its path.
+  http.on_drain = [] { server::NotifySystemd("STOPPING=1\nSTATUS=draining", ErrorLine); };
+  http.on_reload = [log = access_log.get()]() {
+    Status reopened = log->Reopen();
+    ErrorLine(reopened.ok() ? "via serve: SIGHUP: access log reopened"
+                            : "via serve: SIGHUP: " + reopened.message() + " (still writing the old file)");
+  };
 
   // Scheduled snapshots, retention and verification: one job at a time on a
   // low-priority thread of its own, between passes a pause.
@@ -150,25 +235,33 @@ int RunServe(Shell& shell, const ServeFlags& f) {
   if (f.snapshot_maintenance) maintenance.Start();
 
   server::Api* api_ptr = api.get();
+  Status run = Status::Ok();
+  {
   server::HttpServer server(
       http,
       [api_ptr](server::HttpRequest r, server::Responder respond) {
         api_ptr->Handle(std::move(r), std::move(respond));
       },
       [&](const std::string& address) {
-        if (f.public_url.empty()) api_ptr->set_public_url("http://" + address);
+        if (f.public_url.empty()) api_ptr->set_public_url(scheme + address);
         // One write, so that a script tailing stderr never reads half the
         // address (std::cerr is unbuffered: each << would be a write).
-        const std::string line = "via serve: listening on http://" + address + " (log seq " +
+        const std::string line = "via serve: listening on " + scheme + address + " (log seq " +
                                  std::to_string(api_ptr->seq()) + ")\n";
         std::cerr.write(line.data(), static_cast<std::streamsize>(line.size()));
         std::cerr.flush();
+        // Type=notify: systemd counts the service as started from here.
+        server::NotifySystemd("READY=1\nSTATUS=listening on " + scheme + address, ErrorLine);
       });
-  Status run = server.Run();
+  run = server.Run();
   maintenance.Stop();
   // The workers stop (and drop what still waits) before the server, whose
   // io_context their responders post to, is destroyed.
   api->Shutdown();
+  }
+  // The server caught SIGHUP while it existed; from here until exit the
+  // signal is ignored, so a late reload never ends the process with 129.
+  std::signal(SIGHUP, SIG_IGN);
   if (!run.ok()) return shell.Fail(run);
   std::cerr << "via serve: drained, exiting" << std::endl;
   return 0;
@@ -180,9 +273,19 @@ void RegisterServe(CLI::App& app, Shell& shell) {
   auto f = std::make_shared<ServeFlags>();
   CLI::App* serve = app.add_subcommand(
       "serve", "run the config server, JWKS and Hrana SQL proxy (see docs/runtime.md)");
+  serve->add_option("--config", f->config,
+                    "read flags from FILE (TOML/INI: `key = value` in [serve]; the command line wins)")
+      ->type_name("FILE")
+      ->configurable(false);
   serve->add_option("--listen", f->listen, "HOST:PORT to listen on (port 0: any free port)");
-  serve->add_option("--public-url", f->public_url, "base URL put in descriptors (default http://LISTEN)");
+  serve->add_option("--public-url", f->public_url,
+                    "base URL put in descriptors (default http://LISTEN, https:// with TLS)");
   serve->add_option("--access-log", f->access_log, "JSON-lines access log file (default stdout)");
+  serve->add_option("--tls-cert", f->tls_cert,
+                    "serve HTTPS/WSS with this PEM certificate chain (with --tls-key; SIGHUP reloads)")
+      ->type_name("FILE");
+  serve->add_option("--tls-key", f->tls_key, "the PEM private key of --tls-cert")
+      ->type_name("FILE");
   serve->add_option("--threads", f->threads, "I/O threads (default: one per core)")
       ->check(WholeNumber(0, 1024));
   serve->add_option("--max-header-bytes", f->max_header_bytes, "request header limit (default 16384)")
@@ -203,12 +306,21 @@ void RegisterServe(CLI::App& app, Shell& shell) {
       ->check(WholeNumber(1, 1ULL << 40));
   serve->add_option("--max-response-bytes", f->max_response_bytes, "rows per pipeline, in bytes (default 16 MiB)")
       ->check(WholeNumber(1024, 1ULL << 40));
-  serve->add_option("--idle-timeout", f->idle_timeout, "keep-alive idle timeout (default 60s)");
-  serve->add_option("--read-timeout", f->read_timeout, "time to receive a body / send a response (default 30s)");
-  serve->add_option("--stream-idle-timeout", f->stream_idle_timeout, "Hrana stream (baton) idle timeout (default 10s)");
-  serve->add_option("--statement-timeout", f->statement_timeout, "one SQL statement (default 30s)");
-  serve->add_option("--busy-timeout", f->busy_timeout, "wait for a database lock (default 5s)");
-  serve->add_option("--drain-timeout", f->drain_timeout, "grace for requests in flight at SIGTERM (default 10s)");
+  serve->add_option("--idle-timeout", f->idle_timeout, "keep-alive idle timeout (default 60s)")
+      ->check(Duration());
+  serve->add_option("--read-timeout", f->read_timeout, "time to receive a body / send a response (default 30s)")
+      ->check(Duration());
+  serve->add_option("--stream-idle-timeout", f->stream_idle_timeout, "Hrana stream (baton) idle timeout (default 10s)")
+      ->check(Duration());
+  serve->add_option("--statement-timeout", f->statement_timeout, "one SQL statement (default 30s)")
+      ->check(Duration());
+  serve->add_option("--busy-timeout", f->busy_timeout, "wait for a database lock (default 5s)")
+      ->check(Duration());
+  serve->add_option("--drain-timeout", f->drain_timeout, "grace for requests in flight at SIGTERM (default 10s)")
+      ->check(Duration());
+  serve->add_option("--ready-max-lag", f->ready_max_lag,
+                    "/readyz fails when the last log catch-up began longer ago (default 5s)")
+      ->check(Duration());
   serve->add_option("--sql-workers", f->sql_workers,
                     "threads that run SQL (default: 2 per core, at least 4)")
       ->check(WholeNumber(0, 1024));
@@ -225,11 +337,15 @@ void RegisterServe(CLI::App& app, Shell& shell) {
   serve->add_option("--snapshot-maintenance", f->snapshot_maintenance,
                     "scheduled snapshots, pruning and verification in the background (default true)");
   serve->add_option("--maintenance-interval", f->maintenance_interval,
-                    "pause between background passes (default 60s)");
+                    "pause between background passes (default 60s)")
+      ->check(Duration());
   serve->add_option("--verify-per-pass", f->verify_per_pass,
                     "snapshots verified per background pass (default 1)")
       ->check(WholeNumber(0, 1000));
-  serve->callback([&shell, f]() { shell.action = [&shell, f]() { return RunServe(shell, *f); }; });
+  serve->callback([&shell, f, serve]() {
+    if (!f->config.empty()) ApplyConfigFile(*serve, f->config);
+    shell.action = [&shell, f]() { return RunServe(shell, *f); };
+  });
 }
 
 }  // namespace via::cli

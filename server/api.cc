@@ -222,8 +222,10 @@ Result<std::unique_ptr<Api>> Api::Open(const ApiOptions& options) {
   log_options.ids = options.ids;
   log_options.actor = options.actor;
   VIA_ASSIGN_OR_RETURN(api->log_, eventstore::EventLog::Open(log_options));
+  const std::int64_t replay_started = MonotonicNs();
   VIA_ASSIGN_OR_RETURN(State state, projections::Replay(api->log_->store(), 0));
   api->state_ = std::make_shared<const State>(std::move(state));
+  api->caught_up_at_ns_ = replay_started;
 
   WorkPool::Options sql;
   sql.name = "sql";
@@ -280,6 +282,7 @@ Result<std::uint64_t> Api::CatchUp() {
       Apply(next, record);
       ++folded;
       if (const auto* e = std::get_if<GenerationRevoked>(&record.event)) {
+        if (options_.metrics) options_.metrics->CountRevocationApplied();
         closing.push_back({e->addon_id, e->generation,
                            Status(StatusCode::kUnauthenticated, "credential_revoked",
                                   "generation " + std::to_string(e->generation) + " of " +
@@ -311,11 +314,14 @@ Result<std::uint64_t> Api::CatchUp() {
   for (const auto& c : closing) {
     const std::string exact = c.generation ? DatabaseKey(c.addon_id, *c.generation) : "";
     const std::string prefix = c.addon_id + "/";
-    engine_.CloseStreamsFor(
+    const std::size_t closed = engine_.CloseStreamsFor(
         [&](std::string_view key) {
           return c.generation ? key == exact : key.substr(0, prefix.size()) == prefix;
         },
         c.reason);
+    if (options_.metrics && c.reason.reason() == "credential_revoked") {
+      options_.metrics->CountStreamsClosedByRevocation(closed);
+    }
   }
   return folded;
 }
@@ -331,6 +337,8 @@ void Api::Handle(HttpRequest request, Responder respond) {
       answer = Health();
     } else if (path == "/readyz") {
       answer = Ready();
+    } else if (path == "/metrics" && options_.metrics != nullptr) {
+      answer = get ? MetricsPage() : JsonError(405, "method_not_allowed", "use GET");
     } else if (path == "/.well-known/jwks.json") {
       answer = get ? Jwks() : JsonError(405, "method_not_allowed", "use GET");
     } else if (path.rfind(kDescriptors, 0) == 0) {
@@ -390,14 +398,64 @@ HttpResponse Api::Health() {
   return r;
 }
 
-HttpResponse Api::Ready() {
+std::string Api::NotReadyReason(std::string* detail, std::int64_t* lag_ms) const {
+  *lag_ms = std::max<std::int64_t>(0, (MonotonicNs() - caught_up_at_ns_.load()) / 1000000);
   if (!log_readable_.load()) {
-    HttpResponse r = JsonError(503, "log_unavailable", "the event log could not be read; retry");
+    *detail = "the event log could not be read at the last catch-up";
+    return "log_unavailable";
+  }
+  if (*lag_ms > options_.ready_max_lag_ms) {
+    *detail = "the last log catch-up began " + std::to_string(*lag_ms) + " ms ago (bound " +
+              std::to_string(options_.ready_max_lag_ms) + " ms)";
+    return "catch_up_lagging";
+  }
+  return "";
+}
+
+HttpResponse Api::Ready() {
+  std::string detail;
+  std::int64_t lag_ms = 0;
+  const std::string reason = NotReadyReason(&detail, &lag_ms);
+  if (!reason.empty()) {
+    HttpResponse r;
+    r.status = 503;
+    r.error_code = reason;
+    r.body = Dump(json{{"ready", false},
+                       {"seq", seq()},
+                       {"lag_ms", lag_ms},
+                       {"error", {{"code", reason}, {"message", detail + "; retry"}}}});
     r.headers.emplace_back("Retry-After", std::to_string(options_.retry_after_s));
     return r;
   }
   HttpResponse r;
-  r.body = Dump(json{{"ready", true}, {"seq", seq()}});
+  r.body = Dump(json{{"ready", true}, {"seq", seq()}, {"lag_ms", lag_ms}});
+  return r;
+}
+
+HttpResponse Api::MetricsPage() {
+  Metrics::Gauges g;
+  g.log_seq = seq();
+  std::string detail;
+  std::int64_t lag_ms = 0;
+  g.ready = NotReadyReason(&detail, &lag_ms).empty();
+  g.catch_up_age_seconds =
+      static_cast<double>(std::max<std::int64_t>(0, MonotonicNs() - caught_up_at_ns_.load())) / 1e9;
+  g.log_readable = log_readable_.load();
+  g.open_streams = engine_.open_streams();
+  g.pooled_connections = engine_.pooled_connections();
+  const WorkPool::Stats sql = sql_pool_->stats();
+  g.sql_workers = sql.workers;
+  g.sql_running = sql.running;
+  g.sql_queued = sql.queued;
+  g.sql_queue_limit = options_.sql_queue;
+  const WorkPool::Stats control = control_pool_->stats();
+  g.control_workers = control.workers;
+  g.control_running = control.running;
+  g.control_queued = control.queued;
+  HttpResponse r;
+  r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+  r.headers.emplace_back("Cache-Control", "no-store");
+  r.body = options_.metrics->Render(g);
   return r;
 }
 
@@ -722,6 +780,10 @@ Status Api::CatchUpForRequest(std::int64_t arrived_ns) {
   if (!caught_up.ok()) {
     ErrorLog("via serve: log catch-up: " + caught_up.status().ToString());
     status = Unavailable("log_unavailable", "the event log could not be read; retry");
+    log_readable_ = false;
+  } else {
+    log_readable_ = true;
+    caught_up_at_ns_ = started;
   }
   lock.lock();
   catch_up_running_ = false;
@@ -802,9 +864,13 @@ void Api::SubmitSql(std::shared_ptr<SqlRequest> sql, Responder respond) {
   const bool urgent = sql->baton() && engine_.HoldsWriteLock(sql->database_key(), *sql->baton());
   auto refuse = [respond, retry_after](const Status& s) { respond(HranaFailure(s, retry_after)); };
   const std::string addon_id = sql->credential.addon_id;
+  const std::int64_t submitted = MonotonicNs();
   Status queued = sql_pool_->Submit(
       addon_id,
-      WorkPool::Job{[this, sql, respond] {
+      WorkPool::Job{[this, sql, respond, submitted] {
+                      if (options_.metrics) {
+                        options_.metrics->ObserveSqlWait((MonotonicNs() - submitted) / 1000);
+                      }
                       if (sql->cursor) {
                         StreamCursor(*sql, respond);
                         return;
@@ -858,6 +924,7 @@ std::optional<HttpResponse> Api::AdmitSql(const SqlRequest& sql,
     return Unauthorized(HranaError(401, "addon_destroyed", "add-on " + addon->id + " was destroyed"));
   }
   if (generation->revoked) {
+    if (options_.metrics) options_.metrics->CountRevokedRequest();
     return Unauthorized(HranaError(401, "credential_revoked",
                                    "generation " + std::to_string(generation->number) +
                                        " of " + addon->id + " was revoked"));

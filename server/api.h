@@ -8,8 +8,12 @@
 //                                    the token's release, with a derived auth_token
 //   GET  /v2                         200: Hrana over HTTP, version 2 (JSON)
 //   POST /v2/pipeline                Bearer <auth_token>: a Hrana v2 pipeline
-//   GET  /healthz                    {"ok":true,"seq":N,"streams":N,"sql":{...}}
-//   GET  /readyz                     200 when the log was read at the last catch-up, else 503
+//   GET  /healthz                    liveness: {"ok":true,"seq":N,"streams":N,"sql":{...}}
+//   GET  /readyz                     readiness: 200 while the log is read and caught up;
+//                                    503 "log_unavailable" when the last catch-up failed,
+//                                    503 "catch_up_lagging" when the last successful one
+//                                    began more than ready_max_lag_ms ago
+//   GET  /metrics                    the Prometheus text exposition (metrics.h)
 //   anything else                    404 (so clients that probe /v3-protobuf fall back to v2)
 //
 // Where the work runs. Handle() runs on an HTTP I/O thread and never blocks
@@ -70,6 +74,7 @@
 #include "server/hrana.h"
 #include "server/http_message.h"
 #include "server/jwt.h"
+#include "server/metrics.h"
 #include "server/work_pool.h"
 
 namespace via::server {
@@ -98,6 +103,11 @@ struct ApiOptions {
   std::size_t control_queue = 1024;
   // How often the tailer thread folds new log records and closes idle streams.
   std::int64_t tick_interval_ms = 100;
+  // /readyz fails ("catch_up_lagging") when the last successful catch-up
+  // began longer ago than this.
+  std::int64_t ready_max_lag_ms = 5000;
+  // Counters for /metrics; null: none (then /metrics is 404). Outlives the Api.
+  Metrics* metrics = nullptr;
   // Unexpected failures and details kept out of answers, one line each.
   std::function<void(const std::string&)> error_log;
   Clock* clock = nullptr;             // wall clock (token expiry, records)
@@ -137,6 +147,10 @@ class Api {
   std::shared_ptr<const State> Snapshot() const;
   HttpResponse Health();
   HttpResponse Ready();
+  HttpResponse MetricsPage();
+  // Why the server is not ready ("log_unavailable", "catch_up_lagging"), or
+  // "" when it is; `detail` gets a sentence, `lag_ms` the catch-up age.
+  std::string NotReadyReason(std::string* detail, std::int64_t* lag_ms) const;
   HttpResponse Jwks();
   // Runs `run` on the control pool and answers with its result.
   void OnControlPool(Responder respond, std::function<HttpResponse()> run);
@@ -190,6 +204,8 @@ class Api {
   mutable std::mutex state_mu_;  // guards state_ and public_url
   std::shared_ptr<const State> state_;
   std::atomic<bool> log_readable_{true};  // the last catch-up succeeded
+  // MonotonicNs() when the last successful catch-up began.
+  std::atomic<std::int64_t> caught_up_at_ns_{0};
   // CatchUpForRequest(): whether one runs, and when the last one started.
   std::mutex catch_up_mu_;
   std::condition_variable catch_up_done_;

@@ -389,6 +389,13 @@ std::size_t HranaEngine::open_streams() const {
   return streams_.size();
 }
 
+std::size_t HranaEngine::pooled_connections() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::size_t n = 0;
+  for (const auto& [key, connections] : pool_) n += connections.size();
+  return n;
+}
+
 void HranaEngine::AddTombstoneLocked(const std::string& baton_hash, const Status& reason,
                                      std::int64_t now) {
   FindTombstoneLocked(std::string(), now);

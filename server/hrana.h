@@ -138,6 +138,8 @@ class HranaEngine {
 
   // Streams currently open (idle or running).
   std::size_t open_streams() const;
+  // Idle connections kept in the pool for new streams, over all keys.
+  std::size_t pooled_connections() const;
 
   const hrana::Limits& limits() const { return limits_; }
 

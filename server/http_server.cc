@@ -17,10 +17,12 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 #include <chrono>
 #include <limits>
 #include <map>
@@ -53,6 +55,13 @@ std::chrono::milliseconds Ms(std::int64_t ms) { return std::chrono::milliseconds
 std::int64_t WallMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Microseconds on the steady clock (time to answer a request).
+std::int64_t SteadyUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
 
@@ -140,6 +149,28 @@ class Pending {
   std::optional<CompletionHandler> handler_;
 };
 
+using TlsContext = asio::ssl::context;
+using TlsStream = asio::ssl::stream<beast::tcp_stream&>;
+
+// A server context with the certificate chain and key of `cert` and `key`
+// (PEM), TLS 1.2 and newer. Errors: InvalidArgument "invalid_tls" naming the
+// file that could not be used.
+Result<std::shared_ptr<TlsContext>> LoadTls(const std::string& cert, const std::string& key) {
+  auto ctx = std::make_shared<TlsContext>(TlsContext::tls_server);
+  error_code ec;
+  ctx->set_options(TlsContext::default_workarounds | TlsContext::no_sslv2 | TlsContext::no_sslv3 |
+                       TlsContext::no_tlsv1 | TlsContext::no_tlsv1_1 | TlsContext::single_dh_use,
+                   ec);
+  if (!ec) ctx->use_certificate_chain_file(cert, ec);
+  if (ec) return InvalidArgument("invalid_tls", "--tls-cert " + cert + ": " + ec.message());
+  ctx->use_private_key_file(key, TlsContext::pem, ec);
+  if (ec) return InvalidArgument("invalid_tls", "--tls-key " + key + ": " + ec.message());
+  if (SSL_CTX_check_private_key(ctx->native_handle()) != 1) {
+    return InvalidArgument("invalid_tls", "--tls-key " + key + " does not match --tls-cert " + cert);
+  }
+  return ctx;
+}
+
 }  // namespace
 
 class HttpServer::Impl {
@@ -152,6 +183,7 @@ class HttpServer::Impl {
         control_(asio::make_strand(ioc_)),
         acceptor_(control_),
         signals_(control_, SIGINT, SIGTERM),
+        hangup_(control_, SIGHUP),
         drain_timer_(control_) {}
 
   Status Run();
@@ -170,6 +202,10 @@ class HttpServer::Impl {
     std::atomic<std::int64_t> idle_since_ms{0};  // when it started waiting for a request
     std::string remote;
     std::uint64_t id = 0;
+    // With TLS: the context current when the connection was accepted (kept
+    // alive across a reload) and the TLS layer over `stream`.
+    std::shared_ptr<TlsContext> tls_context;
+    std::unique_ptr<TlsStream> tls;
   };
 
   asio::awaitable<void> Accept();
@@ -179,22 +215,36 @@ class HttpServer::Impl {
     if (options_.error_log) options_.error_log(line);
   }
   asio::awaitable<void> Serve(std::shared_ptr<Conn> conn);
-  asio::awaitable<void> ServeRequests(Conn& conn);
-  asio::awaitable<void> Send(Conn& conn, const HttpResponse& response, unsigned version,
-                             bool keep_alive, const std::string& method, const std::string& path,
-                             std::int64_t started_ms, error_code& ec);
+  // The request loop and its writers over `io`: the connection's TCP stream,
+  // or its TLS stream. Timeouts are always set on conn.stream (the TCP layer).
+  template <class Stream>
+  asio::awaitable<void> ServeRequests(Conn& conn, Stream& io);
+  template <class Stream>
+  asio::awaitable<void> Send(Conn& conn, Stream& io, const HttpResponse& response,
+                             unsigned version, bool keep_alive, const std::string& method,
+                             const std::string& path, std::int64_t started_us, error_code& ec);
   // Send() for a response whose body is a BodyStream.
-  asio::awaitable<void> SendStream(Conn& conn, const HttpResponse& response, unsigned version,
-                                   bool keep_alive, const std::string& method,
-                                   const std::string& path, std::int64_t started_ms,
+  template <class Stream>
+  asio::awaitable<void> SendStream(Conn& conn, Stream& io, const HttpResponse& response,
+                                   unsigned version, bool keep_alive, const std::string& method,
+                                   const std::string& path, std::int64_t started_us,
                                    error_code& ec);
   // Hrana over WebSocket (hrana_ws.h) on `GET /` with an upgrade, until the
   // connection ends; every request runs through the handler as an HTTP call.
-  asio::awaitable<void> ServeWebSocket(Conn& conn, http::request<http::string_body> request,
-                                       std::int64_t started_ms);
+  template <class Stream>
+  asio::awaitable<void> ServeWebSocket(Conn& conn, Stream& io,
+                                       http::request<http::string_body> request,
+                                       std::int64_t started_us);
+  // The TLS context for new connections (null: plain HTTP).
+  std::shared_ptr<TlsContext> CurrentTls() {
+    std::lock_guard lock(tls_mu_);
+    return tls_;
+  }
   void BeginDrain();
+  // Waits for the next SIGHUP, calls on_reload, and waits again.
+  void AwaitHangup();
   void Log(const std::string& remote, const std::string& method, const std::string& path,
-           int status, std::size_t bytes, std::int64_t ms, const std::string& code);
+           int status, std::size_t bytes, std::int64_t micros, const std::string& code);
 
   const HttpServerOptions options_;
   const Handler handler_;
@@ -204,16 +254,21 @@ class HttpServer::Impl {
   asio::strand<asio::io_context::executor_type> control_;  // acceptor, signals, timers
   tcp::acceptor acceptor_;
   asio::signal_set signals_;
+  asio::signal_set hangup_;
   asio::steady_timer drain_timer_;
 
   std::atomic<bool> draining_{false};
   std::mutex conns_mu_;  // guards conns_ and next_id_
   std::map<std::uint64_t, std::weak_ptr<Conn>> conns_;
   std::uint64_t next_id_ = 1;
-  std::mutex log_mu_;
+  std::mutex tls_mu_;  // guards tls_ (swapped by a SIGHUP reload)
+  std::shared_ptr<TlsContext> tls_;
 };
 
 Status HttpServer::Impl::Run() {
+  if (!options_.tls_cert_file.empty() || !options_.tls_key_file.empty()) {
+    VIA_ASSIGN_OR_RETURN(tls_, LoadTls(options_.tls_cert_file, options_.tls_key_file));
+  }
   error_code ec;
   const auto address = asio::ip::make_address(options_.host, ec);
   if (ec) return InvalidArgument("invalid_listen", "not an IP address: " + options_.host);
@@ -232,6 +287,7 @@ Status HttpServer::Impl::Run() {
   signals_.async_wait([this](const error_code& error, int) {
     if (!error) BeginDrain();
   });
+  AwaitHangup();
   asio::co_spawn(control_, Accept(), asio::detached);
 
   std::vector<std::thread> threads;
@@ -243,11 +299,34 @@ Status HttpServer::Impl::Run() {
   return Status::Ok();
 }
 
+void HttpServer::Impl::AwaitHangup() {
+  // The signal stays caught until the server is destroyed (a SIGHUP while
+  // no wait is pending is queued, not fatal); a drain stops the waiting.
+  hangup_.async_wait([this](const error_code& error, int) {
+    if (error || draining_) return;
+    if (CurrentTls()) {
+      // New connections get the new certificate; open ones keep theirs.
+      auto reloaded = LoadTls(options_.tls_cert_file, options_.tls_key_file);
+      if (reloaded.ok()) {
+        std::lock_guard lock(tls_mu_);
+        tls_ = std::move(reloaded).value();
+      }
+      ErrorLog(reloaded.ok() ? "via serve: SIGHUP: TLS certificate reloaded"
+                             : "via serve: SIGHUP: TLS certificate not reloaded (still serving the "
+                               "old one): " + reloaded.status().message());
+    }
+    if (options_.on_reload) options_.on_reload();
+    AwaitHangup();
+  });
+}
+
 void HttpServer::Impl::BeginDrain() {
   if (draining_.exchange(true)) return;
   error_code ec;
   acceptor_.close(ec);
   signals_.cancel(ec);
+  hangup_.cancel(ec);
+  if (options_.on_drain) options_.on_drain();
   std::vector<std::shared_ptr<Conn>> live;
   {
     std::lock_guard lock(conns_mu_);
@@ -325,6 +404,7 @@ asio::awaitable<void> HttpServer::Impl::Accept() {
         conn = std::make_shared<Conn>(std::move(socket));
         conn->id = next_id_++;
         conn->remote = remote;
+        conn->tls_context = CurrentTls();
         // Idle from now: a connection that has not been served yet must not
         // look like the one idle longest (0) and be evicted first.
         conn->idle_since_ms = WallMs();
@@ -352,7 +432,21 @@ asio::awaitable<void> HttpServer::Impl::Accept() {
 
 asio::awaitable<void> HttpServer::Impl::Serve(std::shared_ptr<Conn> conn) {
   try {
-    co_await ServeRequests(*conn);
+    if (conn->tls_context) {
+      conn->tls = std::make_unique<TlsStream>(conn->stream, *conn->tls_context);
+      error_code ec;
+      conn->stream.expires_after(Ms(options_.read_timeout_ms));
+      co_await conn->tls->async_handshake(asio::ssl::stream_base::server,
+                                          asio::redirect_error(kAwait, ec));
+      if (!ec) {
+        co_await ServeRequests(*conn, *conn->tls);
+        // close_notify, waiting briefly for the peer's.
+        conn->stream.expires_after(Ms(std::min<std::int64_t>(1000, options_.read_timeout_ms)));
+        co_await conn->tls->async_shutdown(asio::redirect_error(kAwait, ec));
+      }
+    } else {
+      co_await ServeRequests(*conn, conn->stream);
+    }
   } catch (const std::exception& e) {
     ErrorLog("via serve: connection " + conn->remote + ": " + e.what());
   }
@@ -370,12 +464,13 @@ asio::awaitable<void> HttpServer::Impl::Serve(std::shared_ptr<Conn> conn) {
   }
 }
 
-asio::awaitable<void> HttpServer::Impl::Send(Conn& conn, const HttpResponse& response,
+template <class Stream>
+asio::awaitable<void> HttpServer::Impl::Send(Conn& conn, Stream& io, const HttpResponse& response,
                                              unsigned version, bool keep_alive,
                                              const std::string& method, const std::string& path,
-                                             std::int64_t started_ms, error_code& ec) {
+                                             std::int64_t started_us, error_code& ec) {
   if (response.stream) {
-    co_await SendStream(conn, response, version, keep_alive, method, path, started_ms, ec);
+    co_await SendStream(conn, io, response, version, keep_alive, method, path, started_us, ec);
     co_return;
   }
   http::response<http::string_body> out{static_cast<http::status>(response.status), version};
@@ -386,16 +481,18 @@ asio::awaitable<void> HttpServer::Impl::Send(Conn& conn, const HttpResponse& res
   out.keep_alive(keep_alive);
   out.prepare_payload();
   conn.stream.expires_after(Ms(options_.read_timeout_ms));
-  co_await http::async_write(conn.stream, out, asio::redirect_error(kAwait, ec));
-  Log(conn.remote, method, path, response.status, response.body.size(), WallMs() - started_ms,
+  co_await http::async_write(io, out, asio::redirect_error(kAwait, ec));
+  Log(conn.remote, method, path, response.status, response.body.size(), SteadyUs() - started_us,
       response.error_code);
 }
 
-asio::awaitable<void> HttpServer::Impl::SendStream(Conn& conn, const HttpResponse& response,
+template <class Stream>
+asio::awaitable<void> HttpServer::Impl::SendStream(Conn& conn, Stream& io,
+                                                   const HttpResponse& response,
                                                    unsigned version, bool keep_alive,
                                                    const std::string& method,
                                                    const std::string& path,
-                                                   std::int64_t started_ms, error_code& ec) {
+                                                   std::int64_t started_us, error_code& ec) {
   BodyStream& body = *response.stream;
   const bool chunked = version >= 11;
   http::response<http::empty_body> out{static_cast<http::status>(response.status), version};
@@ -406,7 +503,7 @@ asio::awaitable<void> HttpServer::Impl::SendStream(Conn& conn, const HttpRespons
   if (chunked) out.chunked(true);
   http::response_serializer<http::empty_body> header{out};
   conn.stream.expires_after(Ms(options_.read_timeout_ms));
-  co_await http::async_write_header(conn.stream, header, asio::redirect_error(kAwait, ec));
+  co_await http::async_write_header(io, header, asio::redirect_error(kAwait, ec));
   std::size_t bytes = 0;
   // Woken from the writer's thread through the connection's strand.
   auto ready = std::make_shared<asio::steady_timer>(conn.stream.get_executor());
@@ -424,26 +521,27 @@ asio::awaitable<void> HttpServer::Impl::SendStream(Conn& conn, const HttpRespons
     }
     conn.stream.expires_after(Ms(options_.read_timeout_ms));
     if (chunked) {
-      co_await asio::async_write(conn.stream, http::make_chunk(asio::buffer(chunk)),
+      co_await asio::async_write(io, http::make_chunk(asio::buffer(chunk)),
                                  asio::redirect_error(kAwait, ec));
     } else {
-      co_await asio::async_write(conn.stream, asio::buffer(chunk), asio::redirect_error(kAwait, ec));
+      co_await asio::async_write(io, asio::buffer(chunk), asio::redirect_error(kAwait, ec));
     }
     bytes += chunk.size();
   }
   if (!ec && chunked) {
-    co_await asio::async_write(conn.stream, http::make_chunk_last(),
+    co_await asio::async_write(io, http::make_chunk_last(),
                                asio::redirect_error(kAwait, ec));
   }
   body.Abandon();  // unblocks the writer if the body did not end
   if (!ec && !chunked) ec = http::error::end_of_stream;  // close the connection
-  Log(conn.remote, method, path, response.status, bytes, WallMs() - started_ms,
+  Log(conn.remote, method, path, response.status, bytes, SteadyUs() - started_us,
       response.error_code);
 }
 
-asio::awaitable<void> HttpServer::Impl::ServeWebSocket(Conn& conn,
+template <class Stream>
+asio::awaitable<void> HttpServer::Impl::ServeWebSocket(Conn& conn, Stream& io,
                                                        http::request<http::string_body> request,
-                                                       std::int64_t started_ms) {
+                                                       std::int64_t started_us) {
   namespace websocket = beast::websocket;
   const std::string path = PathOnly(std::string(request.target()));
   const unsigned version = request.version();
@@ -451,17 +549,17 @@ asio::awaitable<void> HttpServer::Impl::ServeWebSocket(Conn& conn,
       std::string(request[http::field::sec_websocket_protocol]));
   error_code ec;
   if (path != "/") {
-    co_await Send(conn, ErrorResponse(404, "not_found", "WebSocket upgrades are served on / only"),
-                  version, false, "GET", path, started_ms, ec);
+    co_await Send(conn, io, ErrorResponse(404, "not_found", "WebSocket upgrades are served on / only"),
+                  version, false, "GET", path, started_us, ec);
     co_return;
   }
   if (!subprotocol) {
-    co_await Send(conn, ErrorResponse(400, "unsupported_subprotocol",
+    co_await Send(conn, io, ErrorResponse(400, "unsupported_subprotocol",
                                       "supported WebSocket subprotocols: hrana3, hrana2, hrana1"),
-                  version, false, "GET", path, started_ms, ec);
+                  version, false, "GET", path, started_us, ec);
     co_return;
   }
-  websocket::stream<beast::tcp_stream&> ws(conn.stream);
+  websocket::stream<Stream&> ws(io);
   conn.stream.expires_never();  // the WebSocket's own timeouts from here on
   websocket::stream_base::timeout timeouts{};
   timeouts.handshake_timeout = Ms(options_.read_timeout_ms);
@@ -474,7 +572,7 @@ asio::awaitable<void> HttpServer::Impl::ServeWebSocket(Conn& conn,
   }));
   ws.read_message_max(options_.max_body_bytes);
   co_await ws.async_accept(request, asio::redirect_error(kAwait, ec));
-  Log(conn.remote, "GET", path, ec ? 400 : 101, 0, WallMs() - started_ms,
+  Log(conn.remote, "GET", path, ec ? 400 : 101, 0, SteadyUs() - started_us,
       ec ? "websocket_handshake" : "");
   if (ec) co_return;
 
@@ -533,7 +631,8 @@ asio::awaitable<void> HttpServer::Impl::ServeWebSocket(Conn& conn,
   for (const HranaWsConnection::Call& c : hrana.CloseAll()) co_await call(c);
 }
 
-asio::awaitable<void> HttpServer::Impl::ServeRequests(Conn& conn) {
+template <class Stream>
+asio::awaitable<void> HttpServer::Impl::ServeRequests(Conn& conn, Stream& io) {
   beast::flat_buffer buffer(options_.max_header_bytes + 16 * 1024);
   const auto header_limit = static_cast<std::uint32_t>(
       std::min<std::size_t>(options_.max_header_bytes, std::numeric_limits<std::uint32_t>::max()));
@@ -546,17 +645,17 @@ asio::awaitable<void> HttpServer::Impl::ServeRequests(Conn& conn) {
     parser.body_limit(options_.max_body_bytes);
     error_code ec;
     conn.stream.expires_after(Ms(options_.idle_timeout_ms));
-    co_await http::async_read_header(conn.stream, buffer, parser, asio::redirect_error(kAwait, ec));
-    const std::int64_t started = WallMs();
+    co_await http::async_read_header(io, buffer, parser, asio::redirect_error(kAwait, ec));
+    const std::int64_t started = SteadyUs();
     if (ec) {
       if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
-        co_await Send(conn, ErrorResponse(431, "header_too_large", "request header larger than " + std::to_string(options_.max_header_bytes) + " bytes"),
+        co_await Send(conn, io, ErrorResponse(431, "header_too_large", "request header larger than " + std::to_string(options_.max_header_bytes) + " bytes"),
                       11, false, "", "", started, ec);
       } else if (ec == http::error::body_limit) {  // Content-Length over the limit
-        co_await Send(conn, ErrorResponse(413, "body_too_large", "request body larger than " + std::to_string(options_.max_body_bytes) + " bytes"),
+        co_await Send(conn, io, ErrorResponse(413, "body_too_large", "request body larger than " + std::to_string(options_.max_body_bytes) + " bytes"),
                       11, false, "", "", started, ec);
       } else if (IsParseError(ec)) {
-        co_await Send(conn, ErrorResponse(400, "bad_request", "malformed HTTP request"), 11, false,
+        co_await Send(conn, io, ErrorResponse(400, "bad_request", "malformed HTTP request"), 11, false,
                       "", "", started, ec);
       }
       co_return;  // end of stream, idle timeout, cancelled by a drain, reset
@@ -568,25 +667,25 @@ asio::awaitable<void> HttpServer::Impl::ServeRequests(Conn& conn) {
     conn.stream.expires_after(Ms(options_.read_timeout_ms));
     if (IEquals(std::string(parser.get()[http::field::expect]), "100-continue")) {
       http::response<http::empty_body> go_on{http::status::continue_, version};
-      co_await http::async_write(conn.stream, go_on, asio::redirect_error(kAwait, ec));
+      co_await http::async_write(io, go_on, asio::redirect_error(kAwait, ec));
       if (ec) co_return;
     }
     if (!parser.is_done()) {
-      co_await http::async_read(conn.stream, buffer, parser, asio::redirect_error(kAwait, ec));
+      co_await http::async_read(io, buffer, parser, asio::redirect_error(kAwait, ec));
     }
     if (ec == http::error::body_limit) {
-      co_await Send(conn, ErrorResponse(413, "body_too_large", "request body larger than " + std::to_string(options_.max_body_bytes) + " bytes"),
+      co_await Send(conn, io, ErrorResponse(413, "body_too_large", "request body larger than " + std::to_string(options_.max_body_bytes) + " bytes"),
                     version, false, method, path, started, ec);
       co_return;
     }
     if (ec == beast::error::timeout) {
-      co_await Send(conn, ErrorResponse(408, "request_timeout", "request not received in time"),
+      co_await Send(conn, io, ErrorResponse(408, "request_timeout", "request not received in time"),
                     version, false, method, path, started, ec);
       co_return;
     }
     if (ec) {
       if (IsParseError(ec)) {
-        co_await Send(conn, ErrorResponse(400, "bad_request", "malformed HTTP request"), version,
+        co_await Send(conn, io, ErrorResponse(400, "bad_request", "malformed HTTP request"), version,
                       false, method, path, started, ec);
       }
       co_return;
@@ -603,7 +702,7 @@ asio::awaitable<void> HttpServer::Impl::ServeRequests(Conn& conn) {
                })) {
       out = ErrorResponse(400, "invalid_header", "a header value is not valid UTF-8");
     } else if (beast::websocket::is_upgrade(request)) {
-      co_await ServeWebSocket(conn, std::move(request), started);
+      co_await ServeWebSocket(conn, io, std::move(request), started);
       co_return;
     } else {
       HttpRequest in;
@@ -615,24 +714,23 @@ asio::awaitable<void> HttpServer::Impl::ServeRequests(Conn& conn) {
       out = co_await Respond(std::move(in));
     }
     const bool keep_alive = request.keep_alive() && !draining_ && !conn.evicted;
-    co_await Send(conn, out, version, keep_alive, method, path, started, ec);
+    co_await Send(conn, io, out, version, keep_alive, method, path, started, ec);
     if (ec || !keep_alive) co_return;
   }
 }
 
 void HttpServer::Impl::Log(const std::string& remote, const std::string& method,
                            const std::string& path, int status, std::size_t bytes,
-                           std::int64_t ms, const std::string& code) {
+                           std::int64_t micros, const std::string& code) {
+  if (options_.metrics != nullptr) options_.metrics->ObserveRequest(path, status, micros);
   if (options_.access_log == nullptr) return;
   nlohmann::json line = {{"ts", WallMs()},   {"remote", remote}, {"method", method},
                          {"path", path},     {"status", status}, {"bytes", bytes},
-                         {"ms", ms}};
+                         {"ms", micros / 1000}};
   if (!code.empty()) line["code"] = code;
   // Paths come from clients: dump with replacement so bad UTF-8 cannot throw.
   std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  std::lock_guard lock(log_mu_);
-  *options_.access_log << text << '\n';
-  options_.access_log->flush();
+  options_.access_log->Write(text);
 }
 
 HttpServer::HttpServer(HttpServerOptions options, Handler handler,

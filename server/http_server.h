@@ -21,19 +21,23 @@
 // SIGINT/SIGTERM start a drain: the listener closes, idle connections close,
 // requests in flight finish (their responses say Connection: close), and Run()
 // returns once every connection is gone or drain_timeout_ms passed.
+// SIGHUP never ends the process: it reloads the TLS certificate (if any) and
+// calls on_reload (on the control strand, so it must be quick: reopen a
+// file, say), as often as it arrives.
 // Every response is logged as one JSON line (ts, remote, method, path, status,
-// bytes, ms, code) to the access log; no header or body is ever logged. A
+// bytes, ms, code) to the access log and counted in `metrics`; no header or body is ever logged. A
 // handler that throws gets a generic 500 "internal" answer; the exception's
 // text goes to the error log only.
 
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <ostream>
 #include <string>
 
 #include "domain/status.h"
+#include "server/access_log.h"
 #include "server/http_message.h"
+#include "server/metrics.h"
 
 namespace via::server {
 
@@ -47,7 +51,19 @@ struct HttpServerOptions {
   std::int64_t read_timeout_ms = 30000;
   std::size_t max_connections = 512;
   std::int64_t drain_timeout_ms = 10000;
-  std::ostream* access_log = nullptr;  // null: no access log
+  // TLS (HTTPS and WSS) with this PEM certificate chain and key; both empty:
+  // plain HTTP. Loaded by Run() (InvalidArgument "invalid_tls" when they
+  // cannot be used) and again on every SIGHUP: new connections get the new
+  // certificate, a reload that fails keeps the old one (said on error_log).
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  AccessLog* access_log = nullptr;  // null: no access log; outlives the server
+  // Every answered request is counted here (metrics.h); null: not counted.
+  Metrics* metrics = nullptr;
+  // SIGHUP (see above); null: the signal is ignored.
+  std::function<void()> on_reload;
+  // Called once when a drain begins (signal or Stop()), on the control strand.
+  std::function<void()> on_drain;
   // Unexpected failures (a handler that threw), one line each; null: none.
   std::function<void(const std::string&)> error_log;
 };
@@ -66,7 +82,8 @@ class HttpServer {
   HttpServer& operator=(const HttpServer&) = delete;
 
   // Binds and serves until SIGINT/SIGTERM (or Stop()) and a drain. Errors:
-  // Unavailable "listen_failed" when the address cannot be bound.
+  // Unavailable "listen_failed" when the address cannot be bound;
+  // InvalidArgument "invalid_tls" (see tls_cert_file).
   Status Run();
 
   // Starts a drain as a signal would. Thread-safe.

@@ -23,17 +23,23 @@ namespace via::testing {
 // A `via serve` child process; SIGKILLed and reaped on destruction.
 class ServeProcess {
  public:
-  // `binary`: the via to run (default: this build's).
+  // `binary`: the via to run (default: this build's). Without
+  // `default_flags` only `extra` follows `serve` (no --listen, no
+  // --access-log); `env` ("NAME=VALUE") is added to the child's environment.
   ServeProcess(const std::filesystem::path& home, std::vector<std::string> extra = {},
-               std::string binary = ViaBinary()) {
+               std::string binary = ViaBinary(), bool default_flags = true,
+               std::vector<std::string> env = {}) {
     const std::string err = (home / "serve.err").string();
     const std::string out = (home / "serve.out").string();
-    std::vector<std::string> argv = {
-        binary,     "--home",      home.string(),  "serve",
-        "--listen", "127.0.0.1:0", "--access-log", (home / "access.log").string()};
+    std::vector<std::string> argv = {binary, "--home", home.string(), "serve"};
+    if (default_flags) {
+      argv.insert(argv.end(), {"--listen", "127.0.0.1:0", "--access-log",
+                               (home / "access.log").string()});
+    }
     argv.insert(argv.end(), extra.begin(), extra.end());
     pid_ = ::fork();
     if (pid_ == 0) {
+      for (auto& e : env) ::putenv(e.data());
       int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
       int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
       int in = ::open("/dev/null", O_RDONLY);
@@ -68,6 +74,19 @@ class ServeProcess {
       ::waitpid(pid_, &exit_status_, 0);
       pid_ = -1;
     }
+  }
+  // Sends `signal` to the server.
+  void Signal(int signal) {
+    if (pid_ > 0) ::kill(pid_, signal);
+  }
+  // Waits up to `timeout_ms` for the server to exit; true (and reaped, see
+  // exit_status()) when it did.
+  bool WaitExit(int timeout_ms) {
+    for (int waited = 0; waited <= timeout_ms; waited += 10) {
+      if (!alive()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
   }
   ServeProcess(const ServeProcess&) = delete;
   ServeProcess& operator=(const ServeProcess&) = delete;

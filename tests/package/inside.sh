@@ -64,7 +64,10 @@ unit=/usr/lib/systemd/system/via.service
 grep -qx 'ExecStart=/usr/bin/via serve --config /etc/via/serve.conf' "$unit" || fail "ExecStart of $unit"
 verify=$(systemd-analyze verify "$unit" 2>&1) || fail "systemd-analyze verify $unit: $verify"
 [ -z "$verify" ] || fail "systemd-analyze verify $unit warns: $verify"
-pass "systemd-analyze verify $unit"
+grep -qx 'Type=notify' "$unit" || fail "$unit is not Type=notify"
+dpkg-query -W -f='${Depends}\n' via | grep -q 'libsystemd0' \
+  || fail "via does not depend on libsystemd0 (loaded with dlopen for sd_notify)"
+pass "systemd-analyze verify $unit (Type=notify, Depends libsystemd0)"
 
 [ -f /etc/via/serve.conf ] || fail "no /etc/via/serve.conf"
 dpkg-query -W -f='${Conffiles}\n' via | grep -q '/etc/via/serve.conf' || fail "serve.conf is not a conffile"
@@ -76,6 +79,20 @@ getent passwd via | grep -q ':/var/lib/via:' || fail "no system user via with ho
 runuser -u via -- via --home /var/lib/via --json init | grep -q '"created":true' || fail "via init as user via"
 [ "$(stat -c %U /var/lib/via/keys/log.key)" = via ] || fail "keys not owned by via"
 pass "user via, /var/lib/via (0750), via init as via"
+
+# The packaged settings start the packaged server (on a home of its own and a
+# free port here), which drains and exits 0 on SIGTERM.
+served=$(mktemp -d)
+via --home "$served/h" init >/dev/null 2>&1 || fail "via init for the serve check"
+via --home "$served/h" serve --config /etc/via/serve.conf --listen 127.0.0.1:0 \
+  --snapshot-maintenance false >/dev/null 2>"$served/err" &
+serve_pid=$!
+for _ in $(seq 100); do grep -q 'listening on' "$served/err" && break; sleep 0.1; done
+grep -q 'listening on' "$served/err" || fail "via serve --config /etc/via/serve.conf: $(cat "$served/err")"
+kill -TERM "$serve_pid"
+wait "$serve_pid" || fail "via serve exited $? after SIGTERM: $(cat "$served/err")"
+rm -rf "$served"
+pass "via serve --config /etc/via/serve.conf starts, and drains on SIGTERM"
 
 apt-get remove -y -qq via >"$log" 2>&1 || fail "apt-get remove -y via: $(cat "$log")"
 installed=0

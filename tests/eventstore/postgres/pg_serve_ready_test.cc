@@ -1,0 +1,84 @@
+// `via serve` on a PostgreSQL log: /readyz fails with a reason while the log
+// cannot be read (its table renamed away) or while the catch-up is stuck
+// behind a lock another session holds, /healthz stays a liveness check, and
+// readiness comes back when the log does.
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+
+#include "log_backend.h"
+#include "serve_process.h"
+#include "server/http_get.h"
+#include "testing.h"
+
+using namespace via;
+using via::testing::HttpGet;
+using via::testing::PortOf;
+
+namespace {
+
+using json = nlohmann::json;
+
+template <typename F>
+bool Eventually(F ready, int ms = 15000) {
+  for (int waited = 0; waited < ms; waited += 50) {
+    if (ready()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return ready();
+}
+
+std::string ReadyCode(int port) {
+  auto r = HttpGet(port, "/readyz", 5000);
+  if (r.status == 200) return "ready";
+  if (r.status != 503) return "status " + std::to_string(r.status);
+  return json::parse(r.body)["error"]["code"].get<std::string>();
+}
+
+}  // namespace
+
+TEST_CASE("via serve on a PostgreSQL log: /readyz fails while the log cannot be read or lags",
+          "[postgres][server]") {
+  testing::TestLogDatabase database;  // sets PGPASSFILE for `via`
+  testing::TempDir dir;
+  const auto home = dir.path() / "home";
+  REQUIRE(testing::Via(home, "init --log " + database.url() + " >/dev/null").exit_code == 0);
+  testing::ServeProcess server(home, {"--ready-max-lag", "1s", "--snapshot-maintenance", "false"});
+  REQUIRE(!server.url().empty());
+  const int port = PortOf(server.url());
+  REQUIRE(Eventually([&] { return ReadyCode(port) == "ready"; }));
+
+  auto admin = eventstore::postgres::Conn::Connect(database.url());
+  REQUIRE(admin.ok());
+
+  SECTION("the log's table is gone: 503 log_unavailable, then ready again") {
+    REQUIRE(admin->Exec("ALTER TABLE via.head RENAME TO head_away").ok());
+    CHECK(Eventually([&] { return ReadyCode(port) == "log_unavailable"; }));
+    auto ready = HttpGet(port, "/readyz");
+    CHECK(ready.headers.find("Retry-After: 1") != std::string::npos);
+    CHECK(json::parse(ready.body)["ready"] == false);
+    CHECK(HttpGet(port, "/healthz").status == 200);  // alive all the same
+    REQUIRE(admin->Exec("ALTER TABLE via.head_away RENAME TO head").ok());
+    CHECK(Eventually([&] { return ReadyCode(port) == "ready"; }));
+  }
+
+  SECTION("a lock holds the catch-up back: 503 catch_up_lagging, then ready again") {
+    REQUIRE(admin->Exec("BEGIN").ok());
+    REQUIRE(admin->Exec("LOCK TABLE via.head IN ACCESS EXCLUSIVE MODE").ok());
+    CHECK(Eventually([&] { return ReadyCode(port) == "catch_up_lagging"; }));
+    auto ready = HttpGet(port, "/readyz");
+    CHECK(json::parse(ready.body)["lag_ms"].get<std::int64_t>() > 1000);
+    // Liveness and the metrics are answered from memory, behind no lock.
+    const auto start = std::chrono::steady_clock::now();
+    CHECK(HttpGet(port, "/healthz").status == 200);
+    auto metrics = HttpGet(port, "/metrics");
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(2));
+    CHECK(metrics.body.find("\nvia_ready 0\n") != std::string::npos);
+    REQUIRE(admin->Exec("ROLLBACK").ok());
+    CHECK(Eventually([&] { return ReadyCode(port) == "ready"; }));
+    CHECK(HttpGet(port, "/metrics").body.find("\nvia_ready 1\n") != std::string::npos);
+  }
+}
