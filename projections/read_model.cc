@@ -1204,7 +1204,7 @@ Result<std::uint64_t> ReadModel::Advance(eventstore::LogStore& log, bool rebuild
   VIA_RETURN_IF_ERROR(rows_->SetMeta("cursor_hash", HexEncode(last_hash)));
   crash_.At("projection.before_commit");
   VIA_RETURN_IF_ERROR(tx.Commit());
-  return last_seq - cursor.seq;
+  return rebuild ? last_seq : last_seq - cursor.seq;
 }
 
 }  // namespace via::projections
