@@ -956,10 +956,10 @@ std::optional<HttpResponse> Api::AdmitSql(const SqlRequest& sql,
   }
   const std::string path = (*provider)->StorageLocation(addon->id);
   const int busy_ms = options_.sqlite_busy_timeout_ms;
-  *open = [path, busy_ms]() -> Result<hrana::SqliteConnection> {
-    sqlite3* raw = nullptr;
-    int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
-    hrana::SqliteConnection db(raw);
+  *open = [path, busy_ms]() -> Result<via::sql::Connection> {
+    via::sql::Opened opened =
+        via::sql::OpenHandle(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, busy_ms);
+    const int rc = opened.rc;
     if (rc != SQLITE_OK) {
       if (rc == SQLITE_CANTOPEN) {
         return FailedPrecondition("storage_missing", "the database file is missing");
@@ -967,8 +967,7 @@ std::optional<HttpResponse> Api::AdmitSql(const SqlRequest& sql,
       return Unavailable("storage_unavailable",
                          std::string("cannot open the database: ") + sqlite3_errstr(rc));
     }
-    sqlite3_busy_timeout(db.get(), busy_ms);
-    return db;
+    return std::move(opened.db);
   };
   return std::nullopt;
 }

@@ -43,6 +43,7 @@
 #include <vector>
 
 #include "crypto/crypto.h"
+#include "storage/sqlite_db.h"
 
 namespace via::providers::sqlite {
 namespace {
@@ -88,22 +89,11 @@ using Header = std::array<std::uint8_t, kHeaderSize>;
 // them (the main file first, so that no opener finds companions without it).
 constexpr std::array<const char*, 4> kDatabaseFileSuffixes = {"", "-journal", "-wal", "-shm"};
 
-// --- RAII over SQLite and POSIX handles -------------------------------------
+// --- RAII over SQLite (storage/sqlite_db.h) and POSIX handles ---------------
 
-struct ConnectionCloser {
-  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
-};
-using Connection = std::unique_ptr<sqlite3, ConnectionCloser>;
-
-struct StatementFinalizer {
-  void operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
-};
-using Statement = std::unique_ptr<sqlite3_stmt, StatementFinalizer>;
-
-struct BackupFinisher {
-  void operator()(sqlite3_backup* backup) const { sqlite3_backup_finish(backup); }
-};
-using Backup = std::unique_ptr<sqlite3_backup, BackupFinisher>;
+using sql::BackupHandle;
+using sql::Connection;
+using sql::StatementHandle;
 
 class FileDescriptor {
  public:
@@ -260,25 +250,6 @@ std::uint64_t PageCountFromHeader(const Header& header, std::size_t length, std:
 
 // --- SQLite -----------------------------------------------------------------
 
-// "database disk image is malformed (code 11)" for the last failed call on
-// `db` (or for `rc` alone when `db` is null or has moved on); I/O errors also
-// name the errno.
-std::string SqliteErrorText(sqlite3* db, int rc) {
-  std::string text;
-  if (db != nullptr && sqlite3_extended_errcode(db) == rc) {
-    text = sqlite3_errmsg(db);
-  } else {
-    text = sqlite3_errstr(rc);
-  }
-  text += " (code " + std::to_string(rc);
-  int primary = rc & 0xff;
-  if (db != nullptr && (primary == SQLITE_IOERR || primary == SQLITE_CANTOPEN ||
-                        primary == SQLITE_FULL || primary == SQLITE_PERM)) {
-    if (int err = sqlite3_system_errno(db); err != 0) text += ", " + ErrnoText(err);
-  }
-  return text + ")";
-}
-
 // Maps an SQLite result code to a Status. Corruption becomes DataLoss with
 // `corrupt_reason`; lock contention becomes the retryable Unavailable.
 Status SqliteStatus(int rc, const std::string& message,
@@ -304,15 +275,12 @@ struct OpenError {
 
 // Opens `path` with `flags`; never creates it unless `flags` says so.
 std::variant<Connection, OpenError> OpenConnection(const fs::path& path, int flags) {
-  sqlite3* raw = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
-  Connection db(raw);
-  if (rc != SQLITE_OK) {
-    return OpenError{rc, "open " + path.string() + ": " + SqliteErrorText(db.get(), rc)};
+  sql::Opened opened = sql::OpenHandle(path.string(), flags, kBusyTimeoutMs);
+  if (opened.rc != SQLITE_OK) {
+    return OpenError{opened.rc,
+                     "open " + path.string() + ": " + sql::ErrorText(opened.db.get(), opened.rc)};
   }
-  sqlite3_extended_result_codes(db.get(), 1);
-  sqlite3_busy_timeout(db.get(), kBusyTimeoutMs);
-  return db;
+  return std::move(opened.db);
 }
 
 Result<Connection> Open(const fs::path& path, int flags,
@@ -325,12 +293,7 @@ Result<Connection> Open(const fs::path& path, int flags,
 }
 
 // Closes `db` now and reports a failure to close (an unfinished statement).
-Status Close(Connection db) {
-  int rc = sqlite3_close(db.get());
-  if (rc != SQLITE_OK) return Internal("close: " + SqliteErrorText(db.get(), rc));
-  db.release();
-  return Status::Ok();
-}
+Status Close(Connection db) { return sql::CloseChecked(std::move(db)); }
 
 // The first column of every row of one statement, as text.
 struct QueryResult {
@@ -339,13 +302,13 @@ struct QueryResult {
   std::vector<std::string> rows;
 };
 
-QueryResult Query(sqlite3* db, const char* sql) {
+QueryResult Query(sqlite3* db, const char* statement) {
   QueryResult result;
   sqlite3_stmt* raw = nullptr;
-  result.rc = sqlite3_prepare_v2(db, sql, -1, &raw, nullptr);
-  Statement stmt(raw);
+  result.rc = sqlite3_prepare_v2(db, statement, -1, &raw, nullptr);
+  StatementHandle stmt(raw);
   if (result.rc != SQLITE_OK) {
-    result.error = SqliteErrorText(db, result.rc);
+    result.error = sql::ErrorText(db, result.rc);
     return result;
   }
   while (true) {
@@ -353,7 +316,7 @@ QueryResult Query(sqlite3* db, const char* sql) {
     if (rc == SQLITE_DONE) break;
     if (rc != SQLITE_ROW) {
       result.rc = rc;
-      result.error = SqliteErrorText(db, rc);
+      result.error = sql::ErrorText(db, rc);
       return result;
     }
     const unsigned char* text = sqlite3_column_text(stmt.get(), 0);
@@ -363,20 +326,20 @@ QueryResult Query(sqlite3* db, const char* sql) {
 }
 
 // Runs `sql` and returns its single text value.
-Result<std::string> QueryValue(sqlite3* db, const char* sql,
+Result<std::string> QueryValue(sqlite3* db, const char* statement,
                                const char* corrupt_reason = "storage_corrupt") {
-  QueryResult q = Query(db, sql);
+  QueryResult q = Query(db, statement);
   if (q.rc != SQLITE_OK) {
-    return SqliteStatus(q.rc, std::string(sql) + ": " + q.error, corrupt_reason);
+    return SqliteStatus(q.rc, std::string(statement) + ": " + q.error, corrupt_reason);
   }
-  if (q.rows.empty()) return Internal(std::string(sql) + ": no result");
+  if (q.rows.empty()) return Internal(std::string(statement) + ": no result");
   return q.rows.front();
 }
 
-Status Exec(sqlite3* db, const char* sql, const char* corrupt_reason = "storage_corrupt") {
-  QueryResult q = Query(db, sql);
+Status Exec(sqlite3* db, const char* statement, const char* corrupt_reason = "storage_corrupt") {
+  QueryResult q = Query(db, statement);
   if (q.rc != SQLITE_OK) {
-    return SqliteStatus(q.rc, std::string(sql) + ": " + q.error, corrupt_reason);
+    return SqliteStatus(q.rc, std::string(statement) + ": " + q.error, corrupt_reason);
   }
   return Status::Ok();
 }
@@ -555,10 +518,10 @@ Status CopyPages(sqlite3* from, sqlite3* to, const Progress& progress, const cha
     QueryResult size = Query(from, "PRAGMA page_size");
     if (size.rc == SQLITE_OK && !size.rows.empty()) page_size = std::strtoull(size.rows[0].c_str(), nullptr, 10);
   }
-  Backup backup(sqlite3_backup_init(to, "main", from, "main"));
+  BackupHandle backup(sqlite3_backup_init(to, "main", from, "main"));
   if (!backup) {
     int rc = sqlite3_extended_errcode(to);
-    return SqliteStatus(rc, "backup init: " + SqliteErrorText(to, rc), corrupt_reason);
+    return SqliteStatus(rc, "backup init: " + sql::ErrorText(to, rc), corrupt_reason);
   }
   int rc;
   do {
@@ -577,10 +540,10 @@ Status CopyPages(sqlite3* from, sqlite3* to, const Progress& progress, const cha
   // finish() rolls the destination back unless the last step committed.
   int finish_rc = sqlite3_backup_finish(backup.release());
   if (rc != SQLITE_DONE) {
-    return SqliteStatus(rc, "backup step: " + SqliteErrorText(to, rc), corrupt_reason);
+    return SqliteStatus(rc, "backup step: " + sql::ErrorText(to, rc), corrupt_reason);
   }
   if (finish_rc != SQLITE_OK) {
-    return SqliteStatus(finish_rc, "backup finish: " + SqliteErrorText(to, finish_rc),
+    return SqliteStatus(finish_rc, "backup finish: " + sql::ErrorText(to, finish_rc),
                         corrupt_reason);
   }
   return Status::Ok();
