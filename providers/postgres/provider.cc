@@ -72,15 +72,6 @@ Status ConnectFailure(const Status& s, const ServerConfig& c) {
       .WithOwner("platform");
 }
 
-Status SyncFile(const fs::path& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Internal("open " + path.string() + ": " + std::strerror(errno));
-  int rc = ::fsync(fd);
-  int err = errno;
-  ::close(fd);
-  if (rc != 0) return Internal("fsync " + path.string() + ": " + std::strerror(err));
-  return Status::Ok();
-}
 
 struct Digest {
   Bytes sha256;
@@ -613,14 +604,13 @@ Result<SnapshotTaken> PostgresProvider::Snapshot(const std::string& addon_id,
                             *password, dest.string() + ".log");
   fs::remove(dest.string() + ".log", ec);
   if (!dumped.ok()) return fail(dumped);
-  Status synced = SyncFile(temp);
+  Status synced = fileio::SyncFile(temp);
   if (!synced.ok()) return fail(synced);
   auto digest = DigestOf(temp);
   if (!digest.ok()) return fail(digest.status());
-  if (::rename(temp.c_str(), dest.c_str()) != 0) {
-    return fail(Internal("rename " + temp.string() + ": " + std::strerror(errno)));
-  }
-  VIA_RETURN_IF_ERROR(eventstore::SyncDirectory(dest.parent_path()));
+  Status renamed = fileio::Rename(temp, dest);
+  if (!renamed.ok()) return fail(renamed);
+  VIA_RETURN_IF_ERROR(fileio::SyncDirectory(dest.parent_path()));
   env_.crash.At("snapshot.after_file");
   if (progress) progress("pg_dump", 1, 1);
   SnapshotTaken taken{addon_id, snapshot_id, digest->sha256, digest->bytes, 0};
@@ -676,10 +666,8 @@ Result<SnapshotVerified> PostgresProvider::CheckSnapshot(const std::string& addo
 Status PostgresProvider::RemoveSnapshotFile(const std::string& addon_id,
                                             const std::string& snapshot_id) {
   const fs::path file = SnapshotPath(addon_id, snapshot_id);
-  if (::unlink(file.c_str()) != 0 && errno != ENOENT) {
-    return Internal("remove " + file.string() + ": " + std::strerror(errno));
-  }
-  return eventstore::SyncDirectory(file.parent_path());
+  VIA_RETURN_IF_ERROR(fileio::Remove(file));
+  return fileio::SyncDirectory(file.parent_path());
 }
 
 Result<bool> PostgresProvider::FinishSnapshot(const std::string& addon_id,

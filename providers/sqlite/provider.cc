@@ -11,6 +11,7 @@
 #include "domain/snapshots.h"
 #include "eventstore/file_lock.h"
 #include "projections/read_model.h"
+#include "storage/file.h"
 #include "providers/sqlite/fault_vfs.h"
 
 namespace via::providers::sqlite {
@@ -203,16 +204,11 @@ Status SqliteProvider::RemoveSnapshotFile(const std::string& addon_id,
   VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home.addon_dir(addon_id)));
   fs::path file = SnapshotPath(addon_id, snapshot_id);
   options_.crash.At("delete.before_file");
-  if (::unlink(file.c_str()) != 0 && errno != ENOENT) {
-    return Internal("remove " + file.string() + ": " + std::strerror(errno));
-  }
+  VIA_RETURN_IF_ERROR(fileio::Remove(file));
   options_.crash.At("delete.after_file");
-  // The folder's entry is gone for good only once the folder is synced.
-  int dir = ::open(file.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir >= 0) {
-    (void)::fsync(dir);
-    ::close(dir);
-  }
+  // The folder's entry is gone for good only once the folder is synced (best
+  // effort: the file is gone either way).
+  (void)fileio::SyncParentDirectory(file);
   return Status::Ok();
 }
 

@@ -43,6 +43,7 @@
 #include <vector>
 
 #include "crypto/crypto.h"
+#include "storage/file.h"
 #include "storage/sqlite_db.h"
 
 namespace via::providers::sqlite {
@@ -89,31 +90,15 @@ using Header = std::array<std::uint8_t, kHeaderSize>;
 // them (the main file first, so that no opener finds companions without it).
 constexpr std::array<const char*, 4> kDatabaseFileSuffixes = {"", "-journal", "-wal", "-shm"};
 
-// --- RAII over SQLite (storage/sqlite_db.h) and POSIX handles ---------------
+// --- RAII over SQLite handles (storage/sqlite_db.h) --------------------------
 
 using sql::BackupHandle;
 using sql::Connection;
 using sql::StatementHandle;
 
-class FileDescriptor {
- public:
-  explicit FileDescriptor(int fd) : fd_(fd) {}
-  FileDescriptor(FileDescriptor&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  FileDescriptor& operator=(FileDescriptor&&) = delete;
-  ~FileDescriptor() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
 fs::path WithSuffix(const fs::path& path, std::string_view suffix) {
   return fs::path(path.native() + std::string(suffix));
 }
-
-std::string ErrnoText(int err) { return std::system_category().message(err); }
 
 // Removes `path` and its -journal/-wal/-shm companions; for our own temporary
 // files only. Missing files are fine.
@@ -137,78 +122,10 @@ class TemporaryDatabaseFile {
   bool released_ = false;
 };
 
-// --- Files ------------------------------------------------------------------
+// --- Files (storage/file.h) -------------------------------------------------
 
-// Whether anything (file, directory, dangling link) is at `path`.
-Result<bool> PathExists(const fs::path& path) {
-  struct stat st;
-  if (::lstat(path.c_str(), &st) == 0) return true;
-  int err = errno;
-  if (err == ENOENT || err == ENOTDIR) return false;
-  return Internal("stat " + path.string() + ": " + ErrnoText(err));
-}
-
-Result<FileDescriptor> OpenFile(const fs::path& path, int flags) {
-  int fd;
-  do {
-    fd = ::open(path.c_str(), flags | O_CLOEXEC);
-  } while (fd < 0 && errno == EINTR);
-  if (fd >= 0) return FileDescriptor(fd);
-  int err = errno;
-  if (err == ENOENT) return NotFound("file_not_found", "no file at " + path.string());
-  return Internal("open " + path.string() + ": " + ErrnoText(err));
-}
-
-// fsync(2) on a file or directory.
-Status Fsync(const fs::path& path, bool directory) {
-  VIA_ASSIGN_OR_RETURN(FileDescriptor fd, OpenFile(path, O_RDONLY | (directory ? O_DIRECTORY : 0)));
-  if (::fsync(fd.get()) != 0) return Internal("fsync " + path.string() + ": " + ErrnoText(errno));
-  return Status::Ok();
-}
-
-Status FsyncDirectoryOf(const fs::path& path) {
-  fs::path dir = path.parent_path();
-  return Fsync(dir.empty() ? fs::path(".") : dir, /*directory=*/true);
-}
-
-// Renames `from` to `to`, failing with AlreadyExists instead of replacing `to`.
-Status RenameNoReplace(const fs::path& from, const fs::path& to) {
-  if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) {
-    return Status::Ok();
-  }
-  int err = errno;
-  if (err != EINVAL && err != ENOSYS && err != ENOTSUP) {
-    if (err == EEXIST) return AlreadyExists("file_exists", to.string() + " already exists");
-    return Internal("rename " + from.string() + " to " + to.string() + ": " + ErrnoText(err));
-  }
-  // The file system cannot refuse atomically: check, then rename.
-  VIA_ASSIGN_OR_RETURN(bool exists, PathExists(to));
-  if (exists) return AlreadyExists("file_exists", to.string() + " already exists");
-  if (::rename(from.c_str(), to.c_str()) != 0) {
-    return Internal("rename " + from.string() + " to " + to.string() + ": " + ErrnoText(errno));
-  }
-  return Status::Ok();
-}
-
-// Creates `dir` and its missing parents, fsyncing the parent of each new one.
-Status CreateDirectories(const fs::path& dir) {
-  if (dir.empty()) return Status::Ok();
-  std::vector<fs::path> missing;
-  for (fs::path p = dir; !p.empty(); p = p.parent_path()) {
-    VIA_ASSIGN_OR_RETURN(bool exists, PathExists(p));
-    if (exists) break;
-    missing.push_back(p);
-    if (p == p.parent_path()) break;
-  }
-  if (missing.empty()) return Status::Ok();
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) return Internal("create directory " + dir.string() + ": " + ec.message());
-  for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
-    VIA_RETURN_IF_ERROR(FsyncDirectoryOf(*it));
-  }
-  return Status::Ok();
-}
+using fileio::ErrnoText;
+using fileio::Fd;
 
 // Reads up to the first kHeaderSize bytes of `fd`; returns how many it read.
 Result<std::size_t> ReadPrefix(int fd, const fs::path& path, Header& header) {
@@ -597,7 +514,7 @@ Result<FileDigest> TakeSnapshotInto(const fs::path& db, const fs::path& dest, co
   {
     // Before anything reads the copy: a rollback-journal header is what keeps
     // readers from creating companions or changing its bytes.
-    VIA_ASSIGN_OR_RETURN(FileDescriptor fd, OpenFile(temp, O_RDONLY));
+    VIA_ASSIGN_OR_RETURN(Fd fd, fileio::Open(temp, O_RDONLY));
     Header header{};
     VIA_ASSIGN_OR_RETURN(std::size_t length, ReadPrefix(fd.get(), temp, header));
     if (length < kHeaderSize || header[18] != 1 || header[19] != 1) {
@@ -613,17 +530,17 @@ Result<FileDigest> TakeSnapshotInto(const fs::path& db, const fs::path& dest, co
   // verification, which the log then records.
   FileDigest digest;
   auto sync_or_hash = [&](std::size_t, std::size_t index) -> Status {
-    if (index == 0) return Fsync(temp, /*directory=*/false);
+    if (index == 0) return fileio::SyncFile(temp);
     VIA_ASSIGN_OR_RETURN(digest, DigestFile(temp, phases));
     return Status::Ok();
   };
   VIA_RETURN_IF_ERROR(RunTasks(2, 2, sync_or_hash));
   for (const char* suffix : {"-wal", "-shm", "-journal"}) {
-    VIA_ASSIGN_OR_RETURN(bool exists, PathExists(WithSuffix(temp, suffix)));
+    VIA_ASSIGN_OR_RETURN(bool exists, fileio::Exists(WithSuffix(temp, suffix)));
     if (exists) return Internal("snapshot copy left a " + std::string(suffix) + " file");
   }
 
-  Status renamed = RenameNoReplace(temp, dest);
+  Status renamed = fileio::RenameNoReplace(temp, dest);
   if (renamed.code() == StatusCode::kAlreadyExists) {
     return AlreadyExists("snapshot_exists", dest.string() + " already exists");
   }
@@ -699,7 +616,7 @@ Probe CheckDatabase(const fs::path& db) {
 }
 
 bool HoldsSqliteBytes(const fs::path& file) {
-  auto fd = OpenFile(file, O_RDONLY);
+  auto fd = fileio::Open(file, O_RDONLY);
   if (!fd.ok()) return false;
   Header header{};
   auto length = ReadPrefix(fd->get(), file, header);
@@ -710,7 +627,7 @@ Status CreateDatabase(const fs::path& db) {
   if (db.filename().empty()) {
     return InvalidArgument("invalid_path", "no file name in " + db.string());
   }
-  VIA_ASSIGN_OR_RETURN(bool exists, PathExists(db));
+  VIA_ASSIGN_OR_RETURN(bool exists, fileio::Exists(db));
   if (exists) return AlreadyExists("storage_exists", db.string() + " already exists");
   // A leftover journal would be replayed into the new database: refuse.
   for (const char* suffix : {"-wal", "-journal"}) {
@@ -723,7 +640,7 @@ Status CreateDatabase(const fs::path& db) {
       return FailedPrecondition("stale_journal", message);
     }
   }
-  VIA_RETURN_IF_ERROR(CreateDirectories(db.parent_path()));
+  VIA_RETURN_IF_ERROR(fileio::CreateDirectories(db.parent_path()));
 
   // Built under a unique temporary name and renamed into place, so a crash
   // never leaves a headerless or non-WAL file under the real name.
@@ -736,22 +653,22 @@ Status CreateDatabase(const fs::path& db) {
     // Closing the only connection checkpoints and removes the -wal and -shm.
     VIA_RETURN_IF_ERROR(Close(std::move(conn)));
   }
-  VIA_RETURN_IF_ERROR(Fsync(temp, /*directory=*/false));
-  Status renamed = RenameNoReplace(temp, db);
+  VIA_RETURN_IF_ERROR(fileio::SyncFile(temp));
+  Status renamed = fileio::RenameNoReplace(temp, db);
   if (renamed.code() == StatusCode::kAlreadyExists) {
     return AlreadyExists("storage_exists", db.string() + " already exists");
   }
   VIA_RETURN_IF_ERROR(renamed);
   temp_guard.Release();
   RemoveDatabaseFiles(temp);  // companions only: the main file was renamed
-  return FsyncDirectoryOf(db);
+  return fileio::SyncParentDirectory(db);
 }
 
 Result<FileDigest> TakeSnapshot(const fs::path& db, const fs::path& dest,
                                 const Progress& progress, const PhaseProgress& phases) {
-  VIA_ASSIGN_OR_RETURN(bool dest_exists, PathExists(dest));
+  VIA_ASSIGN_OR_RETURN(bool dest_exists, fileio::Exists(dest));
   if (dest_exists) return AlreadyExists("snapshot_exists", dest.string() + " already exists");
-  VIA_ASSIGN_OR_RETURN(bool db_exists, PathExists(db));
+  VIA_ASSIGN_OR_RETURN(bool db_exists, fileio::Exists(db));
   if (!db_exists) return NotFound("storage_missing", "no database at " + db.string());
   fs::path dir = dest.parent_path().empty() ? fs::path(".") : dest.parent_path();
   std::error_code ec;
@@ -767,7 +684,7 @@ Result<FileDigest> TakeSnapshot(const fs::path& db, const fs::path& dest,
   auto digest = TakeSnapshotInto(db, dest, temp, progress, phases);
   if (!digest.ok()) return digest.status().WithContext("snapshot " + db.string());
   temp_guard.Release();
-  if (Status synced = FsyncDirectoryOf(dest); !synced.ok()) {
+  if (Status synced = fileio::SyncParentDirectory(dest); !synced.ok()) {
     ::unlink(dest.c_str());  // ours, just renamed: keep "no dest on error"
     return synced.WithContext("snapshot " + db.string());
   }
@@ -775,7 +692,7 @@ Result<FileDigest> TakeSnapshot(const fs::path& db, const fs::path& dest,
 }
 
 Result<FileDigest> DigestFile(const fs::path& file, const PhaseProgress& phases) {
-  VIA_ASSIGN_OR_RETURN(FileDescriptor fd, OpenFile(file, O_RDONLY));
+  VIA_ASSIGN_OR_RETURN(Fd fd, fileio::Open(file, O_RDONLY));
   struct stat st;
   if (::fstat(fd.get(), &st) != 0) {
     return Internal("stat " + file.string() + ": " + ErrnoText(errno));
@@ -811,11 +728,11 @@ Result<FileDigest> DigestFile(const fs::path& file, const PhaseProgress& phases)
 Status RestoreInto(const fs::path& snapshot, const fs::path& db, const Progress& progress,
                    bool verified, const PhaseProgress& phases) {
   const std::string context = "restore " + snapshot.string() + " into " + db.string();
-  VIA_ASSIGN_OR_RETURN(bool snapshot_exists, PathExists(snapshot));
+  VIA_ASSIGN_OR_RETURN(bool snapshot_exists, fileio::Exists(snapshot));
   if (!snapshot_exists) {
     return NotFound("snapshot_not_found", "no snapshot at " + snapshot.string());
   }
-  VIA_ASSIGN_OR_RETURN(bool db_exists, PathExists(db));
+  VIA_ASSIGN_OR_RETURN(bool db_exists, fileio::Exists(db));
   if (!db_exists) return NotFound("storage_missing", "no database at " + db.string());
   std::error_code ec;
   if (fs::equivalent(snapshot, db, ec)) {
@@ -888,7 +805,7 @@ Status RestoreInto(const fs::path& snapshot, const fs::path& db, const Progress&
 
 Result<SnapshotCheck> VerifySnapshot(const fs::path& file, ByteView expected_sha256,
                                      std::uint64_t expected_bytes, const PhaseProgress& phases) {
-  VIA_ASSIGN_OR_RETURN(bool exists, PathExists(file));
+  VIA_ASSIGN_OR_RETURN(bool exists, fileio::Exists(file));
   if (!exists) return SnapshotCheck{false, "the snapshot file is missing: " + file.string()};
   // An empty or header-less file would pass integrity_check as an empty
   // database; its hash differs anyway, but say what is wrong.
@@ -943,22 +860,22 @@ Result<SnapshotCheck> VerifySnapshot(const fs::path& file, ByteView expected_sha
 
 Result<FileDigest> ExportFile(const fs::path& file, const fs::path& dest, ByteView expected_sha256,
                               const PhaseProgress& phases) {
-  VIA_ASSIGN_OR_RETURN(FileDescriptor in, OpenFile(file, O_RDONLY));
+  VIA_ASSIGN_OR_RETURN(Fd in, fileio::Open(file, O_RDONLY));
   struct stat st;
   if (::fstat(in.get(), &st) != 0) return Internal("stat " + file.string() + ": " + ErrnoText(errno));
   if (dest.filename().empty()) return InvalidArgument("invalid_path", "no file name in " + dest.string());
-  VIA_ASSIGN_OR_RETURN(bool dest_exists, PathExists(dest));
+  VIA_ASSIGN_OR_RETURN(bool dest_exists, fileio::Exists(dest));
   if (dest_exists) return AlreadyExists("file_exists", dest.string() + " already exists");
   fs::path temp = WithSuffix(dest, ".via-export-" + HexEncode(crypto::RandomBytes(8)));
   TemporaryDatabaseFile temp_guard(temp);
-  Result<FileDescriptor> opened = OpenFile(temp, O_WRONLY | O_CREAT | O_EXCL);
+  Result<Fd> opened = fileio::Open(temp, O_WRONLY | O_CREAT | O_EXCL, 0600);
   if (!opened.ok()) {
     if (opened.status().code() == StatusCode::kNotFound) {
       return NotFound("directory_missing", "the folder of " + dest.string() + " does not exist");
     }
     return opened.status();
   }
-  FileDescriptor out = std::move(opened).value();
+  Fd out = std::move(opened).value();
   (void)::posix_fadvise(in.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
   Header header{};
   VIA_ASSIGN_OR_RETURN(std::size_t header_length, ReadPrefix(in.get(), file, header));
@@ -973,19 +890,8 @@ Result<FileDigest> ExportFile(const fs::path& file, const fs::path& dest, ByteVi
     if (n < 0) return Internal("read " + file.string() + ": " + ErrnoText(errno));
     if (n == 0) break;
     sha.Update(ByteView(buffer.data(), static_cast<std::size_t>(n)));
-    for (ssize_t written = 0; written < n;) {
-      ssize_t w = ::write(out.get(), buffer.data() + written, static_cast<std::size_t>(n - written));
-      if (w < 0 && errno == EINTR) continue;
-      if (w < 0) {
-        int err = errno;
-        std::string message = "write " + temp.string() + ": " + ErrnoText(err);
-        if (err == ENOSPC || err == EFBIG || err == EDQUOT) {
-          return Status(StatusCode::kInternal, "disk_full", message);
-        }
-        return Internal(message);
-      }
-      written += w;
-    }
+    VIA_RETURN_IF_ERROR(
+        fileio::WriteAll(out, ByteView(buffer.data(), static_cast<std::size_t>(n)), temp));
     digest.bytes += static_cast<std::uint64_t>(n);
     if (phases) phases("copy", std::min(digest.bytes, total), total);
   }
@@ -997,27 +903,27 @@ Result<FileDigest> ExportFile(const fs::path& file, const fs::path& dest, ByteVi
                     file.string() + " does not match the SHA-256 recorded in the log");
   }
   if (phases) phases("fsync", 0, digest.bytes);
-  if (::fsync(out.get()) != 0) return Internal("fsync " + temp.string() + ": " + ErrnoText(errno));
+  VIA_RETURN_IF_ERROR(fileio::Sync(out, temp));
   if (phases) phases("fsync", digest.bytes, digest.bytes);
-  Status renamed = RenameNoReplace(temp, dest);
+  Status renamed = fileio::RenameNoReplace(temp, dest);
   if (renamed.code() == StatusCode::kAlreadyExists) {
     return AlreadyExists("file_exists", dest.string() + " already exists");
   }
   VIA_RETURN_IF_ERROR(renamed);
   temp_guard.Release();
-  VIA_RETURN_IF_ERROR(FsyncDirectoryOf(dest));
+  VIA_RETURN_IF_ERROR(fileio::SyncParentDirectory(dest));
   return digest;
 }
 
 Status ImportDatabase(const fs::path& source, const fs::path& db, bool source_verified,
                       const PhaseProgress& phases) {
   const std::string context = "import " + source.string();
-  VIA_ASSIGN_OR_RETURN(bool exists, PathExists(db));
+  VIA_ASSIGN_OR_RETURN(bool exists, fileio::Exists(db));
   if (exists) return AlreadyExists("storage_exists", db.string() + " already exists");
   if (!HoldsSqliteBytes(source)) {
     return DataLoss("import_corrupt", context + ": not a SQLite database (no SQLite header)");
   }
-  VIA_RETURN_IF_ERROR(CreateDirectories(db.parent_path()));
+  VIA_RETURN_IF_ERROR(fileio::CreateDirectories(db.parent_path()));
   auto opened = Open(source, SQLITE_OPEN_READONLY, "import_corrupt");
   if (!opened.ok()) return opened.status().WithContext(context);
   Connection from = std::move(opened).value();
@@ -1056,15 +962,15 @@ Status ImportDatabase(const fs::path& source, const fs::path& db, bool source_ve
     if (mode != "wal") return Internal(context + ": journal mode stayed " + mode);
     VIA_RETURN_IF_ERROR(Close(std::move(conn)));
   }
-  VIA_RETURN_IF_ERROR(Fsync(temp, /*directory=*/false));
-  Status renamed = RenameNoReplace(temp, db);
+  VIA_RETURN_IF_ERROR(fileio::SyncFile(temp));
+  Status renamed = fileio::RenameNoReplace(temp, db);
   if (renamed.code() == StatusCode::kAlreadyExists) {
     return AlreadyExists("storage_exists", db.string() + " already exists");
   }
   VIA_RETURN_IF_ERROR(renamed);
   temp_guard.Release();
   RemoveDatabaseFiles(temp);  // companions only: the main file was renamed
-  return FsyncDirectoryOf(db);
+  return fileio::SyncParentDirectory(db);
 }
 
 Result<fs::path> Quarantine(const fs::path& db, const std::string& suffix) {
@@ -1082,23 +988,23 @@ Result<fs::path> Quarantine(const fs::path& db, const std::string& suffix) {
   std::vector<std::pair<fs::path, fs::path>> moves;
   for (const char* companion : kDatabaseFileSuffixes) {
     fs::path from = WithSuffix(db, companion);
-    VIA_ASSIGN_OR_RETURN(bool exists, PathExists(from));
+    VIA_ASSIGN_OR_RETURN(bool exists, fileio::Exists(from));
     if (exists) moves.emplace_back(from, WithSuffix(target, companion));
   }
   if (moves.empty()) return NotFound("storage_missing", "no database at " + db.string());
   // Refuse before moving anything rather than stop halfway.
   for (const auto& [from, to] : moves) {
-    VIA_ASSIGN_OR_RETURN(bool taken, PathExists(to));
+    VIA_ASSIGN_OR_RETURN(bool taken, fileio::Exists(to));
     if (taken) return AlreadyExists("quarantine_exists", to.string() + " already exists");
   }
   for (std::size_t i = 0; i < moves.size(); ++i) {
-    Status moved = RenameNoReplace(moves[i].first, moves[i].second);
+    Status moved = fileio::RenameNoReplace(moves[i].first, moves[i].second);
     if (!moved.ok()) {
       return moved.WithContext("quarantine " + db.string() + " (moved " + std::to_string(i) +
                                " of " + std::to_string(moves.size()) + " files)");
     }
   }
-  VIA_RETURN_IF_ERROR(FsyncDirectoryOf(db));
+  VIA_RETURN_IF_ERROR(fileio::SyncParentDirectory(db));
   return target;
 }
 
