@@ -143,9 +143,25 @@ Status CreateDirectories(const fs::path& dir) {
   return Status::Ok();
 }
 
-Status WriteFileAtomically(const fs::path& path, ByteView data, unsigned mode) {
+fs::path TempPathFor(const fs::path& path) {
   fs::path tmp = path;
   tmp += ".tmp";
+  return tmp;
+}
+
+Status CreateExclusively(const fs::path& path, ByteView data, unsigned mode) {
+  fs::path tmp = TempPathFor(path);
+  tmp += "." + std::to_string(::getpid());
+  VIA_RETURN_IF_ERROR(WriteFileAtomically(tmp, data, mode));
+  int rc = ::link(tmp.c_str(), path.c_str());
+  int err = errno;
+  ::unlink(tmp.c_str());
+  if (rc != 0 && err != EEXIST) return Internal("create " + path.string() + ": " + ErrnoText(err));
+  return SyncParentDirectory(path);
+}
+
+Status WriteFileAtomically(const fs::path& path, ByteView data, unsigned mode) {
+  const fs::path tmp = TempPathFor(path);
   auto opened = Open(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode);
   if (!opened.ok()) {
     return Internal("create " + tmp.string() + ": " + opened.status().message());

@@ -90,6 +90,16 @@ Status CreateDirectories(const std::filesystem::path& dir);
 // directory. On error the temporary file is removed and `path` is untouched.
 Status WriteFileAtomically(const std::filesystem::path& path, ByteView data, unsigned mode);
 
+// Creates `path` with `data` and `mode` only if nothing is there yet: writes
+// a private temporary file (TempPathFor plus the pid), fsyncs it and link()s
+// it into place (link fails when the name exists), so exactly one of several
+// racing processes wins; the others find the winner's file. Ok in both cases.
+Status CreateExclusively(const std::filesystem::path& path, ByteView data, unsigned mode);
+
+// The temporary name a file is written under before it is renamed into
+// place: `path`.tmp. Never trusted by a reader (`via recover` reports them).
+std::filesystem::path TempPathFor(const std::filesystem::path& path);
+
 // Files read whole (keys, checkpoint notes, configuration) are small.
 inline constexpr std::size_t kMaxSmallFileBytes = 1 << 20;
 

@@ -115,5 +115,19 @@ TEST_CASE("ReadFile refuses a symbolic link and a file over the bound") {
   CHECK(whole->size() == 10);
 }
 
+TEST_CASE("CreateExclusively keeps the first file and leaves no temporary file") {
+  testing::TempDir dir;
+  const fs::path key = dir.path() / "log.key";
+  REQUIRE(CreateExclusively(key, AsBytes(std::string_view("first")), 0600).ok());
+  REQUIRE(CreateExclusively(key, AsBytes(std::string_view("second")), 0600).ok());
+  CHECK(Slurp(key) == "first");
+  struct stat st {};
+  REQUIRE(::stat(key.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+  int entries = 0;
+  for (const auto& entry : fs::directory_iterator(dir.path())) entries += entry.exists() ? 1 : 0;
+  CHECK(entries == 1);
+}
+
 }  // namespace
 }  // namespace via::fileio
