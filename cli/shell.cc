@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "crypto/crypto.h"
+#include "eventstore/filenames.h"
 
 namespace via::cli {
 
@@ -56,7 +57,7 @@ Result<commands::Context> Shell::MakeContext(Appends appends) {
     // Keyed on the command line too: the same id on another command is
     // another command, never a replay of this one's records.
     Hash256 line = crypto::Sha256::Digest(globals.command_line);
-    ctx.command_id = "cli/" + id + "/" + HexEncode(ByteView(line.data(), 8));
+    ctx.command_id = eventstore::OperatorCommandId(id, HexEncode(ByteView(line.data(), 8)));
   }
 #ifdef VIA_TEST_HOOKS
   // Test-only faults and crash points (docs/operations.md), compiled in only

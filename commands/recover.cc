@@ -6,6 +6,7 @@
 #include <set>
 
 #include "domain/state.h"
+#include "eventstore/filenames.h"
 #include "projections/read_model.h"
 #include "commands/session.h"
 #include "providers/sqlite/storage.h"
@@ -15,10 +16,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool IsTempName(const std::string& name) {
-  return name.size() > 4 && (name.ends_with(".tmp") || name.find(".creating-") != std::string::npos ||
-                             name.find(".tmp.") != std::string::npos);
-}
 
 }  // namespace
 
@@ -122,8 +119,8 @@ Result<RecoverReport> Recover(const Context& ctx, bool dry_run) {
           // by a committed restore.
           eventstore::AppendRequest request;
           request.actor = ctx.actor;
-          request.command_id = "restore/" + id + "/" + addon.restoring_snapshot + "/" +
-                               addon.restore_safety_snapshot;
+          request.command_id = eventstore::RestoreCommandId(id, addon.restoring_snapshot,
+                                                            addon.restore_safety_snapshot);
           request.recorded_at_ms = ctx.clock->NowMs();
           request.events.push_back(RestoreFailed{
               id, addon.restoring_snapshot,
@@ -224,10 +221,11 @@ Result<RecoverReport> Recover(const Context& ctx, bool dry_run) {
       }
       for (const auto& file : fs::directory_iterator(dir.path(), ec)) {
         std::string name = file.path().filename().string();
-        if (IsTempName(name)) {
+        if (eventstore::IsTemporaryFileName(name)) {
           // A snapshot temp file is trusted by no event: remove it. Other temp
           // files are reported only.
-          bool removable = std::string(area) == "snapshots" && name.ends_with(".tmp");
+          bool removable =
+              std::string(area) == "snapshots" && eventstore::IsSnapshotTempFileName(name);
           if (removable && !dry_run) fs::remove(file.path(), ec);
           report.storage.push_back({"temp_file", id, file.path().string(),
                                     removable ? act("removed", "would_remove") : "reported",

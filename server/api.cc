@@ -11,6 +11,7 @@
 #include "crypto/crypto.h"
 #include "domain/names.h"
 #include "domain/readiness.h"
+#include "eventstore/filenames.h"
 #include "projections/read_model.h"
 #include "server/hrana_cursor.h"
 #include "server/hrana_json.h"
@@ -694,7 +695,7 @@ void Api::RecordDelivery(const std::string& addon_id, std::uint32_t generation,
                          const std::string& app, const std::string& release) {
   eventstore::AppendRequest append;
   append.actor = options_.actor;
-  append.command_id = "deliver/" + addon_id + "/" + std::to_string(generation) + "/" + app + "/" + release;
+  append.command_id = eventstore::DeliverCommandId(addon_id, generation, app, release);
   append.recorded_at_ms = options_.clock->NowMs();
   append.events = {GenerationDelivered{addon_id, generation, app, release}};
   std::lock_guard lock(log_mu_);

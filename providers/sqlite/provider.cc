@@ -10,6 +10,7 @@
 
 #include "domain/snapshots.h"
 #include "eventstore/file_lock.h"
+#include "eventstore/filenames.h"
 #include "projections/read_model.h"
 #include "storage/file.h"
 #include "providers/sqlite/fault_vfs.h"
@@ -21,10 +22,10 @@ namespace {
 
 // An exclusive lock on addons/<id>/.lock: work on one add-on's files, one
 // process at a time.
-Result<eventstore::FileLock> LockAddon(const fs::path& dir) {
+Result<eventstore::FileLock> LockAddon(const eventstore::Home& home, const std::string& addon_id) {
   std::error_code ec;
-  fs::create_directories(dir, ec);
-  return eventstore::FileLock::Exclusive(dir / ".lock");
+  fs::create_directories(home.addon_dir(addon_id), ec);
+  return eventstore::FileLock::Exclusive(eventstore::AddonLockFile(home, addon_id));
 }
 
 StorageFact FactOf(StorageHealth health) {
@@ -52,12 +53,12 @@ Result<State> Current(const eventstore::Home& home, eventstore::EventLog& log,
 }  // namespace
 
 fs::path DatabasePath(const eventstore::Home& home, const std::string& addon_id) {
-  return home.addon_dir(addon_id) / "data.sqlite";
+  return eventstore::AddonFile(home, addon_id, kDatabaseFileName);
 }
 
 fs::path SnapshotFile(const eventstore::Home& home, const std::string& addon_id,
                       const std::string& snapshot_id) {
-  return home.snapshot_dir(addon_id) / (snapshot_id + ".sqlite");
+  return eventstore::SnapshotFile(home, addon_id, snapshot_id, kSnapshotExtension);
 }
 
 void Register(Registry& registry) {
@@ -94,13 +95,13 @@ Status SqliteProvider::AppendCompletion(const std::string& command_id, std::vect
 }
 
 Status SqliteProvider::Provision(const std::string& addon_id) {
-  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home.addon_dir(addon_id)));
+  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home, addon_id));
   VIA_ASSIGN_OR_RETURN(State state, Current(options_.home, log(), addon_id));
   const AddonState* addon = state.FindById(addon_id);
   if (addon == nullptr) return NotFound("addon_not_found", "no add-on " + addon_id);
   if (addon->phase != AddonPhase::kProvisioning) return Status::Ok();  // someone finished it
 
-  const std::string command_id = "provision/" + addon_id;
+  const std::string command_id = eventstore::ProvisionCommandId(addon_id);
   fs::path db = DatabasePath(addon_id);
   if (options_.test_fault == "provision_fail") {
     return AppendCompletion(command_id,
@@ -126,11 +127,11 @@ Status SqliteProvider::Provision(const std::string& addon_id) {
 Result<SnapshotTaken> SqliteProvider::Snapshot(const std::string& addon_id,
                                                const std::string& snapshot_id,
                                                const PhaseProgress& progress) {
-  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home.addon_dir(addon_id)));
+  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home, addon_id));
   std::error_code ec;
   fs::create_directories(options_.home.snapshot_dir(addon_id), ec);
   fs::path dest = SnapshotPath(addon_id, snapshot_id);
-  const std::string command_id = "snapshot/" + snapshot_id;
+  const std::string command_id = eventstore::SnapshotCommandId(snapshot_id);
   options_.crash.At("snapshot.before_file");
   Status armed = ArmTestFault(options_.test_fault);  // test-only; no-op in production
   Progress tracked = [&](std::uint64_t done, std::uint64_t total) {
@@ -158,7 +159,7 @@ Result<SnapshotVerified> SqliteProvider::Verify(const std::string& addon_id,
                                                 const PhaseProgress& progress) {
   // Under the add-on's lock from the check to the append: no delete removes
   // the file (or records its deletion) in between.
-  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home.addon_dir(addon_id)));
+  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home, addon_id));
   VIA_ASSIGN_OR_RETURN(SnapshotVerified verified, CheckSnapshotLocked(addon_id, snapshot_id, progress));
   eventstore::AppendRequest request;
   request.actor = options_.actor;
@@ -171,7 +172,7 @@ Result<SnapshotVerified> SqliteProvider::Verify(const std::string& addon_id,
 Result<SnapshotVerified> SqliteProvider::CheckSnapshot(const std::string& addon_id,
                                                        const std::string& snapshot_id,
                                                        const PhaseProgress& progress) {
-  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home.addon_dir(addon_id)));
+  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home, addon_id));
   return CheckSnapshotLocked(addon_id, snapshot_id, progress);
 }
 
@@ -201,7 +202,7 @@ Result<SnapshotVerified> SqliteProvider::CheckSnapshotLocked(const std::string& 
 
 Status SqliteProvider::RemoveSnapshotFile(const std::string& addon_id,
                                           const std::string& snapshot_id) {
-  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home.addon_dir(addon_id)));
+  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home, addon_id));
   fs::path file = SnapshotPath(addon_id, snapshot_id);
   options_.crash.At("delete.before_file");
   VIA_RETURN_IF_ERROR(fileio::Remove(file));
@@ -214,7 +215,7 @@ Status SqliteProvider::RemoveSnapshotFile(const std::string& addon_id,
 
 Status SqliteProvider::StageImport(const std::string& addon_id, const fs::path& source,
                                    bool source_verified, const PhaseProgress& progress) {
-  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home.addon_dir(addon_id)));
+  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home, addon_id));
   options_.crash.At("import.before_file");
   Status imported = ImportDatabase(source, DatabasePath(addon_id), source_verified, progress);
   options_.crash.At("import.after_file");
@@ -229,7 +230,7 @@ void SqliteProvider::DiscardImport(const std::string& addon_id) {
 Result<CheckOutcome> SqliteProvider::Check(const std::string& addon_id,
                                            const std::string& command_id) {
   // Under the add-on's lock: no repair moves the file away meanwhile.
-  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home.addon_dir(addon_id)));
+  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home, addon_id));
   sqlite::Probe probe = CheckDatabase(DatabasePath(addon_id));
   CheckOutcome out;
   out.event = StorageChecked{addon_id, probe.health == StorageHealth::kOk, "integrity_check",
@@ -248,8 +249,9 @@ Result<CheckOutcome> SqliteProvider::Check(const std::string& addon_id,
 Status SqliteProvider::Restore(const std::string& addon_id, const std::string& snapshot_id,
                                const std::string& safety_snapshot_id, bool verified,
                                const PhaseProgress& progress) {
-  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home.addon_dir(addon_id)));
-  const std::string command_id = "restore/" + addon_id + "/" + snapshot_id + "/" + safety_snapshot_id;
+  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home, addon_id));
+  const std::string command_id =
+      eventstore::RestoreCommandId(addon_id, snapshot_id, safety_snapshot_id);
   options_.crash.At("restore.before_file");
   Progress tracked = [&](std::uint64_t done, std::uint64_t total) {
     if (done * 2 >= total && done < total) options_.crash.At("restore.during_file");
@@ -268,13 +270,12 @@ Status SqliteProvider::Restore(const std::string& addon_id, const std::string& s
 
 Result<bool> SqliteProvider::FinishSnapshot(const std::string& addon_id,
                                             const std::string& snapshot_id) {
-  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home.addon_dir(addon_id)));
+  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home, addon_id));
   fs::path dest = SnapshotPath(addon_id, snapshot_id);
-  fs::path temp = dest;
-  temp += ".tmp";
+  const fs::path temp = fileio::TempPathFor(dest);
   std::error_code ec;
   fs::remove(temp, ec);  // never trusted by any event
-  const std::string command_id = "snapshot/" + snapshot_id;
+  const std::string command_id = eventstore::SnapshotCommandId(snapshot_id);
   if (fs::exists(dest, ec) && ProbeDatabase(dest).health == StorageHealth::kOk) {
     VIA_ASSIGN_OR_RETURN(FileDigest digest, DigestFile(dest));
     VIA_RETURN_IF_ERROR(AppendCompletion(
@@ -292,9 +293,9 @@ Result<bool> SqliteProvider::FinishSnapshot(const std::string& addon_id,
 Result<RepairOutcome> SqliteProvider::FinishRepair(const State& state,
                                                    const std::string& addon_id) {
   if (ProbeStorage(addon_id) == StorageFact::kOk) {
-    VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home.addon_dir(addon_id)));
+    VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home, addon_id));
     VIA_RETURN_IF_ERROR(AppendCompletion(
-        "repair-finish/" + addon_id + "/" + std::to_string(state.seq),
+        eventstore::RepairFinishCommandId(addon_id, state.seq),
         {StorageRepaired{addon_id, "verified_after_crash", "", "storage passed the probe"}}));
     return RepairOutcome{{"verified_after_crash"}, "", ""};
   }
@@ -305,7 +306,7 @@ Result<RepairOutcome> SqliteProvider::FinishRepair(const State& state,
 }
 
 Result<RepairOutcome> SqliteProvider::Repair(const std::string& addon_id, bool allow_empty) {
-  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home.addon_dir(addon_id)));
+  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home, addon_id));
   VIA_ASSIGN_OR_RETURN(State state, Current(options_.home, log(), addon_id));  // under the lock
   const AddonState* addon = state.FindById(addon_id);
   if (addon == nullptr) return NotFound("addon_not_found", "no add-on " + addon_id);
@@ -371,7 +372,7 @@ Result<RepairOutcome> SqliteProvider::Repair(const std::string& addon_id, bool a
   }
 
   // Intent first, keyed by the log position so that a retry appends nothing twice.
-  const std::string command_id = "repair/" + addon_id + "/" + std::to_string(state.seq);
+  const std::string command_id = eventstore::RepairCommandId(addon_id, state.seq);
   std::string action = probe.health == StorageHealth::kOk      ? "adopted_existing"
                        : probe.health == StorageHealth::kCorrupt ? "quarantined_corrupt"
                                                                  : "recreate";
@@ -406,7 +407,8 @@ Result<RepairOutcome> SqliteProvider::Repair(const std::string& addon_id, bool a
     }
   }
   options_.crash.At("repair.after_file");
-  VIA_RETURN_IF_ERROR(AppendCompletion(command_id + "/done", std::move(done)));
+  VIA_RETURN_IF_ERROR(
+      AppendCompletion(eventstore::RepairDoneCommandId(addon_id, state.seq), std::move(done)));
   return outcome;
 }
 

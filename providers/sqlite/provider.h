@@ -26,8 +26,11 @@
 namespace via::providers::sqlite {
 
 inline constexpr const char* kName = "sqlite";
+// Its storage layout (paths built by eventstore/filenames.h):
+// addons/<id>/data.sqlite, snapshots/<id>/<snapshot>.sqlite.
+inline constexpr const char* kDatabaseFileName = "data.sqlite";
+inline constexpr const char* kSnapshotExtension = "sqlite";
 
-// Its storage layout: addons/<id>/data.sqlite, snapshots/<id>/<snapshot>.sqlite.
 std::filesystem::path DatabasePath(const eventstore::Home& home, const std::string& addon_id);
 std::filesystem::path SnapshotFile(const eventstore::Home& home, const std::string& addon_id,
                                    const std::string& snapshot_id);

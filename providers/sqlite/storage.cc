@@ -43,6 +43,7 @@
 #include <vector>
 
 #include "crypto/crypto.h"
+#include "eventstore/filenames.h"
 #include "storage/file.h"
 #include "storage/sqlite_db.h"
 
@@ -97,7 +98,7 @@ using sql::Connection;
 using sql::StatementHandle;
 
 fs::path WithSuffix(const fs::path& path, std::string_view suffix) {
-  return fs::path(path.native() + std::string(suffix));
+  return eventstore::SideFile(path, suffix);
 }
 
 // Removes `path` and its -journal/-wal/-shm companions; for our own temporary
@@ -644,7 +645,7 @@ Status CreateDatabase(const fs::path& db) {
 
   // Built under a unique temporary name and renamed into place, so a crash
   // never leaves a headerless or non-WAL file under the real name.
-  fs::path temp = WithSuffix(db, ".creating-" + HexEncode(crypto::RandomBytes(8)));
+  fs::path temp = eventstore::CreatingFile(db, HexEncode(crypto::RandomBytes(8)));
   TemporaryDatabaseFile temp_guard(temp);
   {
     VIA_ASSIGN_OR_RETURN(Connection conn, Open(temp, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE));
@@ -678,7 +679,7 @@ Result<FileDigest> TakeSnapshot(const fs::path& db, const fs::path& dest,
 
   // `dest.tmp` belongs to this snapshot alone (snapshot ids are unique), so a
   // leftover is an interrupted earlier attempt at the same snapshot.
-  fs::path temp = WithSuffix(dest, ".tmp");
+  fs::path temp = fileio::TempPathFor(dest);
   RemoveDatabaseFiles(temp);
   TemporaryDatabaseFile temp_guard(temp);
   auto digest = TakeSnapshotInto(db, dest, temp, progress, phases);
@@ -866,7 +867,7 @@ Result<FileDigest> ExportFile(const fs::path& file, const fs::path& dest, ByteVi
   if (dest.filename().empty()) return InvalidArgument("invalid_path", "no file name in " + dest.string());
   VIA_ASSIGN_OR_RETURN(bool dest_exists, fileio::Exists(dest));
   if (dest_exists) return AlreadyExists("file_exists", dest.string() + " already exists");
-  fs::path temp = WithSuffix(dest, ".via-export-" + HexEncode(crypto::RandomBytes(8)));
+  fs::path temp = eventstore::ExportTempFile(dest, HexEncode(crypto::RandomBytes(8)));
   TemporaryDatabaseFile temp_guard(temp);
   Result<Fd> opened = fileio::Open(temp, O_WRONLY | O_CREAT | O_EXCL, 0600);
   if (!opened.ok()) {
@@ -944,7 +945,7 @@ Status ImportDatabase(const fs::path& source, const fs::path& db, bool source_ve
     }
     if (phases) phases("integrity_check", 1, 1);
   }
-  fs::path temp = WithSuffix(db, ".creating-" + HexEncode(crypto::RandomBytes(8)));
+  fs::path temp = eventstore::CreatingFile(db, HexEncode(crypto::RandomBytes(8)));
   TemporaryDatabaseFile temp_guard(temp);
   {
     VIA_ASSIGN_OR_RETURN(Connection copy, Open(temp, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE));
@@ -983,7 +984,7 @@ Result<fs::path> Quarantine(const fs::path& db, const std::string& suffix) {
     return InvalidArgument("invalid_suffix",
                            "quarantine suffix must match [A-Za-z0-9._-]{1,128}: '" + suffix + "'");
   }
-  const fs::path target = WithSuffix(db, ".corrupt-" + suffix);
+  const fs::path target = eventstore::QuarantineFile(db, suffix);
 
   std::vector<std::pair<fs::path, fs::path>> moves;
   for (const char* companion : kDatabaseFileSuffixes) {
