@@ -9,7 +9,7 @@
 #include "eventstore/filenames.h"
 #include "projections/read_model.h"
 #include "commands/session.h"
-#include "providers/sqlite/storage.h"
+#include "storage/file.h"
 
 namespace via::commands {
 namespace fs = std::filesystem;
@@ -107,7 +107,7 @@ Result<RecoverReport> Recover(const Context& ctx, bool dry_run) {
         // Finish it: the restore is one SQLite transaction, so rerunning it
         // from the verified snapshot is safe whatever the crash interrupted.
         auto snap = state.snapshots.find(addon.restoring_snapshot);
-        auto file = providers::sqlite::DigestFile(
+        auto file = fileio::DigestFile(
             provider.SnapshotPath(id, addon.restoring_snapshot));
         bool verified = snap != state.snapshots.end() && file.ok() &&
                         Bytes(file->sha256.begin(), file->sha256.end()) == snap->second.sha256;

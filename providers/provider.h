@@ -37,6 +37,7 @@
 #include "domain/status.h"
 #include "eventstore/event_log.h"
 #include "eventstore/home.h"
+#include "storage/file.h"
 
 namespace via::providers {
 
@@ -134,6 +135,17 @@ class Provider {
   virtual Result<SnapshotVerified> CheckSnapshot(const std::string& addon_id,
                                                  const std::string& snapshot_id,
                                                  const PhaseProgress& progress = nullptr) = 0;
+  // `via addon snapshot export`: copies a taken snapshot to `dest` (a new
+  // file), checking on the way that its bytes hash to `expected_sha256`
+  // (DataLoss "snapshot_hash_mismatch", and no `dest`, otherwise). The default
+  // copies SnapshotPath() with fileio::CopyVerified (storage/file.h): a
+  // temporary file beside `dest`, fsync, rename, fsync of the folder. A
+  // provider whose snapshots are not one file overrides it.
+  virtual Result<fileio::Digest> ExportSnapshot(const std::string& addon_id,
+                                                const std::string& snapshot_id,
+                                                const std::filesystem::path& dest,
+                                                ByteView expected_sha256,
+                                                const PhaseProgress& progress = nullptr);
   // Removes the file of a snapshot whose SnapshotDeleted is in the log.
   virtual Status RemoveSnapshotFile(const std::string& addon_id,
                                     const std::string& snapshot_id) = 0;

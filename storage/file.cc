@@ -7,7 +7,10 @@
 
 #include <cerrno>
 #include <system_error>
+#include <algorithm>
 #include <vector>
+
+#include "crypto/crypto.h"
 
 namespace via::fileio {
 
@@ -218,6 +221,107 @@ Result<Bytes> ReadFile(const fs::path& path, std::size_t max_bytes) {
     }
   }
   return out;
+}
+
+Result<Digest> DigestFile(const fs::path& file, const Progress& phases) {
+  VIA_ASSIGN_OR_RETURN(Fd fd, Open(file, O_RDONLY));
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) {
+    return Internal("stat " + file.string() + ": " + ErrnoText(errno));
+  }
+  if (!S_ISREG(st.st_mode)) return InvalidArgument("not_a_file", file.string() + " is not a file");
+  // Read-ahead for a file not in the page cache (an old snapshot); a hint only.
+  (void)::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
+  Digest digest;
+  crypto::Sha256 sha;
+  // Measured on 1.09 GB in the page cache: 0.76 s with 128 KiB to 4 MiB
+  // reads, 0.98 s through mmap (page faults); SHA-256 alone takes 0.57 s.
+  std::vector<std::uint8_t> buffer(1 << 20);
+  while (true) {
+    ssize_t n = ::read(fd.get(), buffer.data(), buffer.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Internal("read " + file.string() + ": " + ErrnoText(errno));
+    if (n == 0) break;
+    sha.Update(ByteView(buffer.data(), static_cast<std::size_t>(n)));
+    digest.bytes += static_cast<std::uint64_t>(n);
+    if (phases && digest.bytes % (16u << 20) < static_cast<std::uint64_t>(n)) {
+      phases("sha256", digest.bytes, static_cast<std::uint64_t>(st.st_size));
+    }
+  }
+  digest.sha256 = sha.Final();
+  if (phases) phases("sha256", digest.bytes, digest.bytes);
+  return digest;
+}
+
+namespace {
+
+// Removes a temporary file unless released.
+class TemporaryFile {
+ public:
+  explicit TemporaryFile(fs::path path) : path_(std::move(path)) {}
+  TemporaryFile(const TemporaryFile&) = delete;
+  TemporaryFile& operator=(const TemporaryFile&) = delete;
+  ~TemporaryFile() {
+    if (!released_) ::unlink(path_.c_str());
+  }
+  void Release() { released_ = true; }
+
+ private:
+  fs::path path_;
+  bool released_ = false;
+};
+
+}  // namespace
+
+Result<Digest> CopyVerified(const fs::path& from, const fs::path& to, const fs::path& temp,
+                            const std::function<Status(const Digest&)>& accept,
+                            const Progress& phases) {
+  VIA_ASSIGN_OR_RETURN(Fd in, Open(from, O_RDONLY));
+  struct stat st;
+  if (::fstat(in.get(), &st) != 0) return Internal("stat " + from.string() + ": " + ErrnoText(errno));
+  if (to.filename().empty()) return InvalidArgument("invalid_path", "no file name in " + to.string());
+  VIA_ASSIGN_OR_RETURN(bool exists, Exists(to));
+  if (exists) return AlreadyExists("file_exists", to.string() + " already exists");
+  Result<Fd> opened = Open(temp, O_WRONLY | O_CREAT | O_EXCL, 0600);
+  if (!opened.ok()) {
+    if (opened.status().code() == StatusCode::kNotFound) {
+      return NotFound("directory_missing", "the folder of " + to.string() + " does not exist");
+    }
+    return opened.status();
+  }
+  TemporaryFile guard(temp);  // only once this call created it
+  Fd out = std::move(opened).value();
+  (void)::posix_fadvise(in.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
+  crypto::Sha256 sha;
+  Digest digest;
+  const auto total = static_cast<std::uint64_t>(st.st_size);
+  if (phases) phases("copy", 0, total);
+  std::vector<std::uint8_t> buffer(1 << 20);
+  while (true) {
+    ssize_t n = ::read(in.get(), buffer.data(), buffer.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Internal("read " + from.string() + ": " + ErrnoText(errno));
+    if (n == 0) break;
+    const ByteView chunk(buffer.data(), static_cast<std::size_t>(n));
+    sha.Update(chunk);
+    VIA_RETURN_IF_ERROR(WriteAll(out, chunk, temp));
+    digest.bytes += static_cast<std::uint64_t>(n);
+    if (phases) phases("copy", std::min(digest.bytes, total), total);
+  }
+  digest.sha256 = sha.Final();
+  if (accept) VIA_RETURN_IF_ERROR(accept(digest));
+  if (phases) phases("fsync", 0, digest.bytes);
+  VIA_RETURN_IF_ERROR(Sync(out, temp));
+  VIA_RETURN_IF_ERROR(out.Close(temp));
+  if (phases) phases("fsync", digest.bytes, digest.bytes);
+  Status renamed = RenameNoReplace(temp, to);
+  if (renamed.code() == StatusCode::kAlreadyExists) {
+    return AlreadyExists("file_exists", to.string() + " already exists");
+  }
+  VIA_RETURN_IF_ERROR(renamed);
+  guard.Release();
+  VIA_RETURN_IF_ERROR(SyncParentDirectory(to));
+  return digest;
 }
 
 }  // namespace via::fileio

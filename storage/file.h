@@ -16,7 +16,9 @@
 // Never throws.
 
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 
 #include "domain/bytes.h"
@@ -99,6 +101,34 @@ Status CreateExclusively(const std::filesystem::path& path, ByteView data, unsig
 // The temporary name a file is written under before it is renamed into
 // place: `path`.tmp. Never trusted by a reader (`via recover` reports them).
 std::filesystem::path TempPathFor(const std::filesystem::path& path);
+
+// Progress of long work by phase ("sha256", "copy", "fsync"): (phase, done,
+// total) in bytes. May be null. (The same type as providers::PhaseProgress.)
+using Progress = std::function<void(const char* phase, std::uint64_t done, std::uint64_t total)>;
+
+struct Digest {
+  Hash256 sha256{};
+  std::uint64_t bytes = 0;
+  bool operator==(const Digest&) const = default;
+};
+
+// SHA-256 and size of a regular file as it is on disk, read sequentially
+// (phase "sha256", reported every 16 MiB and at the end). Errors: NotFound
+// "file_not_found"; InvalidArgument "not_a_file" for anything but a regular
+// file; Internal for I/O errors.
+Result<Digest> DigestFile(const std::filesystem::path& file, const Progress& phases = nullptr);
+
+// Copies `from` to `to`, which must not exist (AlreadyExists "file_exists";
+// InvalidArgument "invalid_path" without a file name), hashing while copying:
+// writes `temp` (created exclusively, 0600), then asks `accept` whether the
+// digest of the bytes read is the expected one; only then fsync, rename
+// without replacing, fsync of the folder. On any error (`accept`'s included)
+// `temp` is removed and `to` never appears. NotFound "directory_missing" when
+// the folder of `to` does not exist. Phases "copy" and "fsync".
+Result<Digest> CopyVerified(const std::filesystem::path& from, const std::filesystem::path& to,
+                            const std::filesystem::path& temp,
+                            const std::function<Status(const Digest&)>& accept,
+                            const Progress& phases = nullptr);
 
 // Files read whole (keys, checkpoint notes, configuration) are small.
 inline constexpr std::size_t kMaxSmallFileBytes = 1 << 20;

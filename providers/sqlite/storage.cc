@@ -693,37 +693,12 @@ Result<FileDigest> TakeSnapshot(const fs::path& db, const fs::path& dest,
 }
 
 Result<FileDigest> DigestFile(const fs::path& file, const PhaseProgress& phases) {
+  VIA_ASSIGN_OR_RETURN(fileio::Digest hashed, fileio::DigestFile(file, phases));
   VIA_ASSIGN_OR_RETURN(Fd fd, fileio::Open(file, O_RDONLY));
-  struct stat st;
-  if (::fstat(fd.get(), &st) != 0) {
-    return Internal("stat " + file.string() + ": " + ErrnoText(errno));
-  }
-  if (!S_ISREG(st.st_mode)) return InvalidArgument("not_a_file", file.string() + " is not a file");
-
-  FileDigest digest;
   Header header{};
   VIA_ASSIGN_OR_RETURN(std::size_t header_length, ReadPrefix(fd.get(), file, header));
-  // Read-ahead for a file not in the page cache (an old snapshot); a hint only.
-  (void)::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
-  crypto::Sha256 sha;
-  // Measured on 1.09 GB in the page cache: 0.76 s with 128 KiB to 4 MiB
-  // reads, 0.98 s through mmap (page faults); SHA-256 alone takes 0.57 s.
-  std::vector<std::uint8_t> buffer(1 << 20);
-  while (true) {
-    ssize_t n = ::read(fd.get(), buffer.data(), buffer.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Internal("read " + file.string() + ": " + ErrnoText(errno));
-    if (n == 0) break;
-    sha.Update(ByteView(buffer.data(), static_cast<std::size_t>(n)));
-    digest.bytes += static_cast<std::uint64_t>(n);
-    if (phases && digest.bytes % (16u << 20) < static_cast<std::uint64_t>(n)) {
-      phases("sha256", digest.bytes, static_cast<std::uint64_t>(st.st_size));
-    }
-  }
-  digest.sha256 = sha.Final();
-  if (phases) phases("sha256", digest.bytes, digest.bytes);
-  digest.page_count = PageCountFromHeader(header, header_length, digest.bytes);
-  return digest;
+  return FileDigest{hashed.sha256, hashed.bytes,
+                    PageCountFromHeader(header, header_length, hashed.bytes)};
 }
 
 Status RestoreInto(const fs::path& snapshot, const fs::path& db, const Progress& progress,
@@ -857,63 +832,6 @@ Result<SnapshotCheck> VerifySnapshot(const fs::path& file, ByteView expected_sha
   if (checked.ok()) return SnapshotCheck{true, "ok"};
   if (checked.code() == StatusCode::kUnavailable) return checked;
   return SnapshotCheck{false, checked.message()};
-}
-
-Result<FileDigest> ExportFile(const fs::path& file, const fs::path& dest, ByteView expected_sha256,
-                              const PhaseProgress& phases) {
-  VIA_ASSIGN_OR_RETURN(Fd in, fileio::Open(file, O_RDONLY));
-  struct stat st;
-  if (::fstat(in.get(), &st) != 0) return Internal("stat " + file.string() + ": " + ErrnoText(errno));
-  if (dest.filename().empty()) return InvalidArgument("invalid_path", "no file name in " + dest.string());
-  VIA_ASSIGN_OR_RETURN(bool dest_exists, fileio::Exists(dest));
-  if (dest_exists) return AlreadyExists("file_exists", dest.string() + " already exists");
-  fs::path temp = eventstore::ExportTempFile(dest, HexEncode(crypto::RandomBytes(8)));
-  TemporaryDatabaseFile temp_guard(temp);
-  Result<Fd> opened = fileio::Open(temp, O_WRONLY | O_CREAT | O_EXCL, 0600);
-  if (!opened.ok()) {
-    if (opened.status().code() == StatusCode::kNotFound) {
-      return NotFound("directory_missing", "the folder of " + dest.string() + " does not exist");
-    }
-    return opened.status();
-  }
-  Fd out = std::move(opened).value();
-  (void)::posix_fadvise(in.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
-  Header header{};
-  VIA_ASSIGN_OR_RETURN(std::size_t header_length, ReadPrefix(in.get(), file, header));
-  crypto::Sha256 sha;
-  FileDigest digest;
-  const auto total = static_cast<std::uint64_t>(st.st_size);
-  if (phases) phases("copy", 0, total);
-  std::vector<std::uint8_t> buffer(1 << 20);
-  while (true) {
-    ssize_t n = ::read(in.get(), buffer.data(), buffer.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Internal("read " + file.string() + ": " + ErrnoText(errno));
-    if (n == 0) break;
-    sha.Update(ByteView(buffer.data(), static_cast<std::size_t>(n)));
-    VIA_RETURN_IF_ERROR(
-        fileio::WriteAll(out, ByteView(buffer.data(), static_cast<std::size_t>(n)), temp));
-    digest.bytes += static_cast<std::uint64_t>(n);
-    if (phases) phases("copy", std::min(digest.bytes, total), total);
-  }
-  digest.sha256 = sha.Final();
-  digest.page_count = PageCountFromHeader(header, header_length, digest.bytes);
-  if (!std::equal(digest.sha256.begin(), digest.sha256.end(), expected_sha256.begin(),
-                  expected_sha256.end())) {
-    return DataLoss("snapshot_hash_mismatch",
-                    file.string() + " does not match the SHA-256 recorded in the log");
-  }
-  if (phases) phases("fsync", 0, digest.bytes);
-  VIA_RETURN_IF_ERROR(fileio::Sync(out, temp));
-  if (phases) phases("fsync", digest.bytes, digest.bytes);
-  Status renamed = fileio::RenameNoReplace(temp, dest);
-  if (renamed.code() == StatusCode::kAlreadyExists) {
-    return AlreadyExists("file_exists", dest.string() + " already exists");
-  }
-  VIA_RETURN_IF_ERROR(renamed);
-  temp_guard.Release();
-  VIA_RETURN_IF_ERROR(fileio::SyncParentDirectory(dest));
-  return digest;
 }
 
 Status ImportDatabase(const fs::path& source, const fs::path& db, bool source_verified,

@@ -129,5 +129,49 @@ TEST_CASE("CreateExclusively keeps the first file and leaves no temporary file")
   CHECK(entries == 1);
 }
 
+TEST_CASE("DigestFile hashes the bytes on disk and refuses a folder") {
+  testing::TempDir dir;
+  std::ofstream(dir.path() / "blob") << "abc";
+  auto digest = DigestFile(dir.path() / "blob");
+  REQUIRE(digest.ok());
+  CHECK(digest->bytes == 3);
+  CHECK(HexEncode(digest->sha256) ==
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  auto folder = DigestFile(dir.path());
+  REQUIRE_FALSE(folder.ok());
+  CHECK(folder.status().reason() == "not_a_file");
+  CHECK(DigestFile(dir.path() / "none").status().code() == StatusCode::kNotFound);
+}
+
+TEST_CASE("CopyVerified publishes the copy only when accepted") {
+  testing::TempDir dir;
+  std::ofstream(dir.path() / "src") << "snapshot bytes";
+  const fs::path temp = dir.path() / "dest.tmp-1";
+  auto refuse = [](const Digest&) { return DataLoss("mismatch", "not the expected bytes"); };
+  auto refused = CopyVerified(dir.path() / "src", dir.path() / "dest", temp, refuse);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.status().reason() == "mismatch");
+  CHECK_FALSE(fs::exists(dir.path() / "dest"));
+  CHECK_FALSE(fs::exists(temp));
+
+  Digest seen;
+  auto accept = [&](const Digest& d) {
+    seen = d;
+    return Status::Ok();
+  };
+  auto copied = CopyVerified(dir.path() / "src", dir.path() / "dest", temp, accept);
+  REQUIRE(copied.ok());
+  CHECK(*copied == seen);
+  CHECK(copied->bytes == 14);
+  CHECK(Slurp(dir.path() / "dest") == "snapshot bytes");
+  CHECK_FALSE(fs::exists(temp));
+
+  auto again = CopyVerified(dir.path() / "src", dir.path() / "dest", temp, accept);
+  CHECK(again.status().reason() == "file_exists");
+  auto nowhere =
+      CopyVerified(dir.path() / "src", dir.path() / "no" / "dest", dir.path() / "no" / "t", accept);
+  CHECK(nowhere.status().reason() == "directory_missing");
+}
+
 }  // namespace
 }  // namespace via::fileio
