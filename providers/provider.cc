@@ -7,6 +7,23 @@
 
 namespace via::providers {
 
+Result<const SnapshotState*> TakenSnapshot(const State& state, const std::string& addon_id,
+                                           const std::string& snapshot_id) {
+  auto it = state.snapshots.find(snapshot_id);
+  if (it == state.snapshots.end() || it->second.addon_id != addon_id) {
+    return NotFound("snapshot_not_found", "no snapshot " + snapshot_id + " of " + addon_id);
+  }
+  const SnapshotState& snap = it->second;
+  if (snap.status != SnapshotStatus::kTaken) {
+    return FailedPrecondition("snapshot_not_taken", "snapshot " + snapshot_id + " is " +
+                                                        SnapshotStatusName(snap.status));
+  }
+  if (snap.deleted) {
+    return FailedPrecondition("snapshot_deleted", "snapshot " + snapshot_id + " was deleted");
+  }
+  return &snap;
+}
+
 Result<fileio::Digest> Provider::ExportSnapshot(const std::string& addon_id,
                                                 const std::string& snapshot_id,
                                                 const std::filesystem::path& dest,

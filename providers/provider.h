@@ -95,6 +95,13 @@ struct DescriptorFields {
   std::string auth_token;  // "" when the url carries the credential
 };
 
+// The preconditions of checking, verifying or exporting a snapshot, the same
+// for every provider: the snapshot belongs to `addon_id` in `state` (NotFound
+// "snapshot_not_found"), was taken (FailedPrecondition "snapshot_not_taken")
+// and not deleted ("snapshot_deleted"). Returns it, pointing into `state`.
+Result<const SnapshotState*> TakenSnapshot(const State& state, const std::string& addon_id,
+                                           const std::string& snapshot_id);
+
 class Provider {
  public:
   virtual ~Provider() = default;

@@ -631,18 +631,8 @@ Result<SnapshotVerified> PostgresProvider::CheckSnapshot(const std::string& addo
                                                          const std::string& snapshot_id,
                                                          const PhaseProgress& progress) {
   VIA_ASSIGN_OR_RETURN(State state, Current(addon_id));
-  auto it = state.snapshots.find(snapshot_id);
-  if (it == state.snapshots.end() || it->second.addon_id != addon_id) {
-    return NotFound("snapshot_not_found", "no snapshot " + snapshot_id + " of " + addon_id);
-  }
-  const SnapshotState& snap = it->second;
-  if (snap.status != SnapshotStatus::kTaken) {
-    return FailedPrecondition("snapshot_not_taken", "snapshot " + snapshot_id + " is " +
-                                                        SnapshotStatusName(snap.status));
-  }
-  if (snap.deleted) {
-    return FailedPrecondition("snapshot_deleted", "snapshot " + snapshot_id + " was deleted");
-  }
+  VIA_ASSIGN_OR_RETURN(const SnapshotState* found, TakenSnapshot(state, addon_id, snapshot_id));
+  const SnapshotState& snap = *found;
   if (progress) progress("sha256+pg_restore_list", 0, 1);
   const fs::path file = SnapshotPath(addon_id, snapshot_id);
   SnapshotVerified verified{addon_id, snapshot_id, false, "sha256+pg_restore_list", ""};
