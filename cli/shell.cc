@@ -15,6 +15,9 @@
 
 #include "crypto/crypto.h"
 #include "eventstore/filenames.h"
+#ifdef VIA_TEST_HOOKS
+#include "providers/sqlite/fault_vfs.h"
+#endif
 
 namespace via::cli {
 
@@ -62,7 +65,9 @@ Result<commands::Context> Shell::MakeContext(Appends appends) {
 #ifdef VIA_TEST_HOOKS
   // Test-only faults and crash points (docs/operations.md), compiled in only
   // when the build asks for them (cmake -DVIA_TEST_HOOKS=ON).
-  if (const char* fault = std::getenv("VIA_TEST_FAULT"); fault && *fault) ctx.test_fault = fault;
+  if (const char* fault = std::getenv("VIA_TEST_FAULT"); fault && *fault) {
+    ctx.test_faults = providers::sqlite::TestFaultsFromSpec(fault);
+  }
   if (const char* crash = std::getenv("VIA_CRASH_AT"); crash && *crash) {
     ctx.crash = CrashPoints(crash);
   }

@@ -61,7 +61,7 @@ Result<RecoverReport> Recover(const Context& ctx, bool dry_run) {
   // itself runs to the end).
   Context plain = ctx;
   plain.crash = CrashPoints();
-  plain.test_fault.clear();
+  plain.test_faults = nullptr;
   std::map<std::string, std::unique_ptr<providers::Provider>> instances;
   auto provider_of = [&](const std::string& addon_id) -> Result<providers::Provider*> {
     auto a = state.addons.find(addon_id);

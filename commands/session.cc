@@ -92,7 +92,7 @@ providers::Environment ProviderEnvironment(const Context& ctx, eventstore::Event
   env.actor = ctx.actor;
   env.clock = ctx.clock;
   env.log = log;
-  env.test_fault = ctx.test_fault;
+  env.test_faults = ctx.test_faults.get();
   env.crash = ctx.crash;
   return env;
 }

@@ -27,6 +27,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "domain/crash.h"
@@ -45,6 +46,22 @@ namespace via::providers {
 using PhaseProgress =
     std::function<void(const char* phase, std::uint64_t done, std::uint64_t total)>;
 
+// Test-only fault injection (DESIGN.md section 2: test hooks are objects
+// injected by tests). A provider asks it at named points of its work, as it
+// asks CrashPoints; an error is the failure to inject there (the provider
+// treats it as the failure of that step: a ProvisioningFailed or
+// SnapshotFailed with its message). Production leaves Environment::test_faults
+// null; the CLI of a build with test hooks builds one from $VIA_TEST_FAULT
+// (providers/sqlite/fault_vfs.h). Points:
+//   provision.before_file   Provision, before any storage is written
+//   provision.after_file    Provision, after the storage was created
+//   snapshot.before_file    Snapshot, before the snapshot file is written
+class TestFaults {
+ public:
+  virtual ~TestFaults() = default;
+  virtual Status At(std::string_view point) = 0;
+};
+
 // What a provider instance works with. `log` is where completions are
 // appended; null for an instance that only probes and describes (via serve's
 // descriptor path, readiness reports).
@@ -53,8 +70,9 @@ struct Environment {
   std::string actor;
   Clock* clock = nullptr;
   eventstore::EventLog* log = nullptr;
-  // Test-only fault injection, empty in production (see each provider).
-  std::string test_fault;
+  // Test-only fault injection, null in production (TestFaults above). Not
+  // owned: the caller keeps it alive as long as the provider.
+  TestFaults* test_faults = nullptr;
   // Test-only named crash points (domain/crash.h).
   CrashPoints crash;
 };

@@ -13,7 +13,6 @@
 #include "eventstore/filenames.h"
 #include "projections/read_model.h"
 #include "storage/file.h"
-#include "providers/sqlite/fault_vfs.h"
 
 namespace via::providers::sqlite {
 namespace fs = std::filesystem;
@@ -67,6 +66,10 @@ void Register(Registry& registry) {
   });
 }
 
+Status SqliteProvider::Fault(std::string_view point) {
+  return options_.test_faults != nullptr ? options_.test_faults->At(point) : Status::Ok();
+}
+
 eventstore::EventLog& SqliteProvider::log() {
   // Only the methods that append reach here; an instance made for probing
   // (no log) never calls them.
@@ -103,9 +106,8 @@ Status SqliteProvider::Provision(const std::string& addon_id) {
 
   const std::string command_id = eventstore::ProvisionCommandId(addon_id);
   fs::path db = DatabasePath(addon_id);
-  if (options_.test_fault == "provision_fail") {
-    return AppendCompletion(command_id,
-                            {ProvisioningFailed{addon_id, "injected failure (test)", false}});
+  if (Status injected = Fault("provision.before_file"); !injected.ok()) {
+    return AppendCompletion(command_id, {ProvisioningFailed{addon_id, injected.message(), false}});
   }
   options_.crash.At("provision.before_file");
   Status created = CreateDatabase(db);
@@ -114,9 +116,7 @@ Status SqliteProvider::Provision(const std::string& addon_id) {
       ProbeDatabase(db).health == StorageHealth::kOk) {
     created = Status::Ok();  // an earlier attempt made it and crashed before the event
   }
-  if (options_.test_fault == "provision_fail_after_create") {
-    created = Internal("injected failure after the file was created (test)");
-  }
+  if (Status injected = Fault("provision.after_file"); !injected.ok()) created = injected;
   if (!created.ok()) {
     return AppendCompletion(command_id,
                             {ProvisioningFailed{addon_id, created.message(), HoldsSqliteBytes(db)}});
@@ -133,7 +133,7 @@ Result<SnapshotTaken> SqliteProvider::Snapshot(const std::string& addon_id,
   fs::path dest = SnapshotPath(addon_id, snapshot_id);
   const std::string command_id = eventstore::SnapshotCommandId(snapshot_id);
   options_.crash.At("snapshot.before_file");
-  Status armed = ArmTestFault(options_.test_fault);  // test-only; no-op in production
+  Status armed = Fault("snapshot.before_file");  // test-only; Ok in production
   Progress tracked = [&](std::uint64_t done, std::uint64_t total) {
     if (done * 2 >= total && done < total) options_.crash.At("snapshot.during_file");
   };
