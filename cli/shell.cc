@@ -14,6 +14,10 @@
 #include <vector>
 
 #include "crypto/crypto.h"
+#include "eventstore/filenames.h"
+#ifdef VIA_TEST_HOOKS
+#include "providers/sqlite/fault_vfs.h"
+#endif
 
 namespace via::cli {
 
@@ -56,12 +60,14 @@ Result<commands::Context> Shell::MakeContext(Appends appends) {
     // Keyed on the command line too: the same id on another command is
     // another command, never a replay of this one's records.
     Hash256 line = crypto::Sha256::Digest(globals.command_line);
-    ctx.command_id = "cli/" + id + "/" + HexEncode(ByteView(line.data(), 8));
+    ctx.command_id = eventstore::OperatorCommandId(id, HexEncode(ByteView(line.data(), 8)));
   }
 #ifdef VIA_TEST_HOOKS
   // Test-only faults and crash points (docs/operations.md), compiled in only
   // when the build asks for them (cmake -DVIA_TEST_HOOKS=ON).
-  if (const char* fault = std::getenv("VIA_TEST_FAULT"); fault && *fault) ctx.test_fault = fault;
+  if (const char* fault = std::getenv("VIA_TEST_FAULT"); fault && *fault) {
+    ctx.test_faults = providers::sqlite::TestFaultsFromSpec(fault);
+  }
   if (const char* crash = std::getenv("VIA_CRASH_AT"); crash && *crash) {
     ctx.crash = CrashPoints(crash);
   }

@@ -11,7 +11,7 @@
 #include "domain/decide.h"
 #include "domain/names.h"
 #include "eventstore/record_codec.h"
-#include "providers/sqlite/storage.h"
+#include "storage/file.h"
 
 namespace via::commands {
 namespace {
@@ -105,8 +105,7 @@ Result<ReadinessReport> CreateFromData(const Context& ctx, Session& session,
                       "snapshot " + snapshot_id + " failed verification: " + snap.verify_detail);
     }
     source = owner->SnapshotPath(snap.addon_id, snapshot_id);
-    VIA_ASSIGN_OR_RETURN(providers::sqlite::FileDigest digest,
-                         providers::sqlite::DigestFile(source, phases));
+    VIA_ASSIGN_OR_RETURN(fileio::Digest digest, fileio::DigestFile(source, phases));
     if (Bytes(digest.sha256.begin(), digest.sha256.end()) != snap.sha256) {
       return DataLoss("snapshot_hash_mismatch",
                       "snapshot file of " + snapshot_id + " does not match the SHA-256 recorded "
@@ -121,7 +120,7 @@ Result<ReadinessReport> CreateFromData(const Context& ctx, Session& session,
     if (!std::filesystem::is_regular_file(source, ec)) {
       return NotFound("file_not_found", "no file at " + source.string());
     }
-    auto digest = providers::sqlite::DigestFile(source, phases);
+    auto digest = fileio::DigestFile(source, phases);
     if (!digest.ok()) return digest.status().WithContext("import " + source.string());
     detail = "file " + source.string() + ", sha256 " + HexEncode(digest->sha256) + ", " +
              std::to_string(digest->bytes) + " bytes";

@@ -12,6 +12,7 @@
 #include "domain/ids.h"
 #include "eventstore/event_log.h"
 #include "eventstore/home.h"
+#include "providers/provider.h"
 #include "providers/registry.h"
 
 namespace via::commands {
@@ -24,9 +25,10 @@ struct Context {
   // The providers this build runs (built by cli/; required by every command
   // that reaches an add-on's storage).
   const providers::Registry* providers = nullptr;
-  // Test-only fault injection for the provider (see providers/sqlite/provider.h);
-  // set by the CLI from $VIA_TEST_FAULT in a build with test hooks, else empty.
-  std::string test_fault;
+  // Test-only fault injection for the providers (providers::TestFaults);
+  // built by the CLI from $VIA_TEST_FAULT in a build with test hooks, else
+  // null.
+  std::shared_ptr<providers::TestFaults> test_faults;
   // `--command-id ID` (empty: none): the log command id prefix under which
   // this command's decisions are appended ("cli/ID/<digest of the command
   // line>"), so that a retry with the same id replays the first run's

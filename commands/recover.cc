@@ -6,19 +6,16 @@
 #include <set>
 
 #include "domain/state.h"
+#include "eventstore/filenames.h"
 #include "projections/read_model.h"
 #include "commands/session.h"
-#include "providers/sqlite/storage.h"
+#include "storage/file.h"
 
 namespace via::commands {
 namespace fs = std::filesystem;
 
 namespace {
 
-bool IsTempName(const std::string& name) {
-  return name.size() > 4 && (name.ends_with(".tmp") || name.find(".creating-") != std::string::npos ||
-                             name.find(".tmp.") != std::string::npos);
-}
 
 }  // namespace
 
@@ -64,7 +61,7 @@ Result<RecoverReport> Recover(const Context& ctx, bool dry_run) {
   // itself runs to the end).
   Context plain = ctx;
   plain.crash = CrashPoints();
-  plain.test_fault.clear();
+  plain.test_faults = nullptr;
   std::map<std::string, std::unique_ptr<providers::Provider>> instances;
   auto provider_of = [&](const std::string& addon_id) -> Result<providers::Provider*> {
     auto a = state.addons.find(addon_id);
@@ -110,7 +107,7 @@ Result<RecoverReport> Recover(const Context& ctx, bool dry_run) {
         // Finish it: the restore is one SQLite transaction, so rerunning it
         // from the verified snapshot is safe whatever the crash interrupted.
         auto snap = state.snapshots.find(addon.restoring_snapshot);
-        auto file = providers::sqlite::DigestFile(
+        auto file = fileio::DigestFile(
             provider.SnapshotPath(id, addon.restoring_snapshot));
         bool verified = snap != state.snapshots.end() && file.ok() &&
                         Bytes(file->sha256.begin(), file->sha256.end()) == snap->second.sha256;
@@ -122,8 +119,8 @@ Result<RecoverReport> Recover(const Context& ctx, bool dry_run) {
           // by a committed restore.
           eventstore::AppendRequest request;
           request.actor = ctx.actor;
-          request.command_id = "restore/" + id + "/" + addon.restoring_snapshot + "/" +
-                               addon.restore_safety_snapshot;
+          request.command_id = eventstore::RestoreCommandId(id, addon.restoring_snapshot,
+                                                            addon.restore_safety_snapshot);
           request.recorded_at_ms = ctx.clock->NowMs();
           request.events.push_back(RestoreFailed{
               id, addon.restoring_snapshot,
@@ -224,10 +221,11 @@ Result<RecoverReport> Recover(const Context& ctx, bool dry_run) {
       }
       for (const auto& file : fs::directory_iterator(dir.path(), ec)) {
         std::string name = file.path().filename().string();
-        if (IsTempName(name)) {
+        if (eventstore::IsTemporaryFileName(name)) {
           // A snapshot temp file is trusted by no event: remove it. Other temp
           // files are reported only.
-          bool removable = std::string(area) == "snapshots" && name.ends_with(".tmp");
+          bool removable =
+              std::string(area) == "snapshots" && eventstore::IsSnapshotTempFileName(name);
           if (removable && !dry_run) fs::remove(file.path(), ec);
           report.storage.push_back({"temp_file", id, file.path().string(),
                                     removable ? act("removed", "would_remove") : "reported",

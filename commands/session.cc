@@ -7,6 +7,7 @@
 #include "domain/names.h"
 #include "eventstore/checkpoint.h"
 #include "eventstore/file_lock.h"
+#include "eventstore/filenames.h"
 #include "eventstore/record_codec.h"
 
 namespace via::commands {
@@ -91,7 +92,7 @@ providers::Environment ProviderEnvironment(const Context& ctx, eventstore::Event
   env.actor = ctx.actor;
   env.clock = ctx.clock;
   env.log = log;
-  env.test_fault = ctx.test_fault;
+  env.test_faults = ctx.test_faults.get();
   env.crash = ctx.crash;
   return env;
 }
@@ -154,7 +155,7 @@ State Decided::After() const {
 }
 
 std::string StepCommandId(const Context& ctx, const std::string& step) {
-  return ctx.command_id.empty() ? "" : ctx.command_id + "/" + step;
+  return eventstore::StepCommandId(ctx.command_id, step);
 }
 
 Result<std::optional<CommandRecords>> FindCommandRecords(eventstore::LogStore& store,

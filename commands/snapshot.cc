@@ -11,7 +11,7 @@
 #include "commands/session.h"
 #include "domain/decide.h"
 #include "domain/snapshots.h"
-#include "providers/sqlite/storage.h"
+#include "storage/file.h"
 
 namespace via::commands {
 namespace {
@@ -187,7 +187,7 @@ Result<RestoreResult> WithOtherSnapshot(Session& session, const providers::Provi
       continue;
     }
     if (best != nullptr && best->requested_seq > other.requested_seq) continue;
-    auto d = providers::sqlite::DigestFile(provider.SnapshotPath(a.id, sid));
+    auto d = fileio::DigestFile(provider.SnapshotPath(a.id, sid));
     if (d.ok() && Bytes(d->sha256.begin(), d->sha256.end()) == other.sha256) best = &other;
   }
   if (best != nullptr) {
@@ -225,7 +225,7 @@ Result<RestoreResult> RestoreAddon(const Context& ctx, const std::string& addon,
                                  .WithOwner("operator"));
   }
   // The file must be exactly what was taken and verified.
-  auto digest = providers::sqlite::DigestFile(provider->SnapshotPath(id, snapshot_id),
+  auto digest = fileio::DigestFile(provider->SnapshotPath(id, snapshot_id),
                                               PhaseSink(ctx, "restore " + snapshot_id));
   if (!digest.ok()) {
     return WithOtherSnapshot(session, *provider, a, snapshot_id,
@@ -484,10 +484,9 @@ Result<ExportResult> ExportSnapshot(const Context& ctx, const std::string& snaps
     return FailedPrecondition("snapshot_deleted", "snapshot " + snapshot_id + " was deleted");
   }
   VIA_ASSIGN_OR_RETURN(auto provider, session.Provider(ctx, snap.addon_id));
-  VIA_ASSIGN_OR_RETURN(providers::sqlite::FileDigest digest,
-                       providers::sqlite::ExportFile(provider->SnapshotPath(snap.addon_id, snapshot_id),
-                                                     to, snap.sha256,
-                                                     PhaseSink(ctx, "export " + snapshot_id)));
+  VIA_ASSIGN_OR_RETURN(fileio::Digest digest,
+                       provider->ExportSnapshot(snap.addon_id, snapshot_id, to, snap.sha256,
+                                                PhaseSink(ctx, "export " + snapshot_id)));
   return ExportResult{snapshot_id, snap.addon_id, to,
                       Bytes(digest.sha256.begin(), digest.sha256.end()), digest.bytes};
 }

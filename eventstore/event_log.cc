@@ -14,22 +14,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Creates `path` with `data` only if it does not exist yet: writes a private
-// temp file, fsyncs it and link()s it into place (link fails when the name
-// exists), so exactly one of several racing processes wins.
-Status CreateExclusively(const fs::path& path, ByteView data) {
-  fs::path tmp = path;
-  tmp += ".tmp." + std::to_string(::getpid());
-  VIA_RETURN_IF_ERROR(WriteFileAtomically(tmp, data, 0600));
-  int rc = ::link(tmp.c_str(), path.c_str());
-  int err = errno;
-  ::unlink(tmp.c_str());
-  if (rc != 0 && err != EEXIST) {
-    return Internal("create " + path.string() + ": " + std::strerror(err));
-  }
-  return SyncDirectory(path.parent_path());
-}
-
 // A key file of the home: a small regular file, never followed through a
 // symlink. One that is not (a link to /dev/zero, a device, something huge)
 // is a damaged home: DataLoss "bad_key".
@@ -53,7 +37,7 @@ Result<std::unique_ptr<crypto::Ed25519PrivateKey>> LoadOrCreateSigningKey(const 
     auto fresh = crypto::Ed25519PrivateKey::Generate();
     if (!fresh) return Internal("could not generate an Ed25519 key (OpenSSL)");
     std::string pem = fresh->ToPem();
-    VIA_RETURN_IF_ERROR(CreateExclusively(path, AsBytes(pem)));
+    VIA_RETURN_IF_ERROR(fileio::CreateExclusively(path, AsBytes(pem), 0600));
     VIA_ASSIGN_OR_RETURN(existing, ReadKeyFile(path));
   }
   auto key = crypto::Ed25519PrivateKey::FromPem(AsChars(*existing));
@@ -69,7 +53,7 @@ Result<Bytes> LoadOrCreateSecret(const fs::path& path) {
     return existing.status();
   }
   if (!existing.ok()) {
-    VIA_RETURN_IF_ERROR(CreateExclusively(path, crypto::RandomBytes(32)));
+    VIA_RETURN_IF_ERROR(fileio::CreateExclusively(path, crypto::RandomBytes(32), 0600));
     VIA_ASSIGN_OR_RETURN(existing, ReadKeyFile(path));
   }
   if (existing->size() != 32) {

@@ -1,14 +1,8 @@
 #include "eventstore/home.h"
 
-#include <fcntl.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <cstdlib>
-#include <cstring>
-#include <fstream>
-#include <iterator>
 
 #include "eventstore/postgres/pg_log_store.h"
 
@@ -79,91 +73,6 @@ Status Home::EnsureDirectories() const {
     if (dir == root || dir == keys_dir()) ::chmod(dir.c_str(), 0700);
   }
   return Status::Ok();
-}
-
-Status SyncDirectory(const fs::path& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Internal("open " + dir.string() + ": " + std::strerror(errno));
-  int rc = ::fsync(fd);
-  int err = errno;
-  ::close(fd);
-  if (rc != 0) return Internal("fsync " + dir.string() + ": " + std::strerror(err));
-  return Status::Ok();
-}
-
-Status WriteFileAtomically(const fs::path& path, ByteView data, unsigned mode) {
-  fs::path tmp = path;
-  tmp += ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0) return Internal("create " + tmp.string() + ": " + std::strerror(errno));
-  ::fchmod(fd, mode);
-  std::size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return Internal("write " + tmp.string() + ": " + std::strerror(err));
-    }
-    done += static_cast<std::size_t>(n);
-  }
-  if (::fsync(fd) != 0) {
-    int err = errno;
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    return Internal("fsync " + tmp.string() + ": " + std::strerror(err));
-  }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
-    return Internal("rename " + tmp.string() + ": " + std::strerror(err));
-  }
-  return SyncDirectory(path.parent_path());
-}
-
-Result<Bytes> ReadFile(const fs::path& path, std::size_t max_bytes) {
-  int fd;
-  do {
-    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-  } while (fd < 0 && errno == EINTR);
-  if (fd < 0) {
-    const int err = errno;
-    if (err == ENOENT) return NotFound("file_missing", path.string() + " does not exist");
-    if (err == ELOOP) {
-      return InvalidArgument("not_a_regular_file", path.string() + " is a symbolic link");
-    }
-    return Internal("cannot read " + path.string() + ": " + std::strerror(err));
-  }
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) return Internal("stat " + path.string() + ": " + std::strerror(errno));
-  if (!S_ISREG(st.st_mode)) {
-    return InvalidArgument("not_a_regular_file", path.string() + " is not a regular file");
-  }
-  if (static_cast<std::uint64_t>(st.st_size) > max_bytes) {
-    return InvalidArgument("file_too_large", path.string() + " is larger than " +
-                                                 std::to_string(max_bytes) + " bytes");
-  }
-  Bytes out;
-  std::uint8_t buffer[8192];
-  while (true) {
-    ssize_t n = ::read(fd, buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Internal("read " + path.string() + ": " + std::strerror(errno));
-    if (n == 0) break;
-    out.insert(out.end(), buffer, buffer + n);
-    if (out.size() > max_bytes) {  // it grew while being read
-      return InvalidArgument("file_too_large", path.string() + " is larger than " +
-                                                   std::to_string(max_bytes) + " bytes");
-    }
-  }
-  return out;
 }
 
 Result<std::optional<std::string>> Home::LogUrl() const {

@@ -6,8 +6,8 @@
 //   addons/<addon_id>/…  snapshots/<addon_id>/…  (each provider owns what is inside:
 //   providers/<name>/)
 //
-// Secret key files are written 0600 through a temporary file, fsync and rename,
-// so a crash never leaves a half-written key.
+// Secret key files are written 0600 through a temporary file, fsync and rename
+// (fileio::WriteFileAtomically), so a crash never leaves a half-written key.
 
 #include <filesystem>
 #include <optional>
@@ -15,6 +15,7 @@
 
 #include "domain/bytes.h"
 #include "domain/status.h"
+#include "storage/file.h"
 
 namespace via::eventstore {
 
@@ -57,21 +58,12 @@ struct Home {
   Result<std::optional<std::string>> LogUrl() const;
 };
 
-// Files read by the CLI are small: keys, checkpoint notes.
-inline constexpr std::size_t kMaxSmallFileBytes = 1 << 20;
-
-// Writes `data` to `path` with `mode` durably: temp file, fsync, rename, fsync dir.
-Status WriteFileAtomically(const std::filesystem::path& path, ByteView data, unsigned mode);
-
-// Reads a whole regular file of at most `max_bytes` bytes, without following
-// a symlink in its last component (so a key file replaced by a link to
-// /dev/zero or another file is refused, not read). Errors: NotFound
-// "file_missing"; InvalidArgument "not_a_regular_file" (a symlink, device,
-// FIFO or directory) or "file_too_large"; Internal for I/O errors.
-Result<Bytes> ReadFile(const std::filesystem::path& path,
-                       std::size_t max_bytes = kMaxSmallFileBytes);
-
-// fsync of a directory, so that a rename or create inside it is durable.
-Status SyncDirectory(const std::filesystem::path& dir);
+// A home's small files (keys, the log's URL and checkpoints) are read and
+// written through the POSIX file layer (storage/file.h); these names stay
+// for the callers that know them from here.
+using fileio::kMaxSmallFileBytes;
+using fileio::ReadFile;
+using fileio::SyncDirectory;
+using fileio::WriteFileAtomically;
 
 }  // namespace via::eventstore

@@ -43,7 +43,7 @@
 #include "domain/status.h"
 #include "eventstore/checkpoint.h"
 #include "eventstore/merkle.h"
-#include "eventstore/sqlite_db.h"
+#include "storage/sqlite_db.h"
 
 namespace via::eventstore {
 

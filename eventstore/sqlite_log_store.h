@@ -8,7 +8,7 @@
 #include <string>
 
 #include "eventstore/log_store.h"
-#include "eventstore/sqlite_db.h"
+#include "storage/sqlite_db.h"
 
 namespace via::eventstore {
 

@@ -28,7 +28,7 @@
 #include "domain/state.h"
 #include "domain/status.h"
 #include "eventstore/log_store.h"
-#include "eventstore/sqlite_db.h"
+#include "storage/sqlite_db.h"
 
 namespace via::projections {
 

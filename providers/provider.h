@@ -27,6 +27,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "domain/crash.h"
@@ -37,12 +38,29 @@
 #include "domain/status.h"
 #include "eventstore/event_log.h"
 #include "eventstore/home.h"
+#include "storage/file.h"
 
 namespace via::providers {
 
 // Long work reports (phase, done, total); may be null.
 using PhaseProgress =
     std::function<void(const char* phase, std::uint64_t done, std::uint64_t total)>;
+
+// Test-only fault injection (DESIGN.md section 2: test hooks are objects
+// injected by tests). A provider asks it at named points of its work, as it
+// asks CrashPoints; an error is the failure to inject there (the provider
+// treats it as the failure of that step: a ProvisioningFailed or
+// SnapshotFailed with its message). Production leaves Environment::test_faults
+// null; the CLI of a build with test hooks builds one from $VIA_TEST_FAULT
+// (providers/sqlite/fault_vfs.h). Points:
+//   provision.before_file   Provision, before any storage is written
+//   provision.after_file    Provision, after the storage was created
+//   snapshot.before_file    Snapshot, before the snapshot file is written
+class TestFaults {
+ public:
+  virtual ~TestFaults() = default;
+  virtual Status At(std::string_view point) = 0;
+};
 
 // What a provider instance works with. `log` is where completions are
 // appended; null for an instance that only probes and describes (via serve's
@@ -52,8 +70,9 @@ struct Environment {
   std::string actor;
   Clock* clock = nullptr;
   eventstore::EventLog* log = nullptr;
-  // Test-only fault injection, empty in production (see each provider).
-  std::string test_fault;
+  // Test-only fault injection, null in production (TestFaults above). Not
+  // owned: the caller keeps it alive as long as the provider.
+  TestFaults* test_faults = nullptr;
   // Test-only named crash points (domain/crash.h).
   CrashPoints crash;
 };
@@ -93,6 +112,13 @@ struct DescriptorFields {
   std::string url;
   std::string auth_token;  // "" when the url carries the credential
 };
+
+// The preconditions of checking, verifying or exporting a snapshot, the same
+// for every provider: the snapshot belongs to `addon_id` in `state` (NotFound
+// "snapshot_not_found"), was taken (FailedPrecondition "snapshot_not_taken")
+// and not deleted ("snapshot_deleted"). Returns it, pointing into `state`.
+Result<const SnapshotState*> TakenSnapshot(const State& state, const std::string& addon_id,
+                                           const std::string& snapshot_id);
 
 class Provider {
  public:
@@ -134,6 +160,17 @@ class Provider {
   virtual Result<SnapshotVerified> CheckSnapshot(const std::string& addon_id,
                                                  const std::string& snapshot_id,
                                                  const PhaseProgress& progress = nullptr) = 0;
+  // `via addon snapshot export`: copies a taken snapshot to `dest` (a new
+  // file), checking on the way that its bytes hash to `expected_sha256`
+  // (DataLoss "snapshot_hash_mismatch", and no `dest`, otherwise). The default
+  // copies SnapshotPath() with fileio::CopyVerified (storage/file.h): a
+  // temporary file beside `dest`, fsync, rename, fsync of the folder. A
+  // provider whose snapshots are not one file overrides it.
+  virtual Result<fileio::Digest> ExportSnapshot(const std::string& addon_id,
+                                                const std::string& snapshot_id,
+                                                const std::filesystem::path& dest,
+                                                ByteView expected_sha256,
+                                                const PhaseProgress& progress = nullptr);
   // Removes the file of a snapshot whose SnapshotDeleted is in the log.
   virtual Status RemoveSnapshotFile(const std::string& addon_id,
                                     const std::string& snapshot_id) = 0;

@@ -11,6 +11,7 @@
 #include "crypto/crypto.h"
 #include "domain/names.h"
 #include "domain/readiness.h"
+#include "eventstore/filenames.h"
 #include "projections/read_model.h"
 #include "server/hrana_cursor.h"
 #include "server/hrana_json.h"
@@ -694,7 +695,7 @@ void Api::RecordDelivery(const std::string& addon_id, std::uint32_t generation,
                          const std::string& app, const std::string& release) {
   eventstore::AppendRequest append;
   append.actor = options_.actor;
-  append.command_id = "deliver/" + addon_id + "/" + std::to_string(generation) + "/" + app + "/" + release;
+  append.command_id = eventstore::DeliverCommandId(addon_id, generation, app, release);
   append.recorded_at_ms = options_.clock->NowMs();
   append.events = {GenerationDelivered{addon_id, generation, app, release}};
   std::lock_guard lock(log_mu_);
@@ -956,10 +957,10 @@ std::optional<HttpResponse> Api::AdmitSql(const SqlRequest& sql,
   }
   const std::string path = (*provider)->StorageLocation(addon->id);
   const int busy_ms = options_.sqlite_busy_timeout_ms;
-  *open = [path, busy_ms]() -> Result<hrana::SqliteConnection> {
-    sqlite3* raw = nullptr;
-    int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
-    hrana::SqliteConnection db(raw);
+  *open = [path, busy_ms]() -> Result<via::sql::Connection> {
+    via::sql::Opened opened =
+        via::sql::OpenHandle(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, busy_ms);
+    const int rc = opened.rc;
     if (rc != SQLITE_OK) {
       if (rc == SQLITE_CANTOPEN) {
         return FailedPrecondition("storage_missing", "the database file is missing");
@@ -967,8 +968,7 @@ std::optional<HttpResponse> Api::AdmitSql(const SqlRequest& sql,
       return Unavailable("storage_unavailable",
                          std::string("cannot open the database: ") + sqlite3_errstr(rc));
     }
-    sqlite3_busy_timeout(db.get(), busy_ms);
-    return db;
+    return std::move(opened.db);
   };
   return std::nullopt;
 }

@@ -110,9 +110,9 @@ Result<std::optional<std::string>> HranaEngine::Run(std::string_view database_ke
                                                     const ConnectionFactory& open_connection,
                                                     const Body& body) {
   std::vector<StreamPtr> dead;  // declared first: destroyed after any lock is released
-  std::vector<hrana::SqliteConnection> unpooled;  // likewise: closed after the lock
-  hrana::SqliteConnection reused;  // a pooled connection for a new stream
-  hrana::SqliteConnection returned;  // destroyed (closed) after the lock when not pooled
+  std::vector<sql::Connection> unpooled;  // likewise: closed after the lock
+  sql::Connection reused;  // a pooled connection for a new stream
+  sql::Connection returned;  // destroyed (closed) after the lock when not pooled
   StreamPtr stream;
   std::string used_hash;
   {
@@ -167,8 +167,8 @@ Result<std::optional<std::string>> HranaEngine::Run(std::string_view database_ke
   if (reused && FileMoved(reused.get())) reused.reset();
   if (!stream->session) {
     const bool reused_connection = static_cast<bool>(reused);
-    Result<hrana::SqliteConnection> connection =
-        reused ? Result<hrana::SqliteConnection>(std::move(reused)) : open_connection();
+    Result<sql::Connection> connection =
+        reused ? Result<sql::Connection>(std::move(reused)) : open_connection();
     Status failure;
     if (!connection.ok()) {
       failure = connection.status().WithContext("open database");
@@ -292,7 +292,7 @@ void HranaEngine::RemoveLocked(const StreamPtr& stream, const Status* reason,
 }
 
 std::size_t HranaEngine::SweepLocked(std::int64_t now, std::vector<StreamPtr>* dead,
-                                     std::vector<hrana::SqliteConnection>* unpooled) {
+                                     std::vector<sql::Connection>* unpooled) {
   std::vector<StreamPtr> idle;
   for (const auto& [id, stream] : streams_) {
     if (!stream->busy && now - stream->last_used_ms >= limits_.stream_idle_timeout_ms) {
@@ -318,14 +318,14 @@ std::size_t HranaEngine::SweepLocked(std::int64_t now, std::vector<StreamPtr>* d
 
 std::size_t HranaEngine::SweepIdle() {
   std::vector<StreamPtr> dead;
-  std::vector<hrana::SqliteConnection> unpooled;
+  std::vector<sql::Connection> unpooled;
   std::lock_guard<std::mutex> lock(mu_);
   const std::int64_t now = clock_();
   last_sweep_ms_ = now;
   return SweepLocked(now, &dead, &unpooled);
 }
 
-void HranaEngine::EnforcePoolCapLocked(std::vector<hrana::SqliteConnection>* unpooled) {
+void HranaEngine::EnforcePoolCapLocked(std::vector<sql::Connection>* unpooled) {
   const std::size_t per_key = limits_.pooled_connections;
   constexpr std::size_t kMax = std::numeric_limits<std::size_t>::max();
   const std::size_t cap = per_key > kMax / kPoolCapFactor ? kMax : per_key * kPoolCapFactor;
@@ -347,7 +347,7 @@ void HranaEngine::EnforcePoolCapLocked(std::vector<hrana::SqliteConnection>* unp
 std::size_t HranaEngine::CloseStreamsFor(
     const std::function<bool(std::string_view database_key)>& predicate, const Status& reason) {
   std::vector<StreamPtr> dead;
-  std::vector<hrana::SqliteConnection> unpooled;  // closed after the lock, like `dead`
+  std::vector<sql::Connection> unpooled;  // closed after the lock, like `dead`
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<StreamPtr> matching;
   for (const auto& [id, stream] : streams_) {

@@ -77,7 +77,7 @@ class HranaEngine {
   // sql_policy.h) and owns it from then on; the factory may set pragmas of its
   // own and should set a busy timeout, which bounds how long a statement waits
   // for another stream's lock (statement_timeout_ms does not cover that wait).
-  using ConnectionFactory = std::function<Result<hrana::SqliteConnection>()>;
+  using ConnectionFactory = std::function<Result<sql::Connection>()>;
 
   // The pool of idle connections holds at most this many times
   // Limits::pooled_connections connections over all database keys.
@@ -173,10 +173,10 @@ class HranaEngine {
   // Drops the stream from streams_ and streams_per_key_.
   void EraseLocked(const Stream& stream);
   std::size_t SweepLocked(std::int64_t now, std::vector<StreamPtr>* dead,
-                          std::vector<hrana::SqliteConnection>* unpooled);
+                          std::vector<sql::Connection>* unpooled);
   // Drops the least recently returned pooled connections while the pool holds
   // more than kPoolCapFactor * Limits::pooled_connections in all.
-  void EnforcePoolCapLocked(std::vector<hrana::SqliteConnection>* unpooled);
+  void EnforcePoolCapLocked(std::vector<sql::Connection>* unpooled);
   void AddTombstoneLocked(const std::string& baton_hash, const Status& reason, std::int64_t now);
   const Status* FindTombstoneLocked(const std::string& baton_hash, std::int64_t now);
   Status ExpiredStatus() const;
@@ -197,7 +197,7 @@ class HranaEngine {
   // most recently used last; a new stream of that key takes one instead of
   // opening the file (see hrana.cc). Purged with CloseStreamsFor().
   struct Pooled {
-    hrana::SqliteConnection connection;
+    sql::Connection connection;
     std::int64_t returned_ms = 0;
     std::uint64_t seq = 0;  // order of return over all keys (for the global cap)
   };

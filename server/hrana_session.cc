@@ -17,10 +17,7 @@ namespace via::server::hrana {
 
 namespace {
 
-struct StmtFinalizer {
-  void operator()(sqlite3_stmt* stmt) const noexcept { sqlite3_finalize(stmt); }
-};
-using StmtPtr = std::unique_ptr<sqlite3_stmt, StmtFinalizer>;
+using StmtPtr = sql::StatementHandle;
 
 // Inside a Session, a failed operation is a Status whose reason is the Hrana
 // error code; Handle() turns it into an Error.
@@ -94,15 +91,12 @@ const char* PrimaryCodeName(int primary) {
 // must not serve another stream.
 bool StatelessBeyondMain(sqlite3* db) {
   if (sqlite3_db_name(db, 2) != nullptr) return false;
-  sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v2(db, "SELECT count(*) FROM temp.sqlite_master", -1, &stmt, nullptr) !=
-      SQLITE_OK) {
-    sqlite3_finalize(stmt);
-    return false;
-  }
-  const bool empty = sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_int64(stmt, 0) == 0;
-  sqlite3_finalize(stmt);
-  return empty;
+  sqlite3_stmt* raw = nullptr;
+  const int rc =
+      sqlite3_prepare_v2(db, "SELECT count(*) FROM temp.sqlite_master", -1, &raw, nullptr);
+  StmtPtr stmt(raw);
+  if (rc != SQLITE_OK) return false;
+  return sqlite3_step(raw) == SQLITE_ROW && sqlite3_column_int64(raw, 0) == 0;
 }
 
 int ClampToInt(std::size_t n) { return static_cast<int>(std::min<std::size_t>(n, INT_MAX)); }
@@ -184,9 +178,7 @@ std::optional<std::string> OptionalText(const char* text) {
 
 }  // namespace
 
-void SqliteCloser::operator()(sqlite3* db) const noexcept { sqlite3_close_v2(db); }
-
-Session::Session(SqliteConnection db, const Limits& limits,
+Session::Session(sql::Connection db, const Limits& limits,
                  const std::function<std::int64_t()>* clock)
     : limits_(limits), clock_(clock), db_(std::move(db)) {
   sqlite3* raw = db_.get();
@@ -212,7 +204,7 @@ void Session::Close() {
     sqlite3_exec(raw, "ROLLBACK", nullptr, nullptr, nullptr);
     reusable = false;
   }
-  SqliteConnection closing;
+  sql::Connection closing;
   {
     std::lock_guard<std::mutex> lock(kill_mu_);
     closing = std::move(db_);

@@ -12,7 +12,8 @@
 // - Destroying a Session rolls back its open transaction and closes the
 //   connection; so does a `close` request.
 //
-// The connection has been configured by ConfigureConnection() (sql_policy.h)
+// The connection (sql::Connection, storage/sqlite_db.h: closing it rolls back
+// an open transaction) has been configured by ConfigureConnection() (sql_policy.h)
 // when the Session takes it; the Session installs the deny-by-default
 // authorizer (sql_policy.h) and interrupts every statement after
 // Limits::statement_timeout_ms; a statement that runs past
@@ -54,16 +55,9 @@
 #include "domain/status.h"
 #include "server/hrana_proto.h"
 #include "server/sql_policy.h"
-
-struct sqlite3;
+#include "storage/sqlite_db.h"
 
 namespace via::server::hrana {
-
-// Owns a SQLite connection; closing it rolls back an open transaction.
-struct SqliteCloser {
-  void operator()(sqlite3* db) const noexcept;
-};
-using SqliteConnection = std::unique_ptr<sqlite3, SqliteCloser>;
 
 // Receives a cursor's entries in order; returns false when nobody reads them
 // any more (the cursor then stops).
@@ -73,7 +67,7 @@ class Session {
  public:
   // Takes `db` (non-null) and configures it as described above. `clock`
   // returns milliseconds and must outlive the Session.
-  Session(SqliteConnection db, const Limits& limits, const std::function<std::int64_t()>* clock);
+  Session(sql::Connection db, const Limits& limits, const std::function<std::int64_t()>* clock);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -104,7 +98,7 @@ class Session {
   // left open) and the connection has no TEMP object and no attached database
   // (checked with SQL when closing). Null otherwise (the
   // connection was closed). The caller pools it; a new Session reconfigures it.
-  SqliteConnection TakeReusableConnection() { return std::move(reusable_); }
+  sql::Connection TakeReusableConnection() { return std::move(reusable_); }
 
   // Interrupts the running statement, if any, and makes every later request
   // fail with STREAM_CLOSED and `message`. Thread-safe.
@@ -145,10 +139,10 @@ class Session {
 
   std::atomic<bool> killed_{false};
   mutable std::mutex kill_mu_;  // guards db_ against Kill() and kill_message_
-  SqliteConnection db_;
+  sql::Connection db_;
   std::string kill_message_;
   AuthorizerState authorizer_;  // tainted: the connection's state changed
-  SqliteConnection reusable_;
+  sql::Connection reusable_;
 };
 
 }  // namespace via::server::hrana

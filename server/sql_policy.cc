@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "storage/sqlite_db.h"
+
 namespace via::server::hrana {
 
 namespace {
@@ -116,10 +118,6 @@ const PragmaRule* FindPragma(const char* name) {
 class BuiltinCaller {
  public:
   explicit BuiltinCaller(int length_limit) : length_limit_(length_limit) {}
-  ~BuiltinCaller() {
-    for (auto& [key, stmt] : statements_) sqlite3_finalize(stmt);
-    sqlite3_close_v2(db_);
-  }
   BuiltinCaller(const BuiltinCaller&) = delete;
   BuiltinCaller& operator=(const BuiltinCaller&) = delete;
 
@@ -135,8 +133,8 @@ class BuiltinCaller {
     if (rc == SQLITE_ROW) {
       sqlite3_result_value(ctx, sqlite3_column_value(stmt, 0));
     } else {
-      sqlite3_result_error(ctx, sqlite3_errmsg(db_), -1);
-      sqlite3_result_error_code(ctx, sqlite3_extended_errcode(db_));
+      sqlite3_result_error(ctx, sqlite3_errmsg(db_.get()), -1);
+      sqlite3_result_error_code(ctx, sqlite3_extended_errcode(db_.get()));
     }
     sqlite3_reset(stmt);
     sqlite3_clear_bindings(stmt);
@@ -146,32 +144,32 @@ class BuiltinCaller {
   sqlite3_stmt* Statement(const char* name, int argc) {
     auto key = std::make_pair(std::string(name), argc);
     auto it = statements_.find(key);
-    if (it != statements_.end()) return it->second;
+    if (it != statements_.end()) return it->second.get();
     if (db_ == nullptr) {
-      if (sqlite3_open_v2(":memory:", &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) !=
-          SQLITE_OK) {
-        sqlite3_close_v2(db_);
-        db_ = nullptr;
-        return nullptr;
-      }
-      sqlite3_limit(db_, SQLITE_LIMIT_LENGTH, length_limit_);
+      sqlite3* raw = nullptr;
+      const int rc =
+          sqlite3_open_v2(":memory:", &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+      sql::Connection opened(raw);
+      if (rc != SQLITE_OK) return nullptr;
+      db_ = std::move(opened);
+      sqlite3_limit(db_.get(), SQLITE_LIMIT_LENGTH, length_limit_);
     }
-    std::string sql = "SELECT " + key.first + "(";
-    for (int i = 1; i <= argc; ++i) sql += (i > 1 ? ",?" : "?") + std::to_string(i);
-    sql += ")";
-    sqlite3_stmt* stmt = nullptr;
-    if (sqlite3_prepare_v3(db_, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) !=
-        SQLITE_OK) {
-      sqlite3_finalize(stmt);
-      return nullptr;
-    }
-    statements_.emplace(std::move(key), stmt);
-    return stmt;
+    std::string text = "SELECT " + key.first + "(";
+    for (int i = 1; i <= argc; ++i) text += (i > 1 ? ",?" : "?") + std::to_string(i);
+    text += ")";
+    sqlite3_stmt* raw = nullptr;
+    const int rc =
+        sqlite3_prepare_v3(db_.get(), text.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &raw, nullptr);
+    sql::StatementHandle stmt(raw);
+    if (rc != SQLITE_OK) return nullptr;
+    statements_.emplace(std::move(key), std::move(stmt));
+    return raw;
   }
 
   const int length_limit_;
-  sqlite3* db_ = nullptr;
-  std::map<std::pair<std::string, int>, sqlite3_stmt*> statements_;
+  sql::Connection db_;
+  // Finalized before db_ closes (destroyed first).
+  std::map<std::pair<std::string, int>, sql::StatementHandle> statements_;
 };
 
 // True when one call with these arguments does bounded work; otherwise false

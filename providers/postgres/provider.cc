@@ -16,6 +16,7 @@
 #include "crypto/crypto.h"
 #include "domain/snapshots.h"
 #include "eventstore/file_lock.h"
+#include "eventstore/filenames.h"
 #include "projections/read_model.h"
 
 extern char** environ;
@@ -72,15 +73,6 @@ Status ConnectFailure(const Status& s, const ServerConfig& c) {
       .WithOwner("platform");
 }
 
-Status SyncFile(const fs::path& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Internal("open " + path.string() + ": " + std::strerror(errno));
-  int rc = ::fsync(fd);
-  int err = errno;
-  ::close(fd);
-  if (rc != 0) return Internal("fsync " + path.string() + ": " + std::strerror(err));
-  return Status::Ok();
-}
 
 struct Digest {
   Bytes sha256;
@@ -243,10 +235,10 @@ Result<ServerConfig> ParseAdminUrl(const std::string& url) {
 }
 
 fs::path ConfigPath(const eventstore::Home& home) {
-  return home.keys_dir() / "providers" / "postgres.conf";
+  return eventstore::ProviderKeyFile(home, kName, "conf");
 }
 fs::path PasswordPath(const eventstore::Home& home) {
-  return home.keys_dir() / "providers" / "postgres.password";
+  return eventstore::ProviderKeyFile(home, kName, "password");
 }
 
 Result<ServerConfig> LoadConfig(const eventstore::Home& home) {
@@ -468,7 +460,7 @@ Status PostgresProvider::Provision(const std::string& addon_id) {
   const AddonState* addon = state.FindById(addon_id);
   if (addon == nullptr) return NotFound("addon_not_found", "no add-on " + addon_id);
   if (addon->phase != AddonPhase::kProvisioning) return Status::Ok();
-  const std::string command_id = "provision/" + addon_id;
+  const std::string command_id = eventstore::ProvisionCommandId(addon_id);
   auto admin = Admin();
   Status done = admin.ok() ? EnsureDatabase(*admin, *addon) : admin.status();
   env_.crash.At("pg.provision.after_database");
@@ -565,7 +557,7 @@ std::string PostgresProvider::StorageLocation(const std::string& addon_id) const
 
 fs::path PostgresProvider::SnapshotPath(const std::string& addon_id,
                                         const std::string& snapshot_id) const {
-  return env_.home.snapshot_dir(addon_id) / (snapshot_id + ".dump");
+  return eventstore::SnapshotFile(env_.home, addon_id, snapshot_id, "dump");
 }
 
 Result<DescriptorFields> PostgresProvider::Describe(const DescriptorInput& in) const {
@@ -588,13 +580,13 @@ Result<SnapshotTaken> PostgresProvider::Snapshot(const std::string& addon_id,
                        [&]() -> Result<eventstore::FileLock> {
                          std::error_code ec;
                          fs::create_directories(env_.home.addon_dir(addon_id), ec);
-                         return eventstore::FileLock::Exclusive(env_.home.addon_dir(addon_id) / ".lock");
+                         return eventstore::FileLock::Exclusive(eventstore::AddonLockFile(env_.home, addon_id));
                        }());
-  const std::string command_id = "snapshot/" + snapshot_id;
+  const std::string command_id = eventstore::SnapshotCommandId(snapshot_id);
   std::error_code ec;
   fs::create_directories(env_.home.snapshot_dir(addon_id), ec);
   const fs::path dest = SnapshotPath(addon_id, snapshot_id);
-  const fs::path temp = dest.string() + ".tmp";
+  const fs::path temp = fileio::TempPathFor(dest);
   auto fail = [&](const Status& why) -> Result<SnapshotTaken> {
     fs::remove(temp, ec);
     VIA_RETURN_IF_ERROR(Append(command_id, {SnapshotFailed{addon_id, snapshot_id, why.message()}}));
@@ -610,17 +602,16 @@ Result<SnapshotTaken> PostgresProvider::Snapshot(const std::string& addon_id,
                             {"-Fc", "--no-owner", "--no-privileges", "-h", config->host, "-p",
                              std::to_string(config->port), "-U", config->user, "-d",
                              DatabaseName(tag, addon_id), "-f", temp.string()},
-                            *password, dest.string() + ".log");
-  fs::remove(dest.string() + ".log", ec);
+                            *password, eventstore::SideFile(dest, ".log").string());
+  fs::remove(eventstore::SideFile(dest, ".log"), ec);
   if (!dumped.ok()) return fail(dumped);
-  Status synced = SyncFile(temp);
+  Status synced = fileio::SyncFile(temp);
   if (!synced.ok()) return fail(synced);
   auto digest = DigestOf(temp);
   if (!digest.ok()) return fail(digest.status());
-  if (::rename(temp.c_str(), dest.c_str()) != 0) {
-    return fail(Internal("rename " + temp.string() + ": " + std::strerror(errno)));
-  }
-  VIA_RETURN_IF_ERROR(eventstore::SyncDirectory(dest.parent_path()));
+  Status renamed = fileio::Rename(temp, dest);
+  if (!renamed.ok()) return fail(renamed);
+  VIA_RETURN_IF_ERROR(fileio::SyncDirectory(dest.parent_path()));
   env_.crash.At("snapshot.after_file");
   if (progress) progress("pg_dump", 1, 1);
   SnapshotTaken taken{addon_id, snapshot_id, digest->sha256, digest->bytes, 0};
@@ -640,18 +631,8 @@ Result<SnapshotVerified> PostgresProvider::CheckSnapshot(const std::string& addo
                                                          const std::string& snapshot_id,
                                                          const PhaseProgress& progress) {
   VIA_ASSIGN_OR_RETURN(State state, Current(addon_id));
-  auto it = state.snapshots.find(snapshot_id);
-  if (it == state.snapshots.end() || it->second.addon_id != addon_id) {
-    return NotFound("snapshot_not_found", "no snapshot " + snapshot_id + " of " + addon_id);
-  }
-  const SnapshotState& snap = it->second;
-  if (snap.status != SnapshotStatus::kTaken) {
-    return FailedPrecondition("snapshot_not_taken", "snapshot " + snapshot_id + " is " +
-                                                        SnapshotStatusName(snap.status));
-  }
-  if (snap.deleted) {
-    return FailedPrecondition("snapshot_deleted", "snapshot " + snapshot_id + " was deleted");
-  }
+  VIA_ASSIGN_OR_RETURN(const SnapshotState* found, TakenSnapshot(state, addon_id, snapshot_id));
+  const SnapshotState& snap = *found;
   if (progress) progress("sha256+pg_restore_list", 0, 1);
   const fs::path file = SnapshotPath(addon_id, snapshot_id);
   SnapshotVerified verified{addon_id, snapshot_id, false, "sha256+pg_restore_list", ""};
@@ -662,9 +643,10 @@ Result<SnapshotVerified> PostgresProvider::CheckSnapshot(const std::string& addo
     verified.detail = "the file does not match the SHA-256 recorded in SnapshotTaken";
   } else {
     // The archive's table of contents must read back whole.
-    Status listed = RunClient("pg_restore", {"-l", file.string()}, "", file.string() + ".list");
+    Status listed = RunClient("pg_restore", {"-l", file.string()}, "",
+                              eventstore::SideFile(file, ".list").string());
     std::error_code ec;
-    fs::remove(file.string() + ".list", ec);
+    fs::remove(eventstore::SideFile(file, ".list"), ec);
     if (!listed.ok() && listed.reason() == "pg_client_missing") return listed;
     verified.ok = listed.ok();
     verified.detail = listed.ok() ? "ok" : listed.message();
@@ -676,15 +658,13 @@ Result<SnapshotVerified> PostgresProvider::CheckSnapshot(const std::string& addo
 Status PostgresProvider::RemoveSnapshotFile(const std::string& addon_id,
                                             const std::string& snapshot_id) {
   const fs::path file = SnapshotPath(addon_id, snapshot_id);
-  if (::unlink(file.c_str()) != 0 && errno != ENOENT) {
-    return Internal("remove " + file.string() + ": " + std::strerror(errno));
-  }
-  return eventstore::SyncDirectory(file.parent_path());
+  VIA_RETURN_IF_ERROR(fileio::Remove(file));
+  return fileio::SyncDirectory(file.parent_path());
 }
 
 Result<bool> PostgresProvider::FinishSnapshot(const std::string& addon_id,
                                               const std::string& snapshot_id) {
-  const std::string command_id = "snapshot/" + snapshot_id;
+  const std::string command_id = eventstore::SnapshotCommandId(snapshot_id);
   const fs::path dest = SnapshotPath(addon_id, snapshot_id);
   std::error_code ec;
   if (fs::exists(dest, ec)) {
@@ -692,7 +672,7 @@ Result<bool> PostgresProvider::FinishSnapshot(const std::string& addon_id,
     VIA_RETURN_IF_ERROR(Append(command_id, {SnapshotTaken{addon_id, snapshot_id, d.sha256, d.bytes, 0}}));
     return true;
   }
-  fs::remove(dest.string() + ".tmp", ec);
+  fs::remove(fileio::TempPathFor(dest), ec);
   VIA_RETURN_IF_ERROR(Append(command_id, {SnapshotFailed{addon_id, snapshot_id,
                                                          "interrupted by a crash before the dump was durable"}}));
   return false;
@@ -750,7 +730,8 @@ Status PostgresProvider::Restore(const std::string& addon_id, const std::string&
                                  const PhaseProgress& progress) {
   const std::string tag = Tag();
   (void)verified;  // the dump is loaded into a fresh database: a bad one fails there
-  const std::string command_id = "restore/" + addon_id + "/" + snapshot_id + "/" + safety_snapshot_id;
+  const std::string command_id =
+      eventstore::RestoreCommandId(addon_id, snapshot_id, safety_snapshot_id);
   VIA_ASSIGN_OR_RETURN(State state, Current(addon_id));
   const AddonState* addon = state.FindById(addon_id);
   if (addon == nullptr) return NotFound("addon_not_found", "no add-on " + addon_id);
@@ -818,7 +799,7 @@ Result<RepairOutcome> PostgresProvider::Repair(const std::string& addon_id, bool
           .WithOwner("operator");
     }
   }
-  const std::string command_id = "repair/" + addon_id + "/" + std::to_string(state.seq);
+  const std::string command_id = eventstore::RepairCommandId(addon_id, state.seq);
   const std::string action = exists ? "roles" : source ? "restore" : "recreate";
   VIA_RETURN_IF_ERROR(Append(command_id, {RepairRequested{addon_id, action}}));
   env_.crash.At("repair.before_file");
@@ -856,7 +837,7 @@ Result<RepairOutcome> PostgresProvider::FinishRepair(const State& state,
   std::string detail;
   if (Probe(addon_id, &detail) == StorageFact::kOk) {
     VIA_ASSIGN_OR_RETURN(State now, Current(addon_id));
-    const std::string command_id = "repair/" + addon_id + "/" + std::to_string(now.seq) + "/done";
+    const std::string command_id = eventstore::RepairDoneCommandId(addon_id, now.seq);
     VIA_RETURN_IF_ERROR(Append(command_id, {StorageRepaired{addon_id, "verified_after_crash", "", ""}}));
     return RepairOutcome{{"verified_after_crash"}, "", ""};
   }

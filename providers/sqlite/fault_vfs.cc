@@ -201,6 +201,32 @@ Status ArmTestFault(const std::string& test_fault) {
   return registered;
 }
 
+namespace {
+
+class SpecFaults final : public TestFaults {
+ public:
+  explicit SpecFaults(std::string spec) : spec_(std::move(spec)) {}
+  Status At(std::string_view point) override {
+    if (point == "provision.before_file" && spec_ == "provision_fail") {
+      return Internal("injected failure (test)");
+    }
+    if (point == "provision.after_file" && spec_ == "provision_fail_after_create") {
+      return Internal("injected failure after the file was created (test)");
+    }
+    if (point == "snapshot.before_file") return ArmTestFault(spec_);
+    return Status::Ok();
+  }
+
+ private:
+  const std::string spec_;
+};
+
+}  // namespace
+
+std::unique_ptr<TestFaults> TestFaultsFromSpec(std::string spec) {
+  return std::make_unique<SpecFaults>(std::move(spec));
+}
+
 std::uint64_t DiskFullWritesRefused() { return g_refused.load(); }
 
 }  // namespace via::providers::sqlite

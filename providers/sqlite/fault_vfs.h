@@ -12,12 +12,16 @@
 // Connections opened before arming keep the VFS they were opened with.
 //
 // Any other fault name (or an empty one) does nothing. Production never sets
-// $VIA_TEST_FAULT (docs/operations.md).
+// $VIA_TEST_FAULT (docs/operations.md), and only the CLI of a build with test
+// hooks (VIA_TEST_HOOKS) calls TestFaultsFromSpec, so a release binary links
+// none of this.
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "domain/status.h"
+#include "providers/provider.h"
 
 namespace via::providers::sqlite {
 
@@ -25,6 +29,15 @@ namespace via::providers::sqlite {
 // changes the limit). InvalidArgument for a malformed BYTES; Internal when
 // SQLite refuses the VFS.
 Status ArmTestFault(const std::string& test_fault);
+
+// The fault object of a $VIA_TEST_FAULT value (providers::TestFaults):
+//   provision_fail               provision.before_file fails
+//   provision_fail_after_create  provision.after_file fails
+//   snapshot_enospc[:BYTES]      snapshot.before_file arms the shim above
+//                                (a malformed BYTES fails there with
+//                                InvalidArgument "bad_test_fault")
+// Any other value injects nothing.
+std::unique_ptr<TestFaults> TestFaultsFromSpec(std::string spec);
 
 // How many writes the shim refused so far (for tests of the shim itself).
 std::uint64_t DiskFullWritesRefused();

@@ -10,8 +10,9 @@
 
 #include "domain/snapshots.h"
 #include "eventstore/file_lock.h"
+#include "eventstore/filenames.h"
 #include "projections/read_model.h"
-#include "providers/sqlite/fault_vfs.h"
+#include "storage/file.h"
 
 namespace via::providers::sqlite {
 namespace fs = std::filesystem;
@@ -20,10 +21,10 @@ namespace {
 
 // An exclusive lock on addons/<id>/.lock: work on one add-on's files, one
 // process at a time.
-Result<eventstore::FileLock> LockAddon(const fs::path& dir) {
+Result<eventstore::FileLock> LockAddon(const eventstore::Home& home, const std::string& addon_id) {
   std::error_code ec;
-  fs::create_directories(dir, ec);
-  return eventstore::FileLock::Exclusive(dir / ".lock");
+  fs::create_directories(home.addon_dir(addon_id), ec);
+  return eventstore::FileLock::Exclusive(eventstore::AddonLockFile(home, addon_id));
 }
 
 StorageFact FactOf(StorageHealth health) {
@@ -51,18 +52,22 @@ Result<State> Current(const eventstore::Home& home, eventstore::EventLog& log,
 }  // namespace
 
 fs::path DatabasePath(const eventstore::Home& home, const std::string& addon_id) {
-  return home.addon_dir(addon_id) / "data.sqlite";
+  return eventstore::AddonFile(home, addon_id, kDatabaseFileName);
 }
 
 fs::path SnapshotFile(const eventstore::Home& home, const std::string& addon_id,
                       const std::string& snapshot_id) {
-  return home.snapshot_dir(addon_id) / (snapshot_id + ".sqlite");
+  return eventstore::SnapshotFile(home, addon_id, snapshot_id, kSnapshotExtension);
 }
 
 void Register(Registry& registry) {
   registry.Add(kName, [](const Environment& env) -> std::unique_ptr<Provider> {
     return std::make_unique<SqliteProvider>(env);
   });
+}
+
+Status SqliteProvider::Fault(std::string_view point) {
+  return options_.test_faults != nullptr ? options_.test_faults->At(point) : Status::Ok();
 }
 
 eventstore::EventLog& SqliteProvider::log() {
@@ -93,17 +98,16 @@ Status SqliteProvider::AppendCompletion(const std::string& command_id, std::vect
 }
 
 Status SqliteProvider::Provision(const std::string& addon_id) {
-  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home.addon_dir(addon_id)));
+  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home, addon_id));
   VIA_ASSIGN_OR_RETURN(State state, Current(options_.home, log(), addon_id));
   const AddonState* addon = state.FindById(addon_id);
   if (addon == nullptr) return NotFound("addon_not_found", "no add-on " + addon_id);
   if (addon->phase != AddonPhase::kProvisioning) return Status::Ok();  // someone finished it
 
-  const std::string command_id = "provision/" + addon_id;
+  const std::string command_id = eventstore::ProvisionCommandId(addon_id);
   fs::path db = DatabasePath(addon_id);
-  if (options_.test_fault == "provision_fail") {
-    return AppendCompletion(command_id,
-                            {ProvisioningFailed{addon_id, "injected failure (test)", false}});
+  if (Status injected = Fault("provision.before_file"); !injected.ok()) {
+    return AppendCompletion(command_id, {ProvisioningFailed{addon_id, injected.message(), false}});
   }
   options_.crash.At("provision.before_file");
   Status created = CreateDatabase(db);
@@ -112,9 +116,7 @@ Status SqliteProvider::Provision(const std::string& addon_id) {
       ProbeDatabase(db).health == StorageHealth::kOk) {
     created = Status::Ok();  // an earlier attempt made it and crashed before the event
   }
-  if (options_.test_fault == "provision_fail_after_create") {
-    created = Internal("injected failure after the file was created (test)");
-  }
+  if (Status injected = Fault("provision.after_file"); !injected.ok()) created = injected;
   if (!created.ok()) {
     return AppendCompletion(command_id,
                             {ProvisioningFailed{addon_id, created.message(), HoldsSqliteBytes(db)}});
@@ -125,13 +127,13 @@ Status SqliteProvider::Provision(const std::string& addon_id) {
 Result<SnapshotTaken> SqliteProvider::Snapshot(const std::string& addon_id,
                                                const std::string& snapshot_id,
                                                const PhaseProgress& progress) {
-  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home.addon_dir(addon_id)));
+  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home, addon_id));
   std::error_code ec;
   fs::create_directories(options_.home.snapshot_dir(addon_id), ec);
   fs::path dest = SnapshotPath(addon_id, snapshot_id);
-  const std::string command_id = "snapshot/" + snapshot_id;
+  const std::string command_id = eventstore::SnapshotCommandId(snapshot_id);
   options_.crash.At("snapshot.before_file");
-  Status armed = ArmTestFault(options_.test_fault);  // test-only; no-op in production
+  Status armed = Fault("snapshot.before_file");  // test-only; Ok in production
   Progress tracked = [&](std::uint64_t done, std::uint64_t total) {
     if (done * 2 >= total && done < total) options_.crash.At("snapshot.during_file");
   };
@@ -157,7 +159,7 @@ Result<SnapshotVerified> SqliteProvider::Verify(const std::string& addon_id,
                                                 const PhaseProgress& progress) {
   // Under the add-on's lock from the check to the append: no delete removes
   // the file (or records its deletion) in between.
-  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home.addon_dir(addon_id)));
+  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home, addon_id));
   VIA_ASSIGN_OR_RETURN(SnapshotVerified verified, CheckSnapshotLocked(addon_id, snapshot_id, progress));
   eventstore::AppendRequest request;
   request.actor = options_.actor;
@@ -170,7 +172,7 @@ Result<SnapshotVerified> SqliteProvider::Verify(const std::string& addon_id,
 Result<SnapshotVerified> SqliteProvider::CheckSnapshot(const std::string& addon_id,
                                                        const std::string& snapshot_id,
                                                        const PhaseProgress& progress) {
-  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home.addon_dir(addon_id)));
+  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home, addon_id));
   return CheckSnapshotLocked(addon_id, snapshot_id, progress);
 }
 
@@ -178,18 +180,8 @@ Result<SnapshotVerified> SqliteProvider::CheckSnapshotLocked(const std::string& 
                                                              const std::string& snapshot_id,
                                                              const PhaseProgress& progress) {
   VIA_ASSIGN_OR_RETURN(State state, Current(options_.home, log(), addon_id));  // under the lock
-  auto it = state.snapshots.find(snapshot_id);
-  if (it == state.snapshots.end() || it->second.addon_id != addon_id) {
-    return NotFound("snapshot_not_found", "no snapshot " + snapshot_id + " of " + addon_id);
-  }
-  const SnapshotState& snap = it->second;
-  if (snap.status != SnapshotStatus::kTaken) {
-    return FailedPrecondition("snapshot_not_taken", "snapshot " + snapshot_id + " is " +
-                                                        SnapshotStatusName(snap.status));
-  }
-  if (snap.deleted) {
-    return FailedPrecondition("snapshot_deleted", "snapshot " + snapshot_id + " was deleted");
-  }
+  VIA_ASSIGN_OR_RETURN(const SnapshotState* found, TakenSnapshot(state, addon_id, snapshot_id));
+  const SnapshotState& snap = *found;
   options_.crash.At("verify.before_check");
   VIA_ASSIGN_OR_RETURN(SnapshotCheck check,
                        VerifySnapshot(SnapshotPath(addon_id, snapshot_id),
@@ -200,25 +192,20 @@ Result<SnapshotVerified> SqliteProvider::CheckSnapshotLocked(const std::string& 
 
 Status SqliteProvider::RemoveSnapshotFile(const std::string& addon_id,
                                           const std::string& snapshot_id) {
-  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home.addon_dir(addon_id)));
+  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home, addon_id));
   fs::path file = SnapshotPath(addon_id, snapshot_id);
   options_.crash.At("delete.before_file");
-  if (::unlink(file.c_str()) != 0 && errno != ENOENT) {
-    return Internal("remove " + file.string() + ": " + std::strerror(errno));
-  }
+  VIA_RETURN_IF_ERROR(fileio::Remove(file));
   options_.crash.At("delete.after_file");
-  // The folder's entry is gone for good only once the folder is synced.
-  int dir = ::open(file.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir >= 0) {
-    (void)::fsync(dir);
-    ::close(dir);
-  }
+  // The folder's entry is gone for good only once the folder is synced (best
+  // effort: the file is gone either way).
+  (void)fileio::SyncParentDirectory(file);
   return Status::Ok();
 }
 
 Status SqliteProvider::StageImport(const std::string& addon_id, const fs::path& source,
                                    bool source_verified, const PhaseProgress& progress) {
-  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home.addon_dir(addon_id)));
+  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home, addon_id));
   options_.crash.At("import.before_file");
   Status imported = ImportDatabase(source, DatabasePath(addon_id), source_verified, progress);
   options_.crash.At("import.after_file");
@@ -233,7 +220,7 @@ void SqliteProvider::DiscardImport(const std::string& addon_id) {
 Result<CheckOutcome> SqliteProvider::Check(const std::string& addon_id,
                                            const std::string& command_id) {
   // Under the add-on's lock: no repair moves the file away meanwhile.
-  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home.addon_dir(addon_id)));
+  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home, addon_id));
   sqlite::Probe probe = CheckDatabase(DatabasePath(addon_id));
   CheckOutcome out;
   out.event = StorageChecked{addon_id, probe.health == StorageHealth::kOk, "integrity_check",
@@ -252,8 +239,9 @@ Result<CheckOutcome> SqliteProvider::Check(const std::string& addon_id,
 Status SqliteProvider::Restore(const std::string& addon_id, const std::string& snapshot_id,
                                const std::string& safety_snapshot_id, bool verified,
                                const PhaseProgress& progress) {
-  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home.addon_dir(addon_id)));
-  const std::string command_id = "restore/" + addon_id + "/" + snapshot_id + "/" + safety_snapshot_id;
+  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home, addon_id));
+  const std::string command_id =
+      eventstore::RestoreCommandId(addon_id, snapshot_id, safety_snapshot_id);
   options_.crash.At("restore.before_file");
   Progress tracked = [&](std::uint64_t done, std::uint64_t total) {
     if (done * 2 >= total && done < total) options_.crash.At("restore.during_file");
@@ -272,13 +260,12 @@ Status SqliteProvider::Restore(const std::string& addon_id, const std::string& s
 
 Result<bool> SqliteProvider::FinishSnapshot(const std::string& addon_id,
                                             const std::string& snapshot_id) {
-  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home.addon_dir(addon_id)));
+  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home, addon_id));
   fs::path dest = SnapshotPath(addon_id, snapshot_id);
-  fs::path temp = dest;
-  temp += ".tmp";
+  const fs::path temp = fileio::TempPathFor(dest);
   std::error_code ec;
   fs::remove(temp, ec);  // never trusted by any event
-  const std::string command_id = "snapshot/" + snapshot_id;
+  const std::string command_id = eventstore::SnapshotCommandId(snapshot_id);
   if (fs::exists(dest, ec) && ProbeDatabase(dest).health == StorageHealth::kOk) {
     VIA_ASSIGN_OR_RETURN(FileDigest digest, DigestFile(dest));
     VIA_RETURN_IF_ERROR(AppendCompletion(
@@ -296,9 +283,9 @@ Result<bool> SqliteProvider::FinishSnapshot(const std::string& addon_id,
 Result<RepairOutcome> SqliteProvider::FinishRepair(const State& state,
                                                    const std::string& addon_id) {
   if (ProbeStorage(addon_id) == StorageFact::kOk) {
-    VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home.addon_dir(addon_id)));
+    VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home, addon_id));
     VIA_RETURN_IF_ERROR(AppendCompletion(
-        "repair-finish/" + addon_id + "/" + std::to_string(state.seq),
+        eventstore::RepairFinishCommandId(addon_id, state.seq),
         {StorageRepaired{addon_id, "verified_after_crash", "", "storage passed the probe"}}));
     return RepairOutcome{{"verified_after_crash"}, "", ""};
   }
@@ -309,7 +296,7 @@ Result<RepairOutcome> SqliteProvider::FinishRepair(const State& state,
 }
 
 Result<RepairOutcome> SqliteProvider::Repair(const std::string& addon_id, bool allow_empty) {
-  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home.addon_dir(addon_id)));
+  VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home, addon_id));
   VIA_ASSIGN_OR_RETURN(State state, Current(options_.home, log(), addon_id));  // under the lock
   const AddonState* addon = state.FindById(addon_id);
   if (addon == nullptr) return NotFound("addon_not_found", "no add-on " + addon_id);
@@ -375,7 +362,7 @@ Result<RepairOutcome> SqliteProvider::Repair(const std::string& addon_id, bool a
   }
 
   // Intent first, keyed by the log position so that a retry appends nothing twice.
-  const std::string command_id = "repair/" + addon_id + "/" + std::to_string(state.seq);
+  const std::string command_id = eventstore::RepairCommandId(addon_id, state.seq);
   std::string action = probe.health == StorageHealth::kOk      ? "adopted_existing"
                        : probe.health == StorageHealth::kCorrupt ? "quarantined_corrupt"
                                                                  : "recreate";
@@ -410,7 +397,8 @@ Result<RepairOutcome> SqliteProvider::Repair(const std::string& addon_id, bool a
     }
   }
   options_.crash.At("repair.after_file");
-  VIA_RETURN_IF_ERROR(AppendCompletion(command_id + "/done", std::move(done)));
+  VIA_RETURN_IF_ERROR(
+      AppendCompletion(eventstore::RepairDoneCommandId(addon_id, state.seq), std::move(done)));
   return outcome;
 }
 

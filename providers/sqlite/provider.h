@@ -26,8 +26,11 @@
 namespace via::providers::sqlite {
 
 inline constexpr const char* kName = "sqlite";
+// Its storage layout (paths built by eventstore/filenames.h):
+// addons/<id>/data.sqlite, snapshots/<id>/<snapshot>.sqlite.
+inline constexpr const char* kDatabaseFileName = "data.sqlite";
+inline constexpr const char* kSnapshotExtension = "sqlite";
 
-// Its storage layout: addons/<id>/data.sqlite, snapshots/<id>/<snapshot>.sqlite.
 std::filesystem::path DatabasePath(const eventstore::Home& home, const std::string& addon_id);
 std::filesystem::path SnapshotFile(const eventstore::Home& home, const std::string& addon_id,
                                    const std::string& snapshot_id);
@@ -37,9 +40,9 @@ std::filesystem::path SnapshotFile(const eventstore::Home& home, const std::stri
 StorageFact ProbeAddonStorage(const eventstore::Home& home, const std::string& addon_id,
                               std::string* detail = nullptr);
 
-// Adds the SQLite provider to `registry`. Test-only fault injection through
-// Environment::test_fault: "provision_fail" (fail before any file is written)
-// or "provision_fail_after_create" (fail after the file holds SQLite bytes).
+// Adds the SQLite provider to `registry`. Test-only faults come from
+// Environment::test_faults at provision.before_file, provision.after_file
+// and snapshot.before_file (providers/provider.h TestFaults).
 void Register(Registry& registry);
 
 class SqliteProvider final : public Provider {
@@ -161,6 +164,8 @@ class SqliteProvider final : public Provider {
                                                const PhaseProgress& progress);
 
   eventstore::EventLog& log();
+  // The test fault to inject at `point` (Environment::test_faults), else Ok.
+  Status Fault(std::string_view point);
 
   Environment options_;
 };

@@ -72,7 +72,8 @@ Result<FileDigest> TakeSnapshot(const std::filesystem::path& db, const std::file
                                 const Progress& progress = nullptr,
                                 const PhaseProgress& phases = nullptr);
 
-// SHA-256, size and page count of a snapshot file as it is on disk.
+// SHA-256, size (fileio::DigestFile, storage/file.h) and page count of a
+// snapshot file as it is on disk.
 Result<FileDigest> DigestFile(const std::filesystem::path& file,
                               const PhaseProgress& phases = nullptr);
 
@@ -88,13 +89,6 @@ struct SnapshotCheck {
 Result<SnapshotCheck> VerifySnapshot(const std::filesystem::path& file, ByteView expected_sha256,
                                      std::uint64_t expected_bytes,
                                      const PhaseProgress& phases = nullptr);
-
-// Copies a snapshot file to `dest` (a new file: AlreadyExists when something
-// is there), hashing while copying: `dest`.via-export-tmp, fsync, rename, fsync
-// of the directory. DataLoss "snapshot_hash_mismatch" (and no `dest`) when
-// the bytes read differ from `expected_sha256`.
-Result<FileDigest> ExportFile(const std::filesystem::path& file, const std::filesystem::path& dest,
-                              ByteView expected_sha256, const PhaseProgress& phases = nullptr);
 
 // Creates the database `db` (which must not exist) from the SQLite database
 // in `source` (an operator's file or a snapshot): in one read transaction on

@@ -37,12 +37,12 @@ hrana::Limits FuzzLimits() {
   return limits;
 }
 
-via::Result<hrana::SqliteConnection> OpenMemory() {
+via::Result<via::sql::Connection> OpenMemory() {
   sqlite3* raw = nullptr;
   int rc = sqlite3_open_v2(":memory:", &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
-  hrana::SqliteConnection db(raw);
+  via::sql::Connection db(raw);
   if (rc != SQLITE_OK) return via::Internal("cannot open :memory:");
-  return via::Result<hrana::SqliteConnection>(std::move(db));
+  return via::Result<via::sql::Connection>(std::move(db));
 }
 
 void FuzzPipeline(std::string_view body, const hrana::Limits& limits) {

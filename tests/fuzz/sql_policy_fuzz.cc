@@ -118,12 +118,12 @@ hrana::Limits FuzzLimits() {
   return limits;
 }
 
-via::Result<hrana::SqliteConnection> Open() {
+via::Result<via::sql::Connection> Open() {
   sqlite3* raw = nullptr;
   int rc = sqlite3_open_v2(paths->db.c_str(), &raw, SQLITE_OPEN_READWRITE, kGuardVfs);
-  hrana::SqliteConnection db(raw);
+  via::sql::Connection db(raw);
   if (rc != SQLITE_OK) return via::Internal("cannot open the fuzz database");
-  return via::Result<hrana::SqliteConnection>(std::move(db));
+  return via::Result<via::sql::Connection>(std::move(db));
 }
 
 }  // namespace

@@ -72,16 +72,16 @@ class Harness {
 
   HranaEngine::ConnectionFactory Open(const std::string& key) {
     std::filesystem::path path = dir_.path() / (key + ".db");
-    return [path, this]() -> Result<hrana::SqliteConnection> {
+    return [path, this]() -> Result<via::sql::Connection> {
       ++opened_;
       sqlite3* raw = nullptr;
       int rc =
           sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
-      hrana::SqliteConnection db(raw);
+      via::sql::Connection db(raw);
       if (rc != SQLITE_OK) return Internal("cannot open " + path.string());
       sqlite3_busy_timeout(raw, 2000);
       if (on_open_) on_open_(raw);
-      return Result<hrana::SqliteConnection>(std::move(db));
+      return Result<via::sql::Connection>(std::move(db));
     };
   }
 

@@ -43,11 +43,11 @@ class Pool {
   json Once(const std::string& key, json requests) {
     requests.push_back({{"type", "close"}});
     json body = {{"baton", nullptr}, {"requests", requests}};
-    auto out = engine_.HandlePipeline(key, body.dump(), [this, key]() -> Result<hrana::SqliteConnection> {
+    auto out = engine_.HandlePipeline(key, body.dump(), [this, key]() -> Result<via::sql::Connection> {
       ++opened_;
       sqlite3* raw = nullptr;
       int rc = sqlite3_open_v2(File(key).c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
-      hrana::SqliteConnection db(raw);
+      via::sql::Connection db(raw);
       if (rc != SQLITE_OK) return Internal("cannot open");
       if (probing_) {
         // A function's destructor runs when SQLite closes the connection.

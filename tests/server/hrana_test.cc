@@ -751,7 +751,7 @@ TEST_CASE("hrana limits the open streams of one database, not of the others", "[
 
 TEST_CASE("hrana passes a connection failure through with context", "[server]") {
   Harness h;
-  auto fail = []() -> Result<hrana::SqliteConnection> {
+  auto fail = []() -> Result<via::sql::Connection> {
     return Unavailable("restore_in_progress", "a restore is running");
   };
   Result<std::string> out =

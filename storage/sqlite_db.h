@@ -1,8 +1,17 @@
 #pragma once
 
-// A thin RAII layer over the SQLite C API, shared by the layers that keep
-// SQLite files (event log, read model). Errors become Status values with the
-// SQLite message and a stable reason:
+// The one RAII layer over the SQLite C API (storage/, below every layer that
+// keeps SQLite files: the event log, the read model, the SQLite provider, the
+// SQL proxy of server/).
+//
+// Two levels:
+// - Owning handles (Connection, StatementHandle, BackupHandle) and OpenHandle:
+//   unique_ptrs over the raw sqlite3*, sqlite3_stmt* and sqlite3_backup*,
+//   for code that calls the C API itself on a hot path or uses calls the
+//   wrapper below lacks (the Hrana proxy, the provider's backup and
+//   integrity-check code). They add nothing per call.
+// - Db, Stmt, ReadTransaction and Transaction: connections whose errors become
+//   Status values with the SQLite message and a stable reason:
 //   SQLITE_CORRUPT, SQLITE_NOTADB            DataLoss    "storage_corrupt"
 //   SQLITE_BUSY, SQLITE_LOCKED               Unavailable "busy"
 //   SQLITE_FULL, or an I/O error with ENOSPC Internal    "disk_full"
@@ -28,14 +37,57 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "domain/bytes.h"
 #include "domain/status.h"
 
 struct sqlite3;
 struct sqlite3_stmt;
+struct sqlite3_backup;
 
 namespace via::sql {
+
+// --- Owning handles ---------------------------------------------------------
+
+// Closes with sqlite3_close_v2: statements still open keep the connection
+// alive until they are finalized; an open transaction is rolled back.
+struct ConnectionCloser {
+  void operator()(sqlite3* db) const noexcept;
+};
+using Connection = std::unique_ptr<sqlite3, ConnectionCloser>;
+
+struct StatementFinalizer {
+  void operator()(sqlite3_stmt* stmt) const noexcept;
+};
+using StatementHandle = std::unique_ptr<sqlite3_stmt, StatementFinalizer>;
+
+// Finishing a backup that did not reach SQLITE_DONE rolls its destination back.
+struct BackupFinisher {
+  void operator()(sqlite3_backup* backup) const noexcept;
+};
+using BackupHandle = std::unique_ptr<sqlite3_backup, BackupFinisher>;
+
+// A connection from sqlite3_open_v2(path, flags) and its result code. The
+// connection is set (so that its error message can be read) even when rc is
+// not SQLITE_OK. On success it has extended result codes on and, when
+// busy_timeout_ms > 0, that busy timeout.
+struct Opened {
+  Connection db;
+  int rc = 0;
+};
+Opened OpenHandle(const std::string& path, int flags, int busy_timeout_ms);
+
+// Closes `db` now with sqlite3_close, which fails (instead of deferring the
+// close) while a statement or backup is unfinished: Internal naming it.
+Status CloseChecked(Connection db);
+
+// "database disk image is malformed (code 11)" for the last failed call on
+// `db` (or for `rc` alone when `db` is null or has moved on); I/O errors also
+// name the errno.
+std::string ErrorText(sqlite3* db, int rc);
+
+// --- Connections with Status errors -----------------------------------------
 
 class Db;
 
@@ -43,9 +95,8 @@ class Db;
 class Stmt {
  public:
   Stmt() = default;
-  ~Stmt();
-  Stmt(Stmt&& other) noexcept;
-  Stmt& operator=(Stmt&& other) noexcept;
+  Stmt(Stmt&& other) noexcept = default;
+  Stmt& operator=(Stmt&& other) noexcept = default;
   Stmt(const Stmt&) = delete;
   Stmt& operator=(const Stmt&) = delete;
 
@@ -69,7 +120,7 @@ class Stmt {
  private:
   friend class Db;
   Stmt(sqlite3_stmt* stmt, sqlite3* db) : stmt_(stmt), db_(db) {}
-  sqlite3_stmt* stmt_ = nullptr;
+  StatementHandle stmt_;
   sqlite3* db_ = nullptr;
 };
 
@@ -108,15 +159,15 @@ class Db {
   // True while a transaction is open on this connection.
   bool InTransaction() const;
   std::int64_t Changes() const;
-  sqlite3* raw() { return db_; }
+  sqlite3* raw() { return db_.get(); }
 
   // Maps the connection's last error (for `rc`) to a Status with `what` as context.
   Status Error(int rc, std::string_view what) const;
 
  private:
-  explicit Db(sqlite3* db) : db_(db) {}
+  explicit Db(Connection db) : db_(std::move(db)) {}
   static int WalHook(void* self, sqlite3* db, const char* name, int frames);
-  sqlite3* db_ = nullptr;
+  Connection db_;
   int busy_timeout_ms_ = 0;
   int wal_truncate_frames_ = 0;
   std::map<std::string, Stmt, std::less<>> cached_;  // finalized before db_ closes (~Db)

@@ -1,50 +1,78 @@
-#include "eventstore/sqlite_db.h"
+#include "storage/sqlite_db.h"
 
 #include <sqlite3.h>
 
 #include <cerrno>
 #include <chrono>
 #include <filesystem>
+#include <system_error>
 #include <thread>
 
 namespace via::sql {
 
-Stmt::~Stmt() {
-  if (stmt_) sqlite3_finalize(stmt_);
+void ConnectionCloser::operator()(sqlite3* db) const noexcept { sqlite3_close_v2(db); }
+
+void StatementFinalizer::operator()(sqlite3_stmt* stmt) const noexcept { sqlite3_finalize(stmt); }
+
+void BackupFinisher::operator()(sqlite3_backup* backup) const noexcept {
+  sqlite3_backup_finish(backup);
 }
 
-Stmt::Stmt(Stmt&& other) noexcept : stmt_(other.stmt_), db_(other.db_) {
-  other.stmt_ = nullptr;
-}
-
-Stmt& Stmt::operator=(Stmt&& other) noexcept {
-  if (this != &other) {
-    if (stmt_) sqlite3_finalize(stmt_);
-    stmt_ = other.stmt_;
-    db_ = other.db_;
-    other.stmt_ = nullptr;
+Opened OpenHandle(const std::string& path, int flags, int busy_timeout_ms) {
+  sqlite3* raw = nullptr;
+  Opened opened;
+  opened.rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
+  opened.db.reset(raw);
+  if (opened.rc == SQLITE_OK) {
+    sqlite3_extended_result_codes(raw, 1);
+    if (busy_timeout_ms > 0) sqlite3_busy_timeout(raw, busy_timeout_ms);
   }
-  return *this;
+  return opened;
+}
+
+Status CloseChecked(Connection db) {
+  int rc = sqlite3_close(db.get());
+  if (rc != SQLITE_OK) return Internal("close: " + ErrorText(db.get(), rc));
+  (void)db.release();
+  return Status::Ok();
+}
+
+std::string ErrorText(sqlite3* db, int rc) {
+  std::string text;
+  if (db != nullptr && sqlite3_extended_errcode(db) == rc) {
+    text = sqlite3_errmsg(db);
+  } else {
+    text = sqlite3_errstr(rc);
+  }
+  text += " (code " + std::to_string(rc);
+  int primary = rc & 0xff;
+  if (db != nullptr && (primary == SQLITE_IOERR || primary == SQLITE_CANTOPEN ||
+                        primary == SQLITE_FULL || primary == SQLITE_PERM)) {
+    if (int err = sqlite3_system_errno(db); err != 0) {
+      text += ", " + std::system_category().message(err);
+    }
+  }
+  return text + ")";
 }
 
 Stmt& Stmt::Bind(int index, std::int64_t value) {
-  sqlite3_bind_int64(stmt_, index, value);
+  sqlite3_bind_int64(stmt_.get(), index, value);
   return *this;
 }
 
 Stmt& Stmt::Bind(int index, std::string_view text) {
-  sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+  sqlite3_bind_text(stmt_.get(), index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
   return *this;
 }
 
 Stmt& Stmt::Bind(int index, ByteView blob) {
-  sqlite3_bind_blob(stmt_, index, blob.empty() ? "" : static_cast<const void*>(blob.data()),
+  sqlite3_bind_blob(stmt_.get(), index, blob.empty() ? "" : static_cast<const void*>(blob.data()),
                     static_cast<int>(blob.size()), SQLITE_TRANSIENT);
   return *this;
 }
 
 Stmt& Stmt::BindNull(int index) {
-  sqlite3_bind_null(stmt_, index);
+  sqlite3_bind_null(stmt_.get(), index);
   return *this;
 }
 
@@ -85,7 +113,7 @@ Status MapError(sqlite3* db, int rc, std::string_view what) {
 }  // namespace
 
 Result<bool> Stmt::Step() {
-  int rc = sqlite3_step(stmt_);
+  int rc = sqlite3_step(stmt_.get());
   if (rc == SQLITE_ROW) return true;
   if (rc == SQLITE_DONE) return false;
   return MapError(db_, rc, "sqlite step");
@@ -105,38 +133,37 @@ Status Stmt::Run() {
 }
 
 void Stmt::Reset() {
-  sqlite3_reset(stmt_);
-  sqlite3_clear_bindings(stmt_);
+  sqlite3_reset(stmt_.get());
+  sqlite3_clear_bindings(stmt_.get());
 }
 
-std::int64_t Stmt::Int(int column) const { return sqlite3_column_int64(stmt_, column); }
+std::int64_t Stmt::Int(int column) const { return sqlite3_column_int64(stmt_.get(), column); }
 
 std::string Stmt::Text(int column) const {
-  const unsigned char* p = sqlite3_column_text(stmt_, column);
-  int n = sqlite3_column_bytes(stmt_, column);
+  const unsigned char* p = sqlite3_column_text(stmt_.get(), column);
+  int n = sqlite3_column_bytes(stmt_.get(), column);
   return p ? std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(n)) : "";
 }
 
 ByteView Stmt::Blob(int column) const {
-  const void* p = sqlite3_column_blob(stmt_, column);
-  int n = sqlite3_column_bytes(stmt_, column);
+  const void* p = sqlite3_column_blob(stmt_.get(), column);
+  int n = sqlite3_column_bytes(stmt_.get(), column);
   return p ? ByteView(static_cast<const std::uint8_t*>(p), static_cast<std::size_t>(n))
            : ByteView();
 }
 
-bool Stmt::IsNull(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
+bool Stmt::IsNull(int column) const { return sqlite3_column_type(stmt_.get(), column) == SQLITE_NULL; }
 
 Db::~Db() {
-  cached_.clear();
-  if (db_) sqlite3_close_v2(db_);
+  cached_.clear();  // statements before their connection (db_ closes after)
 }
 
 namespace {
 
-sqlite3* OpenRaw(const std::string& path, int flags, bool uri, int* rc) {
+Connection OpenRaw(const std::string& path, int flags, bool uri, int* rc) {
   sqlite3* raw = nullptr;
   *rc = sqlite3_open_v2(path.c_str(), &raw, flags | (uri ? SQLITE_OPEN_URI : 0), nullptr);
-  return raw;
+  return Connection(raw);
 }
 
 // The file as a URI that opens it immutable (path characters that a URI
@@ -174,21 +201,21 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path, const OpenOptions&
   }
   int rc = SQLITE_OK;
   std::unique_ptr<Db> db(new Db(OpenRaw(path, flags, false, &rc)));
-  if (rc != SQLITE_OK) return MapError(db->db_, rc, "open " + path);
-  sqlite3_busy_timeout(db->db_, options.busy_timeout_ms);
-  sqlite3_extended_result_codes(db->db_, 1);
+  if (rc != SQLITE_OK) return MapError(db->raw(), rc, "open " + path);
+  sqlite3_busy_timeout(db->raw(), options.busy_timeout_ms);
+  sqlite3_extended_result_codes(db->raw(), 1);
   // Closing the last connection neither checkpoints nor deletes the WAL:
   // every `via` process would otherwise pay a checkpoint (and its fsyncs) on
   // exit, and the next one recreate the WAL and its index. The WAL is
   // checkpointed as it grows (wal_autocheckpoint), and a reader finds the
   // -shm in place even where it could not create one.
-  sqlite3_db_config(db->db_, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
+  sqlite3_db_config(db->raw(), SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
   db->busy_timeout_ms_ = options.busy_timeout_ms;
   if (!options.read_only && options.wal_truncate_frames > 0) {
     db->wal_truncate_frames_ = options.wal_truncate_frames;
-    sqlite3_wal_hook(db->db_, &Db::WalHook, db.get());  // replaces the auto-checkpoint
+    sqlite3_wal_hook(db->raw(), &Db::WalHook, db.get());  // replaces the auto-checkpoint
   }
-  if (!options.read_only && sqlite3_db_readonly(db->db_, "main") == 1) {
+  if (!options.read_only && sqlite3_db_readonly(db->raw(), "main") == 1) {
     // SQLite falls back to reading a file it cannot write (a read-only mount
     // or file): for a writer that is a fault of the machine, named as such.
     return Status(StatusCode::kInternal, "home_not_writable",
@@ -199,14 +226,14 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path, const OpenOptions&
     // created; in a read-only directory without one, the first read fails.
     // Nothing can write such a file, so reading it as immutable is exact,
     // unless a WAL with content is there (then the error stands).
-    int probe = sqlite3_exec(db->db_, "SELECT 1 FROM sqlite_schema LIMIT 1", nullptr, nullptr,
+    int probe = sqlite3_exec(db->raw(), "SELECT 1 FROM sqlite_schema LIMIT 1", nullptr, nullptr,
                              nullptr);
     int primary = probe & 0xff;
     if ((primary == SQLITE_CANTOPEN || primary == SQLITE_READONLY) && !HasWalContent(path)) {
       db.reset(new Db(OpenRaw(ImmutableUri(path), flags, true, &rc)));
-      if (rc != SQLITE_OK) return MapError(db->db_, rc, "open " + path);
-      sqlite3_busy_timeout(db->db_, options.busy_timeout_ms);
-      sqlite3_extended_result_codes(db->db_, 1);
+      if (rc != SQLITE_OK) return MapError(db->raw(), rc, "open " + path);
+      sqlite3_busy_timeout(db->raw(), options.busy_timeout_ms);
+      sqlite3_extended_result_codes(db->raw(), 1);
     }
   }
   return db;
@@ -214,8 +241,8 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path, const OpenOptions&
 
 Status Db::Exec(std::string_view sql) {
   std::string text(sql);
-  int rc = sqlite3_exec(db_, text.c_str(), nullptr, nullptr, nullptr);
-  if (rc != SQLITE_OK) return MapError(db_, rc, "sqlite exec");
+  int rc = sqlite3_exec(db_.get(), text.c_str(), nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) return MapError(db_.get(), rc, "sqlite exec");
   return Status::Ok();
 }
 
@@ -251,18 +278,18 @@ Result<Stmt*> Db::Cached(std::string_view sql) {
   return &it->second;
 }
 
-bool Db::InTransaction() const { return sqlite3_get_autocommit(db_) == 0; }
+bool Db::InTransaction() const { return sqlite3_get_autocommit(db_.get()) == 0; }
 
 Result<Stmt> Db::Prepare(std::string_view sql) {
   sqlite3_stmt* stmt = nullptr;
-  int rc = sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &stmt, nullptr);
-  if (rc != SQLITE_OK) return MapError(db_, rc, "sqlite prepare");
-  return Stmt(stmt, db_);
+  int rc = sqlite3_prepare_v2(db_.get(), sql.data(), static_cast<int>(sql.size()), &stmt, nullptr);
+  if (rc != SQLITE_OK) return MapError(db_.get(), rc, "sqlite prepare");
+  return Stmt(stmt, db_.get());
 }
 
-std::int64_t Db::Changes() const { return sqlite3_changes64(db_); }
+std::int64_t Db::Changes() const { return sqlite3_changes64(db_.get()); }
 
-Status Db::Error(int rc, std::string_view what) const { return MapError(db_, rc, what); }
+Status Db::Error(int rc, std::string_view what) const { return MapError(db_.get(), rc, what); }
 
 Result<Transaction> Transaction::BeginImmediate(Db& db) {
   VIA_RETURN_IF_ERROR(db.Exec("BEGIN IMMEDIATE"));
