@@ -73,7 +73,7 @@ std::vector<std::string> TypesOf(CliHome& h) {
 
 }  // namespace
 
-TEST_CASE("a snapshot is taken unverified; verify records the outcome and the list shows it",
+TEST_CASE("a snapshot is taken unverified, verify records the outcome and the list shows it",
           "[cli][snapshots]") {
   CliHome h;
   std::string id = Create(h, "app-db");
@@ -253,7 +253,7 @@ TEST_CASE("prune applies the policy, keeps the newest verified snapshot, covers 
   CHECK(h.Run("--json addon snapshots policy app-db --every 24h --keep-daily 7").exit_code == 0);
 }
 
-TEST_CASE("export then create --from-file gives the same rows; a damaged file is refused",
+TEST_CASE("export then create --from-file gives the same rows, a damaged file is refused",
           "[cli][snapshots]") {
   CliHome h;
   Create(h, "app-db");
@@ -277,7 +277,9 @@ TEST_CASE("export then create --from-file gives the same rows; a damaged file is
                        out.string() + "'");
   INFO(created.out);
   REQUIRE(created.exit_code == 0);
-  CHECK(json::parse(created.out)["usable_by_app"] == true);
+  auto report = json::parse(created.out);
+  CHECK(report["storage_ready"] == true);
+  CHECK(report["binding_ready"] == true);
   const std::string rows = "SELECT count(*), sum(k), group_concat(v) FROM t";
   CHECK(h.Sql(h.Db("copy-db"), rows) == h.Sql(h.Db("app-db"), rows));
   CHECK(h.Sql(h.Db("copy-db"), "PRAGMA journal_mode") == "wal\n");

@@ -88,7 +88,7 @@ TEST_CASE("prune covers safety snapshots, drops failed ones, skips ones in fligh
   CHECK(PlanPrune(h.s, "ad_1") == std::vector<std::string>{"sn_bad"});
 }
 
-TEST_CASE("repair candidates: verified newest first, then unverified; never failed or deleted",
+TEST_CASE("repair candidates: verified newest first, then unverified, never failed or deleted",
           "[domain][snapshots]") {
   Home h;
   h.Snap("sn_1", kMonday);

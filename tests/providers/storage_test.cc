@@ -587,7 +587,7 @@ TEST_CASE("probing a file whose header is not SQLite's reports it unreadable", "
   CHECK_THAT(probe.detail, Catch::Contains("not a database"));
 }
 
-TEST_CASE("the probe reads header and schema only; the full check finds a damaged table page",
+TEST_CASE("the probe reads header and schema only, the full check finds a damaged table page",
           "[providers]") {
   TempDir dir;
   fs::path db = dir / "data.sqlite";

@@ -34,7 +34,7 @@ HranaWsConnection Hello() {
   return ws;
 }
 
-TEST_CASE("WebSocket subprotocols: hrana3, hrana2, hrana1; protobuf is not offered") {
+TEST_CASE("WebSocket subprotocols: hrana3, hrana2, hrana1, protobuf is not offered") {
   CHECK(HranaWsConnection::ChooseSubprotocol("hrana3-protobuf, hrana3, hrana2") == "hrana3");
   CHECK(HranaWsConnection::ChooseSubprotocol("hrana2,hrana1") == "hrana2");
   CHECK(HranaWsConnection::ChooseSubprotocol("hrana1") == "hrana1");

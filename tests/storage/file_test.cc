@@ -90,7 +90,7 @@ TEST_CASE("RenameNoReplace never replaces an existing file") {
   CHECK_FALSE(fs::exists(dir.path() / "a"));
 }
 
-TEST_CASE("Remove accepts a missing file; CreateDirectories makes every parent") {
+TEST_CASE("Remove accepts a missing file, CreateDirectories makes every parent") {
   testing::TempDir dir;
   CHECK(Remove(dir.path() / "never").ok());
   REQUIRE(CreateDirectories(dir.path() / "x" / "y" / "z").ok());
