@@ -108,13 +108,25 @@ Result<Digest> DigestOf(const fs::path& path) {
   return d;
 }
 
-// The client programs come from postgresql-client.
+// The client programs come from postgresql-client; they are looked up on
+// $PATH as a shell would (the operator chooses which), "" when none is there.
 std::string ClientProgram(const std::string& name) {
-  for (const char* dir : {"/usr/bin/", "/usr/lib/postgresql/15/bin/", "/usr/local/bin/"}) {
-    std::string path = std::string(dir) + name;
-    if (::access(path.c_str(), X_OK) == 0) return path;
+  const char* env = std::getenv("PATH");
+  const std::string path = env != nullptr && *env != '\0' ? env : "/usr/local/bin:/usr/bin:/bin";
+  std::size_t start = 0;
+  for (;;) {
+    const std::size_t end = path.find(':', start);
+    std::string dir = path.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    if (dir.empty()) dir = ".";
+    const std::string candidate = dir + "/" + name;
+    struct stat st {};
+    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+        ::access(candidate.c_str(), X_OK) == 0) {
+      return candidate;
+    }
+    if (end == std::string::npos) return "";
+    start = end + 1;
   }
-  return "";
 }
 
 // Runs a PostgreSQL client program with the admin password in its own
