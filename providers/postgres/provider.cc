@@ -18,6 +18,7 @@
 #include "domain/snapshots.h"
 #include "eventstore/file_lock.h"
 #include "projections/read_model.h"
+#include "providers/postgres/scram.h"
 
 extern char** environ;
 
@@ -466,7 +467,9 @@ Status PostgresProvider::EnsureRole(Conn& admin, const AddonState& addon,
   VIA_RETURN_IF_ERROR(admin.Exec("GRANT CONNECT, TEMPORARY ON DATABASE " +
                                  Ident(DatabaseName(tag, addon.id)) + " TO " + Ident(role)));
   VIA_RETURN_IF_ERROR(admin.Exec("COMMENT ON ROLE " + Ident(role) + " IS NULL"));
-  return admin.Exec("ALTER ROLE " + Ident(role) + " LOGIN PASSWORD '" + password + "'");
+  // The server gets the SCRAM-SHA-256 verifier, never the password: a
+  // statement log or pg_authid holds nothing an app could log in with.
+  return admin.Exec("ALTER ROLE " + Ident(role) + " LOGIN PASSWORD '" + ScramVerifier(password) + "'");
 }
 
 Status PostgresProvider::EnsureDatabase(Conn& admin, const AddonState& addon) {

@@ -1164,3 +1164,48 @@ TEST_CASE("conformance: kill -9 at every crash point, recovered by via recover",
   }
 }
 
+#ifdef VIA_TEST_PG_PROVIDER
+// Role passwords reach the server only as SCRAM-SHA-256 verifiers: on a
+// cluster of its own that logs every statement, each generation's role logs
+// in with its derived password, while pg_authid and the server log never
+// hold that password.
+TEST_CASE("postgres: role passwords reach the server only as SCRAM verifiers",
+          "[providers][postgres][scram]") {
+  auto harness = std::make_unique<PostgresHarness>(/*own_server=*/true);
+  PostgresHarness* pg = harness.get();
+  World w(std::move(harness));
+  const auto home = w.dir.path();
+  // Every statement from now on goes to the server log.
+  auto logged = pg->own().Sql("postgres", "ALTER SYSTEM SET log_statement = 'all'");
+  INFO(logged.out);
+  REQUIRE(logged.exit_code == 0);
+  REQUIRE(pg->own().Sql("postgres", "SELECT pg_reload_conf()").exit_code == 0);
+  std::string id = w.Create("app-db");
+  REQUIRE(commands::RotateCredentials(w.ctx, "app-db").ok());
+  // `via recover` applies every role again (a second verifier, new salt).
+  MustVia(home, "recover");
+  CHECK(*w.harness->CanLogIn(w.ctx, id, 1));
+  CHECK(*w.harness->CanLogIn(w.ctx, id, 2));
+
+  auto cfg = providers::postgres::LoadConfig(w.ctx.home);
+  REQUIRE(cfg.ok());
+  auto key = eventstore::ReadFile(w.ctx.home.credentials_key());
+  REQUIRE(key.ok());
+  auto report = commands::AddonStatus(w.ctx, "app-db");
+  REQUIRE(report.ok());
+  std::ifstream in(std::filesystem::path(pg->own().Dir()) / "data" / "server.log");
+  const std::string log((std::istreambuf_iterator<char>(in)), {});
+  CHECK(log.find("ALTER ROLE") != std::string::npos);  // the log does hold the statements
+  for (const GenerationState& g : report->addon->generations) {
+    const std::string role = providers::postgres::RoleName(cfg->tag, id, g.number);
+    const std::string password =
+        providers::postgres::RolePassword(crypto::DeriveCredential(*key, id, g.number, g.salt));
+    auto stored = pg->own().Sql("postgres", "SELECT rolpassword FROM pg_authid WHERE rolname = '" + role + "'");
+    INFO(role << " " << stored.out);
+    REQUIRE(stored.exit_code == 0);
+    CHECK(stored.out.rfind("SCRAM-SHA-256$4096:", 0) == 0);
+    CHECK(stored.out.find(password) == std::string::npos);
+    CHECK(log.find(password) == std::string::npos);
+  }
+}
+#endif
