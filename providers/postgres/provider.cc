@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -18,6 +19,7 @@
 #include "eventstore/file_lock.h"
 #include "eventstore/filenames.h"
 #include "projections/read_model.h"
+#include "providers/postgres/scram.h"
 
 extern char** environ;
 
@@ -99,13 +101,25 @@ Result<Digest> DigestOf(const fs::path& path) {
   return d;
 }
 
-// The client programs come from postgresql-client.
+// The client programs come from postgresql-client; they are looked up on
+// $PATH as a shell would (the operator chooses which), "" when none is there.
 std::string ClientProgram(const std::string& name) {
-  for (const char* dir : {"/usr/bin/", "/usr/lib/postgresql/15/bin/", "/usr/local/bin/"}) {
-    std::string path = std::string(dir) + name;
-    if (::access(path.c_str(), X_OK) == 0) return path;
+  const char* env = std::getenv("PATH");
+  const std::string path = env != nullptr && *env != '\0' ? env : "/usr/local/bin:/usr/bin:/bin";
+  std::size_t start = 0;
+  for (;;) {
+    const std::size_t end = path.find(':', start);
+    std::string dir = path.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    if (dir.empty()) dir = ".";
+    const std::string candidate = dir + "/" + name;
+    struct stat st {};
+    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+        ::access(candidate.c_str(), X_OK) == 0) {
+      return candidate;
+    }
+    if (end == std::string::npos) return "";
+    start = end + 1;
   }
-  return "";
 }
 
 // Runs a PostgreSQL client program with the admin password in its own
@@ -174,6 +188,29 @@ Status TerminateSessions(Conn& conn, const char* column, const std::string& name
   std::string sql = std::string("SELECT pg_terminate_backend(pid)::text FROM pg_stat_activity WHERE ") +
                     column + " = $1 AND pid <> pg_backend_pid()";
   return conn.Query(sql.c_str(), {Param::Text(name)}).status();
+}
+
+// Every table of the connected database reads back (a full scan: the
+// check of `via addon check`, and of a repair after a check found damage).
+Status ScanTables(Conn& conn) {
+  return conn.Exec(
+      "DO $$DECLARE t record; BEGIN FOR t IN SELECT format('%I.%I', schemaname, tablename) AS n "
+      "FROM pg_tables WHERE schemaname NOT IN ('pg_catalog','information_schema') LOOP "
+      "EXECUTE 'SELECT count(*) FROM ' || t.n; END LOOP; END$$");
+}
+
+// The comment a revoked generation's role carries: the probe tells a role
+// Via revoked (every generation revoked is the runtime layer's blocker,
+// no_active_generation) from one whose login was taken behind Via's back.
+constexpr const char* kRevokedComment = "via: revoked";
+
+// NOLOGIN, marked as revoked, then its open sessions end.
+Status RevokeRole(Conn& admin, const std::string& role) {
+  VIA_RETURN_IF_ERROR(admin.Exec("DO $$BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '" +
+                                 role + "') THEN ALTER ROLE " + Ident(role) +
+                                 " NOLOGIN; COMMENT ON ROLE " + Ident(role) + " IS '" +
+                                 kRevokedComment + "'; END IF; END$$"));
+  return TerminateSessions(admin, "usename", role);
 }
 
 std::string RestoreName(const std::string& tag, const std::string& addon_id) {
@@ -411,13 +448,7 @@ Status PostgresProvider::EnsureRole(Conn& admin, const AddonState& addon,
                                     const GenerationState& generation) {
   const std::string tag = Tag();
   const std::string role = RoleName(tag, addon.id, generation.number);
-  if (generation.revoked) {
-    // Never logs in again, whatever an earlier run left.
-    VIA_RETURN_IF_ERROR(admin.Exec("DO $$BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '" +
-                                   role + "') THEN ALTER ROLE " + Ident(role) +
-                                   " NOLOGIN; END IF; END$$"));
-    return TerminateSessions(admin, "usename", role);
-  }
+  if (generation.revoked) return RevokeRole(admin, role);  // whatever an earlier run left
   VIA_ASSIGN_OR_RETURN(Hash256 credential, Credential(addon, generation));
   const std::string password = RolePassword(credential);  // [A-Za-z0-9_-] only
   VIA_RETURN_IF_ERROR(admin.Exec("DO $$BEGIN CREATE ROLE " + Ident(role) +
@@ -427,7 +458,10 @@ Status PostgresProvider::EnsureRole(Conn& admin, const AddonState& addon,
                                  Ident(OwnerRole(tag, addon.id))));
   VIA_RETURN_IF_ERROR(admin.Exec("GRANT CONNECT, TEMPORARY ON DATABASE " +
                                  Ident(DatabaseName(tag, addon.id)) + " TO " + Ident(role)));
-  return admin.Exec("ALTER ROLE " + Ident(role) + " LOGIN PASSWORD '" + password + "'");
+  VIA_RETURN_IF_ERROR(admin.Exec("COMMENT ON ROLE " + Ident(role) + " IS NULL"));
+  // The server gets the SCRAM-SHA-256 verifier, never the password: a
+  // statement log or pg_authid holds nothing an app could log in with.
+  return admin.Exec("ALTER ROLE " + Ident(role) + " LOGIN PASSWORD '" + ScramVerifier(password) + "'");
 }
 
 Status PostgresProvider::EnsureDatabase(Conn& admin, const AddonState& addon) {
@@ -495,10 +529,7 @@ Status PostgresProvider::RevokeGeneration(const std::string& addon_id, std::uint
   const std::string role = RoleName(tag, addon_id, generation);
   VIA_ASSIGN_OR_RETURN(Conn admin, Admin());
   // NOLOGIN first, so that no new session starts, then the open ones end.
-  VIA_RETURN_IF_ERROR(admin.Exec("DO $$BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '" +
-                                 role + "') THEN ALTER ROLE " + Ident(role) +
-                                 " NOLOGIN; END IF; END$$"));
-  return TerminateSessions(admin, "usename", role);
+  return RevokeRole(admin, role);
 }
 
 Status PostgresProvider::Retire(const std::string& addon_id) {
@@ -509,10 +540,7 @@ Status PostgresProvider::Retire(const std::string& addon_id) {
   VIA_ASSIGN_OR_RETURN(auto roles, StringColumn(admin,
                                                 "SELECT rolname::text FROM pg_roles WHERE rolname LIKE $1",
                                                 {Param::Text(DatabaseName(tag, addon_id) + "\\_g%")}));
-  for (const std::string& role : roles) {
-    VIA_RETURN_IF_ERROR(admin.Exec("ALTER ROLE " + Ident(role) + " NOLOGIN"));
-    VIA_RETURN_IF_ERROR(TerminateSessions(admin, "usename", role));
-  }
+  for (const std::string& role : roles) VIA_RETURN_IF_ERROR(RevokeRole(admin, role));
   return Status::Ok();
 }
 
@@ -534,16 +562,38 @@ StorageFact PostgresProvider::Probe(const std::string& addon_id, std::string* de
     return set(StorageFact::kMissing, "database " + DatabaseName(tag, addon_id) + " does not exist on " +
                                           config->host + ":" + std::to_string(config->port));
   }
-  // The generations' roles: at least one may log in and reach the database.
-  auto roles = StringColumn(*admin,
-                            "SELECT r.rolname::text FROM pg_roles r WHERE r.rolname LIKE $1 "
-                            "AND r.rolcanlogin AND has_database_privilege(r.oid, $2, 'CONNECT')",
-                            {Param::Text(DatabaseName(tag, addon_id) + "\\_g%"),
-                             Param::Text(DatabaseName(tag, addon_id))});
-  if (!roles.ok()) return set(StorageFact::kUnreachable, roles.status().message());
-  if (roles->empty()) {
+  const std::string db = DatabaseName(tag, addon_id);
+  // A database that takes no connections at all (ALTER DATABASE … WITH
+  // ALLOW_CONNECTIONS false): the server's operator turned it off, and only
+  // they can turn it on again.
+  auto allows = StringColumn(*admin, "SELECT datallowconn::text FROM pg_database WHERE datname = $1",
+                             {Param::Text(db)});
+  if (!allows.ok()) return set(StorageFact::kUnreachable, allows.status().message());
+  if (!allows->empty() && (*allows)[0] != "true") {
     return set(StorageFact::kUnreadable,
-               "no login role of " + addon_id + " can connect to " + DatabaseName(tag, addon_id));
+               "database " + db + " does not accept connections (ALLOW_CONNECTIONS is false on " +
+                   config->host + ":" + std::to_string(config->port) +
+                   "): the server's administrator must allow them again");
+  }
+  // The generations' roles: at least one may log in and reach the database,
+  // or every one is a role Via revoked (the runtime layer's blocker).
+  auto roles = StringColumn(*admin,
+                            "SELECT (count(*) FILTER (WHERE r.rolcanlogin AND "
+                            "has_database_privilege(r.oid, $2, 'CONNECT')))::text || ' ' || "
+                            "(count(*) FILTER (WHERE NOT r.rolcanlogin AND "
+                            "shobj_description(r.oid, 'pg_authid') = $3))::text || ' ' || "
+                            "count(*)::text FROM pg_roles r WHERE r.rolname LIKE $1",
+                            {Param::Text(db + "\\_g%"), Param::Text(db), Param::Text(kRevokedComment)});
+  if (!roles.ok() || roles->empty()) {
+    return set(StorageFact::kUnreachable, roles.ok() ? "no answer" : roles.status().message());
+  }
+  long usable = 0, revoked = 0, all = 0;
+  std::istringstream(roles->front()) >> usable >> revoked >> all;
+  if (usable == 0 && (all == 0 || revoked != all)) {
+    // Logins taken or roles dropped behind Via's back: a repair puts them back.
+    return set(StorageFact::kCorrupt,
+               "no login role of " + addon_id + " may connect to " + db +
+                   " (its roles were changed or dropped on the server behind Via's back)");
   }
   return set(StorageFact::kOk, "ok");
 }
@@ -772,15 +822,28 @@ Result<RepairOutcome> PostgresProvider::Repair(const std::string& addon_id, bool
   if (fact == StorageFact::kUnreachable) {
     return FailedPrecondition("storage_unreachable", detail).WithOwner("platform");
   }
-  if (fact == StorageFact::kOk && addon->phase != AddonPhase::kFailed) return outcome;
+  if (fact == StorageFact::kOk && addon->phase != AddonPhase::kFailed && !addon->checked_corrupt()) {
+    return outcome;
+  }
   VIA_ASSIGN_OR_RETURN(ServerConfig config, LoadConfig(env_.home));
   VIA_ASSIGN_OR_RETURN(std::string password, LoadPassword(env_.home));
   VIA_ASSIGN_OR_RETURN(Conn admin, ConnectAdmin(config, password, "", kWorkTimeoutS));
-  VIA_ASSIGN_OR_RETURN(bool exists, DatabaseExists(admin, DatabaseName(tag, addon_id)));
+  const std::string db = DatabaseName(tag, addon_id);
+  VIA_ASSIGN_OR_RETURN(bool exists, DatabaseExists(admin, db));
+  // The probe reads catalogs only: a database that a full check found
+  // damaged is scanned again; still damaged, it is renamed aside (kept for
+  // the operator, never dropped) and replaced like a missing one.
+  std::string damage;
+  if (exists && addon->checked_corrupt()) {
+    auto in_db = ConnectAdmin(config, password, db, kWorkTimeoutS);
+    Status scanned = in_db.ok() ? ScanTables(*in_db) : in_db.status();
+    if (!scanned.ok()) damage = scanned.message();
+  }
+  const bool replace = !exists || !damage.empty();
 
   const SnapshotState* source = nullptr;
   std::vector<const SnapshotState*> snapshots = RepairCandidates(state, addon_id);
-  if (!exists) {
+  if (replace) {
     for (const SnapshotState* snap : snapshots) {
       auto d = DigestOf(SnapshotPath(addon_id, snap->id));
       if (d.ok() && d->sha256 == snap->sha256) {
@@ -788,23 +851,41 @@ Result<RepairOutcome> PostgresProvider::Repair(const std::string& addon_id, bool
         break;
       }
     }
-    if (source == nullptr && !snapshots.empty() && !allow_empty) {
+    const bool had_data = !damage.empty() || !snapshots.empty();
+    if (source == nullptr && had_data && !allow_empty) {
+      const std::string what = damage.empty() ? " is missing and " : " is damaged (" + damage + ") and ";
+      const std::string snaps = snapshots.empty() ? "there is no snapshot"
+                                                  : "none of its " + std::to_string(snapshots.size()) +
+                                                        " usable snapshots matches its hash";
       return FailedPrecondition("repair_needs_allow_empty",
-                                "database " + DatabaseName(tag, addon_id) + " is missing and none of its " +
-                                    std::to_string(snapshots.size()) +
-                                    " usable snapshots matches its hash: repairing installs an "
-                                    "EMPTY database; pass --allow-empty to accept")
+                                "database " + db + what + snaps +
+                                    ": repairing installs an EMPTY database (a damaged one is "
+                                    "renamed aside, never dropped); pass --allow-empty to accept")
           .WithRemediation("via addon ensure postgres " + addon->name + " --app " + addon->app +
                            " --repair --allow-empty")
           .WithOwner("operator");
     }
   }
   const std::string command_id = eventstore::RepairCommandId(addon_id, state.seq);
-  const std::string action = exists ? "roles" : source ? "restore" : "recreate";
+  const std::string action = !damage.empty() ? "quarantined_corrupt"
+                             : exists          ? "roles"
+                             : source          ? "restore"
+                                               : "recreate";
   VIA_RETURN_IF_ERROR(Append(command_id, {RepairRequested{addon_id, action}}));
   env_.crash.At("repair.before_file");
   std::vector<Event> done;
-  if (exists) {
+  if (!damage.empty()) {
+    // Aside under a name of its own: no app reaches it (the connection
+    // limit binds every role but superusers), and its bytes stay.
+    const std::string aside = db + "_damaged_" + std::to_string(state.seq);
+    VIA_RETURN_IF_ERROR(admin.Exec("ALTER DATABASE " + Ident(db) + " CONNECTION LIMIT 0"));
+    VIA_RETURN_IF_ERROR(TerminateSessions(admin, "datname", db));
+    VIA_RETURN_IF_ERROR(admin.Exec("ALTER DATABASE " + Ident(db) + " RENAME TO " + Ident(aside)));
+    done.push_back(StorageRepaired{addon_id, "quarantined_corrupt", "",
+                                   "renamed to " + aside + " on the server: " + damage});
+    outcome.actions.push_back("quarantined_corrupt");
+  }
+  if (!replace) {
     VIA_RETURN_IF_ERROR(EnsureDatabase(admin, *addon));
     done.push_back(StorageRepaired{addon_id, "adopted_existing", "",
                                    "database present; roles of the active generations made usable"});
@@ -860,10 +941,7 @@ Result<CheckOutcome> PostgresProvider::Check(const std::string& addon_id,
       event.ok = false;
       event.detail = admin.status().message();
     } else {
-      Status scanned = admin->Exec(
-          "DO $$DECLARE t record; BEGIN FOR t IN SELECT format('%I.%I', schemaname, tablename) AS n "
-          "FROM pg_tables WHERE schemaname NOT IN ('pg_catalog','information_schema') LOOP "
-          "EXECUTE 'SELECT count(*) FROM ' || t.n; END LOOP; END$$");
+      Status scanned = ScanTables(*admin);
       event.ok = scanned.ok();
       event.detail = scanned.ok() ? "ok" : scanned.message();
     }

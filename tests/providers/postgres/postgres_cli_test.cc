@@ -12,11 +12,19 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <sstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 
+#include "commands/addon.h"
+#include "commands/context.h"
+#include "crypto/credentials.h"
+#include "eventstore/home.h"
+#include "providers/postgres/provider.h"
+#include "providers/registry.h"
 #include "serve_process.h"
+#include "server/api.h"
 #include "testing.h"
 
 using namespace via;
@@ -329,4 +337,168 @@ TEST_CASE("postgres: a kill -9 at the new crash points is recovered by via recov
   auto again = Via(home, "--json recover");
   REQUIRE(again.exit_code == 0);
   CHECK(Json(again)["changed"] == false);
+}
+
+namespace {
+
+// Records of `type` in the log.
+int Count(const std::filesystem::path& home, const std::string& type) {
+  auto r = Via(home, "--json audit log");
+  REQUIRE(r.exit_code == 0);
+  int n = 0;
+  std::istringstream lines(r.out);
+  for (std::string line; std::getline(lines, line);) {
+    if (!line.empty() && nlohmann::json::parse(line)["type"] == type) ++n;
+  }
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("postgres: pg_dump missing from PATH is a clear error, nothing left half done",
+          "[providers][postgres][cli]") {
+  Cluster c = GetCluster();
+  testing::TempDir dir;
+  const auto home = dir.path() / "home";
+  REQUIRE(Via(home, "provider add postgres --admin-url " + c.url + " --password-file " +
+                        WritePassword(dir.path(), c.password))
+              .exit_code == 0);
+  REQUIRE(Via(home, "addon create postgres app-db --app api --bind DATABASE").exit_code == 0);
+  REQUIRE(Via(home, "release create --app api").exit_code == 0);
+  const std::string id = Json(Via(home, "--json addon status app-db"))["addon"]["id"];
+  // A good snapshot first (with the client programs where they are).
+  const std::string good = Json(Via(home, "--json addon snapshot app-db"))["id"];
+
+  // A PATH that holds everything but the PostgreSQL client programs.
+  const auto bin = dir.path() / "bin";
+  std::filesystem::create_directories(bin);
+  const std::string no_client = "PATH='" + bin.string() + "' ";
+  auto run = [&](const std::string& args) {
+    return Run(no_client + testing::ViaBinary() + " --home '" + home.string() + "' --json " + args +
+               " </dev/null");
+  };
+
+  auto snap = run("addon snapshot app-db");
+  INFO(snap.out);
+  CHECK(snap.exit_code == 4);
+  auto j = Json(snap);
+  CHECK(j["error"]["code"] == "pg_client_missing");
+  const std::string message = j["error"]["message"];
+  CHECK(message.find("pg_dump") != std::string::npos);
+  CHECK(message.find("postgresql-client") != std::string::npos);
+  // The request is settled at once (failed, with the reason), not left for
+  // `via recover`; no file is left where a later command looks.
+  CHECK(Count(home, "SnapshotRequested") == 2);
+  CHECK(Count(home, "SnapshotTaken") == 1);
+  CHECK(Count(home, "SnapshotFailed") == 1);
+  auto list = Json(Via(home, "--json addon snapshots app-db"));
+  int failed = 0;
+  for (const auto& s : list) {
+    if (s["status"] == "failed") {
+      ++failed;
+      CHECK(s.dump().find("postgresql-client") != std::string::npos);
+    }
+  }
+  CHECK(failed == 1);
+  for (const auto& f : std::filesystem::directory_iterator(home / "snapshots" / id)) {
+    INFO(f.path());
+    CHECK(f.path().filename().string() == good + ".dump");
+  }
+  auto recovered = Json(Via(home, "--json recover"));
+  CHECK(recovered["intents"].empty());
+  CHECK(recovered["changed"] == false);
+
+  // A restore needs pg_dump for its safety snapshot: refused before the
+  // restore is requested, the live database untouched.
+  auto restore = run("--yes addon restore app-db --snapshot " + good);
+  INFO(restore.out);
+  CHECK(restore.exit_code == 4);
+  CHECK(Json(restore)["error"]["code"] == "pg_client_missing");
+  CHECK(Count(home, "RestoreRequested") == 0);
+  CHECK(Json(Via(home, "--json addon status app-db"))["usable_by_app"] == true);
+
+  // Verifying needs pg_restore: refused, nothing recorded.
+  auto verify = run("addon snapshots verify app-db --snapshot " + good);
+  INFO(verify.out);
+  CHECK(verify.exit_code == 4);
+  CHECK(Json(verify)["error"]["code"] == "pg_client_missing");
+  CHECK(Count(home, "SnapshotVerified") == 0);
+
+  // With the programs back on PATH, the same commands work.
+  CHECK(Via(home, "addon snapshot app-db").exit_code == 0);
+  CHECK(Via(home, "addon snapshots verify app-db --snapshot " + good).exit_code == 0);
+  CHECK(Via(home, "audit verify").exit_code == 0);
+}
+
+TEST_CASE("postgres: via serve's SQL proxy refuses the add-on with 400 addon_not_proxied",
+          "[providers][postgres][serve]") {
+  Cluster c = GetCluster();
+  testing::TempDir dir;
+  const auto home = dir.path() / "home";
+  REQUIRE(Via(home, "provider add postgres --admin-url " + c.url + " --password-file " +
+                        WritePassword(dir.path(), c.password))
+              .exit_code == 0);
+  REQUIRE(Via(home, "addon create postgres app-db --app api --bind DATABASE").exit_code == 0);
+  REQUIRE(Via(home, "release create --app api").exit_code == 0);
+
+  // The credential a proxied add-on's app would hold (the proxy's token
+  // format, derived from credentials.key, the add-on id, generation 1 and
+  // its salt): genuine, so the refusal is about the provider, not the token.
+  providers::Registry registry;
+  providers::postgres::Register(registry);
+  testing::FakeClock clock;
+  testing::CountingIds ids;
+  commands::Context ctx;
+  ctx.home = eventstore::Home{home};
+  ctx.actor = "test";
+  ctx.clock = &clock;
+  ctx.ids = &ids;
+  ctx.providers = &registry;
+  auto report = commands::AddonStatus(ctx, "app-db");
+  REQUIRE(report.ok());
+  REQUIRE(report->addon.has_value());
+  const std::string id = report->addon->id;
+  auto key = eventstore::ReadFile(ctx.home.credentials_key());
+  REQUIRE(key.ok());
+  const Hash256 mac = crypto::DeriveCredential(*key, id, 1, report->addon->generations.at(0).salt);
+  const std::string token = server::FormatAuthToken(id, 1, mac);
+
+  testing::ServeProcess serve(home);
+  REQUIRE_FALSE(serve.url().empty());
+  const std::string pipeline =
+      R"({"baton":null,"requests":[{"type":"execute","stmt":{"sql":"SELECT 1"}},{"type":"close"}]})";
+  auto post = [&](const std::string& bearer) {
+    auto r = Run("curl -s -w '\n%{http_code}' -H 'Authorization: Bearer " + bearer +
+                 "' -H 'Content-Type: application/json' --data '" + pipeline + "' " + serve.url() +
+                 "/v2/pipeline");
+    REQUIRE(r.exit_code == 0);
+    const auto cut = r.out.rfind('\n');
+    return std::make_pair(std::stoi(r.out.substr(cut + 1)), r.out.substr(0, cut));
+  };
+  auto [status, body] = post(token);
+  INFO(body);
+  CHECK(status == 400);
+  auto j = nlohmann::json::parse(body, nullptr, false);
+  REQUIRE_FALSE(j.is_discarded());
+  CHECK(j.dump().find("addon_not_proxied") != std::string::npos);
+  CHECK(body.find("descriptor") != std::string::npos);
+
+  // The app's way in: its descriptor (workload token) is a postgresql://
+  // URL that psql uses as it is.
+  auto jwt = Via(home, "workload token --app api --release v1");
+  REQUIRE(jwt.exit_code == 0);
+  const std::string workload = jwt.out.substr(0, jwt.out.find('\n'));
+  // The workload token is not a proxy credential either.
+  CHECK(post(workload).first == 401);
+  auto d = Run("curl -s -H 'Authorization: Bearer " + workload + "' " + serve.url() +
+               "/v1/descriptors/DATABASE");
+  REQUIRE(d.exit_code == 0);
+  auto descriptor = Json(d);
+  CHECK(descriptor["provider"] == "postgres");
+  const std::string url = descriptor["url"];
+  CHECK(url.rfind("postgresql://", 0) == 0);
+  auto psql = Psql(url, "CREATE TABLE t(x int); INSERT INTO t VALUES (42); SELECT x FROM t");
+  INFO(psql.out);
+  CHECK(psql.exit_code == 0);
+  CHECK(psql.out.find("42") != std::string::npos);
 }
