@@ -1,8 +1,11 @@
 // `via addon ...`: create, bind, unbind, ensure, status, list, history, destroy.
 
+#include <algorithm>
+#include <array>
 #include <iostream>
 
 #include "cli/event_json.h"
+#include "cli/event_text.h"
 #include "cli/shell.h"
 #include "commands/addon.h"
 
@@ -27,7 +30,7 @@ nlohmann::json OrNull(const std::string& s) {
 nlohmann::json LastCheckJson(const AddonState& a) {
   if (a.check_seq == 0) return nullptr;
   return {{"seq", a.check_seq},
-          {"at_ms", a.check_at_ms},
+          {"at", Rfc3339(a.check_at_ms)},
           {"ok", a.check_ok},
           {"detail", a.check_detail},
           {"current", a.check_seq > a.content_seq}};
@@ -161,13 +164,13 @@ nlohmann::json SnapshotJson(const SnapshotState& s) {
           {"page_count", s.page_count},
           {"sha256", HexEncode(s.sha256)},
           {"actor", s.actor},
-          {"requested_at_ms", s.requested_at_ms},
+          {"requested_at", Rfc3339(s.requested_at_ms)},
           {"reason", OrNull(s.failure_reason)},
           {"safety", IsSafetySnapshot(s)},
           {"verification", SnapshotVerificationName(s.verification)},
           {"verify_detail", OrNull(s.verify_detail)},
-          {"verified_at_ms", s.verified_at_ms == 0 ? nlohmann::json(nullptr)
-                                                   : nlohmann::json(s.verified_at_ms)},
+          {"verified_at", s.verified_at_ms == 0 ? nlohmann::json(nullptr)
+                                                : nlohmann::json(Rfc3339(s.verified_at_ms))},
           {"deleted", s.deleted},
           {"deleted_reason", OrNull(s.deleted_reason)}};
 }
@@ -187,6 +190,60 @@ void PrintSnapshotLine(const SnapshotState& snap) {
   if (snap.verification == SnapshotVerification::kFailed) {
     std::cout << "    verification failed: " << snap.verify_detail << "\n";
   }
+}
+
+// `addon list`: one row per add-on, the columns of kListHeader; `--json`
+// has the same fields under these names.
+using ListRowCells = std::array<std::string, 8>;
+const ListRowCells kListHeader = {"NAME", "ID", "PROVIDER", "APP", "STATE", "GEN", "READY",
+                                  "BINDINGS"};
+// Widths that fit the usual values (an id is 29 characters, the longest
+// blocker 21); a longer value widens its own row only.
+constexpr std::array<std::size_t, 7> kListWidths = {16, 29, 8, 10, 12, 3, 21};
+
+// "yes", or the blocker `addon status` reports (storage_missing, ...).
+std::string ReadyText(const commands::AddonSummary& s) {
+  if (!s.report) return "?";
+  const Readiness& x = s.report->readiness;
+  return x.usable_by_app ? "yes" : x.blocking.value_or("no");
+}
+
+ListRowCells ListRow(const commands::AddonSummary& s) {
+  std::string bindings;
+  for (const auto& [app, name] : s.bindings) {
+    bindings += (bindings.empty() ? "" : ",") + app + "/" + name;
+  }
+  return {s.addon.name,  s.addon.id,
+          s.addon.provider, s.addon.app,
+          PhaseName(s.addon.phase), std::to_string(s.addon.current_generation()),
+          ReadyText(s), bindings.empty() ? "-" : bindings};
+}
+
+void PrintListRow(const ListRowCells& cells) {
+  std::string line;
+  for (std::size_t i = 0; i < cells.size(); ++i) {
+    std::string cell = TerminalSafe(cells[i]);
+    if (i + 1 < cells.size()) cell.resize(std::max(cell.size(), kListWidths[i]), ' ');
+    line += (i == 0 ? "" : "  ") + cell;
+  }
+  std::cout << line << "\n";
+}
+
+nlohmann::json ListEntryJson(const commands::AddonSummary& s) {
+  nlohmann::json j = AddonJson(s.addon);
+  nlohmann::json bindings = nlohmann::json::array();
+  for (const auto& [a, b] : s.bindings) bindings.push_back(nlohmann::json{{"app", a}, {"name", b}});
+  j["bindings"] = std::move(bindings);
+  if (s.report) {
+    const commands::ReadinessReport& r = *s.report;
+    const Readiness& x = r.readiness;
+    j["usable_by_app"] = x.usable_by_app;
+    j["blocking"] = x.blocking ? nlohmann::json(*x.blocking) : nlohmann::json(nullptr);
+    j["owner"] = OrNull(x.owner);
+    j["checked_binding"] = r.binding.empty() ? nlohmann::json(nullptr)
+                                             : nlohmann::json{{"app", r.app}, {"name", r.binding}};
+  }
+  return j;
 }
 
 // "24h" -> 86400; 0 for "" or "0" (no schedule).
@@ -309,40 +366,38 @@ void RegisterAddon(CLI::App& app, Shell& shell) {
     };
   });
 
-  CLI::App* list = addon->add_subcommand("list", "live add-ons (--all: tombstones too)");
+  CLI::App* list = addon->add_subcommand(
+      "list", "live add-ons with their readiness, as a table (--all: tombstones too)");
   list->add_flag("--all", f->all, "include destroyed and retired records");
   list->callback([&shell, f]() {
     shell.action = [&shell, f]() {
       VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
-      // Streamed: one add-on at a time, whatever their number.
+      // Streamed: one add-on at a time, whatever their number, so the table's
+      // columns have fixed widths that a longer value widens for its row only.
       std::size_t shown = 0;
-      Status listed = commands::ListAddons(ctx, f->all, [&](const commands::AddonSummary& s) {
-        if (shell.globals.json) {
-          nlohmann::json j = AddonJson(s.addon);
-          nlohmann::json bindings = nlohmann::json::array();
-          for (const auto& [a, b] : s.bindings) {
-            bindings.push_back(nlohmann::json{{"app", a}, {"name", b}});
-          }
-          j["bindings"] = std::move(bindings);
-          std::cout << (shown == 0 ? "[" : ",")
-                    << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-        } else {
-          std::cout << s.addon.name << "  " << s.addon.id << "  " << s.addon.provider << "  app "
-                    << s.addon.app << "  " << PhaseName(s.addon.phase);
-          for (const auto& [a, b] : s.bindings) std::cout << "  " << a << "/" << b;
-          std::cout << "\n";
-        }
-        ++shown;
-        return true;
-      });
+      Status listed = commands::ListAddons(
+          ctx, f->all,
+          [&](const commands::AddonSummary& s) {
+            if (shell.globals.json) {
+              std::cout << (shown == 0 ? "{\"addons\":[" : ",")
+                        << ListEntryJson(s).dump(-1, ' ', false,
+                                                 nlohmann::json::error_handler_t::replace);
+            } else {
+              if (shown == 0) PrintListRow(kListHeader);
+              PrintListRow(ListRow(s));
+            }
+            ++shown;
+            return true;
+          },
+          /*readiness=*/true);
       if (!listed.ok()) {
-        if (shown > 0) std::cout << (shell.globals.json ? "]\n" : "");
+        if (shown > 0) std::cout << (shell.globals.json ? "]}\n" : "");
         return shell.Fail(listed);
       }
       if (shell.globals.json) {
-        std::cout << (shown == 0 ? "[]\n" : "]\n");
+        std::cout << (shown == 0 ? "{\"addons\":[]}\n" : "]}\n");
       } else if (shown == 0) {
-        std::cout << "no add-ons\n";
+        std::cout << (f->all ? "no add-ons\n" : "no add-ons (via addon list --all shows destroyed ones)\n");
       }
       return 0;
     };
@@ -361,7 +416,7 @@ void RegisterAddon(CLI::App& app, Shell& shell) {
           for (const auto& r : inc.records) {
             events.push_back({{"seq", r.seq},
                               {"type", EventTypeName(r.event)},
-                              {"recorded_at_ms", r.recorded_at_ms},
+                              {"recorded_at", Rfc3339(r.recorded_at_ms)},
                               {"actor", r.actor},
                               {"fields", EventFieldsJson(r.event)}});
           }
@@ -369,7 +424,7 @@ void RegisterAddon(CLI::App& app, Shell& shell) {
           j["events"] = events;
           out.push_back(j);
         }
-        return shell.PrintJson(out);
+        return shell.PrintJson({{"name", f->name}, {"addons", out}});
       }
       for (const auto& inc : incarnations) {
         std::cout << inc.addon.name << "  " << inc.addon.id << "  " << PhaseName(inc.addon.phase)
@@ -475,7 +530,7 @@ void RegisterAddon(CLI::App& app, Shell& shell) {
       if (shell.globals.json) {
         nlohmann::json out = nlohmann::json::array();
         for (const auto& snap : list) out.push_back(SnapshotJson(snap));
-        return shell.PrintJson(out);
+        return shell.PrintJson({{"snapshots", out}});
       }
       if (list.empty()) std::cout << "no snapshots\n";
       for (const auto& snap : list) PrintSnapshotLine(snap);
@@ -525,7 +580,7 @@ void RegisterAddon(CLI::App& app, Shell& shell) {
                                 {"keep_last", a.keep_last},
                                 {"keep_daily", a.keep_daily},
                                 {"keep_weekly", a.keep_weekly},
-                                {"every_seconds", a.snapshot_every_s}});
+                                {"every_ms", std::uint64_t{a.snapshot_every_s} * 1000}});
       }
       std::cout << "policy of " << a.name << ": keep last " << a.keep_last << ", daily "
                 << a.keep_daily << ", weekly " << a.keep_weekly << "; "
@@ -664,9 +719,9 @@ void RegisterRelease(CLI::App& app, Shell& shell) {
         for (const auto& r : releases) {
           nlohmann::json claims = nlohmann::json::array();
           for (const auto& c : r.claims) claims.push_back({{"binding", c.binding}, {"addon_id", c.addon_id}});
-          out.push_back({{"release", r.id}, {"created_at_ms", r.created_at_ms}, {"seq", r.seq}, {"claims", claims}});
+          out.push_back({{"release", r.id}, {"created_at", Rfc3339(r.created_at_ms)}, {"seq", r.seq}, {"claims", claims}});
         }
-        return shell.PrintJson(out);
+        return shell.PrintJson({{"app", f->app}, {"releases", out}});
       }
       if (releases.empty()) std::cout << "no releases\n";
       for (const auto& r : releases) {

@@ -46,6 +46,7 @@ int RunVerify(Shell& shell, const VerifyFlags& flags) {
       nlohmann::json error = {{"code", report->status.reason()},
                               {"message", report->status.message()},
                               {"remediation", "see docs/operations.md: corruption"},
+                              {"owner", "operator"},
                               {"first_bad_seq", report->first_bad_seq}};
       shell.PrintJson({{"ok", false}, {"first_bad_seq", report->first_bad_seq}, {"error", error}});
     } else {
@@ -93,7 +94,6 @@ int RunLog(Shell& shell, const commands::LogFilter& filter) {
       nlohmann::json line = {{"seq", entry.seq},
                              {"type", EventTypeName(r.event)},
                              {"recorded_at", Rfc3339(r.recorded_at_ms)},
-                             {"recorded_at_ms", r.recorded_at_ms},
                              {"actor", r.actor},
                              {"command_id", r.command_id},
                              {"prev_hash", B64(r.prev_hash)},
@@ -263,6 +263,7 @@ int RunTimeline(Shell& shell, const std::string& html_file) {
       out["error"] = {{"code", check.reason()},
                       {"message", check.message()},
                       {"remediation", "see docs/operations.md: corruption"},
+                      {"owner", "operator"},
                       {"first_bad_seq", timeline.verify.first_bad_seq}};
     }
     shell.PrintJson(out);

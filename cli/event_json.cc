@@ -1,6 +1,8 @@
 #include "cli/event_json.h"
 
 #include "crypto/crypto.h"
+#include "domain/bytes.h"
+#include "domain/time_text.h"
 
 namespace via {
 
@@ -22,21 +24,20 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(SnapshotRestored, addon_id, snapshot_id, safe
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(RestoreFailed, addon_id, snapshot_id, reason)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(StorageRepaired, addon_id, action, snapshot_id, detail)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(AddonDestroyed, addon_id, tombstone_name)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(WorkloadTokenIssued, app, release_id, token_id, expires_at_ms,
-                                   issued_at_ms)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(GenerationDelivered, addon_id, generation, app, release_id)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(RepairRequested, addon_id, action)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(StorageChecked, addon_id, ok, check, detail)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(SnapshotVerified, addon_id, snapshot_id, ok, check, detail)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(SnapshotDeleted, addon_id, snapshot_id, reason)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(SnapshotPolicySet, addon_id, keep_last, keep_daily, keep_weekly,
-                                   every_seconds)
 
-// Events with byte fields: written out so the bytes go through base64.
+// Events whose fields follow the JSON conventions of docs/cli.md rather than
+// their schema form: digests of content and secrets as lowercase hex, other
+// bytes as base64, times (`*_at_ms`) as RFC 3339 under `*_at`, durations
+// under `*_ms`.
 static void to_json(nlohmann::json& j, const GenerationRotated& e) {
   j = {{"addon_id", e.addon_id},
        {"generation", e.generation},
-       {"fingerprint", crypto::Base64Encode(e.fingerprint)},
+       {"fingerprint", HexEncode(e.fingerprint)},
        {"salt", crypto::Base64Encode(e.salt)}};
 }
 static void to_json(nlohmann::json& j, const ProviderConfigured& e) {
@@ -45,12 +46,28 @@ static void to_json(nlohmann::json& j, const ProviderConfigured& e) {
                      {"port", e.port},
                      {"user", e.user},
                      {"database", e.database},
-                     {"secret_fingerprint", crypto::Base64Encode(e.secret_fingerprint)}};
+                     {"secret_fingerprint", HexEncode(e.secret_fingerprint)}};
 }
 static void to_json(nlohmann::json& j, const SnapshotTaken& e) {
   j = {{"addon_id", e.addon_id},   {"snapshot_id", e.snapshot_id},
-       {"sha256", crypto::Base64Encode(e.sha256)}, {"bytes", e.bytes},
+       {"sha256", HexEncode(e.sha256)}, {"bytes", e.bytes},
        {"page_count", e.page_count}};
+}
+static void to_json(nlohmann::json& j, const WorkloadTokenIssued& e) {
+  j = {{"app", e.app},
+       {"release_id", e.release_id},
+       {"token_id", e.token_id},
+       {"expires_at", Rfc3339Ms(e.expires_at_ms)},
+       // 0 in records written before the issue time was recorded.
+       {"issued_at", e.issued_at_ms == 0 ? nlohmann::json(nullptr)
+                                         : nlohmann::json(Rfc3339Ms(e.issued_at_ms))}};
+}
+static void to_json(nlohmann::json& j, const SnapshotPolicySet& e) {
+  j = {{"addon_id", e.addon_id},
+       {"keep_last", e.keep_last},
+       {"keep_daily", e.keep_daily},
+       {"keep_weekly", e.keep_weekly},
+       {"every_ms", std::uint64_t{e.every_seconds} * 1000}};
 }
 
 }  // namespace via

@@ -1,9 +1,9 @@
 #include "cli/event_text.h"
 
-#include <ctime>
 #include <type_traits>
 
 #include "domain/bytes.h"
+#include "domain/time_text.h"
 
 namespace via::cli {
 namespace {
@@ -135,23 +135,7 @@ std::string EventSummary(const Event& event, const std::map<std::string, std::st
   return std::visit(Summarizer(names), event);
 }
 
-std::string Rfc3339(std::int64_t ms) {
-  // Floor division, so times before 1970 keep a positive millisecond part.
-  std::int64_t seconds = ms / 1000;
-  std::int64_t millis = ms % 1000;
-  if (millis < 0) {
-    millis += 1000;
-    seconds -= 1;
-  }
-  const std::time_t t = static_cast<std::time_t>(seconds);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[40];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  char out[48];
-  std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(millis));
-  return out;
-}
+std::string Rfc3339(std::int64_t ms) { return Rfc3339Ms(ms); }
 
 std::string TerminalSafe(std::string_view text) {
   static constexpr char kHex[] = "0123456789abcdef";

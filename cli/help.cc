@@ -82,7 +82,8 @@ constexpr Example kExamples[] = {
      "VIA_CONFIG_URL=http://127.0.0.1:7600 VIA_WORKLOAD_TOKEN=$TOKEN via sql DATABASE \"SELECT "
      "1\"\n"
      "via sql DATABASE \"INSERT INTO notes (body) VALUES (?)\" --arg hello\n"
-     "via sql DATABASE --file migrations/002_notes.sql"},
+     "via sql DATABASE --file migrations/002_notes.sql\n"
+     "VIA_CONFIG_URL=https://via.internal:7600 via sql DATABASE \"SELECT 1\" --ca-file ca.pem"},
     {"completion",
      "source <(via completion bash)\n"
      "via completion zsh > \"${fpath[1]}/_via\"\n"

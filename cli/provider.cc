@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "cli/shell.h"
+#include "domain/bytes.h"
 #include "commands/provider.h"
 
 namespace via::cli {
@@ -41,7 +42,7 @@ void RegisterProvider(CLI::App& app, Shell& shell) {
                                 {"port", e.port},
                                 {"user", e.user},
                                 {"database", e.database},
-                                {"secret_fingerprint", B64(e.secret_fingerprint)},
+                                {"secret_fingerprint", HexEncode(e.secret_fingerprint)},
                                 {"seq", added.seq}});
       }
       std::cout << "provider " << e.provider << ": " << e.user << "@" << e.host << ":" << e.port

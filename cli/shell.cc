@@ -89,7 +89,11 @@ int Shell::Fail(const Status& given) {
     error["remediation"] = status.remediation().empty() ? nlohmann::json(nullptr)
                                                         : nlohmann::json(status.remediation());
     error["owner"] = status.owner().empty() ? nlohmann::json(nullptr) : nlohmann::json(status.owner());
-    std::cout << nlohmann::json{{"error", error}}.dump() << "\n";
+    // Messages carry names from the log and the command line: bad UTF-8 is
+    // replaced, never thrown on.
+    std::cout << nlohmann::json{{"error", error}}.dump(-1, ' ', false,
+                                                      nlohmann::json::error_handler_t::replace)
+              << "\n";
   } else {
     std::cerr << "error: " << status.message() << " [" << code << "]\n";
     if (!status.remediation().empty()) std::cerr << "  fix: " << status.remediation() << "\n";

@@ -28,6 +28,7 @@ struct SqlFlags {
   std::vector<std::string> args;
   std::string config_url;
   std::string token;
+  std::string ca_file;
   std::string timeout = "60s";
 };
 
@@ -90,7 +91,7 @@ Status ToStatus(const SqlError& e) {
     code = StatusCode::kNotFound;
   } else if (c == kSqlNotUsable) {
     code = StatusCode::kUnusable;
-  } else if (c == kSqlUnavailable || c == kSqlConnectionFailed) {
+  } else if (c == kSqlUnavailable || c == kSqlConnectionFailed || c == kSqlTlsError) {
     code = StatusCode::kUnavailable;
   } else if (c == kSqlStreamClosed || c == kSqlTransactionClosed) {
     code = StatusCode::kAborted;
@@ -488,6 +489,7 @@ int RunSql(Shell& shell, const SqlFlags& f) {
   SqlOptions options;
   options.config_url = f.config_url;
   options.workload_token = f.token;
+  options.ca_file = f.ca_file;
   options.request_timeout_ms = static_cast<int>(std::clamp<std::int64_t>(timeout_ms, 1, 3600000));
   if (!f.file.empty()) return RunScript(shell, f, options);
   auto db = Sql::Connect(f.binding, options);
@@ -534,6 +536,10 @@ void RegisterSql(CLI::App& app, Shell& shell) {
   sql->add_option("--config-url", f->config_url, "config server URL (default $VIA_CONFIG_URL)");
   sql->add_option("--token", f->token, "workload token (default $VIA_WORKLOAD_TOKEN)");
   sql->add_option("--timeout", f->timeout, "time limit of one HTTP request (default 60s)");
+  sql->add_option("--ca-file", f->ca_file,
+                  "https: trust the CA certificates in this PEM file (default $VIA_CA_FILE, else "
+                  "the system's store)")
+      ->type_name("FILE");
   sql->callback([&shell, f]() { shell.action = [&shell, f]() { return RunSql(shell, *f); }; });
 }
 

@@ -6,6 +6,7 @@
 #include <cctype>
 #include <iostream>
 
+#include "cli/event_text.h"
 #include "cli/shell.h"
 #include "commands/runtime.h"
 #include "crypto/crypto.h"
@@ -91,13 +92,13 @@ void RegisterWorkload(CLI::App& app, Shell& shell) {
                                 {"subject", server::jwt::SpiffeId(claims.trust_domain, issued.app,
                                                                   issued.release)},
                                 {"audience", claims.audience},
-                                {"expires_at", claims.expires_at_s},
+                                {"expires_at", Rfc3339(claims.expires_at_s * 1000)},
                                 {"seq", issued.seq}});
       }
       std::cout << jwt << "\n";
       if (shell.StderrIsTty()) {
         std::cerr << "token " << issued.token_id << " for " << issued.app << "/" << issued.release
-                  << " expires at " << claims.expires_at_s << " (unix seconds)\n";
+                  << " expires at " << Rfc3339(claims.expires_at_s * 1000) << "\n";
       }
       return 0;
     };

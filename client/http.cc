@@ -1,18 +1,27 @@
 #include "client/http.h"
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <charconv>
 #include <chrono>
+#include <cstdlib>
 
 namespace via::sql_internal {
 
 namespace beast = boost::beast;
 namespace http = boost::beast::http;
 namespace asio = boost::asio;
+namespace ssl = boost::asio::ssl;
 using tcp = asio::ip::tcp;
 
 namespace {
@@ -23,6 +32,20 @@ SqlError Error(const char* code, std::string message) {
   e.message = std::move(message);
   e.retryable = std::string_view(code) == kSqlConnectionFailed;
   return e;
+}
+
+// OpenSSL's reason for a failed handshake: the certificate verification
+// result when that is what failed ("unable to get local issuer
+// certificate", "hostname mismatch"), else the error's own text.
+std::string TlsReason(SSL* ssl, const beast::error_code& ec) {
+  if (ssl != nullptr) {
+    const long verify = SSL_get_verify_result(ssl);
+    if (verify != X509_V_OK) {
+      return std::string("certificate verify failed: ") +
+             X509_verify_cert_error_string(verify);
+    }
+  }
+  return ec.message();
 }
 
 std::optional<int> ParseRetryAfter(std::string_view value) {
@@ -36,12 +59,21 @@ std::optional<int> ParseRetryAfter(std::string_view value) {
 
 SqlResult<Url> ParseUrl(std::string_view text) {
   const std::string shown(text.substr(0, 200));
-  constexpr std::string_view kScheme = "http://";
-  if (text.substr(0, kScheme.size()) != kScheme) {
-    return Error(kSqlInvalidArgument,
-                 "URL '" + shown + "' is not supported: only http://HOST[:PORT][/PATH] is");
+  constexpr std::string_view kHttp = "http://";
+  constexpr std::string_view kHttps = "https://";
+  Url url;
+  std::string_view rest;
+  if (text.substr(0, kHttp.size()) == kHttp) {
+    rest = text.substr(kHttp.size());
+    url.port = "80";
+  } else if (text.substr(0, kHttps.size()) == kHttps) {
+    rest = text.substr(kHttps.size());
+    url.tls = true;
+    url.port = "443";
+  } else {
+    return Error(kSqlInvalidArgument, "URL '" + shown +
+                                          "' is not supported: only http[s]://HOST[:PORT][/PATH] is");
   }
-  std::string_view rest = text.substr(kScheme.size());
   const std::size_t slash = rest.find('/');
   std::string_view authority = rest.substr(0, slash);
   std::string_view path = slash == std::string_view::npos ? "" : rest.substr(slash);
@@ -52,8 +84,6 @@ SqlResult<Url> ParseUrl(std::string_view text) {
   if (authority.find('@') != std::string_view::npos) {
     return Error(kSqlInvalidArgument, "URL '" + shown + "' must not carry user info");
   }
-  Url url;
-  url.port = "80";
   std::string_view host = authority;
   if (!authority.empty() && authority.front() == '[') {  // [v6]:port
     const std::size_t close = authority.find(']');
@@ -73,7 +103,8 @@ SqlResult<Url> ParseUrl(std::string_view text) {
   auto [ptr, ec] = std::from_chars(url.port.data(), url.port.data() + url.port.size(), port);
   if (host.empty() || url.port.empty() || ec != std::errc() ||
       ptr != url.port.data() + url.port.size() || port == 0 || port > 65535) {
-    return Error(kSqlInvalidArgument, "URL '" + shown + "': expected http://HOST[:PORT][/PATH]");
+    return Error(kSqlInvalidArgument,
+                 "URL '" + shown + "': expected http[s]://HOST[:PORT][/PATH]");
   }
   url.host = std::string(host);
   url.base_path = std::string(path);
@@ -86,7 +117,8 @@ class HttpClient::Impl {
 
   SqlResult<HttpReply> Send(const Url& url, std::string_view method, const std::string& path,
                             const std::string& bearer, const std::string* body) {
-    const bool reused = stream_ && host_ == url.host && port_ == url.port;
+    const bool reused =
+        Connected() && tls_now_ == url.tls && host_ == url.host && port_ == url.port;
     if (!reused) {
       if (auto opened = Open(url); !opened.ok()) return opened.error();
     }
@@ -103,6 +135,8 @@ class HttpClient::Impl {
   }
 
  private:
+  using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
   // Runs the one pending operation. Beast applies tcp_stream timeouts to
   // asynchronous operations only, hence async calls run to completion here.
   void Run() {
@@ -110,34 +144,116 @@ class HttpClient::Impl {
     io_.run();
   }
 
+  bool Connected() const { return tcp_.has_value() || tls_.has_value(); }
+  beast::tcp_stream& Lowest() { return tls_ ? beast::get_lowest_layer(*tls_) : *tcp_; }
+  // Calls `f` with the stream requests go through (TLS or plain).
+  template <typename F>
+  void WithStream(F&& f) {
+    if (tls_) {
+      f(*tls_);
+    } else {
+      f(*tcp_);
+    }
+  }
+
+  // The TLS context, made once: peer verification on, the CA file (or the
+  // system store) loaded. Errors: tls_error.
+  SqlResult<ssl::context*> Context() {
+    if (context_) return &*context_;
+    ssl::context context(ssl::context::tls_client);
+    context.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                        ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
+                        ssl::context::no_tlsv1_1);
+    context.set_verify_mode(ssl::verify_peer);
+    beast::error_code ec;
+    std::string ca_file = options_.ca_file;
+    if (ca_file.empty()) {
+      if (const char* env = std::getenv("VIA_CA_FILE"); env != nullptr) ca_file = env;
+    }
+    if (!ca_file.empty()) {
+      context.load_verify_file(ca_file, ec);
+      if (ec) {
+        return Error(kSqlTlsError, "cannot load the CA file '" + ca_file.substr(0, 200) +
+                                       "' (SqlOptions::ca_file, VIA_CA_FILE): " + ec.message());
+      }
+    } else {
+      context.set_default_verify_paths(ec);
+      if (ec) return Error(kSqlTlsError, "cannot load the system's CA store: " + ec.message());
+    }
+    context_.emplace(std::move(context));
+    return &*context_;
+  }
+
   SqlResult<void> Open(const Url& url) {
     Close();
     const std::string where = url.host + ":" + url.port;
+    ssl::context* context = nullptr;
+    if (url.tls) {
+      auto made = Context();
+      if (!made.ok()) return made.error();
+      context = *made;
+    }
     beast::error_code ec;
     tcp::resolver resolver(io_);
     auto endpoints = resolver.resolve(url.host, url.port, ec);
     if (ec) return Error(kSqlConnectionFailed, "cannot resolve " + where + ": " + ec.message());
-    stream_.emplace(io_);
-    stream_->expires_after(std::chrono::milliseconds(options_.connect_timeout_ms));
-    stream_->async_connect(endpoints, [&ec](beast::error_code e, const tcp::endpoint&) { ec = e; });
+    if (url.tls) {
+      tls_.emplace(io_, *context);
+    } else {
+      tcp_.emplace(io_);
+    }
+    Lowest().expires_after(std::chrono::milliseconds(options_.connect_timeout_ms));
+    Lowest().async_connect(endpoints, [&ec](beast::error_code e, const tcp::endpoint&) { ec = e; });
     Run();
     if (ec) {
       Close();
       return Error(kSqlConnectionFailed, "cannot connect to " + where + ": " + ec.message());
     }
-    stream_->socket().set_option(tcp::no_delay(true), ec);
+    Lowest().socket().set_option(tcp::no_delay(true), ec);
+    if (url.tls) {
+      SSL* ssl = tls_->native_handle();
+      // The certificate must name the host: an IP address is matched against
+      // its IP SANs, a DNS name against its DNS SANs (no partial wildcards).
+      // SNI carries DNS names only (RFC 6066).
+      X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+      beast::error_code not_ip;
+      asio::ip::make_address(url.host, not_ip);
+      if (!not_ip) {
+        X509_VERIFY_PARAM_set1_ip_asc(param, url.host.c_str());
+      } else {
+        X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        X509_VERIFY_PARAM_set1_host(param, url.host.c_str(), url.host.size());
+        SSL_set_tlsext_host_name(ssl, url.host.c_str());
+      }
+      tls_->async_handshake(ssl::stream_base::client, [&ec](beast::error_code e) { ec = e; });
+      Run();
+      if (ec) {
+        const bool timed_out = ec == beast::error::timeout;
+        std::string reason = TlsReason(ssl, ec);
+        Close();
+        if (timed_out) {
+          return Error(kSqlConnectionFailed, "TLS handshake with " + where + ": " + reason);
+        }
+        return Error(kSqlTlsError, "TLS handshake with " + where + " failed: " + reason);
+      }
+    }
+    tls_now_ = url.tls;
     host_ = url.host;
     port_ = url.port;
     return {};
   }
 
   void Close() {
-    if (stream_) {
+    if (Connected()) {
+      // No TLS close_notify: the connection is dropped either way, and
+      // waiting for the peer's answer could block.
       beast::error_code ec;
-      stream_->socket().shutdown(tcp::socket::shutdown_both, ec);
-      stream_->socket().close(ec);
-      stream_.reset();
+      Lowest().socket().shutdown(tcp::socket::shutdown_both, ec);
+      Lowest().socket().close(ec);
+      tls_.reset();
+      tcp_.reset();
     }
+    buffer_.consume(buffer_.size());
     host_.clear();
     port_.clear();
   }
@@ -150,7 +266,7 @@ class HttpClient::Impl {
     // reset with no answer byte). Not after a timeout: the server may be
     // running the request, and a resend could apply it twice.
     *unread = false;
-    const std::string where = "http://" + url.host + ":" + url.port;
+    const std::string where = (url.tls ? "https://" : "http://") + url.host + ":" + url.port;
     http::request<http::string_body> request;
     request.method_string(beast::string_view(method.data(), method.size()));
     request.target(url.base_path + path);
@@ -167,8 +283,10 @@ class HttpClient::Impl {
     request.prepare_payload();
 
     beast::error_code ec;
-    stream_->expires_after(std::chrono::milliseconds(options_.request_timeout_ms));
-    http::async_write(*stream_, request, [&ec](beast::error_code e, std::size_t) { ec = e; });
+    Lowest().expires_after(std::chrono::milliseconds(options_.request_timeout_ms));
+    WithStream([&](auto& stream) {
+      http::async_write(stream, request, [&ec](beast::error_code e, std::size_t) { ec = e; });
+    });
     Run();
     if (ec) {
       *unread = true;
@@ -180,22 +298,28 @@ class HttpClient::Impl {
     parser.body_limit(options_.max_response_bytes);
     // Boost 1.74 does not apply body_limit to a response's Content-Length,
     // so the header is read first and its length checked here.
-    http::async_read_header(*stream_, buffer_, parser,
-                            [&ec](beast::error_code e, std::size_t) { ec = e; });
+    WithStream([&](auto& stream) {
+      http::async_read_header(stream, buffer_, parser,
+                              [&ec](beast::error_code e, std::size_t) { ec = e; });
+    });
     Run();
     if (!ec && parser.content_length() && *parser.content_length() > options_.max_response_bytes) {
       ec = http::error::body_limit;
     }
     if (!ec) {
-      http::async_read(*stream_, buffer_, parser,
-                       [&ec](beast::error_code e, std::size_t) { ec = e; });
+      WithStream([&](auto& stream) {
+        http::async_read(stream, buffer_, parser,
+                         [&ec](beast::error_code e, std::size_t) { ec = e; });
+      });
       Run();
     }
     if (ec) {
       const bool no_answer = !parser.got_some() && buffer_.size() == 0;
+      // A TLS peer that closes without close_notify reads as stream_truncated.
       *unread = no_answer && (ec == http::error::end_of_stream || ec == asio::error::eof ||
                               ec == asio::error::connection_reset ||
-                              ec == asio::error::broken_pipe);
+                              ec == asio::error::broken_pipe ||
+                              ec == ssl::error::stream_truncated);
       buffer_.consume(buffer_.size());
       if (ec == http::error::body_limit) {
         return Error(kSqlProtocolError, "the answer of " + where + " is larger than " +
@@ -223,8 +347,12 @@ class HttpClient::Impl {
 
   const HttpOptions options_;
   asio::io_context io_;
-  std::optional<beast::tcp_stream> stream_;
+  std::optional<ssl::context> context_;  // made at the first https URL
+  // At most one of the two is open.
+  std::optional<beast::tcp_stream> tcp_;
+  std::optional<TlsStream> tls_;
   beast::flat_buffer buffer_;
+  bool tls_now_ = false;
   std::string host_;
   std::string port_;
 };

@@ -1,9 +1,10 @@
 #pragma once
 
 // Internal to client/: a synchronous HTTP/1.1 client over Boost.Beast that
-// keeps one connection alive and reuses it while the host stays the same.
-// Only http:// URLs are supported (the config server and SQL proxy listen on
-// loopback or behind a TLS-terminating proxy).
+// keeps one connection alive and reuses it while the scheme, host and port
+// stay the same. http:// and https:// (Beast over OpenSSL: the server's
+// certificate verified against the CA file or the system store, SNI, and the
+// host name or IP address checked against the certificate).
 
 #include <memory>
 #include <optional>
@@ -15,12 +16,13 @@
 namespace via::sql_internal {
 
 struct Url {
+  bool tls = false;       // https://
   std::string host;
-  std::string port;       // decimal, default "80"
+  std::string port;       // decimal, default "80" (https: "443")
   std::string base_path;  // "" or "/prefix" (never a trailing '/')
 };
 
-// Parses "http://host[:port][/path]". Errors: invalid_argument.
+// Parses "http[s]://host[:port][/path]". Errors: invalid_argument.
 SqlResult<Url> ParseUrl(std::string_view text);
 
 struct HttpReply {
@@ -30,9 +32,10 @@ struct HttpReply {
 };
 
 struct HttpOptions {
-  int connect_timeout_ms = 10000;
+  int connect_timeout_ms = 10000;  // TCP connect and, for https, the TLS handshake
   int request_timeout_ms = 60000;
   std::size_t max_response_bytes = 64 << 20;
+  std::string ca_file;  // https: PEM CA certificates; "" the system store
 };
 
 class HttpClient {
@@ -46,7 +49,8 @@ class HttpClient {
   // the answer. A reused keep-alive connection that turns out closed by the
   // server before any answer byte is reopened and the request sent once more
   // (the server never saw it). Errors: connection_failed (retryable),
-  // protocol_error (malformed or oversized answer).
+  // tls_error (https: untrusted certificate, failed handshake, unreadable CA
+  // file), protocol_error (malformed or oversized answer).
   SqlResult<HttpReply> Send(const Url& url, std::string_view method, const std::string& path,
                             const std::string& bearer, const std::string* body);
 

@@ -114,7 +114,7 @@ class Session {
         config_(std::move(config)),
         binding_(std::move(binding)),
         http_(HttpOptions{options.connect_timeout_ms, options.request_timeout_ms,
-                          options.max_response_bytes}) {}
+                          options.max_response_bytes, options.ca_file}) {}
 
   const SqlDescriptor& descriptor() const { return descriptor_; }
 

@@ -46,6 +46,10 @@ const char* SqlTypeName(const SqlValue& value);
 inline constexpr const char* kSqlNotConfigured = "not_configured";        // env/options missing
 inline constexpr const char* kSqlInvalidArgument = "invalid_argument";    // bad input to this API
 inline constexpr const char* kSqlConnectionFailed = "connection_failed";  // DNS, TCP, timeout
+// https: the server's certificate is not trusted (unknown CA, expired, for
+// another host) or the TLS handshake failed. Not retryable: the same server
+// answers the same way until someone fixes the certificate or the CA file.
+inline constexpr const char* kSqlTlsError = "tls_error";
 inline constexpr const char* kSqlProtocolError = "protocol_error";        // malformed server answer
 inline constexpr const char* kSqlUnauthorized = "unauthorized";           // HTTP 401
 inline constexpr const char* kSqlForbidden = "forbidden";                 // HTTP 403
@@ -140,8 +144,16 @@ struct SqlResultSet {
 // ------------------------------------------------------------------ connection
 
 struct SqlOptions {
-  std::string config_url;      // e.g. "http://127.0.0.1:7600"; "" reads VIA_CONFIG_URL
+  // e.g. "http://127.0.0.1:7600" or "https://config.example:7600"; "" reads
+  // VIA_CONFIG_URL. The descriptor's url may be http:// or https:// too.
+  std::string config_url;
   std::string workload_token;  // workload JWT; "" reads VIA_WORKLOAD_TOKEN
+  // https: the PEM file of the CA certificates to trust; "" reads
+  // VIA_CA_FILE, and when that is unset too the system's store is used
+  // (OpenSSL's default paths, which honour SSL_CERT_FILE/SSL_CERT_DIR). The
+  // server's certificate must chain to one of them and name the URL's host
+  // (DNS name or IP address); the host name goes in SNI.
+  std::string ca_file;
   int connect_timeout_ms = 10000;
   int request_timeout_ms = 60000;             // one HTTP exchange
   std::size_t max_response_bytes = 64 << 20;  // larger answers: protocol_error

@@ -364,14 +364,52 @@ Result<ReadinessReport> AddonStatus(const Context& ctx, const std::string& addon
   return Report(ctx, session, slice.first, addon, found, "", "");
 }
 
+namespace {
+
+// What `addon status` asks about an add-on listed: its live name, or its id
+// when it is a destroyed or retired record.
+std::string StatusName(const AddonState& a) { return IsTombstoneName(a.name) ? a.id : a.name; }
+
+}  // namespace
+
 Status ListAddons(const Context& ctx, bool all,
-                  const std::function<bool(const AddonSummary&)>& visit) {
+                  const std::function<bool(const AddonSummary&)>& visit, bool readiness) {
   VIA_ASSIGN_OR_RETURN(Session session, Session::OpenForReading(ctx));
   VIA_RETURN_IF_ERROR(session.CatchUp());
   if (projections::ReadModel* model = session.model()) {
-    return model->ScanAddons(all, [&](const AddonState& a, const std::vector<BindingKey>& b) {
-      return visit(AddonSummary{a, b});
-    });
+    // One snapshot for the scan and every slice read inside it (a read
+    // transaction begun inside another joins it).
+    VIA_ASSIGN_OR_RETURN(sql::ReadTransaction snapshot, model->BeginRead());
+    Status failed;
+    Status scanned =
+        model->ScanAddons(all, [&](const AddonState& a, const std::vector<BindingKey>& b) {
+          AddonSummary summary{a, b, std::nullopt};
+          if (readiness) {
+            // The slice `addon status` reads (ReportSlice), from this snapshot.
+            StateKeys keys = AddonKeys(a.id);
+            auto state = model->LoadSlice(keys);
+            for (int round = 0; state.ok() && round < 4; ++round) {
+              StateKeys grown = keys;
+              grown.Merge(AddonDetailKeys(*state, a.id));
+              if (grown == keys) break;
+              keys = std::move(grown);
+              state = model->LoadSlice(keys);
+            }
+            if (!state.ok()) {
+              failed = state.status();
+              return false;
+            }
+            auto report = Assess(ctx, *state, StatusName(a), state->FindById(a.id), "", "");
+            if (!report.ok()) {
+              failed = report.status();
+              return false;
+            }
+            summary.report = std::move(*report);
+          }
+          return visit(summary);
+        });
+    VIA_RETURN_IF_ERROR(scanned);
+    return failed;
   }
   // Folded in memory (a home that cannot be written).
   VIA_ASSIGN_OR_RETURN(auto slice, session.Slice({}));
@@ -382,7 +420,12 @@ Status ListAddons(const Context& ctx, bool all,
     if (all || (live != state.names.end() && live->second == id)) by_name[addon.name] = id;
   }
   for (const auto& [name, id] : by_name) {
-    if (!visit(AddonSummary{state.addons.at(id), state.BindingsOf(id)})) break;
+    const AddonState& a = state.addons.at(id);
+    AddonSummary summary{a, state.BindingsOf(id), std::nullopt};
+    if (readiness) {
+      VIA_ASSIGN_OR_RETURN(summary.report, Assess(ctx, state, StatusName(a), &a, "", ""));
+    }
+    if (!visit(summary)) break;
   }
   return Status::Ok();
 }

@@ -80,12 +80,18 @@ Result<ReadinessReport> AddonStatus(const Context& ctx, const std::string& addon
 struct AddonSummary {
   AddonState addon;
   std::vector<BindingKey> bindings;
+  // The answer `addon status` gives for it (the binding it checks, its
+  // readiness, storage probed), when ListAddons was asked for readiness.
+  std::optional<ReadinessReport> report;
 };
 // Streams live add-ons (every record with `all`) ordered by stored name, with
 // their bindings, from one snapshot; stops when `visit` returns false. Memory
-// does not grow with the number of add-ons.
+// does not grow with the number of add-ons. With `readiness`, each comes with
+// the readiness `addon status` reports, read from the same snapshot (a few
+// indexed lookups and the provider's probe per add-on).
 Status ListAddons(const Context& ctx, bool all,
-                  const std::function<bool(const AddonSummary&)>& visit);
+                  const std::function<bool(const AddonSummary&)>& visit,
+                  bool readiness = false);
 
 struct Incarnation {
   AddonState addon;

@@ -309,7 +309,7 @@ Result<std::pair<State, eventstore::Head>> ReportSlice(Session& session, const s
   return session.Slice(keys, [&](const State& s) { return AddonDetailKeys(s, addon); });
 }
 
-Result<ReadinessReport> Report(const Context& ctx, Session& session, const State& state,
+Result<ReadinessReport> Assess(const Context& ctx, const State& state,
                                const std::string& requested, const AddonState* addon,
                                std::string app, std::string binding,
                                const std::string& expected_provider) {
@@ -365,9 +365,18 @@ Result<ReadinessReport> Report(const Context& ctx, Session& session, const State
   std::error_code ec;
   in.credentials_key_present = std::filesystem::exists(ctx.home.credentials_key(), ec);
   report.readiness = Evaluate(in);
+  report.log_size = state.seq;
+  return report;
+}
+
+Result<ReadinessReport> Report(const Context& ctx, Session& session, const State& state,
+                               const std::string& requested, const AddonState* addon,
+                               std::string app, std::string binding,
+                               const std::string& expected_provider) {
+  VIA_ASSIGN_OR_RETURN(ReadinessReport report, Assess(ctx, state, requested, addon, app, binding,
+                                                      expected_provider));
   // The log as of the state this answer describes: its size and the root
   // signed for exactly that size (one row holds both).
-  report.log_size = state.seq;
   auto note = session.store().CheckpointAt(state.seq);
   if (note.ok()) {
     auto checkpoint = eventstore::ParseCheckpointUnverified(*note);

@@ -145,7 +145,12 @@ Status RejectTombstone(const std::string& addon);
 
 // Fills the §7 report for `addon` (may be null) and the binding (app,
 // binding) from `state`, which must hold the add-on, that binding and the
-// add-on's bindings; storage is probed for real.
+// add-on's bindings; storage is probed for real. Assess leaves out the log's
+// root (what `addon list` needs: one answer per add-on, no log read).
+Result<ReadinessReport> Assess(const Context& ctx, const State& state,
+                               const std::string& requested, const AddonState* addon,
+                               std::string app, std::string binding,
+                               const std::string& expected_provider = "");
 Result<ReadinessReport> Report(const Context& ctx, Session& session, const State& state,
                                const std::string& requested, const AddonState* addon,
                                std::string app, std::string binding,

@@ -32,6 +32,7 @@
 #include <thread>
 #include <vector>
 
+#include "domain/time_text.h"
 #include "server/body_stream.h"
 #include "server/hrana_ws.h"
 #include "server/utf8.h"
@@ -724,9 +725,11 @@ void HttpServer::Impl::Log(const std::string& remote, const std::string& method,
                            std::int64_t micros, const std::string& code) {
   if (options_.metrics != nullptr) options_.metrics->ObserveRequest(path, status, micros);
   if (options_.access_log == nullptr) return;
-  nlohmann::json line = {{"ts", WallMs()},   {"remote", remote}, {"method", method},
-                         {"path", path},     {"status", status}, {"bytes", bytes},
-                         {"ms", micros / 1000}};
+  // docs/cli.md "JSON conventions": the time as RFC 3339 UTC, the duration
+  // in whole milliseconds under a `_ms` name.
+  nlohmann::json line = {{"ts", Rfc3339Ms(WallMs())}, {"remote", remote}, {"method", method},
+                         {"path", path},              {"status", status}, {"bytes", bytes},
+                         {"duration_ms", micros / 1000}};
   if (!code.empty()) line["code"] = code;
   // Paths come from clients: dump with replacement so bad UTF-8 cannot throw.
   std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);

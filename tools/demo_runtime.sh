@@ -23,7 +23,7 @@ done
 [ -n "$url" ] || { echo "demo: via serve did not start:" >&2; cat "$log" >&2; exit 1; }
 echo "via serve is listening on $url"
 
-release=$(via --json release list --app api | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["release"])')
+release=$(via --json release list --app api | python3 -c 'import json,sys; print(json.load(sys.stdin)["releases"][-1]["release"])')
 printf '\n\033[1m$ token=$(via --json workload token --app api --release %s --ttl 10m | …)\033[0m\n' "$release"
 token=$(via --json workload token --app api --release "$release" --ttl 10m | json_field token)
 echo "a JWT of ${#token} characters, signed by keys/workload.key"

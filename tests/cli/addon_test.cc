@@ -354,11 +354,11 @@ TEST_CASE("a destroyed add-on is inspectable by id and its name is free", "[cli]
   CHECK(h.AddonId("app-db") != id);
   auto [history_code, history] = h.Json("addon history app-db");
   CHECK(history_code == 0);
-  CHECK(history.size() == 2);
+  CHECK(history["addons"].size() == 2);
   auto [list_code, all] = h.Json("addon list --all");
-  CHECK(all.size() == 2);
+  CHECK(all["addons"].size() == 2);
   auto [live_code, live] = h.Json("addon list");
-  CHECK(live.size() == 1);
+  CHECK(live["addons"].size() == 1);
 }
 
 TEST_CASE("bad input is refused with its exit code and appends nothing", "[cli]") {
@@ -452,7 +452,7 @@ TEST_CASE("four processes running the same ensure at once make one add-on", "[cl
   }
   CHECK(created == 1);
   auto [code, all] = h.Json("addon list --all");
-  CHECK(all.size() == 1);
+  CHECK(all["addons"].size() == 1);
   CHECK(h.Run("audit verify").exit_code == 0);
 }
 

@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "domain/time_text.h"
 #include "testing.h"
 
 using namespace via;
@@ -92,9 +93,12 @@ TEST_CASE("a retried workload token with the same command id is the same token, 
   CHECK(h.LogSize() == size);
   auto issued = h.Records("WorkloadTokenIssued");
   REQUIRE(issued.size() == 1);
-  CHECK(issued[0]["issued_at_ms"].get<std::int64_t>() > 0);
-  CHECK(issued[0]["expires_at_ms"].get<std::int64_t>() ==
-        issued[0]["issued_at_ms"].get<std::int64_t>() + 3600 * 1000);
+  auto issued_at = ParseRfc3339Ms(issued[0]["issued_at"].get<std::string>());
+  auto expires_at = ParseRfc3339Ms(issued[0]["expires_at"].get<std::string>());
+  REQUIRE(issued_at.has_value());
+  REQUIRE(expires_at.has_value());
+  CHECK(*issued_at > 0);
+  CHECK(*expires_at == *issued_at + 3600 * 1000);
 
   // JSON shows the same token and its one record.
   auto [c3, j3] = h.Json(cmd);

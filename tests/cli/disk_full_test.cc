@@ -36,7 +36,7 @@ void CheckNothingToRecover(Home& h, const std::string& name) {
   CHECK(dry["storage"].empty());
   CHECK(dry["read_model_rebuilt"] == false);
   CHECK(h.Json("audit replay")["read_model_matches"] == true);
-  for (const auto& snap : h.Json("addon snapshots " + name)) {
+  for (const auto& snap : json(h.Json("addon snapshots " + name)["snapshots"])) {
     if (snap["status"] != "taken") continue;
     auto bytes = eventstore::ReadFile(h.dir.path() / "snapshots" / h.Id(name) /
                                       (snap["id"].get<std::string>() + ".sqlite"),
@@ -95,7 +95,7 @@ TEST_CASE("a full disk during a snapshot fails cleanly and the next one succeeds
       CHECK(log[i + 1]["snapshot_id"] == log[i]["snapshot_id"]);
       CHECK(log[i + 1]["reason"].get<std::string>().find("full") != std::string::npos);
     }
-    json list = h.Json("addon snapshots app-db");
+    json list = h.Json("addon snapshots app-db")["snapshots"];
     REQUIRE(list.size() == 2);
     for (const auto& snap : list) CHECK(snap["status"] == "failed");
 

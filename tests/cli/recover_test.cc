@@ -37,7 +37,7 @@ void CheckRecovered(Home& h) {
   CHECK(second["read_model_rebuilt"] == false);
   // Every snapshot an event trusts is whole: its bytes hash to the recorded value.
   for (const auto& addon : replay["addons"]) {
-    json list = h.Json("addon snapshots " + addon["id"].get<std::string>());
+    json list = h.Json("addon snapshots " + addon["id"].get<std::string>())["snapshots"];
     for (const auto& snap : list) {
       if (snap["status"] != "taken") continue;
       fs::path file = h.dir.path() / "snapshots" / addon["id"].get<std::string>() /
@@ -82,7 +82,7 @@ TEST_CASE("a crash at any point of a snapshot is recovered", "[cli][recover]") {
     auto crashed = h.Run("addon snapshot app-db", std::string("VIA_CRASH_AT=") + point);
     CHECK(crashed.exit_code == 137);
     CheckRecovered(h);
-    json list = h.Json("addon snapshots app-db");
+    json list = h.Json("addon snapshots app-db")["snapshots"];
     REQUIRE(list.size() == 1);
     CHECK((list[0]["status"] == "taken" || list[0]["status"] == "failed"));
     CHECK(h.Run("addon status app-db").exit_code == 0);
@@ -220,18 +220,18 @@ TEST_CASE("a crash inside an append of a snapshot is recovered", "[cli][recover]
     if (c.committed == 0) {
       // No intent, so no side effect: the file work never started.
       CHECK(h.SnapshotFiles("app-db").empty());
-      CHECK(h.Json("addon snapshots app-db").empty());
+      CHECK(h.Json("addon snapshots app-db")["snapshots"].empty());
     }
     if (c.committed == 2) {
       // The completion is in the log: a reader catches up with it at once.
-      json list = h.Json("addon snapshots app-db");
+      json list = h.Json("addon snapshots app-db")["snapshots"];
       REQUIRE(list.size() == 1);
       CHECK(list[0]["status"] == "taken");
     }
 
     CheckRecovered(h);
     CHECK(h.Records().size() >= after.size());  // nothing committed is lost
-    json list = h.Json("addon snapshots app-db");
+    json list = h.Json("addon snapshots app-db")["snapshots"];
     if (c.committed == 0) {
       CHECK(list.empty());
     } else {

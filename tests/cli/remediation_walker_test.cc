@@ -72,8 +72,8 @@ struct Home {
   // of `target`: what a remediation for `target` must leave alone.
   std::map<std::string, std::string> OthersFingerprint(const std::string& target_id) {
     std::map<std::string, std::string> out;
-    json all = Json("addon list --all");
-    REQUIRE(all.is_array());
+    json all = Json("addon list --all")["addons"];
+    REQUIRE(all.is_array());  // {"addons":[…]}
     for (const auto& a : all) {
       const std::string id = a["id"];
       if (id == target_id) continue;
@@ -602,7 +602,7 @@ TEST_CASE("walker: every refusal converges", "[cli][walker]") {
          // A snapshot cut off by a crash before its file, settled as failed.
          REQUIRE(h.Run("addon snapshot app-db", "VIA_CRASH_AT=snapshot.before_file").exit_code != 0);
          h.Must("recover");
-         json list = h.Json("addon snapshots app-db");
+         json list = h.Json("addon snapshots app-db")["snapshots"];
          REQUIRE(list.size() == 1);
          REQUIRE(list[0]["status"] == "failed");
          const std::string sn = list[0]["id"];
@@ -635,7 +635,7 @@ TEST_CASE("walker: every refusal converges", "[cli][walker]") {
          h.Must("addon create sqlite app-db --app api --bind DATABASE");
          // SnapshotRequested without its completion: the crash left it in flight.
          REQUIRE(h.Run("addon snapshot app-db", "VIA_CRASH_AT=snapshot.before_file").exit_code != 0);
-         json list = h.Json("addon snapshots app-db");
+         json list = h.Json("addon snapshots app-db")["snapshots"];
          REQUIRE(list.size() == 1);
          REQUIRE(list[0]["status"] == "requested");
          const std::string sn = list[0]["id"];

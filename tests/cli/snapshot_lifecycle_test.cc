@@ -79,7 +79,7 @@ TEST_CASE("a snapshot is taken unverified, verify records the outcome and the li
   std::string id = Create(h, "app-db");
   h.Sql(h.Db("app-db"), "CREATE TABLE t(x); INSERT INTO t VALUES (1),(2)");
   std::string sn = Snap(h, "app-db");
-  auto list = h.Json("addon snapshots app-db");
+  auto list = h.Json("addon snapshots app-db")["snapshots"];
   CHECK(Find(list, sn)["verification"] == "unverified");
 
   auto r = h.Run("--json addon snapshots verify app-db");
@@ -89,7 +89,7 @@ TEST_CASE("a snapshot is taken unverified, verify records the outcome and the li
   CHECK(verified["ok"] == true);
   REQUIRE(verified["snapshots"].size() == 1);
   CHECK(verified["snapshots"][0]["verification"] == "verified");
-  list = h.Json("addon snapshots app-db");
+  list = h.Json("addon snapshots app-db")["snapshots"];
   CHECK(Find(list, sn)["verification"] == "verified");
   auto types = TypesOf(h);
   CHECK(std::count(types.begin(), types.end(), "SnapshotVerified") == 1);
@@ -178,7 +178,7 @@ TEST_CASE("restore verifies an unverified snapshot first and records it", "[cli]
   auto restore = std::find(types.begin(), types.end(), "RestoreRequested");
   REQUIRE(verified != types.end());
   CHECK(verified < restore);
-  auto list = h.Json("addon snapshots app-db");
+  auto list = h.Json("addon snapshots app-db")["snapshots"];
   CHECK(Find(list, sn)["verification"] == "verified");
   std::string safety = json::parse(r.out)["safety_snapshot_id"];
   CHECK(Find(list, safety)["safety"] == true);
@@ -202,7 +202,7 @@ TEST_CASE("snapshot delete appends SnapshotDeleted, removes the file, and guards
   INFO(deleted.out);
   CHECK(deleted.exit_code == 0);
   CHECK_FALSE(fs::exists(SnapFile(h, id, a)));
-  CHECK(Find(h.Json("addon snapshots app-db"), a)["deleted"] == true);
+  CHECK(Find(h.Json("addon snapshots app-db")["snapshots"], a)["deleted"] == true);
   CHECK(h.Run("--json --yes addon snapshot delete " + a).exit_code == 4);  // already deleted
   CHECK(h.Run("--json --yes addon snapshot delete sn_nope").exit_code == 5);
   CHECK(h.Run("--json --yes addon snapshot delete " + b + " --force").exit_code == 0);
@@ -223,7 +223,7 @@ TEST_CASE("prune applies the policy, keeps the newest verified snapshot, covers 
   REQUIRE(h.Run("--yes addon restore app-db --snapshot " + first).exit_code == 0);  // + safety
   Snap(h, "app-db");
   std::string newest = Snap(h, "app-db");
-  REQUIRE(h.Json("addon snapshots app-db").size() == 4);
+  REQUIRE(h.Json("addon snapshots app-db")["snapshots"].size() == 4);
 
   auto policy = h.Json("addon snapshots policy app-db --keep-last 1");
   CHECK(policy["keep_last"] == 1);
@@ -267,7 +267,7 @@ TEST_CASE("export then create --from-file gives the same rows, a damaged file is
   INFO(r.out);
   REQUIRE(r.exit_code == 0);
   auto exported = json::parse(r.out);
-  auto snap = Find(h.Json("addon snapshots app-db"), sn);
+  auto snap = Find(h.Json("addon snapshots app-db")["snapshots"], sn);
   CHECK(exported["sha256"] == snap["sha256"]);
   CHECK(exported["bytes"] == snap["bytes"]);
   // Never over an existing file.
@@ -277,9 +277,11 @@ TEST_CASE("export then create --from-file gives the same rows, a damaged file is
                        out.string() + "'");
   INFO(created.out);
   REQUIRE(created.exit_code == 0);
+  // Its storage and binding are ready; app web has no release, so that is what blocks it.
   auto report = json::parse(created.out);
   CHECK(report["storage_ready"] == true);
   CHECK(report["binding_ready"] == true);
+  CHECK(report["blocking"] == "release_claim_missing");
   const std::string rows = "SELECT count(*), sum(k), group_concat(v) FROM t";
   CHECK(h.Sql(h.Db("copy-db"), rows) == h.Sql(h.Db("app-db"), rows));
   CHECK(h.Sql(h.Db("copy-db"), "PRAGMA journal_mode") == "wal\n");
@@ -328,7 +330,7 @@ TEST_CASE("create --from-snapshot starts a new add-on from a destroyed add-on's 
   CHECK(report["binding_ready"] == true);
   CHECK(h.Sql(h.Db("app-db"), "SELECT x FROM t") == "kept\n");
   // The snapshot was verified on the way (it never had been).
-  CHECK(Find(h.Json("addon snapshots " + old_id), sn)["verification"] == "verified");
+  CHECK(Find(h.Json("addon snapshots " + old_id)["snapshots"], sn)["verification"] == "verified");
   CHECK(h.Run("--json addon create sqlite other --app x --from-snapshot sn_nope").exit_code == 5);
   CHECK(h.Run("audit verify").exit_code == 0);
 }
@@ -416,7 +418,7 @@ TEST_CASE("a crash at every new snapshot step, then via recover, leaves a consis
       for (const auto& item : again["storage"]) CHECK(item["kind"] != "deleted_snapshot");
       for (const auto& item : again["storage"]) CHECK(item["kind"] != "temp_file");
       // Every snapshot the log trusts has its file, and no deleted one has.
-      for (const auto& s : h.Json("addon snapshots app-db")) {
+      for (const auto& s : json(h.Json("addon snapshots app-db")["snapshots"])) {
         CHECK(fs::exists(SnapFile(h, id, s["id"])) == (s["deleted"] == false));
       }
       // The command can be run again to completion (or was complete).
@@ -457,7 +459,7 @@ TEST_CASE("via serve verifies, prunes and takes scheduled snapshots in the backg
   REQUIRE(h.Run("addon snapshots policy app-db --keep-last 1 --every 1h").exit_code == 0);
   auto count = [&](const std::string& field, const std::string& value) {
     int n = 0;
-    for (const auto& s : h.Json("addon snapshots app-db")) {
+    for (const auto& s : json(h.Json("addon snapshots app-db")["snapshots"])) {
       if (s["deleted"] == false && s[field] == value) ++n;
     }
     return n;
@@ -469,7 +471,7 @@ TEST_CASE("via serve verifies, prunes and takes scheduled snapshots in the backg
     // taken; the policy prunes to the newest one; passes verify what is left.
     bool settled = WaitFor(
         [&] {
-          auto list = h.Json("addon snapshots app-db");
+          auto list = h.Json("addon snapshots app-db")["snapshots"];
           int live = 0, verified = 0;
           for (const auto& s : list) {
             if (s["deleted"] == false) ++live;
@@ -497,13 +499,13 @@ TEST_CASE("via serve takes a scheduled snapshot when one is due, and not with ma
     via::testing::ServeProcess serve(h.dir.path(), {"--maintenance-interval", "1s",
                                                     "--snapshot-maintenance", "false"});
     std::this_thread::sleep_for(std::chrono::seconds(3));
-    CHECK(h.Json("addon snapshots app-db").empty());
+    CHECK(h.Json("addon snapshots app-db")["snapshots"].empty());
   }
   {
     via::testing::ServeProcess serve(h.dir.path(), {"--maintenance-interval", "1s"});
     bool taken = WaitFor(
         [&] {
-          auto list = h.Json("addon snapshots app-db");
+          auto list = h.Json("addon snapshots app-db")["snapshots"];
           return list.size() == 1 && list[0]["label"] == "scheduled" &&
                  list[0]["verification"] == "verified";
         },
@@ -511,7 +513,7 @@ TEST_CASE("via serve takes a scheduled snapshot when one is due, and not with ma
     CHECK(taken);
     // Due again only after an hour: passes go on without taking another.
     std::this_thread::sleep_for(std::chrono::seconds(2));
-    CHECK(h.Json("addon snapshots app-db").size() == 1);
+    CHECK(h.Json("addon snapshots app-db")["snapshots"].size() == 1);
   }
 }
 

@@ -92,7 +92,7 @@ TEST_CASE("snapshot, change, restore brings the data back and the safety snapsho
   CHECK(Sql(h.Db(id), "SELECT x FROM t") == "42");
 
   auto [list_code, list] = h.Json("addon snapshots app-db");
-  CHECK(list.size() == 3);  // before, safety of the restore, safety of the undo
+  CHECK(list["snapshots"].size() == 3);  // before, safety of the restore, safety of the undo
   CHECK(Via(h.dir.path(), "audit verify").exit_code == 0);
 }
 
@@ -146,9 +146,9 @@ TEST_CASE("snapshots of a destroyed add-on are kept and listed by its id", "[cli
   REQUIRE(h.Json("addon destroy app-db --yes").first == 0);
   auto [code, list] = h.Json("addon snapshots " + id);
   CHECK(code == 0);
-  CHECK(list.size() == 1);
+  CHECK(list["snapshots"].size() == 1);
   auto [c2, refused] = h.Json("addon restore " + id + " --snapshot " +
-                              list[0]["id"].get<std::string>() + " --yes");
+                              list["snapshots"][0]["id"].get<std::string>() + " --yes");
   CHECK(c2 == 4);
   CHECK(refused["error"]["code"] == "addon_destroyed");
 }
@@ -277,8 +277,8 @@ TEST_CASE("release claims survive later binding changes and rotation needs no re
   std::string two = h.Create("two");
   REQUIRE(h.Json("addon rotate-credentials one").first == 0);
   auto [c2, list] = h.Json("release list --app api");
-  REQUIRE(list.size() == 1);
-  CHECK(list[0]["claims"][0]["addon_id"] == one);  // unchanged by the later bind
+  REQUIRE(list["releases"].size() == 1);
+  CHECK(list["releases"][0]["claims"][0]["addon_id"] == one);  // unchanged by the later bind
   auto [c3, v2] = h.Json("release create --app api");
   CHECK(v2["release"] == "v2");
   CHECK(v2["claims"][0]["addon_id"] == two);

@@ -105,10 +105,11 @@ TEST_CASE("connect without VIA_WORKLOAD_TOKEN is not_configured and names the va
   CHECK(db.error().message.find("VIA_WORKLOAD_TOKEN") != std::string::npos);
 }
 
-TEST_CASE("connect refuses an https or malformed config URL and a bad binding name", "[client]") {
+TEST_CASE("connect refuses another scheme, a malformed config URL and a bad binding name",
+          "[client]") {
   SqlOptions o;
   o.workload_token = "x.y.z";
-  for (const char* url : {"https://example.com", "127.0.0.1:7600", "http://", "http://h:99999",
+  for (const char* url : {"ftp://example.com", "127.0.0.1:7600", "http://", "http://h:99999",
                           "http://h:0", "http://u@h:1"}) {
     o.config_url = url;
     auto db = Sql::Connect("DATABASE", o);
@@ -120,6 +121,26 @@ TEST_CASE("connect refuses an https or malformed config URL and a bad binding na
   auto db = Sql::Connect("../admin", o);
   REQUIRE_FALSE(db.ok());
   CHECK(db.error().code == kSqlInvalidArgument);
+}
+
+TEST_CASE("https to a plain HTTP server fails the handshake: tls_error, not retryable",
+          "[client]") {
+  World world;
+  SqlOptions o = world.Options();
+  REQUIRE(o.config_url.rfind("http://", 0) == 0);
+  o.config_url = "https://" + o.config_url.substr(7);
+  auto db = Sql::Connect("DATABASE", o);
+  REQUIRE_FALSE(db.ok());
+  INFO(db.error().ToString());
+  CHECK(db.error().code == kSqlTlsError);
+  CHECK_FALSE(db.error().retryable);
+  CHECK(db.error().message.find("TLS handshake") != std::string::npos);
+  // A CA file that cannot be read is refused before any connection.
+  o.ca_file = "/nonexistent/ca.pem";
+  auto missing = Sql::Connect("DATABASE", o);
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.error().code == kSqlTlsError);
+  CHECK(missing.error().message.find("/nonexistent/ca.pem") != std::string::npos);
 }
 
 TEST_CASE("connect to a port where nothing listens is connection_failed and retryable",

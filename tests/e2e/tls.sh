@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # TLS end to end: a throwaway CA made with openssl, `via serve --tls-cert
 # --tls-key`, then curl with --cacert (and refused without it), app.mjs with
-# @libsql/client over https (NODE_EXTRA_CA_CERTS), Hrana over wss with
-# @libsql/client, descriptor URLs in https, plain HTTP refused on the TLS
-# port, and a certificate reloaded by SIGHUP (a broken one is not taken).
-#   tests/e2e/tls.sh PATH/TO/via
+# @libsql/client over https (NODE_EXTRA_CA_CERTS), the C++ client
+# (via::Sql, the example of docs/apps.md) and `via sql` over https with the
+# CA file, both refusing a certificate from another CA, the system store's
+# CAs or for another host; Hrana over wss with @libsql/client, descriptor
+# URLs in https, plain HTTP refused on the TLS port, and a certificate
+# reloaded by SIGHUP (a broken one is not taken).
+#   tests/e2e/tls.sh PATH/TO/via PATH/TO/via_example_cpp
 set -euo pipefail
 
-VIA_BIN=${1:?usage: tls.sh PATH/TO/via}
+VIA_BIN=${1:?usage: tls.sh PATH/TO/via PATH/TO/via_example_cpp}
 VIA_BIN=$(cd "$(dirname "$VIA_BIN")" && pwd)/$(basename "$VIA_BIN")
+CPP_EXAMPLE=${2:?usage: tls.sh PATH/TO/via PATH/TO/via_example_cpp}
+CPP_EXAMPLE=$(cd "$(dirname "$CPP_EXAMPLE")" && pwd)/$(basename "$CPP_EXAMPLE")
 HERE=$(cd "$(dirname "$0")" && pwd)
 for tool in curl node openssl python3; do
   command -v "$tool" >/dev/null || { echo "tls.sh: $tool is required (tools/setup.sh installs it)" >&2; exit 1; }
@@ -35,14 +40,20 @@ cd "$H"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem \
   -days 2 -subj "/CN=via e2e test CA" 2>/dev/null
 printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >ext.cnf
-make_cert() {
+make_cert() {  # NAME [EXTENSIONS_FILE]
   openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$1.key" -out "$1.csr" \
     -subj "/CN=$1" 2>/dev/null
   openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 \
-    -extfile ext.cnf -out "$1.pem" 2>/dev/null
+    -extfile "${2:-ext.cnf}" -out "$1.pem" 2>/dev/null
 }
 make_cert first
 make_cert second
+# From the same CA, for another host only.
+printf 'subjectAltName=DNS:elsewhere.invalid\nextendedKeyUsage=serverAuth\n' >ext-elsewhere.cnf
+make_cert elsewhere ext-elsewhere.cnf
+# Another CA, which signed nothing the server presents.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout other-ca.key \
+  -out other-ca.pem -days 2 -subj "/CN=another CA" 2>/dev/null
 cp first.pem cert.pem
 cp first.key key.pem
 # The CN of the certificate the server presents now.
@@ -86,6 +97,34 @@ NODE_EXTRA_CA_CERTS="$H/ca.pem" VIA_CONFIG_URL="$BASE" VIA_WORKLOAD_TOKEN="$TOKE
   EXPECT_APP=api EXPECT_RELEASE=v1 node "$HERE/app.mjs" >"$H/app.out" 2>&1 || { cat "$H/app.out" >&2; fail "app.mjs over https"; }
 pass "app.mjs (@libsql/client, jose) over https with NODE_EXTRA_CA_CERTS"
 
+# The C++ client (via::Sql: docs/examples/cpp/app.cc) over https, trusting
+# the CA in VIA_CA_FILE; refused with tls_error when the file holds another
+# CA, and with the system store (no VIA_CA_FILE), which lacks the test CA.
+cpp() { VIA_CONFIG_URL="$BASE" VIA_WORKLOAD_TOKEN="$TOKEN" "$@" "$CPP_EXAMPLE"; }
+cpp env VIA_CA_FILE="$H/ca.pem" >"$H/cpp.out" 2>&1 || { cat "$H/cpp.out" >&2; fail "C++ client over https"; }
+grep -q '^visits: 1 (add-on ad_' "$H/cpp.out" || fail "C++ client over https printed: $(cat "$H/cpp.out")"
+rc=0; cpp env VIA_CA_FILE="$H/other-ca.pem" >"$H/cpp.out" 2>&1 || rc=$?
+[ "$rc" = 1 ] && grep -q '^tls_error: .*certificate verify failed' "$H/cpp.out" \
+  || fail "C++ client with another CA: exit $rc: $(cat "$H/cpp.out")"
+rc=0; cpp env -u VIA_CA_FILE >"$H/cpp.out" 2>&1 || rc=$?
+[ "$rc" = 1 ] && grep -q '^tls_error: .*certificate verify failed' "$H/cpp.out" \
+  || fail "C++ client with the system store: exit $rc: $(cat "$H/cpp.out")"
+pass "C++ client (via::Sql) over https with VIA_CA_FILE; another CA and the system store are refused (tls_error)"
+
+# `via sql` over https: --ca-file, or VIA_CA_FILE; another CA is refused.
+vsql() { VIA_CONFIG_URL="$BASE" VIA_WORKLOAD_TOKEN="$TOKEN" "$VIA_BIN" --json sql DATABASE "$@"; }
+[ "$(vsql "SELECT count(*) FROM visits" --ca-file "$H/ca.pem" | json_field '["rows"][0][0]')" = 1 ] \
+  || fail "via sql --ca-file over https"
+[ "$(VIA_CA_FILE="$H/ca.pem" vsql "SELECT 41 + 1" | json_field '["rows"][0][0]')" = 42 ] \
+  || fail "via sql with VIA_CA_FILE over https"
+rc=0; out=$(vsql "SELECT 1" --ca-file "$H/other-ca.pem") || rc=$?
+[ "$rc" = 1 ] && [ "$(json_field '["error"]["code"]' <<<"$out")" = tls_error ] \
+  && grep -q 'certificate verify failed' <<<"$out" || fail "via sql with another CA: exit $rc: $out"
+rc=0; out=$(vsql "SELECT 1" --ca-file "$H/missing.pem") || rc=$?
+[ "$rc" = 1 ] && [ "$(json_field '["error"]["code"]' <<<"$out")" = tls_error ] \
+  || fail "via sql with a missing CA file: exit $rc: $out"
+pass "via sql over https with --ca-file and VIA_CA_FILE; another CA or a missing CA file: tls_error, exit 1"
+
 # Hrana over WebSocket on wss:// (libsql:// means wss to @libsql/client).
 # (Run from tests/e2e, where node_modules is.)
 (cd "$HERE" && WSS_URL="wss://127.0.0.1:$PORT" LIBSQL_URL="libsql://127.0.0.1:$PORT" DB_TOKEN="$DB_TOKEN" \
@@ -121,6 +160,21 @@ kill -0 "$SERVER_PID" || fail "the server exited on a broken certificate"
 [ "$(served_cn)" = second ] || fail "after a failed reload the served certificate is $(served_cn), want second"
 [ "$(curl -s --cacert ca.pem -o /dev/null -w '%{http_code}' "$BASE/healthz")" = 200 ] || fail "healthz after a failed reload"
 pass "a broken certificate on SIGHUP is refused; the old one stays in use"
+
+# A certificate from the trusted CA for another host: the clients check the
+# host (here the IP address of the URL) and refuse it.
+cp elsewhere.pem cert.pem
+cp elsewhere.key key.pem
+kill -HUP "$SERVER_PID"
+for _ in $(seq 100); do [ "$(grep -c 'TLS certificate reloaded' "$H/serve.err")" -ge 2 ] && break; sleep 0.05; done
+[ "$(served_cn)" = elsewhere ] || fail "the certificate for elsewhere.invalid was not loaded"
+rc=0; out=$(vsql "SELECT 1" --ca-file "$H/ca.pem") || rc=$?
+[ "$rc" = 1 ] && [ "$(json_field '["error"]["code"]' <<<"$out")" = tls_error ] \
+  && grep -q 'mismatch' <<<"$out" || fail "via sql with a certificate for another host: exit $rc: $out"
+rc=0; cpp env VIA_CA_FILE="$H/ca.pem" >"$H/cpp.out" 2>&1 || rc=$?
+[ "$rc" = 1 ] && grep -q '^tls_error: .*mismatch' "$H/cpp.out" \
+  || fail "C++ client with a certificate for another host: exit $rc: $(cat "$H/cpp.out")"
+pass "a certificate for another host is refused by via sql and the C++ client (host check)"
 
 kill -TERM "$SERVER_PID"
 rc=0; wait "$SERVER_PID" || rc=$?

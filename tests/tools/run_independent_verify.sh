@@ -31,6 +31,13 @@ if "$VIA" --help | grep -qE '^[[:space:]]+addon[[:space:]]'; then
     "$VIA" --home "$H" --actor "$ACTOR" addon create sqlite "db-$i" --app "app-$i" --bind DATABASE >/dev/null \
       || fail "via addon create sqlite db-$i failed"
   done
+  # Events whose JSON renders a digest as hex, times as RFC 3339 and a
+  # duration in milliseconds (docs/cli.md "JSON conventions").
+  for args in "addon snapshot db-1" "addon snapshots policy db-1 --keep-last 2 --every 24h" \
+              "release create --app app-1" "workload token --app app-1 --release v1 --ttl 1h"; do
+    # shellcheck disable=SC2086
+    "$VIA" --home "$H" --actor "$ACTOR" $args >/dev/null || fail "via $args failed"
+  done
 fi
 
 echo "== independent verifier on a fresh log"

@@ -119,7 +119,7 @@ def operator_command(rng, run):
         return kind, ["addon", "snapshots", rng.choice(NAMES + [APP_ADDON])]
     if kind == "restore":
         code, out, _, _ = run.via_cmd(["--json", "addon", "snapshots", name])
-        listed = parse_json(out) if code == 0 else None
+        listed = (parse_json(out) or {}).get("snapshots") if code == 0 else None
         taken = [s["id"] for s in (listed or []) if s.get("status") == "taken"]
         if not taken:
             return "status", ["addon", "status", name]
@@ -252,14 +252,15 @@ def at_rest(run):
     code, out, err, _ = run.via_cmd(["--json", "audit", "replay"])
     if code != 0 or (parse_json(out) or {}).get("read_model_matches") is not True:
         run.note("rest", "replay digest differs from the read model", out[:500] + err)
-    live = parse_json(must(run, ["--json", "addon", "list"])) or []
+    live = (parse_json(must(run, ["--json", "addon", "list"])) or {}).get("addons", [])
     names = [a["name"] for a in live]
     if len(names) != len(set(names)):
         run.note("rest", "names not unique", json.dumps(names))
-    everything = parse_json(must(run, ["--json", "addon", "list", "--all"])) or []
+    everything = (parse_json(must(run, ["--json", "addon", "list", "--all"])) or {}).get("addons", [])
     trusted = {}
     for addon in everything:
-        listed = parse_json(must(run, ["--json", "addon", "snapshots", addon["id"]])) or []
+        listed = (parse_json(must(run, ["--json", "addon", "snapshots", addon["id"]])) or {}).get(
+            "snapshots", [])
         for snap in listed:
             if snap["status"] != "taken" or snap.get("deleted"):
                 continue

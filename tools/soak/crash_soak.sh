@@ -114,7 +114,7 @@ learn_snapshots() {
   while read -r id; do
     [[ -z "$id" || -n "${CONTENT[$id]:-}" ]] && continue
     CONTENT[$id]="$1"
-  done < <(via --json addon snapshots soak-db | json '"\n".join(s["id"] for s in j if s["status"] == "taken")')
+  done < <(via --json addon snapshots soak-db | json '"\n".join(s["id"] for s in j["snapshots"] if s["status"] == "taken")')
 }
 
 t0=$(now_ms)
@@ -123,7 +123,7 @@ T_SNAP=$(( $(now_ms) - t0 ))
 learn_snapshots "$(fingerprint "$LIVE")"
 sqlite3 "$LIVE" "UPDATE mark SET m='setup-changed'" || fail "change the data"
 changed="$(fingerprint "$LIVE")"
-BASE="$(via --json addon snapshots soak-db | json 'j[0]["id"]')"
+BASE="$(via --json addon snapshots soak-db | json 'j["snapshots"][0]["id"]')"
 t0=$(now_ms)
 via --yes addon restore soak-db --snapshot "$BASE" >/dev/null || fail "first restore"
 T_RESTORE=$(( $(now_ms) - t0 ))
@@ -156,7 +156,7 @@ check_all() {  # $1: checkpoint saved before the kill
     [[ "${HASHED[$id]:-}" == "$key" ]] && continue
     [[ "$(sha256sum "$file" | cut -d' ' -f1)" == "$sha" ]] || fail "snapshot $id does not match its SnapshotTaken sha256"
     HASHED[$id]="$key"
-  done < <(via --json addon snapshots soak-db | json '"\n".join(s["id"] + " " + s["sha256"].lower() for s in j if s["status"] == "taken")')
+  done < <(via --json addon snapshots soak-db | json '"\n".join(s["id"] + " " + s["sha256"].lower() for s in j["snapshots"] if s["status"] == "taken")')
   local tmp
   tmp="$(find "$SNAPDIR" -name '*.tmp*' -o -name '*-journal' | head -1)"
   [[ -z "$tmp" ]] || fail "a temp file is left: $tmp"

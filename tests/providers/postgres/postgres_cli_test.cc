@@ -129,7 +129,7 @@ TEST_CASE("provider add keeps the password out of the log", "[providers][postgre
   CHECK(j["host"] == "127.0.0.1");
   CHECK(std::to_string(j["port"].get<int>()) == c.port);
   CHECK(j["user"] == "via");
-  CHECK(j["secret_fingerprint"].get<std::string>().size() == 44);
+  CHECK(j["secret_fingerprint"].get<std::string>().size() == 64);  // hex
   struct stat st {};
   REQUIRE(::stat((home / "keys" / "providers" / "postgres.password").c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0600);
