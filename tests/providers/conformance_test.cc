@@ -815,7 +815,7 @@ std::vector<Situation> Situations(const std::string& provider) {
   all.push_back({"a restore cut off by kill -9", "restore_in_progress", "operator", "in progress",
                  [](World& w, const std::string& id) {
                    (void)id;
-                   json list = ViaJson(w.dir.path(), "addon snapshots app-db");
+                   json list = ViaJson(w.dir.path(), "addon snapshots app-db")["snapshots"];
                    REQUIRE(list.is_array());
                    REQUIRE_FALSE(list.empty());
                    const std::string sn = list[0]["id"];
@@ -1102,7 +1102,7 @@ TEST_CASE("conformance: kill -9 at every crash point, recovered by via recover",
             CHECK(CountEvents(home, "ProvisioningFailed") == 0);
             break;
           case Op::kSnapshot: {
-            json list = ViaJson(home, "addon snapshots app-db");
+            json list = ViaJson(home, "addon snapshots app-db")["snapshots"];
             REQUIRE(list.size() == 1);
             sn = list[0]["id"];
             const auto file = (*provider)->SnapshotPath(id, sn);
@@ -1111,7 +1111,7 @@ TEST_CASE("conformance: kill -9 at every crash point, recovered by via recover",
               CHECK(CountEvents(home, "SnapshotTaken") == 1);
               // The kept file is the one its event hashed.
               MustVia(home, "addon snapshots verify app-db --snapshot " + sn);
-              CHECK(ViaJson(home, "addon snapshots app-db")[0]["verification"] == "verified");
+              CHECK(ViaJson(home, "addon snapshots app-db")["snapshots"][0]["verification"] == "verified");
             } else {
               CHECK(list[0]["status"] == "failed");
               CHECK(CountEvents(home, "SnapshotTaken") == 0);

@@ -391,7 +391,7 @@ TEST_CASE("postgres: pg_dump missing from PATH is a clear error, nothing left ha
   CHECK(Count(home, "SnapshotRequested") == 2);
   CHECK(Count(home, "SnapshotTaken") == 1);
   CHECK(Count(home, "SnapshotFailed") == 1);
-  auto list = Json(Via(home, "--json addon snapshots app-db"));
+  auto list = Json(Via(home, "--json addon snapshots app-db"))["snapshots"];
   int failed = 0;
   for (const auto& s : list) {
     if (s["status"] == "failed") {
