@@ -72,8 +72,12 @@ class CountingIds : public via::IdGenerator {
   std::atomic<int> n_{0};
 };
 
+// The command that stops the bench's cluster, also when it dies.
+std::string g_stop_cluster;
+
 [[noreturn]] void Die(const std::string& what) {
   std::cerr << "via_pglog_bench: " << what << "\n";
+  if (!g_stop_cluster.empty()) (void)std::system(g_stop_cluster.c_str());
   std::exit(1);
 }
 
@@ -334,10 +338,10 @@ int main(int argc, char** argv) {
   if (std::system((tool + " start " + cluster.string() + " >/dev/null").c_str()) != 0) {
     Die("cannot start the cluster");
   }
+  g_stop_cluster = tool + " stop " + cluster.string() + " >/dev/null";
   struct StopCluster {
-    std::string command;
-    ~StopCluster() { (void)std::system(command.c_str()); }
-  } stop{tool + " stop " + cluster.string() + " >/dev/null"};
+    ~StopCluster() { (void)std::system(g_stop_cluster.c_str()); }
+  } stop;
   ::setenv("PGPASSFILE", (cluster / "pgpass").c_str(), 1);
   const std::string admin = ReadLine(cluster / "url");
   std::printf("via_pglog_bench: PostgreSQL 15 (fsync on) on loopback, %d runs of %.0f s, %u cpus\n",
