@@ -262,8 +262,11 @@ Result<Decided> DecideAndAppend(const Context& ctx, Session& session, const Stat
       }
       return out;
     }
-    if (appended.status().code() != StatusCode::kAborted &&
-        appended.status().code() != StatusCode::kUnavailable) {
+    // log_unreachable: the log's own retries ran out (LogStore::Append);
+    // deciding again would only wait as long once more.
+    if ((appended.status().code() != StatusCode::kAborted &&
+         appended.status().code() != StatusCode::kUnavailable) ||
+        appended.status().reason() == "log_unreachable") {
       return appended.status();
     }
   }

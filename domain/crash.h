@@ -10,7 +10,8 @@
 // snapshot.before_file, snapshot.during_file, snapshot.after_file,
 // restore.before_file, restore.during_file, restore.after_file,
 // repair.before_file, repair.after_file, projection.before_commit,
-// append.before_commit, append.after_commit.
+// append.before_commit, append.commit (PostgreSQL log: just before COMMIT
+// is sent), append.after_commit.
 // Between the reads of one answer (where another process's commit must not
 // change the answer; tests land one there): tail.between_reads,
 // catchup.between_reads. A rebuild of the read model reaches

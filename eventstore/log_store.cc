@@ -1,6 +1,8 @@
 #include "eventstore/log_store.h"
 
+#include <algorithm>
 #include <cstring>
+#include <thread>
 
 #include "eventstore/checkpoint.h"
 #include "eventstore/postgres/pg_log_store.h"
@@ -30,6 +32,33 @@ Result<AppendResult> LogStore::Append(const AppendRequest& request, const Signer
   if (request.events.empty()) return InvalidArgument("no_events", "an append needs an event");
   if (signer.key == nullptr) return Internal("append without a signing key");
 
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point deadline = Clock::now() + retry_policy_.budget;
+  std::chrono::milliseconds pause(50);
+  // An attempt whose COMMIT was in flight when the connection broke.
+  std::optional<SentCommit> unknown;
+  for (int attempt = 1;; ++attempt) {
+    Result<AppendResult> result = AppendOnce(request, signer, &unknown);
+    if (result.ok() || result.status().reason() != "log_unreachable") return result;
+    if (attempt >= retry_policy_.attempts || Clock::now() + pause > deadline) {
+      if (!unknown) return result;
+      return result.status()
+          .WithContext("after " + std::to_string(attempt) +
+                       " attempts the append (seqs " + std::to_string(unknown->first_seq) + "-" +
+                       std::to_string(unknown->head.seq) +
+                       ") may or may not be in the log")
+          .WithRemediation(request.command_id.empty()
+                               ? "check the log (via audit log) before appending again"
+                               : "retry with the same command id: a retry returns the first "
+                                 "result");
+    }
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(1000));
+  }
+}
+
+Result<AppendResult> LogStore::AppendOnce(const AppendRequest& request, const Signer& signer,
+                                          std::optional<SentCommit>* unknown) {
   VIA_ASSIGN_OR_RETURN(Head head, BeginAppend());
   // Rolls back on every early return; nothing is written unless committed.
   struct RollbackUnlessCommitted {
@@ -38,6 +67,30 @@ Result<AppendResult> LogStore::Append(const AppendRequest& request, const Signer
       if (store != nullptr) store->RollbackAppend();
     }
   } guard{this};
+
+  // An earlier attempt's COMMIT was cut off: under the writer lock (held by
+  // that transaction until it ended, wherever it ended) its last row is
+  // either there with the hash it was computed with, or it never landed.
+  if (*unknown) {
+    const SentCommit sent = **unknown;
+    if (head.seq >= sent.head.seq) {
+      VIA_ASSIGN_OR_RETURN(StoredRecord row, ReadRow(sent.head.seq));
+      if (row.hash == sent.head.hash) {
+        // Acknowledged only once this transaction, which comes after it,
+        // committed (with synchronous replication: the landed append has
+        // reached a standby too). Until then it stays unknown.
+        guard.store = nullptr;
+        VIA_RETURN_IF_ERROR(ConfirmLanded());
+        unknown->reset();
+        AppendResult landed;
+        landed.first_seq = sent.first_seq;
+        landed.last_seq = sent.head.seq;
+        landed.head = head;
+        return landed;
+      }
+    }
+    unknown->reset();  // it did not land
+  }
 
   if (!request.command_id.empty()) {
     VIA_ASSIGN_OR_RETURN(auto previous, FindCommand(request.command_id));
@@ -109,7 +162,11 @@ Result<AppendResult> LogStore::Append(const AppendRequest& request, const Signer
   }
 
   crash_.At("append.before_commit");
-  VIA_RETURN_IF_ERROR(CommitAppend(head));
+  commit_outcome_unknown_ = false;
+  if (Status committed = CommitAppend(head); !committed.ok()) {
+    if (commit_outcome_unknown_) *unknown = SentCommit{result.first_seq, head};
+    return committed;
+  }
   guard.store = nullptr;
   crash_.At("append.after_commit");
   cached_frontier_.emplace(head, std::move(frontier));

@@ -29,6 +29,7 @@
 // A LogStore is one connection: not thread-safe; open one per thread
 // (OpenReader opens another connection to the same log).
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -143,17 +144,40 @@ class LogStore {
   // Appends `request.events` as consecutive records in one durable transaction
   // and signs the new checkpoint with `signer`. Errors: Aborted("stale_head"),
   // InvalidArgument (no events, record too large), Unavailable (lock timeout;
-  // "log_unreachable" when PostgreSQL is down: nothing was written, or, when
-  // the connection broke during COMMIT, the outcome is unknown and a retry
-  // with the same command id returns the first result), Internal (I/O); in
-  // format 3, DataLoss("broken_tail") when the note on the head row, written
-  // by another connection, is missing, is not signed by `signer`'s key or
-  // does not match the records (nothing is written).
+  // "log_unreachable" when PostgreSQL stays unreachable, see below), Internal
+  // (I/O); in format 3, DataLoss("broken_tail") when the note on the head
+  // row, written by another connection, is missing, is not signed by
+  // `signer`'s key or does not match the records (nothing is written).
+  //
+  // A lost connection (log_unreachable) is retried here, within
+  // retry_policy(): the store reconnects and appends again. When the
+  // connection broke while COMMIT was in flight the outcome is unknown, so
+  // the next attempt first looks, under the writer lock, whether that commit
+  // landed: the row at the append's last seq holding the chain hash this
+  // append computed for it (that hash covers the previous record's hash and
+  // every byte of the record: seq, time, actor, command id, event). If it
+  // did, the first result is returned (replayed false: it is this append);
+  // if not, the append is made once more, on the current head (a command id
+  // already in the log is still answered with its first result). No id is
+  // generated for an append without a command id: the record's bytes stay
+  // what the caller asked for. When the policy runs out, the error says
+  // whether the outcome is unknown ("may or may not be in the log").
   Result<AppendResult> Append(const AppendRequest& request, const Signer& signer);
 
+  // How Append retries a lost connection: at most `attempts` tries in all,
+  // started within `budget` of the first (pauses of 50 ms doubling to 1 s).
+  struct RetryPolicy {
+    int attempts = 10;
+    std::chrono::milliseconds budget{10000};
+  };
+  const RetryPolicy& retry_policy() const { return retry_policy_; }
+  void set_retry_policy(RetryPolicy policy) { retry_policy_ = policy; }
+
   // Test-only crash points "append.before_commit" (every record of the append
-  // inserted, the transaction not yet committed) and "append.after_commit"
-  // (committed and durable, nothing after it done) (domain/crash.h).
+  // inserted, the transaction not yet committed), "append.commit" (on
+  // PostgreSQL: the head moved and notified, just before COMMIT is sent) and
+  // "append.after_commit" (committed and durable, nothing after it done)
+  // (domain/crash.h).
   void set_crash_points(CrashPoints crash) { crash_ = std::move(crash); }
 
   // The first result of an earlier append with this command id, if any.
@@ -217,10 +241,35 @@ class LogStore {
   virtual Status CommitAppend(const Head& head) = 0;
   // Ends the append's transaction without writing anything.
   virtual void RollbackAppend() = 0;
+  // Ends the append's transaction, which found that an earlier COMMIT cut off
+  // in flight had landed, so that it returns only once that append is as
+  // durable as a committed one (PostgreSQL: a COMMIT of its own, later in the
+  // WAL, waits for synchronous standbys). Default: RollbackAppend.
+  virtual Status ConfirmLanded() {
+    RollbackAppend();
+    return Status::Ok();
+  }
 
   int format_version_ = 0;
+  // Set by CommitAppend when it failed after sending COMMIT, so that whether
+  // the append landed is unknown (PostgreSQL: the connection broke).
+  bool commit_outcome_unknown_ = false;
+  const CrashPoints& crash_points() const { return crash_; }
 
  private:
+  // An attempt whose COMMIT was sent: the append's first seq and the head it
+  // would leave (its last seq and that record's chain hash).
+  struct SentCommit {
+    std::uint64_t first_seq = 0;
+    Head head;
+  };
+  // One attempt of Append. `*unknown`: an earlier attempt whose outcome is
+  // unknown; checked under the writer lock first, and cleared when it did
+  // not land. Set when this attempt's COMMIT was sent and its outcome is
+  // unknown.
+  Result<AppendResult> AppendOnce(const AppendRequest& request, const Signer& signer,
+                                  std::optional<SentCommit>* unknown);
+
   // The link of the next note: SHA-256 of the note on the head row (zeros for
   // an empty log), checked as Append's comment says unless this connection
   // wrote or checked it already.
@@ -240,6 +289,7 @@ class LogStore {
   std::optional<AuthenticNote> authentic_note_;
   std::unique_ptr<CheckpointVerifier> signer_verifier_;
   CrashPoints crash_;
+  RetryPolicy retry_policy_;
 };
 
 // Hash256 of a 32-byte view (zeros for any other length).

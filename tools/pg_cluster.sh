@@ -4,6 +4,8 @@
 #   tools/pg_cluster.sh start DIR   initdb into DIR/data, start on a free
 #                                   loopback port, socket in DIR/socket
 #   tools/pg_cluster.sh stop DIR    stop it (fast shutdown) and remove DIR
+#   tools/pg_cluster.sh restart DIR restart it (pg_ctl restart -m fast: open
+#                                   sessions are ended) on the same port
 #
 # It installs nothing (tools/setup.sh does): it needs initdb and pg_ctl of
 # PostgreSQL 15 (Debian: postgresql-15). PostgreSQL refuses to run as root, so
@@ -14,11 +16,12 @@
 #   url      postgresql://via@127.0.0.1:PORT/postgres (no password in it)
 #   pgpass   the password line for it, mode 0600 (for PGPASSFILE)
 #   port     the port
-# Tests read DIR from $VIA_TEST_PG_DIR.
+# Tests read DIR from $VIA_TEST_PG_DIR. VIA_PG_CLUSTER_DURABLE=1 at start keeps
+# fsync on (for benchmarks of durable commits).
 set -euo pipefail
 
 usage() {
-  echo "usage: $0 start|stop DIR" >&2
+  echo "usage: $0 start|stop|restart DIR" >&2
   exit 2
 }
 [ $# -eq 2 ] || usage
@@ -50,6 +53,15 @@ stop() {
 }
 
 case "$action" in
+  restart)
+    [ -f "$dir/data/postmaster.pid" ] || {
+      echo "pg_cluster: no running cluster in $dir" >&2
+      exit 1
+    }
+    # pg_ctl restart keeps the options the server was started with.
+    as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/data/server.log" -m fast -w -t 60 \
+      restart >/dev/null
+    ;;
   stop)
     stop
     rm -rf "$dir"
@@ -85,8 +97,12 @@ case "$action" in
     # A free port: bind to 0 and let the kernel choose. Another process could
     # take it before the server does; pg_ctl then fails loudly, never silently.
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    # VIA_PG_CLUSTER_DURABLE=1 keeps fsync on (tools/bench_pglog measures
+    # durable commits).
+    durability="-c fsync=off -c full_page_writes=off"
+    [ "${VIA_PG_CLUSTER_DURABLE:-0}" = 1 ] && durability=""
     as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/data/server.log" -w -t 60 \
-      -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir/socket -c max_connections=200 -c fsync=off -c full_page_writes=off" \
+      -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir/socket -c max_connections=200 $durability" \
       start >/dev/null || {
       cat "$dir/data/server.log" >&2 || true
       exit 1

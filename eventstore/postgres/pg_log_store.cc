@@ -245,8 +245,14 @@ Result<Head> PgLogStore::BeginAppend() {
   in_transaction_ = true;
   // Appenders queue here: the head row is the log's writer lock.
   auto r = conn_.Query("SELECT seq, hash FROM via.head FOR UPDATE");
-  if (!r.ok()) return r.status().WithContext("lock log head");
+  // A failure here ends the transaction: the caller rolls back only what
+  // BeginAppend started successfully.
+  if (!r.ok()) {
+    RollbackAppend();
+    return r.status().WithContext("lock log head");
+  }
   if (r->rows() != 1 || r->Bytes(0, 1).size() != 32) {
+    RollbackAppend();
     return DataLoss("chain_broken", "the log's head row is missing or malformed");
   }
   return Head{static_cast<std::uint64_t>(r->Int8(0, 0)), ToHash256(r->Bytes(0, 1))};
@@ -274,17 +280,28 @@ Status PgLogStore::CommitAppend(const Head& head) {
   VIA_RETURN_IF_ERROR(conn_.Query("SELECT pg_notify('via_log', $1::text)", {seq})
                           .status()
                           .WithContext("notify"));
+  crash_points().At("append.commit");
   Status committed = conn_.Exec("COMMIT");
   in_transaction_ = false;
   if (!committed.ok()) {
-    if (committed.code() == StatusCode::kUnavailable) {
-      return Unreachable(
-                 "the connection broke during COMMIT: the append may or may not be in the log")
-          .WithRemediation("retry with the same command id: a retry returns the first result");
+    if (committed.reason() == "log_unreachable") {
+      commit_outcome_unknown_ = true;
+      // LogStore::Append finds out, once reconnected, whether it landed.
+      return Unreachable("the connection broke during COMMIT (" + committed.message() +
+                         "): the append may or may not be in the log");
     }
     return committed.WithContext("commit append");
   }
   return Status::Ok();
+}
+
+Status PgLogStore::ConfirmLanded() {
+  // The head row locked FOR UPDATE gave this transaction an id and a WAL
+  // record, so its COMMIT writes a commit record after the landed append's
+  // and, under synchronous replication, waits until a standby has it.
+  Status committed = conn_.Exec("COMMIT");
+  in_transaction_ = false;
+  return committed.WithContext("confirm an append whose COMMIT was cut off");
 }
 
 void PgLogStore::RollbackAppend() {

@@ -13,7 +13,9 @@
 // machines queue there; it checks the command id and the expected head,
 // inserts the records (the last one with the signed note), moves the head,
 // notifies channel `via_log` with the new head seq, and commits (durable once
-// the server's synchronous_commit is on, its default). Triggers refuse
+// the server's synchronous_commit is on, its default). A connection lost on
+// the way is retried by LogStore::Append, which finds out whether a COMMIT
+// cut off in flight landed before it appends again. Triggers refuse
 // UPDATE, DELETE and TRUNCATE of records and log_meta, and any change of the
 // head but moving it forward to a stored record. A read snapshot
 // (BeginRead) is a REPEATABLE READ READ ONLY transaction.
@@ -69,6 +71,7 @@ class PgLogStore final : public LogStore {
                    const std::string* command_id, const std::string* note) override;
   Status CommitAppend(const Head& head) override;
   void RollbackAppend() override;
+  Status ConfirmLanded() override;
 
  private:
   class Nodes;

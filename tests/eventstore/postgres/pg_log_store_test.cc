@@ -277,59 +277,114 @@ TEST_CASE("an unreachable PostgreSQL server is a retryable log_unreachable", "[p
   CHECK(store.status().reason() == "log_unreachable");
 }
 
-TEST_CASE("a connection lost in the middle of an append writes nothing, and a retry succeeds",
+namespace {
+
+// Ends the server session of `store` and waits until the server has.
+void TerminateSession(const std::string& url, pg::PgLogStore& store) {
+  const int pid = store.conn().backend_pid();
+  REQUIRE(Run(url, "SELECT pg_terminate_backend(" + std::to_string(pid) + ")").ok());
+  for (int i = 0; i < 500; ++i) {
+    auto conn = pg::Conn::Connect(url);
+    REQUIRE(conn.ok());
+    auto r = conn->Query("SELECT count(*) FROM pg_stat_activity WHERE pid = $1",
+                         {pg::Param::Int8(pid)});
+    REQUIRE(r.ok());
+    if (r->Int8(0, 0) == 0) return;
+    ::usleep(10000);
+  }
+  FAIL("the server did not end session " << pid);
+}
+
+}  // namespace
+
+TEST_CASE("a connection lost in the middle of an append or its COMMIT: the append reconnects "
+          "and lands once",
           "[postgres]") {
+  // append.before_commit: every record inserted, uncommitted (the server
+  // rolls back). append.commit: the session is gone when COMMIT is sent, so
+  // the outcome is unknown to the client until it looks again.
+  const std::string point = GENERATE(std::string("append.before_commit"),
+                                     std::string("append.commit"));
+  const std::string command_id = GENERATE(std::string("second"), std::string(""));
+  INFO(point << ", command id '" << command_id << "'");
   testing::TempDir home;
   testing::FakeClock clock;
   testing::CountingIds ids;
   testing::TestLogDatabase database;
   const std::string url = database.url();
-  bool kill = false;
+  int kills = 0;
+  bool armed = false;
   std::unique_ptr<EventLog> log;
-  // At "append.before_commit" every record is inserted, uncommitted: the
-  // server loses this connection right there.
   auto crash = CrashPoints::Calling([&](std::string_view name) {
-    if (name != "append.before_commit" || !kill) return;
-    kill = false;
-    auto& store = static_cast<pg::PgLogStore&>(log->store());
-    const int pid = store.conn().backend_pid();
-    REQUIRE(Run(url, "SELECT pg_terminate_backend(" + std::to_string(pid) + ")").ok());
-    // Wait until the server has ended it.
-    for (int i = 0; i < 500; ++i) {
-      auto conn = pg::Conn::Connect(url);
-      REQUIRE(conn.ok());
-      auto r = conn->Query("SELECT count(*) FROM pg_stat_activity WHERE pid = $1",
-                           {pg::Param::Int8(pid)});
-      REQUIRE(r.ok());
-      if (r->Int8(0, 0) == 0) break;
-      ::usleep(10000);
-    }
+    if (name != point || !armed || kills > 0) return;
+    ++kills;
+    TerminateSession(url, static_cast<pg::PgLogStore&>(log->store()));
   });
   log = OpenLog(home.path(), url, clock, ids, crash);
   REQUIRE(log->Append(Events(2, "first")).ok());
   const Head head = *log->store().GetHead();
-  kill = true;
-  auto appended = log->Append(Events(3, "second"));
-  REQUIRE_FALSE(appended.ok());
-  CHECK(appended.status().code() == StatusCode::kUnavailable);
-  CHECK(appended.status().reason() == "log_unreachable");
-  // Nothing of it is in the log (read through a connection of its own).
+  armed = true;
+  auto appended = log->Append(Events(3, command_id));
+  INFO(appended.status().ToString());
+  CHECK(kills == 1);
+  REQUIRE(appended.ok());
+  CHECK_FALSE(appended->replayed);
+  CHECK(appended->first_seq == head.seq + 1);
+  CHECK(appended->last_seq == head.seq + 3);
+  // Exactly one copy, read through a connection of its own.
   {
     testing::FakeClock c2;
     testing::CountingIds i2;
     auto reader = OpenLog(home.path(), "", c2, i2);
-    CHECK(*reader->store().GetHead() == head);
-    CHECK_FALSE(*reader->store().FindCommand("second"));
+    CHECK(reader->store().GetHead()->seq == head.seq + 3);
+    VerifyReport report = VerifyLog(reader->store(), {});
+    CHECK(report.status.ok());
+    CHECK(report.size == head.seq + 3);
   }
-  // The same store reconnects; the retry with the same command id lands once.
+  if (!command_id.empty()) {
+    auto again = log->Append(Events(3, command_id));
+    REQUIRE(again.ok());
+    CHECK(again->replayed);
+    CHECK(again->last_seq == head.seq + 3);
+  }
+}
+
+TEST_CASE("an append whose retries run out says whether its outcome is unknown", "[postgres]") {
+  const std::string point = GENERATE(std::string("append.before_commit"),
+                                     std::string("append.commit"));
+  INFO(point);
+  testing::TempDir home;
+  testing::FakeClock clock;
+  testing::CountingIds ids;
+  testing::TestLogDatabase database;
+  const std::string url = database.url();
+  int kills = 0;
+  bool armed = false;
+  std::unique_ptr<EventLog> log;
+  auto crash = CrashPoints::Calling([&](std::string_view name) {
+    if (name != point || !armed || kills > 0) return;
+    ++kills;
+    TerminateSession(url, static_cast<pg::PgLogStore&>(log->store()));
+  });
+  log = OpenLog(home.path(), url, clock, ids, crash);
+  log->store().set_retry_policy({1, std::chrono::milliseconds(10000)});
+  const Head head = *log->store().GetHead();
+  armed = true;
+  auto appended = log->Append(Events(3, "second"));
+  REQUIRE_FALSE(appended.ok());
+  CHECK(appended.status().code() == StatusCode::kUnavailable);
+  CHECK(appended.status().reason() == "log_unreachable");
+  const bool unknown =
+      appended.status().message().find("may or may not be in the log") != std::string::npos;
+  CHECK(unknown == (point == "append.commit"));
+  // Nothing of it is in the log; the same store reconnects for the retry,
+  // which lands once.
+  CHECK(*log->store().GetHead() == head);
   auto retried = log->Append(Events(3, "second"));
   INFO(retried.status().ToString());
   REQUIRE(retried.ok());
   CHECK_FALSE(retried->replayed);
   CHECK(retried->first_seq == head.seq + 1);
-  auto again = log->Append(Events(3, "second"));
-  REQUIRE(again.ok());
-  CHECK(again->replayed);
   CHECK(VerifyLog(log->store(), {}).status.ok());
 }
 
