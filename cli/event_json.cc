@@ -29,6 +29,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(RepairRequested, addon_id, action)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(StorageChecked, addon_id, ok, check, detail)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(SnapshotVerified, addon_id, snapshot_id, ok, check, detail)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(SnapshotDeleted, addon_id, snapshot_id, reason)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(NodeAnnounced, node, public_url)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(AddonPlaced, addon_id, node)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(SnapshotPolicySet, addon_id, keep_last, keep_daily, keep_weekly,
                                    every_seconds)
 
