@@ -20,6 +20,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
@@ -273,6 +274,51 @@ TEST_CASE("two nodes on one PostgreSQL log: placement, descriptors, forwarding, 
   CHECK(Via(home_a, "addon check db-a >/dev/null").exit_code == 0);
   CHECK(Via(home_b, "recover >/dev/null").exit_code == 0);
   CHECK(Via(home_a, "--json addon status db-a").exit_code == 0);  // usable, untouched
+
+  // Four CLI processes at once, two on each home: creates (placed on their
+  // home's node), snapshots of a's add-on (asked of a from b's home) and
+  // rotations of b's add-on, colliding on one log. No command may fail.
+  std::mutex failures_mu;
+  std::vector<std::string> failures;
+  std::vector<std::thread> workers;
+  for (int w = 0; w < 4; ++w) {
+    workers.emplace_back([&, w] {
+      const fs::path home = w % 2 == 0 ? home_a : home_b;
+      for (int i = 0; i < 3; ++i) {
+        const std::string name = "w" + std::to_string(w) + "-" + std::to_string(i);
+        for (const std::string& cmd :
+             {"addon create sqlite " + name + " --app app" + std::to_string(w),
+              std::string("addon snapshot db-a --owner-timeout 60s"),
+              std::string("addon rotate-credentials db-b")}) {
+          auto run = Via(home, cmd + " >/dev/null");
+          if (run.exit_code != 0) {
+            std::lock_guard lock(failures_mu);
+            failures.push_back(home.filename().string() + ": " + cmd + " -> " +
+                               std::to_string(run.exit_code));
+          }
+        }
+      }
+    });
+  }
+  for (auto& t : workers) t.join();
+  std::string failed;
+  for (const auto& f : failures) failed += f + "\n";
+  INFO(failed);
+  CHECK(failures.empty());
+  for (int w = 0; w < 4; ++w) {
+    const json made = JsonOf(Via(home_a, "--json addon status w" + std::to_string(w) + "-2").out);
+    CHECK(made["addon"]["node"] == (w % 2 == 0 ? "a" : "b"));
+  }
+  int taken = 0;
+  for (const auto& snap : JsonOf(Via(home_b, "--json addon snapshots db-a").out)) {
+    CHECK(snap["status"] == "taken");
+    taken += snap["status"] == "taken";
+    CHECK(fs::exists(home_a / "snapshots" / addon_a["id"].get<std::string>() /
+                     (snap["id"].get<std::string>() + ".sqlite")));
+  }
+  CHECK(taken == 12);  // 4 workers x 3
+  CHECK(Via(home_a, "audit verify >/dev/null").exit_code == 0);
+  CHECK(Via(home_b, "audit verify >/dev/null").exit_code == 0);
 
   // The owner down: b answers 503 owner_unreachable, never a torn answer.
   described = HttpCall(b.port, "GET", "/v1/descriptors/DATABASE", jwt);
