@@ -19,7 +19,8 @@ nlohmann::json AddonJson(const AddonState& a) {
           {"app", a.app},
           {"state", PhaseName(a.phase)},
           {"generation", a.current_generation()},
-          {"revoked_generations", a.revoked_generations()}};
+          {"revoked_generations", a.revoked_generations()},
+          {"node", a.node.empty() ? nlohmann::json(nullptr) : nlohmann::json(a.node)}};
 }
 
 nlohmann::json OrNull(const std::string& s) {
@@ -147,6 +148,8 @@ struct Flags {
   std::uint32_t generation = 0;
   std::string from_file;
   std::string from_snapshot;
+  std::string node;
+  std::string owner_timeout = "60s";
   std::string to;
   bool dry_run = false;
   std::uint32_t keep_last = 0;
@@ -273,10 +276,12 @@ void RegisterAddon(CLI::App& app, Shell& shell) {
   create->add_option("--from-snapshot", f->from_snapshot,
                      "start from a snapshot (any add-on's, a destroyed one's too)")
       ->excludes(from_file);
+  create->add_option("--node", f->node,
+                     "the node that owns it (default: this home's node; several nodes only)");
   create->callback([&shell, f]() {
     shell.action = [&shell, f]() {
       VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(Shell::Appends::kYes), shell);
-      auto report = commands::CreateAddon(ctx, {f->name, f->provider, f->app, f->binding},
+      auto report = commands::CreateAddon(ctx, {f->name, f->provider, f->app, f->binding, f->node},
                                           {f->from_file, f->from_snapshot});
       // A fresh add-on without a binding is fine; a provider failure is not.
       int code = report.ok() && !(report->readiness.metadata_ready && report->readiness.storage_ready) ? 3 : 0;
@@ -463,6 +468,8 @@ void RegisterAddon(CLI::App& app, Shell& shell) {
       "snapshot", "take a snapshot (online backup); also: snapshot delete | export");
   snapshot->add_option("name", f->name, "add-on name or id");
   snapshot->add_option("--label", f->label, "a note kept with the snapshot");
+  snapshot->add_option("--owner-timeout", f->owner_timeout,
+                       "several nodes: how long to wait for the owning node to take it (default 60s)");
   snapshot->require_subcommand(0, 1);
   snapshot->callback([&shell, f, snapshot]() {
     if (!snapshot->get_subcommands().empty()) return;  // delete | export
@@ -471,6 +478,7 @@ void RegisterAddon(CLI::App& app, Shell& shell) {
         return shell.Fail(InvalidArgument("usage", "via addon snapshot needs an add-on NAME"));
       }
       VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(Shell::Appends::kYes), shell);
+      VIA_ASSIGN_OR_RETURN_EXIT(ctx.owner_timeout_ms, ParseDurationMs(f->owner_timeout), shell);
       VIA_ASSIGN_OR_RETURN_EXIT(auto snap, commands::SnapshotAddon(ctx, f->name, f->label), shell);
       if (shell.globals.json) return shell.PrintJson(SnapshotJson(snap));
       std::cout << "snapshot " << snap.id << ": " << snap.bytes << " bytes, " << snap.page_count

@@ -29,6 +29,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(RepairRequested, addon_id, action)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(StorageChecked, addon_id, ok, check, detail)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(SnapshotVerified, addon_id, snapshot_id, ok, check, detail)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(SnapshotDeleted, addon_id, snapshot_id, reason)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(NodeAnnounced, node, public_url)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(AddonPlaced, addon_id, node)
 
 // Events whose fields follow the JSON conventions of docs/cli.md rather than
 // their schema form: digests of content and secrets as lowercase hex, other

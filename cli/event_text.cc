@@ -103,6 +103,12 @@ class Summarizer {
   std::string operator()(const SnapshotDeleted& e) const {
     return Addon(e.addon_id) + " snapshot " + e.snapshot_id + " deleted (" + e.reason + ")";
   }
+  std::string operator()(const NodeAnnounced& e) const {
+    return "node " + e.node + " announced at " + e.public_url;
+  }
+  std::string operator()(const AddonPlaced& e) const {
+    return Addon(e.addon_id) + " placed on node " + e.node;
+  }
   std::string operator()(const ProviderConfigured& e) const {
     return "provider " + e.provider + " configured: " + e.user + "@" + e.host + ":" +
            std::to_string(e.port) + "/" + e.database + " (secret fingerprint " +

@@ -1,10 +1,13 @@
-// `via serve [--config FILE] [--listen 127.0.0.1:7600]`: the config server,
+// `via serve [--config FILE] [--listen 127.0.0.1:7600] [--node NAME --public-url URL]`: the config server,
 // JWKS and Hrana SQL proxy (DESIGN.md section 8, docs/runtime.md). Runs until
 // SIGTERM/SIGINT, drains, and exits 0.
 
+#include <condition_variable>
 #include <csignal>
+#include <deque>
 #include <fstream>
 #include <iostream>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -13,6 +16,7 @@
 #include "server/access_log.h"
 #include "server/api.h"
 #include "commands/maintenance.h"
+#include "commands/nodes.h"
 #include "server/http_server.h"
 #include "server/maintenance.h"
 #include "server/sql_policy.h"
@@ -25,6 +29,8 @@ struct ServeFlags {
   std::string config;  // a file of flags (ApplyConfigFile)
   std::string listen = "127.0.0.1:7600";
   std::string public_url;
+  std::string node;  // several nodes on one PostgreSQL log: this node's name
+  std::string forward_timeout = "30s";
   std::string access_log;
   std::string tls_cert;
   std::string tls_key;
@@ -140,6 +146,58 @@ void ApplyConfigFile(CLI::App& serve, const std::string& path) {
   }
 }
 
+// Snapshots that other nodes' homes asked this node for (several nodes),
+// taken one at a time on a thread of their own, each once.
+class OwnerWork {
+ public:
+  explicit OwnerWork(commands::Context ctx) : ctx_(std::move(ctx)) {}
+  ~OwnerWork() { Stop(); }
+  void Start() { thread_ = std::thread([this] { Run(); }); }
+  void Stop() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  void Add(const std::string& addon_id, const std::string& snapshot_id) {
+    {
+      std::lock_guard lock(mu_);
+      if (!seen_.insert(snapshot_id).second) return;
+      queue_.emplace_back(addon_id, snapshot_id);
+    }
+    wake_.notify_one();
+  }
+
+ private:
+  void Run() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      wake_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+      if (stop_) return;
+      auto [addon_id, snapshot_id] = queue_.front();
+      queue_.pop_front();
+      lock.unlock();
+      auto done = commands::FinishOwnerSnapshot(ctx_, addon_id, snapshot_id);
+      ErrorLine(done.ok() ? "via serve: snapshot " + snapshot_id + " of " + addon_id +
+                                " for another node: " + SnapshotStatusName(done->status)
+                          : "via serve: snapshot " + snapshot_id + " of " + addon_id +
+                                " for another node: " + done.status().ToString() + ": " +
+                                done.status().message());
+      lock.lock();
+    }
+  }
+
+  commands::Context ctx_;
+  std::mutex mu_;
+  std::condition_variable wake_;
+  std::deque<std::pair<std::string, std::string>> queue_;
+  std::set<std::string> seen_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
 int RunServe(Shell& shell, const ServeFlags& f) {
   // Until the server catches it, SIGHUP is ignored rather than fatal.
   std::signal(SIGHUP, SIG_IGN);
@@ -162,7 +220,30 @@ int RunServe(Shell& shell, const ServeFlags& f) {
   const std::string scheme = f.tls_cert.empty() ? "http://" : "https://";
 
   VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
+  // Several nodes: announce this one (NodeAnnounced) before serving, so that
+  // its own state already knows it; a home that is a node's serves as it.
+  std::string node = f.node;
+  if (!node.empty()) {
+    if (f.public_url.empty()) {
+      return shell.Fail(InvalidArgument("usage", "--node needs --public-url, the URL other nodes "
+                                                 "and apps reach this node at"));
+    }
+    commands::Context announce_ctx = ctx;
+    if (announce_ctx.actor.empty()) announce_ctx.actor = "via-serve";
+    VIA_ASSIGN_OR_RETURN_EXIT(commands::AnnounceResult announced,
+                              commands::AnnounceNode(announce_ctx, node, f.public_url), shell);
+    ErrorLine("via serve: node " + node + " at " + f.public_url +
+              (announced.announced ? " (announced at seq " + std::to_string(announced.seq) + ")"
+                                   : " (already announced)"));
+  } else {
+    VIA_ASSIGN_OR_RETURN_EXIT(std::optional<std::string> home_node, commands::HomeNode(ctx.home),
+                              shell);
+    node = home_node.value_or("");
+  }
   server::ApiOptions api_options;
+  api_options.node = node;
+  VIA_ASSIGN_OR_RETURN_EXIT(api_options.forward_timeout_ms, ParseDurationMs(f.forward_timeout),
+                            shell);
   api_options.home = ctx.home;
   api_options.providers = ctx.providers;
   api_options.actor = ctx.actor.empty() ? "via-serve" : ctx.actor;
@@ -199,6 +280,15 @@ int RunServe(Shell& shell, const ServeFlags& f) {
   http.metrics = &metrics;
   // Process-wide: every SQLite connection of this process (server/sql_policy.h).
   server::hrana::LimitSqliteHeap(f.sql_memory_limit);
+  commands::Context owner_ctx = ctx;
+  owner_ctx.actor = api_options.actor;
+  owner_ctx.progress = nullptr;
+  OwnerWork owner_work(owner_ctx);
+  owner_work.Start();
+  api_options.on_owner_snapshot = [&owner_work](const std::string& addon_id,
+                                                const std::string& snapshot_id) {
+    owner_work.Add(addon_id, snapshot_id);
+  };
   VIA_ASSIGN_OR_RETURN_EXIT(auto api, server::Api::Open(api_options), shell);
 
   VIA_ASSIGN_OR_RETURN_EXIT(std::unique_ptr<server::AccessLog> access_log,
@@ -258,6 +348,7 @@ int RunServe(Shell& shell, const ServeFlags& f) {
   // The workers stop (and drop what still waits) before the server, whose
   // io_context their responders post to, is destroyed.
   api->Shutdown();
+  owner_work.Stop();
   }
   // The server caught SIGHUP while it existed; from here until exit the
   // signal is ignored, so a late reload never ends the process with 129.
@@ -280,6 +371,12 @@ void RegisterServe(CLI::App& app, Shell& shell) {
   serve->add_option("--listen", f->listen, "HOST:PORT to listen on (port 0: any free port)");
   serve->add_option("--public-url", f->public_url,
                     "base URL put in descriptors (default http://LISTEN, https:// with TLS)");
+  serve->add_option("--node", f->node,
+                    "this node's name on a shared PostgreSQL log (needs --public-url; see "
+                    "docs/operations.md \"Several nodes\")");
+  serve->add_option("--forward-timeout", f->forward_timeout,
+                    "a Hrana request forwarded to the add-on's owning node (default 30s)")
+      ->check(Duration());
   serve->add_option("--access-log", f->access_log, "JSON-lines access log file (default stdout)");
   serve->add_option("--tls-cert", f->tls_cert,
                     "serve HTTPS/WSS with this PEM certificate chain (with --tls-key; SIGHUP reloads)")

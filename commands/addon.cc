@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <map>
 
+#include "commands/nodes.h"
 #include "commands/session.h"
 #include "domain/decide.h"
 #include "domain/names.h"
@@ -163,9 +164,10 @@ Result<ReadinessReport> CreateAddon(const Context& ctx, const CreateRequest& req
   VIA_ASSIGN_OR_RETURN(Session session, Session::Open(ctx));
   const std::string new_id = ctx.ids->NewId("ad_");
   VIA_ASSIGN_OR_RETURN(auto generation, NewGeneration(ctx, new_id, 1));
-  CreateCommand command{request.name,     request.provider, request.app,
-                        request.binding,  new_id,           generation.first,
-                        generation.second, ProviderNames(ctx)};
+  VIA_ASSIGN_OR_RETURN(std::string node, PlacementNode(ctx, request.node));
+  CreateCommand command{request.name,      request.provider, request.app,
+                        request.binding,   new_id,           generation.first,
+                        generation.second, ProviderNames(ctx), node};
   StateKeys keys = AddonKeys(request.name);
   if (!request.binding.empty()) keys.bindings.insert({request.app, request.binding});
   if (!source.from_file.empty() || !source.from_snapshot.empty()) {
@@ -244,6 +246,7 @@ Result<ReadinessReport> EnsureAddon(const Context& ctx, const CreateRequest& req
   const std::string new_id = ctx.ids->NewId("ad_");
   StateKeys keys = AddonKeys(request.name);
   if (!request.binding.empty()) keys.bindings.insert({request.app, request.binding});
+  VIA_ASSIGN_OR_RETURN(const std::string node, PlacementNode(ctx, ""));
 
   // 1. The add-on: create it unless a live one holds the name.
   auto decided_or = DecideAndAppend(
@@ -257,7 +260,7 @@ Result<ReadinessReport> EnsureAddon(const Context& ctx, const CreateRequest& req
         VIA_ASSIGN_OR_RETURN(auto generation, NewGeneration(ctx, new_id, 1));
         return DecideCreate(s, CreateCommand{request.name, request.provider, request.app,
                                              request.binding, new_id, generation.first,
-                                             generation.second, ProviderNames(ctx)});
+                                             generation.second, ProviderNames(ctx), node});
       },
       [&](const State& s) { return AddonDetailKeys(s, request.name); });
   if (!decided_or.ok()) {
@@ -316,7 +319,7 @@ Result<ReadinessReport> EnsureAddon(const Context& ctx, const CreateRequest& req
   addon = slice.first.FindById(id);
   if (repair && compatible) {
     std::string detail;
-    VIA_ASSIGN_OR_RETURN(auto provider, session.Provider(ctx, id));
+    VIA_ASSIGN_OR_RETURN(auto provider, session.OwnedProvider(ctx, id));
     StorageFact fact = provider->Probe(id, &detail);
     bool needs = fact == StorageFact::kMissing || fact == StorageFact::kCorrupt ||
                  addon->checked_corrupt() ||

@@ -47,6 +47,9 @@ struct CreateRequest {
   std::string provider = "sqlite";
   std::string app;
   std::string binding;  // optional: no binding is attached without one
+  // `--node`: the node that owns it (default: the home's node, if any; see
+  // commands/nodes.h PlacementNode).
+  std::string node = {};
 };
 
 // `create` only: the data of the new add-on (at most one of the two).

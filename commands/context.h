@@ -39,6 +39,10 @@ struct Context {
   CrashPoints crash;
   // `via init --log URL`: the PostgreSQL log of a new home (EventLog::Options).
   std::string log_url;
+  // Several nodes: how long a command run on another node's home waits for
+  // the owner's `via serve` to finish the file work it asked for
+  // (`--owner-timeout`; commands/nodes.h).
+  std::int64_t owner_timeout_ms = 60000;
   // Long work reports (what, done, total); may be null.
   std::function<void(const std::string& what, std::uint64_t done, std::uint64_t total)> progress;
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "commands/addon.h"
+#include "commands/nodes.h"
 #include "commands/session.h"
 #include "domain/snapshots.h"
 
@@ -12,7 +13,11 @@ Result<MaintenanceReport> MaintainSnapshots(const Context& ctx, const Maintenanc
   MaintenanceReport report;
   // The add-ons and their snapshots, from one read.
   std::vector<AddonState> addons;
+  // Several nodes: each does the file work of the add-ons placed on it (and
+  // of those placed on none), never another node's.
+  VIA_ASSIGN_OR_RETURN(std::optional<std::string> home_node, HomeNode(ctx.home));
   VIA_RETURN_IF_ERROR(ListAddons(ctx, /*all=*/false, [&](const AddonSummary& summary) {
+    if (!summary.addon.node.empty() && summary.addon.node != home_node.value_or("")) return true;
     addons.push_back(summary.addon);
     return true;
   }));

@@ -8,6 +8,7 @@
 #include "domain/state.h"
 #include "eventstore/filenames.h"
 #include "projections/read_model.h"
+#include "commands/nodes.h"
 #include "commands/session.h"
 #include "storage/file.h"
 
@@ -77,11 +78,22 @@ Result<RecoverReport> Recover(const Context& ctx, bool dry_run) {
   auto act = [&](const std::string& done, const std::string& would) {
     return dry_run ? would : done;
   };
+  // Several nodes: an add-on placed on another node has its files, and its
+  // unfinished intents, on that node's home; its `via recover` settles them.
+  VIA_ASSIGN_OR_RETURN(std::optional<std::string> home_node, HomeNode(ctx.home));
+  auto elsewhere = [&](const AddonState& a) {
+    return !a.node.empty() && a.node != home_node.value_or("");
+  };
   for (const auto& [id, addon] : state.addons) {
     const bool pending = addon.phase == AddonPhase::kProvisioning ||
                          !addon.pending_snapshot.empty() || !addon.restoring_snapshot.empty() ||
                          !addon.pending_repair.empty();
     if (!pending) continue;
+    if (elsewhere(addon)) {
+      report.intents.push_back({"owner_elsewhere", id, addon.node, "left",
+                                "node " + addon.node + "'s home settles it (via recover there)"});
+      continue;
+    }
     VIA_ASSIGN_OR_RETURN(providers::Provider * found, provider_of(id));
     providers::Provider& provider = *found;
     if (addon.phase == AddonPhase::kProvisioning) {
@@ -191,7 +203,7 @@ Result<RecoverReport> Recover(const Context& ctx, bool dry_run) {
     if (snap.deleted) deleted_snapshots[{snap.addon_id, file}] = sid;
   }
   for (const auto& [id, addon] : state.addons) {
-    if (addon.phase != AddonPhase::kActive) continue;
+    if (addon.phase != AddonPhase::kActive || elsewhere(addon)) continue;
     auto found = provider_of(id);
     if (!found.ok()) {
       report.storage.push_back({"storage", id, "", "reported", found.status().message()});

@@ -2,6 +2,7 @@
 
 #include <filesystem>
 
+#include "commands/nodes.h"
 #include "crypto/credentials.h"
 #include "crypto/crypto.h"
 #include "domain/names.h"
@@ -109,6 +110,24 @@ Result<std::unique_ptr<providers::Provider>> Session::Provider(const Context& ct
   const AddonState* addon = slice.first.FindById(addon_id);
   if (addon == nullptr) return NotFound("addon_not_found", "no add-on " + addon_id);
   return ProviderNamed(ctx, addon->provider);
+}
+
+Status Session::RequireOwner(const Context& ctx, const std::string& name_or_id) {
+  VIA_ASSIGN_OR_RETURN(auto slice, Slice(AddonKeys(name_or_id)));
+  const AddonState* addon = slice.first.FindAddon(name_or_id);
+  if (addon == nullptr || addon->node.empty()) return Status::Ok();
+  VIA_ASSIGN_OR_RETURN(std::optional<std::string> home_node, HomeNode(ctx.home));
+  if (addon->node == home_node.value_or("")) return Status::Ok();
+  return FailedPrecondition("owner_elsewhere", "add-on " + addon->id + " lives on node " +
+                                                   addon->node +
+                                                   "; its files are there, not in this home")
+      .WithRemediation("run the command with --home of node " + addon->node);
+}
+
+Result<std::unique_ptr<providers::Provider>> Session::OwnedProvider(const Context& ctx,
+                                                                    const std::string& addon_id) {
+  VIA_RETURN_IF_ERROR(RequireOwner(ctx, addon_id));
+  return Provider(ctx, addon_id);
 }
 
 StateKeys AddonKeys(const std::string& name_or_id) {

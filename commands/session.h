@@ -61,6 +61,16 @@ class Session {
   // Errors: NotFound "addon_not_found"; as ProviderNamed.
   Result<std::unique_ptr<providers::Provider>> Provider(const Context& ctx,
                                                         const std::string& addon_id);
+  // The same for file work on the add-on's storage (snapshot, restore,
+  // verify, repair): only its owner's home does it. Errors: as Provider;
+  // FailedPrecondition "owner_elsewhere" when the add-on is placed on
+  // another node than this home's (commands/nodes.h).
+  Result<std::unique_ptr<providers::Provider>> OwnedProvider(const Context& ctx,
+                                                             const std::string& addon_id);
+  // Ok unless the add-on (live name or id; none: Ok) is placed on another
+  // node than this home's: then "owner_elsewhere", as OwnedProvider. For
+  // commands that append an intent before their file work.
+  Status RequireOwner(const Context& ctx, const std::string& name_or_id);
 
  private:
   Session() = default;

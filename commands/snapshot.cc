@@ -5,11 +5,14 @@
 #include "commands/addon.h"
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <optional>
+#include <thread>
 
 #include "commands/session.h"
 #include "domain/decide.h"
+#include "domain/names.h"
 #include "domain/snapshots.h"
 #include "storage/file.h"
 
@@ -51,9 +54,57 @@ Status RequireSnapshotId(const std::string& snapshot_id) {
 }
 
 // Requests and takes one snapshot of a live add-on.
+// Several nodes: the add-on's files are on its owner. Appends the intent
+// under OwnerWorkCommandId (the owner's `via serve` takes the snapshot and
+// appends the completion) and waits up to ctx.owner_timeout_ms for it.
+Result<SnapshotState> AskOwnerForSnapshot(const Context& ctx, Session& session,
+                                          const std::string& addon, const std::string& label,
+                                          const std::string& snapshot_id) {
+  Context asking = ctx;
+  asking.command_id = OwnerWorkCommandId(snapshot_id);
+  VIA_ASSIGN_OR_RETURN(Decided decided,
+                       DecideAndAppend(asking, session, AddonKeys(addon), [&](const State& s) {
+                         return DecideSnapshot(s, addon, snapshot_id, label);
+                       }));
+  const auto& requested = std::get<SnapshotRequested>(decided.events.front());
+  const std::string node = decided.state.FindById(requested.addon_id)->node;
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::milliseconds(std::max<std::int64_t>(0, ctx.owner_timeout_ms));
+  for (;;) {
+    // A new read each time: a session catches its model up once.
+    VIA_ASSIGN_OR_RETURN(Session now, Session::OpenForReading(ctx));
+    StateKeys keys;
+    keys.snapshots.insert(snapshot_id);
+    VIA_ASSIGN_OR_RETURN(auto slice, now.Slice(keys));
+    const SnapshotState& snap = slice.first.snapshots.at(snapshot_id);
+    if (snap.status == SnapshotStatus::kTaken) return snap;
+    if (snap.status == SnapshotStatus::kFailed) {
+      return Internal("node " + node + " could not take snapshot " + snapshot_id + ": " +
+                      snap.failure_reason)
+          .WithContext("snapshot " + snapshot_id);
+    }
+    if (std::chrono::steady_clock::now() >= deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return Unavailable("owner_timeout",
+                     "node " + node + " did not finish snapshot " + snapshot_id + " of " +
+                         requested.addon_id + " within " + std::to_string(ctx.owner_timeout_ms) +
+                         " ms; the request stays in the log and node " + node +
+                         " takes it once its `via serve` runs")
+      .WithRemediation("check that `via serve --node " + node +
+                       "` runs (its /readyz), then `via addon snapshots " + requested.addon_id +
+                       "` shows " + snapshot_id);
+}
+
 Result<SnapshotState> TakeOne(const Context& ctx, Session& session, const std::string& addon,
                               const std::string& label, const std::string& step = "1") {
   const std::string snapshot_id = ctx.ids->NewId("sn_");
+  // Before the intent: a snapshot of another node's add-on is that node's.
+  Status owned = session.RequireOwner(ctx, addon);
+  if (owned.reason() == "owner_elsewhere") {
+    return AskOwnerForSnapshot(ctx, session, addon, label, snapshot_id);
+  }
+  VIA_RETURN_IF_ERROR(owned);
   VIA_ASSIGN_OR_RETURN(Decided decided,
                        DecideAndAppend(
                            ctx, session, AddonKeys(addon),
@@ -70,7 +121,7 @@ Result<SnapshotState> TakeOne(const Context& ctx, Session& session, const std::s
     VIA_ASSIGN_OR_RETURN(auto now, session.Slice(keys));
     return now.first.snapshots.at(requested.snapshot_id);
   }
-  VIA_ASSIGN_OR_RETURN(auto provider, session.Provider(ctx, requested.addon_id));
+  VIA_ASSIGN_OR_RETURN(auto provider, session.OwnedProvider(ctx, requested.addon_id));
   VIA_ASSIGN_OR_RETURN(SnapshotTaken taken,
                        provider->Snapshot(requested.addon_id, snapshot_id,
                                                       PhaseSink(ctx, "snapshot " + snapshot_id)));
@@ -111,7 +162,7 @@ Result<CheckResult> CheckAddon(const Context& ctx, const std::string& addon) {
   if (!recorded) {
     VIA_ASSIGN_OR_RETURN(auto slice, session.Slice(AddonKeys(addon)));
     VIA_ASSIGN_OR_RETURN(id, DecideCheck(slice.first, addon));
-    VIA_ASSIGN_OR_RETURN(auto provider, session.Provider(ctx, id));
+    VIA_ASSIGN_OR_RETURN(auto provider, session.OwnedProvider(ctx, id));
     VIA_ASSIGN_OR_RETURN(auto outcome, provider->Check(id, command_id));
     if (outcome.replayed) {
       // A racing retry recorded its check first: that one is the answer.
@@ -209,7 +260,7 @@ Result<RestoreResult> RestoreAddon(const Context& ctx, const std::string& addon,
   const std::string id = a.id;
   // Verified before the live database is touched: a snapshot never verified
   // is verified now (and the outcome recorded); one that failed is refused.
-  VIA_ASSIGN_OR_RETURN(auto provider, session.Provider(ctx, id));
+  VIA_ASSIGN_OR_RETURN(auto provider, session.OwnedProvider(ctx, id));
   if (snap.verification == SnapshotVerification::kUnverified) {
     VIA_ASSIGN_OR_RETURN(SnapshotVerified verified,
                          provider->Verify(id, snapshot_id,
@@ -331,7 +382,7 @@ Result<std::vector<SnapshotState>> VerifySnapshots(const Context& ctx, const std
   // The files first (the long part, no lock on the log held), then every
   // outcome in one append: a retry finds them all under its id, or none.
   std::vector<SnapshotVerified> checked;
-  VIA_ASSIGN_OR_RETURN(auto provider, session.Provider(ctx, id));
+  VIA_ASSIGN_OR_RETURN(auto provider, session.OwnedProvider(ctx, id));
   for (const SnapshotState& snap : targets) {
     VIA_ASSIGN_OR_RETURN(SnapshotVerified verified,
                          provider->CheckSnapshot(id, snap.id, PhaseSink(ctx, "verify " + snap.id)));
@@ -375,7 +426,7 @@ Result<SnapshotState> DeleteSnapshot(const Context& ctx, const std::string& snap
   SnapshotState snap = decided.After().snapshots.at(snapshot_id);
   // After the event: a crash here leaves a file that `via recover` removes.
   ctx.crash.At("delete.after_event");
-  VIA_ASSIGN_OR_RETURN(auto provider, session.Provider(ctx, snap.addon_id));
+  VIA_ASSIGN_OR_RETURN(auto provider, session.OwnedProvider(ctx, snap.addon_id));
   VIA_RETURN_IF_ERROR(provider->RemoveSnapshotFile(snap.addon_id, snapshot_id));
   return snap;
 }
@@ -455,7 +506,7 @@ Result<PruneResult> PruneSnapshots(const Context& ctx, const std::string& addon,
   std::sort(result.kept.begin(), result.kept.end(), by_seq);
   if (!dry_run) {
     ctx.crash.At("prune.after_event");
-    VIA_ASSIGN_OR_RETURN(auto provider, session.Provider(ctx, a->id));
+    VIA_ASSIGN_OR_RETURN(auto provider, session.OwnedProvider(ctx, a->id));
     for (SnapshotState& snap : result.deleted) {
       snap.deleted = true;
       snap.deleted_reason = "retention";
@@ -483,7 +534,7 @@ Result<ExportResult> ExportSnapshot(const Context& ctx, const std::string& snaps
   if (snap.deleted) {
     return FailedPrecondition("snapshot_deleted", "snapshot " + snapshot_id + " was deleted");
   }
-  VIA_ASSIGN_OR_RETURN(auto provider, session.Provider(ctx, snap.addon_id));
+  VIA_ASSIGN_OR_RETURN(auto provider, session.OwnedProvider(ctx, snap.addon_id));
   VIA_ASSIGN_OR_RETURN(fileio::Digest digest,
                        provider->ExportSnapshot(snap.addon_id, snapshot_id, to, snap.sha256,
                                                 PhaseSink(ctx, "export " + snapshot_id)));

@@ -41,6 +41,15 @@ Result<std::vector<Event>> DecideCreate(const State& state, const CreateCommand&
                            "unknown provider '" + c.provider + "'; this build provides: " + known)
         .WithOwner("platform");  // a build with that provider
   }
+  if (!c.node.empty() && !state.nodes.count(c.node)) {
+    // The operator starts that node (`via serve --node NAME --public-url
+    // URL`): a long-running server, not a command to paste.
+    return FailedPrecondition("unknown_node", "node " + c.node +
+                                                  " has not announced itself on this log (start "
+                                                  "it: via serve --node " + c.node +
+                                                  " --public-url URL)")
+        .WithOwner("operator");
+  }
   std::vector<Event> events;
   bool freed = false;  // the binding asked for was the retired record's
   if (const AddonState* existing = state.FindAddon(c.name); existing && existing->name == c.name) {
@@ -70,6 +79,7 @@ Result<std::vector<Event>> DecideCreate(const State& state, const CreateCommand&
     if (it != state.bindings.end()) return BindingConflict(state, c.app, c.binding, it->second);
   }
   events.push_back(AddonCreated{c.new_addon_id, c.name, c.provider, c.app, c.binding});
+  if (!c.node.empty()) events.push_back(AddonPlaced{c.new_addon_id, c.node});
   events.push_back(GenerationRotated{c.new_addon_id, 1, c.fingerprint, c.salt});
   if (!c.binding.empty()) events.push_back(BindingAttached{c.app, c.binding, c.new_addon_id});
   return events;

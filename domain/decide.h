@@ -26,6 +26,8 @@ struct CreateCommand {
   // The providers this build runs (from the provider registry; domain/
   // names none).
   std::vector<std::string> providers;
+  // The node that will own it (AddonPlaced); "" on a single node: not placed.
+  std::string node = {};
 };
 
 // AddonCreated + GenerationRotated(1) [+ BindingAttached], preceded by

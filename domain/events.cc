@@ -33,6 +33,8 @@ constexpr const char* NameOf() {
   if constexpr (std::is_same_v<T, SnapshotDeleted>) return "SnapshotDeleted";
   if constexpr (std::is_same_v<T, SnapshotPolicySet>) return "SnapshotPolicySet";
   if constexpr (std::is_same_v<T, ProviderConfigured>) return "ProviderConfigured";
+  if constexpr (std::is_same_v<T, NodeAnnounced>) return "NodeAnnounced";
+  if constexpr (std::is_same_v<T, AddonPlaced>) return "AddonPlaced";
 }
 
 template <typename T>

@@ -229,6 +229,23 @@ struct SnapshotPolicySet {
   bool operator==(const SnapshotPolicySet&) const = default;
 };
 
+// A `via serve` node on a shared (PostgreSQL) log announced itself: its name
+// and the public base URL its descriptors and forwarded requests use. A later
+// announcement of the same name replaces its URL.
+struct NodeAnnounced {
+  std::string node;
+  std::string public_url;
+  bool operator==(const NodeAnnounced&) const = default;
+};
+
+// The node that owns an add-on: its files live in that node's home, and its
+// provider work and SQL run there (docs/operations.md "Several nodes").
+struct AddonPlaced {
+  std::string addon_id;
+  std::string node;
+  bool operator==(const AddonPlaced&) const = default;
+};
+
 using Event = std::variant<LogInitialized, AddonCreated, StorageProvisioned, ProvisioningFailed,
                            AddonRenamed, BindingAttached, BindingDetached, BindingSnapshotted,
                            GenerationRotated, GenerationRevoked, SnapshotRequested, SnapshotTaken,
@@ -236,7 +253,7 @@ using Event = std::variant<LogInitialized, AddonCreated, StorageProvisioned, Pro
                            StorageRepaired, AddonDestroyed, WorkloadTokenIssued,
                            GenerationDelivered, RepairRequested, StorageChecked,
                            SnapshotVerified, SnapshotDeleted, SnapshotPolicySet,
-                           ProviderConfigured>;
+                           ProviderConfigured, NodeAnnounced, AddonPlaced>;
 
 // The contract name of an event's type ("AddonCreated").
 const char* EventTypeName(const Event& event);

@@ -28,6 +28,29 @@ Status ValidateAddonName(std::string_view name) {
   return Check("add-on name", name, kAddonNameRule, LowerName(name));
 }
 
+Status ValidateNodeName(std::string_view name) {
+  return Check("node name", name, kAddonNameRule, LowerName(name));
+}
+
+Status ValidatePublicUrl(std::string_view url) {
+  std::string_view rest;
+  if (url.starts_with("http://")) {
+    rest = url.substr(7);
+  } else if (url.starts_with("https://")) {
+    rest = url.substr(8);
+  }
+  if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);  // "http://host:7600/"
+  bool ok = !rest.empty() && url.size() <= 255;
+  for (char c : rest) {
+    ok = ok && (IsLower(c) || IsUpper(c) || IsDigit(c) || c == '.' || c == '-' || c == ':' ||
+                c == '[' || c == ']');
+  }
+  if (ok) return Status::Ok();
+  return InvalidArgument("invalid_public_url",
+                         "public URL '" + std::string(url.substr(0, 80)) +
+                             "' must be http(s)://HOST[:PORT] with no path");
+}
+
 Status ValidateAppName(std::string_view name) {
   return Check("app name", name, kAddonNameRule, LowerName(name));
 }

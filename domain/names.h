@@ -18,6 +18,23 @@ Status ValidateAddonName(std::string_view name);
 Status ValidateAppName(std::string_view name);
 Status ValidateBindingName(std::string_view name);
 Status ValidateReleaseId(std::string_view id);
+// A `via serve` node name: the add-on name rule.
+Status ValidateNodeName(std::string_view name);
+// A node's public base URL: http:// or https://, then HOST[:PORT] (letters,
+// digits, '.', '-', ':', '[', ']'), no user, path, query or fragment, at most
+// 255 bytes. InvalidArgument "invalid_public_url".
+Status ValidatePublicUrl(std::string_view url);
+
+// The command id prefix of an intent that a home which does not own the
+// add-on appended for the owner's `via serve` to carry out (several nodes):
+// "owner/<intent id>/…". The owner acts only on intents under it.
+inline constexpr std::string_view kOwnerWorkPrefix = "owner/";
+inline std::string OwnerWorkCommandId(const std::string& intent_id) {
+  return std::string(kOwnerWorkPrefix) + intent_id;
+}
+inline bool IsOwnerWorkCommandId(std::string_view command_id) {
+  return command_id.starts_with(kOwnerWorkPrefix);
+}
 
 // True for ids this system mints ("ad_", "sn_" + 26 Crockford base32 digits).
 bool LooksLikeId(std::string_view text, std::string_view prefix);

@@ -247,6 +247,10 @@ struct Applier {
   // Provider settings live with the provider (keys/providers/); the record
   // is for auditors.
   void operator()(const ProviderConfigured&) {}
+  void operator()(const NodeAnnounced& e) { s.nodes[e.node] = e.public_url; }
+  void operator()(const AddonPlaced& e) {
+    if (auto* a = Addon(e.addon_id)) a->node = e.node;
+  }
   void operator()(const SnapshotPolicySet& e) {
     if (auto* a = Addon(e.addon_id)) {
       a->keep_last = e.keep_last;
@@ -337,7 +341,10 @@ std::string CanonicalForm(const State& s) {
            (a.check_ok ? " ok " : " bad ") + Q(a.check_detail) +
            " content=" + std::to_string(a.content_seq) + " keep=" + std::to_string(a.keep_last) +
            "/" + std::to_string(a.keep_daily) + "/" + std::to_string(a.keep_weekly) +
-           " every=" + std::to_string(a.snapshot_every_s) + "\n";
+           " every=" + std::to_string(a.snapshot_every_s) +
+           // Only placed add-ons say so, so the digest of a state without
+           // nodes is what it was before placement existed.
+           (a.node.empty() ? std::string() : " node=" + Q(a.node)) + "\n";
     for (const auto& g : a.generations) {
       out += "  generation " + std::to_string(g.number) + " fp=" + Hex(g.fingerprint) +
              " salt=" + Hex(g.salt) + (g.revoked ? " revoked" : " active") + "\n";
@@ -369,6 +376,7 @@ std::string CanonicalForm(const State& s) {
            "\n";
   }
   out += "tokens " + std::to_string(s.tokens_issued) + "\n";
+  for (const auto& [name, url] : s.nodes) out += "node " + Q(name) + " " + Q(url) + "\n";
   return out;
 }
 

@@ -65,6 +65,9 @@ struct AddonState {
   std::uint32_t keep_daily = 0;
   std::uint32_t keep_weekly = 0;
   std::uint32_t snapshot_every_s = 0;
+  // The node that owns it (AddonPlaced); empty: not placed (one node, or an
+  // add-on from before placement), served by whichever node gets a request.
+  std::string node;
 
   // Highest generation number, 0 when none.
   std::uint32_t current_generation() const;
@@ -126,6 +129,8 @@ struct State {
   // (add-on id, generation, app, release) first deliveries
   std::set<std::tuple<std::string, std::uint32_t, std::string, std::string>> deliveries;
   std::uint64_t tokens_issued = 0;
+  // Announced `via serve` nodes: name -> public base URL (NodeAnnounced).
+  std::map<std::string, std::string> nodes;
 
   bool operator==(const State&) const = default;
 

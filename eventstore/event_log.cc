@@ -106,13 +106,29 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(const Options& options) {
   if (url) store_options.postgres_url = *url;
   store_options.read_only = options.read_only;
   VIA_ASSIGN_OR_RETURN(log->store_, LogStore::Open(store_options));
+  log->store_->set_crash_points(options.crash);
+  log->crash_ = options.crash;
+  VIA_ASSIGN_OR_RETURN(Head head, log->store_->GetHead());
+  if (remember_url && head.seq > 0) {
+    // A new home joining a log that already exists (another node's): it
+    // needs that log's keys, copied from a home that has them; a key made
+    // here would sign or derive nothing the log and the other nodes accept.
+    for (const fs::path& key : {home.log_key(), home.workload_key(), home.credentials_key()}) {
+      if (!fs::exists(key, ec)) {
+        return FailedPrecondition("keys_missing",
+                                  "the event log at " + *url + " already exists, and " +
+                                      key.string() + " is missing: a node joining it needs the "
+                                      "log's keys")
+            .WithRemediation("copy keys/ (log.key, log.pub, workload.key, credentials.key) from "
+                             "an existing node's home into " + home.keys_dir().string() +
+                             " (0600), then run `via init --log " + *url + "` again");
+      }
+    }
+  }
   if (remember_url) {
     const std::string line = *url + "\n";
     VIA_RETURN_IF_ERROR(WriteFileAtomically(home.log_url_file(), AsBytes(line), 0644));
   }
-  log->store_->set_crash_points(options.crash);
-  log->crash_ = options.crash;
-  VIA_ASSIGN_OR_RETURN(Head head, log->store_->GetHead());
 
   if (head.seq == 0) {
     if (options.read_only) {

@@ -26,6 +26,10 @@ struct Home {
   // Present when the log lives on PostgreSQL: its URL (no password), one
   // line, written by `via init --log` and used by every command after it.
   std::filesystem::path log_url_file() const { return root / "log.url"; }
+  // Present when this home is a `via serve` node's on a shared log: the
+  // node's name, one line, written by `via serve --node NAME` once it
+  // announced itself (docs/operations.md "Several nodes").
+  std::filesystem::path node_file() const { return root / "node"; }
   // Commands queue on this lock (FileLock) to decide and append one at a time.
   std::filesystem::path append_lock() const { return root / "log" / "append.lock"; }
   std::filesystem::path state_db() const { return root / "state" / "projections.db"; }

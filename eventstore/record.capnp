@@ -38,6 +38,8 @@ struct Record {
     snapshotDeleted @28 :SnapshotDeleted;
     snapshotPolicySet @29 :SnapshotPolicySet;
     providerConfigured @30 :ProviderConfigured;
+    nodeAnnounced @31 :NodeAnnounced;
+    addonPlaced @32 :AddonPlaced;
   }
 }
 
@@ -213,4 +215,14 @@ struct ProviderConfigured {
   user @3 :Text;
   database @4 :Text;
   secretFingerprint @5 :Data;
+}
+
+struct NodeAnnounced {
+  node @0 :Text;
+  publicUrl @1 :Text;
+}
+
+struct AddonPlaced {
+  addonId @0 :Text;
+  node @1 :Text;
 }

@@ -193,6 +193,16 @@ struct EventWriter {
     x.setDatabase(e.database);
     x.setSecretFingerprint(DataOf(e.secret_fingerprint));
   }
+  void operator()(const NodeAnnounced& e) {
+    auto x = b.initNodeAnnounced();
+    x.setNode(e.node);
+    x.setPublicUrl(e.public_url);
+  }
+  void operator()(const AddonPlaced& e) {
+    auto x = b.initAddonPlaced();
+    x.setAddonId(e.addon_id);
+    x.setNode(e.node);
+  }
   void operator()(const SnapshotPolicySet& e) {
     auto x = b.initSnapshotPolicySet();
     x.setAddonId(e.addon_id);
@@ -332,6 +342,14 @@ std::optional<Event> ReadEvent(CRecord::Event::Reader r) {
       return ProviderConfigured{TextOf(x.getProvider()), TextOf(x.getHost()), x.getPort(),
                                 TextOf(x.getUser()), TextOf(x.getDatabase()),
                                 BytesOf(x.getSecretFingerprint())};
+    }
+    case CRecord::Event::NODE_ANNOUNCED: {
+      auto x = r.getNodeAnnounced();
+      return NodeAnnounced{TextOf(x.getNode()), TextOf(x.getPublicUrl())};
+    }
+    case CRecord::Event::ADDON_PLACED: {
+      auto x = r.getAddonPlaced();
+      return AddonPlaced{TextOf(x.getAddonId()), TextOf(x.getNode())};
     }
   }
   return std::nullopt;  // a discriminant this build does not know

@@ -69,6 +69,8 @@ constexpr EventLayout kEvents[] = {
     {0, {}, 3, {T, T, T}},                    // 23 SnapshotDeleted
     {2, {kAllBits, kAllBits}, 1, {T}},        // 24 SnapshotPolicySet
     {1, {kUInt32Bits}, 5, {T, T, T, T, D}},   // 25 ProviderConfigured
+    {0, {}, 2, {T, T}},                       // 26 NodeAnnounced
+    {0, {}, 2, {T, T}},                       // 27 AddonPlaced
 };
 
 template <typename S>
@@ -105,6 +107,8 @@ static_assert(Matches<schema::SnapshotVerified>(22, E::SNAPSHOT_VERIFIED));
 static_assert(Matches<schema::SnapshotDeleted>(23, E::SNAPSHOT_DELETED));
 static_assert(Matches<schema::SnapshotPolicySet>(24, E::SNAPSHOT_POLICY_SET));
 static_assert(Matches<schema::ProviderConfigured>(25, E::PROVIDER_CONFIGURED));
+static_assert(Matches<schema::NodeAnnounced>(26, E::NODE_ANNOUNCED));
+static_assert(Matches<schema::AddonPlaced>(27, E::ADDON_PLACED));
 static_assert(schema::BindingClaim::_capnpPrivate::dataWordSize == 0 &&
               schema::BindingClaim::_capnpPrivate::pointerCount == 2);
 static_assert(schema::Record::_capnpPrivate::dataWordSize == 3 &&

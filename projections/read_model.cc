@@ -17,7 +17,9 @@ namespace {
 
 // 4: one row per entity (columns, no JSON): add-ons without their
 //    generations, which have rows of their own; releases and their claims.
-constexpr std::int64_t kReadModelVersion = 4;
+// 5: add-ons carry their node (AddonPlaced); meta "nodes" holds the
+//    announced nodes (NodeAnnounced).
+constexpr std::int64_t kReadModelVersion = 5;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -30,7 +32,7 @@ CREATE TABLE IF NOT EXISTS addons(
   updated_seq INTEGER NOT NULL, check_seq INTEGER NOT NULL, check_at_ms INTEGER NOT NULL,
   check_ok INTEGER NOT NULL, check_detail TEXT NOT NULL, content_seq INTEGER NOT NULL,
   keep_last INTEGER NOT NULL, keep_daily INTEGER NOT NULL, keep_weekly INTEGER NOT NULL,
-  snapshot_every_s INTEGER NOT NULL) WITHOUT ROWID;
+  snapshot_every_s INTEGER NOT NULL, node TEXT NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS addons_by_name ON addons(name);
 CREATE INDEX IF NOT EXISTS addons_by_original_name ON addons(original_name, created_seq);
 CREATE TABLE IF NOT EXISTS generations(addon_id TEXT NOT NULL, idx INTEGER NOT NULL,
@@ -66,8 +68,8 @@ constexpr const char* kAddonColumns =
     "id, name, original_name, provider, app, requested_binding, phase, failure_reason, "
     "data_present, restoring_snapshot, restore_safety_snapshot, pending_snapshot, "
     "pending_repair, created_at_ms, created_seq, updated_seq, check_seq, check_at_ms, check_ok, "
-    "check_detail, content_seq, keep_last, keep_daily, keep_weekly, snapshot_every_s";
-constexpr int kAddonColumnCount = 25;
+    "check_detail, content_seq, keep_last, keep_daily, keep_weekly, snapshot_every_s, node";
+constexpr int kAddonColumnCount = 26;
 
 constexpr const char* kSnapshotColumns =
     "id, addon_id, label, status, sha256, bytes, page_count, failure_reason, actor, "
@@ -122,6 +124,7 @@ Result<AddonState> ReadAddon(const sql::Stmt& s, int c = 0) {
   a.keep_daily = static_cast<std::uint32_t>(s.Int(c + 22));
   a.keep_weekly = static_cast<std::uint32_t>(s.Int(c + 23));
   a.snapshot_every_s = static_cast<std::uint32_t>(s.Int(c + 24));
+  a.node = s.Text(c + 25);
   return a;
 }
 
@@ -150,7 +153,8 @@ void BindAddon(sql::Stmt& s, const AddonState& a) {
       .Bind(22, std::int64_t{a.keep_last})
       .Bind(23, std::int64_t{a.keep_daily})
       .Bind(24, std::int64_t{a.keep_weekly})
-      .Bind(25, std::int64_t{a.snapshot_every_s});
+      .Bind(25, std::int64_t{a.snapshot_every_s})
+      .Bind(26, a.node);
 }
 
 Result<SnapshotState> ReadSnapshot(const sql::Stmt& s) {
@@ -197,6 +201,38 @@ void BindSnapshot(sql::Stmt& s, const SnapshotState& snap) {
       .Bind(14, snap.verified_at_ms)
       .Bind(15, std::int64_t{snap.deleted})
       .Bind(16, snap.deleted_reason);
+}
+
+// The announced nodes as meta "nodes": "<length>:<name><length>:<url>" per
+// node, in name order (lengths in decimal bytes), so any text round-trips.
+std::string EncodeNodes(const std::map<std::string, std::string>& nodes) {
+  std::string out;
+  for (const auto& [name, url] : nodes) {
+    out += std::to_string(name.size()) + ":" + name + std::to_string(url.size()) + ":" + url;
+  }
+  return out;
+}
+
+Result<std::map<std::string, std::string>> DecodeNodes(const std::string& text) {
+  std::map<std::string, std::string> nodes;
+  std::size_t at = 0;
+  auto field = [&](std::string* out) -> bool {
+    const std::size_t colon = text.find(':', at);
+    if (colon == std::string::npos || colon == at || colon - at > 6) return false;
+    const std::string digits = text.substr(at, colon - at);
+    if (digits.find_first_not_of("0123456789") != std::string::npos) return false;
+    const std::size_t length = std::stoul(digits);
+    if (length > text.size() - colon - 1) return false;
+    *out = text.substr(colon + 1, length);
+    at = colon + 1 + length;
+    return true;
+  };
+  while (at < text.size()) {
+    std::string name, url;
+    if (!field(&name) || !field(&url)) return Damaged("meta nodes");
+    nodes[name] = url;
+  }
+  return nodes;
 }
 
 Result<std::int64_t> PragmaVersion(sql::Db& db) {
@@ -585,9 +621,12 @@ class Slice {
     VIA_ASSIGN_OR_RETURN(base_.origin, rows_.Meta("origin"));
     VIA_ASSIGN_OR_RETURN(std::string tokens, rows_.Meta("tokens_issued"));
     VIA_ASSIGN_OR_RETURN(base_.tokens_issued, ParseCount(tokens, "tokens_issued"));
+    VIA_ASSIGN_OR_RETURN(std::string nodes, rows_.Meta("nodes"));
+    VIA_ASSIGN_OR_RETURN(base_.nodes, DecodeNodes(nodes));
     work_.log_id = base_.log_id;
     work_.origin = base_.origin;
     work_.tokens_issued = base_.tokens_issued;
+    work_.nodes = base_.nodes;
     return Status::Ok();
   }
 
@@ -675,6 +714,7 @@ class Slice {
     if (work_.tokens_issued != base_.tokens_issued) {
       VIA_RETURN_IF_ERROR(rows_.SetMeta("tokens_issued", std::to_string(work_.tokens_issued)));
     }
+    if (work_.nodes != base_.nodes) VIA_RETURN_IF_ERROR(rows_.SetMeta("nodes", EncodeNodes(work_.nodes)));
     return Status::Ok();
   }
 
@@ -695,6 +735,7 @@ class Slice {
     meta.log_id = work_.log_id;
     meta.origin = work_.origin;
     meta.tokens_issued = work_.tokens_issued;
+    meta.nodes = work_.nodes;
     base_ = meta;
     work_ = std::move(meta);
     for (auto* set : {&addons_, &names_, &snapshots_, &releases_, &bindings_of_, &apps_bound_,
@@ -992,7 +1033,7 @@ Status ReadModel::ScanAddons(
                              "pending_repair", "created_at_ms", "created_seq", "updated_seq",
                              "check_seq", "check_at_ms", "check_ok", "check_detail",
                              "content_seq", "keep_last", "keep_daily", "keep_weekly",
-                             "snapshot_every_s"}) {
+                             "snapshot_every_s", "node"}) {
     columns += (columns.empty() ? "a." : ", a.") + std::string(c);
   }
   VIA_ASSIGN_OR_RETURN(
@@ -1037,6 +1078,8 @@ Result<State> ReadModel::Load() {
   VIA_ASSIGN_OR_RETURN(state.origin, rows_->Meta("origin"));
   VIA_ASSIGN_OR_RETURN(std::string tokens, rows_->Meta("tokens_issued"));
   VIA_ASSIGN_OR_RETURN(state.tokens_issued, Slice::ParseCount(tokens, "tokens_issued"));
+  VIA_ASSIGN_OR_RETURN(std::string nodes, rows_->Meta("nodes"));
+  VIA_ASSIGN_OR_RETURN(state.nodes, DecodeNodes(nodes));
   VIA_RETURN_IF_ERROR(ScanAddons(true, [&](const AddonState& a, const std::vector<BindingKey>&) {
     state.addons[a.id] = a;
     return true;

@@ -4,15 +4,19 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <charconv>
 #include <nlohmann/json.hpp>
 
 #include "crypto/credentials.h"
+#include "eventstore/postgres/pg_listener.h"
+#include "eventstore/postgres/pg_log_store.h"
 #include "crypto/crypto.h"
 #include "domain/names.h"
 #include "domain/readiness.h"
 #include "eventstore/filenames.h"
 #include "projections/read_model.h"
+#include "server/forward.h"
 #include "server/hrana_cursor.h"
 #include "server/hrana_json.h"
 #include "server/hrana_protobuf.h"
@@ -176,6 +180,8 @@ void Api::Shutdown() {
   }
   tail_wake_.notify_all();
   if (tailer_.joinable()) tailer_.join();
+  listen_stop_ = true;
+  if (listener_.joinable()) listener_.join();
   const Status closing = Unavailable("shutting_down", "the server is shutting down; retry");
   if (control_pool_) control_pool_->Shutdown(closing);
   if (sql_pool_) sql_pool_->Shutdown(closing);
@@ -183,15 +189,60 @@ void Api::Shutdown() {
 
 void Api::TailLoop() {
   std::unique_lock<std::mutex> lock(tail_mu_);
+  std::int64_t polled_ns = MonotonicNs();
   while (!tail_stop_) {
     tail_wake_.wait_for(lock, std::chrono::milliseconds(options_.tick_interval_ms),
                         [this] { return tail_stop_; });
     if (tail_stop_) break;
     lock.unlock();
-    (void)CatchUpForRequest(MonotonicNs());  // failures are logged there
+    // While LISTEN wakes us, polling is only the fallback for a notification
+    // lost while the listener reconnected.
+    const std::int64_t now = MonotonicNs();
+    if (!listening_ || now - polled_ns >= PollFallbackMs() * 1000000) {
+      polled_ns = now;
+      (void)CatchUpForRequest(now);  // failures are logged there
+    }
     engine_.SweepIdle();
     lock.lock();
   }
+}
+
+std::int64_t Api::PollFallbackMs() const {
+  return std::clamp<std::int64_t>(options_.ready_max_lag_ms / 4, options_.tick_interval_ms, 1000);
+}
+
+void Api::ListenLoop(std::string url) {
+  std::unique_ptr<eventstore::postgres::PgListener> listener;
+  std::string last_error;
+  while (!listen_stop_) {
+    if (!listener) {
+      auto opened = eventstore::postgres::PgListener::Open(url, eventstore::postgres::kNotifyChannel);
+      if (!opened.ok()) {
+        if (opened.status().message() != last_error) {
+          last_error = opened.status().message();
+          ErrorLog("via serve: LISTEN " + std::string(eventstore::postgres::kNotifyChannel) +
+                   ": " + last_error + " (polling meanwhile)");
+        }
+        for (int i = 0; i < 4 && !listen_stop_; ++i) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(250));
+        }
+        continue;
+      }
+      listener = std::move(opened).value();
+      last_error.clear();
+      listening_ = true;
+      // Whatever was appended while no one listened.
+      (void)CatchUpForRequest(MonotonicNs());
+    }
+    auto woke = listener->Wait(250);
+    if (!woke.ok()) {
+      listening_ = false;
+      listener.reset();
+      continue;
+    }
+    if (*woke) (void)CatchUpForRequest(MonotonicNs());
+  }
+  listening_ = false;
 }
 
 Result<std::unique_ptr<Api>> Api::Open(const ApiOptions& options) {
@@ -217,6 +268,7 @@ Result<std::unique_ptr<Api>> Api::Open(const ApiOptions& options) {
   }
   api->credentials_key_ = std::move(secret).value();
 
+  VIA_ASSIGN_OR_RETURN(std::optional<std::string> log_url, home.LogUrl());
   eventstore::EventLog::Options log_options;
   log_options.home = home;
   log_options.clock = options.clock;
@@ -225,6 +277,17 @@ Result<std::unique_ptr<Api>> Api::Open(const ApiOptions& options) {
   VIA_ASSIGN_OR_RETURN(api->log_, eventstore::EventLog::Open(log_options));
   const std::int64_t replay_started = MonotonicNs();
   VIA_ASSIGN_OR_RETURN(State state, projections::Replay(api->log_->store(), 0));
+  // Owner work another node's home asked for while this node was down.
+  if (options.on_owner_snapshot && !options.node.empty()) {
+    for (const auto& [id, snap] : state.snapshots) {
+      const AddonState* a = state.FindById(snap.addon_id);
+      if (snap.status != SnapshotStatus::kRequested || a == nullptr || a->node != options.node) {
+        continue;
+      }
+      VIA_ASSIGN_OR_RETURN(Record intent, api->log_->store().Read(snap.requested_seq));
+      if (IsOwnerWorkCommandId(intent.command_id)) options.on_owner_snapshot(snap.addon_id, id);
+    }
+  }
   api->state_ = std::make_shared<const State>(std::move(state));
   api->caught_up_at_ns_ = replay_started;
 
@@ -247,6 +310,9 @@ Result<std::unique_ptr<Api>> Api::Open(const ApiOptions& options) {
   api->control_pool_ = std::make_unique<WorkPool>(control);
   Api* raw = api.get();
   api->tailer_ = std::thread([raw] { raw->TailLoop(); });
+  if (log_url) {
+    api->listener_ = std::thread([raw, u = *log_url] { raw->ListenLoop(u); });
+  }
   return api;
 }
 
@@ -269,6 +335,7 @@ Result<std::uint64_t> Api::CatchUp() {
     Status reason;
   };
   std::vector<Closing> closing;
+  std::vector<std::pair<std::string, std::string>> owner_work;  // (add-on, snapshot)
   std::uint64_t folded = 0;
   {
     std::lock_guard log_lock(log_mu_);
@@ -282,6 +349,11 @@ Result<std::uint64_t> Api::CatchUp() {
       VIA_ASSIGN_OR_RETURN(Record record, log_->store().Read(seq));
       Apply(next, record);
       ++folded;
+      if (const auto* e = std::get_if<SnapshotRequested>(&record.event);
+          e != nullptr && IsOwnerWorkCommandId(record.command_id) && !options_.node.empty()) {
+        const AddonState* a = next.FindById(e->addon_id);
+        if (a != nullptr && a->node == options_.node) owner_work.emplace_back(e->addon_id, e->snapshot_id);
+      }
       if (const auto* e = std::get_if<GenerationRevoked>(&record.event)) {
         if (options_.metrics) options_.metrics->CountRevocationApplied();
         closing.push_back({e->addon_id, e->generation,
@@ -311,6 +383,9 @@ Result<std::uint64_t> Api::CatchUp() {
     }
     std::lock_guard state_lock(state_mu_);
     state_ = std::make_shared<const State>(std::move(next));
+  }
+  if (options_.on_owner_snapshot) {
+    for (const auto& [addon_id, snapshot_id] : owner_work) options_.on_owner_snapshot(addon_id, snapshot_id);
   }
   for (const auto& c : closing) {
     const std::string exact = c.generation ? DatabaseKey(c.addon_id, *c.generation) : "";
@@ -442,6 +517,7 @@ HttpResponse Api::MetricsPage() {
   g.catch_up_age_seconds =
       static_cast<double>(std::max<std::int64_t>(0, MonotonicNs() - caught_up_at_ns_.load())) / 1e9;
   g.log_readable = log_readable_.load();
+  g.log_listening = listening_.load();
   g.open_streams = engine_.open_streams();
   g.pooled_connections = engine_.pooled_connections();
   const WorkPool::Stats sql = sql_pool_->stats();
@@ -532,6 +608,10 @@ HttpResponse Api::Descriptor(const HttpRequest& request, const std::string& bind
   if (addon == nullptr) {
     return JsonError(404, "addon_not_found", "add-on " + claim->addon_id + " does not exist");
   }
+  if (!addon->node.empty() && addon->node != options_.node) {
+    // Its storage is probed (and its first delivery recorded) by its owner.
+    return ForwardToOwner(request, *state, *addon, /*hrana=*/false);
+  }
   ReadinessInput input;
   input.requested = addon->id;
   input.addon = addon;
@@ -592,6 +672,11 @@ HttpResponse Api::Descriptor(const HttpRequest& request, const std::string& bind
   {
     std::lock_guard lock(state_mu_);
     described.proxy_url = options_.public_url;
+  }
+  // An add-on placed on another announced node is served there.
+  if (!addon->node.empty() && addon->node != options_.node) {
+    auto owner = state->nodes.find(addon->node);
+    if (owner != state->nodes.end()) described.proxy_url = owner->second;
   }
   described.proxy_token = FormatAuthToken(addon->id, generation->number, mac);
   auto fields = (*provider)->Describe(described);
@@ -710,6 +795,9 @@ struct Api::SqlRequest {
   std::int64_t arrived_ns = 0;  // MonotonicNs() when the request was read
   std::optional<hrana::CursorRequest> cursor;  // set for /v3/cursor (then `pipeline` is empty)
   hrana::Encoding encoding = hrana::Encoding::kJson;
+  // The request as it came (method, target, Authorization, body), for
+  // forwarding it to the add-on's owner.
+  HttpRequest raw;
   const std::optional<std::string>& baton() const {
     return cursor ? cursor->baton : pipeline.baton;
   }
@@ -837,6 +925,7 @@ void Api::Pipeline(HttpRequest request, Responder respond, bool cursor, hrana::E
     respond(HranaFailure(parsed, retry_after));
     return;
   }
+  sql->raw = std::move(request);
   if (mac == MacCheck::kValid) {
     SubmitSql(std::move(sql), std::move(respond));
     return;
@@ -948,6 +1037,9 @@ std::optional<HttpResponse> Api::AdmitSql(const SqlRequest& sql,
   if (addon->phase != AddonPhase::kActive) {
     return HranaError(409, "addon_not_usable", "add-on " + addon->id + " is " + PhaseName(addon->phase));
   }
+  if (!addon->node.empty() && addon->node != options_.node) {
+    return ForwardToOwner(sql.raw, *state, *addon, /*hrana=*/true);
+  }
   auto provider = ProviderOf(*addon);
   if (!provider.ok() || !(*provider)->ProxiesSql()) {
     // Apps of such add-ons connect to the url of their descriptor.
@@ -971,6 +1063,43 @@ std::optional<HttpResponse> Api::AdmitSql(const SqlRequest& sql,
     return std::move(opened.db);
   };
   return std::nullopt;
+}
+
+HttpResponse Api::ForwardToOwner(const HttpRequest& raw, const State& state,
+                                 const AddonState& addon, bool hrana) {
+  const std::int64_t retry_after = options_.retry_after_s;
+  auto unavailable = [&](const std::string& code, const std::string& message) {
+    if (hrana) return HranaFailure(Unavailable(code, message), retry_after);
+    HttpResponse r = JsonError(503, code, message);
+    r.headers.emplace_back("Retry-After", std::to_string(retry_after));
+    return r;
+  };
+  if (!raw.forwarded_by.empty()) {
+    // The forwarding node and this one disagree about the owner (one of
+    // them has not read the newest placement yet): never forward twice.
+    return unavailable("owner_mismatch", "node " + raw.forwarded_by + " forwarded a request for " +
+                                             addon.id + ", which node " + addon.node +
+                                             " owns, not this one; retry");
+  }
+  auto owner = state.nodes.find(addon.node);
+  if (owner == state.nodes.end()) {
+    return unavailable("owner_unknown", "add-on " + addon.id + " is placed on node " + addon.node +
+                                            ", which has not announced a public URL");
+  }
+  ForwardOptions forward;
+  forward.from_node = options_.node.empty() ? "unnamed" : options_.node;
+  forward.timeout_ms = options_.forward_timeout_ms;
+  // The owner bounds its rows by the same limit; the rest is framing.
+  forward.max_body_bytes = options_.hrana.max_response_bytes + (1 << 20);
+  auto answer = Forward(owner->second, raw, forward);
+  if (options_.metrics) options_.metrics->CountForwarded(answer.ok());
+  if (!answer.ok()) {
+    ErrorLog("via serve: forward to node " + addon.node + " (" + owner->second +
+             "): " + answer.status().message());
+    return unavailable(answer.status().reason(), "add-on " + addon.id + " is served by node " +
+                                                     addon.node + ", which did not answer; retry");
+  }
+  return std::move(answer).value();
 }
 
 }  // namespace via::server

@@ -6,6 +6,7 @@
 //   GET  /.well-known/jwks.json      the workload-token verifying key (JWKS)
 //   GET  /v1/descriptors/{BINDING}   Bearer <workload JWT>: the binding as claimed by
 //                                    the token's release, with a derived auth_token
+//                                    (an add-on placed on another node: forwarded there)
 //   GET  /v2                         200: Hrana over HTTP, version 2 (JSON)
 //   POST /v2/pipeline                Bearer <auth_token>: a Hrana v2 pipeline
 //   GET  /healthz                    liveness: {"ok":true,"seq":N,"streams":N,"sql":{...}}
@@ -15,6 +16,12 @@
 //                                    began more than ready_max_lag_ms ago
 //   GET  /metrics                    the Prometheus text exposition (metrics.h)
 //   anything else                    404 (so clients that probe /v3-protobuf fall back to v2)
+//
+// Several nodes (options.node): a Hrana request whose credential names an
+// add-on placed on another node (AddonPlaced) is checked here first (mac,
+// revocation, destroy: the log is shared), then forwarded to the owner's
+// public URL and its answer returned as it came; batons are the owner's and
+// come back to it with every request, whichever node receives them.
 //
 // Where the work runs. Handle() runs on an HTTP I/O thread and never blocks
 // it: health, readiness, JWKS and routing errors are answered at once, from
@@ -88,6 +95,18 @@ struct ApiOptions {
   // once it knows its port when empty.
   std::string public_url;
   std::string trust_domain = "via.local";
+  // This node's name on a shared log (`via serve --node`); "" when unnamed.
+  // A Hrana request for an add-on placed on another announced node is
+  // forwarded to that node's public URL (forward.h), and descriptors carry
+  // the owner's URL.
+  std::string node;
+  std::int64_t forward_timeout_ms = 30000;
+  // Called (from the catch-up, on any thread; must not block) for every
+  // SnapshotRequested that another node's home appended for an add-on placed
+  // on this node (command id under kOwnerWorkPrefix) and that is not finished:
+  // once at Open for those already pending, then as they are read.
+  std::function<void(const std::string& addon_id, const std::string& snapshot_id)>
+      on_owner_snapshot;
   std::string actor = "via-serve";  // of GenerationDelivered records
   hrana::Limits hrana;
   int sqlite_busy_timeout_ms = 5000;  // how long a statement waits for a lock
@@ -166,6 +185,11 @@ class Api {
   // The same checks for a /v3/cursor request, whose answer streams
   // (hrana_cursor.h).
   void StreamCursor(const SqlRequest& sql, const Responder& respond);
+  // The owner's answer to a request for an add-on placed on another node
+  // (forward.h), or a 503 (Hrana-shaped when `hrana`): owner_unreachable,
+  // owner_unknown, owner_mismatch.
+  HttpResponse ForwardToOwner(const HttpRequest& raw, const State& state, const AddonState& addon,
+                              bool hrana);
   // The checks of both: an answer when the request must be refused, else
   // sets `open` to the factory of connections to the add-on's file.
   std::optional<HttpResponse> AdmitSql(const SqlRequest& sql, HranaEngine::ConnectionFactory* open);
@@ -189,6 +213,11 @@ class Api {
   StorageFact ProbeStorage(const providers::Provider& provider, const std::string& addon_id,
                            std::string* detail);
   void TailLoop();
+  // On a log on PostgreSQL: LISTENs on via_log and catches up at once when
+  // another process appends; while it listens, the tailer's poll only runs
+  // as a fallback (every PollFallbackMs()).
+  void ListenLoop(std::string url);
+  std::int64_t PollFallbackMs() const;
   void ErrorLog(const std::string& line) const {
     if (options_.error_log) options_.error_log(line);
   }
@@ -232,6 +261,9 @@ class Api {
   std::condition_variable tail_wake_;
   bool tail_stop_ = false;
   std::thread tailer_;
+  std::atomic<bool> listen_stop_{false};
+  std::atomic<bool> listening_{false};  // the LISTEN connection is up
+  std::thread listener_;
 };
 
 // "via1.<addon id>.<generation>.<base64url HMAC>".

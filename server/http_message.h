@@ -21,6 +21,9 @@ struct HttpRequest {
   std::string authorization;  // the Authorization header, "" when absent
   std::string body;
   std::string remote;         // peer address, for logs
+  // The Via-Forwarded-By header (forward.h): the node that forwarded this
+  // request to its owner; "" when it came from a client.
+  std::string forwarded_by;
 };
 
 struct HttpResponse {

@@ -710,6 +710,7 @@ asio::awaitable<void> HttpServer::Impl::ServeRequests(Conn& conn, Stream& io) {
       in.method = method;
       in.target = std::string(request.target());
       in.authorization = std::string(request[http::field::authorization]);
+      in.forwarded_by = std::string(request["Via-Forwarded-By"]);
       in.body = std::move(request.body());
       in.remote = conn.remote;
       out = co_await Respond(std::move(in));

@@ -133,6 +133,9 @@ std::string Metrics::Render(const Gauges& g) const {
         g.catch_up_age_seconds);
   Gauge(&out, "via_log_readable", "1 when the last log catch-up succeeded.",
         g.log_readable ? 1 : 0);
+  Gauge(&out, "via_log_listening",
+        "1 while a LISTEN connection wakes the catch-up on every append (log on PostgreSQL).",
+        g.log_listening ? 1 : 0);
   Gauge(&out, "via_ready", "1 when /readyz answers 200.", g.ready ? 1 : 0);
   Header(&out, "via_revocations_applied_total", "counter",
          "Credential revocations (GenerationRevoked) the server read from the log and enforced.");
@@ -142,6 +145,14 @@ std::string Metrics::Render(const Gauges& g) const {
          "SQL requests refused because their credential was revoked.");
   Sample(&out, "via_revoked_requests_total", "",
          static_cast<double>(revoked_requests_.load(std::memory_order_relaxed)));
+  Header(&out, "via_forwarded_requests_total", "counter",
+         "Hrana requests forwarded to the add-on's owning node that it answered.");
+  Sample(&out, "via_forwarded_requests_total", "",
+         static_cast<double>(forwarded_.load(std::memory_order_relaxed)));
+  Header(&out, "via_forward_failures_total", "counter",
+         "Hrana requests for another node's add-on that could not be forwarded (503).");
+  Sample(&out, "via_forward_failures_total", "",
+         static_cast<double>(forward_failures_.load(std::memory_order_relaxed)));
   Header(&out, "via_streams_closed_by_revocation_total", "counter",
          "Hrana streams closed because their credential was revoked.");
   Sample(&out, "via_streams_closed_by_revocation_total", "",

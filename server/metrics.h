@@ -56,6 +56,10 @@ class Metrics {
   void CountRevokedRequest() { revoked_requests_.fetch_add(1, std::memory_order_relaxed); }
   // The server applied a revocation (GenerationRevoked) it read from the log.
   void CountRevocationApplied() { revocations_applied_.fetch_add(1, std::memory_order_relaxed); }
+  // A Hrana request forwarded to the add-on's owning node: answered by it, or not.
+  void CountForwarded(bool answered) {
+    (answered ? forwarded_ : forward_failures_).fetch_add(1, std::memory_order_relaxed);
+  }
   // Streams the server closed because of a revocation.
   void CountStreamsClosedByRevocation(std::uint64_t n) {
     streams_closed_by_revocation_.fetch_add(n, std::memory_order_relaxed);
@@ -66,6 +70,7 @@ class Metrics {
     std::uint64_t log_seq = 0;           // the newest record folded
     double catch_up_age_seconds = 0;     // since the last successful catch-up began
     bool log_readable = true;            // the last catch-up succeeded
+    bool log_listening = false;          // LISTEN via_log is up (a log on PostgreSQL)
     bool ready = true;                   // /readyz answers 200
     std::size_t open_streams = 0;
     std::size_t pooled_connections = 0;  // idle SQLite connections kept
@@ -92,6 +97,8 @@ class Metrics {
   std::atomic<std::uint64_t> revoked_requests_{0};
   std::atomic<std::uint64_t> revocations_applied_{0};
   std::atomic<std::uint64_t> streams_closed_by_revocation_{0};
+  std::atomic<std::uint64_t> forwarded_{0};
+  std::atomic<std::uint64_t> forward_failures_{0};
 };
 
 }  // namespace via::server

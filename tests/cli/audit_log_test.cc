@@ -173,6 +173,8 @@ std::vector<via::Event> OneOfEach() {
   events.push_back(SnapshotPolicySet{"ad_x", 3, 7, 4, 86400});
   events.push_back(ProviderConfigured{"postgres", "db.internal", 5432, "via", "postgres",
                                       Bytes(32, 0xab)});
+  events.push_back(NodeAnnounced{"node-a", "http://10.0.0.1:7600"});
+  events.push_back(AddonPlaced{"ad_x", "node-a"});
   events.push_back(AddonDestroyed{"ad_x", "db-x#destroyed#ad_x"});
   return events;
 }
@@ -233,6 +235,8 @@ TEST_CASE("every event type has its own audit log summary", "[cli][audit_log]") 
       "86400s",
       "ProviderConfigured   provider postgres configured: via@db.internal:5432/postgres (secret "
       "fingerprint abababababababab)",
+      "NodeAnnounced        node node-a announced at http://10.0.0.1:7600",
+      "AddonPlaced          db-x (ad_x) placed on node node-a",
       "AddonDestroyed       db-x (ad_x) destroyed; its record is now db-x#destroyed#ad_x",
   };
   const auto lines = Lines(r.out);

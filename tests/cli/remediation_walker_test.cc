@@ -680,6 +680,13 @@ TEST_CASE("walker: every refusal converges", "[cli][walker]") {
          const std::string cmd = "addon snapshot app-db --label " + std::string(201, 'x');
          return std::make_tuple(cmd, cmd, h.Id("app-db"));
        }},
+      {"create on a node that never announced itself", "unknown_node", false,
+       [](Home& h) {
+         // The home says it is node n1's, but no `via serve --node n1` ran.
+         std::ofstream(h.dir.path() / "node") << "n1\n";
+         return std::make_tuple("addon create sqlite db-n --app api",
+                                "addon create sqlite db-n --app api", std::string());
+       }},
       {"create with a provider this build does not run", "unknown_provider", false,
        [](Home& h) {
          return std::make_tuple("addon create rabbitmq queue --app api",

@@ -32,6 +32,28 @@ TEST_CASE("create emits the add-on, generation 1 and the requested binding", "[d
   CHECK(std::get<BindingAttached>((*events)[2]).binding == "DATABASE");
 }
 
+TEST_CASE("create on a node places the add-on there; a node never announced is refused",
+          "[domain]") {
+  CreateCommand c = Create("app-db", "ad_1");
+  c.node = "node-a";
+  auto refused = DecideCreate(State{}, c);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.status().reason() == "unknown_node");
+  CHECK(ExitCodeFor(refused.status().code()) == 4);
+  State s = Fold({NodeAnnounced{"node-a", "http://10.0.0.1:7600"}});
+  CHECK(s.nodes.at("node-a") == "http://10.0.0.1:7600");
+  auto events = DecideCreate(s, c);
+  REQUIRE(events.ok());
+  REQUIRE(events->size() == 3);
+  CHECK(std::get<AddonPlaced>((*events)[1]) == AddonPlaced{"ad_1", "node-a"});
+  ApplyAll(s, *events);
+  CHECK(s.FindAddon("app-db")->node == "node-a");
+  // A node announced again at a new URL keeps one entry, the newest URL.
+  ApplyAll(s, {NodeAnnounced{"node-a", "http://10.0.0.2:7600"}});
+  CHECK(s.nodes.size() == 1);
+  CHECK(s.nodes.at("node-a") == "http://10.0.0.2:7600");
+}
+
 TEST_CASE("create refuses a live name with exit code 4", "[domain]") {
   State s = Fold(*DecideCreate(State{}, Create("app-db", "ad_1")));
   auto again = DecideCreate(s, Create("app-db", "ad_2"));

@@ -54,7 +54,7 @@ std::vector<Event> RandomEvents(std::mt19937& rng, int& next_id) {
   std::string name = "db" + std::to_string(pick(4));
   std::string binding = pick(2) ? "DATABASE" : "CACHE";
   std::string snapshot = "sn_" + std::to_string(pick(6));
-  switch (pick(18)) {
+  switch (pick(20)) {
     case 0: {
       std::string id = "ad_" + std::to_string(next_id++);
       return {AddonCreated{id, name, "sqlite", app, binding},
@@ -76,6 +76,9 @@ std::vector<Event> RandomEvents(std::mt19937& rng, int& next_id) {
     case 14: return {SnapshotVerified{addon, snapshot, pick(2) == 1, "sha256", "ok"}};
     case 15: return {SnapshotDeleted{addon, snapshot, "operator"}};
     case 16: return {SnapshotPolicySet{addon, 3, 7, 4, 86400}};
+    case 17: return {NodeAnnounced{"node" + std::to_string(pick(3)),
+                                   "http://10.0.0." + std::to_string(pick(3)) + ":7600"}};
+    case 18: return {AddonPlaced{addon, "node" + std::to_string(pick(3))}};
     default: return {GenerationDelivered{addon, 1, app, "v1"}, WorkloadTokenIssued{app, "v1", "t", 0}};
   }
 }

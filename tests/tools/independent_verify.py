@@ -343,6 +343,8 @@ EVENTS = {
     25: ("ProviderConfigured", [("provider", "text", 0), ("host", "text", 1), ("port", "u32", 0),
                                 ("user", "text", 2), ("database", "text", 3),
                                 ("secretFingerprint", "data", 4)]),
+    26: ("NodeAnnounced", [("node", "text", 0), ("publicUrl", "text", 1)]),
+    27: ("AddonPlaced", [("addonId", "text", 0), ("node", "text", 1)]),
 }
 
 
