@@ -4,6 +4,7 @@
 
 #include "eventstore/record_codec.h"
 #include "projections/read_model.h"
+#include "domain/reasons.h"
 
 namespace via::commands {
 
@@ -156,7 +157,7 @@ Result<ReplayResult> AuditReplay(const Context& ctx, std::uint64_t until) {
       return out;
     }
     // A home that cannot be written has no model to compare: replay alone.
-    if (compared.status().reason() != "home_not_writable") return compared.status();
+    if (compared.status().reason() != reason::kHomeNotWritable) return compared.status();
   }
   VIA_ASSIGN_OR_RETURN(out.state, projections::Replay(log->store(), until));
   out.digest = projections::StateDigest(out.state);

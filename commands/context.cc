@@ -4,17 +4,18 @@
 #include <cstring>
 
 #include "crypto/crypto.h"
+#include "domain/reasons.h"
 
 namespace via::commands {
 
 Status ExplainFault(const eventstore::Home& home, Status status) {
   if (!status.remediation().empty()) return status;
   const std::string home_dir = home.root.string();
-  if (status.reason() == "disk_full") {
+  if (status.reason() == reason::kDiskFull) {
     return status.WithRemediation("free space on the file system of " + home_dir + " (df -h " +
                                   home_dir + "), then run the command again");
   }
-  if (status.reason() == "home_not_writable") {
+  if (status.reason() == reason::kHomeNotWritable) {
     return status.WithRemediation("make " + home_dir +
                                   " writable for this user (reading commands work without it)");
   }

@@ -5,6 +5,7 @@
 
 #include "commands/session.h"
 #include "domain/decide.h"
+#include "domain/reasons.h"
 
 namespace via::commands {
 namespace {
@@ -41,11 +42,11 @@ Result<GenerationResult> RotateCredentials(const Context& ctx, const std::string
     auto decided = DecideAndAppend(ctx, session, AddonKeys(id), [&](const State& s) -> Result<std::vector<Event>> {
       const AddonState* current = s.FindById(id);
       if (current && current->current_generation() + 1 != next) {
-        return Aborted("stale_generation", "another rotation happened first");
+        return Aborted(reason::kStaleGeneration, "another rotation happened first");
       }
       return DecideRotate(s, id, generation.first, generation.second);
     });
-    if (!decided.ok() && decided.status().reason() == "stale_generation") continue;
+    if (!decided.ok() && decided.status().reason() == reason::kStaleGeneration) continue;
     if (!decided.ok()) return decided.status();
     // The generation this command rotated, from its own event; then the
     // provider makes it usable (nothing to do for a proxied one).

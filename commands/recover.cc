@@ -5,6 +5,7 @@
 #include <memory>
 #include <set>
 
+#include "domain/reasons.h"
 #include "domain/state.h"
 #include "eventstore/filenames.h"
 #include "projections/read_model.h"
@@ -90,7 +91,7 @@ Result<RecoverReport> Recover(const Context& ctx, bool dry_run) {
                          !addon.pending_repair.empty();
     if (!pending) continue;
     if (elsewhere(addon)) {
-      report.intents.push_back({"owner_elsewhere", id, addon.node, "left",
+      report.intents.push_back({reason::kOwnerElsewhere, id, addon.node, "left",
                                 "node " + addon.node + "'s home settles it (via recover there)"});
       continue;
     }

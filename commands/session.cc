@@ -6,6 +6,7 @@
 #include "crypto/credentials.h"
 #include "crypto/crypto.h"
 #include "domain/names.h"
+#include "domain/reasons.h"
 #include "eventstore/checkpoint.h"
 #include "eventstore/file_lock.h"
 #include "eventstore/filenames.h"
@@ -41,7 +42,7 @@ Result<Session> Session::OpenForReading(const Context& ctx) {
   s.read_only_log_ = std::move(log).value();
   auto model = projections::ReadModel::Open(ctx.home.state_db().string());
   if (!model.ok()) {
-    if (model.status().reason() != "home_not_writable") return model.status();
+    if (model.status().reason() != reason::kHomeNotWritable) return model.status();
     s.in_memory_ = true;
   } else {
     s.model_ = std::move(model).value();
@@ -54,7 +55,7 @@ Status Session::CatchUp() {
   if (in_memory_) return Status::Ok();
   auto caught_up = model_->CatchUp(store());
   if (caught_up.ok()) return Status::Ok();
-  if (caught_up.status().reason() != "home_not_writable" || log_) return caught_up.status();
+  if (caught_up.status().reason() != reason::kHomeNotWritable || log_) return caught_up.status();
   in_memory_ = true;
   return Status::Ok();
 }
@@ -118,7 +119,7 @@ Status Session::RequireOwner(const Context& ctx, const std::string& name_or_id) 
   if (addon == nullptr || addon->node.empty()) return Status::Ok();
   VIA_ASSIGN_OR_RETURN(std::optional<std::string> home_node, HomeNode(ctx.home));
   if (addon->node == home_node.value_or("")) return Status::Ok();
-  return FailedPrecondition("owner_elsewhere", "add-on " + addon->id + " lives on node " +
+  return FailedPrecondition(reason::kOwnerElsewhere, "add-on " + addon->id + " lives on node " +
                                                    addon->node +
                                                    "; its files are there, not in this home")
       .WithRemediation("run the command with --home of node " + addon->node);
@@ -285,7 +286,7 @@ Result<Decided> DecideAndAppend(const Context& ctx, Session& session, const Stat
     // deciding again would only wait as long once more.
     if ((appended.status().code() != StatusCode::kAborted &&
          appended.status().code() != StatusCode::kUnavailable) ||
-        appended.status().reason() == "log_unreachable") {
+        appended.status().reason() == reason::kLogUnreachable) {
       return appended.status();
     }
   }

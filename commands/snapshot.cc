@@ -13,6 +13,7 @@
 #include "commands/session.h"
 #include "domain/decide.h"
 #include "domain/names.h"
+#include "domain/reasons.h"
 #include "domain/snapshots.h"
 #include "storage/file.h"
 
@@ -101,7 +102,7 @@ Result<SnapshotState> TakeOne(const Context& ctx, Session& session, const std::s
   const std::string snapshot_id = ctx.ids->NewId("sn_");
   // Before the intent: a snapshot of another node's add-on is that node's.
   Status owned = session.RequireOwner(ctx, addon);
-  if (owned.reason() == "owner_elsewhere") {
+  if (owned.reason() == reason::kOwnerElsewhere) {
     return AskOwnerForSnapshot(ctx, session, addon, label, snapshot_id);
   }
   VIA_RETURN_IF_ERROR(owned);

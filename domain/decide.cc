@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "domain/names.h"
+#include "domain/reasons.h"
 
 namespace via {
 namespace {
@@ -212,7 +213,7 @@ Result<std::vector<Event>> DecideSnapshot(const State& state, const std::string&
                                           const std::string& label) {
   VIA_ASSIGN_OR_RETURN(const AddonState* a, LiveAddon(state, addon));
   if (!a->restoring_snapshot.empty()) {
-    return FailedPrecondition("restore_in_progress",
+    return FailedPrecondition(reason::kRestoreInProgress,
                               "a restore of " + a->name + " is in progress")
         .WithRemediation("via recover");
   }
@@ -250,7 +251,7 @@ Status CheckRestore(const State& state, const std::string& addon, const std::str
         .WithOwner("operator");  // pick another snapshot
   }
   if (!a->restoring_snapshot.empty()) {
-    return FailedPrecondition("restore_in_progress", "a restore of " + a->name + " is in progress")
+    return FailedPrecondition(reason::kRestoreInProgress, "a restore of " + a->name + " is in progress")
         .WithRemediation("via recover");
   }
   return Status::Ok();

@@ -1,4 +1,5 @@
 #include "domain/readiness.h"
+#include "domain/reasons.h"
 
 namespace via {
 namespace {
@@ -104,7 +105,7 @@ Verdict Storage(const ReadinessInput& in) {
   if (a == nullptr) return Blocker{"addon_not_found", "operator", "", ""};
   if (a->phase == AddonPhase::kDestroyed) return Blocker{"addon_destroyed", "operator", "", ""};
   if (!a->restoring_snapshot.empty()) {
-    return Blocker{"restore_in_progress", "operator",
+    return Blocker{reason::kRestoreInProgress, "operator",
                    "a restore from " + a->restoring_snapshot +
                        " is in progress (via recover finishes or rolls back one whose process died)",
                    "via recover"};
@@ -231,7 +232,7 @@ const std::vector<std::string>& BlockerCodes() {
       "addon_not_found",    "addon_destroyed",       "provisioning_failed",
       "metadata_conflict",  "unknown_provider",      "storage_missing",
       "storage_unreadable", "storage_corrupt",       "storage_unreachable",
-      "restore_in_progress",
+      reason::kRestoreInProgress,
       "binding_missing",    "binding_conflict",      "no_active_generation",
       "credentials_key_missing", "release_claim_missing"};
   return kCodes;

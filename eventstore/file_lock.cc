@@ -1,4 +1,5 @@
 #include "eventstore/file_lock.h"
+#include "domain/reasons.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -18,9 +19,9 @@ Result<FileLock> FileLock::Exclusive(const std::filesystem::path& path) {
     const int err = errno;
     const std::string what = "open " + path.string() + ": " + std::strerror(err);
     if (err == EACCES || err == EROFS || err == EPERM) {
-      return Status(StatusCode::kInternal, "home_not_writable", what);
+      return Status(StatusCode::kInternal, reason::kHomeNotWritable, what);
     }
-    if (err == ENOSPC) return Status(StatusCode::kInternal, "disk_full", what);
+    if (err == ENOSPC) return Status(StatusCode::kInternal, reason::kDiskFull, what);
     return Internal(what);
   }
   while (::flock(fd, LOCK_EX) != 0) {

@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "eventstore/postgres/pg_log_store.h"
+#include "domain/reasons.h"
 
 namespace via::eventstore {
 namespace fs = std::filesystem;
@@ -67,7 +68,7 @@ Status Home::EnsureDirectories() const {
                           ec == std::errc::operation_not_permitted;
       const bool full = ec == std::errc::no_space_on_device;
       return Status(StatusCode::kInternal,
-                    denied ? "home_not_writable" : full ? "disk_full" : "internal",
+                    denied ? reason::kHomeNotWritable : full ? reason::kDiskFull : "internal",
                     "cannot create " + dir.string() + ": " + ec.message());
     }
     if (dir == root || dir == keys_dir()) ::chmod(dir.c_str(), 0700);

@@ -8,6 +8,7 @@
 #include "eventstore/postgres/pg_log_store.h"
 #include "eventstore/record_codec.h"
 #include "eventstore/sqlite_log_store.h"
+#include "domain/reasons.h"
 
 namespace via::eventstore {
 
@@ -39,7 +40,7 @@ Result<AppendResult> LogStore::Append(const AppendRequest& request, const Signer
   std::optional<SentCommit> unknown;
   for (int attempt = 1;; ++attempt) {
     Result<AppendResult> result = AppendOnce(request, signer, &unknown);
-    if (result.ok() || result.status().reason() != "log_unreachable") return result;
+    if (result.ok() || result.status().reason() != reason::kLogUnreachable) return result;
     if (attempt >= retry_policy_.attempts || Clock::now() + pause > deadline) {
       if (!unknown) return result;
       return result.status()

@@ -11,6 +11,7 @@
 #include "crypto/crypto.h"
 #include "eventstore/file_lock.h"
 #include "eventstore/record_codec.h"
+#include "domain/reasons.h"
 
 namespace via::projections {
 namespace {
@@ -900,10 +901,10 @@ Result<std::unique_ptr<ReadModel>> ReadModel::Open(const std::string& path) {
     auto db = sql::Db::Open(path, sql::OpenOptions{});
     if (!db.ok() && ::access(std::filesystem::path(path).parent_path().c_str(), W_OK) != 0 &&
         (errno == EROFS || errno == EACCES)) {
-      db = Status(StatusCode::kInternal, "home_not_writable",
+      db = Status(StatusCode::kInternal, reason::kHomeNotWritable,
                   "cannot create the read model at " + path + ": " + std::strerror(errno));
     }
-    if (!db.ok() && db.status().reason() == "home_not_writable") {
+    if (!db.ok() && db.status().reason() == reason::kHomeNotWritable) {
       // A home that cannot be written (a read-only mount): the model is read
       // as it is; CatchUp says home_not_writable when it is behind.
       sql::OpenOptions read_only;
@@ -1145,7 +1146,7 @@ Result<std::uint64_t> ReadModel::CatchUp(eventstore::LogStore& log) {
 
 Result<std::uint64_t> ReadModel::Advance(eventstore::LogStore& log, bool rebuild) {
   if (read_only_) {
-    return Status(StatusCode::kInternal, "home_not_writable",
+    return Status(StatusCode::kInternal, reason::kHomeNotWritable,
                   "the read model at " + path_ + " is behind the log and cannot be written");
   }
   // Processes that find the model behind queue on a lock file beside it (the

@@ -14,6 +14,7 @@
 #include "crypto/crypto.h"
 #include "domain/names.h"
 #include "domain/readiness.h"
+#include "domain/reasons.h"
 #include "eventstore/filenames.h"
 #include "projections/read_model.h"
 #include "server/forward.h"
@@ -357,7 +358,7 @@ Result<std::uint64_t> Api::CatchUp() {
       if (const auto* e = std::get_if<GenerationRevoked>(&record.event)) {
         if (options_.metrics) options_.metrics->CountRevocationApplied();
         closing.push_back({e->addon_id, e->generation,
-                           Status(StatusCode::kUnauthenticated, "credential_revoked",
+                           Status(StatusCode::kUnauthenticated, reason::kCredentialRevoked,
                                   "generation " + std::to_string(e->generation) + " of " +
                                       e->addon_id + " was revoked")});
       } else if (const auto* e = std::get_if<AddonDestroyed>(&record.event)) {
@@ -395,7 +396,7 @@ Result<std::uint64_t> Api::CatchUp() {
           return c.generation ? key == exact : key.substr(0, prefix.size()) == prefix;
         },
         c.reason);
-    if (options_.metrics && c.reason.reason() == "credential_revoked") {
+    if (options_.metrics && c.reason.reason() == reason::kCredentialRevoked) {
       options_.metrics->CountStreamsClosedByRevocation(closed);
     }
   }
@@ -651,7 +652,7 @@ HttpResponse Api::Descriptor(const HttpRequest& request, const std::string& bind
                        {"owner", readiness.owner},
                        {"reason", readiness.reason},
                        {"remediation", readiness.remediation}});
-    if (code == "restore_in_progress") {
+    if (code == reason::kRestoreInProgress) {
       r.headers.emplace_back("Retry-After", std::to_string(options_.retry_after_s));
     }
     return r;
@@ -1015,7 +1016,7 @@ std::optional<HttpResponse> Api::AdmitSql(const SqlRequest& sql,
   }
   if (generation->revoked) {
     if (options_.metrics) options_.metrics->CountRevokedRequest();
-    return Unauthorized(HranaError(401, "credential_revoked",
+    return Unauthorized(HranaError(401, reason::kCredentialRevoked,
                                    "generation " + std::to_string(generation->number) +
                                        " of " + addon->id + " was revoked"));
   }
@@ -1029,7 +1030,7 @@ std::optional<HttpResponse> Api::AdmitSql(const SqlRequest& sql,
                             ": this stream's transaction was discarded; start a new one");
     }
     HttpResponse r = HranaError(503, addon->restoring_snapshot.empty() ? "repair_in_progress"
-                                                                       : "restore_in_progress",
+                                                                       : reason::kRestoreInProgress,
                                 "add-on " + addon->id + " is being restored or repaired; retry");
     r.headers.emplace_back("Retry-After", std::to_string(retry_after));
     return r;

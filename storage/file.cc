@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "crypto/crypto.h"
+#include "domain/reasons.h"
 
 namespace via::fileio {
 
@@ -61,7 +62,7 @@ Status WriteAll(const Fd& fd, ByteView data, const fs::path& path) {
       const int err = errno;
       std::string message = "write " + path.string() + ": " + ErrnoText(err);
       if (err == ENOSPC || err == EFBIG || err == EDQUOT) {
-        return Status(StatusCode::kInternal, "disk_full", message);
+        return Status(StatusCode::kInternal, reason::kDiskFull, message);
       }
       return Internal(message);
     }

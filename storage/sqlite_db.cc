@@ -1,4 +1,5 @@
 #include "storage/sqlite_db.h"
+#include "domain/reasons.h"
 
 #include <sqlite3.h>
 
@@ -93,17 +94,17 @@ Status MapError(sqlite3* db, int rc, std::string_view what) {
     case SQLITE_CONSTRAINT:
       return FailedPrecondition("constraint", message);
     case SQLITE_FULL:
-      return Status(StatusCode::kInternal, "disk_full", message);
+      return Status(StatusCode::kInternal, reason::kDiskFull, message);
     case SQLITE_READONLY:
     case SQLITE_PERM:
-      return Status(StatusCode::kInternal, "home_not_writable", message);
+      return Status(StatusCode::kInternal, reason::kHomeNotWritable, message);
     case SQLITE_IOERR:
-      if (err == ENOSPC || err == EDQUOT) return Status(StatusCode::kInternal, "disk_full", message);
-      if (IsWriteAccessErrno(err)) return Status(StatusCode::kInternal, "home_not_writable", message);
+      if (err == ENOSPC || err == EDQUOT) return Status(StatusCode::kInternal, reason::kDiskFull, message);
+      if (IsWriteAccessErrno(err)) return Status(StatusCode::kInternal, reason::kHomeNotWritable, message);
       return Internal(message);
     case SQLITE_CANTOPEN:
-      if (err == ENOSPC) return Status(StatusCode::kInternal, "disk_full", message);
-      if (IsWriteAccessErrno(err)) return Status(StatusCode::kInternal, "home_not_writable", message);
+      if (err == ENOSPC) return Status(StatusCode::kInternal, reason::kDiskFull, message);
+      if (IsWriteAccessErrno(err)) return Status(StatusCode::kInternal, reason::kHomeNotWritable, message);
       return NotFound("cannot_open", message);
     default:
       return Internal(message);
@@ -218,7 +219,7 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path, const OpenOptions&
   if (!options.read_only && sqlite3_db_readonly(db->raw(), "main") == 1) {
     // SQLite falls back to reading a file it cannot write (a read-only mount
     // or file): for a writer that is a fault of the machine, named as such.
-    return Status(StatusCode::kInternal, "home_not_writable",
+    return Status(StatusCode::kInternal, reason::kHomeNotWritable,
                   "open " + path + ": the file or its directory cannot be written");
   }
   if (options.read_only && options.immutable_fallback) {

@@ -3,6 +3,7 @@
 #include <bit>
 
 #include "eventstore/record_codec.h"
+#include "domain/reasons.h"
 
 namespace via::eventstore::postgres {
 namespace {
@@ -284,7 +285,7 @@ Status PgLogStore::CommitAppend(const Head& head) {
   Status committed = conn_.Exec("COMMIT");
   in_transaction_ = false;
   if (!committed.ok()) {
-    if (committed.reason() == "log_unreachable") {
+    if (committed.reason() == reason::kLogUnreachable) {
       commit_outcome_unknown_ = true;
       // LogStore::Append finds out, once reconnected, whether it landed.
       return Unreachable("the connection broke during COMMIT (" + committed.message() +

@@ -1,4 +1,5 @@
 #include "eventstore/postgres/pq.h"
+#include "domain/reasons.h"
 
 #include <dlfcn.h>
 #include <endian.h>
@@ -46,7 +47,7 @@ Result<const Libpq*> LoadLibpq() {
 const Libpq& Pq() { return g_libpq; }
 
 Status Unreachable(std::string_view detail) {
-  return Unavailable("log_unreachable",
+  return Unavailable(reason::kLogUnreachable,
                      "the event log's PostgreSQL server cannot be reached: " + std::string(detail))
       .WithRemediation("check that PostgreSQL is up and reachable, then retry");
 }

@@ -15,6 +15,7 @@
 
 #include "crypto/credentials.h"
 #include "crypto/crypto.h"
+#include "domain/reasons.h"
 #include "domain/snapshots.h"
 #include "eventstore/file_lock.h"
 #include "eventstore/filenames.h"
@@ -128,7 +129,7 @@ Status RunClient(const std::string& program, std::vector<std::string> args,
                  const std::string& password, const fs::path& log_file) {
   const std::string path = ClientProgram(program);
   if (path.empty()) {
-    return FailedPrecondition("pg_client_missing",
+    return FailedPrecondition(reason::kPgClientMissing,
                               program + " is not installed: install the Debian package "
                               "postgresql-client (apt-get install postgresql-client)")
         .WithOwner("platform");
@@ -697,7 +698,7 @@ Result<SnapshotVerified> PostgresProvider::CheckSnapshot(const std::string& addo
                               eventstore::SideFile(file, ".list").string());
     std::error_code ec;
     fs::remove(eventstore::SideFile(file, ".list"), ec);
-    if (!listed.ok() && listed.reason() == "pg_client_missing") return listed;
+    if (!listed.ok() && listed.reason() == reason::kPgClientMissing) return listed;
     verified.ok = listed.ok();
     verified.detail = listed.ok() ? "ok" : listed.message();
   }

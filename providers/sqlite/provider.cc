@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "domain/reasons.h"
 #include "domain/snapshots.h"
 #include "eventstore/file_lock.h"
 #include "eventstore/filenames.h"
@@ -144,7 +145,7 @@ Result<SnapshotTaken> SqliteProvider::Snapshot(const std::string& addon_id,
     VIA_RETURN_IF_ERROR(AppendCompletion(
         command_id, {SnapshotFailed{addon_id, snapshot_id, digest.status().message()}}));
     Status failed = digest.status().WithContext("snapshot " + snapshot_id);
-    if (failed.reason() != "disk_full") return failed;
+    if (failed.reason() != reason::kDiskFull) return failed;
     return failed.WithRemediation("free space where " + options_.home.root.string() +
                                   " lives, then take the snapshot again (docs/operations.md)");
   }

@@ -46,6 +46,7 @@
 #include "eventstore/filenames.h"
 #include "storage/file.h"
 #include "storage/sqlite_db.h"
+#include "domain/reasons.h"
 
 namespace via::providers::sqlite {
 namespace {
@@ -180,7 +181,7 @@ Status SqliteStatus(int rc, const std::string& message,
     case SQLITE_NOTADB:
       return DataLoss(corrupt_reason, message);
     case SQLITE_FULL:
-      return Status(StatusCode::kInternal, "disk_full", message);
+      return Status(StatusCode::kInternal, reason::kDiskFull, message);
     default:
       return Internal(message);
   }

@@ -154,7 +154,7 @@ TEST_CASE("addon list prints a table: a header, then one row per add-on with REA
   CHECK(destroyed);
 }
 
-TEST_CASE("addon list of an empty home says so; --json is an empty list", "[cli][addon_list]") {
+TEST_CASE("addon list of an empty home says so, --json is an empty list", "[cli][addon_list]") {
   CliHome h;
   REQUIRE(h.Run("init").exit_code == 0);
   auto r = h.Run("addon list");

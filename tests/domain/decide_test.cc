@@ -32,7 +32,7 @@ TEST_CASE("create emits the add-on, generation 1 and the requested binding", "[d
   CHECK(std::get<BindingAttached>((*events)[2]).binding == "DATABASE");
 }
 
-TEST_CASE("create on a node places the add-on there; a node never announced is refused",
+TEST_CASE("create on a node places the add-on there, a node never announced is refused",
           "[domain]") {
   CreateCommand c = Create("app-db", "ad_1");
   c.node = "node-a";

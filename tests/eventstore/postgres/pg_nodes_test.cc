@@ -310,7 +310,8 @@ TEST_CASE("two nodes on one PostgreSQL log: placement, descriptors, forwarding, 
     CHECK(made["addon"]["node"] == (w % 2 == 0 ? "a" : "b"));
   }
   int taken = 0;
-  for (const auto& snap : JsonOf(Via(home_b, "--json addon snapshots db-a").out)) {
+  const json snapshots = JsonOf(Via(home_b, "--json addon snapshots db-a").out)["snapshots"];
+  for (const auto& snap : snapshots) {
     CHECK(snap["status"] == "taken");
     taken += snap["status"] == "taken";
     CHECK(fs::exists(home_a / "snapshots" / addon_a["id"].get<std::string>() /
@@ -378,7 +379,8 @@ TEST_CASE("a snapshot asked for on another node's home is taken by the owner's v
         std::string::npos);
   auto pending = [&](const std::string& status) {
     int n = 0;
-    for (const auto& s : JsonOf(Via(home_b, "--json addon snapshots db-a").out)) {
+    const json snapshots = JsonOf(Via(home_b, "--json addon snapshots db-a").out)["snapshots"];
+    for (const auto& s : snapshots) {
       n += s["status"] == status;
     }
     return n;
