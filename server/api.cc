@@ -276,6 +276,12 @@ Result<std::unique_ptr<Api>> Api::Open(const ApiOptions& options) {
   log_options.ids = options.ids;
   log_options.actor = options.actor;
   VIA_ASSIGN_OR_RETURN(api->log_, eventstore::EventLog::Open(log_options));
+  // The server appends while it holds log_mu_, which every request's catch-up
+  // waits for: a lost connection gets one quick second try (a COMMIT cut off
+  // in flight is still found by its chain hash), not the CLI's 10 s of
+  // retries, so requests answer log_unreachable at once while the log's
+  // server is away instead of queueing behind the retries.
+  api->log_->store().set_retry_policy({2, std::chrono::milliseconds(200)});
   const std::int64_t replay_started = MonotonicNs();
   VIA_ASSIGN_OR_RETURN(State state, projections::Replay(api->log_->store(), 0));
   // Owner work another node's home asked for while this node was down.
@@ -1097,6 +1103,13 @@ HttpResponse Api::ForwardToOwner(const HttpRequest& raw, const State& state,
   if (!answer.ok()) {
     ErrorLog("via serve: forward to node " + addon.node + " (" + owner->second +
              "): " + answer.status().message());
+    if (answer.status().reason() == "owner_answer_lost") {
+      // Not retryable: the owner may have run it (see server/forward.h).
+      const std::string message = "add-on " + addon.id + " is served by node " + addon.node +
+                                  ", whose answer was lost: the request may have run there";
+      return hrana ? HranaError(502, "owner_answer_lost", message)
+                   : JsonError(502, "owner_answer_lost", message);
+    }
     return unavailable(answer.status().reason(), "add-on " + addon.id + " is served by node " +
                                                      addon.node + ", which did not answer; retry");
   }

@@ -36,9 +36,13 @@ struct ForwardOptions {
 };
 
 // Sends `request` to `base_url` + request.target and returns the answer.
-// Errors: Unavailable "owner_unreachable" (cannot connect, connection broke,
-// timeout), Unavailable "owner_bad_answer" (not HTTP, too large),
-// Unavailable "forward_unsupported" (an https:// owner).
+// Errors: Unavailable "owner_unreachable" (cannot resolve or connect, or the
+// timeout passed before the request was written: the owner never saw it),
+// Internal "owner_answer_lost" (the request was written, then the connection
+// broke, the timeout passed or the answer was not HTTP or too large: the owner
+// may have run it, so it is not retryable), Unavailable "forward_unsupported"
+// (an https:// owner). The answer's Retry-After, WWW-Authenticate and
+// Cache-Control headers are kept.
 Result<HttpResponse> Forward(const std::string& base_url, const HttpRequest& request,
                              const ForwardOptions& options);
 

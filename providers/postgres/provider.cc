@@ -42,7 +42,26 @@ std::string Lower(std::string s) {
 }
 
 // Our names hold only [a-z0-9_]; quoted all the same.
-std::string Ident(const std::string& name) { return "\"" + name + "\""; }
+// A quoted identifier; an embedded quote is doubled. Names Via builds are
+// [a-z0-9_], but Retire also acts on names read back from pg_roles.
+std::string Ident(const std::string& name) {
+  std::string out = "\"";
+  for (char c : name) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+// A string literal; an embedded single quote is doubled
+// (standard_conforming_strings is on, PostgreSQL's default since 9.1).
+std::string Literal(const std::string& text) {
+  std::string out = "'";
+  for (char c : text) {
+    if (c == '\'') out += '\'';
+    out += c;
+  }
+  return out + "'";
+}
 
 // A conninfo value in single quotes (libpq: backslash escapes ' and \).
 std::string Quoted(const std::string& value) {
@@ -111,10 +130,11 @@ std::string ClientProgram(const std::string& name) {
   for (;;) {
     const std::size_t end = path.find(':', start);
     std::string dir = path.substr(start, end == std::string::npos ? std::string::npos : end - start);
-    if (dir.empty()) dir = ".";
     const std::string candidate = dir + "/" + name;
     struct stat st {};
-    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+    // Empty and relative entries (the working directory) are skipped: the
+    // program runs with the admin password in its environment.
+    if (!dir.empty() && dir.front() == '/' && ::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
         ::access(candidate.c_str(), X_OK) == 0) {
       return candidate;
     }
@@ -207,8 +227,16 @@ constexpr const char* kRevokedComment = "via: revoked";
 
 // NOLOGIN, marked as revoked, then its open sessions end.
 Status RevokeRole(Conn& admin, const std::string& role) {
-  VIA_RETURN_IF_ERROR(admin.Exec("DO $$BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '" +
-                                 role + "') THEN ALTER ROLE " + Ident(role) +
+  // The name goes inside a $$-quoted block, where quoting cannot protect it:
+  // only names of the form Via builds are acted on.
+  for (char c : role) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) {
+      return InvalidArgument("bad_role_name", "role name " + Literal(role) +
+                                                  " is not one Via creates; left alone");
+    }
+  }
+  VIA_RETURN_IF_ERROR(admin.Exec("DO $$BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = " +
+                                 Literal(role) + ") THEN ALTER ROLE " + Ident(role) +
                                  " NOLOGIN; COMMENT ON ROLE " + Ident(role) + " IS '" +
                                  kRevokedComment + "'; END IF; END$$"));
   return TerminateSessions(admin, "usename", role);
@@ -541,7 +569,11 @@ Status PostgresProvider::Retire(const std::string& addon_id) {
   VIA_ASSIGN_OR_RETURN(auto roles, StringColumn(admin,
                                                 "SELECT rolname::text FROM pg_roles WHERE rolname LIKE $1",
                                                 {Param::Text(DatabaseName(tag, addon_id) + "\\_g%")}));
-  for (const std::string& role : roles) VIA_RETURN_IF_ERROR(RevokeRole(admin, role));
+  for (const std::string& role : roles) {
+    Status revoked = RevokeRole(admin, role);
+    // A role someone else named like Via's is not Via's to change.
+    if (!revoked.ok() && revoked.reason() != "bad_role_name") return revoked;
+  }
   return Status::Ok();
 }
 
