@@ -29,6 +29,13 @@ void Gauge(std::string* out, std::string_view name, std::string_view help, doubl
   Sample(out, name, "", value);
 }
 
+// A counter without labels.
+void Counter(std::string* out, std::string_view name, std::string_view help,
+             const std::atomic<std::uint64_t>& value) {
+  Header(out, name, "counter", help);
+  Sample(out, name, "", static_cast<double>(value.load(std::memory_order_relaxed)));
+}
+
 }  // namespace
 
 std::size_t Metrics::RouteOf(std::string_view path) {
@@ -137,26 +144,22 @@ std::string Metrics::Render(const Gauges& g) const {
         "1 while a LISTEN connection wakes the catch-up on every append (log on PostgreSQL).",
         g.log_listening ? 1 : 0);
   Gauge(&out, "via_ready", "1 when /readyz answers 200.", g.ready ? 1 : 0);
-  Header(&out, "via_revocations_applied_total", "counter",
-         "Credential revocations (GenerationRevoked) the server read from the log and enforced.");
-  Sample(&out, "via_revocations_applied_total", "",
-         static_cast<double>(revocations_applied_.load(std::memory_order_relaxed)));
-  Header(&out, "via_revoked_requests_total", "counter",
-         "SQL requests refused because their credential was revoked.");
-  Sample(&out, "via_revoked_requests_total", "",
-         static_cast<double>(revoked_requests_.load(std::memory_order_relaxed)));
-  Header(&out, "via_forwarded_requests_total", "counter",
-         "Hrana requests forwarded to the add-on's owning node that it answered.");
-  Sample(&out, "via_forwarded_requests_total", "",
-         static_cast<double>(forwarded_.load(std::memory_order_relaxed)));
-  Header(&out, "via_forward_failures_total", "counter",
-         "Hrana requests for another node's add-on that could not be forwarded (503).");
-  Sample(&out, "via_forward_failures_total", "",
-         static_cast<double>(forward_failures_.load(std::memory_order_relaxed)));
-  Header(&out, "via_streams_closed_by_revocation_total", "counter",
-         "Hrana streams closed because their credential was revoked.");
-  Sample(&out, "via_streams_closed_by_revocation_total", "",
-         static_cast<double>(streams_closed_by_revocation_.load(std::memory_order_relaxed)));
+  Counter(&out, "via_revocations_applied_total",
+          "Credential revocations (GenerationRevoked) the server read from the log and enforced.",
+          revocations_applied_);
+  Counter(&out, "via_revoked_requests_total",
+          "SQL requests refused because their credential was revoked.",
+          revoked_requests_);
+  Counter(&out, "via_forwarded_requests_total",
+          "Hrana requests forwarded to the add-on's owning node that it answered.",
+          forwarded_);
+  Counter(&out, "via_forward_failures_total",
+          "Hrana requests for another node's add-on that could not be forwarded (503, or 502 when "
+          "the answer was lost).",
+          forward_failures_);
+  Counter(&out, "via_streams_closed_by_revocation_total",
+          "Hrana streams closed because their credential was revoked.",
+          streams_closed_by_revocation_);
   return out;
 }
 

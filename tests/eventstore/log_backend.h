@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -26,6 +27,7 @@
 #include "eventstore/event_log.h"
 #include "eventstore/postgres/pg_log_store.h"
 #include "eventstore/postgres/pq.h"
+#include "testing.h"
 
 namespace via::testing {
 
@@ -227,5 +229,25 @@ class RawLog {
   std::string url_;
   std::optional<eventstore::postgres::Conn> conn_;
 };
+
+// An EventLog of a home at `root`, with a test clock and ids, actor
+// "tester": its log is the PostgreSQL database at `url`, or the home's SQLite
+// file when `url` is empty.
+inline std::unique_ptr<eventstore::EventLog> OpenTestEventLog(const std::filesystem::path& root,
+                                                            const std::string& url,
+                                                            FakeClock& clock, CountingIds& ids,
+                                                            CrashPoints crash = {}) {
+  eventstore::EventLog::Options options;
+  options.home = eventstore::Home{root};
+  options.clock = &clock;
+  options.ids = &ids;
+  options.actor = "tester";
+  options.log_url = url;
+  options.crash = std::move(crash);
+  auto log = eventstore::EventLog::Open(options);
+  INFO(log.status().ToString());
+  REQUIRE(log.ok());
+  return std::move(log).value();
+}
 
 }  // namespace via::testing

@@ -31,22 +31,6 @@ using Steady = std::chrono::steady_clock;
 
 namespace {
 
-std::unique_ptr<EventLog> OpenLog(const std::filesystem::path& root, const std::string& url,
-                                  testing::FakeClock& clock, testing::CountingIds& ids,
-                                  CrashPoints crash = {}) {
-  EventLog::Options options;
-  options.home = Home{root};
-  options.clock = &clock;
-  options.ids = &ids;
-  options.actor = "tester";
-  options.log_url = url;
-  options.crash = std::move(crash);
-  auto log = EventLog::Open(options);
-  INFO(log.status().ToString());
-  REQUIRE(log.ok());
-  return std::move(log).value();
-}
-
 AppendRequest Events(int n, const std::string& command_id) {
   AppendRequest request;
   request.actor = "tester";
@@ -117,7 +101,7 @@ TEST_CASE("a COMMIT cut off after it landed is answered with its first result, a
   testing::TestLogDatabase database;
   const std::string url = database.url();
   {
-    auto setup = OpenLog(home.path(), url, clock, ids);
+    auto setup = testing::OpenTestEventLog(home.path(), url, clock, ids);
     REQUIRE(setup->Append(Events(2, "first")).ok());
   }
   testing::FakeClock clock2;
@@ -157,7 +141,7 @@ TEST_CASE("a COMMIT cut off after it landed is answered with its first result, a
         }
       });
     });
-    log = OpenLog(home.path(), "", clock2, ids2, crash);
+    log = testing::OpenTestEventLog(home.path(), "", clock2, ids2, crash);
     before = *log->store().GetHead();
     auto appended = log->Append(Events(3, command_id));
     if (killer.joinable()) killer.join();
@@ -170,7 +154,7 @@ TEST_CASE("a COMMIT cut off after it landed is answered with its first result, a
     CHECK(appended->head.seq == before.seq + 3);
   }
   // Exactly one copy landed, and the log goes on from it.
-  auto log = OpenLog(home.path(), "", clock, ids);
+  auto log = testing::OpenTestEventLog(home.path(), "", clock, ids);
   CHECK(log->store().GetHead()->seq == before.seq + 3);
   if (!command_id.empty()) {
     auto found = log->store().FindCommand(command_id);

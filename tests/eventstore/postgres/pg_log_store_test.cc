@@ -22,22 +22,6 @@ namespace pg = via::eventstore::postgres;
 
 namespace {
 
-std::unique_ptr<EventLog> OpenLog(const std::filesystem::path& root, const std::string& url,
-                                  testing::FakeClock& clock, testing::CountingIds& ids,
-                                  CrashPoints crash = {}) {
-  EventLog::Options options;
-  options.home = Home{root};
-  options.clock = &clock;
-  options.ids = &ids;
-  options.actor = "tester";
-  options.log_url = url;
-  options.crash = std::move(crash);
-  auto log = EventLog::Open(options);
-  INFO(log.status().ToString());
-  REQUIRE(log.ok());
-  return std::move(log).value();
-}
-
 AppendRequest Events(int n, const std::string& command_id = "", std::int64_t at = 1732406400000) {
   AppendRequest request;
   request.actor = "tester";
@@ -92,11 +76,11 @@ TEST_CASE("the PostgreSQL log stores the SQLite log's rows byte for byte", "[pos
   // The same keys, clock and ids: the same log, record for record.
   testing::FakeClock clock_a, clock_b;
   testing::CountingIds ids_a, ids_b;
-  auto a = OpenLog(sqlite_home.path(), "", clock_a, ids_a);
+  auto a = testing::OpenTestEventLog(sqlite_home.path(), "", clock_a, ids_a);
   std::filesystem::create_directories(pg_home.path());
   std::filesystem::copy(Home{sqlite_home.path()}.keys_dir(), Home{pg_home.path()}.keys_dir(),
                         std::filesystem::copy_options::recursive);
-  auto b = OpenLog(pg_home.path(), url, clock_b, ids_b);
+  auto b = testing::OpenTestEventLog(pg_home.path(), url, clock_b, ids_b);
   CHECK(a->store().backend() == std::string("sqlite"));
   CHECK(b->store().backend() == std::string("postgresql"));
   for (int i = 0; i < 40; ++i) {
@@ -126,7 +110,7 @@ TEST_CASE("the PostgreSQL log's triggers refuse UPDATE, DELETE and TRUNCATE", "[
   testing::CountingIds ids;
   testing::TestLogDatabase database;
   const std::string url = database.url();
-  auto log = OpenLog(home.path(), url, clock, ids);
+  auto log = testing::OpenTestEventLog(home.path(), url, clock, ids);
   REQUIRE(log->Append(Events(3, "cmd-1")).ok());
   const auto before = Rows(log->store());
   for (const char* sql : {
@@ -163,14 +147,14 @@ TEST_CASE("the home remembers its PostgreSQL log and refuses another", "[postgre
   testing::CountingIds ids;
   testing::TestLogDatabase database;
   const std::string url = database.url();
-  OpenLog(home.path(), url, clock, ids);
+  testing::OpenTestEventLog(home.path(), url, clock, ids);
   auto remembered = Home{home.path()}.LogUrl();
   REQUIRE(remembered.ok());
   REQUIRE(remembered->has_value());
   CHECK(**remembered == url);
   CHECK_FALSE(std::filesystem::exists(Home{home.path()}.log_db()));
   // Opened without --log: the remembered URL.
-  auto again = OpenLog(home.path(), "", clock, ids);
+  auto again = testing::OpenTestEventLog(home.path(), "", clock, ids);
   CHECK(again->store().backend() == std::string("postgresql"));
   CHECK(again->store().GetHead()->seq == 1);
   // Another URL for this home, or --log for a home with a SQLite log: refused.
@@ -183,7 +167,7 @@ TEST_CASE("the home remembers its PostgreSQL log and refuses another", "[postgre
   REQUIRE_FALSE(other.ok());
   CHECK(other.status().reason() == "log_url_mismatch");
   testing::TempDir sqlite_home;
-  OpenLog(sqlite_home.path(), "", clock, ids);
+  testing::OpenTestEventLog(sqlite_home.path(), "", clock, ids);
   options.home = Home{sqlite_home.path()};
   options.log_url = url;
   auto moved = EventLog::Open(options);
@@ -213,7 +197,7 @@ TEST_CASE("four processes appending at once on PostgreSQL form one chain", "[pos
   testing::CountingIds ids;
   testing::TestLogDatabase database;
   const std::string url = database.url();
-  OpenLog(home.path(), url, clock, ids);  // initialize before forking
+  testing::OpenTestEventLog(home.path(), url, clock, ids);  // initialize before forking
   constexpr int kProcesses = 4;
   constexpr int kAppends = 60;
   pid_t children[kProcesses];
@@ -250,7 +234,7 @@ TEST_CASE("four processes appending at once on PostgreSQL form one chain", "[pos
     REQUIRE(WIFEXITED(status));
     CHECK(WEXITSTATUS(status) == 0);
   }
-  auto log = OpenLog(home.path(), "", clock, ids);
+  auto log = testing::OpenTestEventLog(home.path(), "", clock, ids);
   const std::uint64_t expected = 1 + kProcesses * (kAppends / 2) * 3;
   CHECK(log->store().GetHead()->seq == expected);
   VerifyReport report = VerifyLog(log->store(), {});
@@ -320,7 +304,7 @@ TEST_CASE("a connection lost in the middle of an append or its COMMIT: the appen
     ++kills;
     TerminateSession(url, static_cast<pg::PgLogStore&>(log->store()));
   });
-  log = OpenLog(home.path(), url, clock, ids, crash);
+  log = testing::OpenTestEventLog(home.path(), url, clock, ids, crash);
   REQUIRE(log->Append(Events(2, "first")).ok());
   const Head head = *log->store().GetHead();
   armed = true;
@@ -335,7 +319,7 @@ TEST_CASE("a connection lost in the middle of an append or its COMMIT: the appen
   {
     testing::FakeClock c2;
     testing::CountingIds i2;
-    auto reader = OpenLog(home.path(), "", c2, i2);
+    auto reader = testing::OpenTestEventLog(home.path(), "", c2, i2);
     CHECK(reader->store().GetHead()->seq == head.seq + 3);
     VerifyReport report = VerifyLog(reader->store(), {});
     CHECK(report.status.ok());
@@ -366,7 +350,7 @@ TEST_CASE("an append whose retries run out says whether its outcome is unknown",
     ++kills;
     TerminateSession(url, static_cast<pg::PgLogStore&>(log->store()));
   });
-  log = OpenLog(home.path(), url, clock, ids, crash);
+  log = testing::OpenTestEventLog(home.path(), url, clock, ids, crash);
   log->store().set_retry_policy({1, std::chrono::milliseconds(10000)});
   const Head head = *log->store().GetHead();
   armed = true;
@@ -395,10 +379,10 @@ TEST_CASE("a read snapshot on PostgreSQL does not see appends made after it bega
   testing::CountingIds ids;
   testing::TestLogDatabase database;
   const std::string url = database.url();
-  auto writer = OpenLog(home.path(), url, clock, ids);
+  auto writer = testing::OpenTestEventLog(home.path(), url, clock, ids);
   testing::FakeClock c2;
   testing::CountingIds i2;
-  auto reader = OpenLog(home.path(), "", c2, i2);
+  auto reader = testing::OpenTestEventLog(home.path(), "", c2, i2);
   {
     auto snapshot = reader->store().BeginRead();
     REQUIRE(snapshot.ok());
@@ -419,7 +403,7 @@ TEST_CASE("a role with only SELECT and INSERT on the records appends, and cannot
   testing::CountingIds ids;
   testing::TestLogDatabase database;
   const std::string url = database.url();
-  auto owner = OpenLog(home.path(), url, clock, ids);  // creates schema via
+  auto owner = testing::OpenTestEventLog(home.path(), url, clock, ids);  // creates schema via
   const std::string role = "via_app_" + std::to_string(::getpid());
   REQUIRE(Run(url, "DROP ROLE IF EXISTS " + role + "; CREATE ROLE " + role +
                        " NOLOGIN; GRANT USAGE ON SCHEMA via TO " + role +
