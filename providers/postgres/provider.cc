@@ -947,9 +947,17 @@ Result<RepairOutcome> PostgresProvider::Repair(const std::string& addon_id, bool
 
 Result<RepairOutcome> PostgresProvider::FinishRepair(const State& state,
                                                      const std::string& addon_id) {
-  (void)state;
   std::string detail;
-  if (Probe(addon_id, &detail) == StorageFact::kOk) {
+  bool intact = Probe(addon_id, &detail) == StorageFact::kOk;
+  // The probe reads catalogs only: a database that a full check found
+  // damaged is scanned in full again before it is called repaired (the crash
+  // may have come before it was renamed aside); Repair renames it then.
+  const AddonState* addon = state.FindById(addon_id);
+  if (intact && addon != nullptr && addon->checked_corrupt()) {
+    auto in_db = Admin(DatabaseName(Tag(), addon_id));
+    intact = in_db.ok() && ScanTables(*in_db).ok();
+  }
+  if (intact) {
     VIA_ASSIGN_OR_RETURN(State now, Current(addon_id));
     const std::string command_id = eventstore::RepairDoneCommandId(addon_id, now.seq);
     VIA_RETURN_IF_ERROR(Append(command_id, {StorageRepaired{addon_id, "verified_after_crash", "", ""}}));

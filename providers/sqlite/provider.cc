@@ -283,11 +283,21 @@ Result<bool> SqliteProvider::FinishSnapshot(const std::string& addon_id,
 
 Result<RepairOutcome> SqliteProvider::FinishRepair(const State& state,
                                                    const std::string& addon_id) {
-  if (ProbeStorage(addon_id) == StorageFact::kOk) {
+  // The probe reads header and schema only: storage that a full check found
+  // damaged is checked in full again before it is called repaired (the crash
+  // may have come before the damaged file was put aside).
+  const AddonState* addon = state.FindById(addon_id);
+  const bool was_damaged = addon != nullptr && addon->checked_corrupt();
+  bool intact = ProbeStorage(addon_id) == StorageFact::kOk;
+  if (intact && was_damaged) {
+    intact = CheckDatabase(DatabasePath(addon_id)).health == StorageHealth::kOk;
+  }
+  if (intact) {
     VIA_ASSIGN_OR_RETURN(eventstore::FileLock lock, LockAddon(options_.home, addon_id));
     VIA_RETURN_IF_ERROR(AppendCompletion(
         eventstore::RepairFinishCommandId(addon_id, state.seq),
-        {StorageRepaired{addon_id, "verified_after_crash", "", "storage passed the probe"}}));
+        {StorageRepaired{addon_id, "verified_after_crash", "",
+                         was_damaged ? "storage passed the full check" : "storage passed the probe"}}));
     return RepairOutcome{{"verified_after_crash"}, "", ""};
   }
   // The intent is only appended once the empty-database question was settled
