@@ -20,6 +20,9 @@ namespace via::reason {
 // The retryable failure of a PostgreSQL log (eventstore/postgres/pq.cc); a
 // command stops deciding again on it (commands/session.cc).
 inline constexpr char kLogUnreachable[] = "log_unreachable";
+// The log holds fewer records than a home or node has already applied
+// (projections/read_model.cc, server/api.cc): an integrity failure, exit 6.
+inline constexpr char kLogShorterThanSeen[] = "log_shorter_than_seen";
 // The home cannot be written (permissions, read-only file system) and the disk
 // is full: both are reported with their own remediation (commands/context.cc).
 inline constexpr char kHomeNotWritable[] = "home_not_writable";

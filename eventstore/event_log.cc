@@ -182,9 +182,23 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(const Options& options) {
   return log;
 }
 
+namespace {
+
+// Whether a failed read says something about the log's content (a row or
+// note missing or undecodable), rather than that the read did not happen.
+bool IsAboutTheLog(const Status& s) {
+  return s.code() == StatusCode::kNotFound || s.code() == StatusCode::kDataLoss;
+}
+
+}  // namespace
+
 Status EventLog::LoadIdentity() {
   auto first = store_->Read(1);
   if (!first.ok()) {
+    // Only a missing or undecodable seq 1 says the log is not initialized; a
+    // read that did not reach the log (log_unreachable, busy) says nothing
+    // about it, and an integrity alarm for it would be false.
+    if (!IsAboutTheLog(first.status())) return first.status();
     return DataLoss("log_not_initialized", "seq 1: " + first.status().message());
   }
   const auto* init = std::get_if<LogInitialized>(&first->event);
@@ -225,7 +239,10 @@ Status EventLog::CheckTail() {
     if (before.hash != record->prev_hash) return tail_error(head.seq, "chain link broken");
   }
   auto note = store_->LatestCheckpoint();
-  if (!note.ok()) return tail_error(head.seq, note.status().message());
+  if (!note.ok()) {
+    if (!IsAboutTheLog(note.status())) return note.status();
+    return tail_error(head.seq, note.status().message());
+  }
   auto checkpoint = OpenCheckpoint(*note, verifier_key_);
   if (!checkpoint.ok()) return tail_error(head.seq, checkpoint.status().message());
   if (checkpoint->size != head.seq) {

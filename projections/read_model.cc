@@ -1193,7 +1193,7 @@ Result<std::uint64_t> ReadModel::Advance(eventstore::LogStore& log, bool rebuild
         if (const auto* init = std::get_if<LogInitialized>(&record->event)) log_id = init->log_id;
       }
       if (!seen_log.empty() && seen_log == log_id) {
-        return Status(StatusCode::kDataLoss, "log_shorter_than_seen",
+        return Status(StatusCode::kDataLoss, reason::kLogShorterThanSeen,
                       "the log " + log_id + " holds " + std::to_string(head.seq) +
                           " records, but this home has already applied " +
                           std::to_string(cursor.seq) +

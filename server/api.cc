@@ -283,6 +283,14 @@ Result<std::unique_ptr<Api>> Api::Open(const ApiOptions& options) {
   // server is away instead of queueing behind the retries.
   api->log_->store().set_retry_policy({2, std::chrono::milliseconds(200)});
   const std::int64_t replay_started = MonotonicNs();
+  {
+    // The home's read model remembers how far this home has seen the log: a
+    // log that now holds fewer of those records is refused here (exit 6
+    // log_shorter_than_seen, naming both sizes) as by every command, instead
+    // of serving from what is left.
+    VIA_ASSIGN_OR_RETURN(auto model, projections::ReadModel::Open(home.state_db().string()));
+    VIA_RETURN_IF_ERROR(model->CatchUp(api->log_->store()).status());
+  }
   VIA_ASSIGN_OR_RETURN(State state, projections::Replay(api->log_->store(), 0));
   // Owner work another node's home asked for while this node was down.
   if (options.on_owner_snapshot && !options.node.empty()) {
@@ -350,7 +358,18 @@ Result<std::uint64_t> Api::CatchUp() {
     auto got_head = log_->store().GetHead();
     log_readable_ = got_head.ok();
     VIA_ASSIGN_OR_RETURN(eventstore::Head head, std::move(got_head));
-    if (head.seq <= current->seq) return std::uint64_t{0};
+    if (head.seq < current->seq || log_shorter_) {
+      // Never folded over or served from: what this node saw and answered
+      // with is no longer in the log.
+      log_shorter_ = true;
+      return DataLoss(reason::kLogShorterThanSeen,
+                      "the event log holds " + std::to_string(head.seq) +
+                          " records, fewer than the " + std::to_string(current->seq) +
+                          " this node has applied: records it served are gone (a failover to a "
+                          "replica that lagged, or a log restored from an older backup)")
+          .WithOwner("operator");
+    }
+    if (head.seq == current->seq) return std::uint64_t{0};
     State next = *current;
     for (std::uint64_t seq = current->seq + 1; seq <= head.seq; ++seq) {
       VIA_ASSIGN_OR_RETURN(Record record, log_->store().Read(seq));
@@ -483,6 +502,11 @@ HttpResponse Api::Health() {
 
 std::string Api::NotReadyReason(std::string* detail, std::int64_t* lag_ms) const {
   *lag_ms = std::max<std::int64_t>(0, (MonotonicNs() - caught_up_at_ns_.load()) / 1000000);
+  if (log_shorter_.load()) {
+    *detail = "the event log holds fewer records than this node has applied (seq " +
+              std::to_string(seq()) + "); see docs/operations.md \"Failover\"";
+    return reason::kLogShorterThanSeen;
+  }
   if (!log_readable_.load()) {
     *detail = "the event log could not be read at the last catch-up";
     return "log_unavailable";
@@ -506,7 +530,9 @@ HttpResponse Api::Ready() {
     r.body = Dump(json{{"ready", false},
                        {"seq", seq()},
                        {"lag_ms", lag_ms},
-                       {"error", {{"code", reason}, {"message", detail + "; retry"}}}});
+                       {"error",
+                        {{"code", reason},
+                         {"message", reason == reason::kLogShorterThanSeen ? detail : detail + "; retry"}}}});
     r.headers.emplace_back("Retry-After", std::to_string(options_.retry_after_s));
     return r;
   }
@@ -875,7 +901,11 @@ Status Api::CatchUpForRequest(std::int64_t arrived_ns) {
   Status status = Status::Ok();
   if (!caught_up.ok()) {
     ErrorLog("via serve: log catch-up: " + caught_up.status().ToString());
-    status = Unavailable("log_unavailable", "the event log could not be read; retry");
+    status = caught_up.status().reason() == reason::kLogShorterThanSeen
+                 ? Unavailable(reason::kLogShorterThanSeen,
+                               "the event log holds fewer records than this node has served; "
+                               "the operator must restore them")
+                 : Unavailable("log_unavailable", "the event log could not be read; retry");
     log_readable_ = false;
   } else {
     log_readable_ = true;

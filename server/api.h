@@ -233,6 +233,12 @@ class Api {
   mutable std::mutex state_mu_;  // guards state_ and public_url
   std::shared_ptr<const State> state_;
   std::atomic<bool> log_readable_{true};  // the last catch-up succeeded
+  // The log holds fewer records than this node has applied (a failover to a
+  // replica that lagged, a log restored from an older backup): an integrity
+  // failure; the node stays not ready and refuses requests until restarted
+  // on a log that holds them again (a restart checks the home's read model,
+  // which remembers how far this home has seen the log).
+  std::atomic<bool> log_shorter_{false};
   // MonotonicNs() when the last successful catch-up began.
   std::atomic<std::int64_t> caught_up_at_ns_{0};
   // CatchUpForRequest(): whether one runs, and when the last one started.

@@ -11,11 +11,13 @@
 #include <chrono>
 #include <map>
 #include <mutex>
+#include <random>
 #include <thread>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "domain/reasons.h"
 #include "eventstore/event_log.h"
 #include "eventstore/postgres/pg_log_store.h"
 #include "eventstore/verify.h"
@@ -343,4 +345,71 @@ TEST_CASE("PostgreSQL restarted under load: one chain, every command done once o
   CHECK(types["WorkloadTokenIssued"] == static_cast<int>(kReleases + commands.size() - creates));
   CHECK(types["GenerationDelivered"] >= 1);
   CHECK(types["GenerationDelivered"] <= kReleases);
+}
+
+// Opening a log reads seq 1 (the log's identity) and checks the tail (head
+// row, its predecessor, the newest note, the Merkle root). A connection cut
+// off during any of those reads is the retryable log_unreachable: it says
+// nothing about the log's content, so it must never come out as an integrity
+// failure (log_not_initialized, broken_tail: exit 6). Found by the restart
+// test, where a command opening the log during the restart exited 6.
+TEST_CASE("a connection cut off while the log is opened is log_unreachable, never an "
+          "integrity failure",
+          "[postgres]") {
+  testing::TempDir home;
+  testing::FakeClock clock;
+  testing::CountingIds ids;
+  testing::TestLogDatabase database;
+  {
+    auto log = testing::OpenTestEventLog(home.path(), database.url(), clock, ids);
+    for (int i = 0; i < 20; ++i) REQUIRE(log->Append(Events(1 + i % 3, "c" + std::to_string(i))).ok());
+  }
+  const std::string db = database.url().substr(database.url().rfind('/') + 1);
+  // Another connection ends every other session of the log's database, over
+  // and over, while this thread opens the log.
+  std::atomic<bool> stop{false};
+  std::atomic<int> kills{0};
+  std::thread killer([&] {
+    std::minstd_rand pause(16);
+    auto conn = pg::Conn::Connect(testing::PgClusterUrl());
+    REQUIRE(conn.ok());
+    while (!stop) {
+      auto r = conn->Query(("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                            "WHERE datname = '" + db + "' AND pid <> pg_backend_pid()")
+                               .c_str());
+      if (r.ok()) kills += static_cast<int>(r->Int8(0, 0));
+      // Pauses from 0 to 20 ms, so that cuts land anywhere in an open,
+      // and some opens get through.
+      ::usleep(static_cast<useconds_t>(pause() % 20000));
+    }
+  });
+  std::map<std::string, int> outcomes;  // "ok", or the error's code and reason
+  const auto until = Steady::now() + std::chrono::seconds(4);
+  while (Steady::now() < until) {
+    EventLog::Options options;
+    options.home = Home{home.path()};
+    options.clock = &clock;
+    options.ids = &ids;
+    auto log = EventLog::Open(options);
+    if (log.ok()) {
+      ++outcomes["ok"];
+      continue;
+    }
+    INFO(log.status().ToString());
+    CHECK(log.status().code() != StatusCode::kDataLoss);
+    ++outcomes[std::string(log.status().reason())];
+  }
+  stop = true;
+  killer.join();
+  std::string seen;
+  for (auto [what, n] : outcomes) seen += " " + what + " x" + std::to_string(n);
+  INFO("outcomes:" << seen << "; sessions ended " << kills.load());
+  // Both happened: opens that got through and opens cut off.
+  CHECK(outcomes["ok"] > 0);
+  CHECK(outcomes[reason::kLogUnreachable] > 0);
+  // And the log is whole.
+  auto log = testing::OpenTestEventLog(home.path(), "", clock, ids);
+  VerifyReport report = VerifyLog(log->store(), {});
+  CHECK(report.status.ok());
+  CHECK(report.size == 40);
 }

@@ -82,3 +82,64 @@ TEST_CASE("via serve on a PostgreSQL log: /readyz fails while the log cannot be 
     CHECK(HttpGet(port, "/metrics").body.find("\nvia_ready 1\n") != std::string::npos);
   }
 }
+
+// A failover to a replica that lagged (here: the newest records deleted with
+// the triggers off) leaves a log shorter than what a node has applied and
+// served. The running node stops answering from what is left (503
+// log_shorter_than_seen), and a node started again on that log refuses it
+// (exit 6, naming both sizes) instead of serving the shorter log.
+TEST_CASE("via serve on a PostgreSQL log that lost records the node applied: not ready, "
+          "requests refused, a restart refused",
+          "[postgres][server]") {
+  testing::TestLogDatabase database;  // sets PGPASSFILE for `via`
+  testing::TempDir dir;
+  const auto home = dir.path() / "home";
+  auto via = [&](const std::string& args) { return testing::Via(home, args + " 2>&1"); };
+  REQUIRE(via("init --log " + database.url() + " >/dev/null").exit_code == 0);
+  REQUIRE(via("addon create sqlite app-db --app api --bind DATABASE >/dev/null").exit_code == 0);
+  REQUIRE(via("release create --app api >/dev/null").exit_code == 0);
+  auto token = testing::Via(home, "workload token --app api --release v1 --ttl 30m");
+  REQUIRE(token.exit_code == 0);
+  while (!token.out.empty() && token.out.back() == '\n') token.out.pop_back();
+  REQUIRE(via("addon list >/dev/null").exit_code == 0);  // the read model is current
+
+  testing::ServeProcess server(home, {"--snapshot-maintenance", "false"});
+  REQUIRE(!server.url().empty());
+  const int port = PortOf(server.url());
+  // The first descriptor request of the release appends its delivery.
+  REQUIRE(testing::HttpCall(port, "GET", "/v1/descriptors/DATABASE", token.out).status == 200);
+  auto admin = eventstore::postgres::Conn::Connect(database.url());
+  REQUIRE(admin.ok());
+  auto head = admin->Query("SELECT seq FROM via.head");
+  REQUIRE(head.ok());
+  const std::int64_t size = head->Int8(0, 0);
+  REQUIRE(Eventually([&] {
+    auto r = HttpGet(port, "/readyz", 5000);
+    return r.status == 200 && json::parse(r.body)["seq"] == size;
+  }));
+
+  const std::int64_t keep = size - 3;
+  REQUIRE(admin->Exec("BEGIN; SET LOCAL session_replication_role = replica; "
+                      "DELETE FROM via.records WHERE seq > " + std::to_string(keep) +
+                      "; UPDATE via.head SET seq = " + std::to_string(keep) +
+                      ", hash = (SELECT hash FROM via.records WHERE seq = " + std::to_string(keep) +
+                      "); COMMIT")
+              .ok());
+  CHECK(Eventually([&] { return ReadyCode(port) == "log_shorter_than_seen"; }));
+  auto refused = testing::HttpCall(port, "GET", "/v1/descriptors/DATABASE", token.out);
+  INFO(refused.body);
+  CHECK(refused.status == 503);
+  CHECK(refused.body.find("log_shorter_than_seen") != std::string::npos);
+  CHECK(HttpGet(port, "/healthz").status == 200);  // alive all the same
+  server.Kill();
+
+  // Started again on the shorter log: refused at start, naming both sizes.
+  auto restarted = testing::Run("timeout 60 " + testing::ViaBinary() + " --home '" + home.string() +
+                                "' serve --listen 127.0.0.1:0 2>&1 </dev/null");
+  INFO(restarted.out);
+  CHECK(restarted.exit_code == 6);
+  CHECK(restarted.out.find("log_shorter_than_seen") != std::string::npos);
+  // This home's read model last applied the log before the delivery.
+  CHECK(restarted.out.find("holds " + std::to_string(keep) + " records") != std::string::npos);
+  CHECK(restarted.out.find("applied " + std::to_string(size - 1)) != std::string::npos);
+}
