@@ -24,9 +24,10 @@ command's records in the log exactly once, and the checks at rest), and:
   - an app request answered with anything but 200, or 401
     credential_revoked for a generation that the log revokes; a Hrana result
     that is an error; a descriptor that does not point at the owner;
-  - a read (through either node, forwarded or not) whose rows differ from
-    what the app wrote: each app is its add-on's only writer, so it knows
-    what the owner holds;
+  - a read (through either node, forwarded or not, and inside a transaction
+    whose baton went through both) whose row count or newest row differs
+    from what the app wrote: each app is its add-on's only writer, so it
+    knows what the owner holds;
   - data or a descriptor served for a generation more than 1 s after a
     `revoke-credentials` of it returned, through either node;
   - no request forwarded, or a node that forwarded more than it was sent;
@@ -45,6 +46,7 @@ import http.client
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -87,9 +89,19 @@ def execute(sql, *args):
     return {"type": "execute", "stmt": stmt}
 
 
-def value(result):
-    """The first column of the first row of an execute result, as int."""
-    return int(result["response"]["result"]["rows"][0][0]["value"])
+# What the app reads back: how many rows, and the newest row's value.
+LAST_ROW = "SELECT count(*), (SELECT v FROM t ORDER BY id DESC LIMIT 1) FROM t"
+
+
+def ran(answer, step):
+    """Whether step STEP of a pipeline's answer ran (its result is ok)."""
+    return isinstance(answer, dict) and answer["results"][step].get("type") == "ok"
+
+
+def row(result):
+    """The first row of an execute result of LAST_ROW: (count, value or None)."""
+    first = result["response"]["result"]["rows"][0]
+    return int(first[0]["value"]), first[1].get("value")
 
 
 class App:
@@ -104,6 +116,7 @@ class App:
         self.urls = urls
         self.rng = random.Random(seed)
         self.expected = 0  # rows committed; this app is the add-on's only writer
+        self.last = None  # the value of the last row committed
         self.token = None
         self.key = None  # (add-on id, generation) of the token
         self.served = []  # (add-on id, generation, monotonic time sent, what)
@@ -142,15 +155,18 @@ class App:
         return True
 
     def pipeline(self, node, requests, baton=None):
-        """One /v2/pipeline request; returns the results when every one is ok,
-        "revoked" on 401 credential_revoked, None on any other answer."""
+        """One /v2/pipeline request; returns the answer (200), "revoked" on
+        401 credential_revoked, None on any other answer. A revocation that
+        lands while the pipeline runs closes its stream: the steps after it
+        fail with "generation N of ID was revoked" (the ones before it ran);
+        any other failed step is a wrong outcome."""
         sent = time.monotonic()
         status, answer, text = request(self.urls[node], "POST", "/v2/pipeline", self.token,
                                        {"baton": baton, "requests": requests})
         took = time.monotonic() - sent
         self.sent[node] += 1
         line = "POST /v2/pipeline to %s with generation %s -> %d in %.2fs: %s" % (
-            node, self.key[1], status, took, text[:800])
+            node, self.key[1], status, took, text[:1500])
         if took > lib.SLOW_S:
             self.wrong("slow", line)
         if status == 401 and answer and answer.get("code") == "credential_revoked":
@@ -162,9 +178,17 @@ class App:
             return None
         self.answered[node] += 1
         self.served.append(self.key + (sent, "pipeline to " + node))
-        if any(r.get("type") != "ok" for r in answer["results"]):
-            self.wrong("a Hrana result is an error", line)
-            return None
+        for result in answer["results"]:
+            if result.get("type") == "ok":
+                continue
+            m = re.fullmatch(r"generation (\d+) of (\S+) was revoked",
+                             (result.get("error") or {}).get("message", ""))
+            if m and (m.group(2), int(m.group(1))) == self.key:
+                self.refused.add(self.key)
+                self.revoked_answers += 1
+            else:
+                self.wrong("a Hrana result is an error", line)
+                return None
         with self.run.lock:
             self.run.app_ok += 1
         return answer
@@ -184,14 +208,14 @@ class App:
         return None
 
     def count_via(self, node):
-        answer = self.send(node, [execute("SELECT count(*) FROM t"), {"type": "close"}])
-        if answer is None or answer == "revoked":
+        answer = self.send(node, [execute(LAST_ROW), {"type": "close"}])
+        if not ran(answer, 0):
             return
-        got = value(answer["results"][0])
-        if got != self.expected:
+        got = row(answer["results"][0])
+        if got != (self.expected, self.last):
             self.wrong("a read differs from what was written",
-                       "SELECT count(*) via %s (owner %s): %d rows, %d written" %
-                       (node, self.owner, got, self.expected))
+                       "%s via %s (owner %s): %s, written %s" %
+                       (LAST_ROW, node, self.owner, got, (self.expected, self.last)))
 
     def loop(self, deadline):
         i = 0
@@ -202,10 +226,12 @@ class App:
                     time.sleep(0.1)
                     continue
             node = NODES[i % 2]
-            answer = self.send(node, [execute("INSERT INTO t(v) VALUES (?)", "row-%d" % i),
+            written = "row-%d@%s" % (i, node)
+            answer = self.send(node, [execute("INSERT INTO t(v) VALUES (?)", written),
                                       {"type": "close"}])
-            if answer is not None and answer != "revoked":
+            if ran(answer, 0):  # autocommit: written once the step ran
                 self.expected += 1
+                self.last = written
             # The same read through the node that forwards it and the owner.
             self.count_via(self.other)
             self.count_via(self.owner)
@@ -217,20 +243,22 @@ class App:
         owner issued travels through the other node. It reads first (no write
         lock), so one abandoned by a revocation holds nothing up."""
         first, second = (self.other, self.owner) if i % 8 else (self.owner, self.other)
-        answer = self.send(first, [execute("BEGIN"), execute("SELECT count(*) FROM t")])
-        if answer is None or answer == "revoked":
+        answer = self.send(first, [execute("BEGIN"), execute(LAST_ROW)])
+        if not ran(answer, 1):
             return
-        if value(answer["results"][1]) != self.expected or not answer.get("baton"):
+        if row(answer["results"][1]) != (self.expected, self.last) or not answer.get("baton"):
             self.wrong("a transaction's read differs from what was written",
                        json.dumps(answer)[:800])
             return
-        answer = self.send(second, [execute("INSERT INTO t(v) VALUES (?)", "tx-%d" % i),
-                                    execute("SELECT count(*) FROM t"), execute("COMMIT"),
+        written = "tx-%d@%s,%s" % (i, first, second)
+        answer = self.send(second, [execute("INSERT INTO t(v) VALUES (?)", written),
+                                    execute(LAST_ROW), execute("COMMIT"),
                                     {"type": "close"}], baton=answer["baton"])
-        if answer is None or answer == "revoked":
+        if not ran(answer, 2):  # no COMMIT: the closed stream rolled back
             return
         self.expected += 1
-        if value(answer["results"][1]) != self.expected:
+        self.last = written
+        if row(answer["results"][1]) != (self.expected, self.last):
             self.wrong("a transaction's read differs from what was written",
                        json.dumps(answer)[:800])
 
@@ -277,17 +305,23 @@ def one_chain(run, homes):
 
 
 def revocation_checks(run, apps, records):
+    """Returns how many acknowledged revocations were of a generation an app
+    had been served (the ones the 1 s rule bites on)."""
     revoked = {(r["addon_id"], r["generation"]) for r in records
                if r.get("type") == "GenerationRevoked"}
+    in_use = set()
     for app in apps:
         for key in app.refused - revoked:
             run.note(app.who, "refused a generation the log does not revoke", str(key))
         for addon_id, generation, sent, what in app.served:
             acked = run.revocations.get((addon_id, generation))
+            if acked is not None:
+                in_use.add((addon_id, generation))
             if acked is not None and sent > acked + 1.0:
                 run.note(app.who, "served a revoked generation",
                          "%s, generation %d, sent %.3f s after its revoke returned" %
                          (what, generation, sent - acked))
+    return len(in_use)
 
 
 def owner_snapshots(records):
@@ -397,12 +431,12 @@ def main():
         lib.at_rest(run, homes[n], lambda addon: homes.get(addon.get("node"), homes[n]))
     records = one_chain(run, homes)
     lib.log_checks(run, records)
-    revocation_checks(run, apps, records)
+    revoked_in_use = revocation_checks(run, apps, records)
 
     ops = sum(v for k, v in run.counts.items() if k.startswith("op:"))
     summary = {"operator_commands": ops, "app_requests_ok": run.app_ok, "audits": run.audits,
                "log_size": len(records), "forwarded": forwarded,
-               "revocations": len(run.revocations),
+               "revocations": len(run.revocations), "revocations_of_served": revoked_in_use,
                "app_requests": {app.who: app.sent for app in apps},
                "app_rows": {app.who: app.expected for app in apps},
                "app_revoked_answers": {app.who: app.revoked_answers for app in apps},

@@ -178,12 +178,17 @@ def operator_command(rng, run, home, watched, revocable):
         return kind, ["addon", "rotate-credentials", rng.choice(NAMES + watched)]
     if kind == "revoke":
         target = rng.choice(NAMES + revocable)
-        top = 4
+        generation = rng.randint(1, 4)
         if target in revocable:
+            # An active generation, often the newest: the one the app's
+            # descriptors hand out.
             code, out, _, _ = run.via_cmd(home, ["--json", "addon", "status", target])
-            top = max(1, ((parse_json(out) or {}).get("addon") or {}).get("generation", 1))
-        return kind, ["addon", "revoke-credentials", target, "--generation",
-                      str(rng.randint(1, top))]
+            addon = (parse_json(out) or {}).get("addon") or {}
+            top = max(1, addon.get("generation", 1))
+            active = [g for g in range(1, top + 1)
+                      if g not in addon.get("revoked_generations", [])] or [top]
+            generation = top if rng.random() < 0.5 else rng.choice(active)
+        return kind, ["addon", "revoke-credentials", target, "--generation", str(generation)]
     if kind == "destroy":
         return kind, ["--yes", "addon", "destroy", name]
     if kind == "release":
