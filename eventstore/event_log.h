@@ -56,6 +56,9 @@ class EventLog {
 
   // Appends and signs the new checkpoint. See LogStore::Append.
   Result<AppendResult> Append(const AppendRequest& request);
+  // The key and origin Append signs with (a null key when opened read-only),
+  // for a GroupCommitter over store().
+  Signer signer() const { return Signer{key_.get(), origin_}; }
 
  private:
   EventLog() = default;

@@ -31,7 +31,20 @@ Result<std::unique_ptr<LogStore>> LogStore::Open(const Options& options) {
 
 Result<AppendResult> LogStore::Append(const AppendRequest& request, const Signer& signer) {
   if (request.events.empty()) return InvalidArgument("no_events", "an append needs an event");
-  if (signer.key == nullptr) return Internal("append without a signing key");
+  std::vector<Result<AppendResult>> results = AppendBatch(std::span(&request, 1), signer);
+  return std::move(results.front());
+}
+
+std::vector<Result<AppendResult>> LogStore::AppendBatch(std::span<const AppendRequest> requests,
+                                                        const Signer& signer) {
+  std::vector<Result<AppendResult>> results;
+  auto every = [&](const Status& status) {
+    results.clear();
+    for (std::size_t i = 0; i < requests.size(); ++i) results.emplace_back(status);
+    return std::move(results);
+  };
+  if (requests.empty()) return results;
+  if (signer.key == nullptr) return every(Internal("append without a signing key"));
 
   using Clock = std::chrono::steady_clock;
   const Clock::time_point deadline = Clock::now() + retry_policy_.budget;
@@ -39,28 +52,53 @@ Result<AppendResult> LogStore::Append(const AppendRequest& request, const Signer
   // An attempt whose COMMIT was in flight when the connection broke.
   std::optional<SentCommit> unknown;
   for (int attempt = 1;; ++attempt) {
-    Result<AppendResult> result = AppendOnce(request, signer, &unknown);
-    if (result.ok() || result.status().reason() != reason::kLogUnreachable) return result;
+    Status status = AppendBatchOnce(requests, signer, &unknown, &results);
+    if (status.ok()) return results;
+    if (status.reason() != reason::kLogUnreachable) return every(status);
     if (attempt >= retry_policy_.attempts || Clock::now() + pause > deadline) {
-      if (!unknown) return result;
-      return result.status()
-          .WithContext("after " + std::to_string(attempt) +
-                       " attempts the append (seqs " + std::to_string(unknown->first_seq) + "-" +
-                       std::to_string(unknown->head.seq) +
-                       ") may or may not be in the log")
-          .WithRemediation(request.command_id.empty()
-                               ? "check the log (via audit log) before appending again"
-                               : "retry with the same command id: a retry returns the first "
-                                 "result");
+      if (!unknown) return every(status);
+      bool with_ids = true;
+      for (const AppendRequest& request : requests) with_ids &= !request.command_id.empty();
+      return every(status
+                       .WithContext("after " + std::to_string(attempt) +
+                                    " attempts the append (seqs " +
+                                    std::to_string(unknown->first_seq) + "-" +
+                                    std::to_string(unknown->head.seq) +
+                                    ") may or may not be in the log")
+                       .WithRemediation(!with_ids
+                                            ? "check the log (via audit log) before appending again"
+                                            : "retry with the same command id: a retry returns the "
+                                              "first result"));
     }
     std::this_thread::sleep_for(pause);
     pause = std::min(pause * 2, std::chrono::milliseconds(1000));
   }
 }
 
-Result<AppendResult> LogStore::AppendOnce(const AppendRequest& request, const Signer& signer,
-                                          std::optional<SentCommit>* unknown) {
+Result<Head> LogStore::BeginAppendFinding(const std::vector<const std::string*>& command_ids,
+                                          std::vector<std::optional<AppendResult>>* found) {
   VIA_ASSIGN_OR_RETURN(Head head, BeginAppend());
+  found->clear();
+  for (const std::string* id : command_ids) {
+    auto previous = FindCommand(*id);
+    if (!previous.ok()) {
+      RollbackAppend();
+      return previous.status();
+    }
+    found->push_back(std::move(previous).value());
+  }
+  return head;
+}
+
+Status LogStore::AppendBatchOnce(std::span<const AppendRequest> requests, const Signer& signer,
+                                 std::optional<SentCommit>* unknown,
+                                 std::vector<Result<AppendResult>>* results) {
+  std::vector<const std::string*> command_ids;
+  for (const AppendRequest& request : requests) {
+    if (!request.command_id.empty()) command_ids.push_back(&request.command_id);
+  }
+  std::vector<std::optional<AppendResult>> found;
+  VIA_ASSIGN_OR_RETURN(Head head, BeginAppendFinding(command_ids, &found));
   // Rolls back on every early return; nothing is written unless committed.
   struct RollbackUnlessCommitted {
     LogStore* store;
@@ -68,12 +106,19 @@ Result<AppendResult> LogStore::AppendOnce(const AppendRequest& request, const Si
       if (store != nullptr) store->RollbackAppend();
     }
   } guard{this};
+  results->clear();
+  auto answer_with_head = [&](const Head& final_head) {
+    for (Result<AppendResult>& r : *results) {
+      if (r.ok()) r->head = final_head;
+    }
+  };
 
   // An earlier attempt's COMMIT was cut off: under the writer lock (held by
   // that transaction until it ended, wherever it ended) its last row is
   // either there with the hash it was computed with, or it never landed.
   if (*unknown) {
-    const SentCommit sent = **unknown;
+    SentCommit sent = std::move(**unknown);
+    unknown->reset();
     if (head.seq >= sent.head.seq) {
       VIA_ASSIGN_OR_RETURN(StoredRecord row, ReadRow(sent.head.seq));
       if (row.hash == sent.head.hash) {
@@ -81,100 +126,156 @@ Result<AppendResult> LogStore::AppendOnce(const AppendRequest& request, const Si
         // committed (with synchronous replication: the landed append has
         // reached a standby too). Until then it stays unknown.
         guard.store = nullptr;
-        VIA_RETURN_IF_ERROR(ConfirmLanded());
-        unknown->reset();
-        AppendResult landed;
-        landed.first_seq = sent.first_seq;
-        landed.last_seq = sent.head.seq;
-        landed.head = head;
-        return landed;
+        if (Status confirmed = ConfirmLanded(); !confirmed.ok()) {
+          *unknown = std::move(sent);
+          return confirmed;
+        }
+        *results = std::move(sent.results);
+        answer_with_head(head);
+        return Status::Ok();
       }
     }
-    unknown->reset();  // it did not land
+    // It did not land.
   }
 
-  if (!request.command_id.empty()) {
-    VIA_ASSIGN_OR_RETURN(auto previous, FindCommand(request.command_id));
-    if (previous) {
-      previous->head = head;
-      return *previous;  // rolls back: nothing written
+  // The first result of each command id: found in the log, or written by an
+  // append earlier in this batch.
+  std::vector<std::pair<std::string_view, AppendResult>> first_results;
+  for (std::size_t i = 0; i < command_ids.size(); ++i) {
+    if (found[i]) first_results.emplace_back(*command_ids[i], *found[i]);
+  }
+  auto first_result = [&](const std::string& id) -> const AppendResult* {
+    for (const auto& [known, result] : first_results) {
+      if (known == id) return &result;
     }
-  }
+    return nullptr;
+  };
 
-  if (request.expected_head && *request.expected_head != head) {
-    return Aborted("stale_head", "the log moved on: expected head seq " +
-                                     std::to_string(request.expected_head->seq) + ", found " +
-                                     std::to_string(head.seq));
-  }
-
-  // The cached frontier is used up by this append: on any failure below it
+  // The cached frontier is used up by this attempt: on any failure below it
   // is gone, and the next append reloads it.
   merkle::Frontier frontier;
-  if (cached_frontier_ && cached_frontier_->first == head) {
-    frontier = std::move(cached_frontier_->second);
-  } else {
-    VIA_ASSIGN_OR_RETURN(frontier, merkle::Frontier::Load(nodes(), head.seq));
-  }
-  cached_frontier_.reset();
-
-  // Format 3: the new note links to the note on the head row.
-  Hash256 link{};
-  if (format_version_ >= 3) {
-    VIA_ASSIGN_OR_RETURN(link, LinkToHeadNote(head, frontier, signer));
-  }
-
-  AppendResult result;
-  result.first_seq = head.seq + 1;
+  bool frontier_loaded = false;
+  Hash256 link{};  // format 3: the NoteHash the next note links to
+  bool link_known = false;
+  std::uint64_t first_written = 0;
   Hash256 completed[merkle::Frontier::kMaxCompleted];
-  std::string note;  // the append's signed note, on its last record
-  Record record;
-  record.prev_hash = head.hash;
-  record.recorded_at_ms = request.recorded_at_ms;
-  record.actor = request.actor;
-  record.command_id = request.command_id;
-  for (std::size_t i = 0; i < request.events.size(); ++i) {
-    const bool last = i + 1 == request.events.size();
-    record.seq = head.seq + 1;
-    record.event = request.events[i];
-    Bytes bytes = EncodeRecord(record);
-    if (bytes.size() > kMaxRecordBytes) {
-      return InvalidArgument("record_too_large", "record of " + std::to_string(bytes.size()) +
-                                                     " bytes exceeds the limit");
+  struct Row {
+    Bytes bytes;
+    Hash256 hash{};
+    Bytes nodes;
+  };
+  std::vector<Row> rows;
+
+  for (const AppendRequest& request : requests) {
+    if (request.events.empty()) {
+      results->emplace_back(InvalidArgument("no_events", "an append needs an event"));
+      continue;
     }
-    Hash256 hash = crypto::Sha256Concat({bytes});
-    int n = frontier.Append(merkle::LeafHash(bytes), completed);
-    ByteView nodes(reinterpret_cast<const std::uint8_t*>(completed),
-                   sizeof(Hash256) * static_cast<std::size_t>(n));
-    const bool with_command = last && !request.command_id.empty();
-    if (last) {
-      Checkpoint checkpoint{signer.origin, record.seq, frontier.Root(), std::nullopt};
-      if (format_version_ >= 3) checkpoint.previous_note = link;
-      note = SignCheckpoint(checkpoint, *signer.key);
+    if (!request.command_id.empty()) {
+      if (const AppendResult* previous = first_result(request.command_id)) {
+        AppendResult replay = *previous;
+        replay.replayed = true;
+        results->emplace_back(replay);  // nothing written for it
+        continue;
+      }
     }
-    if (Status inserted = InsertRow(record.seq, bytes, hash, nodes,
-                                    with_command ? &request.command_id : nullptr,
-                                    last ? &note : nullptr);
-        !inserted.ok()) {
-      return inserted.WithContext("append seq " + std::to_string(record.seq));
+    if (request.expected_head && *request.expected_head != head) {
+      results->emplace_back(Aborted("stale_head", "the log moved on: expected head seq " +
+                                                      std::to_string(request.expected_head->seq) +
+                                                      ", found " + std::to_string(head.seq)));
+      continue;
     }
-    head.seq = record.seq;
-    head.hash = hash;
-    record.prev_hash = hash;
+    if (!frontier_loaded) {
+      if (cached_frontier_ && cached_frontier_->first == head) {
+        frontier = std::move(cached_frontier_->second);
+      } else {
+        VIA_ASSIGN_OR_RETURN(frontier, merkle::Frontier::Load(nodes(), head.seq));
+      }
+      cached_frontier_.reset();
+      frontier_loaded = true;
+    }
+    // Format 3: the new note links to the note on the head row.
+    if (format_version_ >= 3 && !link_known) {
+      VIA_ASSIGN_OR_RETURN(link, LinkToHeadNote(head, frontier, signer));
+      link_known = true;
+    }
+
+    // The request's rows, all encoded before any is written, so that one
+    // too large leaves the batch as it was.
+    merkle::Frontier next = frontier;
+    rows.clear();
+    std::string note;  // the append's signed note, on its last record
+    Status refused = Status::Ok();
+    Record record;
+    record.prev_hash = head.hash;
+    record.recorded_at_ms = request.recorded_at_ms;
+    record.actor = request.actor;
+    record.command_id = request.command_id;
+    std::uint64_t seq = head.seq;
+    for (std::size_t i = 0; i < request.events.size(); ++i) {
+      record.seq = ++seq;
+      record.event = request.events[i];
+      Row row;
+      row.bytes = EncodeRecord(record);
+      if (row.bytes.size() > kMaxRecordBytes) {
+        refused = InvalidArgument("record_too_large", "record of " +
+                                                          std::to_string(row.bytes.size()) +
+                                                          " bytes exceeds the limit");
+        break;
+      }
+      row.hash = crypto::Sha256Concat({row.bytes});
+      const int n = next.Append(merkle::LeafHash(row.bytes), completed);
+      const auto* begin = reinterpret_cast<const std::uint8_t*>(completed);
+      row.nodes.assign(begin, begin + sizeof(Hash256) * static_cast<std::size_t>(n));
+      record.prev_hash = row.hash;
+      rows.push_back(std::move(row));
+    }
+    if (!refused.ok()) {
+      results->emplace_back(std::move(refused));
+      continue;
+    }
+    Checkpoint checkpoint{signer.origin, seq, next.Root(), std::nullopt};
+    if (format_version_ >= 3) checkpoint.previous_note = link;
+    note = SignCheckpoint(checkpoint, *signer.key);
+
+    AppendResult result;
+    result.first_seq = head.seq + 1;
+    result.last_seq = seq;
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      const bool last = i + 1 == rows.size();
+      const bool with_command = last && !request.command_id.empty();
+      if (Status inserted = InsertRow(head.seq + 1 + i, rows[i].bytes, rows[i].hash,
+                                      rows[i].nodes, with_command ? &request.command_id : nullptr,
+                                      last ? &note : nullptr);
+          !inserted.ok()) {
+        return inserted.WithContext("append seq " + std::to_string(head.seq + 1 + i));
+      }
+    }
+    if (first_written == 0) first_written = result.first_seq;
+    head = Head{seq, rows.back().hash};
+    frontier = std::move(next);
+    if (format_version_ >= 3) link = NoteHash(note);
+    if (!request.command_id.empty()) first_results.emplace_back(request.command_id, result);
+    results->emplace_back(result);
   }
 
+  if (first_written == 0) {
+    // Nothing to write: replays and refusals only.
+    answer_with_head(head);
+    return Status::Ok();
+  }
   crash_.At("append.before_commit");
   commit_outcome_unknown_ = false;
   if (Status committed = CommitAppend(head); !committed.ok()) {
-    if (commit_outcome_unknown_) *unknown = SentCommit{result.first_seq, head};
+    if (commit_outcome_unknown_) *unknown = SentCommit{first_written, head, *results};
     return committed;
   }
   guard.store = nullptr;
   crash_.At("append.after_commit");
   cached_frontier_.emplace(head, std::move(frontier));
-  if (format_version_ >= 3) authentic_note_ = AuthenticNote{head, NoteHash(note)};
-  result.last_seq = head.seq;
-  result.head = head;
-  return result;
+  if (format_version_ >= 3) authentic_note_ = AuthenticNote{head, link};
+  answer_with_head(head);
+  return Status::Ok();
 }
 
 Result<Hash256> LogStore::LinkToHeadNote(const Head& head, const merkle::Frontier& frontier,

@@ -34,6 +34,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -164,6 +165,23 @@ class LogStore {
   // whether the outcome is unknown ("may or may not be in the log").
   Result<AppendResult> Append(const AppendRequest& request, const Signer& signer);
 
+  // Several appends in one transaction (group commit, eventstore/group_commit.h),
+  // in the order given: each keeps its own records, command id and signed note
+  // on its own last row (in format 3 each note links to the note before it,
+  // which may be the previous append of the batch), so the rows are exactly
+  // those of the same appends made one after the other. Returns one result
+  // per request, each as Append would have answered it at its place in the
+  // batch: its seqs; replayed for a command id already in the log or earlier
+  // in the batch (answered with that first result); Aborted("stale_head")
+  // when its expected_head is not the head left by the appends before it;
+  // InvalidArgument for no events or a record too large. Such a request
+  // writes nothing and does not fail the others. A failure of the batch
+  // itself (lock, broken tail, commit) is every request's answer, and a lost
+  // connection retries the whole batch as Append does: a COMMIT cut off in
+  // flight is found by the batch's last chain hash.
+  std::vector<Result<AppendResult>> AppendBatch(std::span<const AppendRequest> requests,
+                                                const Signer& signer);
+
   // How Append retries a lost connection: at most `attempts` tries in all,
   // started within `budget` of the first (pauses of 50 ms doubling to 1 s).
   struct RetryPolicy {
@@ -174,8 +192,10 @@ class LogStore {
   void set_retry_policy(RetryPolicy policy) { retry_policy_ = policy; }
 
   // Test-only crash points "append.before_commit" (every record of the append
-  // inserted, the transaction not yet committed), "append.commit" (on
-  // PostgreSQL: the head moved and notified, just before COMMIT is sent) and
+  // inserted, the transaction not yet committed; on PostgreSQL the records
+  // are queued and go to the server with the COMMIT), "append.commit" (on
+  // PostgreSQL: the head update and notify queued, just before COMMIT is
+  // queued and all of it sent) and
   // "append.after_commit" (committed and durable, nothing after it done)
   // (domain/crash.h).
   void set_crash_points(CrashPoints crash) { crash_ = std::move(crash); }
@@ -232,6 +252,10 @@ class LogStore {
   // Starts the append's transaction holding the writer lock, and returns the
   // head under it.
   virtual Result<Head> BeginAppend() = 0;
+  // BeginAppend, then FindCommand for each of `command_ids` (non-empty):
+  // `found` gets one entry per id. PostgreSQL does both in one round trip.
+  virtual Result<Head> BeginAppendFinding(const std::vector<const std::string*>& command_ids,
+                                          std::vector<std::optional<AppendResult>>* found);
   // Inserts one row (command_id and note only on an append's last row).
   virtual Status InsertRow(std::uint64_t seq, ByteView record, const Hash256& hash,
                            ByteView nodes, const std::string* command_id,
@@ -257,18 +281,21 @@ class LogStore {
   const CrashPoints& crash_points() const { return crash_; }
 
  private:
-  // An attempt whose COMMIT was sent: the append's first seq and the head it
-  // would leave (its last seq and that record's chain hash).
+  // An attempt whose COMMIT was sent: its first written seq, the head it
+  // would leave (its last seq and that record's chain hash) and the answers
+  // it would give.
   struct SentCommit {
     std::uint64_t first_seq = 0;
     Head head;
+    std::vector<Result<AppendResult>> results;
   };
-  // One attempt of Append. `*unknown`: an earlier attempt whose outcome is
-  // unknown; checked under the writer lock first, and cleared when it did
-  // not land. Set when this attempt's COMMIT was sent and its outcome is
-  // unknown.
-  Result<AppendResult> AppendOnce(const AppendRequest& request, const Signer& signer,
-                                  std::optional<SentCommit>* unknown);
+  // One attempt of AppendBatch, answering each request in `*results` when
+  // it returns OK. `*unknown`: an earlier attempt whose outcome is unknown;
+  // checked under the writer lock first, and cleared when it did not land.
+  // Set when this attempt's COMMIT was sent and its outcome is unknown.
+  Status AppendBatchOnce(std::span<const AppendRequest> requests, const Signer& signer,
+                         std::optional<SentCommit>* unknown,
+                         std::vector<Result<AppendResult>>* results);
 
   // The link of the next note: SHA-256 of the note on the head row (zeros for
   // an empty log), checked as Append's comment says unless this connection

@@ -276,12 +276,18 @@ Result<std::unique_ptr<Api>> Api::Open(const ApiOptions& options) {
   log_options.ids = options.ids;
   log_options.actor = options.actor;
   VIA_ASSIGN_OR_RETURN(api->log_, eventstore::EventLog::Open(log_options));
-  // The server appends while it holds log_mu_, which every request's catch-up
-  // waits for: a lost connection gets one quick second try (a COMMIT cut off
-  // in flight is still found by its chain hash), not the CLI's 10 s of
-  // retries, so requests answer log_unreachable at once while the log's
-  // server is away instead of queueing behind the retries.
+  // A request waits for the server's own appends (a delivery) and every
+  // request's catch-up for log_mu_: a lost connection gets one quick second
+  // try (a COMMIT cut off in flight is still found by its chain hash), not
+  // the CLI's 10 s of retries, so requests answer log_unreachable at once
+  // while the log's server is away instead of queueing behind the retries.
   api->log_->store().set_retry_policy({2, std::chrono::milliseconds(200)});
+  // Serve's own appends: batched by a group committer on a second
+  // connection, with the same quick retry.
+  VIA_ASSIGN_OR_RETURN(api->append_log_, eventstore::EventLog::Open(log_options));
+  api->append_log_->store().set_retry_policy({2, std::chrono::milliseconds(200)});
+  api->committer_ = std::make_unique<eventstore::GroupCommitter>(api->append_log_->store(),
+                                                                 api->append_log_->signer());
   const std::int64_t replay_started = MonotonicNs();
   {
     // The home's read model remembers how far this home has seen the log: a
@@ -816,10 +822,10 @@ void Api::RecordDelivery(const std::string& addon_id, std::uint32_t generation,
   append.command_id = eventstore::DeliverCommandId(addon_id, generation, app, release);
   append.recorded_at_ms = options_.clock->NowMs();
   append.events = {GenerationDelivered{addon_id, generation, app, release}};
-  std::lock_guard lock(log_mu_);
   // Best effort: the descriptor is still served when the audit record cannot
   // be written now; the next delivery retries (the command id keeps it single).
-  (void)log_->Append(append);
+  // Deliveries arriving together are committed in one transaction.
+  (void)committer_->Submit(append);
 }
 
 struct Api::SqlRequest {

@@ -76,6 +76,7 @@
 #include "domain/state.h"
 #include "domain/status.h"
 #include "eventstore/event_log.h"
+#include "eventstore/group_commit.h"
 #include "eventstore/home.h"
 #include "providers/registry.h"
 #include "server/hrana.h"
@@ -229,6 +230,11 @@ class Api {
 
   std::mutex log_mu_;  // guards log_ (one SQLite connection)
   std::unique_ptr<eventstore::EventLog> log_;
+  // Serve's own appends (RecordDelivery) go through a group committer on a
+  // connection of their own: appends that arrive together share one
+  // transaction, and none waits for log_mu_ (eventstore/group_commit.h).
+  std::unique_ptr<eventstore::EventLog> append_log_;
+  std::unique_ptr<eventstore::GroupCommitter> committer_;
 
   mutable std::mutex state_mu_;  // guards state_ and public_url
   std::shared_ptr<const State> state_;

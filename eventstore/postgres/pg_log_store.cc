@@ -238,61 +238,149 @@ Result<Head> PgLogStore::GetHead() {
   return head;
 }
 
-Result<Head> PgLogStore::BeginAppend() {
-  if (in_transaction_) return Internal("append inside a read snapshot");
+Result<std::vector<PgResult>> PgLogStore::RoundTrip(const std::vector<Statement>& statements,
+                                                     const std::function<void()>& before_last) {
   VIA_RETURN_IF_ERROR(EnsureConnected());
-  Status begun = conn_.Exec("BEGIN");
-  if (!begun.ok()) return begun.WithContext("begin append");
+  VIA_RETURN_IF_ERROR(conn_.EnterPipeline());
+  Status sent = Status::Ok();
+  for (std::size_t i = 0; i < statements.size() && sent.ok(); ++i) {
+    if (before_last && i + 1 == statements.size()) before_last();
+    sent = conn_.Send(statements[i].sql, statements[i].params);
+  }
+  if (sent.ok()) sent = conn_.SendSync();
+  if (!sent.ok()) {
+    (void)conn_.ExitPipeline();
+    return sent;
+  }
+  std::vector<PgResult> results;
+  Status first_error = Status::Ok();
+  for (const Statement& statement : statements) {
+    std::string_view what(statement.sql);
+    auto r = conn_.Receive(what.substr(0, what.find(' ')));
+    if (!r.ok()) {
+      if (first_error.ok()) first_error = r.status();
+      if (!conn_.ok()) break;  // nothing more will come
+      continue;
+    }
+    results.push_back(std::move(r).value());
+  }
+  if (conn_.ok()) {
+    Status synced = conn_.ReceiveSync();
+    if (first_error.ok()) first_error = synced;
+  }
+  Status left = conn_.ExitPipeline();
+  if (first_error.ok()) first_error = left;
+  if (!first_error.ok()) return first_error;
+  return results;
+}
+
+Result<Head> PgLogStore::BeginAppend() {
+  std::vector<std::optional<AppendResult>> found;
+  return BeginAppendFinding({}, &found);
+}
+
+Result<Head> PgLogStore::BeginAppendFinding(const std::vector<const std::string*>& command_ids,
+                                            std::vector<std::optional<AppendResult>>* found) {
+  if (in_transaction_) return Internal("append inside a read snapshot");
+  pending_rows_.clear();
+  found->clear();
+  // One round trip: BEGIN, the lock (appenders queue on the head row, the
+  // log's writer lock) and each command id's row.
+  std::vector<Statement> statements;
+  statements.push_back({"BEGIN", {}});
+  statements.push_back({"SELECT seq, hash FROM via.head FOR UPDATE", {}});
+  for (const std::string* id : command_ids) {
+    statements.push_back({"SELECT seq FROM via.records WHERE command_id = $1 ORDER BY seq LIMIT 1",
+                          {Param::Text(*id)}});
+  }
+  VIA_RETURN_IF_ERROR(EnsureConnected());
   in_transaction_ = true;
-  // Appenders queue here: the head row is the log's writer lock.
-  auto r = conn_.Query("SELECT seq, hash FROM via.head FOR UPDATE");
-  // A failure here ends the transaction: the caller rolls back only what
-  // BeginAppend started successfully.
+  auto r = RoundTrip(statements);
   if (!r.ok()) {
+    // A failure here ends the transaction: the caller rolls back only what
+    // BeginAppend started successfully.
     RollbackAppend();
     return r.status().WithContext("lock log head");
   }
-  if (r->rows() != 1 || r->Bytes(0, 1).size() != 32) {
+  const PgResult& locked = (*r)[1];
+  if (locked.rows() != 1 || locked.Bytes(0, 1).size() != 32) {
     RollbackAppend();
     return DataLoss("chain_broken", "the log's head row is missing or malformed");
   }
-  return Head{static_cast<std::uint64_t>(r->Int8(0, 0)), ToHash256(r->Bytes(0, 1))};
+  const Head head{static_cast<std::uint64_t>(locked.Int8(0, 0)), ToHash256(locked.Bytes(0, 1))};
+  for (std::size_t i = 0; i < command_ids.size(); ++i) {
+    const PgResult& row = (*r)[2 + i];
+    if (row.rows() == 0) {
+      found->emplace_back();
+      continue;
+    }
+    // Seen only on a retry: where that append began, from the note before it.
+    AppendResult previous;
+    previous.last_seq = static_cast<std::uint64_t>(row.Int8(0, 0));
+    previous.replayed = true;
+    auto before = NoteBefore(previous.last_seq);
+    if (!before.ok()) {
+      RollbackAppend();
+      return before.status();
+    }
+    previous.first_seq = *before ? (*before)->seq + 1 : 1;
+    found->push_back(previous);
+  }
+  return head;
 }
 
 Status PgLogStore::InsertRow(std::uint64_t seq, ByteView record, const Hash256& hash,
                              ByteView nodes, const std::string* command_id,
                              const std::string* note) {
-  return conn_
-      .Query("INSERT INTO via.records(seq, record, hash, nodes, command_id, checkpoint) "
-             "VALUES ($1, $2, $3, $4, $5, $6)",
-             {Param::Int8(static_cast<std::int64_t>(seq)), Param::Bytea(record),
-              Param::Bytea(ByteView(hash)), Param::Bytea(nodes),
-              command_id ? Param::Text(*command_id) : Param::Null(kTextOid),
-              note ? Param::Text(*note) : Param::Null(kTextOid)})
-      .status();
+  // Sent with the COMMIT, in the same round trip (CommitAppend).
+  PendingRow row;
+  row.seq = static_cast<std::int64_t>(seq);
+  row.record.assign(record.begin(), record.end());
+  row.hash = hash;
+  row.nodes.assign(nodes.begin(), nodes.end());
+  if (command_id != nullptr) row.command_id = *command_id;
+  if (note != nullptr) row.note = *note;
+  pending_rows_.push_back(std::move(row));
+  return Status::Ok();
 }
 
 Status PgLogStore::CommitAppend(const Head& head) {
+  // A session the server ended while this one computed the rows (nothing of
+  // it sent yet) cannot have committed: known not to have landed.
+  if (conn_.PeerClosed()) {
+    pending_rows_.clear();
+    in_transaction_ = false;
+    return Unreachable("the connection broke before COMMIT was sent");
+  }
+  std::vector<Statement> statements;
+  statements.reserve(pending_rows_.size() + 3);
+  for (const PendingRow& row : pending_rows_) {
+    statements.push_back(
+        {"INSERT INTO via.records(seq, record, hash, nodes, command_id, checkpoint) "
+         "VALUES ($1, $2, $3, $4, $5, $6)",
+         {Param::Int8(row.seq), Param::Bytea(row.record), Param::Bytea(ByteView(row.hash)),
+          Param::Bytea(row.nodes),
+          row.command_id ? Param::Text(*row.command_id) : Param::Null(kTextOid),
+          row.note ? Param::Text(*row.note) : Param::Null(kTextOid)}});
+  }
   const auto seq = Param::Int8(static_cast<std::int64_t>(head.seq));
-  VIA_RETURN_IF_ERROR(
-      conn_.Query("UPDATE via.head SET seq = $1, hash = $2", {seq, Param::Bytea(ByteView(head.hash))})
-          .status()
-          .WithContext("move log head"));
-  VIA_RETURN_IF_ERROR(conn_.Query("SELECT pg_notify('via_log', $1::text)", {seq})
-                          .status()
-                          .WithContext("notify"));
-  crash_points().At("append.commit");
-  Status committed = conn_.Exec("COMMIT");
-  in_transaction_ = false;
+  statements.push_back({"UPDATE via.head SET seq = $1, hash = $2", {seq, Param::Bytea(ByteView(head.hash))}});
+  statements.push_back({"SELECT pg_notify('via_log', $1::text)", {seq}});
+  statements.push_back({"COMMIT", {}});
+  auto committed = RoundTrip(statements, [&] { crash_points().At("append.commit"); });
+  pending_rows_.clear();
   if (!committed.ok()) {
-    if (committed.reason() == reason::kLogUnreachable) {
+    if (committed.status().reason() == reason::kLogUnreachable) {
+      in_transaction_ = false;
       commit_outcome_unknown_ = true;
       // LogStore::Append finds out, once reconnected, whether it landed.
-      return Unreachable("the connection broke during COMMIT (" + committed.message() +
+      return Unreachable("the connection broke during COMMIT (" + committed.status().message() +
                          "): the append may or may not be in the log");
     }
-    return committed.WithContext("commit append");
+    // The transaction failed before COMMIT ran: the caller rolls it back.
+    return committed.status().WithContext("commit append");
   }
+  in_transaction_ = false;
   return Status::Ok();
 }
 
@@ -306,6 +394,7 @@ Status PgLogStore::ConfirmLanded() {
 }
 
 void PgLogStore::RollbackAppend() {
+  pending_rows_.clear();
   if (conn_.ok()) (void)conn_.Exec("ROLLBACK");
   in_transaction_ = false;
 }

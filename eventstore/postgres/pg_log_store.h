@@ -13,7 +13,10 @@
 // machines queue there; it checks the command id and the expected head,
 // inserts the records (the last one with the signed note), moves the head,
 // notifies channel `via_log` with the new head seq, and commits (durable once
-// the server's synchronous_commit is on, its default). A connection lost on
+// the server's synchronous_commit is on, its default). It takes two round
+// trips when this connection made the last append (libpq pipeline mode):
+// BEGIN, the lock and the command-id lookups in one; the INSERTs, the head
+// update, the notify and COMMIT in the other. A connection lost on
 // the way is retried by LogStore::Append, which finds out whether a COMMIT
 // cut off in flight landed before it appends again. Triggers refuse
 // UPDATE, DELETE and TRUNCATE of records and log_meta, and any change of the
@@ -67,6 +70,8 @@ class PgLogStore final : public LogStore {
 
  protected:
   Result<Head> BeginAppend() override;
+  Result<Head> BeginAppendFinding(const std::vector<const std::string*>& command_ids,
+                                  std::vector<std::optional<AppendResult>>* found) override;
   Status InsertRow(std::uint64_t seq, ByteView record, const Hash256& hash, ByteView nodes,
                    const std::string* command_id, const std::string* note) override;
   Status CommitAppend(const Head& head) override;
@@ -80,11 +85,31 @@ class PgLogStore final : public LogStore {
   // the transaction is lost, so it fails with log_unreachable.
   Status EnsureConnected();
   Result<PgResult> Query(const char* sql, std::initializer_list<Param> params = {});
+  // One statement of a round trip.
+  struct Statement {
+    const char* sql;
+    std::vector<Param> params;
+  };
+  // Sends `statements` in one round trip (pipeline mode) and returns their
+  // results, or the first error (the statements after a failed one are not
+  // run). `before_last` runs just before the last statement is queued.
+  Result<std::vector<PgResult>> RoundTrip(const std::vector<Statement>& statements,
+                                          const std::function<void()>& before_last = {});
 
   Conn conn_;
   Options options_;
   std::unique_ptr<Nodes> nodes_;
   bool in_transaction_ = false;
+  // The rows of the append in progress, sent with its COMMIT.
+  struct PendingRow {
+    std::int64_t seq = 0;
+    Bytes record;
+    Hash256 hash{};
+    Bytes nodes;
+    std::optional<std::string> command_id;
+    std::optional<std::string> note;
+  };
+  std::vector<PendingRow> pending_rows_;
 };
 
 }  // namespace via::eventstore::postgres

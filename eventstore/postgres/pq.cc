@@ -3,6 +3,7 @@
 
 #include <dlfcn.h>
 #include <endian.h>
+#include <poll.h>
 
 #include <cstring>
 #include <vector>
@@ -176,6 +177,104 @@ Result<PgResult> Conn::Query(const char* sql, std::initializer_list<Param> param
   std::string_view what(sql);
   VIA_RETURN_IF_ERROR(Check(result.get(), what.substr(0, what.find(' '))));
   return result;
+}
+
+}  // namespace via::eventstore::postgres
+
+namespace via::eventstore::postgres {
+
+Status Conn::EnterPipeline() {
+  if (!conn_) return Unreachable("not connected");
+  if (Pq().PQenterPipelineMode(conn_.get()) != 1) {
+    return Internal("enter pipeline mode: " + Trimmed(Pq().PQerrorMessage(conn_.get())));
+  }
+  return Status::Ok();
+}
+
+Status Conn::Send(const char* sql, std::span<const Param> params) {
+  if (!conn_) return Unreachable("not connected");
+  std::vector<Oid> types;
+  std::vector<const char*> values;
+  std::vector<int> lengths;
+  std::vector<int> formats;
+  for (const Param& p : params) {
+    types.push_back(p.type());
+    values.push_back(p.data());
+    lengths.push_back(p.length());
+    formats.push_back(1);
+  }
+  if (Pq().PQsendQueryParams(conn_.get(), sql, static_cast<int>(params.size()), types.data(),
+                             values.data(), lengths.data(), formats.data(),
+                             /*resultFormat=*/1) != 1) {
+    std::string_view what(sql);
+    return Check(nullptr, what.substr(0, what.find(' ')));
+  }
+  return Status::Ok();
+}
+
+Status Conn::SendSync() {
+  if (!conn_) return Unreachable("not connected");
+  if (Pq().PQpipelineSync(conn_.get()) != 1) return Check(nullptr, "sync");
+  return Status::Ok();
+}
+
+Result<PgResult> Conn::Receive(std::string_view what) {
+  if (!conn_) return Unreachable("not connected");
+  PgResult result(Pq().PQgetResult(conn_.get()));
+  if (result.get() == nullptr) {
+    VIA_RETURN_IF_ERROR(Check(nullptr, what));
+    return Internal(std::string(what) + ": no result in the pipeline");
+  }
+  const ExecStatusType status = Pq().PQresultStatus(result.get());
+  if (status == PGRES_PIPELINE_ABORTED) {
+    // Each statement's results end with a null.
+    PgResult end(Pq().PQgetResult(conn_.get()));
+    return Internal(std::string(what) + ": not run, an earlier statement failed");
+  }
+  if (status == PGRES_PIPELINE_SYNC) {
+    return Internal(std::string(what) + ": the pipeline is out of step");
+  }
+  Status checked = Check(result.get(), what);
+  if (!checked.ok()) {
+    if (!broken_) PgResult end(Pq().PQgetResult(conn_.get()));
+    return checked;
+  }
+  PgResult end(Pq().PQgetResult(conn_.get()));
+  if (end.get() != nullptr) return Internal(std::string(what) + ": more than one result");
+  return result;
+}
+
+Status Conn::ReceiveSync() {
+  if (!conn_) return Unreachable("not connected");
+  PgResult result(Pq().PQgetResult(conn_.get()));
+  if (result.get() != nullptr && Pq().PQresultStatus(result.get()) == PGRES_PIPELINE_SYNC) {
+    return Status::Ok();
+  }
+  VIA_RETURN_IF_ERROR(Check(result.get(), "sync"));
+  return Internal("sync: the pipeline is out of step");
+}
+
+Status Conn::ExitPipeline() {
+  if (!conn_) return Unreachable("not connected");
+  if (Pq().PQexitPipelineMode(conn_.get()) != 1) {
+    if (!ok()) return Unreachable(Trimmed(Pq().PQerrorMessage(conn_.get())));
+    return Internal("leave pipeline mode: " + Trimmed(Pq().PQerrorMessage(conn_.get())));
+  }
+  return Status::Ok();
+}
+
+bool Conn::PeerClosed() {
+  if (!ok()) return true;
+  // A server ending the session sends why, then closes: a few reads see both.
+  for (int i = 0; i < 8; ++i) {
+    pollfd p{Pq().PQsocket(conn_.get()), POLLIN, 0};
+    if (::poll(&p, 1, 0) <= 0) return false;
+    if (Pq().PQconsumeInput(conn_.get()) != 1 || Pq().PQstatus(conn_.get()) != CONNECTION_OK) {
+      broken_ = true;
+      return true;
+    }
+  }
+  return false;
 }
 
 }  // namespace via::eventstore::postgres

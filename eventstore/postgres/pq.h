@@ -16,8 +16,10 @@
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "domain/bytes.h"
 #include "domain/status.h"
@@ -31,7 +33,9 @@ namespace via::eventstore::postgres {
 #define VIA_LIBPQ_FUNCTIONS(X)                                                          \
   X(PQconnectdbParams) X(PQstatus) X(PQerrorMessage) X(PQfinish) X(PQreset) X(PQexec) \
   X(PQexecParams) X(PQresultStatus) X(PQresultErrorField) X(PQresultErrorMessage)      \
-  X(PQclear) X(PQntuples) X(PQgetvalue) X(PQgetlength) X(PQgetisnull) X(PQbackendPID)
+  X(PQclear) X(PQntuples) X(PQgetvalue) X(PQgetlength) X(PQgetisnull) X(PQbackendPID)      \
+  X(PQenterPipelineMode) X(PQexitPipelineMode) X(PQpipelineSync) X(PQsendQueryParams)   \
+  X(PQgetResult) X(PQconsumeInput) X(PQsocket)
 
 struct Libpq {
 #define VIA_LIBPQ_MEMBER(name) decltype(&::name) name = nullptr;
@@ -117,6 +121,27 @@ class Conn {
   Status Exec(const std::string& sql);
   // Runs one statement with binary parameters and binary results.
   Result<PgResult> Query(const char* sql, std::initializer_list<Param> params = {});
+
+  // Pipeline mode (libpq 14+): statements sent together and answered in one
+  // round trip. Used only between EnterPipeline and ExitPipeline, during which
+  // Exec and Query are not allowed. Each statement sent is answered by one
+  // Receive, in order, and each SendSync by one ReceiveSync. After a
+  // statement fails, the ones after it up to the next sync are not run and
+  // Receive answers them with Internal. A connection
+  // that breaks is log_unreachable, as in Query; the pipeline is then over.
+  Status EnterPipeline();
+  Status Send(const char* sql, std::span<const Param> params);
+  // Sends a sync point and flushes everything sent.
+  Status SendSync();
+  Result<PgResult> Receive(std::string_view what);
+  Status ReceiveSync();
+  // Leaves pipeline mode; every result must have been received.
+  Status ExitPipeline();
+
+  // Whether the server has closed this connection (or said why it will)
+  // while nothing was asked of it: reads what has arrived without waiting.
+  // False when nothing has arrived. A connection found closed is broken.
+  bool PeerClosed();
 
   // The server's process id (tests).
   int backend_pid() const { return conn_ ? Pq().PQbackendPID(conn_.get()) : 0; }

@@ -1,0 +1,61 @@
+#include "eventstore/group_commit.h"
+
+#include <vector>
+
+namespace via::eventstore {
+
+GroupCommitter::GroupCommitter(LogStore& store, Signer signer)
+    : store_(store), signer_(std::move(signer)) {}
+
+Result<AppendResult> GroupCommitter::Submit(const AppendRequest& request) {
+  Waiter self;
+  self.request = &request;
+  std::unique_lock lock(mu_);
+  ++submitted_;
+  queue_.push_back(&self);
+  while (true) {
+    // Answered by another thread's batch, or this thread's turn to commit
+    // one: no batch in flight and this request still waiting.
+    answered_.wait(lock, [&] { return self.result.has_value() || !in_flight_; });
+    if (self.result) return std::move(*self.result);
+
+    // The oldest waiting requests (this one among them unless kMaxBatch
+    // arrived before it; then it commits the next batch too).
+    in_flight_ = true;
+    std::vector<Waiter*> batch;
+    while (!queue_.empty() && batch.size() < kMaxBatch) {
+      batch.push_back(queue_.front());
+      queue_.pop_front();
+    }
+    lock.unlock();
+
+    std::vector<AppendRequest> requests;
+    requests.reserve(batch.size());
+    for (const Waiter* waiter : batch) requests.push_back(*waiter->request);
+    std::vector<Result<AppendResult>> results = store_.AppendBatch(requests, signer_);
+
+    lock.lock();
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      if (i < results.size()) {
+        batch[i]->result.emplace(std::move(results[i]));
+      } else {
+        batch[i]->result.emplace(Internal("the batch gave no answer for this append"));
+      }
+    }
+    in_flight_ = false;
+    ++batches_;
+    answered_.notify_all();
+  }
+}
+
+std::uint64_t GroupCommitter::batches() const {
+  std::lock_guard lock(mu_);
+  return batches_;
+}
+
+std::uint64_t GroupCommitter::submitted() const {
+  std::lock_guard lock(mu_);
+  return submitted_;
+}
+
+}  // namespace via::eventstore
