@@ -187,7 +187,7 @@ bool Eventually(F ready, int ms = 10000) {
   return ready();
 }
 
-TEST_CASE("forwarder: the per-owner cap refuses the excess at once; other owners still answer; "
+TEST_CASE("forwarder: the per-owner cap refuses the excess at once, other owners still answer, "
           "shutdown ends what hangs",
           "[forward]") {
   testing::OwnerStandIn dead;  // accepts and never answers
@@ -229,7 +229,7 @@ TEST_CASE("forwarder: the per-owner cap refuses the excess at once; other owners
   CHECK(late.future.get().first.status().reason() == "shutting_down");
 }
 
-TEST_CASE("forwarder: repeated failures open the breaker; after the cool-down one probe goes, "
+TEST_CASE("forwarder: repeated failures open the breaker, after the cool-down one probe goes "
           "and its outcome reopens or closes it",
           "[forward]") {
   testing::OwnerStandIn owner;  // holds every connection: each forward times out
@@ -311,7 +311,7 @@ TEST_CASE("forward: a declared Content-Length beyond the bound is refused from t
   CHECK(answer.status().message().find("larger than") != std::string::npos);
 }
 
-TEST_CASE("forward: a URL that is not http(s) is refused; a CA file that cannot be read too",
+TEST_CASE("forward: a URL that is not http(s) is refused, and so is a CA file that cannot be read",
           "[forward]") {
   auto answer = Forward("ftp://127.0.0.1:1", Pipeline(), Options(1000));
   REQUIRE_FALSE(answer.ok());
