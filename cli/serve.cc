@@ -31,6 +31,10 @@ struct ServeFlags {
   std::string public_url;
   std::string node;  // several nodes on one PostgreSQL log: this node's name
   std::string forward_timeout = "30s";
+  std::size_t forward_per_owner = 16;
+  int forward_breaker_failures = 3;
+  std::string forward_breaker_cooldown = "5s";
+  std::string forward_ca_file;
   std::string access_log;
   std::string tls_cert;
   std::string tls_key;
@@ -244,6 +248,11 @@ int RunServe(Shell& shell, const ServeFlags& f) {
   api_options.node = node;
   VIA_ASSIGN_OR_RETURN_EXIT(api_options.forward_timeout_ms, ParseDurationMs(f.forward_timeout),
                             shell);
+  api_options.forward_per_owner = f.forward_per_owner;
+  api_options.forward_breaker_failures = f.forward_breaker_failures;
+  VIA_ASSIGN_OR_RETURN_EXIT(api_options.forward_breaker_cooldown_ms,
+                            ParseDurationMs(f.forward_breaker_cooldown), shell);
+  api_options.forward_ca_file = f.forward_ca_file;
   api_options.home = ctx.home;
   api_options.providers = ctx.providers;
   api_options.actor = ctx.actor.empty() ? "via-serve" : ctx.actor;
@@ -377,6 +386,22 @@ void RegisterServe(CLI::App& app, Shell& shell) {
   serve->add_option("--forward-timeout", f->forward_timeout,
                     "a Hrana request forwarded to the add-on's owning node (default 30s)")
       ->check(Duration());
+  serve->add_option("--forward-per-owner", f->forward_per_owner,
+                    "requests forwarded to one owning node at once; more get 503 forward_busy "
+                    "(default 16)")
+      ->check(WholeNumber(1, 100000));
+  serve->add_option("--forward-breaker-failures", f->forward_breaker_failures,
+                    "consecutive failures to reach an owning node after which its requests fail "
+                    "at once for the cool-down (default 3, 0: never)")
+      ->check(WholeNumber(0, 1000000));
+  serve->add_option("--forward-breaker-cooldown", f->forward_breaker_cooldown,
+                    "how long requests for an unreachable owning node fail at once before one "
+                    "is tried again (default 5s)")
+      ->check(Duration());
+  serve->add_option("--forward-ca-file", f->forward_ca_file,
+                    "PEM CA certificates that https:// owning nodes' certificates must chain to "
+                    "(default: the system's store)")
+      ->type_name("FILE");
   serve->add_option("--access-log", f->access_log, "JSON-lines access log file (default stdout)");
   serve->add_option("--tls-cert", f->tls_cert,
                     "serve HTTPS/WSS with this PEM certificate chain (with --tls-key; SIGHUP reloads)")

@@ -186,6 +186,9 @@ void Api::Shutdown() {
   const Status closing = Unavailable("shutting_down", "the server is shutting down; retry");
   if (control_pool_) control_pool_->Shutdown(closing);
   if (sql_pool_) sql_pool_->Shutdown(closing);
+  // After the pools: their last jobs may still start a forward (refused
+  // then); those in flight end with shutting_down.
+  if (forwarder_) forwarder_->Shutdown();
 }
 
 void Api::TailLoop() {
@@ -329,6 +332,17 @@ Result<std::unique_ptr<Api>> Api::Open(const ApiOptions& options) {
   control.busy_reason = "server_busy";
   control.error_log = options.error_log;
   api->control_pool_ = std::make_unique<WorkPool>(control);
+  ForwardOptions forward;
+  forward.from_node = options.node.empty() ? "unnamed" : options.node;
+  forward.timeout_ms = options.forward_timeout_ms;
+  // The owner bounds its rows by the same limit; the rest is framing.
+  forward.max_body_bytes = options.hrana.max_response_bytes + (1 << 20);
+  forward.per_owner_limit = options.forward_per_owner;
+  forward.max_in_flight = options.forward_max_in_flight;
+  forward.breaker_failures = options.forward_breaker_failures;
+  forward.breaker_cooldown_ms = options.forward_breaker_cooldown_ms;
+  forward.ca_file = options.forward_ca_file;
+  VIA_ASSIGN_OR_RETURN(api->forwarder_, Forwarder::Create(std::move(forward)));
   Api* raw = api.get();
   api->tailer_ = std::thread([raw] { raw->TailLoop(); });
   if (log_url) {
@@ -456,14 +470,15 @@ void Api::Handle(HttpRequest request, Responder respond) {
         const std::string binding = path.substr(kDescriptors.size());
         auto in = std::make_shared<HttpRequest>(std::move(request));
         const std::int64_t arrived = MonotonicNs();
-        OnControlPool(respond, [this, in, binding, arrived]() -> HttpResponse {
+        OnControlPool(respond, [this, in, binding, arrived](
+                                   std::optional<ForwardPlan>* forward) -> HttpResponse {
           Status caught_up = CatchUpForRequest(arrived);
           if (!caught_up.ok()) {
             HttpResponse r = JsonError(503, caught_up.reason(), caught_up.message());
             r.headers.emplace_back("Retry-After", std::to_string(options_.retry_after_s));
             return r;
           }
-          return Descriptor(*in, binding);
+          return Descriptor(*in, binding, forward);
         });
         return;
       }
@@ -568,6 +583,12 @@ HttpResponse Api::MetricsPage() {
   g.control_workers = control.workers;
   g.control_running = control.running;
   g.control_queued = control.queued;
+  const Forwarder::Stats forward = forwarder_->stats();
+  g.forwards_in_flight = forward.in_flight;
+  g.forward_busy = forward.busy_refusals;
+  g.forward_breaker_refusals = forward.breaker_refusals;
+  g.forward_breaker_opened = forward.breaker_opened;
+  g.forward_probes = forward.probes;
   HttpResponse r;
   r.content_type = "text/plain; version=0.0.4; charset=utf-8";
   r.headers.emplace_back("Cache-Control", "no-store");
@@ -575,7 +596,8 @@ HttpResponse Api::MetricsPage() {
   return r;
 }
 
-void Api::OnControlPool(Responder respond, std::function<HttpResponse()> run) {
+void Api::OnControlPool(Responder respond,
+                        std::function<HttpResponse(std::optional<ForwardPlan>*)> run) {
   const std::int64_t retry_after = options_.retry_after_s;
   auto busy = [retry_after](const Status& s) {
     HttpResponse r = JsonError(503, s.reason(), s.message());
@@ -583,7 +605,11 @@ void Api::OnControlPool(Responder respond, std::function<HttpResponse()> run) {
     return r;
   };
   Status queued = control_pool_->Submit(
-      "", WorkPool::Job{[this, respond, run = std::move(run)] { respond(Guarded(false, run)); },
+      "", WorkPool::Job{[this, respond, run = std::move(run)] {
+                          std::optional<ForwardPlan> forward;
+                          HttpResponse answer = Guarded(false, [&] { return run(&forward); });
+                          Reply(respond, std::move(answer), std::move(forward));
+                        },
                         [respond, busy](const Status& s) { respond(busy(s)); }});
   if (!queued.ok()) respond(busy(queued));
 }
@@ -595,7 +621,8 @@ HttpResponse Api::Jwks() {
   return r;
 }
 
-HttpResponse Api::Descriptor(const HttpRequest& request, const std::string& binding) {
+HttpResponse Api::Descriptor(const HttpRequest& request, const std::string& binding,
+                             std::optional<ForwardPlan>* forward) {
   if (!ValidateBindingName(binding).ok()) {
     return JsonError(404, "binding_not_found", "not a binding name: " + binding);
   }
@@ -649,7 +676,7 @@ HttpResponse Api::Descriptor(const HttpRequest& request, const std::string& bind
   }
   if (!addon->node.empty() && addon->node != options_.node) {
     // Its storage is probed (and its first delivery recorded) by its owner.
-    return ForwardToOwner(request, *state, *addon, /*hrana=*/false);
+    return ForwardToOwner(request, *state, *addon, /*hrana=*/false, forward);
   }
   ReadinessInput input;
   input.requested = addon->id;
@@ -1008,16 +1035,21 @@ void Api::SubmitSql(std::shared_ptr<SqlRequest> sql, Responder respond) {
                         StreamCursor(*sql, respond);
                         return;
                       }
-                      respond(Guarded(/*hrana=*/true, [&] { return RunPipeline(*sql); }));
+                      std::optional<ForwardPlan> forward;
+                      HttpResponse answer =
+                          Guarded(/*hrana=*/true, [&] { return RunPipeline(*sql, &forward); });
+                      Reply(respond, std::move(answer), std::move(forward));
                     },
                     refuse},
       urgent);
   if (!queued.ok()) refuse(queued);
 }
 
-HttpResponse Api::RunPipeline(const SqlRequest& sql) {
+HttpResponse Api::RunPipeline(const SqlRequest& sql, std::optional<ForwardPlan>* forward) {
   HranaEngine::ConnectionFactory open;
-  if (std::optional<HttpResponse> refused = AdmitSql(sql, &open)) return std::move(*refused);
+  if (std::optional<HttpResponse> refused = AdmitSql(sql, &open, forward)) {
+    return std::move(*refused);
+  }
   auto response = engine_.Execute(sql.database_key(), sql.pipeline, open);
   if (!response.ok()) return HranaFailure(response.status(), options_.retry_after_s);
   HttpResponse r;
@@ -1034,7 +1066,10 @@ void Api::StreamCursor(const SqlRequest& sql, const Responder& respond) {
   const std::int64_t retry_after = options_.retry_after_s;
   try {
     HranaEngine::ConnectionFactory open;
-    if (std::optional<HttpResponse> refused = AdmitSql(sql, &open)) return respond(*refused);
+    std::optional<ForwardPlan> forward;
+    if (std::optional<HttpResponse> refused = AdmitSql(sql, &open, &forward)) {
+      return Reply(respond, std::move(*refused), std::move(forward));
+    }
     RunCursor(engine_, sql.database_key(), *sql.cursor, sql.encoding, open, respond,
               [retry_after](const Status& s) { return HranaFailure(s, retry_after); });
   } catch (const std::exception& e) {
@@ -1044,7 +1079,8 @@ void Api::StreamCursor(const SqlRequest& sql, const Responder& respond) {
 }
 
 std::optional<HttpResponse> Api::AdmitSql(const SqlRequest& sql,
-                                          HranaEngine::ConnectionFactory* open) {
+                                          HranaEngine::ConnectionFactory* open,
+                                          std::optional<ForwardPlan>* forward) {
   const std::int64_t retry_after = options_.retry_after_s;
   Status caught_up = CatchUpForRequest(sql.arrived_ns);
   if (!caught_up.ok()) return HranaFailure(caught_up, retry_after);
@@ -1081,7 +1117,7 @@ std::optional<HttpResponse> Api::AdmitSql(const SqlRequest& sql,
     return HranaError(409, "addon_not_usable", "add-on " + addon->id + " is " + PhaseName(addon->phase));
   }
   if (!addon->node.empty() && addon->node != options_.node) {
-    return ForwardToOwner(sql.raw, *state, *addon, /*hrana=*/true);
+    return ForwardToOwner(sql.raw, *state, *addon, /*hrana=*/true, forward);
   }
   auto provider = ProviderOf(*addon);
   if (!provider.ok() || !(*provider)->ProxiesSql()) {
@@ -1109,7 +1145,8 @@ std::optional<HttpResponse> Api::AdmitSql(const SqlRequest& sql,
 }
 
 HttpResponse Api::ForwardToOwner(const HttpRequest& raw, const State& state,
-                                 const AddonState& addon, bool hrana) {
+                                 const AddonState& addon, bool hrana,
+                                 std::optional<ForwardPlan>* plan) {
   const std::int64_t retry_after = options_.retry_after_s;
   auto unavailable = [&](const std::string& code, const std::string& message) {
     if (hrana) return HranaFailure(Unavailable(code, message), retry_after);
@@ -1129,27 +1166,60 @@ HttpResponse Api::ForwardToOwner(const HttpRequest& raw, const State& state,
     return unavailable("owner_unknown", "add-on " + addon.id + " is placed on node " + addon.node +
                                             ", which has not announced a public URL");
   }
-  ForwardOptions forward;
-  forward.from_node = options_.node.empty() ? "unnamed" : options_.node;
-  forward.timeout_ms = options_.forward_timeout_ms;
-  // The owner bounds its rows by the same limit; the rest is framing.
-  forward.max_body_bytes = options_.hrana.max_response_bytes + (1 << 20);
-  auto answer = Forward(owner->second, raw, forward);
-  if (options_.metrics) options_.metrics->CountForwarded(answer.ok());
-  if (!answer.ok()) {
-    ErrorLog("via serve: forward to node " + addon.node + " (" + owner->second +
-             "): " + answer.status().message());
-    if (answer.status().reason() == "owner_answer_lost") {
-      // Not retryable: the owner may have run it (see server/forward.h).
-      const std::string message = "add-on " + addon.id + " is served by node " + addon.node +
-                                  ", whose answer was lost: the request may have run there";
-      return hrana ? HranaError(502, "owner_answer_lost", message)
-                   : JsonError(502, "owner_answer_lost", message);
-    }
-    return unavailable(answer.status().reason(), "add-on " + addon.id + " is served by node " +
-                                                     addon.node + ", which did not answer; retry");
-  }
-  return std::move(answer).value();
+  *plan = ForwardPlan{raw, addon.node, owner->second, addon.id, hrana};
+  return HttpResponse{};
+}
+
+void Api::Reply(const Responder& respond, HttpResponse answer, std::optional<ForwardPlan> plan) {
+  if (plan) return StartForward(std::move(*plan), respond);
+  respond(std::move(answer));
+}
+
+void Api::StartForward(ForwardPlan plan, Responder respond) {
+  const std::int64_t default_retry_after = options_.retry_after_s;
+  Metrics* metrics = options_.metrics;
+  auto log = options_.error_log;
+  const std::string node = plan.node;
+  const std::string url = plan.url;
+  forwarder_->Forward(
+      node, url, plan.request,
+      [respond = std::move(respond), metrics, log, node, url, addon_id = plan.addon_id,
+       hrana = plan.hrana, default_retry_after](Result<HttpResponse> answer,
+                                                std::int64_t retry_after_s) {
+        if (metrics) metrics->CountForwarded(answer.ok());
+        if (answer.ok()) return respond(std::move(answer).value());
+        const Status& s = answer.status();
+        if (log && s.reason() != "forward_busy") {
+          log("via serve: forward to node " + node + " (" + url + "): " + s.message());
+        }
+        if (s.reason() == "owner_answer_lost") {
+          // Not retryable: the owner may have run it (see server/forward.h).
+          const std::string message = "add-on " + addon_id + " is served by node " + node +
+                                      ", whose answer was lost: the request may have run there";
+          HttpResponse r = hrana ? HranaError(502, "owner_answer_lost", message)
+                                 : JsonError(502, "owner_answer_lost", message);
+          return respond(std::move(r));
+        }
+        std::string message;
+        if (s.reason() == "forward_busy") {
+          message = "add-on " + addon_id + " is served by node " + node + ": " + s.message() +
+                    "; retry";
+        } else if (s.reason() == "shutting_down") {
+          message = "the server is shutting down; retry";
+        } else {
+          message = "add-on " + addon_id + " is served by node " + node +
+                    ", which did not answer; retry";
+        }
+        const int status = s.code() == StatusCode::kUnavailable ? 503 : 502;
+        HttpResponse r = hrana ? HranaError(status, s.reason(), message)
+                               : JsonError(status, s.reason(), message);
+        if (status == 503) {
+          r.headers.emplace_back("Retry-After",
+                                 std::to_string(retry_after_s > 0 ? retry_after_s
+                                                                  : default_retry_after));
+        }
+        respond(std::move(r));
+      });
 }
 
 }  // namespace via::server

@@ -79,6 +79,7 @@
 #include "eventstore/group_commit.h"
 #include "eventstore/home.h"
 #include "providers/registry.h"
+#include "server/forward.h"
 #include "server/hrana.h"
 #include "server/http_message.h"
 #include "server/jwt.h"
@@ -102,6 +103,16 @@ struct ApiOptions {
   // the owner's URL.
   std::string node;
   std::int64_t forward_timeout_ms = 30000;
+  // Forwarding runs on a thread of its own, never on the pools below
+  // (forward.h): at most this many requests in flight to one owner (more:
+  // 503 forward_busy), a breaker that opens after this many consecutive
+  // failures to reach an owner for the cool-down, and the CA that https://
+  // owners' certificates chain to ("": the system's store).
+  std::size_t forward_per_owner = 16;
+  std::size_t forward_max_in_flight = 256;
+  int forward_breaker_failures = 3;
+  std::int64_t forward_breaker_cooldown_ms = 5000;
+  std::string forward_ca_file;
   // Called (from the catch-up, on any thread; must not block) for every
   // SnapshotRequested that another node's home appended for an add-on placed
   // on this node (command id under kOwnerWorkPrefix) and that is not finished:
@@ -164,6 +175,14 @@ class Api {
 
  private:
   explicit Api(const ApiOptions& options);
+  // A request for an add-on placed on another node, to be sent there.
+  struct ForwardPlan {
+    HttpRequest request;
+    std::string node;  // the owner
+    std::string url;   // its public URL
+    std::string addon_id;
+    bool hrana = false;  // Hrana-shaped errors
+  };
   std::shared_ptr<const State> Snapshot() const;
   HttpResponse Health();
   HttpResponse Ready();
@@ -172,9 +191,13 @@ class Api {
   // "" when it is; `detail` gets a sentence, `lag_ms` the catch-up age.
   std::string NotReadyReason(std::string* detail, std::int64_t* lag_ms) const;
   HttpResponse Jwks();
-  // Runs `run` on the control pool and answers with its result.
-  void OnControlPool(Responder respond, std::function<HttpResponse()> run);
-  HttpResponse Descriptor(const HttpRequest& request, const std::string& binding);
+  // Runs `run` on the control pool and answers with its result (or forwards
+  // the plan it sets).
+  void OnControlPool(Responder respond,
+                     std::function<HttpResponse(std::optional<ForwardPlan>*)> run);
+  // Sets `forward` (the answer is then unused) when another node owns the add-on.
+  HttpResponse Descriptor(const HttpRequest& request, const std::string& binding,
+                          std::optional<ForwardPlan>* forward);
   // POST /v2/pipeline, /v3/pipeline (same JSON body), /v3-protobuf/pipeline
   // and, with `cursor`, /v3/cursor and /v3-protobuf/cursor.
   void Pipeline(HttpRequest request, Responder respond, bool cursor, hrana::Encoding encoding);
@@ -182,18 +205,26 @@ class Api {
   // Queues a pipeline whose credential verified on the SQL pool.
   void SubmitSql(std::shared_ptr<SqlRequest> sql, Responder respond);
   // On a SQL worker: catch up, check the add-on and generation, run.
-  HttpResponse RunPipeline(const SqlRequest& sql);
+  HttpResponse RunPipeline(const SqlRequest& sql, std::optional<ForwardPlan>* forward);
   // The same checks for a /v3/cursor request, whose answer streams
   // (hrana_cursor.h).
   void StreamCursor(const SqlRequest& sql, const Responder& respond);
-  // The owner's answer to a request for an add-on placed on another node
-  // (forward.h), or a 503 (Hrana-shaped when `hrana`): owner_unreachable,
-  // owner_unknown, owner_mismatch.
+  // For a request for an add-on placed on another node: sets `plan` (the
+  // returned answer is then unused), or answers 503 (Hrana-shaped when
+  // `hrana`) owner_unknown or owner_mismatch.
   HttpResponse ForwardToOwner(const HttpRequest& raw, const State& state, const AddonState& addon,
-                              bool hrana);
-  // The checks of both: an answer when the request must be refused, else
-  // sets `open` to the factory of connections to the add-on's file.
-  std::optional<HttpResponse> AdmitSql(const SqlRequest& sql, HranaEngine::ConnectionFactory* open);
+                              bool hrana, std::optional<ForwardPlan>* plan);
+  // Sends `plan` through the forwarder and answers `respond` with the
+  // owner's answer, or 503 forward_busy / owner_unreachable, or 502
+  // owner_answer_lost. Never blocks: the calling worker is free at once.
+  void StartForward(ForwardPlan plan, Responder respond);
+  // Answers with `answer`, or starts `plan` when it is set.
+  void Reply(const Responder& respond, HttpResponse answer, std::optional<ForwardPlan> plan);
+  // The checks of both: an answer when the request must be refused (or
+  // `forward` set: another node owns the add-on), else sets `open` to the
+  // factory of connections to the add-on's file.
+  std::optional<HttpResponse> AdmitSql(const SqlRequest& sql, HranaEngine::ConnectionFactory* open,
+                                       std::optional<ForwardPlan>* forward);
   // Makes sure a catch-up that started after `arrived_ns` (MonotonicNs()
   // when the request arrived) has run, so the answer reflects every record
   // committed before the request; concurrent requests share one catch-up.
@@ -267,6 +298,7 @@ class Api {
   std::unordered_map<std::string, ProbeEntry> probe_cache_;
 
   // Declared last: destroyed (joined) first, while everything above exists.
+  std::unique_ptr<Forwarder> forwarder_;
   std::unique_ptr<WorkPool> sql_pool_;
   std::unique_ptr<WorkPool> control_pool_;
   std::mutex tail_mu_;

@@ -151,12 +151,30 @@ std::string Metrics::Render(const Gauges& g) const {
           "SQL requests refused because their credential was revoked.",
           revoked_requests_);
   Counter(&out, "via_forwarded_requests_total",
-          "Hrana requests forwarded to the add-on's owning node that it answered.",
+          "Requests forwarded to the add-on's owning node that it answered.",
           forwarded_);
   Counter(&out, "via_forward_failures_total",
-          "Hrana requests for another node's add-on that could not be forwarded (503, or 502 when "
+          "Requests for another node's add-on that could not be forwarded (503, or 502 when "
           "the answer was lost).",
           forward_failures_);
+  Gauge(&out, "via_forwards_in_flight",
+        "Requests forwarded to owning nodes whose answer is awaited.",
+        static_cast<double>(g.forwards_in_flight));
+  Header(&out, "via_forward_busy_total", "counter",
+         "Requests for another node's add-on refused with 503 forward_busy (per-owner or total "
+         "limit of forwards in flight).");
+  Sample(&out, "via_forward_busy_total", "", static_cast<double>(g.forward_busy));
+  Header(&out, "via_forward_breaker_refusals_total", "counter",
+         "Requests for another node's add-on answered 503 owner_unreachable at once, because "
+         "that node's circuit breaker is open.");
+  Sample(&out, "via_forward_breaker_refusals_total", "",
+         static_cast<double>(g.forward_breaker_refusals));
+  Header(&out, "via_forward_breaker_opened_total", "counter",
+         "Times a circuit breaker opened after repeated failures to reach an owning node.");
+  Sample(&out, "via_forward_breaker_opened_total", "", static_cast<double>(g.forward_breaker_opened));
+  Header(&out, "via_forward_breaker_probes_total", "counter",
+         "Requests let through to an owning node after its breaker's cool-down.");
+  Sample(&out, "via_forward_breaker_probes_total", "", static_cast<double>(g.forward_probes));
   Counter(&out, "via_streams_closed_by_revocation_total",
           "Hrana streams closed because their credential was revoked.",
           streams_closed_by_revocation_);

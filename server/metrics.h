@@ -76,6 +76,13 @@ class Metrics {
     std::size_t pooled_connections = 0;  // idle SQLite connections kept
     std::size_t sql_workers = 0, sql_running = 0, sql_queued = 0, sql_queue_limit = 0;
     std::size_t control_workers = 0, control_running = 0, control_queued = 0;
+    // Forwarding to owning nodes (forward.h): exchanges in flight, and
+    // counts kept by the forwarder since the server started.
+    std::uint64_t forwards_in_flight = 0;
+    std::uint64_t forward_busy = 0;              // forward_busy answers
+    std::uint64_t forward_breaker_refusals = 0;  // owner_unreachable without trying
+    std::uint64_t forward_breaker_opened = 0;
+    std::uint64_t forward_probes = 0;
   };
   // The whole exposition: # HELP and # TYPE lines, then samples.
   std::string Render(const Gauges& gauges) const;

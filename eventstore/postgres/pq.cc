@@ -108,10 +108,25 @@ std::string_view PgResult::Text(int row, int column) const {
 
 Result<Conn> Conn::Connect(const std::string& url, int connect_timeout_s) {
   const std::string timeout = std::to_string(connect_timeout_s);
+  // A connection whose peer vanished without a FIN or RST (a dead machine, a
+  // dropped route) would otherwise look idle for hours: TCP keepalives probe
+  // an idle connection after kKeepalivesIdle s, every kKeepalivesInterval s,
+  // and give up after kKeepalivesCount lost probes (~11 s), and
+  // tcp_user_timeout drops it when data sent is not acknowledged within
+  // 10 s. A LISTEN connection (pg_listener.h) then sees the break and
+  // reconnects. libpq ignores all four on a Unix-domain socket.
+  constexpr const char* kKeepalivesIdle = "5";
+  constexpr const char* kKeepalivesInterval = "2";
+  constexpr const char* kKeepalivesCount = "3";
+  constexpr const char* kTcpUserTimeoutMs = "10000";
   // dbname last: the URI's own settings override ours.
-  const char* keys[] = {"connect_timeout", "application_name", "client_encoding", "dbname",
-                        nullptr};
-  const char* values[] = {timeout.c_str(), "via", "UTF8", url.c_str(), nullptr};
+  const char* keys[] = {"connect_timeout", "application_name", "client_encoding", "keepalives",
+                        "keepalives_idle", "keepalives_interval", "keepalives_count",
+                        "tcp_user_timeout", "dbname", nullptr};
+  const char* values[] = {timeout.c_str(),     "via",         "UTF8",
+                          "1",                 kKeepalivesIdle, kKeepalivesInterval,
+                          kKeepalivesCount,    kTcpUserTimeoutMs, url.c_str(),
+                          nullptr};
   VIA_RETURN_IF_ERROR(LoadLibpq().status());
   Conn conn;
   conn.conn_.reset(Pq().PQconnectdbParams(keys, values, /*expand_dbname=*/1));

@@ -8,10 +8,15 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <future>
+#include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "server/forward.h"
+#include "server/owner_stand_in.h"
 
 namespace via::server {
 namespace {
@@ -153,6 +158,169 @@ TEST_CASE("forward: the owner's answer keeps its status, body and Cache-Control"
     no_store |= name == "Cache-Control" && value == "no-store";
   }
   CHECK(no_store);
+}
+
+// What one Forwarder::Forward call answered, once it has.
+struct Answer {
+  std::promise<std::pair<Result<HttpResponse>, std::int64_t>> promise;
+  std::future<std::pair<Result<HttpResponse>, std::int64_t>> future = promise.get_future();
+  Forwarder::Done done() {
+    return [this](Result<HttpResponse> r, std::int64_t retry_after) {
+      promise.set_value({std::move(r), retry_after});
+    };
+  }
+  bool ready() { return future.wait_for(std::chrono::seconds(0)) == std::future_status::ready; }
+};
+
+std::unique_ptr<Forwarder> MakeForwarder(const ForwardOptions& options) {
+  auto made = Forwarder::Create(options);
+  REQUIRE(made.ok());
+  return std::move(made).value();
+}
+
+template <typename F>
+bool Eventually(F ready, int ms = 10000) {
+  for (int waited = 0; waited < ms; waited += 10) {
+    if (ready()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return ready();
+}
+
+TEST_CASE("forwarder: the per-owner cap refuses the excess at once, other owners still answer, "
+          "shutdown ends what hangs",
+          "[forward]") {
+  testing::OwnerStandIn dead;  // accepts and never answers
+  testing::OwnerStandIn alive;
+  alive.set_mode(testing::OwnerStandIn::kAnswer);
+  ForwardOptions o = Options(60000);
+  o.per_owner_limit = 2;
+  auto forwarder = MakeForwarder(o);
+  Answer first, second, third, other;
+  forwarder->Forward("dead", dead.url(), Pipeline(), first.done());
+  forwarder->Forward("dead", dead.url(), Pipeline(), second.done());
+  forwarder->Forward("dead", dead.url(), Pipeline(), third.done());
+  // The third is refused before anything is sent, on the caller's thread.
+  REQUIRE(third.ready());
+  auto refused = third.future.get();
+  REQUIRE_FALSE(refused.first.ok());
+  CHECK(refused.first.status().reason() == "forward_busy");
+  CHECK(refused.first.status().code() == StatusCode::kUnavailable);
+  REQUIRE(Eventually([&] { return dead.accepted() == 2; }));
+  CHECK(forwarder->stats().in_flight == 2);
+  CHECK(forwarder->stats().busy_refusals == 1);
+  // Another owner is not held up by the hanging ones.
+  forwarder->Forward("alive", alive.url(), Pipeline(), other.done());
+  auto answered = other.future.get();
+  REQUIRE(answered.first.ok());
+  CHECK(answered.first->status == 200);
+  CHECK(answered.first->body == R"({"ok":true})");
+  CHECK_FALSE(first.ready());
+  CHECK_FALSE(second.ready());
+  // Shutdown ends both at once (not at the 60 s timeout).
+  forwarder->Shutdown();
+  REQUIRE(first.ready());
+  REQUIRE(second.ready());
+  CHECK(first.future.get().first.status().reason() == "shutting_down");
+  CHECK(second.future.get().first.status().reason() == "shutting_down");
+  Answer late;
+  forwarder->Forward("alive", alive.url(), Pipeline(), late.done());
+  REQUIRE(late.ready());
+  CHECK(late.future.get().first.status().reason() == "shutting_down");
+}
+
+TEST_CASE("forwarder: repeated failures open the breaker, after the cool-down one probe goes "
+          "and its outcome reopens or closes it",
+          "[forward]") {
+  testing::OwnerStandIn owner;  // holds every connection: each forward times out
+  ForwardOptions o = Options(1000);
+  o.breaker_failures = 2;
+  o.breaker_cooldown_ms = 700;
+  auto forwarder = MakeForwarder(o);
+  auto forward = [&] {
+    Answer a;
+    forwarder->Forward("b", owner.url(), Pipeline(), a.done());
+    return a.future.get();
+  };
+  for (int i = 0; i < 2; ++i) {
+    auto lost = forward();
+    REQUIRE_FALSE(lost.first.ok());
+    CHECK(lost.first.status().reason() == "owner_answer_lost");
+  }
+  CHECK(forwarder->stats().breaker_opened == 1);
+  // Open: refused at once, nothing sent, with the cool-down as Retry-After.
+  auto fast = forward();
+  REQUIRE_FALSE(fast.first.ok());
+  CHECK(fast.first.status().reason() == "owner_unreachable");
+  CHECK(fast.first.status().code() == StatusCode::kUnavailable);
+  CHECK(fast.second == 1);
+  CHECK(owner.accepted() == 2);
+  CHECK(forwarder->stats().breaker_refusals == 1);
+
+  // After the cool-down: one probe; while it hangs, others are still refused.
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  Answer probe;
+  forwarder->Forward("b", owner.url(), Pipeline(), probe.done());
+  REQUIRE(Eventually([&] { return owner.accepted() == 3; }));
+  auto during = forward();
+  CHECK(during.first.status().reason() == "owner_unreachable");
+  CHECK(owner.accepted() == 3);
+  // The probe failed: open again for a cool-down.
+  CHECK(probe.future.get().first.status().reason() == "owner_answer_lost");
+  CHECK(forwarder->stats().breaker_opened == 2);
+  CHECK(forward().first.status().reason() == "owner_unreachable");
+  CHECK(owner.accepted() == 3);
+
+  // The owner recovers: the next probe succeeds and the breaker closes.
+  owner.set_mode(testing::OwnerStandIn::kAnswer);
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  auto probed = forward();
+  REQUIRE(probed.first.ok());
+  CHECK(probed.first->status == 200);
+  CHECK(forwarder->stats().probes == 2);
+  auto after = forward();
+  REQUIRE(after.first.ok());
+  CHECK(owner.accepted() == 5);
+}
+
+TEST_CASE("forward: an endless body is cut off at the bound, before the timeout", "[forward]") {
+  testing::OwnerStandIn owner;
+  owner.set_mode(testing::OwnerStandIn::kEndless);
+  ForwardOptions o = Options(60000);
+  o.max_body_bytes = 1 << 20;
+  const auto started = std::chrono::steady_clock::now();
+  auto answer = Forward(owner.url(), Pipeline(), o);
+  REQUIRE_FALSE(answer.ok());
+  CHECK(answer.status().reason() == "owner_answer_lost");
+  CHECK(answer.status().message().find("larger than 1048576 bytes") != std::string::npos);
+  CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(60));
+  CHECK(owner.bytes_sent() > (1u << 20));
+}
+
+TEST_CASE("forward: a declared Content-Length beyond the bound is refused from the header",
+          "[forward]") {
+  FakeOwner owner([](int conn) {
+    const std::string reply =
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000000000000\r\n\r\n{";
+    (void)::write(conn, reply.data(), reply.size());
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  });
+  auto answer = Forward(owner.url(), Pipeline(), Options(30000));
+  REQUIRE_FALSE(answer.ok());
+  CHECK(answer.status().reason() == "owner_answer_lost");
+  CHECK(answer.status().message().find("larger than") != std::string::npos);
+}
+
+TEST_CASE("forward: a URL that is not http(s) is refused, and so is a CA file that cannot be read",
+          "[forward]") {
+  auto answer = Forward("ftp://127.0.0.1:1", Pipeline(), Options(1000));
+  REQUIRE_FALSE(answer.ok());
+  CHECK(answer.status().reason() == "owner_bad_url");
+  ForwardOptions o = Options(1000);
+  o.ca_file = "/nonexistent/ca.pem";
+  auto made = Forwarder::Create(o);
+  REQUIRE_FALSE(made.ok());
+  CHECK(made.status().reason() == "invalid_forward_ca");
 }
 
 }  // namespace
