@@ -37,6 +37,10 @@ class ServeProcess {
                                (home / "access.log").string()});
     }
     argv.insert(argv.end(), extra.begin(), extra.end());
+    // Emptied before the child starts: the child's own O_TRUNC may come after
+    // the first read below, which would then find the "listening" line of an
+    // earlier server on the same home.
+    { std::ofstream truncate(err, std::ios::trunc); }
     pid_ = ::fork();
     if (pid_ == 0) {
       for (auto& e : env) ::putenv(e.data());
