@@ -165,17 +165,31 @@ Result<ReadinessReport> CreateAddon(const Context& ctx, const CreateRequest& req
   const std::string new_id = ctx.ids->NewId("ad_");
   VIA_ASSIGN_OR_RETURN(auto generation, NewGeneration(ctx, new_id, 1));
   VIA_ASSIGN_OR_RETURN(std::string node, PlacementNode(ctx, request.node));
+  VIA_ASSIGN_OR_RETURN(const bool remote, IsOtherNode(ctx, node));
   CreateCommand command{request.name,      request.provider, request.app,
                         request.binding,   new_id,           generation.first,
                         generation.second, ProviderNames(ctx), node};
   StateKeys keys = AddonKeys(request.name);
   if (!request.binding.empty()) keys.bindings.insert({request.app, request.binding});
   if (!source.from_file.empty() || !source.from_snapshot.empty()) {
+    if (remote) {
+      // The data is staged in this home before the event: only the owner's
+      // home can import it.
+      return FailedPrecondition("not_this_node",
+                                "--from-file and --from-snapshot stage the data in this home, "
+                                "which is not node " + node + "'s")
+          .WithRemediation("run the command with --home of node " + node);
+    }
     return CreateFromData(ctx, session, request, source, command, keys);
+  }
+  // Another node's add-on: that node makes its storage (owner work).
+  Context asking = ctx;
+  if (remote) {
+    asking.command_id = OwnerWorkCommandId(ctx.command_id.empty() ? new_id : ctx.command_id);
   }
   // The bindings of a failed record that holds the name (retiring it frees them).
   VIA_ASSIGN_OR_RETURN(Decided decided, DecideAndAppend(
-                                            ctx, session, keys,
+                                            asking, session, keys,
                                             [&](const State& s) { return DecideCreate(s, command); },
                                             [&](const State& s) {
                                               return AddonDetailKeys(s, request.name);
@@ -186,6 +200,18 @@ Result<ReadinessReport> CreateAddon(const Context& ctx, const CreateRequest& req
     if (const auto* created = std::get_if<AddonCreated>(&e)) id = created->addon_id;
   }
   if (id.empty()) return Internal("create: no AddonCreated among the command's records");
+  if (remote) {
+    VIA_RETURN_IF_ERROR(AwaitOwner(ctx, node, "provisioning of " + id, "via addon status " + id,
+                                   [&](Session& now) -> Result<bool> {
+                                     VIA_ASSIGN_OR_RETURN(auto slice, now.Slice(AddonKeys(id)));
+                                     const AddonState* a = slice.first.FindById(id);
+                                     return a == nullptr || a->phase != AddonPhase::kProvisioning;
+                                   }));
+    VIA_ASSIGN_OR_RETURN(Session fresh, Session::OpenForReading(ctx));
+    VIA_ASSIGN_OR_RETURN(auto slice, ReportSlice(fresh, id, request.app, request.binding));
+    return Report(ctx, fresh, slice.first, request.name, slice.first.FindById(id), request.app,
+                  request.binding);
+  }
   VIA_ASSIGN_OR_RETURN(State state,
                        ProvisionAndReport(ctx, session, id, request.app, request.binding));
   return Report(ctx, session, state, request.name, state.FindById(id), request.app,
@@ -295,7 +321,9 @@ Result<ReadinessReport> EnsureAddon(const Context& ctx, const CreateRequest& req
   VIA_ASSIGN_OR_RETURN(auto slice, fresh());
   const AddonState* addon = slice.first.FindById(id);
   if (addon == nullptr) return Internal("ensure: add-on " + id + " vanished");
-  if (addon->phase == AddonPhase::kProvisioning) {
+  VIA_ASSIGN_OR_RETURN(const bool elsewhere, IsOtherNode(ctx, addon->node));
+  if (addon->phase == AddonPhase::kProvisioning && !elsewhere) {
+    // (Another node's add-on is provisioned by that node: reported as it is.)
     VIA_ASSIGN_OR_RETURN(slice.first,
                          ProvisionAndReport(ctx, session, id, request.app, request.binding));
     addon = slice.first.FindById(id);

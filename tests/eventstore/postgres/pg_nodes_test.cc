@@ -4,9 +4,9 @@
 // node whose home created it; descriptors point at the owner; a Hrana
 // request (a transaction across requests, batons included) sent to the other
 // node is forwarded to the owner; a revocation appended through one node's
-// home is enforced by the other within 1 s, woken by LISTEN; file work of
+// home is enforced by the other within 1 s, woken by LISTEN; a check of
 // another node's add-on is refused with owner_elsewhere; both homes verify
-// one chain.
+// one chain (owner work itself: pg_owner_work_test.cc).
 
 #include <catch2/catch.hpp>
 
@@ -209,10 +209,13 @@ TEST_CASE("two nodes on one PostgreSQL log: placement, descriptors, forwarding, 
   CHECK(fs::exists(home_a / "addons" / addon_a["id"].get<std::string>()));
   CHECK_FALSE(fs::exists(home_b / "addons" / addon_a["id"].get<std::string>()));
 
-  // `--node` names the home's own node only: the command makes the files here.
+  // `--node` of another node: that node makes the files (owner work).
   auto elsewhere = Via(home_a, "--json addon create sqlite x --app api --node b");
-  CHECK(elsewhere.exit_code == 4);
-  CHECK(JsonOf(elsewhere.out)["error"]["code"] == "not_this_node");
+  CHECK(elsewhere.exit_code == 0);
+  const json made_on_b = JsonOf(elsewhere.out)["addon"];
+  CHECK(made_on_b["node"] == "b");
+  CHECK(fs::exists(home_b / "addons" / made_on_b["id"].get<std::string>()));
+  CHECK_FALSE(fs::exists(home_a / "addons" / made_on_b["id"].get<std::string>()));
 
   REQUIRE(Via(home_a, "release create --app api >/dev/null").exit_code == 0);
   const std::string jwt =
