@@ -323,9 +323,12 @@ void RegisterAddon(CLI::App& app, Shell& shell) {
   ensure->add_flag("--repair", f->repair, "repair missing or corrupt storage (never deletes bytes)");
   ensure->add_flag("--allow-empty", f->allow_empty,
                    "with --repair: accept an empty database where data existed and no snapshot verifies");
+  ensure->add_option("--owner-timeout", f->owner_timeout,
+                     "several nodes: how long to wait for the owning node to repair it (default 60s)");
   ensure->callback([&shell, f]() {
     shell.action = [&shell, f]() {
       VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(Shell::Appends::kYes), shell);
+      VIA_ASSIGN_OR_RETURN_EXIT(ctx.owner_timeout_ms, ParseDurationMs(f->owner_timeout), shell);
       if (f->allow_empty && !f->repair) {
         return shell.Fail(InvalidArgument("allow_empty_without_repair",
                                           "--allow-empty only applies to --repair"));
@@ -353,9 +356,12 @@ void RegisterAddon(CLI::App& app, Shell& shell) {
   CLI::App* check = addon->add_subcommand(
       "check", "full integrity check of an add-on's live storage, recorded in the log");
   check->add_option("name", f->name, "add-on name or id")->required();
+  check->add_option("--owner-timeout", f->owner_timeout,
+                    "several nodes: how long to wait for the owning node to check it (default 60s)");
   check->callback([&shell, f]() {
     shell.action = [&shell, f]() {
       VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(Shell::Appends::kYes), shell);
+      VIA_ASSIGN_OR_RETURN_EXIT(ctx.owner_timeout_ms, ParseDurationMs(f->owner_timeout), shell);
       VIA_ASSIGN_OR_RETURN_EXIT(auto result, commands::CheckAddon(ctx, f->name), shell);
       const int code = result.checked.ok ? 0 : 3;
       if (shell.globals.json) {
@@ -559,9 +565,12 @@ void RegisterAddon(CLI::App& app, Shell& shell) {
       "verify", "verify snapshots (SHA-256 and integrity_check), recorded in the log");
   verify->add_option("name", f->name, "add-on name or id")->required();
   verify->add_option("--snapshot", f->snapshot, "only this snapshot (default: every unverified one)");
+  verify->add_option("--owner-timeout", f->owner_timeout,
+                     "several nodes: how long to wait for the owning node to verify (default 60s)");
   verify->callback([&shell, f]() {
     shell.action = [&shell, f]() {
       VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(Shell::Appends::kYes), shell);
+      VIA_ASSIGN_OR_RETURN_EXIT(ctx.owner_timeout_ms, ParseDurationMs(f->owner_timeout), shell);
       VIA_ASSIGN_OR_RETURN_EXIT(auto list, commands::VerifySnapshots(ctx, f->name, f->snapshot), shell);
       bool all_ok = true;
       for (const auto& snap : list) all_ok = all_ok && snap.verification == SnapshotVerification::kVerified;

@@ -254,6 +254,30 @@ Result<ReadinessReport> UnbindAddon(const Context& ctx, const std::string& addon
   return ChangeBinding(ctx, addon, app, binding, &DecideUnbind);
 }
 
+Result<StorageRepair> RepairStorage(const Context& ctx, Session& session, const AddonState& addon,
+                                    bool allow_empty) {
+  StorageRepair out;
+  std::string detail;
+  VIA_ASSIGN_OR_RETURN(auto provider, session.OwnedProvider(ctx, addon.id));
+  StorageFact fact = provider->Probe(addon.id, &detail);
+  bool needs = fact == StorageFact::kMissing || fact == StorageFact::kCorrupt ||
+               addon.checked_corrupt() ||
+               (addon.phase == AddonPhase::kFailed && addon.data_present);
+  if (!needs) return out;
+  auto repaired = provider->Repair(addon.id, allow_empty);
+  if (!repaired.ok()) {
+    // A refusal (an empty database without consent, an unreadable file)
+    // is answered beside the readiness; anything else is an error.
+    if (repaired.status().code() != StatusCode::kFailedPrecondition) return repaired.status();
+    out.refusal = repaired.status();
+    return out;
+  }
+  out.changed = !repaired->actions.empty();
+  out.warning = repaired->warning;
+  out.restored_from = repaired->restored_from;
+  return out;
+}
+
 Result<ReadinessReport> EnsureAddon(const Context& ctx, const CreateRequest& request,
                                     bool repair, bool allow_empty) {
   VIA_RETURN_IF_ERROR(RejectTombstone(request.name));
@@ -345,33 +369,47 @@ Result<ReadinessReport> EnsureAddon(const Context& ctx, const CreateRequest& req
   // 3. Storage: repair only when asked.
   VIA_ASSIGN_OR_RETURN(slice, fresh());
   addon = slice.first.FindById(id);
-  if (repair && compatible) {
-    std::string detail;
-    VIA_ASSIGN_OR_RETURN(auto provider, session.OwnedProvider(ctx, id));
-    StorageFact fact = provider->Probe(id, &detail);
-    bool needs = fact == StorageFact::kMissing || fact == StorageFact::kCorrupt ||
-                 addon->checked_corrupt() ||
-                 (addon->phase == AddonPhase::kFailed && addon->data_present);
-    if (needs) {
-      auto repaired = provider->Repair(id, allow_empty);
-      if (!repaired.ok()) {
-        // A refusal (an empty database without consent, an unreadable file)
-        // is answered beside the readiness; anything else is an error.
-        if (repaired.status().code() != StatusCode::kFailedPrecondition) return repaired.status();
-        refusal = repaired.status();
-      } else {
-        changed = changed || !repaired->actions.empty();
-        warning = repaired->warning;
-        restored_from = repaired->restored_from;
+  std::optional<Session> later;  // a read after the owner's work (several nodes)
+  if (repair && compatible && elsewhere) {
+    // Another node's add-on: that node probes and repairs it (owner work);
+    // what it did is read back from its StorageRepaired records.
+    VIA_ASSIGN_OR_RETURN(OwnerWorkOutcome asked,
+                         AskOwner(ctx, session, id, addon->node, "repair",
+                                  allow_empty ? "allow_empty" : "",
+                                  "via addon status " + addon->name));
+    Status failed = OwnerWorkError(asked.finished);
+    if (!failed.ok()) {
+      if (failed.code() != StatusCode::kFailedPrecondition) return failed;
+      refusal = failed;
+    } else {
+      if (asked.finished.message != kRepairedMessage &&
+          asked.finished.message != kNothingToRepairMessage) {
+        warning = asked.finished.message;
       }
-      VIA_ASSIGN_OR_RETURN(slice, fresh());
-      addon = slice.first.FindById(id);
+      for (std::uint64_t seq = asked.requested_seq + 1; seq < asked.finished_seq; ++seq) {
+        VIA_ASSIGN_OR_RETURN(Record record, session.store().Read(seq));
+        const auto* e = std::get_if<StorageRepaired>(&record.event);
+        if (e == nullptr || e->addon_id != id) continue;
+        changed = true;
+        if (e->action == "restored_from_snapshot") restored_from = e->snapshot_id;
+      }
     }
+    VIA_ASSIGN_OR_RETURN(later, Session::OpenForReading(ctx));
+    VIA_ASSIGN_OR_RETURN(slice, ReportSlice(*later, id, request.app, request.binding));
+    addon = slice.first.FindById(id);
+  } else if (repair && compatible) {
+    VIA_ASSIGN_OR_RETURN(StorageRepair repaired, RepairStorage(ctx, session, *addon, allow_empty));
+    refusal = repaired.refusal;
+    changed = changed || repaired.changed;
+    warning = repaired.warning;
+    restored_from = repaired.restored_from;
+    VIA_ASSIGN_OR_RETURN(slice, fresh());
+    addon = slice.first.FindById(id);
   }
 
   ReadinessReport report;
-  VIA_ASSIGN_OR_RETURN(report, Report(ctx, session, slice.first, request.name, addon, request.app,
-                                      request.binding, request.provider));
+  VIA_ASSIGN_OR_RETURN(report, Report(ctx, later ? *later : session, slice.first, request.name,
+                                      addon, request.app, request.binding, request.provider));
   report.is_ensure = true;
   report.created = created;
   report.already_exists = !created;

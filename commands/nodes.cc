@@ -4,6 +4,7 @@
 #include <chrono>
 #include <thread>
 
+#include "commands/addon.h"
 #include "commands/session.h"
 #include "domain/names.h"
 #include "eventstore/filenames.h"
@@ -206,7 +207,118 @@ Result<std::string> FinishOwnerProvision(const Context& ctx, Session& session,
   return what + ": done";
 }
 
+// Repair, check or verification asked with OwnerWorkRequested: done as the
+// command would do it on this home, its events under
+// "done/<request>/<step>", then OwnerWorkFinished under "done/<request>".
+Result<std::string> FinishOwnerRequest(const Context& ctx, Session& session,
+                                       const std::string& command_id,
+                                       const OwnerWorkRequested& request) {
+  const std::string what = request.work + " of " + request.addon_id;
+  const std::string done = OwnerWorkDoneCommandId(command_id);
+  VIA_ASSIGN_OR_RETURN(auto already, FindCommandRecords(session.store(), done));
+  if (already && !already->records.empty()) return what + ": finished already";
+  VIA_RETURN_IF_ERROR(session.RequireOwner(ctx, request.addon_id));
+  Context doing = ctx;
+  doing.command_id = done;
+  Status failed = Status::Ok();
+  std::string message;
+  if (request.work == "check") {
+    auto checked = CheckAddon(doing, request.addon_id);
+    if (!checked.ok()) {
+      failed = checked.status();
+    } else {
+      message = checked->checked.ok ? "checked: ok" : "checked: damage found: " + checked->checked.detail;
+    }
+  } else if (request.work == "verify") {
+    auto verified = VerifySnapshots(doing, request.addon_id, request.argument);
+    if (!verified.ok()) {
+      failed = verified.status();
+    } else {
+      message = "verified " + std::to_string(verified->size()) + " snapshot(s)";
+    }
+  } else if (request.work == "repair") {
+    VIA_ASSIGN_OR_RETURN(auto slice, session.Slice(AddonKeys(request.addon_id)));
+    const AddonState* a = slice.first.FindById(request.addon_id);
+    if (a == nullptr) return NotFound("addon_not_found", "no add-on " + request.addon_id);
+    auto repaired = RepairStorage(ctx, session, *a, request.argument == "allow_empty");
+    if (!repaired.ok()) {
+      failed = repaired.status();
+    } else if (!repaired->refusal.ok()) {
+      failed = repaired->refusal;
+    } else {
+      message = !repaired->warning.empty() ? repaired->warning
+                : repaired->changed        ? std::string(kRepairedMessage)
+                                           : std::string(kNothingToRepairMessage);
+    }
+  } else {
+    failed = InvalidArgument("unknown_owner_work", "no owner work named '" + request.work + "'");
+  }
+  eventstore::AppendRequest finished;
+  finished.actor = ctx.actor;
+  finished.command_id = done;
+  finished.recorded_at_ms = ctx.clock->NowMs();
+  finished.events.push_back(OwnerWorkFinished{
+      request.addon_id, command_id, failed.ok() ? "" : failed.reason(),
+      failed.ok() ? "" : StatusCodeName(failed.code()), failed.ok() ? message : failed.message(),
+      failed.remediation()});
+  VIA_RETURN_IF_ERROR(session.log().Append(finished).status());
+  return what + ": " + (failed.ok() ? message : "failed: " + failed.reason() + ": " + failed.message());
+}
+
 }  // namespace
+
+Result<OwnerWorkOutcome> AskOwner(const Context& ctx, Session& session,
+                                  const std::string& addon_id, const std::string& node,
+                                  const std::string& work, const std::string& argument,
+                                  const std::string& shows) {
+  Context asking = ctx;
+  asking.command_id =
+      OwnerWorkCommandId(ctx.command_id.empty() ? ctx.ids->NewId("ow_") : ctx.command_id);
+  VIA_ASSIGN_OR_RETURN(
+      Decided decided,
+      DecideAndAppend(asking, session, AddonKeys(addon_id),
+                      [&](const State& s) -> Result<std::vector<Event>> {
+                        const AddonState* a = s.FindById(addon_id);
+                        if (a == nullptr || a->phase == AddonPhase::kDestroyed) {
+                          return FailedPrecondition("addon_destroyed",
+                                                    "add-on " + addon_id + " is destroyed");
+                        }
+                        return std::vector<Event>{OwnerWorkRequested{addon_id, work, argument}};
+                      },
+                      nullptr, work));
+  OwnerWorkOutcome out;
+  const std::string request = StepCommandId(asking, work);
+  out.done_command_id = OwnerWorkDoneCommandId(request);
+  out.requested_seq = decided.records.empty() ? decided.appended.last_seq : decided.records.front().seq;
+  bool got = false;
+  VIA_RETURN_IF_ERROR(AwaitOwner(ctx, node, work + " of " + addon_id, shows,
+                                 [&](Session& now) -> Result<bool> {
+                                   VIA_ASSIGN_OR_RETURN(auto records, FindCommandRecords(
+                                                                          now.store(), out.done_command_id));
+                                   if (!records) return false;
+                                   for (const Record& r : records->records) {
+                                     if (const auto* e = std::get_if<OwnerWorkFinished>(&r.event)) {
+                                       out.finished = *e;
+                                       out.finished_seq = r.seq;
+                                       got = true;
+                                     }
+                                   }
+                                   return got;
+                                 }));
+  return out;
+}
+
+Status OwnerWorkError(const OwnerWorkFinished& finished) {
+  if (finished.code.empty()) return Status::Ok();
+  StatusCode code = StatusCode::kInternal;
+  for (int c = 0; c <= static_cast<int>(StatusCode::kInternal); ++c) {
+    if (finished.status == StatusCodeName(static_cast<StatusCode>(c))) code = static_cast<StatusCode>(c);
+  }
+  if (code == StatusCode::kOk) code = StatusCode::kInternal;
+  Status error(code, finished.code, finished.message);
+  if (!finished.remediation.empty()) error = error.WithRemediation(finished.remediation);
+  return error;
+}
 
 Result<std::string> RunOwnerWork(const Context& ctx, const std::string& command_id) {
   VIA_ASSIGN_OR_RETURN(Session session, Session::Open(ctx));
@@ -217,11 +329,14 @@ Result<std::string> RunOwnerWork(const Context& ctx, const std::string& command_
   std::optional<SnapshotRequested> snapshot;
   std::optional<RestoreRequested> restore;
   std::optional<AddonCreated> created;
+  std::optional<OwnerWorkRequested> asked;
   for (const Record& record : found->records) {
+    if (const auto* e = std::get_if<OwnerWorkRequested>(&record.event)) asked = *e;
     if (const auto* e = std::get_if<SnapshotRequested>(&record.event)) snapshot = *e;
     if (const auto* e = std::get_if<RestoreRequested>(&record.event)) restore = *e;
     if (const auto* e = std::get_if<AddonCreated>(&record.event)) created = *e;
   }
+  if (asked) return FinishOwnerRequest(ctx, session, command_id, *asked);
   if (restore) return FinishOwnerRestore(ctx, session, *restore);
   if (created) return FinishOwnerProvision(ctx, session, created->addon_id);
   if (snapshot) return FinishOwnerSnapshot(ctx, session, snapshot->addon_id, snapshot->snapshot_id);

@@ -63,6 +63,48 @@ Result<bool> IsOtherNode(const Context& ctx, const std::string& node);
 Status AwaitOwner(const Context& ctx, const std::string& node, const std::string& what,
                   const std::string& shows, const std::function<Result<bool>(Session&)>& finished);
 
+// The outcome of file work asked of the owner with OwnerWorkRequested
+// (repair, check, verify: work without an intent event of its own).
+struct OwnerWorkOutcome {
+  OwnerWorkFinished finished;     // finished.code "" when the work was done
+  std::string done_command_id;    // OwnerWorkDoneCommandId of the request
+  std::uint64_t requested_seq = 0;
+  std::uint64_t finished_seq = 0;
+};
+
+// Appends OwnerWorkRequested{addon_id, work, argument} under
+// OwnerWorkCommandId ("owner/<--command-id or a new id>/<work>") and waits
+// (AwaitOwner, `shows` for its remediation) for the owner's
+// OwnerWorkFinished. A work the owner could not do is no error here:
+// OwnerWorkError(outcome.finished) is. Errors: as AwaitOwner;
+// FailedPrecondition "addon_destroyed" when the add-on is gone.
+Result<OwnerWorkOutcome> AskOwner(const Context& ctx, Session& session,
+                                  const std::string& addon_id, const std::string& node,
+                                  const std::string& work, const std::string& argument,
+                                  const std::string& shows);
+
+// Ok for a finished work, else the error it records (its class from
+// `status`, so the exit code is the one the owner's home would give).
+Status OwnerWorkError(const OwnerWorkFinished& finished);
+
+// OwnerWorkFinished messages of a repair without a warning (a warning is
+// the message otherwise).
+inline constexpr const char* kRepairedMessage = "repaired";
+inline constexpr const char* kNothingToRepairMessage = "nothing to repair";
+
+// What a storage repair did (`ensure --repair`), on the owner's home.
+struct StorageRepair {
+  bool changed = false;
+  std::string warning;
+  std::string restored_from;
+  Status refusal;  // a refusal (repair_needs_allow_empty, storage_unreadable)
+};
+// Probes the add-on's storage and repairs it when it is missing, corrupt, a
+// current check found damage, or a failed record's file holds data
+// (commands/addon.cc). Errors: "owner_elsewhere"; as the provider.
+Result<StorageRepair> RepairStorage(const Context& ctx, Session& session, const AddonState& addon,
+                                    bool allow_empty);
+
 // In the owner's `via serve`: carries out the intent appended under
 // `command_id` (an owner-work command id) unless it is finished already:
 //   SnapshotRequested alone              the snapshot (SnapshotTaken/Failed)
@@ -71,6 +113,9 @@ Status AwaitOwner(const Context& ctx, const std::string& node, const std::string
 //                                        or RestoreFailed "CODE: message")
 //   AddonCreated                         the storage (StorageProvisioned or
 //                                        ProvisioningFailed)
+//   OwnerWorkRequested                   the repair, check or verification,
+//                                        with their events, then
+//                                        OwnerWorkFinished
 // Answers one line for the server's error log. Errors: NotFound
 // "owner_work_not_found"; "owner_elsewhere" when this home does not own the
 // add-on; as the provider.

@@ -172,6 +172,21 @@ Result<CheckResult> CheckAddon(const Context& ctx, const std::string& addon) {
   if (!recorded) {
     VIA_ASSIGN_OR_RETURN(auto slice, session.Slice(AddonKeys(addon)));
     VIA_ASSIGN_OR_RETURN(id, DecideCheck(slice.first, addon));
+    Status owned = session.RequireOwner(ctx, id);
+    if (owned.reason() == reason::kOwnerElsewhere) {
+      // Another node's add-on: that node checks it (owner work) and records
+      // StorageChecked under the outcome's command id; the answer is that
+      // record, read as a retry of it would.
+      const AddonState* a = slice.first.FindById(id);
+      VIA_ASSIGN_OR_RETURN(OwnerWorkOutcome asked,
+                           AskOwner(ctx, session, id, a->node, "check", "",
+                                    "via addon status " + a->name));
+      VIA_RETURN_IF_ERROR(OwnerWorkError(asked.finished));
+      Context recorded_by_owner = ctx;
+      recorded_by_owner.command_id = asked.done_command_id;
+      return CheckAddon(recorded_by_owner, id);
+    }
+    VIA_RETURN_IF_ERROR(owned);
     VIA_ASSIGN_OR_RETURN(auto provider, session.OwnedProvider(ctx, id));
     VIA_ASSIGN_OR_RETURN(auto outcome, provider->Check(id, command_id));
     if (outcome.replayed) {
@@ -456,6 +471,25 @@ Result<std::vector<SnapshotState>> VerifySnapshots(const Context& ctx, const std
     });
   }
   const std::string id = a->id;
+  if (targets.empty()) return std::vector<SnapshotState>{};
+  Status owned = session.RequireOwner(ctx, id);
+  if (owned.reason() == reason::kOwnerElsewhere) {
+    // Another node's add-on: that node verifies (owner work) and records
+    // the outcomes under the outcome's command id; the answer is those
+    // records, read as a retry of it would.
+    VIA_ASSIGN_OR_RETURN(OwnerWorkOutcome asked,
+                         AskOwner(ctx, session, id, a->node, "verify", snapshot_id,
+                                  "via addon snapshots " + a->name));
+    VIA_RETURN_IF_ERROR(OwnerWorkError(asked.finished));
+    Context recorded_by_owner = ctx;
+    recorded_by_owner.command_id = asked.done_command_id;
+    VIA_ASSIGN_OR_RETURN(Session now, Session::OpenForReading(ctx));
+    VIA_ASSIGN_OR_RETURN(auto outcomes,
+                         FindReplay(recorded_by_owner, now, AddonKeys(id), more, "verify"));
+    if (!outcomes) return std::vector<SnapshotState>{};
+    return VerifiedBy(recorded_by_owner, *outcomes);
+  }
+  VIA_RETURN_IF_ERROR(owned);
   // The files first (the long part, no lock on the log held), then every
   // outcome in one append: a retry finds them all under its id, or none.
   std::vector<SnapshotVerified> checked;

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <map>
 #include <set>
 #include <nlohmann/json.hpp>
 
@@ -17,6 +18,7 @@
 #include "domain/readiness.h"
 #include "domain/reasons.h"
 #include "eventstore/filenames.h"
+#include "eventstore/record_codec.h"
 #include "projections/read_model.h"
 #include "server/forward.h"
 #include "server/hrana_cursor.h"
@@ -284,7 +286,30 @@ Result<std::unique_ptr<Api>> Api::Open(const ApiOptions& options) {
   // server is away instead of queueing behind the retries.
   api->log_->store().set_retry_policy({2, std::chrono::milliseconds(200)});
   const std::int64_t replay_started = MonotonicNs();
-  VIA_ASSIGN_OR_RETURN(State state, projections::Replay(api->log_->store(), 0));
+  // The state, folded from the whole log (as projections::Replay), noting on
+  // the way the owner-work requests without an intent of their own
+  // (OwnerWorkRequested) that no OwnerWorkFinished answered yet.
+  State state;
+  std::map<std::string, std::string> unanswered;  // request command id -> add-on
+  {
+    Status decoded;
+    VIA_RETURN_IF_ERROR(api->log_->store().Scan(1, 0, [&](const eventstore::StoredRecord& row) {
+      auto record = eventstore::DecodeRecord(row.bytes);
+      if (!record.ok()) {
+        decoded = record.status().WithContext("seq " + std::to_string(row.seq));
+        return false;
+      }
+      Apply(state, *record);
+      if (const auto* e = std::get_if<OwnerWorkRequested>(&record->event);
+          e != nullptr && IsOwnerWorkCommandId(record->command_id)) {
+        unanswered[record->command_id] = e->addon_id;
+      } else if (const auto* f = std::get_if<OwnerWorkFinished>(&record->event)) {
+        unanswered.erase(f->request);
+      }
+      return true;
+    }));
+    VIA_RETURN_IF_ERROR(decoded);
+  }
   // Owner work another node's home asked for while this node was down: the
   // command of each intent still pending on an add-on placed here.
   if (options.on_owner_work && !options.node.empty()) {
@@ -305,6 +330,10 @@ Result<std::unique_ptr<Api>> Api::Open(const ApiOptions& options) {
         VIA_ASSIGN_OR_RETURN(Record intent, api->log_->store().Read(seq));
         if (IsOwnerWorkCommandId(intent.command_id)) pending.insert(intent.command_id);
       }
+    }
+    for (const auto& [command_id, addon_id] : unanswered) {
+      const AddonState* a = state.FindById(addon_id);
+      if (a != nullptr && a->node == options.node) pending.insert(command_id);
     }
     for (const std::string& command_id : pending) options.on_owner_work(command_id);
   }

@@ -1,8 +1,9 @@
 // Owner work on several nodes (docs/operations.md "Several nodes"): file
 // work on an add-on placed on node a, asked for from node b's home, is done
 // by a's `via serve` (the intent appended under an owner-work command id, the
-// CLI waiting for the completion): restore, and the storage of an add-on
-// created on another node. With the owner down the command answers
+// CLI waiting for the completion): restore, the storage of an add-on created
+// on another node, and repair, check and verify (OwnerWorkRequested, answered
+// by OwnerWorkFinished). With the owner down the command answers
 // owner_timeout within its timeout, and the owner carries the intent out
 // once when it starts; a kill -9 of the owner during a remote restore is
 // settled by `via recover` on the owner's home. Both homes verify one chain.
@@ -333,6 +334,103 @@ TEST_CASE("addon create --node OTHER is provisioned by the owner (also once it s
   fs::remove(homes.b / "addons" / id / "data.sqlite");
   CHECK(Parsed(Via(homes.b, "--json addon status db-b").out)["blocking"] == "storage_missing");
   CHECK(Parsed(Via(homes.a, "--json addon status db-b").out)["storage_probed"] == false);
+
+  CHECK(Via(homes.a, "audit verify >/dev/null").exit_code == 0);
+  CHECK(Via(homes.b, "audit verify >/dev/null").exit_code == 0);
+}
+
+TEST_CASE("repair and check and verify asked for on another node's home are done by the owner",
+          "[postgres][nodes][owner_work]") {
+  TwoHomes homes;
+  NodeServer a(homes.a, "a");
+  REQUIRE(!a.server.url().empty());
+  REQUIRE(Via(homes.a, "addon create sqlite db-a --app api --bind DATABASE >/dev/null").exit_code == 0);
+  const std::string id = Parsed(Via(homes.a, "--json addon status db-a").out)["addon"]["id"];
+  const fs::path db = homes.a / "addons" / id / "data.sqlite";
+  Exec(db, "CREATE TABLE t(x); INSERT INTO t VALUES (1), (2), (3)");
+  const std::string snap = Parsed(Via(homes.a, "--json addon snapshot db-a").out)["id"];
+  REQUIRE(Via(homes.a, "release create --app api >/dev/null").exit_code == 0);
+
+  // verify, from b: a reads its snapshot file and records SnapshotVerified.
+  auto verified = Via(homes.b, "--json addon snapshots verify db-a --owner-timeout 30s");
+  REQUIRE(verified.exit_code == 0);
+  const json v = Parsed(verified.out);
+  REQUIRE(v["snapshots"].size() == 1);
+  CHECK(v["snapshots"][0]["id"] == snap);
+  CHECK(v["snapshots"][0]["verification"] == "verified");
+  CHECK(EventCount(homes.a, "db-a", "SnapshotVerified") == 1);
+  // Nothing left to verify: answered here, nothing asked.
+  const std::uint64_t before = Parsed(Via(homes.b, "--json audit verify").out)["size"];
+  auto again = Via(homes.b, "--json addon snapshots verify db-a");
+  REQUIRE(again.exit_code == 0);
+  CHECK(Parsed(again.out)["snapshots"].empty());
+  CHECK(Parsed(Via(homes.b, "--json audit verify").out)["size"] == before);
+
+  // check, from b: a runs integrity_check on its file.
+  auto checked = Via(homes.b, "--json addon check db-a --owner-timeout 30s");
+  REQUIRE(checked.exit_code == 0);
+  const json c = Parsed(checked.out);
+  CHECK(c["ok"] == true);
+  CHECK(c["addon_id"] == id);
+  CHECK(c["check"] == "integrity_check");
+  CHECK(EventCount(homes.a, "db-a", "StorageChecked") == 1);
+
+  // repair, from b: a's file is gone; a restores it from the snapshot.
+  fs::remove(db);
+  CHECK(Parsed(Via(homes.a, "--json addon status db-a").out)["blocking"] == "storage_missing");
+  auto repaired = Via(homes.b, "--json addon ensure sqlite db-a --app api --bind DATABASE --repair "
+                               "--owner-timeout 30s");
+  REQUIRE(repaired.exit_code == 0);
+  const json r = Parsed(repaired.out);
+  CHECK(r["restored_from"] == snap);
+  CHECK(r["changed"] == true);
+  CHECK(r["warning"].is_null());
+  CHECK(Rows(db, "SELECT count(*) FROM t") == std::vector<long long>{3});
+  CHECK(Parsed(Via(homes.a, "--json addon status db-a").out)["storage_ready"] == true);
+  // Nothing to repair: nothing changes.
+  auto nothing = Via(homes.b, "--json addon ensure sqlite db-a --app api --bind DATABASE --repair");
+  REQUIRE(nothing.exit_code == 0);
+  CHECK(Parsed(nothing.out)["changed"] == false);
+  CHECK(Parsed(nothing.out)["restored_from"].is_null());
+
+  // A repair that would install an empty database is refused by the owner
+  // without --allow-empty, as on its own home (exit 4, nothing written).
+  REQUIRE(Via(homes.a, "addon create sqlite db-e --app api >/dev/null").exit_code == 0);
+  const std::string e_id = Parsed(Via(homes.a, "--json addon status db-e").out)["addon"]["id"];
+  const fs::path e_db = homes.a / "addons" / e_id / "data.sqlite";
+  // A SQLite header over garbage: the probe finds it corrupt.
+  const std::string garbage = std::string("SQLite format 3", 16) +
+                              std::string("\x10\x00\x01\x01\x00\x40\x20\x20", 8) +
+                              std::string(8168, 'x');
+  {
+    std::ofstream out(e_db, std::ios::binary | std::ios::trunc);
+    out << garbage;
+  }
+  auto refused = Via(homes.b, "--json addon ensure sqlite db-e --app api --repair");
+  CHECK(refused.exit_code == 4);
+  CHECK(Parsed(refused.out)["error"]["code"] == "repair_needs_allow_empty");
+  CHECK(Parsed(refused.out)["error"]["remediation"].get<std::string>().find("--allow-empty") !=
+        std::string::npos);
+  CHECK(FileText(e_db) == garbage);  // nothing moved
+  auto emptied = Via(homes.b, "--json addon ensure sqlite db-e --app api --repair --allow-empty");
+  CHECK(emptied.exit_code != 4);  // db-e has no binding: 3 (not bound), never a refusal
+  const json e = Parsed(emptied.out);
+  CHECK_FALSE(e.contains("error"));
+  CHECK(e["changed"] == true);
+  CHECK(e["storage_ready"] == true);
+  CHECK(e["warning"].get<std::string>().find("empty") != std::string::npos);
+  CHECK(Parsed(Via(homes.a, "--json addon status db-e").out)["storage_ready"] == true);
+
+  // Owner down: owner_timeout within the timeout; a does it once it runs.
+  a.server.Kill();
+  auto timed_out = Via(homes.b, "--json addon check db-a --owner-timeout 1s");
+  CHECK(timed_out.exit_code == 1);
+  CHECK(Parsed(timed_out.out)["error"]["code"] == "owner_timeout");
+  CHECK(EventCount(homes.a, "db-a", "StorageChecked") == 1);
+  NodeServer back(homes.a, "a");
+  REQUIRE(!back.server.url().empty());
+  CHECK(WaitFor([&] { return EventCount(homes.a, "db-a", "StorageChecked") == 2; }));
+  CHECK(WaitFor([&] { return EventCount(homes.a, "db-a", "OwnerWorkFinished") == 5; }));
 
   CHECK(Via(homes.a, "audit verify >/dev/null").exit_code == 0);
   CHECK(Via(homes.b, "audit verify >/dev/null").exit_code == 0);
