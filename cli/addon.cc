@@ -61,6 +61,8 @@ nlohmann::json ReportJson(const commands::ReadinessReport& r) {
   }
   out["metadata_ready"] = x.metadata_ready;
   out["storage_ready"] = x.storage_ready;
+  // Several nodes: false when the storage is on another node, judged from the log.
+  out["storage_probed"] = r.storage_node.empty();
   out["binding_ready"] = x.binding_ready;
   out["runtime_ready"] = x.runtime_ready;
   out["usable_by_app"] = x.usable_by_app;
@@ -106,6 +108,10 @@ void PrintReport(const commands::ReadinessReport& r) {
   std::cout << "metadata " << mark(x.metadata_ready) << "  storage " << mark(x.storage_ready)
             << "  binding " << mark(x.binding_ready) << "  runtime " << mark(x.runtime_ready)
             << "\n";
+  if (!r.storage_node.empty()) {
+    std::cout << "storage: on node " << r.storage_node
+              << ", judged from the log (its files are not in this home)\n";
+  }
   if (x.usable_by_app) {
     std::cout << "usable by app: yes\n";
   } else {
@@ -278,9 +284,12 @@ void RegisterAddon(CLI::App& app, Shell& shell) {
       ->excludes(from_file);
   create->add_option("--node", f->node,
                      "the node that owns it (default: this home's node; several nodes only)");
+  create->add_option("--owner-timeout", f->owner_timeout,
+                     "several nodes: how long to wait for another --node to provision it (default 60s)");
   create->callback([&shell, f]() {
     shell.action = [&shell, f]() {
       VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(Shell::Appends::kYes), shell);
+      VIA_ASSIGN_OR_RETURN_EXIT(ctx.owner_timeout_ms, ParseDurationMs(f->owner_timeout), shell);
       auto report = commands::CreateAddon(ctx, {f->name, f->provider, f->app, f->binding, f->node},
                                           {f->from_file, f->from_snapshot});
       // A fresh add-on without a binding is fine; a provider failure is not.
@@ -314,9 +323,12 @@ void RegisterAddon(CLI::App& app, Shell& shell) {
   ensure->add_flag("--repair", f->repair, "repair missing or corrupt storage (never deletes bytes)");
   ensure->add_flag("--allow-empty", f->allow_empty,
                    "with --repair: accept an empty database where data existed and no snapshot verifies");
+  ensure->add_option("--owner-timeout", f->owner_timeout,
+                     "several nodes: how long to wait for the owning node to repair it (default 60s)");
   ensure->callback([&shell, f]() {
     shell.action = [&shell, f]() {
       VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(Shell::Appends::kYes), shell);
+      VIA_ASSIGN_OR_RETURN_EXIT(ctx.owner_timeout_ms, ParseDurationMs(f->owner_timeout), shell);
       if (f->allow_empty && !f->repair) {
         return shell.Fail(InvalidArgument("allow_empty_without_repair",
                                           "--allow-empty only applies to --repair"));
@@ -344,9 +356,12 @@ void RegisterAddon(CLI::App& app, Shell& shell) {
   CLI::App* check = addon->add_subcommand(
       "check", "full integrity check of an add-on's live storage, recorded in the log");
   check->add_option("name", f->name, "add-on name or id")->required();
+  check->add_option("--owner-timeout", f->owner_timeout,
+                    "several nodes: how long to wait for the owning node to check it (default 60s)");
   check->callback([&shell, f]() {
     shell.action = [&shell, f]() {
       VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(Shell::Appends::kYes), shell);
+      VIA_ASSIGN_OR_RETURN_EXIT(ctx.owner_timeout_ms, ParseDurationMs(f->owner_timeout), shell);
       VIA_ASSIGN_OR_RETURN_EXIT(auto result, commands::CheckAddon(ctx, f->name), shell);
       const int code = result.checked.ok ? 0 : 3;
       if (shell.globals.json) {
@@ -550,9 +565,12 @@ void RegisterAddon(CLI::App& app, Shell& shell) {
       "verify", "verify snapshots (SHA-256 and integrity_check), recorded in the log");
   verify->add_option("name", f->name, "add-on name or id")->required();
   verify->add_option("--snapshot", f->snapshot, "only this snapshot (default: every unverified one)");
+  verify->add_option("--owner-timeout", f->owner_timeout,
+                     "several nodes: how long to wait for the owning node to verify (default 60s)");
   verify->callback([&shell, f]() {
     shell.action = [&shell, f]() {
       VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(Shell::Appends::kYes), shell);
+      VIA_ASSIGN_OR_RETURN_EXIT(ctx.owner_timeout_ms, ParseDurationMs(f->owner_timeout), shell);
       VIA_ASSIGN_OR_RETURN_EXIT(auto list, commands::VerifySnapshots(ctx, f->name, f->snapshot), shell);
       bool all_ok = true;
       for (const auto& snap : list) all_ok = all_ok && snap.verification == SnapshotVerification::kVerified;
@@ -629,12 +647,15 @@ void RegisterAddon(CLI::App& app, Shell& shell) {
   CLI::App* restore = addon->add_subcommand("restore", "restore a snapshot (takes a safety snapshot first)");
   restore->add_option("name", f->name, "add-on name or id")->required();
   restore->add_option("--snapshot", f->snapshot, "snapshot id")->required();
+  restore->add_option("--owner-timeout", f->owner_timeout,
+                      "several nodes: how long to wait for the owning node to restore it (default 60s)");
   restore->callback([&shell, f]() {
     shell.action = [&shell, f]() {
       VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(Shell::Appends::kYes), shell);
       Status confirmed = shell.ConfirmDestructive("restore " + f->name + " from " + f->snapshot +
                                                   " (replaces its current data)");
       if (!confirmed.ok()) return shell.Fail(confirmed);
+      VIA_ASSIGN_OR_RETURN_EXIT(ctx.owner_timeout_ms, ParseDurationMs(f->owner_timeout), shell);
       VIA_ASSIGN_OR_RETURN_EXIT(auto result, commands::RestoreAddon(ctx, f->name, f->snapshot), shell);
       std::string undo = "via addon restore " + f->name + " --snapshot " + result.safety_snapshot_id;
       if (shell.globals.json) {

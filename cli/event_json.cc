@@ -31,6 +31,9 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(SnapshotVerified, addon_id, snapshot_id, ok, 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(SnapshotDeleted, addon_id, snapshot_id, reason)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(NodeAnnounced, node, public_url)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(AddonPlaced, addon_id, node)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(OwnerWorkRequested, addon_id, work, argument)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(OwnerWorkFinished, addon_id, request, code, status, message,
+                                   remediation)
 
 // Events whose fields follow the JSON conventions of docs/cli.md rather than
 // their schema form: digests of content and secrets as lowercase hex, other

@@ -109,6 +109,14 @@ class Summarizer {
   std::string operator()(const AddonPlaced& e) const {
     return Addon(e.addon_id) + " placed on node " + e.node;
   }
+  std::string operator()(const OwnerWorkRequested& e) const {
+    return Addon(e.addon_id) + " " + e.work + (e.argument.empty() ? "" : " (" + e.argument + ")") +
+           " asked of its node";
+  }
+  std::string operator()(const OwnerWorkFinished& e) const {
+    return Addon(e.addon_id) + " owner work " + e.request + " finished: " +
+           (e.code.empty() ? e.message : "failed: " + e.code + ": " + e.message);
+  }
   std::string operator()(const ProviderConfigured& e) const {
     return "provider " + e.provider + " configured: " + e.user + "@" + e.host + ":" +
            std::to_string(e.port) + "/" + e.database + " (secret fingerprint " +

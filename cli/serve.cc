@@ -150,8 +150,9 @@ void ApplyConfigFile(CLI::App& serve, const std::string& path) {
   }
 }
 
-// Snapshots that other nodes' homes asked this node for (several nodes),
-// taken one at a time on a thread of their own, each once.
+// Owner work that other nodes' homes asked this node for (several nodes:
+// snapshots, restores, new add-ons' storage), carried out one command at a
+// time on a thread of its own, each once (commands::RunOwnerWork).
 class OwnerWork {
  public:
   explicit OwnerWork(commands::Context ctx) : ctx_(std::move(ctx)) {}
@@ -165,11 +166,11 @@ class OwnerWork {
     wake_.notify_all();
     if (thread_.joinable()) thread_.join();
   }
-  void Add(const std::string& addon_id, const std::string& snapshot_id) {
+  void Add(const std::string& command_id) {
     {
       std::lock_guard lock(mu_);
-      if (!seen_.insert(snapshot_id).second) return;
-      queue_.emplace_back(addon_id, snapshot_id);
+      if (!seen_.insert(command_id).second) return;
+      queue_.push_back(command_id);
     }
     wake_.notify_one();
   }
@@ -180,15 +181,13 @@ class OwnerWork {
     for (;;) {
       wake_.wait(lock, [this] { return stop_ || !queue_.empty(); });
       if (stop_) return;
-      auto [addon_id, snapshot_id] = queue_.front();
+      const std::string command_id = queue_.front();
       queue_.pop_front();
       lock.unlock();
-      auto done = commands::FinishOwnerSnapshot(ctx_, addon_id, snapshot_id);
-      ErrorLine(done.ok() ? "via serve: snapshot " + snapshot_id + " of " + addon_id +
-                                " for another node: " + SnapshotStatusName(done->status)
-                          : "via serve: snapshot " + snapshot_id + " of " + addon_id +
-                                " for another node: " + done.status().ToString() + ": " +
-                                done.status().message());
+      auto done = commands::RunOwnerWork(ctx_, command_id);
+      ErrorLine("via serve: owner work " + command_id + " for another node: " +
+                (done.ok() ? *done
+                           : done.status().ToString() + ": " + done.status().message()));
       lock.lock();
     }
   }
@@ -196,7 +195,7 @@ class OwnerWork {
   commands::Context ctx_;
   std::mutex mu_;
   std::condition_variable wake_;
-  std::deque<std::pair<std::string, std::string>> queue_;
+  std::deque<std::string> queue_;
   std::set<std::string> seen_;
   bool stop_ = false;
   std::thread thread_;
@@ -294,9 +293,8 @@ int RunServe(Shell& shell, const ServeFlags& f) {
   owner_ctx.progress = nullptr;
   OwnerWork owner_work(owner_ctx);
   owner_work.Start();
-  api_options.on_owner_snapshot = [&owner_work](const std::string& addon_id,
-                                                const std::string& snapshot_id) {
-    owner_work.Add(addon_id, snapshot_id);
+  api_options.on_owner_work = [&owner_work](const std::string& command_id) {
+    owner_work.Add(command_id);
   };
   VIA_ASSIGN_OR_RETURN_EXIT(auto api, server::Api::Open(api_options), shell);
 

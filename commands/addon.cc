@@ -165,17 +165,31 @@ Result<ReadinessReport> CreateAddon(const Context& ctx, const CreateRequest& req
   const std::string new_id = ctx.ids->NewId("ad_");
   VIA_ASSIGN_OR_RETURN(auto generation, NewGeneration(ctx, new_id, 1));
   VIA_ASSIGN_OR_RETURN(std::string node, PlacementNode(ctx, request.node));
+  VIA_ASSIGN_OR_RETURN(const bool remote, IsOtherNode(ctx, node));
   CreateCommand command{request.name,      request.provider, request.app,
                         request.binding,   new_id,           generation.first,
                         generation.second, ProviderNames(ctx), node};
   StateKeys keys = AddonKeys(request.name);
   if (!request.binding.empty()) keys.bindings.insert({request.app, request.binding});
   if (!source.from_file.empty() || !source.from_snapshot.empty()) {
+    if (remote) {
+      // The data is staged in this home before the event: only the owner's
+      // home can import it.
+      return FailedPrecondition("not_this_node",
+                                "--from-file and --from-snapshot stage the data in this home, "
+                                "which is not node " + node + "'s")
+          .WithRemediation("run the command with --home of node " + node);
+    }
     return CreateFromData(ctx, session, request, source, command, keys);
+  }
+  // Another node's add-on: that node makes its storage (owner work).
+  Context asking = ctx;
+  if (remote) {
+    asking.command_id = OwnerWorkCommandId(ctx.command_id.empty() ? new_id : ctx.command_id);
   }
   // The bindings of a failed record that holds the name (retiring it frees them).
   VIA_ASSIGN_OR_RETURN(Decided decided, DecideAndAppend(
-                                            ctx, session, keys,
+                                            asking, session, keys,
                                             [&](const State& s) { return DecideCreate(s, command); },
                                             [&](const State& s) {
                                               return AddonDetailKeys(s, request.name);
@@ -186,6 +200,18 @@ Result<ReadinessReport> CreateAddon(const Context& ctx, const CreateRequest& req
     if (const auto* created = std::get_if<AddonCreated>(&e)) id = created->addon_id;
   }
   if (id.empty()) return Internal("create: no AddonCreated among the command's records");
+  if (remote) {
+    VIA_RETURN_IF_ERROR(AwaitOwner(ctx, node, "provisioning of " + id, "via addon status " + id,
+                                   [&](Session& now) -> Result<bool> {
+                                     VIA_ASSIGN_OR_RETURN(auto slice, now.Slice(AddonKeys(id)));
+                                     const AddonState* a = slice.first.FindById(id);
+                                     return a == nullptr || a->phase != AddonPhase::kProvisioning;
+                                   }));
+    VIA_ASSIGN_OR_RETURN(Session fresh, Session::OpenForReading(ctx));
+    VIA_ASSIGN_OR_RETURN(auto slice, ReportSlice(fresh, id, request.app, request.binding));
+    return Report(ctx, fresh, slice.first, request.name, slice.first.FindById(id), request.app,
+                  request.binding);
+  }
   VIA_ASSIGN_OR_RETURN(State state,
                        ProvisionAndReport(ctx, session, id, request.app, request.binding));
   return Report(ctx, session, state, request.name, state.FindById(id), request.app,
@@ -226,6 +252,30 @@ Result<ReadinessReport> BindAddon(const Context& ctx, const std::string& addon,
 Result<ReadinessReport> UnbindAddon(const Context& ctx, const std::string& addon,
                                     const std::string& app, const std::string& binding) {
   return ChangeBinding(ctx, addon, app, binding, &DecideUnbind);
+}
+
+Result<StorageRepair> RepairStorage(const Context& ctx, Session& session, const AddonState& addon,
+                                    bool allow_empty) {
+  StorageRepair out;
+  std::string detail;
+  VIA_ASSIGN_OR_RETURN(auto provider, session.OwnedProvider(ctx, addon.id));
+  StorageFact fact = provider->Probe(addon.id, &detail);
+  bool needs = fact == StorageFact::kMissing || fact == StorageFact::kCorrupt ||
+               addon.checked_corrupt() ||
+               (addon.phase == AddonPhase::kFailed && addon.data_present);
+  if (!needs) return out;
+  auto repaired = provider->Repair(addon.id, allow_empty);
+  if (!repaired.ok()) {
+    // A refusal (an empty database without consent, an unreadable file)
+    // is answered beside the readiness; anything else is an error.
+    if (repaired.status().code() != StatusCode::kFailedPrecondition) return repaired.status();
+    out.refusal = repaired.status();
+    return out;
+  }
+  out.changed = !repaired->actions.empty();
+  out.warning = repaired->warning;
+  out.restored_from = repaired->restored_from;
+  return out;
 }
 
 Result<ReadinessReport> EnsureAddon(const Context& ctx, const CreateRequest& request,
@@ -295,7 +345,9 @@ Result<ReadinessReport> EnsureAddon(const Context& ctx, const CreateRequest& req
   VIA_ASSIGN_OR_RETURN(auto slice, fresh());
   const AddonState* addon = slice.first.FindById(id);
   if (addon == nullptr) return Internal("ensure: add-on " + id + " vanished");
-  if (addon->phase == AddonPhase::kProvisioning) {
+  VIA_ASSIGN_OR_RETURN(const bool elsewhere, IsOtherNode(ctx, addon->node));
+  if (addon->phase == AddonPhase::kProvisioning && !elsewhere) {
+    // (Another node's add-on is provisioned by that node: reported as it is.)
     VIA_ASSIGN_OR_RETURN(slice.first,
                          ProvisionAndReport(ctx, session, id, request.app, request.binding));
     addon = slice.first.FindById(id);
@@ -317,33 +369,47 @@ Result<ReadinessReport> EnsureAddon(const Context& ctx, const CreateRequest& req
   // 3. Storage: repair only when asked.
   VIA_ASSIGN_OR_RETURN(slice, fresh());
   addon = slice.first.FindById(id);
-  if (repair && compatible) {
-    std::string detail;
-    VIA_ASSIGN_OR_RETURN(auto provider, session.OwnedProvider(ctx, id));
-    StorageFact fact = provider->Probe(id, &detail);
-    bool needs = fact == StorageFact::kMissing || fact == StorageFact::kCorrupt ||
-                 addon->checked_corrupt() ||
-                 (addon->phase == AddonPhase::kFailed && addon->data_present);
-    if (needs) {
-      auto repaired = provider->Repair(id, allow_empty);
-      if (!repaired.ok()) {
-        // A refusal (an empty database without consent, an unreadable file)
-        // is answered beside the readiness; anything else is an error.
-        if (repaired.status().code() != StatusCode::kFailedPrecondition) return repaired.status();
-        refusal = repaired.status();
-      } else {
-        changed = changed || !repaired->actions.empty();
-        warning = repaired->warning;
-        restored_from = repaired->restored_from;
+  std::optional<Session> later;  // a read after the owner's work (several nodes)
+  if (repair && compatible && elsewhere) {
+    // Another node's add-on: that node probes and repairs it (owner work);
+    // what it did is read back from its StorageRepaired records.
+    VIA_ASSIGN_OR_RETURN(OwnerWorkOutcome asked,
+                         AskOwner(ctx, session, id, addon->node, "repair",
+                                  allow_empty ? "allow_empty" : "",
+                                  "via addon status " + addon->name));
+    Status failed = OwnerWorkError(asked.finished);
+    if (!failed.ok()) {
+      if (failed.code() != StatusCode::kFailedPrecondition) return failed;
+      refusal = failed;
+    } else {
+      if (asked.finished.message != kRepairedMessage &&
+          asked.finished.message != kNothingToRepairMessage) {
+        warning = asked.finished.message;
       }
-      VIA_ASSIGN_OR_RETURN(slice, fresh());
-      addon = slice.first.FindById(id);
+      for (std::uint64_t seq = asked.requested_seq + 1; seq < asked.finished_seq; ++seq) {
+        VIA_ASSIGN_OR_RETURN(Record record, session.store().Read(seq));
+        const auto* e = std::get_if<StorageRepaired>(&record.event);
+        if (e == nullptr || e->addon_id != id) continue;
+        changed = true;
+        if (e->action == "restored_from_snapshot") restored_from = e->snapshot_id;
+      }
     }
+    VIA_ASSIGN_OR_RETURN(later, Session::OpenForReading(ctx));
+    VIA_ASSIGN_OR_RETURN(slice, ReportSlice(*later, id, request.app, request.binding));
+    addon = slice.first.FindById(id);
+  } else if (repair && compatible) {
+    VIA_ASSIGN_OR_RETURN(StorageRepair repaired, RepairStorage(ctx, session, *addon, allow_empty));
+    refusal = repaired.refusal;
+    changed = changed || repaired.changed;
+    warning = repaired.warning;
+    restored_from = repaired.restored_from;
+    VIA_ASSIGN_OR_RETURN(slice, fresh());
+    addon = slice.first.FindById(id);
   }
 
   ReadinessReport report;
-  VIA_ASSIGN_OR_RETURN(report, Report(ctx, session, slice.first, request.name, addon, request.app,
-                                      request.binding, request.provider));
+  VIA_ASSIGN_OR_RETURN(report, Report(ctx, later ? *later : session, slice.first, request.name,
+                                      addon, request.app, request.binding, request.provider));
   report.is_ensure = true;
   report.created = created;
   report.already_exists = !created;

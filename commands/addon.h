@@ -40,6 +40,10 @@ struct ReadinessReport {
   Status refusal;
   // `ensure --repair` only: the snapshot the storage was restored from.
   std::string restored_from;
+  // Several nodes: the add-on's node when it is another than this home's;
+  // its storage was then judged from the log, not probed (its files are
+  // there). "" when this home probed it.
+  std::string storage_node;
 };
 
 struct CreateRequest {

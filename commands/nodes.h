@@ -5,6 +5,7 @@
 // public URL) and its home remembers its name (HOME/node), so that commands
 // run with that home place new add-ons on it (AddonPlaced).
 
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -14,6 +15,8 @@
 #include "eventstore/home.h"
 
 namespace via::commands {
+
+class Session;
 
 // The node whose home this is (HOME/node), or nullopt for a home that is no
 // node's. Errors: as ReadFile; InvalidArgument "bad_node_file" for a file
@@ -36,18 +39,92 @@ Result<AnnounceResult> AnnounceNode(const Context& ctx, const std::string& node,
                                     const std::string& public_url);
 
 // The node a new add-on goes on: `requested` (`addon create --node`) or the
-// home's node; "" when neither names one (a single node: not placed).
-// Errors: FailedPrecondition "not_this_node" when `requested` is not the
-// home's node: the add-on's files are made by the command, in this home, so
-// it runs with the owner's home (docs/operations.md).
+// home's node; "" when neither names one (a single node: not placed). A node
+// other than the home's provisions the add-on itself (owner work): the
+// command appends AddonCreated under OwnerWorkCommandId and waits.
+// Errors: InvalidArgument "invalid_name" for a bad node name.
 Result<std::string> PlacementNode(const Context& ctx, const std::string& requested);
 
-// In the owner's `via serve`: takes the snapshot `snapshot_id` of `addon_id`
-// that another node's home requested (SnapshotRequested under
-// OwnerWorkCommandId), unless it is already finished; the provider appends
-// SnapshotTaken or SnapshotFailed. Errors: as the provider's Snapshot;
-// "owner_elsewhere" when this home does not own the add-on.
-Result<SnapshotState> FinishOwnerSnapshot(const Context& ctx, const std::string& addon_id,
-                                          const std::string& snapshot_id);
+// True when `node` is set and is not this home's node (HOME/node).
+Result<bool> IsOtherNode(const Context& ctx, const std::string& node);
+
+// Owner work (docs/operations.md "Several nodes"). File work on an add-on
+// placed on another node than this home's is that node's: the command appends
+// its intent under OwnerWorkCommandId (domain/names.h) and waits for the
+// completion the owner's `via serve` appends (AwaitOwner); the owner's serve
+// runs RunOwnerWork for every such command it reads, and at start for those
+// still pending.
+
+// Waits until `finished` (called on a fresh read of the log every 100 ms)
+// answers true or an error, for at most ctx.owner_timeout_ms. Errors: the
+// error `finished` answered; Unavailable "owner_timeout" naming `node`,
+// `what` ("restore sn_… of ad_…") and, in its remediation, `shows` (the
+// command that shows the outcome later).
+Status AwaitOwner(const Context& ctx, const std::string& node, const std::string& what,
+                  const std::string& shows, const std::function<Result<bool>(Session&)>& finished);
+
+// The outcome of file work asked of the owner with OwnerWorkRequested
+// (repair, check, verify: work without an intent event of its own).
+struct OwnerWorkOutcome {
+  OwnerWorkFinished finished;     // finished.code "" when the work was done
+  std::string done_command_id;    // OwnerWorkDoneCommandId of the request
+  std::uint64_t requested_seq = 0;
+  std::uint64_t finished_seq = 0;
+};
+
+// Appends OwnerWorkRequested{addon_id, work, argument} under
+// OwnerWorkCommandId ("owner/<--command-id or a new id>/<work>") and waits
+// (AwaitOwner, `shows` for its remediation) for the owner's
+// OwnerWorkFinished. A work the owner could not do is no error here:
+// OwnerWorkError(outcome.finished) is. Errors: as AwaitOwner;
+// FailedPrecondition "addon_destroyed" when the add-on is gone.
+Result<OwnerWorkOutcome> AskOwner(const Context& ctx, Session& session,
+                                  const std::string& addon_id, const std::string& node,
+                                  const std::string& work, const std::string& argument,
+                                  const std::string& shows);
+
+// Ok for a finished work, else the error it records (its class from
+// `status`, so the exit code is the one the owner's home would give).
+Status OwnerWorkError(const OwnerWorkFinished& finished);
+
+// OwnerWorkFinished messages of a repair without a warning (a warning is
+// the message otherwise).
+inline constexpr const char* kRepairedMessage = "repaired";
+inline constexpr const char* kNothingToRepairMessage = "nothing to repair";
+
+// What a storage repair did (`ensure --repair`), on the owner's home.
+struct StorageRepair {
+  bool changed = false;
+  std::string warning;
+  std::string restored_from;
+  Status refusal;  // a refusal (repair_needs_allow_empty, storage_unreadable)
+};
+// Probes the add-on's storage and repairs it when it is missing, corrupt, a
+// current check found damage, or a failed record's file holds data
+// (commands/addon.cc). Errors: "owner_elsewhere"; as the provider.
+Result<StorageRepair> RepairStorage(const Context& ctx, Session& session, const AddonState& addon,
+                                    bool allow_empty);
+
+// In the owner's `via serve`: carries out the intent appended under
+// `command_id` (an owner-work command id) unless it is finished already:
+//   SnapshotRequested alone              the snapshot (SnapshotTaken/Failed)
+//   SnapshotRequested + RestoreRequested the safety snapshot, the snapshot's
+//                                        checks, the restore (SnapshotRestored
+//                                        or RestoreFailed "CODE: message")
+//   AddonCreated                         the storage (StorageProvisioned or
+//                                        ProvisioningFailed)
+//   OwnerWorkRequested                   the repair, check or verification,
+//                                        with their events, then
+//                                        OwnerWorkFinished
+// Answers one line for the server's error log. Errors: NotFound
+// "owner_work_not_found"; "owner_elsewhere" when this home does not own the
+// add-on; as the provider.
+Result<std::string> RunOwnerWork(const Context& ctx, const std::string& command_id);
+
+// The failure a RestoreFailed reason written by RunOwnerWork stands for
+// ("CODE: message" with a restore refusal's code keeps that code and its
+// exit status; anything else is "restore_failed").
+Status RemoteRestoreFailure(const std::string& node, const std::string& snapshot_id,
+                            const std::string& reason);
 
 }  // namespace via::commands

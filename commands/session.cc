@@ -380,8 +380,23 @@ Result<ReadinessReport> Assess(const Context& ctx, const State& state,
   if (ctx.providers != nullptr) {
     ctx.providers->Describe(addon ? addon->provider : expected_provider, in, env);
   }
+  // Several nodes: the files of an add-on placed on another node are that
+  // node's; this home judges its storage by the log alone (provisioned, no
+  // restore in flight, no current check that found damage), never by a
+  // probe of files it does not hold.
+  bool elsewhere = false;
+  if (addon && !addon->node.empty()) {
+    VIA_ASSIGN_OR_RETURN(std::optional<std::string> home_node, HomeNode(ctx.home));
+    elsewhere = addon->node != home_node.value_or("");
+  }
+  if (elsewhere) {
+    report.storage_node = addon->node;
+    // Provisioned per the log; a restore in flight and a check that found
+    // damage are judged by Evaluate from the add-on itself.
+    if (addon->phase == AddonPhase::kActive) in.storage = StorageFact::kOk;
+  }
   if (addon && addon->phase != AddonPhase::kDestroyed && in.provider_known &&
-      ctx.providers != nullptr) {
+      ctx.providers != nullptr && !elsewhere) {
     VIA_ASSIGN_OR_RETURN(auto provider, ctx.providers->Make(addon->provider, env));
     in.storage = provider->Probe(addon->id, &in.storage_detail);
   }

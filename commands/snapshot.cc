@@ -10,7 +10,9 @@
 #include <optional>
 #include <thread>
 
+#include "commands/nodes.h"
 #include "commands/session.h"
+#include "eventstore/filenames.h"
 #include "domain/decide.h"
 #include "domain/names.h"
 #include "domain/reasons.h"
@@ -45,6 +47,22 @@ Result<std::pair<State, eventstore::Head>> SnapshotSlice(Session& session,
   });
 }
 
+// File work kept on the owner's home (snapshot delete, prune, export): on
+// another node's home, FailedPrecondition "owner_elsewhere" before anything
+// is appended, naming the node and the command to run on its home.
+Status RequireOwnerFor(const Context& ctx, Session& session, const std::string& addon_id,
+                       const std::string& command) {
+  Status owned = session.RequireOwner(ctx, addon_id);
+  if (owned.reason() != reason::kOwnerElsewhere) return owned;
+  VIA_ASSIGN_OR_RETURN(auto slice, session.Slice(AddonKeys(addon_id)));
+  const AddonState* a = slice.first.FindAddon(addon_id);
+  const std::string node = a != nullptr ? a->node : "";
+  return FailedPrecondition(reason::kOwnerElsewhere,
+                            owned.message() + "; `" + command +
+                                "` runs only there (run it with --home of node " + node + ")")
+      .WithRemediation(command);
+}
+
 Status RequireSnapshotId(const std::string& snapshot_id) {
   if (snapshot_id.empty() || snapshot_id.size() > 128 ||
       snapshot_id.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") !=
@@ -69,32 +87,23 @@ Result<SnapshotState> AskOwnerForSnapshot(const Context& ctx, Session& session,
                        }));
   const auto& requested = std::get<SnapshotRequested>(decided.events.front());
   const std::string node = decided.state.FindById(requested.addon_id)->node;
-  const auto deadline = std::chrono::steady_clock::now() +
-                        std::chrono::milliseconds(std::max<std::int64_t>(0, ctx.owner_timeout_ms));
-  for (;;) {
-    // A new read each time: a session catches its model up once.
-    VIA_ASSIGN_OR_RETURN(Session now, Session::OpenForReading(ctx));
-    StateKeys keys;
-    keys.snapshots.insert(snapshot_id);
-    VIA_ASSIGN_OR_RETURN(auto slice, now.Slice(keys));
-    const SnapshotState& snap = slice.first.snapshots.at(snapshot_id);
-    if (snap.status == SnapshotStatus::kTaken) return snap;
-    if (snap.status == SnapshotStatus::kFailed) {
-      return Internal("node " + node + " could not take snapshot " + snapshot_id + ": " +
-                      snap.failure_reason)
-          .WithContext("snapshot " + snapshot_id);
-    }
-    if (std::chrono::steady_clock::now() >= deadline) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return Unavailable("owner_timeout",
-                     "node " + node + " did not finish snapshot " + snapshot_id + " of " +
-                         requested.addon_id + " within " + std::to_string(ctx.owner_timeout_ms) +
-                         " ms; the request stays in the log and node " + node +
-                         " takes it once its `via serve` runs")
-      .WithRemediation("check that `via serve --node " + node +
-                       "` runs (its /readyz), then `via addon snapshots " + requested.addon_id +
-                       "` shows " + snapshot_id);
+  std::optional<SnapshotState> done;
+  VIA_RETURN_IF_ERROR(AwaitOwner(
+      ctx, node, "snapshot " + snapshot_id + " of " + requested.addon_id,
+      "via addon snapshots " + requested.addon_id, [&](Session& now) -> Result<bool> {
+        StateKeys keys;
+        keys.snapshots.insert(snapshot_id);
+        VIA_ASSIGN_OR_RETURN(auto slice, now.Slice(keys));
+        const SnapshotState& snap = slice.first.snapshots.at(snapshot_id);
+        if (snap.status == SnapshotStatus::kFailed) {
+          return Internal("node " + node + " could not take snapshot " + snapshot_id + ": " +
+                          snap.failure_reason)
+              .WithContext("snapshot " + snapshot_id);
+        }
+        if (snap.status == SnapshotStatus::kTaken) done = snap;
+        return done.has_value();
+      }));
+  return *done;
 }
 
 Result<SnapshotState> TakeOne(const Context& ctx, Session& session, const std::string& addon,
@@ -163,6 +172,21 @@ Result<CheckResult> CheckAddon(const Context& ctx, const std::string& addon) {
   if (!recorded) {
     VIA_ASSIGN_OR_RETURN(auto slice, session.Slice(AddonKeys(addon)));
     VIA_ASSIGN_OR_RETURN(id, DecideCheck(slice.first, addon));
+    Status owned = session.RequireOwner(ctx, id);
+    if (owned.reason() == reason::kOwnerElsewhere) {
+      // Another node's add-on: that node checks it (owner work) and records
+      // StorageChecked under the outcome's command id; the answer is that
+      // record, read as a retry of it would.
+      const AddonState* a = slice.first.FindById(id);
+      VIA_ASSIGN_OR_RETURN(OwnerWorkOutcome asked,
+                           AskOwner(ctx, session, id, a->node, "check", "",
+                                    "via addon status " + a->name));
+      VIA_RETURN_IF_ERROR(OwnerWorkError(asked.finished));
+      Context recorded_by_owner = ctx;
+      recorded_by_owner.command_id = asked.done_command_id;
+      return CheckAddon(recorded_by_owner, id);
+    }
+    VIA_RETURN_IF_ERROR(owned);
     VIA_ASSIGN_OR_RETURN(auto provider, session.OwnedProvider(ctx, id));
     VIA_ASSIGN_OR_RETURN(auto outcome, provider->Check(id, command_id));
     if (outcome.replayed) {
@@ -248,6 +272,67 @@ Result<RestoreResult> WithOtherSnapshot(Session& session, const providers::Provi
   return refused;
 }
 
+namespace {
+
+// Several nodes: a restore of an add-on placed on another node. The safety
+// snapshot and the restore are requested in one append under
+// OwnerWorkCommandId (the owner's `via serve` takes the safety snapshot,
+// checks the snapshot as a local restore does, restores, and appends
+// SnapshotRestored or RestoreFailed); this command waits up to
+// ctx.owner_timeout_ms for that completion. A snapshot known to have failed
+// verification is refused here, before anything is appended.
+Result<RestoreResult> AskOwnerForRestore(const Context& ctx, Session& session,
+                                         const AddonState& a, const SnapshotState& snap) {
+  if (snap.verification == SnapshotVerification::kFailed) {
+    return DataLoss("snapshot_verification_failed",
+                    "snapshot " + snap.id + " failed verification (" + snap.verify_detail +
+                        "); refusing to restore it")
+        .WithOwner("operator");
+  }
+  const std::string id = a.id;
+  const std::string snapshot_id = snap.id;
+  const std::string safety_id = ctx.ids->NewId("sn_");
+  // Under --command-id a retry finds the first run's request (and waits for
+  // its completion) instead of asking again.
+  Context asking = ctx;
+  asking.command_id = OwnerWorkCommandId(ctx.command_id.empty() ? safety_id : ctx.command_id);
+  StateKeys keys = AddonKeys(id);
+  keys.snapshots.insert(snapshot_id);
+  VIA_ASSIGN_OR_RETURN(
+      Decided decided,
+      DecideAndAppend(asking, session, keys, [&](const State& s) -> Result<std::vector<Event>> {
+        VIA_RETURN_IF_ERROR(CheckRestore(s, id, snapshot_id));
+        VIA_ASSIGN_OR_RETURN(std::vector<Event> events,
+                             DecideSnapshot(s, id, safety_id, kSafetyLabelPrefix + snapshot_id));
+        events.push_back(RestoreRequested{id, snapshot_id, safety_id});
+        return events;
+      }, nullptr, "restore"));
+  RestoreRequested requested;
+  for (const Event& e : decided.events) {
+    if (const auto* r = std::get_if<RestoreRequested>(&e)) requested = *r;
+  }
+  if (requested.addon_id.empty()) return Internal("restore: no RestoreRequested among its records");
+  const std::string completion = eventstore::RestoreCommandId(
+      requested.addon_id, requested.snapshot_id, requested.safety_snapshot_id);
+  Status failed;
+  VIA_RETURN_IF_ERROR(AwaitOwner(
+      ctx, a.node, "restore " + requested.snapshot_id + " of " + id, "via addon history " + a.name,
+      [&](Session& now) -> Result<bool> {
+        VIA_ASSIGN_OR_RETURN(auto records, FindCommandRecords(now.store(), completion));
+        if (!records) return false;
+        for (const Record& record : records->records) {
+          if (const auto* e = std::get_if<RestoreFailed>(&record.event)) {
+            failed = RemoteRestoreFailure(a.node, requested.snapshot_id, e->reason);
+          }
+        }
+        return true;
+      }));
+  VIA_RETURN_IF_ERROR(failed);
+  return RestoreResult{id, requested.snapshot_id, requested.safety_snapshot_id};
+}
+
+}  // namespace
+
 Result<RestoreResult> RestoreAddon(const Context& ctx, const std::string& addon,
                                    const std::string& snapshot_id) {
   VIA_RETURN_IF_ERROR(RejectTombstone(addon));
@@ -259,6 +344,12 @@ Result<RestoreResult> RestoreAddon(const Context& ctx, const std::string& addon,
   const AddonState& a = *slice.first.FindAddon(addon);
   SnapshotState snap = slice.first.snapshots.at(snapshot_id);
   const std::string id = a.id;
+  // Another node's add-on: that node restores it.
+  Status owned = session.RequireOwner(ctx, id);
+  if (owned.reason() == reason::kOwnerElsewhere) {
+    return AskOwnerForRestore(ctx, session, a, snap);
+  }
+  VIA_RETURN_IF_ERROR(owned);
   // Verified before the live database is touched: a snapshot never verified
   // is verified now (and the outcome recorded); one that failed is refused.
   VIA_ASSIGN_OR_RETURN(auto provider, session.OwnedProvider(ctx, id));
@@ -380,6 +471,25 @@ Result<std::vector<SnapshotState>> VerifySnapshots(const Context& ctx, const std
     });
   }
   const std::string id = a->id;
+  if (targets.empty()) return std::vector<SnapshotState>{};
+  Status owned = session.RequireOwner(ctx, id);
+  if (owned.reason() == reason::kOwnerElsewhere) {
+    // Another node's add-on: that node verifies (owner work) and records
+    // the outcomes under the outcome's command id; the answer is those
+    // records, read as a retry of it would.
+    VIA_ASSIGN_OR_RETURN(OwnerWorkOutcome asked,
+                         AskOwner(ctx, session, id, a->node, "verify", snapshot_id,
+                                  "via addon snapshots " + a->name));
+    VIA_RETURN_IF_ERROR(OwnerWorkError(asked.finished));
+    Context recorded_by_owner = ctx;
+    recorded_by_owner.command_id = asked.done_command_id;
+    VIA_ASSIGN_OR_RETURN(Session now, Session::OpenForReading(ctx));
+    VIA_ASSIGN_OR_RETURN(auto outcomes,
+                         FindReplay(recorded_by_owner, now, AddonKeys(id), more, "verify"));
+    if (!outcomes) return std::vector<SnapshotState>{};
+    return VerifiedBy(recorded_by_owner, *outcomes);
+  }
+  VIA_RETURN_IF_ERROR(owned);
   // The files first (the long part, no lock on the log held), then every
   // outcome in one append: a retry finds them all under its id, or none.
   std::vector<SnapshotVerified> checked;
@@ -421,6 +531,17 @@ Result<SnapshotState> DeleteSnapshot(const Context& ctx, const std::string& snap
     }
     return extra;
   };
+  {
+    // Deleting removes the owner's file: refused on another node's home
+    // before the event is appended.
+    VIA_ASSIGN_OR_RETURN(auto slice, session.Slice(keys));
+    auto it = slice.first.snapshots.find(snapshot_id);
+    if (it != slice.first.snapshots.end()) {
+      VIA_RETURN_IF_ERROR(RequireOwnerFor(ctx, session, it->second.addon_id,
+                                          "via addon snapshot delete " + snapshot_id +
+                                              (force ? " --force" : "")));
+    }
+  }
   VIA_ASSIGN_OR_RETURN(Decided decided, DecideAndAppend(ctx, session, keys, [&](const State& s) {
                          return DecideDeleteSnapshot(s, snapshot_id, force, "operator");
                        }, more));
@@ -473,6 +594,10 @@ Result<PruneResult> PruneSnapshots(const Context& ctx, const std::string& addon,
     VIA_ASSIGN_OR_RETURN(auto slice, session.Slice(AddonKeys(addon), more));
     state = std::move(slice.first);
   } else {
+    // Pruning removes the owner's files: refused on another node's home
+    // before anything is appended (a dry run only reads the log).
+    VIA_RETURN_IF_ERROR(
+        RequireOwnerFor(ctx, session, addon, "via addon snapshots prune " + addon));
     VIA_ASSIGN_OR_RETURN(Decided decided, DecideAndAppend(ctx, session, AddonKeys(addon), [&](const State& s) -> Result<std::vector<Event>> {
       const AddonState* a = s.FindAddon(addon);
       if (a == nullptr) return std::vector<Event>{};
@@ -535,6 +660,9 @@ Result<ExportResult> ExportSnapshot(const Context& ctx, const std::string& snaps
   if (snap.deleted) {
     return FailedPrecondition("snapshot_deleted", "snapshot " + snapshot_id + " was deleted");
   }
+  // The copy is written on the machine the command runs on: the owner's.
+  VIA_RETURN_IF_ERROR(RequireOwnerFor(ctx, session, snap.addon_id,
+                                      "via addon snapshot export " + snapshot_id + " --to " + to));
   VIA_ASSIGN_OR_RETURN(auto provider, session.OwnedProvider(ctx, snap.addon_id));
   VIA_ASSIGN_OR_RETURN(fileio::Digest digest,
                        provider->ExportSnapshot(snap.addon_id, snapshot_id, to, snap.sha256,

@@ -35,6 +35,8 @@ constexpr const char* NameOf() {
   if constexpr (std::is_same_v<T, ProviderConfigured>) return "ProviderConfigured";
   if constexpr (std::is_same_v<T, NodeAnnounced>) return "NodeAnnounced";
   if constexpr (std::is_same_v<T, AddonPlaced>) return "AddonPlaced";
+  if constexpr (std::is_same_v<T, OwnerWorkRequested>) return "OwnerWorkRequested";
+  if constexpr (std::is_same_v<T, OwnerWorkFinished>) return "OwnerWorkFinished";
 }
 
 template <typename T>

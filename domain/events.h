@@ -246,6 +246,30 @@ struct AddonPlaced {
   bool operator==(const AddonPlaced&) const = default;
 };
 
+// Several nodes: file work that has no intent event of its own (a repair, a
+// check, a verification), asked of the add-on's owner by a command run on
+// another node's home, under an owner-work command id (domain/names.h). The
+// owner's `via serve` does it, recording its outcome events as the command
+// would, then OwnerWorkFinished.
+struct OwnerWorkRequested {
+  std::string addon_id;
+  std::string work;      // "repair" | "check" | "verify"
+  std::string argument;  // repair: "allow_empty" or ""; verify: a snapshot id or "" (all unverified)
+  bool operator==(const OwnerWorkRequested&) const = default;
+};
+
+// The owner finished an OwnerWorkRequested (appended under
+// OwnerWorkDoneCommandId of the request's command id).
+struct OwnerWorkFinished {
+  std::string addon_id;
+  std::string request;      // the request's command id
+  std::string code;         // "" when done; else the stable code of the refusal or error
+  std::string status;       // "" when done; else its class (StatusCodeName, e.g. FAILED_PRECONDITION)
+  std::string message;      // what was done, or the error's message
+  std::string remediation;  // the error's remediation ("" when none)
+  bool operator==(const OwnerWorkFinished&) const = default;
+};
+
 using Event = std::variant<LogInitialized, AddonCreated, StorageProvisioned, ProvisioningFailed,
                            AddonRenamed, BindingAttached, BindingDetached, BindingSnapshotted,
                            GenerationRotated, GenerationRevoked, SnapshotRequested, SnapshotTaken,
@@ -253,7 +277,8 @@ using Event = std::variant<LogInitialized, AddonCreated, StorageProvisioned, Pro
                            StorageRepaired, AddonDestroyed, WorkloadTokenIssued,
                            GenerationDelivered, RepairRequested, StorageChecked,
                            SnapshotVerified, SnapshotDeleted, SnapshotPolicySet,
-                           ProviderConfigured, NodeAnnounced, AddonPlaced>;
+                           ProviderConfigured, NodeAnnounced, AddonPlaced,
+                           OwnerWorkRequested, OwnerWorkFinished>;
 
 // The contract name of an event's type ("AddonCreated").
 const char* EventTypeName(const Event& event);

@@ -35,6 +35,12 @@ inline std::string OwnerWorkCommandId(const std::string& intent_id) {
 inline bool IsOwnerWorkCommandId(std::string_view command_id) {
   return command_id.starts_with(kOwnerWorkPrefix);
 }
+// The command id of the owner's OwnerWorkFinished for the request appended
+// under `request_command_id` ("done/owner/…"; the outcome events of the work
+// go under "<that>/<step>").
+inline std::string OwnerWorkDoneCommandId(const std::string& request_command_id) {
+  return "done/" + request_command_id;
+}
 
 // True for ids this system mints ("ad_", "sn_" + 26 Crockford base32 digits).
 bool LooksLikeId(std::string_view text, std::string_view prefix);

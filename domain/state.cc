@@ -251,6 +251,10 @@ struct Applier {
   void operator()(const AddonPlaced& e) {
     if (auto* a = Addon(e.addon_id)) a->node = e.node;
   }
+  // Owner work without an intent of its own changes no state: its outcome
+  // events (StorageRepaired, StorageChecked, SnapshotVerified) do.
+  void operator()(const OwnerWorkRequested&) {}
+  void operator()(const OwnerWorkFinished&) {}
   void operator()(const SnapshotPolicySet& e) {
     if (auto* a = Addon(e.addon_id)) {
       a->keep_last = e.keep_last;

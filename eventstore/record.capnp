@@ -40,6 +40,8 @@ struct Record {
     providerConfigured @30 :ProviderConfigured;
     nodeAnnounced @31 :NodeAnnounced;
     addonPlaced @32 :AddonPlaced;
+    ownerWorkRequested @33 :OwnerWorkRequested;
+    ownerWorkFinished @34 :OwnerWorkFinished;
   }
 }
 
@@ -225,4 +227,19 @@ struct NodeAnnounced {
 struct AddonPlaced {
   addonId @0 :Text;
   node @1 :Text;
+}
+
+struct OwnerWorkRequested {
+  addonId @0 :Text;
+  work @1 :Text;
+  argument @2 :Text;
+}
+
+struct OwnerWorkFinished {
+  addonId @0 :Text;
+  request @1 :Text;
+  code @2 :Text;
+  status @3 :Text;
+  message @4 :Text;
+  remediation @5 :Text;
 }

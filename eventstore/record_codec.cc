@@ -203,6 +203,21 @@ struct EventWriter {
     x.setAddonId(e.addon_id);
     x.setNode(e.node);
   }
+  void operator()(const OwnerWorkRequested& e) {
+    auto x = b.initOwnerWorkRequested();
+    x.setAddonId(e.addon_id);
+    x.setWork(e.work);
+    x.setArgument(e.argument);
+  }
+  void operator()(const OwnerWorkFinished& e) {
+    auto x = b.initOwnerWorkFinished();
+    x.setAddonId(e.addon_id);
+    x.setRequest(e.request);
+    x.setCode(e.code);
+    x.setStatus(e.status);
+    x.setMessage(e.message);
+    x.setRemediation(e.remediation);
+  }
   void operator()(const SnapshotPolicySet& e) {
     auto x = b.initSnapshotPolicySet();
     x.setAddonId(e.addon_id);
@@ -350,6 +365,17 @@ std::optional<Event> ReadEvent(CRecord::Event::Reader r) {
     case CRecord::Event::ADDON_PLACED: {
       auto x = r.getAddonPlaced();
       return AddonPlaced{TextOf(x.getAddonId()), TextOf(x.getNode())};
+    }
+    case CRecord::Event::OWNER_WORK_REQUESTED: {
+      auto x = r.getOwnerWorkRequested();
+      return OwnerWorkRequested{TextOf(x.getAddonId()), TextOf(x.getWork()),
+                                TextOf(x.getArgument())};
+    }
+    case CRecord::Event::OWNER_WORK_FINISHED: {
+      auto x = r.getOwnerWorkFinished();
+      return OwnerWorkFinished{TextOf(x.getAddonId()), TextOf(x.getRequest()),
+                               TextOf(x.getCode()),    TextOf(x.getStatus()),
+                               TextOf(x.getMessage()), TextOf(x.getRemediation())};
     }
   }
   return std::nullopt;  // a discriminant this build does not know

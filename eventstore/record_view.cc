@@ -31,7 +31,7 @@ struct EventLayout {
   std::uint16_t data_words;
   std::uint64_t data_masks[2];  // the bits of each data word that fields use
   std::uint16_t pointer_count;
-  Field fields[5];
+  Field fields[6];
 };
 
 constexpr std::uint64_t kAllBits = ~std::uint64_t{0};
@@ -71,6 +71,8 @@ constexpr EventLayout kEvents[] = {
     {1, {kUInt32Bits}, 5, {T, T, T, T, D}},   // 25 ProviderConfigured
     {0, {}, 2, {T, T}},                       // 26 NodeAnnounced
     {0, {}, 2, {T, T}},                       // 27 AddonPlaced
+    {0, {}, 3, {T, T, T}},                    // 28 OwnerWorkRequested
+    {0, {}, 6, {T, T, T, T, T, T}},           // 29 OwnerWorkFinished
 };
 
 template <typename S>
@@ -109,6 +111,8 @@ static_assert(Matches<schema::SnapshotPolicySet>(24, E::SNAPSHOT_POLICY_SET));
 static_assert(Matches<schema::ProviderConfigured>(25, E::PROVIDER_CONFIGURED));
 static_assert(Matches<schema::NodeAnnounced>(26, E::NODE_ANNOUNCED));
 static_assert(Matches<schema::AddonPlaced>(27, E::ADDON_PLACED));
+static_assert(Matches<schema::OwnerWorkRequested>(28, E::OWNER_WORK_REQUESTED));
+static_assert(Matches<schema::OwnerWorkFinished>(29, E::OWNER_WORK_FINISHED));
 static_assert(schema::BindingClaim::_capnpPrivate::dataWordSize == 0 &&
               schema::BindingClaim::_capnpPrivate::pointerCount == 2);
 static_assert(schema::Record::_capnpPrivate::dataWordSize == 3 &&

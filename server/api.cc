@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <charconv>
+#include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "crypto/credentials.h"
@@ -16,6 +18,7 @@
 #include "domain/readiness.h"
 #include "domain/reasons.h"
 #include "eventstore/filenames.h"
+#include "eventstore/record_codec.h"
 #include "projections/read_model.h"
 #include "server/forward.h"
 #include "server/hrana_cursor.h"
@@ -300,17 +303,56 @@ Result<std::unique_ptr<Api>> Api::Open(const ApiOptions& options) {
     VIA_ASSIGN_OR_RETURN(auto model, projections::ReadModel::Open(home.state_db().string()));
     VIA_RETURN_IF_ERROR(model->CatchUp(api->log_->store()).status());
   }
-  VIA_ASSIGN_OR_RETURN(State state, projections::Replay(api->log_->store(), 0));
-  // Owner work another node's home asked for while this node was down.
-  if (options.on_owner_snapshot && !options.node.empty()) {
-    for (const auto& [id, snap] : state.snapshots) {
-      const AddonState* a = state.FindById(snap.addon_id);
-      if (snap.status != SnapshotStatus::kRequested || a == nullptr || a->node != options.node) {
-        continue;
+  // The state, folded from the whole log (as projections::Replay), noting on
+  // the way the owner-work requests without an intent of their own
+  // (OwnerWorkRequested) that no OwnerWorkFinished answered yet.
+  State state;
+  std::map<std::string, std::string> unanswered;  // request command id -> add-on
+  {
+    Status decoded;
+    VIA_RETURN_IF_ERROR(api->log_->store().Scan(1, 0, [&](const eventstore::StoredRecord& row) {
+      auto record = eventstore::DecodeRecord(row.bytes);
+      if (!record.ok()) {
+        decoded = record.status().WithContext("seq " + std::to_string(row.seq));
+        return false;
       }
-      VIA_ASSIGN_OR_RETURN(Record intent, api->log_->store().Read(snap.requested_seq));
-      if (IsOwnerWorkCommandId(intent.command_id)) options.on_owner_snapshot(snap.addon_id, id);
+      Apply(state, *record);
+      if (const auto* e = std::get_if<OwnerWorkRequested>(&record->event);
+          e != nullptr && IsOwnerWorkCommandId(record->command_id)) {
+        unanswered[record->command_id] = e->addon_id;
+      } else if (const auto* f = std::get_if<OwnerWorkFinished>(&record->event)) {
+        unanswered.erase(f->request);
+      }
+      return true;
+    }));
+    VIA_RETURN_IF_ERROR(decoded);
+  }
+  // Owner work another node's home asked for while this node was down: the
+  // command of each intent still pending on an add-on placed here.
+  if (options.on_owner_work && !options.node.empty()) {
+    std::set<std::string> pending;
+    for (const auto& [id, a] : state.addons) {
+      if (a.node != options.node) continue;
+      std::vector<std::uint64_t> intents;
+      if (a.phase == AddonPhase::kProvisioning) intents.push_back(a.created_seq);
+      // A remote restore's command also requested its safety snapshot.
+      const std::string restore_of =
+          a.restoring_snapshot.empty() ? std::string() : a.restore_safety_snapshot;
+      for (const std::string& sid : {a.pending_snapshot, restore_of}) {
+        auto snap = state.snapshots.find(sid);
+        if (!sid.empty() && snap != state.snapshots.end()) intents.push_back(snap->second.requested_seq);
+      }
+      for (std::uint64_t seq : intents) {
+        if (seq == 0) continue;
+        VIA_ASSIGN_OR_RETURN(Record intent, api->log_->store().Read(seq));
+        if (IsOwnerWorkCommandId(intent.command_id)) pending.insert(intent.command_id);
+      }
     }
+    for (const auto& [command_id, addon_id] : unanswered) {
+      const AddonState* a = state.FindById(addon_id);
+      if (a != nullptr && a->node == options.node) pending.insert(command_id);
+    }
+    for (const std::string& command_id : pending) options.on_owner_work(command_id);
   }
   api->state_ = std::make_shared<const State>(std::move(state));
   api->caught_up_at_ns_ = replay_started;
@@ -370,7 +412,8 @@ Result<std::uint64_t> Api::CatchUp() {
     Status reason;
   };
   std::vector<Closing> closing;
-  std::vector<std::pair<std::string, std::string>> owner_work;  // (add-on, snapshot)
+  // Owner work read in this catch-up: (command id, an add-on its records name).
+  std::vector<std::pair<std::string, std::string>> owner_work;
   std::uint64_t folded = 0;
   {
     std::lock_guard log_lock(log_mu_);
@@ -395,10 +438,10 @@ Result<std::uint64_t> Api::CatchUp() {
       VIA_ASSIGN_OR_RETURN(Record record, log_->store().Read(seq));
       Apply(next, record);
       ++folded;
-      if (const auto* e = std::get_if<SnapshotRequested>(&record.event);
-          e != nullptr && IsOwnerWorkCommandId(record.command_id) && !options_.node.empty()) {
-        const AddonState* a = next.FindById(e->addon_id);
-        if (a != nullptr && a->node == options_.node) owner_work.emplace_back(e->addon_id, e->snapshot_id);
+      if (!options_.node.empty() && IsOwnerWorkCommandId(record.command_id) &&
+          (owner_work.empty() || owner_work.back().first != record.command_id)) {
+        std::string addon_id = EventAddonId(record.event);
+        if (!addon_id.empty()) owner_work.emplace_back(record.command_id, std::move(addon_id));
       }
       if (const auto* e = std::get_if<GenerationRevoked>(&record.event)) {
         if (options_.metrics) options_.metrics->CountRevocationApplied();
@@ -430,8 +473,14 @@ Result<std::uint64_t> Api::CatchUp() {
     std::lock_guard state_lock(state_mu_);
     state_ = std::make_shared<const State>(std::move(next));
   }
-  if (options_.on_owner_snapshot) {
-    for (const auto& [addon_id, snapshot_id] : owner_work) options_.on_owner_snapshot(addon_id, snapshot_id);
+  if (options_.on_owner_work) {
+    // Placed on this node once the catch-up is folded (an AddonPlaced comes
+    // after the AddonCreated of its command).
+    std::shared_ptr<const State> now = Snapshot();
+    for (const auto& [command_id, addon_id] : owner_work) {
+      const AddonState* a = now->FindById(addon_id);
+      if (a != nullptr && a->node == options_.node) options_.on_owner_work(command_id);
+    }
   }
   for (const auto& c : closing) {
     const std::string exact = c.generation ? DatabaseKey(c.addon_id, *c.generation) : "";

@@ -113,12 +113,13 @@ struct ApiOptions {
   int forward_breaker_failures = 3;
   std::int64_t forward_breaker_cooldown_ms = 5000;
   std::string forward_ca_file;
-  // Called (from the catch-up, on any thread; must not block) for every
-  // SnapshotRequested that another node's home appended for an add-on placed
-  // on this node (command id under kOwnerWorkPrefix) and that is not finished:
-  // once at Open for those already pending, then as they are read.
-  std::function<void(const std::string& addon_id, const std::string& snapshot_id)>
-      on_owner_snapshot;
+  // Owner work (docs/operations.md "Several nodes"): called (from the
+  // catch-up, on any thread; must not block) with the command id of every
+  // command that another node's home appended under kOwnerWorkPrefix for an
+  // add-on placed on this node (a snapshot, a restore, a new add-on's
+  // storage): once at Open for those whose intent is still pending, then as
+  // they are read. The callee carries them out (commands::RunOwnerWork).
+  std::function<void(const std::string& command_id)> on_owner_work;
   std::string actor = "via-serve";  // of GenerationDelivered records
   hrana::Limits hrana;
   int sqlite_busy_timeout_ms = 5000;  // how long a statement waits for a lock

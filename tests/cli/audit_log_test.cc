@@ -175,6 +175,8 @@ std::vector<via::Event> OneOfEach() {
                                       Bytes(32, 0xab)});
   events.push_back(NodeAnnounced{"node-a", "http://10.0.0.1:7600"});
   events.push_back(AddonPlaced{"ad_x", "node-a"});
+  events.push_back(OwnerWorkRequested{"ad_x", "repair", "allow_empty"});
+  events.push_back(OwnerWorkFinished{"ad_x", "owner/ow_1/repair", "", "", "repaired: recreated_empty", ""});
   events.push_back(AddonDestroyed{"ad_x", "db-x#destroyed#ad_x"});
   return events;
 }
@@ -237,6 +239,9 @@ TEST_CASE("every event type has its own audit log summary", "[cli][audit_log]") 
       "fingerprint abababababababab)",
       "NodeAnnounced        node node-a announced at http://10.0.0.1:7600",
       "AddonPlaced          db-x (ad_x) placed on node node-a",
+      "OwnerWorkRequested   db-x (ad_x) repair (allow_empty) asked of its node",
+      "OwnerWorkFinished    db-x (ad_x) owner work owner/ow_1/repair finished: repaired: "
+      "recreated_empty",
       "AddonDestroyed       db-x (ad_x) destroyed; its record is now db-x#destroyed#ad_x",
   };
   const auto lines = Lines(r.out);

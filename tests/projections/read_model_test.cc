@@ -54,7 +54,7 @@ std::vector<Event> RandomEvents(std::mt19937& rng, int& next_id) {
   std::string name = "db" + std::to_string(pick(4));
   std::string binding = pick(2) ? "DATABASE" : "CACHE";
   std::string snapshot = "sn_" + std::to_string(pick(6));
-  switch (pick(20)) {
+  switch (pick(21)) {
     case 0: {
       std::string id = "ad_" + std::to_string(next_id++);
       return {AddonCreated{id, name, "sqlite", app, binding},
@@ -79,6 +79,8 @@ std::vector<Event> RandomEvents(std::mt19937& rng, int& next_id) {
     case 17: return {NodeAnnounced{"node" + std::to_string(pick(3)),
                                    "http://10.0.0." + std::to_string(pick(3)) + ":7600"}};
     case 18: return {AddonPlaced{addon, "node" + std::to_string(pick(3))}};
+    case 19: return {OwnerWorkRequested{addon, "check", ""},
+                     OwnerWorkFinished{addon, "owner/x/check", "", "", "checked", ""}};
     default: return {GenerationDelivered{addon, 1, app, "v1"}, WorkloadTokenIssued{app, "v1", "t", 0}};
   }
 }

@@ -345,6 +345,10 @@ EVENTS = {
                                 ("secretFingerprint", "data", 4)]),
     26: ("NodeAnnounced", [("node", "text", 0), ("publicUrl", "text", 1)]),
     27: ("AddonPlaced", [("addonId", "text", 0), ("node", "text", 1)]),
+    28: ("OwnerWorkRequested", [("addonId", "text", 0), ("work", "text", 1), ("argument", "text", 2)]),
+    29: ("OwnerWorkFinished", [("addonId", "text", 0), ("request", "text", 1), ("code", "text", 2),
+                              ("status", "text", 3), ("message", "text", 4),
+                              ("remediation", "text", 5)]),
 }
 
 

@@ -4,9 +4,9 @@
 // node whose home created it; descriptors point at the owner; a Hrana
 // request (a transaction across requests, batons included) sent to the other
 // node is forwarded to the owner; a revocation appended through one node's
-// home is enforced by the other within 1 s, woken by LISTEN; file work of
-// another node's add-on is refused with owner_elsewhere; both homes verify
-// one chain.
+// home is enforced by the other within 1 s, woken by LISTEN; pruning
+// another node's snapshots is refused with owner_elsewhere; both homes verify
+// one chain (owner work itself: pg_owner_work_test.cc).
 
 #include <catch2/catch.hpp>
 
@@ -209,10 +209,13 @@ TEST_CASE("two nodes on one PostgreSQL log: placement, descriptors, forwarding, 
   CHECK(fs::exists(home_a / "addons" / addon_a["id"].get<std::string>()));
   CHECK_FALSE(fs::exists(home_b / "addons" / addon_a["id"].get<std::string>()));
 
-  // `--node` names the home's own node only: the command makes the files here.
+  // `--node` of another node: that node makes the files (owner work).
   auto elsewhere = Via(home_a, "--json addon create sqlite x --app api --node b");
-  CHECK(elsewhere.exit_code == 4);
-  CHECK(JsonOf(elsewhere.out)["error"]["code"] == "not_this_node");
+  CHECK(elsewhere.exit_code == 0);
+  const json made_on_b = JsonOf(elsewhere.out)["addon"];
+  CHECK(made_on_b["node"] == "b");
+  CHECK(fs::exists(home_b / "addons" / made_on_b["id"].get<std::string>()));
+  CHECK_FALSE(fs::exists(home_a / "addons" / made_on_b["id"].get<std::string>()));
 
   REQUIRE(Via(home_a, "release create --app api >/dev/null").exit_code == 0);
   const std::string jwt =
@@ -264,12 +267,14 @@ TEST_CASE("two nodes on one PostgreSQL log: placement, descriptors, forwarding, 
   CHECK(r["code"] == "credential_revoked");
   CHECK(Metric(b.port, "via_forwarded_requests_total") == 4);
 
-  // File work of a's add-on from b's home is a's: a check is refused before
-  // anything is appended, and `recover` on b leaves a's add-on alone.
+  // Pruning a's snapshots (a's files) stays on a's home: from b's home it is
+  // refused before anything is appended, and `recover` on b leaves a's add-on
+  // alone. (Owner work: pg_owner_work_test.cc.)
   const std::uint64_t size_before = JsonOf(Via(home_b, "--json audit verify").out)["size"];
-  auto check = Via(home_b, "--json addon check db-a");
-  CHECK(check.exit_code == 4);
-  CHECK(JsonOf(check.out)["error"]["code"] == "owner_elsewhere");
+  auto prune = Via(home_b, "--json addon snapshots prune db-a");
+  CHECK(prune.exit_code == 4);
+  CHECK(JsonOf(prune.out)["error"]["code"] == "owner_elsewhere");
+  CHECK(JsonOf(prune.out)["error"]["remediation"] == "via addon snapshots prune db-a");
   CHECK(JsonOf(Via(home_b, "--json audit verify").out)["size"] == size_before);
   CHECK(Via(home_a, "addon check db-a >/dev/null").exit_code == 0);
   CHECK(Via(home_b, "recover >/dev/null").exit_code == 0);
