@@ -78,14 +78,17 @@ Status RequireSnapshotId(const std::string& snapshot_id) {
 // appends the completion) and waits up to ctx.owner_timeout_ms for it.
 Result<SnapshotState> AskOwnerForSnapshot(const Context& ctx, Session& session,
                                           const std::string& addon, const std::string& label,
-                                          const std::string& snapshot_id) {
+                                          const std::string& snapshot_id_new) {
   Context asking = ctx;
-  asking.command_id = OwnerWorkCommandId(snapshot_id);
+  // Under the operator's --command-id when there is one, so that running the
+  // command again answers with the first run's snapshot (replayed below).
+  asking.command_id = OwnerWorkCommandId(ctx.command_id.empty() ? snapshot_id_new : ctx.command_id);
   VIA_ASSIGN_OR_RETURN(Decided decided,
                        DecideAndAppend(asking, session, AddonKeys(addon), [&](const State& s) {
-                         return DecideSnapshot(s, addon, snapshot_id, label);
+                         return DecideSnapshot(s, addon, snapshot_id_new, label);
                        }));
   const auto& requested = std::get<SnapshotRequested>(decided.events.front());
+  const std::string snapshot_id = requested.snapshot_id;  // the first run's on a replay
   const std::string node = decided.state.FindById(requested.addon_id)->node;
   std::optional<SnapshotState> done;
   VIA_RETURN_IF_ERROR(AwaitOwner(

@@ -343,10 +343,15 @@ def log_checks(run, records):
             run.note("rest", "two rotations told the same generation", str(key))
         if key not in rotated:
             run.note("rest", "a rotation told a generation the log does not hold", str(key))
-    # A CLI command id is stored as cli/ID/<hash of the command line>/<append>.
-    appends = {}  # CLI id -> {stored command id: [seq, ...]}
+    # A CLI command id is stored as cli/ID/<hash of the command line>/<append>;
+    # a command run on a home that does not own the add-on appends its intent
+    # under owner/cli/ID/... (the owner's completion under done/owner/...,
+    # which is the owner's, not the command's).
+    appends = {}  # CLI id -> {stored command id, without owner/: [seq, ...]}
     for record in records:
         stored = record.get("command_id") or ""
+        if stored.startswith("owner/"):
+            stored = stored[len("owner/"):]
         parts = stored.split("/")
         if len(parts) == 4 and parts[0] == "cli":
             appends.setdefault(parts[1], {}).setdefault(stored, []).append(record["seq"])

@@ -435,3 +435,31 @@ TEST_CASE("repair and check and verify asked for on another node's home are done
   CHECK(Via(homes.a, "audit verify >/dev/null").exit_code == 0);
   CHECK(Via(homes.b, "audit verify >/dev/null").exit_code == 0);
 }
+
+// `addon snapshot` of another node's add-on, run again with the same
+// --command-id (a retry after a lost answer), answers with the first run's
+// snapshot and asks the owner for nothing more (it took a new snapshot each
+// time: the owner-work id was built from the new snapshot id, not the
+// operator's command id; found by the two-node stress test).
+TEST_CASE("a remote snapshot run again with its command id answers with the first run's snapshot",
+          "[postgres][nodes][owner_work]") {
+  TwoHomes homes;
+  NodeServer a(homes.a, "a");
+  REQUIRE(!a.server.url().empty());
+  REQUIRE(Via(homes.a, "addon create sqlite db-a --app api >/dev/null").exit_code == 0);
+  auto first = Via(homes.b, "--json --command-id c2 addon snapshot db-a --owner-timeout 30s");
+  REQUIRE(first.exit_code == 0);
+  auto again = Via(homes.b, "--json --command-id c2 addon snapshot db-a --owner-timeout 30s");
+  REQUIRE(again.exit_code == 0);
+  const std::string id = Parsed(first.out)["id"];
+  CHECK(Parsed(again.out)["id"] == id);
+  CHECK(Parsed(again.out)["status"] == "taken");
+  CHECK(EventCount(homes.b, "db-a", "SnapshotRequested") == 1);
+  CHECK(EventCount(homes.b, "db-a", "SnapshotTaken") == 1);
+  // Another command id is another snapshot.
+  auto other = Via(homes.b, "--json --command-id c3 addon snapshot db-a --owner-timeout 30s");
+  REQUIRE(other.exit_code == 0);
+  CHECK(Parsed(other.out)["id"] != id);
+  CHECK(EventCount(homes.b, "db-a", "SnapshotTaken") == 2);
+  CHECK(Via(homes.b, "audit verify >/dev/null").exit_code == 0);
+}
