@@ -4,7 +4,9 @@
 
 #include <condition_variable>
 #include <csignal>
+#include <chrono>
 #include <deque>
+#include <map>
 #include <fstream>
 #include <iostream>
 #include <mutex>
@@ -152,7 +154,10 @@ void ApplyConfigFile(CLI::App& serve, const std::string& path) {
 
 // Owner work that other nodes' homes asked this node for (several nodes:
 // snapshots, restores, new add-ons' storage), carried out one command at a
-// time on a thread of its own, each once (commands::RunOwnerWork).
+// time on a thread of its own, each once (commands::RunOwnerWork). Work that
+// failed for a reason that passes (Unavailable: the log or the storage's
+// server away, a lock) is tried again after a pause (1 s doubling to 30 s),
+// while the asker still waits; other failures are answered or logged once.
 class OwnerWork {
  public:
   explicit OwnerWork(commands::Context ctx) : ctx_(std::move(ctx)) {}
@@ -177,18 +182,43 @@ class OwnerWork {
 
  private:
   void Run() {
+    using Clock = std::chrono::steady_clock;
     std::unique_lock lock(mu_);
     for (;;) {
-      wake_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+      // Retries whose pause is over join the queue.
+      while (!later_.empty() && later_.begin()->first <= Clock::now()) {
+        queue_.push_back(later_.begin()->second);
+        later_.erase(later_.begin());
+      }
+      if (queue_.empty()) {
+        if (later_.empty()) {
+          wake_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+        } else {
+          wake_.wait_until(lock, later_.begin()->first,
+                           [this] { return stop_ || !queue_.empty(); });
+        }
+        if (stop_) return;
+        continue;
+      }
       if (stop_) return;
       const std::string command_id = queue_.front();
       queue_.pop_front();
       lock.unlock();
       auto done = commands::RunOwnerWork(ctx_, command_id);
+      const bool again = !done.ok() && done.status().code() == StatusCode::kUnavailable;
       ErrorLine("via serve: owner work " + command_id + " for another node: " +
                 (done.ok() ? *done
-                           : done.status().ToString() + ": " + done.status().message()));
+                           : done.status().ToString() + ": " + done.status().message() +
+                                 (again ? " (trying again)" : "")));
       lock.lock();
+      if (again) {
+        int& tries = tries_[command_id];
+        const auto pause = std::chrono::seconds(std::min(30, 1 << std::min(tries, 5)));
+        ++tries;
+        later_.emplace(Clock::now() + pause, command_id);
+      } else {
+        tries_.erase(command_id);
+      }
     }
   }
 
@@ -196,6 +226,8 @@ class OwnerWork {
   std::mutex mu_;
   std::condition_variable wake_;
   std::deque<std::string> queue_;
+  std::multimap<std::chrono::steady_clock::time_point, std::string> later_;  // retries
+  std::map<std::string, int> tries_;
   std::set<std::string> seen_;
   bool stop_ = false;
   std::thread thread_;

@@ -7,6 +7,7 @@
 #include "commands/addon.h"
 #include "commands/session.h"
 #include "domain/names.h"
+#include "domain/reasons.h"
 #include "eventstore/filenames.h"
 #include "storage/file.h"
 
@@ -217,12 +218,20 @@ Result<std::string> FinishOwnerRequest(const Context& ctx, Session& session,
   const std::string done = OwnerWorkDoneCommandId(command_id);
   VIA_ASSIGN_OR_RETURN(auto already, FindCommandRecords(session.store(), done));
   if (already && !already->records.empty()) return what + ": finished already";
-  VIA_RETURN_IF_ERROR(session.RequireOwner(ctx, request.addon_id));
+  Status failed = Status::Ok();
+  // Placed on another node: that node answers. Any other refusal (the add-on
+  // gone, destroyed) is answered here, so the asker gets it at once instead
+  // of owner_timeout, and a restart does not find the request again.
+  if (Status owned = session.RequireOwner(ctx, request.addon_id); !owned.ok()) {
+    if (owned.reason() == reason::kOwnerElsewhere) return owned;
+    failed = owned;
+  }
   Context doing = ctx;
   doing.command_id = done;
-  Status failed = Status::Ok();
   std::string message;
-  if (request.work == "check") {
+  if (!failed.ok()) {
+    // refused above
+  } else if (request.work == "check") {
     auto checked = CheckAddon(doing, request.addon_id);
     if (!checked.ok()) {
       failed = checked.status();
@@ -239,8 +248,9 @@ Result<std::string> FinishOwnerRequest(const Context& ctx, Session& session,
   } else if (request.work == "repair") {
     VIA_ASSIGN_OR_RETURN(auto slice, session.Slice(AddonKeys(request.addon_id)));
     const AddonState* a = slice.first.FindById(request.addon_id);
-    if (a == nullptr) return NotFound("addon_not_found", "no add-on " + request.addon_id);
-    auto repaired = RepairStorage(ctx, session, *a, request.argument == "allow_empty");
+    auto repaired = a == nullptr ? Result<StorageRepair>(NotFound("addon_not_found",
+                                                                 "no add-on " + request.addon_id))
+                                 : RepairStorage(ctx, session, *a, request.argument == "allow_empty");
     if (!repaired.ok()) {
       failed = repaired.status();
     } else if (!repaired->refusal.ok()) {

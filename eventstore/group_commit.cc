@@ -29,10 +29,25 @@ Result<AppendResult> GroupCommitter::Submit(const AppendRequest& request) {
     }
     lock.unlock();
 
-    std::vector<AppendRequest> requests;
-    requests.reserve(batch.size());
-    for (const Waiter* waiter : batch) requests.push_back(*waiter->request);
-    std::vector<Result<AppendResult>> results = store_.AppendBatch(requests, signer_);
+    std::vector<Result<AppendResult>> results;
+    try {
+      std::vector<AppendRequest> requests;
+      requests.reserve(batch.size());
+      for (const Waiter* waiter : batch) requests.push_back(*waiter->request);
+      results = store_.AppendBatch(requests, signer_);
+    } catch (...) {
+      // (bad_alloc, say) Every other waiter of the batch is answered and the
+      // next batch may start, so no submitter waits for ever; this one
+      // leaves the queue before its Waiter goes out of scope.
+      lock.lock();
+      for (Waiter* waiter : batch) {
+        if (waiter != &self) waiter->result.emplace(Internal("the batch failed in its committer"));
+      }
+      std::erase(queue_, &self);
+      in_flight_ = false;
+      answered_.notify_all();
+      throw;
+    }
 
     lock.lock();
     for (std::size_t i = 0; i < batch.size(); ++i) {

@@ -117,11 +117,14 @@ Status LogStore::AppendBatchOnce(std::span<const AppendRequest> requests, const 
   // that transaction until it ended, wherever it ended) its last row is
   // either there with the hash it was computed with, or it never landed.
   if (*unknown) {
-    SentCommit sent = std::move(**unknown);
-    unknown->reset();
-    if (head.seq >= sent.head.seq) {
-      VIA_ASSIGN_OR_RETURN(StoredRecord row, ReadRow(sent.head.seq));
-      if (row.hash == sent.head.hash) {
+    // The marker stays set until the outcome is known: a read that fails
+    // here (the connection lost again) leaves it for the next attempt, which
+    // must not write the batch a second time.
+    if (head.seq >= (*unknown)->head.seq) {
+      VIA_ASSIGN_OR_RETURN(StoredRecord row, ReadRow((*unknown)->head.seq));
+      if (row.hash == (*unknown)->head.hash) {
+        SentCommit sent = std::move(**unknown);
+        unknown->reset();
         // Acknowledged only once this transaction, which comes after it,
         // committed (with synchronous replication: the landed append has
         // reached a standby too). Until then it stays unknown.
@@ -136,6 +139,7 @@ Status LogStore::AppendBatchOnce(std::span<const AppendRequest> requests, const 
       }
     }
     // It did not land.
+    unknown->reset();
   }
 
   // The first result of each command id: found in the log, or written by an

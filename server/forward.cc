@@ -248,12 +248,21 @@ class Forwarder::Impl::Exchange : public std::enable_shared_from_this<Exchange> 
     X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
     beast::error_code not_ip;
     asio::ip::make_address(endpoint_.host, not_ip);
+    // A name OpenSSL cannot check (an IPv6 zone id, say) fails the exchange:
+    // without it any certificate of the CA would do.
+    bool named = false;
     if (!not_ip) {
-      X509_VERIFY_PARAM_set1_ip_asc(param, endpoint_.host.c_str());
+      named = X509_VERIFY_PARAM_set1_ip_asc(param, endpoint_.host.c_str()) == 1;
     } else {
       X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-      X509_VERIFY_PARAM_set1_host(param, endpoint_.host.c_str(), endpoint_.host.size());
+      named = X509_VERIFY_PARAM_set1_host(param, endpoint_.host.c_str(), endpoint_.host.size()) == 1;
       SSL_set_tlsext_host_name(ssl, endpoint_.host.c_str());
+    }
+    if (!named) {
+      return Complete(Unavailable("owner_tls_failed",
+                                  "node " + owner_ + ": its host " + endpoint_.host +
+                                      " cannot be checked against a certificate"),
+                      Outcome::kUnreached);
     }
     stage_ = "tls";
     auto self = shared_from_this();

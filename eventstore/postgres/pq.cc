@@ -273,6 +273,9 @@ Status Conn::ExitPipeline() {
   if (!conn_) return Unreachable("not connected");
   if (Pq().PQexitPipelineMode(conn_.get()) != 1) {
     if (!ok()) return Unreachable(Trimmed(Pq().PQerrorMessage(conn_.get())));
+    // Results left uncollected: the connection is out of step for good, so it
+    // counts as broken and is reset before its next use.
+    broken_ = true;
     return Internal("leave pipeline mode: " + Trimmed(Pq().PQerrorMessage(conn_.get())));
   }
   return Status::Ok();
