@@ -847,7 +847,8 @@ class Slice {
 
 Hash256 StateDigest(const State& state) { return crypto::Sha256::Digest(CanonicalForm(state)); }
 
-Result<State> Replay(eventstore::LogStore& log, std::uint64_t until) {
+Result<State> Replay(eventstore::LogStore& log, std::uint64_t until,
+                     const std::function<void(const Record&)>& visit) {
   State state;
   Status error;
   VIA_RETURN_IF_ERROR(log.Scan(1, until, [&](const eventstore::StoredRecord& row) {
@@ -857,6 +858,7 @@ Result<State> Replay(eventstore::LogStore& log, std::uint64_t until) {
       return false;
     }
     Apply(state, *record);
+    if (visit) visit(*record);
     return true;
   }));
   VIA_RETURN_IF_ERROR(error);

@@ -111,8 +111,10 @@ class ReadModel {
   std::unique_ptr<Rows> rows_;  // prepared statements
 };
 
-// Folds records 1..until (0: all) in memory, as `audit replay` does.
-Result<State> Replay(eventstore::LogStore& log, std::uint64_t until);
+// Folds records 1..until (0: all) in memory, as `audit replay` does; calls
+// `visit` (when set) with each record after it is folded.
+Result<State> Replay(eventstore::LogStore& log, std::uint64_t until,
+                     const std::function<void(const Record&)>& visit = nullptr);
 
 // The read model compared with a replay of the log at one log size.
 struct ModelComparison {

@@ -18,7 +18,6 @@
 #include "domain/readiness.h"
 #include "domain/reasons.h"
 #include "eventstore/filenames.h"
-#include "eventstore/record_codec.h"
 #include "projections/read_model.h"
 #include "server/forward.h"
 #include "server/hrana_cursor.h"
@@ -306,27 +305,16 @@ Result<std::unique_ptr<Api>> Api::Open(const ApiOptions& options) {
   // The state, folded from the whole log (as projections::Replay), noting on
   // the way the owner-work requests without an intent of their own
   // (OwnerWorkRequested) that no OwnerWorkFinished answered yet.
-  State state;
   std::map<std::string, std::string> unanswered;  // request command id -> add-on
-  {
-    Status decoded;
-    VIA_RETURN_IF_ERROR(api->log_->store().Scan(1, 0, [&](const eventstore::StoredRecord& row) {
-      auto record = eventstore::DecodeRecord(row.bytes);
-      if (!record.ok()) {
-        decoded = record.status().WithContext("seq " + std::to_string(row.seq));
-        return false;
-      }
-      Apply(state, *record);
-      if (const auto* e = std::get_if<OwnerWorkRequested>(&record->event);
-          e != nullptr && IsOwnerWorkCommandId(record->command_id)) {
-        unanswered[record->command_id] = e->addon_id;
-      } else if (const auto* f = std::get_if<OwnerWorkFinished>(&record->event)) {
-        unanswered.erase(f->request);
-      }
-      return true;
-    }));
-    VIA_RETURN_IF_ERROR(decoded);
-  }
+  VIA_ASSIGN_OR_RETURN(
+      State state, projections::Replay(api->log_->store(), 0, [&](const Record& record) {
+        if (const auto* e = std::get_if<OwnerWorkRequested>(&record.event);
+            e != nullptr && IsOwnerWorkCommandId(record.command_id)) {
+          unanswered[record.command_id] = e->addon_id;
+        } else if (const auto* f = std::get_if<OwnerWorkFinished>(&record.event)) {
+          unanswered.erase(f->request);
+        }
+      }));
   // Owner work another node's home asked for while this node was down: the
   // command of each intent still pending on an add-on placed here.
   if (options.on_owner_work && !options.node.empty()) {
@@ -574,7 +562,7 @@ std::string Api::NotReadyReason(std::string* detail, std::int64_t* lag_ms) const
   *lag_ms = std::max<std::int64_t>(0, (MonotonicNs() - caught_up_at_ns_.load()) / 1000000);
   if (log_shorter_.load()) {
     *detail = "the event log holds fewer records than this node has applied (seq " +
-              std::to_string(seq()) + "); see docs/operations.md \"Failover\"";
+              std::to_string(seq()) + "); see docs/operations.md, \"The event log on PostgreSQL\"";
     return reason::kLogShorterThanSeen;
   }
   if (!log_readable_.load()) {

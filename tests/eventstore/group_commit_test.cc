@@ -346,17 +346,8 @@ TEST_CASE("via serve records concurrent descriptor deliveries through its group 
   auto via = [&](const std::string& args) { return testing::Via(home, args + " 2>/dev/null"); };
   REQUIRE(via("init --log " + database.url() + " >/dev/null").exit_code == 0);
   REQUIRE(via("addon create sqlite app-db --app api --bind DATABASE >/dev/null").exit_code == 0);
-  // A release and a token each: the first descriptor request of each release
-  // makes `via serve` append a GenerationDelivered.
   constexpr int kReleases = 8;
-  std::vector<std::string> tokens;
-  for (int r = 1; r <= kReleases; ++r) {
-    REQUIRE(via("release create --app api >/dev/null").exit_code == 0);
-    auto token = via("workload token --app api --release v" + std::to_string(r) + " --ttl 30m");
-    REQUIRE(token.exit_code == 0);
-    while (!token.out.empty() && token.out.back() == '\n') token.out.pop_back();
-    tokens.push_back(token.out);
-  }
+  const std::vector<std::string> tokens = testing::ReleaseTokens(home, kReleases);
   testing::ServeProcess server(home, {"--snapshot-maintenance", "false"});
   REQUIRE(!server.url().empty());
   const int port = testing::PortOf(server.url());

@@ -19,6 +19,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <sqlite3.h>
 
@@ -233,6 +234,22 @@ class RawLog {
 // An EventLog of a home at `root`, with a test clock and ids, actor
 // "tester": its log is the PostgreSQL database at `url`, or the home's SQLite
 // file when `url` is empty.
+// Releases v1..vN of app "api" on `home` and a workload token for each (30
+// minutes): the first descriptor request of each release makes `via serve`
+// append a GenerationDelivered.
+inline std::vector<std::string> ReleaseTokens(const std::filesystem::path& home, int releases) {
+  std::vector<std::string> tokens;
+  for (int r = 1; r <= releases; ++r) {
+    REQUIRE(Via(home, "release create --app api >/dev/null 2>&1").exit_code == 0);
+    auto token = Via(home, "workload token --app api --release v" + std::to_string(r) +
+                               " --ttl 30m 2>/dev/null");
+    REQUIRE(token.exit_code == 0);
+    while (!token.out.empty() && token.out.back() == '\n') token.out.pop_back();
+    tokens.push_back(token.out);
+  }
+  return tokens;
+}
+
 inline std::unique_ptr<eventstore::EventLog> OpenTestEventLog(const std::filesystem::path& root,
                                                             const std::string& url,
                                                             FakeClock& clock, CountingIds& ids,

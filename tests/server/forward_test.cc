@@ -41,20 +41,7 @@ class FakeOwner {
     thread_ = std::thread([this, then] {
       const int conn = ::accept(fd_, nullptr, nullptr);
       if (conn < 0) return;
-      std::string got;
-      char buf[4096];
-      for (;;) {
-        const std::size_t end = got.find("\r\n\r\n");
-        if (end != std::string::npos) {
-          const std::size_t cl = got.find("Content-Length: ");
-          const std::size_t body = cl == std::string::npos ? 0 : std::stoul(got.substr(cl + 16));
-          if (got.size() >= end + 4 + body) break;
-        }
-        const ssize_t n = ::read(conn, buf, sizeof buf);
-        if (n <= 0) break;
-        got.append(buf, static_cast<std::size_t>(n));
-      }
-      request_ = got;
+      request_ = testing::OwnerStandIn::ReadRequest(conn);
       then(conn);
       ::close(conn);
     });

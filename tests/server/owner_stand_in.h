@@ -89,7 +89,11 @@ class OwnerStandIn {
       });
     }
   }
-  static void ReadRequest(int conn) {
+
+ public:
+  // Reads one HTTP request (head and Content-Length body) from `conn`;
+  // returns what arrived, whole or up to where the peer stopped.
+  static std::string ReadRequest(int conn) {
     std::string got;
     char buf[4096];
     for (;;) {
@@ -97,14 +101,15 @@ class OwnerStandIn {
       if (end != std::string::npos) {
         const std::size_t cl = got.find("Content-Length: ");
         const std::size_t body = cl == std::string::npos ? 0 : std::stoul(got.substr(cl + 16));
-        if (got.size() >= end + 4 + body) return;
+        if (got.size() >= end + 4 + body) return got;
       }
       const ssize_t n = ::read(conn, buf, sizeof buf);
-      if (n <= 0) return;
+      if (n <= 0) return got;
       got.append(buf, static_cast<std::size_t>(n));
     }
   }
 
+ private:
   int fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stop_{false};

@@ -205,17 +205,8 @@ TEST_CASE("PostgreSQL restarted under load: one chain, every command done once o
   auto via = [&](const std::string& args) { return testing::Via(home, args + " 2>/dev/null"); };
   REQUIRE(via("init --log " + database.url() + " >/dev/null").exit_code == 0);
   REQUIRE(via("addon create sqlite app-db --app api --bind DATABASE >/dev/null").exit_code == 0);
-  // Releases v1..v12 and a token for each: the first descriptor request of
-  // each release makes `via serve` append a GenerationDelivered.
   constexpr int kReleases = 12;
-  std::vector<std::string> tokens;
-  for (int r = 1; r <= kReleases; ++r) {
-    REQUIRE(via("release create --app api >/dev/null").exit_code == 0);
-    auto token = via("workload token --app api --release v" + std::to_string(r) + " --ttl 30m");
-    REQUIRE(token.exit_code == 0);
-    while (!token.out.empty() && token.out.back() == '\n') token.out.pop_back();
-    tokens.push_back(token.out);
-  }
+  const std::vector<std::string> tokens = testing::ReleaseTokens(home, kReleases);
   testing::ServeProcess server(home, {"--snapshot-maintenance", "false"});
   REQUIRE(!server.url().empty());
   const int port = testing::PortOf(server.url());
@@ -369,10 +360,13 @@ TEST_CASE("a connection cut off while the log is opened is log_unreachable, neve
   // and over, while this thread opens the log.
   std::atomic<bool> stop{false};
   std::atomic<int> kills{0};
+  const std::string admin_url = testing::PgClusterUrl();
   std::thread killer([&] {
     std::minstd_rand pause(16);
-    auto conn = pg::Conn::Connect(testing::PgClusterUrl());
-    REQUIRE(conn.ok());
+    // No REQUIRE on this thread (Catch is not thread-safe): without its
+    // connection no session is ended, and the check below fails.
+    auto conn = pg::Conn::Connect(admin_url);
+    if (!conn.ok()) return;
     while (!stop) {
       auto r = conn->Query(("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                             "WHERE datname = '" + db + "' AND pid <> pg_backend_pid()")

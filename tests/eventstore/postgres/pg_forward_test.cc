@@ -27,12 +27,20 @@
 #include <vector>
 
 #include "log_backend.h"
+#include "nodes_harness.h"
 #include "serve_process.h"
 #include "server/http_get.h"
 #include "server/owner_stand_in.h"
 #include "testing.h"
 
 using namespace via;
+using via::testing::Eventually;
+using via::testing::FreePort;
+using via::testing::JsonOf;
+using via::testing::Metric;
+using via::testing::NodeServer;
+using via::testing::ReadText;
+using via::testing::TwoHomes;
 using via::testing::HttpCall;
 using via::testing::HttpGet;
 using via::testing::OwnerStandIn;
@@ -41,44 +49,6 @@ using json = nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
-
-int FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  socklen_t len = sizeof addr;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
-template <typename F>
-bool Eventually(F ready, int ms = 15000) {
-  for (int waited = 0; waited < ms; waited += 20) {
-    if (ready()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return ready();
-}
-
-json JsonOf(const std::string& text) {
-  INFO(text);
-  return json::parse(text);
-}
-
-std::string ReadText(const fs::path& path) {
-  std::ifstream in(path);
-  return std::string((std::istreambuf_iterator<char>(in)), {});
-}
-
-std::uint64_t Metric(int port, const std::string& name) {
-  const std::string body = HttpGet(port, "/metrics").body;
-  const std::size_t at = body.find("\n" + name + " ");
-  if (at == std::string::npos) return 0;
-  return std::stoull(body.substr(at + name.size() + 2));
-}
 
 struct Reply {
   int status = 0;

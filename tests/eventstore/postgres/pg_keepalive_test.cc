@@ -18,32 +18,24 @@
 
 #include "eventstore/postgres/pq.h"
 #include "log_backend.h"
+#include "nodes_harness.h"
 #include "serve_process.h"
 #include "server/http_get.h"
 #include "testing.h"
 
 using namespace via;
+using via::testing::Eventually;
+using via::testing::FreePort;
+using via::testing::JsonOf;
+using via::testing::Metric;
+using via::testing::NodeServer;
+using via::testing::ReadText;
+using via::testing::TwoHomes;
 using via::testing::HttpGet;
 using via::testing::PortOf;
 using via::testing::Via;
 
 namespace {
-
-template <typename F>
-bool Eventually(F ready, int ms = 15000) {
-  for (int waited = 0; waited < ms; waited += 20) {
-    if (ready()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return ready();
-}
-
-std::uint64_t Metric(int port, const std::string& name) {
-  const std::string body = HttpGet(port, "/metrics").body;
-  const std::size_t at = body.find("\n" + name + " ");
-  if (at == std::string::npos) return 0;
-  return std::stoull(body.substr(at + name.size() + 2));
-}
 
 int IntOption(int fd, int level, int name) {
   int value = -1;

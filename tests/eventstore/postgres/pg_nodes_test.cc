@@ -28,11 +28,19 @@
 #include "eventstore/postgres/pg_listener.h"
 #include "eventstore/postgres/pg_log_store.h"
 #include "log_backend.h"
+#include "nodes_harness.h"
 #include "serve_process.h"
 #include "server/http_get.h"
 #include "testing.h"
 
 using namespace via;
+using via::testing::Eventually;
+using via::testing::FreePort;
+using via::testing::JsonOf;
+using via::testing::Metric;
+using via::testing::NodeServer;
+using via::testing::ReadText;
+using via::testing::TwoHomes;
 using via::testing::HttpCall;
 using via::testing::HttpGet;
 using via::testing::PortOf;
@@ -41,63 +49,6 @@ using json = nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
-
-// A loopback port that was free a moment ago (the node must know its public
-// URL before it listens).
-int FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  socklen_t len = sizeof addr;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
-template <typename F>
-bool Eventually(F ready, int ms = 15000) {
-  for (int waited = 0; waited < ms; waited += 20) {
-    if (ready()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return ready();
-}
-
-json JsonOf(const std::string& text) {
-  INFO(text);
-  return json::parse(text);
-}
-
-std::string ReadText(const fs::path& path) {
-  std::ifstream in(path);
-  std::string text((std::istreambuf_iterator<char>(in)), {});
-  return text;
-}
-
-// A `via serve --node NAME` on its own port, public URL http://127.0.0.1:PORT.
-struct Node {
-  Node(const fs::path& home, const std::string& name, std::vector<std::string> env = {})
-      : port(FreePort()),
-        url("http://127.0.0.1:" + std::to_string(port)),
-        server(home,
-               {"--listen", "127.0.0.1:" + std::to_string(port), "--public-url", url, "--node",
-                name, "--access-log", (home / "access.log").string(), "--snapshot-maintenance",
-                "false"},
-               testing::ViaBinary(), /*default_flags=*/false, std::move(env)) {}
-  int port;
-  std::string url;
-  testing::ServeProcess server;
-};
-
-std::uint64_t Metric(int port, const std::string& name) {
-  const std::string body = HttpGet(port, "/metrics").body;
-  const std::size_t at = body.find("\n" + name + " ");
-  if (at == std::string::npos) return 0;
-  return std::stoull(body.substr(at + name.size() + 2));
-}
 
 // One Hrana v2 pipeline of SQL texts on `port`, continuing `baton`.
 json Pipeline(int port, const std::string& token, const std::vector<std::string>& sqls,
@@ -193,8 +144,8 @@ TEST_CASE("two nodes on one PostgreSQL log: placement, descriptors, forwarding, 
   fs::copy(home_a / "keys", home_b / "keys");
   REQUIRE(Via(home_b, "init --log " + database.url() + " >/dev/null").exit_code == 0);
 
-  Node a(home_a, "a");
-  Node b(home_b, "b");
+  NodeServer a(home_a, "a");
+  NodeServer b(home_b, "b");
   REQUIRE(!a.server.url().empty());
   REQUIRE(!b.server.url().empty());
   CHECK(ReadText(home_a / "node") == "a\n");
@@ -359,7 +310,7 @@ TEST_CASE("a snapshot asked for on another node's home is taken by the owner's v
   REQUIRE(Via(home_b, "init --log " + database.url() + " >/dev/null").exit_code == 0);
   std::string id;
   {
-    Node a(home_a, "a");
+    NodeServer a(home_a, "a");
     REQUIRE(!a.server.url().empty());
     REQUIRE(Via(home_a, "addon create sqlite db-a --app api --bind DATABASE >/dev/null").exit_code == 0);
     id = JsonOf(Via(home_a, "--json addon status db-a").out)["addon"]["id"];
@@ -395,7 +346,7 @@ TEST_CASE("a snapshot asked for on another node's home is taken by the owner's v
   {
     // a comes back, but is killed (SIGKILL at a crash point) while it takes
     // the pending snapshot: the file is written, its completion is not.
-    Node a(home_a, "a", {"VIA_CRASH_AT=snapshot.after_file"});
+    NodeServer a(home_a, "a", {"VIA_CRASH_AT=snapshot.after_file"});
     CHECK(Eventually([&] { return !a.server.alive(); }));
     CHECK(WTERMSIG(a.server.exit_status()) == SIGKILL);
   }
@@ -406,7 +357,7 @@ TEST_CASE("a snapshot asked for on another node's home is taken by the owner's v
   CHECK(pending("taken") == 2);
 
   // And the owner serves again: another asked snapshot is taken.
-  Node a(home_a, "a");
+  NodeServer a(home_a, "a");
   REQUIRE(!a.server.url().empty());
   CHECK(Via(home_b, "addon snapshot db-a --owner-timeout 30s >/dev/null").exit_code == 0);
   CHECK(pending("taken") == 3);

@@ -26,61 +26,23 @@
 #include <thread>
 
 #include "log_backend.h"
+#include "nodes_harness.h"
 #include "serve_process.h"
 #include "testing.h"
 
 using namespace via;
+using via::testing::Eventually;
+using via::testing::FreePort;
+using via::testing::JsonOf;
+using via::testing::Metric;
+using via::testing::NodeServer;
+using via::testing::ReadText;
+using via::testing::TwoHomes;
 using via::testing::Via;
 using json = nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
-
-// A loopback port that was free a moment ago (a node's public URL is known
-// before it listens).
-int UnusedPort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  socklen_t len = sizeof addr;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
-template <typename F>
-bool WaitFor(F ready, int ms = 15000) {
-  for (int waited = 0; waited < ms; waited += 20) {
-    if (ready()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return ready();
-}
-
-json Parsed(const std::string& text) {
-  INFO(text);
-  return json::parse(text);
-}
-
-std::string FileText(const fs::path& path) {
-  std::ifstream in(path);
-  return std::string((std::istreambuf_iterator<char>(in)), {});
-}
-
-// `via serve --node NAME` on a port of its own.
-struct NodeServer {
-  NodeServer(const fs::path& home, const std::string& name, std::vector<std::string> env = {})
-      : port(UnusedPort()),
-        server(home,
-               {"--listen", "127.0.0.1:" + std::to_string(port), "--public-url",
-                "http://127.0.0.1:" + std::to_string(port), "--node", name, "--access-log",
-                (home / "access.log").string(), "--snapshot-maintenance", "false"},
-               testing::ViaBinary(), /*default_flags=*/false, std::move(env)) {}
-  int port;
-  testing::ServeProcess server;
-};
 
 // The rows of `sql` (one integer column) in the owner's database file,
 // read with SQLite itself, not through Via.
@@ -109,24 +71,10 @@ void Exec(const fs::path& db, const std::string& sql) {
   REQUIRE(rc == SQLITE_OK);
 }
 
-// Two homes on one PostgreSQL log (b joined with a's keys).
-struct TwoHomes {
-  TwoHomes() {
-    REQUIRE(Via(a, "init --log " + database.url() + " >/dev/null").exit_code == 0);
-    fs::create_directories(b);
-    fs::copy(a / "keys", b / "keys");
-    REQUIRE(Via(b, "init --log " + database.url() + " >/dev/null").exit_code == 0);
-  }
-  testing::TestLogDatabase database;  // sets PGPASSFILE for `via`
-  testing::TempDir dir;
-  fs::path a = dir.path() / "a";
-  fs::path b = dir.path() / "b";
-};
-
 // How many events of `type` the add-on named `name` has (`addon history`).
 int EventCount(const fs::path& home, const std::string& name, const std::string& type) {
   int n = 0;
-  const json history = Parsed(Via(home, "--json addon history " + name).out);
+  const json history = JsonOf(Via(home, "--json addon history " + name).out);
   for (const auto& incarnation : history["addons"]) {
     for (const auto& e : incarnation["events"]) n += e["type"] == type;
   }
@@ -141,11 +89,11 @@ TEST_CASE("a restore asked for on another node's home is done by the owner's via
   NodeServer a(homes.a, "a");
   REQUIRE(!a.server.url().empty());
   REQUIRE(Via(homes.a, "addon create sqlite db-a --app api >/dev/null").exit_code == 0);
-  const std::string id = Parsed(Via(homes.a, "--json addon status db-a").out)["addon"]["id"];
+  const std::string id = JsonOf(Via(homes.a, "--json addon status db-a").out)["addon"]["id"];
   const fs::path db = homes.a / "addons" / id / "data.sqlite";
   Exec(db, "CREATE TABLE t(x); INSERT INTO t VALUES (1), (2)");
   const std::string old_snap =
-      Parsed(Via(homes.a, "--json addon snapshot db-a").out)["id"];
+      JsonOf(Via(homes.a, "--json addon snapshot db-a").out)["id"];
   Exec(db, "INSERT INTO t VALUES (3)");
   REQUIRE(Rows(db, "SELECT count(*) FROM t") == std::vector<long long>{3});
 
@@ -153,7 +101,7 @@ TEST_CASE("a restore asked for on another node's home is done by the owner's via
   auto restored =
       Via(homes.b, "--json --yes addon restore db-a --snapshot " + old_snap + " --owner-timeout 30s");
   REQUIRE(restored.exit_code == 0);
-  const json r = Parsed(restored.out);
+  const json r = JsonOf(restored.out);
   CHECK(r["addon_id"] == id);
   CHECK(r["snapshot_id"] == old_snap);
   const std::string safety = r["safety_snapshot_id"];
@@ -165,7 +113,7 @@ TEST_CASE("a restore asked for on another node's home is done by the owner's via
   CHECK_FALSE(fs::exists(homes.b / "snapshots" / id));
   CHECK(Rows(homes.a / "snapshots" / id / (safety + ".sqlite"), "SELECT count(*) FROM t") ==
         std::vector<long long>{3});
-  CHECK(FileText(homes.a / "serve.err").find("restore " + old_snap) != std::string::npos);
+  CHECK(ReadText(homes.a / "serve.err").find("restore " + old_snap) != std::string::npos);
   // The human output, the same as a local restore's.
   auto undone = Via(homes.b, "--yes addon restore db-a --snapshot " + safety);
   REQUIRE(undone.exit_code == 0);
@@ -183,10 +131,10 @@ TEST_CASE("a restore asked for on another node's home is done by the owner's via
   }
   auto refused = Via(homes.b, "--json --yes addon restore db-a --snapshot " + old_snap);
   CHECK(refused.exit_code == 6);
-  CHECK(Parsed(refused.out)["error"]["code"] == "snapshot_hash_mismatch");
+  CHECK(JsonOf(refused.out)["error"]["code"] == "snapshot_hash_mismatch");
   CHECK(Rows(db, "SELECT count(*) FROM t") == std::vector<long long>{3});  // untouched
   // The refusal closed the intent: storage is ready, no restore in flight.
-  CHECK(Parsed(Via(homes.b, "--json addon status db-a").out)["storage_ready"] == true);
+  CHECK(JsonOf(Via(homes.b, "--json addon status db-a").out)["storage_ready"] == true);
 
   CHECK(Via(homes.a, "audit verify >/dev/null").exit_code == 0);
   CHECK(Via(homes.b, "audit verify >/dev/null").exit_code == 0);
@@ -203,10 +151,10 @@ TEST_CASE("a remote restore waits out a down owner with owner_timeout and is the
     NodeServer a(homes.a, "a");
     REQUIRE(!a.server.url().empty());
     REQUIRE(Via(homes.a, "addon create sqlite db-a --app api >/dev/null").exit_code == 0);
-    id = Parsed(Via(homes.a, "--json addon status db-a").out)["addon"]["id"];
+    id = JsonOf(Via(homes.a, "--json addon status db-a").out)["addon"]["id"];
     db = homes.a / "addons" / id / "data.sqlite";
     Exec(db, "CREATE TABLE t(x); INSERT INTO t VALUES (1)");
-    first = Parsed(Via(homes.a, "--json addon snapshot db-a").out)["id"];
+    first = JsonOf(Via(homes.a, "--json addon snapshot db-a").out)["id"];
     Exec(db, "INSERT INTO t VALUES (2)");
   }  // a stops (SIGKILL)
 
@@ -216,7 +164,7 @@ TEST_CASE("a remote restore waits out a down owner with owner_timeout and is the
       Via(homes.b, "--json --yes addon restore db-a --snapshot " + first + " --owner-timeout 1s");
   const auto took = std::chrono::steady_clock::now() - started;
   CHECK(timed_out.exit_code == 1);
-  const json error = Parsed(timed_out.out)["error"];
+  const json error = JsonOf(timed_out.out)["error"];
   CHECK(error["code"] == "owner_timeout");
   CHECK(error["remediation"].get<std::string>().find("via serve --node a") != std::string::npos);
   CHECK(took < std::chrono::seconds(10));  // 1 s of waiting, plus start-up
@@ -225,15 +173,15 @@ TEST_CASE("a remote restore waits out a down owner with owner_timeout and is the
   auto second = Via(homes.b, "--json --yes addon restore db-a --snapshot " + first +
                                  " --owner-timeout 1s");
   CHECK(second.exit_code == 4);
-  CHECK(Parsed(second.out)["error"]["code"] == "restore_in_progress");
+  CHECK(JsonOf(second.out)["error"]["code"] == "restore_in_progress");
 
   {
     // a comes back and carries the pending restore out, once.
     NodeServer a(homes.a, "a");
     REQUIRE(!a.server.url().empty());
-    CHECK(WaitFor([&] { return Rows(db, "SELECT count(*) FROM t") == std::vector<long long>{1}; }));
-    CHECK(WaitFor([&] {
-      return FileText(homes.a / "serve.err").find("restore " + first + " of " + id + ": restored") !=
+    CHECK(Eventually([&] { return Rows(db, "SELECT count(*) FROM t") == std::vector<long long>{1}; }));
+    CHECK(Eventually([&] {
+      return ReadText(homes.a / "serve.err").find("restore " + first + " of " + id + ": restored") !=
              std::string::npos;
     }));
     CHECK(EventCount(homes.b, "db-a", "RestoreRequested") == 1);
@@ -249,8 +197,8 @@ TEST_CASE("a remote restore waits out a down owner with owner_timeout and is the
     auto cut = Via(homes.b, "--json --yes addon restore db-a --snapshot " + first +
                                 " --owner-timeout 3s");
     CHECK(cut.exit_code == 1);
-    CHECK(Parsed(cut.out)["error"]["code"] == "owner_timeout");
-    CHECK(WaitFor([&] { return !a.server.alive(); }));
+    CHECK(JsonOf(cut.out)["error"]["code"] == "owner_timeout");
+    CHECK(Eventually([&] { return !a.server.alive(); }));
     CHECK(WTERMSIG(a.server.exit_status()) == SIGKILL);
   }
   CHECK(EventCount(homes.b, "db-a", "RestoreRequested") == 2);
@@ -280,8 +228,8 @@ TEST_CASE("addon create --node OTHER is provisioned by the owner (also once it s
   auto timed_out = Via(homes.a, "--json addon create sqlite db-b --app web --bind DATABASE "
                                 "--node b --owner-timeout 1s");
   CHECK(timed_out.exit_code == 1);
-  CHECK(Parsed(timed_out.out)["error"]["code"] == "owner_timeout");
-  json status = Parsed(Via(homes.a, "--json addon status db-b").out);
+  CHECK(JsonOf(timed_out.out)["error"]["code"] == "owner_timeout");
+  json status = JsonOf(Via(homes.a, "--json addon status db-b").out);
   CHECK(status["addon"]["node"] == "b");
   CHECK(status["addon"]["state"] == "provisioning");
   CHECK(status["storage_probed"] == false);
@@ -293,8 +241,8 @@ TEST_CASE("addon create --node OTHER is provisioned by the owner (also once it s
     // b starts and provisions it, once.
     NodeServer b(homes.b, "b");
     REQUIRE(!b.server.url().empty());
-    CHECK(WaitFor([&] {
-      return Parsed(Via(homes.a, "--json addon status db-b").out)["addon"]["state"] == "active";
+    CHECK(Eventually([&] {
+      return JsonOf(Via(homes.a, "--json addon status db-b").out)["addon"]["state"] == "active";
     }));
     CHECK(fs::exists(homes.b / "addons" / id / "data.sqlite"));
     CHECK(EventCount(homes.a, "db-b", "StorageProvisioned") == 1);
@@ -303,7 +251,7 @@ TEST_CASE("addon create --node OTHER is provisioned by the owner (also once it s
     // create is (the readiness of the new add-on).
     auto created = Via(homes.a, "--json addon create sqlite db-b2 --app web --node b");
     REQUIRE(created.exit_code == 0);
-    const json made = Parsed(created.out);
+    const json made = JsonOf(created.out);
     CHECK(made["addon"]["node"] == "b");
     CHECK(made["addon"]["state"] == "active");
     CHECK(made["storage_ready"] == true);
@@ -315,14 +263,14 @@ TEST_CASE("addon create --node OTHER is provisioned by the owner (also once it s
     auto staged = Via(homes.a, "--json addon create sqlite db-b3 --app web --node b --from-file " +
                                    (homes.b / "addons" / id / "data.sqlite").string());
     CHECK(staged.exit_code == 4);
-    CHECK(Parsed(staged.out)["error"]["code"] == "not_this_node");
+    CHECK(JsonOf(staged.out)["error"]["code"] == "not_this_node");
   }
 
   // Status of b's add-on on a's home (b down): judged from the log, the
   // same readiness as on b's own home, never storage_missing.
   REQUIRE(Via(homes.a, "release create --app web >/dev/null").exit_code == 0);
-  const json on_a = Parsed(Via(homes.a, "--json addon status db-b").out);
-  const json on_b = Parsed(Via(homes.b, "--json addon status db-b").out);
+  const json on_a = JsonOf(Via(homes.a, "--json addon status db-b").out);
+  const json on_b = JsonOf(Via(homes.b, "--json addon status db-b").out);
   CHECK(on_a["storage_ready"] == true);
   CHECK(on_a["storage_probed"] == false);
   CHECK(on_b["storage_probed"] == true);
@@ -332,8 +280,8 @@ TEST_CASE("addon create --node OTHER is provisioned by the owner (also once it s
   CHECK(Via(homes.a, "addon status db-b").out.find("on node b") != std::string::npos);
   // Damage b's file: b's own status sees it; a's cannot, and says so.
   fs::remove(homes.b / "addons" / id / "data.sqlite");
-  CHECK(Parsed(Via(homes.b, "--json addon status db-b").out)["blocking"] == "storage_missing");
-  CHECK(Parsed(Via(homes.a, "--json addon status db-b").out)["storage_probed"] == false);
+  CHECK(JsonOf(Via(homes.b, "--json addon status db-b").out)["blocking"] == "storage_missing");
+  CHECK(JsonOf(Via(homes.a, "--json addon status db-b").out)["storage_probed"] == false);
 
   CHECK(Via(homes.a, "audit verify >/dev/null").exit_code == 0);
   CHECK(Via(homes.b, "audit verify >/dev/null").exit_code == 0);
@@ -345,31 +293,31 @@ TEST_CASE("repair and check and verify asked for on another node's home are done
   NodeServer a(homes.a, "a");
   REQUIRE(!a.server.url().empty());
   REQUIRE(Via(homes.a, "addon create sqlite db-a --app api --bind DATABASE >/dev/null").exit_code == 0);
-  const std::string id = Parsed(Via(homes.a, "--json addon status db-a").out)["addon"]["id"];
+  const std::string id = JsonOf(Via(homes.a, "--json addon status db-a").out)["addon"]["id"];
   const fs::path db = homes.a / "addons" / id / "data.sqlite";
   Exec(db, "CREATE TABLE t(x); INSERT INTO t VALUES (1), (2), (3)");
-  const std::string snap = Parsed(Via(homes.a, "--json addon snapshot db-a").out)["id"];
+  const std::string snap = JsonOf(Via(homes.a, "--json addon snapshot db-a").out)["id"];
   REQUIRE(Via(homes.a, "release create --app api >/dev/null").exit_code == 0);
 
   // verify, from b: a reads its snapshot file and records SnapshotVerified.
   auto verified = Via(homes.b, "--json addon snapshots verify db-a --owner-timeout 30s");
   REQUIRE(verified.exit_code == 0);
-  const json v = Parsed(verified.out);
+  const json v = JsonOf(verified.out);
   REQUIRE(v["snapshots"].size() == 1);
   CHECK(v["snapshots"][0]["id"] == snap);
   CHECK(v["snapshots"][0]["verification"] == "verified");
   CHECK(EventCount(homes.a, "db-a", "SnapshotVerified") == 1);
   // Nothing left to verify: answered here, nothing asked.
-  const std::uint64_t before = Parsed(Via(homes.b, "--json audit verify").out)["size"];
+  const std::uint64_t before = JsonOf(Via(homes.b, "--json audit verify").out)["size"];
   auto again = Via(homes.b, "--json addon snapshots verify db-a");
   REQUIRE(again.exit_code == 0);
-  CHECK(Parsed(again.out)["snapshots"].empty());
-  CHECK(Parsed(Via(homes.b, "--json audit verify").out)["size"] == before);
+  CHECK(JsonOf(again.out)["snapshots"].empty());
+  CHECK(JsonOf(Via(homes.b, "--json audit verify").out)["size"] == before);
 
   // check, from b: a runs integrity_check on its file.
   auto checked = Via(homes.b, "--json addon check db-a --owner-timeout 30s");
   REQUIRE(checked.exit_code == 0);
-  const json c = Parsed(checked.out);
+  const json c = JsonOf(checked.out);
   CHECK(c["ok"] == true);
   CHECK(c["addon_id"] == id);
   CHECK(c["check"] == "integrity_check");
@@ -377,26 +325,26 @@ TEST_CASE("repair and check and verify asked for on another node's home are done
 
   // repair, from b: a's file is gone; a restores it from the snapshot.
   fs::remove(db);
-  CHECK(Parsed(Via(homes.a, "--json addon status db-a").out)["blocking"] == "storage_missing");
+  CHECK(JsonOf(Via(homes.a, "--json addon status db-a").out)["blocking"] == "storage_missing");
   auto repaired = Via(homes.b, "--json addon ensure sqlite db-a --app api --bind DATABASE --repair "
                                "--owner-timeout 30s");
   REQUIRE(repaired.exit_code == 0);
-  const json r = Parsed(repaired.out);
+  const json r = JsonOf(repaired.out);
   CHECK(r["restored_from"] == snap);
   CHECK(r["changed"] == true);
   CHECK(r["warning"].is_null());
   CHECK(Rows(db, "SELECT count(*) FROM t") == std::vector<long long>{3});
-  CHECK(Parsed(Via(homes.a, "--json addon status db-a").out)["storage_ready"] == true);
+  CHECK(JsonOf(Via(homes.a, "--json addon status db-a").out)["storage_ready"] == true);
   // Nothing to repair: nothing changes.
   auto nothing = Via(homes.b, "--json addon ensure sqlite db-a --app api --bind DATABASE --repair");
   REQUIRE(nothing.exit_code == 0);
-  CHECK(Parsed(nothing.out)["changed"] == false);
-  CHECK(Parsed(nothing.out)["restored_from"].is_null());
+  CHECK(JsonOf(nothing.out)["changed"] == false);
+  CHECK(JsonOf(nothing.out)["restored_from"].is_null());
 
   // A repair that would install an empty database is refused by the owner
   // without --allow-empty, as on its own home (exit 4, nothing written).
   REQUIRE(Via(homes.a, "addon create sqlite db-e --app api >/dev/null").exit_code == 0);
-  const std::string e_id = Parsed(Via(homes.a, "--json addon status db-e").out)["addon"]["id"];
+  const std::string e_id = JsonOf(Via(homes.a, "--json addon status db-e").out)["addon"]["id"];
   const fs::path e_db = homes.a / "addons" / e_id / "data.sqlite";
   // A SQLite header over garbage: the probe finds it corrupt.
   const std::string garbage = std::string("SQLite format 3", 16) +
@@ -408,29 +356,29 @@ TEST_CASE("repair and check and verify asked for on another node's home are done
   }
   auto refused = Via(homes.b, "--json addon ensure sqlite db-e --app api --repair");
   CHECK(refused.exit_code == 4);
-  CHECK(Parsed(refused.out)["error"]["code"] == "repair_needs_allow_empty");
-  CHECK(Parsed(refused.out)["error"]["remediation"].get<std::string>().find("--allow-empty") !=
+  CHECK(JsonOf(refused.out)["error"]["code"] == "repair_needs_allow_empty");
+  CHECK(JsonOf(refused.out)["error"]["remediation"].get<std::string>().find("--allow-empty") !=
         std::string::npos);
-  CHECK(FileText(e_db) == garbage);  // nothing moved
+  CHECK(ReadText(e_db) == garbage);  // nothing moved
   auto emptied = Via(homes.b, "--json addon ensure sqlite db-e --app api --repair --allow-empty");
   CHECK(emptied.exit_code != 4);  // db-e has no binding: 3 (not bound), never a refusal
-  const json e = Parsed(emptied.out);
+  const json e = JsonOf(emptied.out);
   CHECK_FALSE(e.contains("error"));
   CHECK(e["changed"] == true);
   CHECK(e["storage_ready"] == true);
   CHECK(e["warning"].get<std::string>().find("empty") != std::string::npos);
-  CHECK(Parsed(Via(homes.a, "--json addon status db-e").out)["storage_ready"] == true);
+  CHECK(JsonOf(Via(homes.a, "--json addon status db-e").out)["storage_ready"] == true);
 
   // Owner down: owner_timeout within the timeout; a does it once it runs.
   a.server.Kill();
   auto timed_out = Via(homes.b, "--json addon check db-a --owner-timeout 1s");
   CHECK(timed_out.exit_code == 1);
-  CHECK(Parsed(timed_out.out)["error"]["code"] == "owner_timeout");
+  CHECK(JsonOf(timed_out.out)["error"]["code"] == "owner_timeout");
   CHECK(EventCount(homes.a, "db-a", "StorageChecked") == 1);
   NodeServer back(homes.a, "a");
   REQUIRE(!back.server.url().empty());
-  CHECK(WaitFor([&] { return EventCount(homes.a, "db-a", "StorageChecked") == 2; }));
-  CHECK(WaitFor([&] { return EventCount(homes.a, "db-a", "OwnerWorkFinished") == 5; }));
+  CHECK(Eventually([&] { return EventCount(homes.a, "db-a", "StorageChecked") == 2; }));
+  CHECK(Eventually([&] { return EventCount(homes.a, "db-a", "OwnerWorkFinished") == 5; }));
 
   CHECK(Via(homes.a, "audit verify >/dev/null").exit_code == 0);
   CHECK(Via(homes.b, "audit verify >/dev/null").exit_code == 0);
@@ -451,15 +399,15 @@ TEST_CASE("a remote snapshot run again with its command id answers with the firs
   REQUIRE(first.exit_code == 0);
   auto again = Via(homes.b, "--json --command-id c2 addon snapshot db-a --owner-timeout 30s");
   REQUIRE(again.exit_code == 0);
-  const std::string id = Parsed(first.out)["id"];
-  CHECK(Parsed(again.out)["id"] == id);
-  CHECK(Parsed(again.out)["status"] == "taken");
+  const std::string id = JsonOf(first.out)["id"];
+  CHECK(JsonOf(again.out)["id"] == id);
+  CHECK(JsonOf(again.out)["status"] == "taken");
   CHECK(EventCount(homes.b, "db-a", "SnapshotRequested") == 1);
   CHECK(EventCount(homes.b, "db-a", "SnapshotTaken") == 1);
   // Another command id is another snapshot.
   auto other = Via(homes.b, "--json --command-id c3 addon snapshot db-a --owner-timeout 30s");
   REQUIRE(other.exit_code == 0);
-  CHECK(Parsed(other.out)["id"] != id);
+  CHECK(JsonOf(other.out)["id"] != id);
   CHECK(EventCount(homes.b, "db-a", "SnapshotTaken") == 2);
   CHECK(Via(homes.b, "audit verify >/dev/null").exit_code == 0);
 }

@@ -10,26 +10,25 @@
 #include <thread>
 
 #include "log_backend.h"
+#include "nodes_harness.h"
 #include "serve_process.h"
 #include "server/http_get.h"
 #include "testing.h"
 
 using namespace via;
+using via::testing::Eventually;
+using via::testing::FreePort;
+using via::testing::JsonOf;
+using via::testing::Metric;
+using via::testing::NodeServer;
+using via::testing::ReadText;
+using via::testing::TwoHomes;
 using via::testing::HttpGet;
 using via::testing::PortOf;
 
 namespace {
 
 using json = nlohmann::json;
-
-template <typename F>
-bool Eventually(F ready, int ms = 15000) {
-  for (int waited = 0; waited < ms; waited += 50) {
-    if (ready()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return ready();
-}
 
 std::string ReadyCode(int port) {
   auto r = HttpGet(port, "/readyz", 5000);
