@@ -17,6 +17,29 @@ constexpr std::int64_t kCreateLock = 0x5649414c;
 // Rows per query of a scan, inside one snapshot.
 constexpr std::int64_t kScanBatch = 2048;
 
+// The body of via.check_head_move, the head row's guard: the head moves
+// only forward, to the newest record, with its hash. Its queries are planned
+// the same for any NEW.seq (plpgsql keeps a generic plan after five calls):
+// max(seq) reads the primary key's last entry, and the hash one row by
+// primary key. The first body, `EXISTS (... WHERE seq > NEW.seq)`, got a
+// generic plan that scanned all of via.records on every append of a long
+// connection. Open puts this body in place of an older one.
+constexpr const char* kCheckHeadMoveBody = R"sql(
+BEGIN
+  IF NEW.seq <= OLD.seq OR NEW.seq IS DISTINCT FROM (SELECT max(seq) FROM via.records) OR
+      NEW.hash IS DISTINCT FROM (SELECT hash FROM via.records WHERE seq = NEW.seq) THEN
+    RAISE EXCEPTION 'the event log head only moves forward to its newest record'
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  RETURN NEW;
+END )sql";
+
+std::string CheckHeadMoveSql() {
+  return std::string("CREATE OR REPLACE FUNCTION via.check_head_move() RETURNS trigger "
+                     "LANGUAGE plpgsql AS $$") +
+         kCheckHeadMoveBody + "$$;";
+}
+
 constexpr const char* kSchema = R"sql(
 CREATE SCHEMA IF NOT EXISTS via;
 CREATE TABLE via.log_meta(
@@ -42,16 +65,10 @@ BEGIN
   RAISE EXCEPTION 'the event log is append-only (% on %)', TG_OP, TG_TABLE_NAME
     USING ERRCODE = 'insufficient_privilege';
 END $$;
-CREATE FUNCTION via.check_head_move() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  IF NEW.seq <= OLD.seq OR NEW.hash IS DISTINCT FROM
-      (SELECT hash FROM via.records WHERE seq = NEW.seq) OR
-      EXISTS (SELECT 1 FROM via.records WHERE seq > NEW.seq) THEN
-    RAISE EXCEPTION 'the event log head only moves forward to its newest record'
-      USING ERRCODE = 'insufficient_privilege';
-  END IF;
-  RETURN NEW;
-END $$;
+-- via.check_head_move (CheckHeadMoveSql) precedes kTriggers.
+)sql";
+
+constexpr const char* kTriggers = R"sql(
 CREATE TRIGGER records_no_update BEFORE UPDATE OR DELETE ON via.records
   FOR EACH ROW EXECUTE FUNCTION via.refuse_change();
 CREATE TRIGGER records_no_truncate BEFORE TRUNCATE ON via.records
@@ -68,6 +85,28 @@ CREATE TRIGGER head_moves_forward BEFORE UPDATE ON via.head
   FOR EACH ROW EXECUTE FUNCTION via.check_head_move();
 INSERT INTO via.head(seq, hash) VALUES (0, decode(repeat('00', 32), 'hex'));
 )sql";
+
+// The rows of the given command ids: (command_id, seq). Neither ORDER BY nor
+// LIMIT, so the only plan worth having reads the command-id index; with
+// `ORDER BY seq LIMIT 1` and a table not analyzed yet, PostgreSQL walked the
+// primary key filtering every row, an append's cost growing with the log.
+constexpr const char* kFindCommandsSql =
+    "SELECT command_id, seq FROM via.records WHERE command_id = ANY($1::text[])";
+
+// For each id, the lowest seq of kFindCommandsSql's rows holding it; 0 for
+// an id in none. (A log Via wrote holds each id once.)
+std::vector<std::uint64_t> FirstSeqs(const PgResult& rows,
+                                     const std::vector<const std::string*>& ids) {
+  std::vector<std::uint64_t> first(ids.size(), 0);
+  for (int row = 0; row < rows.rows(); ++row) {
+    const std::string_view id = rows.Text(row, 0);
+    const auto seq = static_cast<std::uint64_t>(rows.Int8(row, 1));
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      if (*ids[i] == id && (first[i] == 0 || seq < first[i])) first[i] = seq;
+    }
+  }
+  return first;
+}
 
 }  // namespace
 
@@ -163,7 +202,8 @@ Result<std::unique_ptr<PgLogStore>> PgLogStore::Open(const Options& options) {
       VIA_ASSIGN_OR_RETURN(PgResult again,
                            store->Query("SELECT to_regclass('via.log_meta') IS NOT NULL"));
       if (again.Bytes(0, 0)[0] == 0) {
-        VIA_RETURN_IF_ERROR(store->conn_.Exec(kSchema));
+        VIA_RETURN_IF_ERROR(
+            store->conn_.Exec(std::string(kSchema) + CheckHeadMoveSql() + kTriggers));
         VIA_RETURN_IF_ERROR(
             store->Query("INSERT INTO via.log_meta(application_id, format) VALUES ($1, $2)",
                          {Param::Text(kApplicationId), Param::Int8(kFormatVersion)})
@@ -176,8 +216,14 @@ Result<std::unique_ptr<PgLogStore>> PgLogStore::Open(const Options& options) {
       return created.WithContext("create the event log schema");
     }
   }
-  VIA_ASSIGN_OR_RETURN(PgResult meta,
-                       store->Query("SELECT application_id, format::bigint FROM via.log_meta"));
+  // With it, whether the head guard's body is older than this build's and
+  // this role may replace it (owns it, or is a superuser).
+  VIA_ASSIGN_OR_RETURN(
+      PgResult meta,
+      store->Query("SELECT application_id, format::bigint, (SELECT prosrc <> $1 AND "
+                   "pg_has_role(proowner, 'USAGE') FROM pg_proc WHERE oid = "
+                   "to_regprocedure('via.check_head_move()')) FROM via.log_meta",
+                   {Param::Text(kCheckHeadMoveBody)}));
   if (meta.rows() != 1 || meta.Text(0, 0) != kApplicationId) {
     return DataLoss("not_a_log", "schema via of the PostgreSQL database is not a Via event log");
   }
@@ -188,7 +234,25 @@ Result<std::unique_ptr<PgLogStore>> PgLogStore::Open(const Options& options) {
                                        std::to_string(kFormatVersion) + ")");
   }
   store->format_version_ = static_cast<int>(version);
+  const bool guard_to_upgrade =
+      !meta.IsNull(0, 2) && !meta.Bytes(0, 2).empty() && meta.Bytes(0, 2)[0] != 0;
+  if (guard_to_upgrade && !options.read_only) store->UpgradeHeadGuard();
   return store;
+}
+
+void PgLogStore::UpgradeHeadGuard() {
+  // Only its owner may replace it (Open asks only such a role): a service
+  // role without ownership (docs/operations.md, Privileges) appends through
+  // the older body, correct but slower, until the owner opens the log once.
+  // Failing here changes nothing: the older body stays.
+  Status upgraded = [&]() -> Status {
+    VIA_RETURN_IF_ERROR(conn_.Exec("BEGIN"));
+    VIA_RETURN_IF_ERROR(
+        Query("SELECT pg_advisory_xact_lock($1)", {Param::Int8(kCreateLock)}).status());
+    VIA_RETURN_IF_ERROR(conn_.Exec(CheckHeadMoveSql()));
+    return conn_.Exec("COMMIT");
+  }();
+  if (!upgraded.ok() && conn_.ok()) (void)conn_.Exec("ROLLBACK");
 }
 
 Result<std::unique_ptr<LogStore>> PgLogStore::OpenReader() const {
@@ -285,14 +349,13 @@ Result<Head> PgLogStore::BeginAppendFinding(const std::vector<const std::string*
   pending_rows_.clear();
   found->clear();
   // One round trip: BEGIN, the lock (appenders queue on the head row, the
-  // log's writer lock) and each command id's row.
+  // log's writer lock) and one lookup of every command id of the batch.
   std::vector<Statement> statements;
   statements.push_back({"BEGIN", {}});
   statements.push_back({"SELECT seq, hash FROM via.head FOR UPDATE", {}});
-  for (const std::string* id : command_ids) {
-    statements.push_back({"SELECT seq FROM via.records WHERE command_id = $1 ORDER BY seq LIMIT 1",
-                          {Param::Text(*id)}});
-  }
+  ArrayParam ids(kTextOid);
+  for (const std::string* id : command_ids) ids.Add(std::string_view(*id));
+  if (!command_ids.empty()) statements.push_back({kFindCommandsSql, {ids.param()}});
   VIA_RETURN_IF_ERROR(EnsureConnected());
   in_transaction_ = true;
   auto r = RoundTrip(statements);
@@ -308,15 +371,16 @@ Result<Head> PgLogStore::BeginAppendFinding(const std::vector<const std::string*
     return DataLoss("chain_broken", "the log's head row is missing or malformed");
   }
   const Head head{static_cast<std::uint64_t>(locked.Int8(0, 0)), ToHash256(locked.Bytes(0, 1))};
-  for (std::size_t i = 0; i < command_ids.size(); ++i) {
-    const PgResult& row = (*r)[2 + i];
-    if (row.rows() == 0) {
+  std::vector<std::uint64_t> first(command_ids.size(), 0);
+  if (!command_ids.empty()) first = FirstSeqs((*r)[2], command_ids);
+  for (std::uint64_t last_seq : first) {
+    if (last_seq == 0) {
       found->emplace_back();
       continue;
     }
     // Seen only on a retry: where that append began, from the note before it.
     AppendResult previous;
-    previous.last_seq = static_cast<std::uint64_t>(row.Int8(0, 0));
+    previous.last_seq = last_seq;
     previous.replayed = true;
     auto before = NoteBefore(previous.last_seq);
     if (!before.ok()) {
@@ -352,17 +416,33 @@ Status PgLogStore::CommitAppend(const Head& head) {
     in_transaction_ = false;
     return Unreachable("the connection broke before COMMIT was sent");
   }
-  std::vector<Statement> statements;
-  statements.reserve(pending_rows_.size() + 3);
+  // Every row of the batch in one INSERT: one statement to parse and plan
+  // however many appends the batch holds.
+  ArrayParam seqs(kInt8Oid), records(kByteaOid), hashes(kByteaOid), nodes(kByteaOid),
+      command_ids(kTextOid), notes(kTextOid);
   for (const PendingRow& row : pending_rows_) {
-    statements.push_back(
-        {"INSERT INTO via.records(seq, record, hash, nodes, command_id, checkpoint) "
-         "VALUES ($1, $2, $3, $4, $5, $6)",
-         {Param::Int8(row.seq), Param::Bytea(row.record), Param::Bytea(ByteView(row.hash)),
-          Param::Bytea(row.nodes),
-          row.command_id ? Param::Text(*row.command_id) : Param::Null(kTextOid),
-          row.note ? Param::Text(*row.note) : Param::Null(kTextOid)}});
+    seqs.AddInt8(row.seq);
+    records.Add(ByteView(row.record));
+    hashes.Add(ByteView(row.hash));
+    nodes.Add(ByteView(row.nodes));
+    if (row.command_id) {
+      command_ids.Add(std::string_view(*row.command_id));
+    } else {
+      command_ids.AddNull();
+    }
+    if (row.note) {
+      notes.Add(std::string_view(*row.note));
+    } else {
+      notes.AddNull();
+    }
   }
+  std::vector<Statement> statements;
+  statements.push_back(
+      {"INSERT INTO via.records(seq, record, hash, nodes, command_id, checkpoint) "
+       "SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::bytea[], $4::bytea[], $5::text[], "
+       "$6::text[])",
+       {seqs.param(), records.param(), hashes.param(), nodes.param(), command_ids.param(),
+        notes.param()}});
   const auto seq = Param::Int8(static_cast<std::int64_t>(head.seq));
   statements.push_back({"UPDATE via.head SET seq = $1, hash = $2", {seq, Param::Bytea(ByteView(head.hash))}});
   statements.push_back({"SELECT pg_notify('via_log', $1::text)", {seq}});
@@ -401,12 +481,13 @@ void PgLogStore::RollbackAppend() {
 
 Result<std::optional<AppendResult>> PgLogStore::FindCommand(const std::string& command_id) {
   if (command_id.empty()) return std::optional<AppendResult>();
-  VIA_ASSIGN_OR_RETURN(
-      PgResult r, Query("SELECT seq FROM via.records WHERE command_id = $1 ORDER BY seq LIMIT 1",
-                        {Param::Text(command_id)}));
-  if (r.rows() == 0) return std::optional<AppendResult>();
+  ArrayParam ids(kTextOid);
+  ids.Add(std::string_view(command_id));
+  VIA_ASSIGN_OR_RETURN(PgResult r, Query(kFindCommandsSql, {ids.param()}));
+  const std::uint64_t last_seq = FirstSeqs(r, {&command_id}).front();
+  if (last_seq == 0) return std::optional<AppendResult>();
   AppendResult found;
-  found.last_seq = static_cast<std::uint64_t>(r.Int8(0, 0));
+  found.last_seq = last_seq;
   found.replayed = true;
   VIA_ASSIGN_OR_RETURN(PgResult start,
                        Query("SELECT seq FROM via.records WHERE seq < $1 AND checkpoint IS NOT "

@@ -15,8 +15,10 @@
 // notifies channel `via_log` with the new head seq, and commits (durable once
 // the server's synchronous_commit is on, its default). It takes two round
 // trips when this connection made the last append (libpq pipeline mode):
-// BEGIN, the lock and the command-id lookups in one; the INSERTs, the head
-// update, the notify and COMMIT in the other. A connection lost on
+// BEGIN, the lock and one lookup of every command id in one; one INSERT of
+// every row (unnest over array parameters), the head update, the notify and
+// COMMIT in the other. However many appends a batch holds, it is these same
+// statements, each planned to read a few rows whatever the log's length. A connection lost on
 // the way is retried by LogStore::Append, which finds out whether a COMMIT
 // cut off in flight landed before it appends again. Triggers refuse
 // UPDATE, DELETE and TRUNCATE of records and log_meta, and any change of the
@@ -81,6 +83,9 @@ class PgLogStore final : public LogStore {
  private:
   class Nodes;
   PgLogStore(Conn conn, Options options);
+  // Replaces an older body of the head guard via.check_head_move with this
+  // build's (pg_log_store.cc kCheckHeadMoveBody).
+  void UpgradeHeadGuard();
   // Reconnects a connection that broke outside any transaction; inside one
   // the transaction is lost, so it fails with log_unreachable.
   Status EnsureConnected();

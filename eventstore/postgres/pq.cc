@@ -88,6 +88,69 @@ Param Param::Null(Oid type) {
   return p;
 }
 
+Param Param::Binary(Oid type, std::string_view bytes) {
+  Param p = Text(bytes);
+  p.type_ = type;
+  return p;
+}
+
+namespace {
+
+void AppendBe32(std::string& out, std::uint32_t value) {
+  const std::uint32_t be = htobe32(value);
+  out.append(reinterpret_cast<const char*>(&be), 4);
+}
+
+Oid ArrayTypeOf(Oid element_type) {
+  switch (element_type) {
+    case kInt8Oid: return kInt8ArrayOid;
+    case kByteaOid: return kByteaArrayOid;
+    default: return kTextArrayOid;
+  }
+}
+
+}  // namespace
+
+ArrayParam::ArrayParam(Oid element_type) : element_type_(element_type) {}
+
+void ArrayParam::AddInt8(std::int64_t value) {
+  AppendBe32(elements_, 8);
+  const std::uint64_t be = htobe64(static_cast<std::uint64_t>(value));
+  elements_.append(reinterpret_cast<const char*>(&be), 8);
+  ++count_;
+}
+
+void ArrayParam::Add(std::string_view bytes) {
+  AppendBe32(elements_, static_cast<std::uint32_t>(bytes.size()));
+  elements_.append(bytes);
+  ++count_;
+}
+
+void ArrayParam::Add(ByteView bytes) {
+  Add(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+}
+
+void ArrayParam::AddNull() {
+  AppendBe32(elements_, 0xffffffffu);  // length -1
+  has_null_ = true;
+  ++count_;
+}
+
+Param ArrayParam::param() {
+  // array_recv's input: dimensions, a has-null flag, the element type, then
+  // per dimension its length and lower bound (1), then the elements.
+  encoded_.clear();
+  AppendBe32(encoded_, count_ == 0 ? 0 : 1);
+  AppendBe32(encoded_, has_null_ ? 1 : 0);
+  AppendBe32(encoded_, element_type_);
+  if (count_ > 0) {
+    AppendBe32(encoded_, static_cast<std::uint32_t>(count_));
+    AppendBe32(encoded_, 1);
+  }
+  encoded_ += elements_;
+  return Param::Binary(ArrayTypeOf(element_type_), encoded_);
+}
+
 std::int64_t PgResult::Int8(int row, int column) const {
   const char* value = Pq().PQgetvalue(result_.get(), row, column);
   if (Pq().PQgetlength(result_.get(), row, column) != 8) return 0;

@@ -61,6 +61,9 @@ struct PgConnDeleter {
 inline constexpr Oid kInt8Oid = 20;
 inline constexpr Oid kTextOid = 25;
 inline constexpr Oid kByteaOid = 17;
+inline constexpr Oid kInt8ArrayOid = 1016;
+inline constexpr Oid kTextArrayOid = 1009;
+inline constexpr Oid kByteaArrayOid = 1001;
 
 // One query parameter, sent in binary. Views must outlive the query.
 class Param {
@@ -69,6 +72,8 @@ class Param {
   static Param Bytea(ByteView bytes);
   static Param Text(std::string_view text);
   static Param Null(Oid type);
+  // Bytes already in the binary form of `type` (ArrayParam).
+  static Param Binary(Oid type, std::string_view bytes);
 
   Oid type() const { return type_; }
   // Null for SQL NULL.
@@ -81,6 +86,34 @@ class Param {
   int length_ = 0;
   bool is_int_ = false;
   std::array<char, 8> int_{};
+};
+
+// A one-dimensional array parameter (int8[], text[] or bytea[]) in
+// PostgreSQL's binary array format, built element by element. It owns its
+// bytes: it must outlive the Param it gives. Lets one statement carry a
+// whole batch (`unnest($1::int8[], ...)`, `= ANY($1)`), so a batch costs
+// one statement for the server to parse and plan, not one per row.
+class ArrayParam {
+ public:
+  // `element_type` is kInt8Oid, kTextOid or kByteaOid.
+  explicit ArrayParam(Oid element_type);
+
+  void AddInt8(std::int64_t value);
+  // A text or bytea element.
+  void Add(std::string_view bytes);
+  void Add(ByteView bytes);
+  void AddNull();
+
+  int size() const { return count_; }
+  // The whole array, valid until the next Add.
+  Param param();
+
+ private:
+  Oid element_type_;
+  std::string elements_;  // each: 4-byte big-endian length (-1: NULL), bytes
+  std::string encoded_;
+  int count_ = 0;
+  bool has_null_ = false;
 };
 
 class PgResult {

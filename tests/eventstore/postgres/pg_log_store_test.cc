@@ -129,6 +129,13 @@ TEST_CASE("the PostgreSQL log's triggers refuse UPDATE, DELETE and TRUNCATE", "[
            // The head moves only forward, to the newest stored record.
            "UPDATE via.head SET seq = 2, hash = (SELECT hash FROM via.records WHERE seq = 2)",
            "UPDATE via.head SET seq = 5",
+           // Forward, but not to the newest record, or with another hash
+           // (the rows inserted here go with the unfinished transaction).
+           "BEGIN; INSERT INTO via.records(seq, record, hash, nodes) VALUES "
+           "(5, '\\x00', '\\x05', ''), (6, '\\x00', '\\x06', ''); "
+           "UPDATE via.head SET seq = 5, hash = '\\x05'",
+           "BEGIN; INSERT INTO via.records(seq, record, hash, nodes) VALUES "
+           "(5, '\\x00', '\\x05', ''); UPDATE via.head SET seq = 5, hash = '\\x06'",
        }) {
     Status status = Run(url, sql);
     INFO(sql << ": " << status.ToString());
@@ -136,6 +143,11 @@ TEST_CASE("the PostgreSQL log's triggers refuse UPDATE, DELETE and TRUNCATE", "[
     CHECK((status.message().find("append-only") != std::string::npos ||
            status.message().find("only moves forward") != std::string::npos));
   }
+  // The same move to the newest record with its hash passes the guard (and
+  // goes with its transaction).
+  CHECK(Run(url, "BEGIN; INSERT INTO via.records(seq, record, hash, nodes) VALUES "
+                 "(5, '\\x00', '\\x05', ''); UPDATE via.head SET seq = 5, hash = '\\x05'")
+            .ok());
   CHECK(Rows(log->store()) == before);
   CHECK(log->store().GetHead()->seq == 4);
   CHECK(VerifyLog(log->store(), {}).status.ok());
@@ -442,5 +454,189 @@ TEST_CASE("a role with only SELECT and INSERT on the records appends, and cannot
   VerifyReport report = VerifyLog(**store, {});
   CHECK(report.status.ok());
   CHECK(report.size == 4);
+  (void)Run(url, "DROP OWNED BY " + role + "; DROP ROLE " + role);
+}
+
+TEST_CASE("array parameters carry int8, text and bytea elements, NULLs and no elements",
+          "[postgres]") {
+  testing::TestLogDatabase database;
+  auto conn = pg::Conn::Connect(database.url());
+  REQUIRE(conn.ok());
+  pg::ArrayParam numbers(pg::kInt8Oid);
+  for (std::int64_t n : {std::int64_t{7}, std::int64_t{-1}, INT64_MAX}) numbers.AddInt8(n);
+  auto ints = conn->Query("SELECT x FROM unnest($1::bigint[]) WITH ORDINALITY AS t(x, i) ORDER BY i",
+                          {numbers.param()});
+  INFO(ints.status().ToString());
+  REQUIRE(ints.ok());
+  REQUIRE(ints->rows() == 3);
+  CHECK(ints->Int8(0, 0) == 7);
+  CHECK(ints->Int8(1, 0) == -1);
+  CHECK(ints->Int8(2, 0) == INT64_MAX);
+
+  pg::ArrayParam texts(pg::kTextOid);
+  texts.Add(std::string_view("a,b \"c\" {d}"));
+  texts.AddNull();
+  texts.Add(std::string_view(""));
+  pg::ArrayParam blobs(pg::kByteaOid);
+  const Bytes blob = {0, 1, 0xff, 0};
+  blobs.Add(ByteView(blob));
+  blobs.Add(ByteView());
+  blobs.AddNull();
+  auto rows = conn->Query(
+      "SELECT t, t IS NULL, b, b IS NULL FROM unnest($1::text[], $2::bytea[]) WITH ORDINALITY "
+      "AS u(t, b, i) ORDER BY i",
+      {texts.param(), blobs.param()});
+  INFO(rows.status().ToString());
+  REQUIRE(rows.ok());
+  REQUIRE(rows->rows() == 3);
+  CHECK(rows->Text(0, 0) == "a,b \"c\" {d}");
+  CHECK(Bytes(rows->Bytes(0, 2).begin(), rows->Bytes(0, 2).end()) == blob);
+  CHECK(rows->IsNull(1, 0));
+  CHECK(rows->Bytes(1, 2).empty());
+  CHECK_FALSE(rows->IsNull(1, 2));
+  CHECK_FALSE(rows->IsNull(2, 0));
+  CHECK(rows->Text(2, 0).empty());
+  CHECK(rows->IsNull(2, 2));
+
+  pg::ArrayParam none(pg::kTextOid);
+  auto empty = conn->Query("SELECT count(*) FROM unnest($1::text[])", {none.param()});
+  REQUIRE(empty.ok());
+  CHECK(empty->Int8(0, 0) == 0);
+}
+
+namespace {
+
+// How `store`'s session (and any other) has read via.records so far, once
+// that session has handed the server its statistics.
+struct RecordReads {
+  std::int64_t seq_scans = 0;
+  std::int64_t rows = 0;  // by sequential scans and fetched through indexes
+};
+
+RecordReads ReadsOfRecords(pg::PgLogStore& store, const std::string& url) {
+  // Flushed as the session turns idle, before it answers this.
+  REQUIRE(store.conn().Query("SELECT pg_stat_force_next_flush()").ok());
+  auto conn = pg::Conn::Connect(url);
+  REQUIRE(conn.ok());
+  auto r = conn->Query(
+      "SELECT seq_scan, seq_tup_read + coalesce(idx_tup_fetch, 0) FROM pg_stat_user_tables "
+      "WHERE relid = 'via.records'::regclass");
+  REQUIRE(r.ok());
+  REQUIRE(r->rows() == 1);
+  return RecordReads{r->Int8(0, 0), r->Int8(0, 1)};
+}
+
+}  // namespace
+
+TEST_CASE("an append on a long connection reads a few rows of a log of thousands, never scans it",
+          "[postgres]") {
+  testing::TempDir home;
+  testing::FakeClock clock;
+  testing::CountingIds ids;
+  testing::TestLogDatabase database;
+  const std::string url = database.url();
+  auto log = testing::OpenTestEventLog(home.path(), url, clock, ids);
+  // Never analyzed: the planner goes by its defaults, as on a new log
+  // between autovacuum's visits.
+  REQUIRE(Run(url, "ALTER TABLE via.records SET (autovacuum_enabled = false)").ok());
+  auto& store = static_cast<pg::PgLogStore&>(log->store());
+  constexpr int kFill = 300, kEvents = 10;
+  std::vector<AppendRequest> batch;
+  for (int i = 0; i < kFill; ++i) {
+    batch.push_back(Events(kEvents, "fill-" + std::to_string(i)));
+    if (batch.size() == 50) {
+      for (const auto& r : store.AppendBatch(batch, log->signer())) REQUIRE(r.ok());
+      batch.clear();
+    }
+  }
+  const std::uint64_t size = store.GetHead()->seq;
+  REQUIRE(size == 1 + kFill * kEvents);
+
+  // The same connection goes on (plpgsql has settled on generic plans for
+  // the head guard): appends with new command ids, and retries of old ones.
+  const RecordReads before = ReadsOfRecords(store, url);
+  constexpr int kAppends = 20;
+  for (int i = 0; i < kAppends; ++i) {
+    auto appended = store.Append(Events(1, "more-" + std::to_string(i)), log->signer());
+    REQUIRE(appended.ok());
+    REQUIRE_FALSE(appended->replayed);
+  }
+  for (const char* id : {"fill-0", "fill-299"}) {
+    auto again = store.Append(Events(kEvents, id), log->signer());
+    REQUIRE(again.ok());
+    CHECK(again->replayed);
+  }
+  const RecordReads after = ReadsOfRecords(store, url);
+  INFO("log of " << size << " records; rows read " << after.rows - before.rows
+                 << ", sequential scans " << after.seq_scans - before.seq_scans);
+  CHECK(after.seq_scans == before.seq_scans);
+  // The head guard reads the newest record, a retry the rows of one append:
+  // a handful per append, far below the log's size.
+  CHECK(after.rows - before.rows <= (kAppends + 2) * (kEvents + 4));
+}
+
+TEST_CASE("an older head guard is replaced when the log's owner opens it, kept for a service role",
+          "[postgres]") {
+  testing::TempDir home;
+  testing::FakeClock clock;
+  testing::CountingIds ids;
+  testing::TestLogDatabase database;
+  const std::string url = database.url();
+  auto owner = testing::OpenTestEventLog(home.path(), url, clock, ids);
+  // The body logs were created with before 2026-12-06.
+  REQUIRE(Run(url, R"sql(CREATE OR REPLACE FUNCTION via.check_head_move() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.seq <= OLD.seq OR NEW.hash IS DISTINCT FROM
+      (SELECT hash FROM via.records WHERE seq = NEW.seq) OR
+      EXISTS (SELECT 1 FROM via.records WHERE seq > NEW.seq) THEN
+    RAISE EXCEPTION 'the event log head only moves forward to its newest record'
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  RETURN NEW;
+END $$)sql")
+              .ok());
+  auto guard = [&] {
+    auto conn = pg::Conn::Connect(url);
+    REQUIRE(conn.ok());
+    auto r = conn->Query("SELECT prosrc FROM pg_proc WHERE oid = 'via.check_head_move()'::regprocedure");
+    REQUIRE(r.ok());
+    return std::string(r->Text(0, 0));
+  };
+  const std::string role = "via_svc_" + std::to_string(::getpid());
+  REQUIRE(Run(url, "DROP ROLE IF EXISTS " + role + "; CREATE ROLE " + role +
+                       " NOLOGIN; GRANT USAGE ON SCHEMA via TO " + role +
+                       "; GRANT SELECT, INSERT ON via.records TO " + role +
+                       "; GRANT SELECT, UPDATE ON via.head TO " + role +
+                       "; GRANT SELECT ON via.log_meta TO " + role)
+              .ok());
+  auto key = LoadOrCreateSigningKey(Home{home.path()}.log_key());
+  REQUIRE(key.ok());
+  {
+    LogStore::Options options;
+    options.postgres_url = url + "?options=-c%20role%3D" + role;
+    auto service = LogStore::Open(options);
+    INFO(service.status().ToString());
+    REQUIRE(service.ok());
+    CHECK(guard().find("EXISTS (SELECT 1 FROM via.records WHERE seq > NEW.seq)") !=
+          std::string::npos);
+    auto appended = (*service)->Append(Events(2, "as-service"), Signer{key->get(), owner->origin()});
+    INFO(appended.status().ToString());
+    CHECK(appended.ok());
+  }
+  {
+    LogStore::Options options;
+    options.postgres_url = url;
+    auto reopened = LogStore::Open(options);
+    REQUIRE(reopened.ok());
+    CHECK(guard().find("(SELECT max(seq) FROM via.records)") != std::string::npos);
+    auto appended = (*reopened)->Append(Events(2, "as-owner"), Signer{key->get(), owner->origin()});
+    INFO(appended.status().ToString());
+    CHECK(appended.ok());
+    CHECK(VerifyLog(**reopened, {}).status.ok());
+  }
+  CHECK(Run(url, "UPDATE via.head SET seq = 2, hash = (SELECT hash FROM via.records WHERE seq = 2)")
+            .message()
+            .find("only moves forward") != std::string::npos);
   (void)Run(url, "DROP OWNED BY " + role + "; DROP ROLE " + role);
 }
