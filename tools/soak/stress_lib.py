@@ -348,7 +348,10 @@ def log_checks(run, records):
     # under owner/cli/ID/... (the owner's completion under done/owner/...,
     # which is the owner's, not the command's).
     appends = {}  # CLI id -> {stored command id, without owner/: [seq, ...]}
+    refusals = {}  # owner work request's command id -> the owner's error code
     for record in records:
+        if record.get("type") == "OwnerWorkFinished" and record.get("code"):
+            refusals[record.get("request")] = record["code"]
         stored = record.get("command_id") or ""
         if stored.startswith("owner/"):
             stored = stored[len("owner/"):]
@@ -372,6 +375,15 @@ def log_checks(run, records):
             run.count("restore refused after its safety snapshot")
             print("NOTICE %s\n  records: %s" % (line.replace("\n", "\n  "), json.dumps(mine)),
                   file=sys.stderr)
+        elif not done and mine and all(
+                refusals.get("owner/" + stored) ==
+                ((answer or {}).get("error") or {}).get("code") for stored in mine):
+            # Work asked of another node's `via serve` (check, verify,
+            # repair) and refused there: the add-on was destroyed between
+            # the request and the owner's turn. The log holds the request
+            # and the owner's OwnerWorkFinished with the very error the
+            # command exited with; nothing half-done.
+            run.count("owner work refused after it was asked")
         elif not done and mine:
             run.note("rest", "a failed command has records in the log",
                      "%s\nrecords: %s" % (line, json.dumps(mine)))
