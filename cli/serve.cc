@@ -15,6 +15,7 @@
 
 #include "cli/help.h"
 #include "cli/shell.h"
+#include "eventstore/group_commit.h"
 #include "server/access_log.h"
 #include "server/api.h"
 #include "commands/maintenance.h"
@@ -320,9 +321,19 @@ int RunServe(Shell& shell, const ServeFlags& f) {
   http.metrics = &metrics;
   // Process-wide: every SQLite connection of this process (server/sql_policy.h).
   server::hrana::LimitSqliteHeap(f.sql_memory_limit);
+  // Everything via serve appends goes through one group committer on a
+  // connection of its own (eventstore/group_commit.h): deliveries, owner
+  // work and scheduled snapshot work that arrive together share a
+  // transaction. Declared before the workers that use it: it outlives them.
+  VIA_ASSIGN_OR_RETURN_EXIT(std::unique_ptr<eventstore::EventLog> append_log, ctx.OpenLog(),
+                            shell);
+  append_log->store().set_retry_policy(server::ServeRetryPolicy());
+  eventstore::GroupCommitter committer(append_log->store(), append_log->signer());
+  api_options.committer = &committer;
   commands::Context owner_ctx = ctx;
   owner_ctx.actor = api_options.actor;
   owner_ctx.progress = nullptr;
+  owner_ctx.committer = &committer;
   OwnerWork owner_work(owner_ctx);
   owner_work.Start();
   api_options.on_owner_work = [&owner_work](const std::string& command_id) {
@@ -351,6 +362,7 @@ int RunServe(Shell& shell, const ServeFlags& f) {
   commands::Context upkeep_ctx = ctx;
   upkeep_ctx.actor = api_options.actor;
   upkeep_ctx.progress = nullptr;
+  upkeep_ctx.committer = &committer;
   commands::MaintenanceOptions jobs;
   jobs.max_verifications = f.verify_per_pass;
   server::MaintenanceLoop maintenance(upkeep, [upkeep_ctx, jobs]() {

@@ -30,6 +30,7 @@ Result<std::unique_ptr<eventstore::EventLog>> Context::OpenLog() const {
   options.actor = actor;
   options.crash = crash;
   options.log_url = log_url;
+  options.committer = committer;
   return eventstore::EventLog::Open(options);
 }
 

@@ -43,6 +43,11 @@ struct Context {
   // the owner's `via serve` to finish the file work it asked for
   // (`--owner-timeout`; commands/nodes.h).
   std::int64_t owner_timeout_ms = 60000;
+  // via serve's group committer (eventstore/group_commit.h): the logs this
+  // context opens append through it, sharing transactions with the server's
+  // other appends. Null (every CLI command): each log appends on its own
+  // connection.
+  eventstore::GroupCommitter* committer = nullptr;
   // Long work reports (what, done, total); may be null.
   std::function<void(const std::string& what, std::uint64_t done, std::uint64_t total)> progress;
 

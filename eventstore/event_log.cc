@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "eventstore/group_commit.h"
 #include "eventstore/postgres/pg_log_store.h"
 #include "eventstore/record_codec.h"
 
@@ -108,6 +109,7 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(const Options& options) {
   VIA_ASSIGN_OR_RETURN(log->store_, LogStore::Open(store_options));
   log->store_->set_crash_points(options.crash);
   log->crash_ = options.crash;
+  if (!options.read_only) log->committer_ = options.committer;
   VIA_ASSIGN_OR_RETURN(Head head, log->store_->GetHead());
   if (remember_url && head.seq > 0) {
     // A new home joining a log that already exists (another node's): it
@@ -257,6 +259,10 @@ Status EventLog::CheckTail() {
 
 Result<AppendResult> EventLog::Append(const AppendRequest& request) {
   if (!key_) return FailedPrecondition("read_only", "the log was opened read-only");
+  if (committer_ != nullptr) {
+    if (request.events.empty()) return InvalidArgument("no_events", "an append needs an event");
+    return committer_->Submit(request);
+  }
   return store_->Append(request, Signer{key_.get(), origin_});
 }
 

@@ -22,6 +22,8 @@
 
 namespace via::eventstore {
 
+class GroupCommitter;
+
 class EventLog {
  public:
   struct Options {
@@ -39,6 +41,12 @@ class EventLog {
     // Test-only crash points of every append, the initializing one included
     // (LogStore::set_crash_points).
     CrashPoints crash;
+    // Append through this committer instead of this log's own connection:
+    // via serve's work (owner work, scheduled snapshots) then shares
+    // transactions with the server's other appends. Its store is another
+    // connection to the same log, signing with the same key; it must
+    // outlive the EventLog. Null: append on store().
+    GroupCommitter* committer = nullptr;
   };
 
   // Errors: DataLoss for a broken tail or unreadable key; NotFound when
@@ -54,7 +62,8 @@ class EventLog {
   // True when this Open() created the log.
   bool initialized_now() const { return initialized_now_; }
 
-  // Appends and signs the new checkpoint. See LogStore::Append.
+  // Appends and signs the new checkpoint. See LogStore::Append (and
+  // GroupCommitter::Submit when Options::committer is set).
   Result<AppendResult> Append(const AppendRequest& request);
   // The key and origin Append signs with (a null key when opened read-only),
   // for a GroupCommitter over store().
@@ -73,6 +82,7 @@ class EventLog {
   bool initialized_now_ = false;
   Status identity_error_;
   CrashPoints crash_;
+  GroupCommitter* committer_ = nullptr;
 };
 
 // Loads an Ed25519 key from a PEM file, creating it exclusively (0600) when

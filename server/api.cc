@@ -251,6 +251,10 @@ void Api::ListenLoop(std::string url) {
   listening_ = false;
 }
 
+eventstore::LogStore::RetryPolicy ServeRetryPolicy() {
+  return {2, std::chrono::milliseconds(200)};
+}
+
 Result<std::unique_ptr<Api>> Api::Open(const ApiOptions& options) {
   if (options.clock == nullptr) return Internal("Api::Open: no clock");
   std::unique_ptr<Api> api(new Api(options));
@@ -286,13 +290,19 @@ Result<std::unique_ptr<Api>> Api::Open(const ApiOptions& options) {
   // try (a COMMIT cut off in flight is still found by its chain hash), not
   // the CLI's 10 s of retries, so requests answer log_unreachable at once
   // while the log's server is away instead of queueing behind the retries.
-  api->log_->store().set_retry_policy({2, std::chrono::milliseconds(200)});
+  api->log_->store().set_retry_policy(ServeRetryPolicy());
   // Serve's own appends: batched by a group committer on a second
-  // connection, with the same quick retry.
-  VIA_ASSIGN_OR_RETURN(api->append_log_, eventstore::EventLog::Open(log_options));
-  api->append_log_->store().set_retry_policy({2, std::chrono::milliseconds(200)});
-  api->committer_ = std::make_unique<eventstore::GroupCommitter>(api->append_log_->store(),
-                                                                 api->append_log_->signer());
+  // connection (via serve's, or one of the Api's own), with the same quick
+  // retry.
+  if (options.committer != nullptr) {
+    api->committer_ = options.committer;
+  } else {
+    VIA_ASSIGN_OR_RETURN(api->append_log_, eventstore::EventLog::Open(log_options));
+    api->append_log_->store().set_retry_policy(ServeRetryPolicy());
+    api->own_committer_ = std::make_unique<eventstore::GroupCommitter>(
+        api->append_log_->store(), api->append_log_->signer());
+    api->committer_ = api->own_committer_.get();
+  }
   const std::int64_t replay_started = MonotonicNs();
   {
     // The home's read model remembers how far this home has seen the log: a
@@ -626,6 +636,8 @@ HttpResponse Api::MetricsPage() {
   g.forward_breaker_refusals = forward.breaker_refusals;
   g.forward_breaker_opened = forward.breaker_opened;
   g.forward_probes = forward.probes;
+  g.appends_submitted = committer_->submitted();
+  g.append_batches = committer_->batches();
   HttpResponse r;
   r.content_type = "text/plain; version=0.0.4; charset=utf-8";
   r.headers.emplace_back("Cache-Control", "no-store");

@@ -88,6 +88,12 @@
 
 namespace via::server {
 
+// How via serve's connections to the log retry a lost connection: one quick
+// second try (a COMMIT cut off in flight is still found by its chain hash),
+// not the CLI's 10 s of retries, so requests answer log_unreachable at once
+// while the log's server is away instead of queueing behind the retries.
+eventstore::LogStore::RetryPolicy ServeRetryPolicy();
+
 struct ApiOptions {
   eventstore::Home home;
   // The providers this build runs (built by cli/): descriptors, storage
@@ -121,6 +127,10 @@ struct ApiOptions {
   // they are read. The callee carries them out (commands::RunOwnerWork).
   std::function<void(const std::string& command_id)> on_owner_work;
   std::string actor = "via-serve";  // of GenerationDelivered records
+  // The group committer the server's own appends go through (deliveries),
+  // shared with the rest of via serve's work; it must outlive the Api. Null:
+  // the Api makes one of its own on a connection of its own.
+  eventstore::GroupCommitter* committer = nullptr;
   hrana::Limits hrana;
   int sqlite_busy_timeout_ms = 5000;  // how long a statement waits for a lock
   std::int64_t jwt_leeway_s = 60;     // clock skew allowed for iat/nbf
@@ -265,8 +275,9 @@ class Api {
   // Serve's own appends (RecordDelivery) go through a group committer on a
   // connection of their own: appends that arrive together share one
   // transaction, and none waits for log_mu_ (eventstore/group_commit.h).
-  std::unique_ptr<eventstore::EventLog> append_log_;
-  std::unique_ptr<eventstore::GroupCommitter> committer_;
+  std::unique_ptr<eventstore::EventLog> append_log_;  // when the Api made committer_
+  std::unique_ptr<eventstore::GroupCommitter> own_committer_;
+  eventstore::GroupCommitter* committer_ = nullptr;
 
   mutable std::mutex state_mu_;  // guards state_ and public_url
   std::shared_ptr<const State> state_;

@@ -175,6 +175,13 @@ std::string Metrics::Render(const Gauges& g) const {
   Header(&out, "via_forward_breaker_probes_total", "counter",
          "Requests let through to an owning node after its breaker's cool-down.");
   Sample(&out, "via_forward_breaker_probes_total", "", static_cast<double>(g.forward_probes));
+  Header(&out, "via_log_appends_total", "counter",
+         "Appends via serve submitted to its group committer (deliveries, owner work, "
+         "scheduled snapshot work).");
+  Sample(&out, "via_log_appends_total", "", static_cast<double>(g.appends_submitted));
+  Header(&out, "via_log_append_batches_total", "counter",
+         "Transactions the group committer wrote them in (several appends each under load).");
+  Sample(&out, "via_log_append_batches_total", "", static_cast<double>(g.append_batches));
   Counter(&out, "via_streams_closed_by_revocation_total",
           "Hrana streams closed because their credential was revoked.",
           streams_closed_by_revocation_);

@@ -83,6 +83,9 @@ class Metrics {
     std::uint64_t forward_breaker_refusals = 0;  // owner_unreachable without trying
     std::uint64_t forward_breaker_opened = 0;
     std::uint64_t forward_probes = 0;
+    // The group committer of the server's appends (eventstore/group_commit.h).
+    std::uint64_t appends_submitted = 0;
+    std::uint64_t append_batches = 0;
   };
   // The whole exposition: # HELP and # TYPE lines, then samples.
   std::string Render(const Gauges& gauges) const;

@@ -481,6 +481,14 @@ TEST_CASE("via serve verifies, prunes and takes scheduled snapshots in the backg
         },
         30);
     CHECK(settled);
+    // The passes appended through the server's group committer (no app
+    // asked for a descriptor: nothing else did): the prune and the
+    // verification at least.
+    auto metrics = via::testing::Run("curl -sf " + serve.url() + "/metrics");
+    REQUIRE(metrics.exit_code == 0);
+    const std::size_t at = metrics.out.find("\nvia_log_appends_total ");
+    REQUIRE(at != std::string::npos);
+    CHECK(std::stoull(metrics.out.substr(at + 23)) >= 2);
   }
   auto types = TypesOf(h);
   CHECK(std::count(types.begin(), types.end(), "SnapshotDeleted") == 1);
