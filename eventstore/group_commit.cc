@@ -1,22 +1,46 @@
 #include "eventstore/group_commit.h"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <vector>
 
 namespace via::eventstore {
 
+namespace {
+
+// The calling thread's nice value (Linux: each thread has its own).
+int ThreadNice() {
+  return ::getpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)));
+}
+
+}  // namespace
+
 GroupCommitter::GroupCommitter(LogStore& store, Signer signer)
-    : store_(store), signer_(std::move(signer)) {}
+    : store_(store), signer_(std::move(signer)), nice_(ThreadNice()) {}
+
+bool GroupCommitter::ForegroundWaiting() const {
+  return std::any_of(queue_.begin(), queue_.end(), [](const Waiter* w) { return !w->background; });
+}
 
 Result<AppendResult> GroupCommitter::Submit(const AppendRequest& request) {
   Waiter self;
   self.request = &request;
+  self.background = ThreadNice() > nice_;
   std::unique_lock lock(mu_);
   ++submitted_;
   queue_.push_back(&self);
   while (true) {
     // Answered by another thread's batch, or this thread's turn to commit
-    // one: no batch in flight and this request still waiting.
-    answered_.wait(lock, [&] { return self.result.has_value() || !in_flight_; });
+    // one: no batch in flight and this request still waiting (for a
+    // background thread: and no waiter of normal priority to commit it,
+    // who wakes as well and takes this request along).
+    answered_.wait(lock, [&] {
+      return self.result.has_value() ||
+             (!in_flight_ && !(self.background && ForegroundWaiting()));
+    });
     if (self.result) return std::move(*self.result);
 
     // The oldest waiting requests (this one among them unless kMaxBatch

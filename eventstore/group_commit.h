@@ -13,6 +13,10 @@
 // No thread of its own: the first submitter to find no batch in flight
 // commits the waiting requests (its own first among them) and the others
 // wait for its answer; the next batch is committed by one of its waiters.
+// A thread running at a lower priority than the one that made the
+// committer (a higher nice value: via serve's background passes) leaves
+// the commit to a waiter of normal priority when there is one, so requests
+// of normal priority do not wait for a batch committed at low priority.
 // Thread-safe. The LogStore is this committer's alone while it lives (it is
 // one connection; callers read through another).
 
@@ -49,7 +53,10 @@ class GroupCommitter {
   struct Waiter {
     const AppendRequest* request = nullptr;
     std::optional<Result<AppendResult>> result;
+    bool background = false;  // submitted by a thread of lower priority
   };
+  // Whether a waiter of normal priority is queued (under mu_).
+  bool ForegroundWaiting() const;
 
   LogStore& store_;
   const Signer signer_;
@@ -59,6 +66,7 @@ class GroupCommitter {
   bool in_flight_ = false;     // a batch is being committed
   std::uint64_t batches_ = 0;
   std::uint64_t submitted_ = 0;
+  int nice_ = 0;  // the making thread's nice value
 };
 
 }  // namespace via::eventstore

@@ -1,6 +1,6 @@
 #pragma once
 
-// The event log on PostgreSQL (docs/event-log-format.md section 10,
+// The event log on PostgreSQL (docs/event-log-format.md section 2.5,
 // docs/operations.md "The event log on PostgreSQL"). Schema `via`:
 //
 //   via.records   the rows of the SQLite log's `records` table, same columns

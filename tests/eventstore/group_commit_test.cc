@@ -9,6 +9,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -55,6 +56,76 @@ std::int64_t RowsWithCommand(testing::RawLog& raw, const std::string& id) {
 }
 
 }  // namespace
+
+TEST_CASE("group commit: a thread of lower priority leaves the commit to a waiting thread of "
+          "normal priority",
+          "[eventstore][group_commit]") {
+  testing::TempDir home;
+  testing::FakeClock clock;
+  testing::CountingIds ids;
+  testing::TestLogDatabase database;
+  const std::string url = database.url();
+  // Each round: a first batch is held inside its transaction until a
+  // background thread (nice +10, as via serve's passes) and then a normal
+  // one have queued behind it; when it ends, both wake, and the batch that
+  // takes both must be committed by the normal one. Without the hand-over
+  // the first to get the lock commits, about one round in two.
+  GroupCommitter* committer = nullptr;
+  std::atomic<std::uint64_t> hold_until{0};  // submitted() that releases the first batch
+  std::mutex mu;
+  std::vector<pid_t> committed_by;  // the thread of each batch, in order
+  auto crash = CrashPoints::Calling([&](std::string_view name) {
+    if (name != "append.before_commit") return;
+    {
+      std::lock_guard lock(mu);
+      committed_by.push_back(static_cast<pid_t>(::gettid()));
+    }
+    const std::uint64_t until = hold_until.exchange(0);
+    for (int i = 0; i < 30000 && until != 0 && committer->submitted() < until; ++i) ::usleep(1000);
+  });
+  auto writer = testing::OpenTestEventLog(home.path(), url, clock, ids, crash);
+  GroupCommitter group(writer->store(), writer->signer());
+  committer = &group;
+  constexpr int kRounds = 40;
+  for (int round = 0; round < kRounds; ++round) {
+    const std::string tag = "r" + std::to_string(round);
+    const std::uint64_t base = group.submitted();
+    hold_until = base + 3;
+    std::atomic<bool> first_ok{false};
+    std::thread first([&] { first_ok = group.Submit(Tokens(1, tag + "-first")).ok(); });
+    for (int i = 0; i < 30000 && group.submitted() < base + 1; ++i) ::usleep(100);
+    pid_t background_tid = 0;
+    std::atomic<bool> background_ok{false}, normal_ok{false};
+    std::thread background([&] {
+      background_tid = static_cast<pid_t>(::gettid());
+      (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(background_tid), 10);
+      background_ok = group.Submit(Tokens(1, tag + "-background")).ok();
+    });
+    for (int i = 0; i < 30000 && group.submitted() < base + 2; ++i) ::usleep(100);
+    pid_t normal_tid = 0;
+    std::thread normal([&] {
+      normal_tid = static_cast<pid_t>(::gettid());
+      normal_ok = group.Submit(Tokens(1, tag + "-normal")).ok();
+    });
+    first.join();
+    background.join();
+    normal.join();
+    CHECK(first_ok);
+    CHECK(background_ok);
+    CHECK(normal_ok);
+    std::lock_guard lock(mu);
+    REQUIRE(committed_by.size() >= 2);
+    INFO("round " << round);
+    // The last batch took both queued requests (they queued while the
+    // first was held), and the normal thread committed it.
+    CHECK(committed_by.back() == normal_tid);
+    CHECK(committed_by.back() != background_tid);
+    committed_by.clear();
+  }
+  CHECK(group.submitted() == 3 * kRounds);
+  CHECK(group.batches() == 2 * kRounds);
+  CHECK(VerifyLog(writer->store(), {}).status.ok());
+}
 
 TEST_CASE("group commit: concurrent submitters make one chain in fewer transactions than "
           "appends, each with its own result and note",

@@ -328,6 +328,12 @@ def read_log(run, home):
     return [r for r in (parse_json(line) for line in out.splitlines()) if r]
 
 
+def error_code(answer):
+    """The error code of a command's --json answer, or None."""
+    error = answer.get("error") if isinstance(answer, dict) else None
+    return error.get("code") if isinstance(error, dict) else None
+
+
 def log_checks(run, records):
     """Every answer against the log: rotations, and each command's records."""
     rotated = {}
@@ -349,12 +355,14 @@ def log_checks(run, records):
     # which is the owner's, not the command's).
     appends = {}  # CLI id -> {stored command id, without owner/: [seq, ...]}
     refusals = {}  # owner work request's command id -> the owner's error code
+    asked = set()  # stored command ids (without owner/) that were owner/...
     for record in records:
         if record.get("type") == "OwnerWorkFinished" and record.get("code"):
             refusals[record.get("request")] = record["code"]
         stored = record.get("command_id") or ""
         if stored.startswith("owner/"):
             stored = stored[len("owner/"):]
+            asked.add(stored)
         parts = stored.split("/")
         if len(parts) == 4 and parts[0] == "cli":
             appends.setdefault(parts[1], {}).setdefault(stored, []).append(record["seq"])
@@ -375,9 +383,9 @@ def log_checks(run, records):
             run.count("restore refused after its safety snapshot")
             print("NOTICE %s\n  records: %s" % (line.replace("\n", "\n  "), json.dumps(mine)),
                   file=sys.stderr)
-        elif not done and mine and all(
-                refusals.get("owner/" + stored) ==
-                ((answer or {}).get("error") or {}).get("code") for stored in mine):
+        elif not done and mine and error_code(answer) and all(
+                stored in asked and
+                refusals.get("owner/" + stored) == error_code(answer) for stored in mine):
             # Work asked of another node's `via serve` (check, verify,
             # repair) and refused there: the add-on was destroyed between
             # the request and the owner's turn. The log holds the request

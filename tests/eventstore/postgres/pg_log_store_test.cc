@@ -629,7 +629,7 @@ END $$)sql")
     options.postgres_url = url;
     auto reopened = LogStore::Open(options);
     REQUIRE(reopened.ok());
-    CHECK(guard().find("(SELECT max(seq) FROM via.records)") != std::string::npos);
+    CHECK(guard().find("(SELECT pg_catalog.max(seq) FROM via.records)") != std::string::npos);
     auto appended = (*reopened)->Append(Events(2, "as-owner"), Signer{key->get(), owner->origin()});
     INFO(appended.status().ToString());
     CHECK(appended.ok());
