@@ -21,7 +21,6 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
@@ -82,16 +81,6 @@ int EventCount(const fs::path& home, const std::string& name, const std::string&
   return n;
 }
 
-// Every record of `home`'s log (`audit log --json`), in order.
-std::vector<json> LogRecords(const fs::path& home) {
-  std::vector<json> records;
-  std::istringstream lines(Via(home, "--json audit log").out);
-  for (std::string line; std::getline(lines, line);) {
-    if (!line.empty()) records.push_back(JsonOf(line));
-  }
-  return records;
-}
-
 }  // namespace
 
 TEST_CASE("a restore asked for on another node's home is done by the owner's via serve",
@@ -110,18 +99,15 @@ TEST_CASE("a restore asked for on another node's home is done by the owner's via
 
   // From b's home (b runs no server: the CLI alone), done by a.
   const std::uint64_t appends_before = Metric(a.port, "via_log_appends_total");
-  const std::vector<json> log_before = LogRecords(homes.a);
   auto restored =
       Via(homes.b, "--json --yes addon restore db-a --snapshot " + old_snap + " --owner-timeout 30s");
   REQUIRE(restored.exit_code == 0);
   // The owner's appends for it (the safety snapshot, the restore) went
-  // through its server's group committer; no app is running, so nothing
-  // else of a's: at least one, and no more than the records added (b's
-  // request among them).
+  // through its server's group committer. (Not an exact count: a decision
+  // made again after b's append moved the head submits again, and a's
+  // background pass may verify a snapshot meanwhile.)
   const std::uint64_t appends = Metric(a.port, "via_log_appends_total") - appends_before;
-  const std::size_t added = LogRecords(homes.a).size() - log_before.size();
   CHECK(appends >= 1);
-  CHECK(appends < added);
   const json r = JsonOf(restored.out);
   CHECK(r["addon_id"] == id);
   CHECK(r["snapshot_id"] == old_snap);
