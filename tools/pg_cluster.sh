@@ -36,6 +36,22 @@ if [ ! -x "$bindir/pg_ctl" ] || [ ! -x "$bindir/initdb" ]; then
 fi
 
 user=via-pg-test
+# Under root, creates the cluster's owner when missing. ctest starts two
+# clusters at once (the "postgres" and "postgres-faults" fixtures); on a new
+# machine both found the user missing, one useradd failed ("already
+# exists"), or one went on while the other's useradd was half done and its
+# owner could not write the folder. The check and the useradd run under one
+# lock, so the second waits for the first to finish.
+ensure_owner() {
+  [ "$(id -u)" -eq 0 ] || return 0
+  local lock=/run/lock
+  [ -d "$lock" ] || lock=/tmp
+  (
+    flock 9
+    id "$user" >/dev/null 2>&1 ||
+      useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$user"
+  ) 9>"$lock/via-pg-cluster-owner.lock"
+}
 # Runs a command as the cluster's owner.
 as_owner() {
   if [ "$(id -u)" -eq 0 ]; then
@@ -70,9 +86,7 @@ case "$action" in
     # A cluster left by an interrupted run is stopped and replaced.
     stop
     rm -rf "$dir"
-    if [ "$(id -u)" -eq 0 ] && ! id "$user" >/dev/null 2>&1; then
-      useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$user"
-    fi
+    ensure_owner
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
     # The owner must reach DIR (and create data/ and socket/ in it).
