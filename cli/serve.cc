@@ -256,6 +256,10 @@ int RunServe(Shell& shell, const ServeFlags& f) {
   const std::string scheme = f.tls_cert.empty() ? "http://" : "https://";
 
   VIA_ASSIGN_OR_RETURN_EXIT(commands::Context ctx, shell.MakeContext(), shell);
+  // A home without its keys is refused before anything opens the log: a
+  // writable open makes a missing home (as any command may), and via serve
+  // never makes one (docs/runtime.md).
+  if (auto keys = server::ReadServeKeys(ctx.home); !keys.ok()) return shell.Fail(keys.status());
   // Several nodes: announce this one (NodeAnnounced) before serving, so that
   // its own state already knows it; a home that is a node's serves as it.
   std::string node = f.node;

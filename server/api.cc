@@ -255,28 +255,35 @@ eventstore::LogStore::RetryPolicy ServeRetryPolicy() {
   return {2, std::chrono::milliseconds(200)};
 }
 
-Result<std::unique_ptr<Api>> Api::Open(const ApiOptions& options) {
-  if (options.clock == nullptr) return Internal("Api::Open: no clock");
-  std::unique_ptr<Api> api(new Api(options));
-  const eventstore::Home& home = options.home;
+Result<ServeKeys> ReadServeKeys(const eventstore::Home& home) {
+  ServeKeys keys;
   auto pem = eventstore::ReadFile(home.workload_key());
   if (!pem.ok()) {
     return FailedPrecondition("workload_key_missing",
                               home.workload_key().string() + ": " + pem.status().message())
         .WithRemediation("via init (new home) or restore keys/workload.key from backup");
   }
-  auto key = crypto::Ed25519PrivateKey::FromPem(AsChars(*pem));
-  if (!key) {
+  keys.workload = crypto::Ed25519PrivateKey::FromPem(AsChars(*pem));
+  if (!keys.workload) {
     return DataLoss("workload_key_damaged", home.workload_key().string() + " is not an Ed25519 key");
   }
-  api->workload_key_ = std::move(key);
   auto secret = eventstore::ReadFile(home.credentials_key());
   if (!secret.ok() || secret->size() != 32) {
     return FailedPrecondition("credentials_key_missing",
                               home.credentials_key().string() + " is missing or damaged")
         .WithRemediation("restore keys/credentials.key from backup (see docs/operations.md)");
   }
-  api->credentials_key_ = std::move(secret).value();
+  keys.credentials = std::move(secret).value();
+  return keys;
+}
+
+Result<std::unique_ptr<Api>> Api::Open(const ApiOptions& options) {
+  if (options.clock == nullptr) return Internal("Api::Open: no clock");
+  std::unique_ptr<Api> api(new Api(options));
+  const eventstore::Home& home = options.home;
+  VIA_ASSIGN_OR_RETURN(ServeKeys keys, ReadServeKeys(home));
+  api->workload_key_ = std::move(keys.workload);
+  api->credentials_key_ = std::move(keys.credentials);
 
   VIA_ASSIGN_OR_RETURN(std::optional<std::string> log_url, home.LogUrl());
   eventstore::EventLog::Options log_options;

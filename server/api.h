@@ -156,6 +156,16 @@ struct ApiOptions {
   IdGenerator* ids = nullptr;         // only for initializing a log (never here)
 };
 
+// The keys via serve signs tokens and seals credentials with, read from the
+// home. via serve never makes them (DESIGN.md: `via init` does):
+// FailedPrecondition "workload_key_missing"/"credentials_key_missing",
+// DataLoss "workload_key_damaged".
+struct ServeKeys {
+  std::unique_ptr<crypto::Ed25519PrivateKey> workload;
+  Bytes credentials;
+};
+Result<ServeKeys> ReadServeKeys(const eventstore::Home& home);
+
 class Api {
  public:
   // Loads keys/workload.key and keys/credentials.key (never creates them:

@@ -488,3 +488,24 @@ TEST_CASE("via serve: TLS flags are checked before the server starts", "[server]
   CHECK(missing.out.find("/nonexistent/cert.pem") != std::string::npos);
   CHECK(missing.out.find("listening on") == std::string::npos);
 }
+
+TEST_CASE("via serve on a home without keys refuses and makes nothing there", "[server][service]") {
+  TempDir dir;
+  const fs::path home = dir.path() / "typo";
+  // A server that wrongly made a home would listen until the timeout (124).
+  auto missing = Run("timeout 20 " + via::testing::ViaBinary() + " --home '" + home.string() +
+                     "' serve --listen 127.0.0.1:0 </dev/null 2>&1");
+  INFO(missing.out);
+  CHECK(missing.exit_code != 0);
+  CHECK(missing.exit_code != 124);
+  CHECK(missing.out.find("workload_key_missing") != std::string::npos);
+  CHECK(missing.out.find("listening on") == std::string::npos);
+  CHECK_FALSE(fs::exists(home / "keys"));
+  CHECK_FALSE(fs::exists(home / "log"));
+  // The same with --node: the announcement comes after the check.
+  auto node = Run("timeout 20 " + via::testing::ViaBinary() + " --home '" + home.string() +
+                  "' serve --listen 127.0.0.1:0 --node a --public-url http://127.0.0.1:9 </dev/null 2>&1");
+  INFO(node.out);
+  CHECK(node.out.find("workload_key_missing") != std::string::npos);
+  CHECK_FALSE(fs::exists(home / "log"));
+}
