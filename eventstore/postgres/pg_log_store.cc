@@ -23,7 +23,7 @@ constexpr std::int64_t kScanBatch = 2048;
 // max(seq) reads the primary key's last entry, and the hash one row by
 // primary key. The first body, `EXISTS (... WHERE seq > NEW.seq)`, got a
 // generic plan that scanned all of via.records on every append of a long
-// connection. Open puts this body in place of an older one.
+// connection. Open puts this body in place of that one.
 constexpr const char* kCheckHeadMoveBody = R"sql(
 BEGIN
   IF NEW.seq <= OLD.seq OR NEW.seq IS DISTINCT FROM (SELECT pg_catalog.max(seq) FROM via.records) OR
@@ -33,6 +33,11 @@ BEGIN
   END IF;
   RETURN NEW;
 END )sql";
+
+// What only the first body holds: Open replaces a body that holds it, and
+// leaves any other (this build's, a later build's, one an operator changed)
+// as it is, so builds of different ages on one log never take turns.
+constexpr const char* kFirstHeadMoveBodyMark = "EXISTS (SELECT 1 FROM via.records WHERE seq > NEW.seq)";
 
 std::string CheckHeadMoveSql() {
   return std::string("CREATE OR REPLACE FUNCTION via.check_head_move() RETURNS trigger "
@@ -216,15 +221,15 @@ Result<std::unique_ptr<PgLogStore>> PgLogStore::Open(const Options& options) {
       return created.WithContext("create the event log schema");
     }
   }
-  // With it, whether the head guard's body is older than this build's and
+  // With it, whether the head guard's body is the first one and
   // this role may replace it (owns it or is a superuser, and may create in
   // schema via). A server that hides pg_proc from this role gets the plain
   // question.
   auto asked = store->Query(
-      "SELECT application_id, format::bigint, (SELECT prosrc <> $1 AND "
+      "SELECT application_id, format::bigint, (SELECT strpos(prosrc, $1) > 0 AND "
       "pg_has_role(proowner, 'USAGE') AND has_schema_privilege('via', 'CREATE') FROM pg_proc "
       "WHERE oid = to_regprocedure('via.check_head_move()')) FROM via.log_meta",
-      {Param::Text(kCheckHeadMoveBody)});
+      {Param::Text(kFirstHeadMoveBodyMark)});
   if (!asked.ok() && store->conn_.ok()) {
     asked = store->Query("SELECT application_id, format::bigint, NULL::boolean FROM via.log_meta");
   }

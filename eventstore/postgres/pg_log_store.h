@@ -83,8 +83,8 @@ class PgLogStore final : public LogStore {
  private:
   class Nodes;
   PgLogStore(Conn conn, Options options);
-  // Replaces an older body of the head guard via.check_head_move with this
-  // build's (pg_log_store.cc kCheckHeadMoveBody).
+  // Replaces the first body of the head guard via.check_head_move with this
+  // build's (pg_log_store.cc kCheckHeadMoveBody); Open asks for it only then.
   void UpgradeHeadGuard();
   // Reconnects a connection that broke outside any transaction; inside one
   // the transaction is lost, so it fails with log_unreachable.

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "eventstore/home.h"
+#include "eventstore/postgres/pq.h"
 #include "log_backend.h"
 #include "testing.h"
 
@@ -148,4 +149,71 @@ TEST_CASE("via init --log refuses a URL with a password", "[postgres]") {
   CHECK(code == 2);
   CHECK(out["error"]["code"] == "password_in_url");
   CHECK_FALSE(std::filesystem::exists(eventstore::Home{dir.path()}.log_url_file()));
+}
+
+// docs/operations.md "Cost per append": a home whose log.url names a service
+// role leaves an older head guard as it is; naming the owner in log.url for
+// one `via init` replaces it, and the home then appends as the service role
+// again.
+TEST_CASE("the owner's via init replaces an older head guard that a service role's home keeps",
+          "[postgres]") {
+  namespace pg = via::eventstore::postgres;
+  testing::TestLogDatabase database;
+  const std::string url = database.url();
+  testing::TempDir dir;
+  REQUIRE(Via(dir.path(), "init --log " + url + " >/dev/null").exit_code == 0);
+  auto run = [&](const std::string& sql) {
+    auto conn = pg::Conn::Connect(url);
+    REQUIRE(conn.ok());
+    Status done = conn->Exec(sql);
+    INFO(done.ToString());
+    REQUIRE(done.ok());
+  };
+  auto guard = [&] {
+    auto conn = pg::Conn::Connect(url);
+    REQUIRE(conn.ok());
+    auto r = conn->Query("SELECT prosrc FROM pg_proc WHERE oid = 'via.check_head_move()'::regprocedure");
+    REQUIRE(r.ok());
+    return std::string(r->Text(0, 0));
+  };
+  const std::string old_test = "EXISTS (SELECT 1 FROM via.records WHERE seq > NEW.seq)";
+  // The body logs were created with before 2026-12-06.
+  run(R"sql(CREATE OR REPLACE FUNCTION via.check_head_move() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.seq <= OLD.seq OR NEW.hash IS DISTINCT FROM
+      (SELECT hash FROM via.records WHERE seq = NEW.seq) OR
+      EXISTS (SELECT 1 FROM via.records WHERE seq > NEW.seq) THEN
+    RAISE EXCEPTION 'the event log head only moves forward to its newest record'
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  RETURN NEW;
+END $$)sql");
+  // The service role of docs/operations.md "Privileges", named in log.url.
+  const std::string role = "via_cli_svc_" + std::to_string(::getpid());
+  run("DROP ROLE IF EXISTS " + role + "; CREATE ROLE " + role + " NOLOGIN; GRANT USAGE ON SCHEMA via TO " +
+      role + "; GRANT SELECT, INSERT ON via.records TO " + role +
+      "; GRANT SELECT, UPDATE ON via.head TO " + role + "; GRANT SELECT ON via.log_meta TO " + role);
+  eventstore::Home home{dir.path()};
+  auto name_in_log_url = [&](const std::string& u) {
+    std::ofstream out(home.log_url_file(), std::ios::trunc);
+    out << u << "\n";
+  };
+  const std::string service_url = url + "?options=-c%20role%3D" + role;
+  name_in_log_url(service_url);
+  CHECK(Via(dir.path(), "addon create sqlite app-db --app api >/dev/null").exit_code == 0);
+  CHECK(guard().find(old_test) != std::string::npos);
+
+  name_in_log_url(url);
+  auto [init_code, init] = Json(dir.path(), "init");
+  CHECK(init_code == 0);
+  CHECK(init["created"] == false);
+  CHECK(guard().find(old_test) == std::string::npos);
+  CHECK(guard().find("(SELECT pg_catalog.max(seq) FROM via.records)") != std::string::npos);
+
+  name_in_log_url(service_url);
+  CHECK(Via(dir.path(), "addon create sqlite cache --app api >/dev/null").exit_code == 0);
+  auto [verify_code, verify] = Json(dir.path(), "audit verify");
+  CHECK(verify_code == 0);
+  run("DROP OWNED BY " + role + "; DROP ROLE " + role);
 }

@@ -638,5 +638,18 @@ END $$)sql")
   CHECK(Run(url, "UPDATE via.head SET seq = 2, hash = (SELECT hash FROM via.records WHERE seq = 2)")
             .message()
             .find("only moves forward") != std::string::npos);
+  // A body that is neither the first nor this build's (a later build's, or
+  // one an operator changed) is left as it is by the owner's open.
+  const std::string later = guard() + "-- a later build\n";
+  REQUIRE(Run(url, "CREATE OR REPLACE FUNCTION via.check_head_move() RETURNS trigger "
+                   "LANGUAGE plpgsql AS $$" + later + "$$")
+              .ok());
+  {
+    LogStore::Options options;
+    options.postgres_url = url;
+    auto reopened = LogStore::Open(options);
+    REQUIRE(reopened.ok());
+    CHECK(guard() == later);
+  }
   (void)Run(url, "DROP OWNED BY " + role + "; DROP ROLE " + role);
 }

@@ -103,9 +103,10 @@ TEST_CASE("a restore asked for on another node's home is done by the owner's via
       Via(homes.b, "--json --yes addon restore db-a --snapshot " + old_snap + " --owner-timeout 30s");
   REQUIRE(restored.exit_code == 0);
   // The owner's appends for it (the safety snapshot, the restore) went
-  // through its server's group committer. (Not an exact count: a decision
-  // made again after b's append moved the head submits again, and a's
-  // background pass may verify a snapshot meanwhile.)
+  // through its server's group committer: nothing else appends through it
+  // here (NodeServer runs without background passes, and no app asks for a
+  // descriptor). Not an exact count: a decision made again after b's append
+  // moved the head submits again.
   const std::uint64_t appends = Metric(a.port, "via_log_appends_total") - appends_before;
   CHECK(appends >= 1);
   const json r = JsonOf(restored.out);
