@@ -267,4 +267,39 @@ inline std::unique_ptr<eventstore::EventLog> OpenTestEventLog(const std::filesys
   return std::move(log).value();
 }
 
+// The head guard's first body (logs made before 2026-12-06), as SQL that
+// puts it back, and a clause only it holds: the guard-upgrade tests start
+// from it.
+inline constexpr const char* kFirstHeadGuardSql = R"sql(CREATE OR REPLACE FUNCTION via.check_head_move() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.seq <= OLD.seq OR NEW.hash IS DISTINCT FROM
+      (SELECT hash FROM via.records WHERE seq = NEW.seq) OR
+      EXISTS (SELECT 1 FROM via.records WHERE seq > NEW.seq) THEN
+    RAISE EXCEPTION 'the event log head only moves forward to its newest record'
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  RETURN NEW;
+END $$)sql";
+inline constexpr const char* kFirstHeadGuardClause =
+    "EXISTS (SELECT 1 FROM via.records WHERE seq > NEW.seq)";
+
+// The body of via.check_head_move on the log at `url`.
+inline std::string HeadGuardBody(const std::string& url) {
+  auto conn = eventstore::postgres::Conn::Connect(url);
+  REQUIRE(conn.ok());
+  auto r = conn->Query("SELECT prosrc FROM pg_proc WHERE oid = 'via.check_head_move()'::regprocedure");
+  REQUIRE(r.ok());
+  return std::string(r->Text(0, 0));
+}
+
+// SQL that makes `role` the service role of docs/operations.md "Privileges":
+// what appends need, no UPDATE, DELETE or TRUNCATE of records, no ownership.
+inline std::string ServiceRoleSql(const std::string& role) {
+  return "DROP ROLE IF EXISTS " + role + "; CREATE ROLE " + role +
+         " NOLOGIN; GRANT USAGE ON SCHEMA via TO " + role + "; GRANT SELECT, INSERT ON via.records TO " +
+         role + "; GRANT SELECT, UPDATE ON via.head TO " + role +
+         "; GRANT SELECT ON via.log_meta TO " + role;
+}
+
 }  // namespace via::testing

@@ -169,31 +169,12 @@ TEST_CASE("the owner's via init replaces an older head guard that a service role
     INFO(done.ToString());
     REQUIRE(done.ok());
   };
-  auto guard = [&] {
-    auto conn = pg::Conn::Connect(url);
-    REQUIRE(conn.ok());
-    auto r = conn->Query("SELECT prosrc FROM pg_proc WHERE oid = 'via.check_head_move()'::regprocedure");
-    REQUIRE(r.ok());
-    return std::string(r->Text(0, 0));
-  };
-  const std::string old_test = "EXISTS (SELECT 1 FROM via.records WHERE seq > NEW.seq)";
-  // The body logs were created with before 2026-12-06.
-  run(R"sql(CREATE OR REPLACE FUNCTION via.check_head_move() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-  IF NEW.seq <= OLD.seq OR NEW.hash IS DISTINCT FROM
-      (SELECT hash FROM via.records WHERE seq = NEW.seq) OR
-      EXISTS (SELECT 1 FROM via.records WHERE seq > NEW.seq) THEN
-    RAISE EXCEPTION 'the event log head only moves forward to its newest record'
-      USING ERRCODE = 'insufficient_privilege';
-  END IF;
-  RETURN NEW;
-END $$)sql");
+  auto guard = [&] { return testing::HeadGuardBody(url); };
+  const std::string old_test = testing::kFirstHeadGuardClause;
+  run(testing::kFirstHeadGuardSql);
   // The service role of docs/operations.md "Privileges", named in log.url.
   const std::string role = "via_cli_svc_" + std::to_string(::getpid());
-  run("DROP ROLE IF EXISTS " + role + "; CREATE ROLE " + role + " NOLOGIN; GRANT USAGE ON SCHEMA via TO " +
-      role + "; GRANT SELECT, INSERT ON via.records TO " + role +
-      "; GRANT SELECT, UPDATE ON via.head TO " + role + "; GRANT SELECT ON via.log_meta TO " + role);
+  run(testing::ServiceRoleSql(role));
   eventstore::Home home{dir.path()};
   auto name_in_log_url = [&](const std::string& u) {
     std::ofstream out(home.log_url_file(), std::ios::trunc);

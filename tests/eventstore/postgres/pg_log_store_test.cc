@@ -417,12 +417,7 @@ TEST_CASE("a role with only SELECT and INSERT on the records appends, and cannot
   const std::string url = database.url();
   auto owner = testing::OpenTestEventLog(home.path(), url, clock, ids);  // creates schema via
   const std::string role = "via_app_" + std::to_string(::getpid());
-  REQUIRE(Run(url, "DROP ROLE IF EXISTS " + role + "; CREATE ROLE " + role +
-                       " NOLOGIN; GRANT USAGE ON SCHEMA via TO " + role +
-                       "; GRANT SELECT, INSERT ON via.records TO " + role +
-                       "; GRANT SELECT, UPDATE ON via.head TO " + role +
-                       "; GRANT SELECT ON via.log_meta TO " + role)
-              .ok());
+  REQUIRE(Run(url, testing::ServiceRoleSql(role)).ok());
   // The session runs as that role from its start (libpq's options=-c role=…),
   // as a service connecting with it would.
   const std::string as_role = url + "?options=-c%20role%3D" + role;
@@ -584,32 +579,10 @@ TEST_CASE("an older head guard is replaced when the log's owner opens it, kept f
   const std::string url = database.url();
   auto owner = testing::OpenTestEventLog(home.path(), url, clock, ids);
   // The body logs were created with before 2026-12-06.
-  REQUIRE(Run(url, R"sql(CREATE OR REPLACE FUNCTION via.check_head_move() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-  IF NEW.seq <= OLD.seq OR NEW.hash IS DISTINCT FROM
-      (SELECT hash FROM via.records WHERE seq = NEW.seq) OR
-      EXISTS (SELECT 1 FROM via.records WHERE seq > NEW.seq) THEN
-    RAISE EXCEPTION 'the event log head only moves forward to its newest record'
-      USING ERRCODE = 'insufficient_privilege';
-  END IF;
-  RETURN NEW;
-END $$)sql")
-              .ok());
-  auto guard = [&] {
-    auto conn = pg::Conn::Connect(url);
-    REQUIRE(conn.ok());
-    auto r = conn->Query("SELECT prosrc FROM pg_proc WHERE oid = 'via.check_head_move()'::regprocedure");
-    REQUIRE(r.ok());
-    return std::string(r->Text(0, 0));
-  };
+  REQUIRE(Run(url, testing::kFirstHeadGuardSql).ok());
+  auto guard = [&] { return testing::HeadGuardBody(url); };
   const std::string role = "via_svc_" + std::to_string(::getpid());
-  REQUIRE(Run(url, "DROP ROLE IF EXISTS " + role + "; CREATE ROLE " + role +
-                       " NOLOGIN; GRANT USAGE ON SCHEMA via TO " + role +
-                       "; GRANT SELECT, INSERT ON via.records TO " + role +
-                       "; GRANT SELECT, UPDATE ON via.head TO " + role +
-                       "; GRANT SELECT ON via.log_meta TO " + role)
-              .ok());
+  REQUIRE(Run(url, testing::ServiceRoleSql(role)).ok());
   auto key = LoadOrCreateSigningKey(Home{home.path()}.log_key());
   REQUIRE(key.ok());
   {
@@ -618,7 +591,7 @@ END $$)sql")
     auto service = LogStore::Open(options);
     INFO(service.status().ToString());
     REQUIRE(service.ok());
-    CHECK(guard().find("EXISTS (SELECT 1 FROM via.records WHERE seq > NEW.seq)") !=
+    CHECK(guard().find(testing::kFirstHeadGuardClause) !=
           std::string::npos);
     auto appended = (*service)->Append(Events(2, "as-service"), Signer{key->get(), owner->origin()});
     INFO(appended.status().ToString());
