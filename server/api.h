@@ -157,7 +157,7 @@ struct ApiOptions {
 };
 
 // The keys via serve signs tokens and seals credentials with, read from the
-// home. via serve never makes them (DESIGN.md: `via init` does):
+// home. via serve never makes them (`via init` does; docs/runtime.md):
 // FailedPrecondition "workload_key_missing"/"credentials_key_missing",
 // DataLoss "workload_key_damaged".
 struct ServeKeys {
